@@ -1,0 +1,33 @@
+// Package protocol holds MESH's wire types and the pure functions around them:
+// the AMP memory record ([Lesson]), the signed publication ([SignedLesson]),
+// revocations, the node identity document, error codes, size limits, protocol
+// IDs and topic names, RFC 8785 canonical JSON, and Ed25519 signing and
+// verification.
+//
+// It does no I/O and knows nothing about hosts or stores; every other package
+// builds on it.
+//
+// # Signatures
+//
+// A SignedLesson's signature covers the RFC 8785 canonical JSON of
+//
+//	{"lesson": <lesson>, "publication": <publication>, "timestamp": <signature.timestamp>}
+//
+// signed with Ed25519. Keys and signatures are standard, padded base64; the
+// public key is the raw 32-byte Ed25519 key; times are Unix milliseconds. The
+// signer's nodeId is the libp2p peer ID of that key (12D3KooW...), so a
+// verifier checks that the two agree. Anyone with a JCS library and Ed25519
+// can check a signature without this package: testdata/interop holds golden
+// vectors and an independent verifier that CI runs.
+//
+// Revocations and identity documents are signed over the canonical JSON of the
+// record without its signature field.
+//
+// # Decoding
+//
+// Every decoder ([DecodeLesson], [DecodeSignedLesson], [DecodeRevocation],
+// [DecodeIdentity]) first checks a size cap, then requires I-JSON (valid
+// UTF-8, no duplicate object keys) and only then parses. Unknown fields of a
+// lesson are kept and re-encoded, so a lesson written by another
+// implementation round-trips with its signature intact.
+package protocol

@@ -1,0 +1,425 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/gowebpki/jcs"
+)
+
+// Lesson is one AMP memory record: a lesson, checkpoint, snippet, or any other
+// type (a sensor "reading", say). The typed fields are the ones AMP and MESH
+// define; every other field is kept in Extra and re-encoded unchanged, so a
+// record written by another implementation survives decode and encode with its
+// signature intact.
+//
+// An empty typed field is not encoded. A known field that arrives empty
+// ("", 0, [], or null) is kept in Extra so that re-encoding reproduces it.
+type Lesson struct {
+	ID        string   `json:"id,omitempty"`
+	Type      string   `json:"type,omitempty"`
+	Title     string   `json:"title,omitempty"`
+	Content   string   `json:"content,omitempty"`
+	Tags      []string `json:"tags,omitempty"`
+	Severity  string   `json:"severity,omitempty"` // info, warning or critical
+	CreatedAt int64    `json:"created_at,omitempty"`
+	UpdatedAt int64    `json:"updated_at,omitempty"`
+	Agent     string   `json:"agent,omitempty"`
+	Project   string   `json:"project,omitempty"`
+
+	// Checkpoint fields.
+	WorkingOn string          `json:"working_on,omitempty"`
+	State     json.RawMessage `json:"state,omitempty"` // see CheckpointState
+	SessionID string          `json:"session_id,omitempty"`
+
+	// Snippet fields.
+	FilePath  string `json:"file_path,omitempty"`
+	Language  string `json:"language,omitempty"`
+	StartLine int64  `json:"start_line,omitempty"`
+	EndLine   int64  `json:"end_line,omitempty"`
+	Repo      string `json:"repo,omitempty"`
+
+	// MESH fields. Visibility "" means private. ExpiresAt (Unix ms, 0 = never)
+	// makes the record vanish from every read once passed.
+	Visibility string `json:"visibility,omitempty"`
+	ExpiresAt  int64  `json:"expires_at,omitempty"`
+
+	// Extra holds every other field, as raw JSON.
+	Extra map[string]json.RawMessage `json:"-"`
+}
+
+// CheckpointState is the structured form of a checkpoint's state field.
+type CheckpointState struct {
+	Decisions []string `json:"decisions,omitempty"`
+	Blockers  []string `json:"blockers,omitempty"`
+	Artifacts []string `json:"artifacts,omitempty"`
+	Flags     []string `json:"flags,omitempty"`
+}
+
+// CheckpointState parses l.State. A record without state gives a zero value.
+func (l *Lesson) CheckpointState() (CheckpointState, error) {
+	var s CheckpointState
+	if len(l.State) == 0 {
+		return s, nil
+	}
+	if err := json.Unmarshal(l.State, &s); err != nil {
+		return s, invalidf("record field state: %v", err)
+	}
+	return s, nil
+}
+
+// Number returns the numeric value of a field of the record, typed or extra,
+// for comparisons such as "humidity > 60".
+func (l *Lesson) Number(field string) (float64, bool) {
+	switch field {
+	case "created_at":
+		return float64(l.CreatedAt), l.CreatedAt != 0
+	case "updated_at":
+		return float64(l.UpdatedAt), l.UpdatedAt != 0
+	case "start_line":
+		return float64(l.StartLine), l.StartLine != 0
+	case "end_line":
+		return float64(l.EndLine), l.EndLine != 0
+	case "expires_at":
+		return float64(l.ExpiresAt), l.ExpiresAt != 0
+	}
+	raw, ok := l.Extra[field]
+	if !ok || len(raw) == 0 {
+		return 0, false
+	}
+	var f float64
+	if err := json.Unmarshal(raw, &f); err != nil {
+		return 0, false
+	}
+	return f, true
+}
+
+// Clone returns a deep copy of l.
+func (l *Lesson) Clone() *Lesson {
+	c := *l
+	c.Tags = append([]string(nil), l.Tags...)
+	if l.Tags == nil {
+		c.Tags = nil
+	}
+	c.State = append(json.RawMessage(nil), l.State...)
+	if l.State == nil {
+		c.State = nil
+	}
+	if l.Extra != nil {
+		c.Extra = make(map[string]json.RawMessage, len(l.Extra))
+		for k, v := range l.Extra {
+			c.Extra[k] = append(json.RawMessage(nil), v...)
+		}
+	}
+	return &c
+}
+
+type fieldKind int
+
+const (
+	kindString fieldKind = iota
+	kindInt
+	kindStrings
+	kindRaw
+)
+
+type knownField struct {
+	kind fieldKind
+	str  func(*Lesson) *string
+	num  func(*Lesson) *int64
+}
+
+var knownFields = map[string]knownField{
+	"id":         {kind: kindString, str: func(l *Lesson) *string { return &l.ID }},
+	"type":       {kind: kindString, str: func(l *Lesson) *string { return &l.Type }},
+	"title":      {kind: kindString, str: func(l *Lesson) *string { return &l.Title }},
+	"content":    {kind: kindString, str: func(l *Lesson) *string { return &l.Content }},
+	"tags":       {kind: kindStrings},
+	"severity":   {kind: kindString, str: func(l *Lesson) *string { return &l.Severity }},
+	"created_at": {kind: kindInt, num: func(l *Lesson) *int64 { return &l.CreatedAt }},
+	"updated_at": {kind: kindInt, num: func(l *Lesson) *int64 { return &l.UpdatedAt }},
+	"agent":      {kind: kindString, str: func(l *Lesson) *string { return &l.Agent }},
+	"project":    {kind: kindString, str: func(l *Lesson) *string { return &l.Project }},
+	"working_on": {kind: kindString, str: func(l *Lesson) *string { return &l.WorkingOn }},
+	"state":      {kind: kindRaw},
+	"session_id": {kind: kindString, str: func(l *Lesson) *string { return &l.SessionID }},
+	"file_path":  {kind: kindString, str: func(l *Lesson) *string { return &l.FilePath }},
+	"language":   {kind: kindString, str: func(l *Lesson) *string { return &l.Language }},
+	"start_line": {kind: kindInt, num: func(l *Lesson) *int64 { return &l.StartLine }},
+	"end_line":   {kind: kindInt, num: func(l *Lesson) *int64 { return &l.EndLine }},
+	"repo":       {kind: kindString, str: func(l *Lesson) *string { return &l.Repo }},
+	"visibility": {kind: kindString, str: func(l *Lesson) *string { return &l.Visibility }},
+	"expires_at": {kind: kindInt, num: func(l *Lesson) *int64 { return &l.ExpiresAt }},
+}
+
+// maxSafeInt is the largest integer every JSON implementation holds exactly
+// (I-JSON, RFC 7493).
+const maxSafeInt = 1<<53 - 1
+
+// UnmarshalJSON decodes a record. It rejects input over MaxRecordSize, input
+// that is not I-JSON (invalid UTF-8, duplicate keys), a non-object, and known
+// fields of the wrong type.
+func (l *Lesson) UnmarshalJSON(data []byte) error {
+	if len(data) > MaxRecordSize {
+		return fmt.Errorf("record: %w: %d bytes, the limit is %d", ErrTooLarge, len(data), MaxRecordSize)
+	}
+	if err := checkIJSON(data); err != nil {
+		return fmt.Errorf("record: %w", err)
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil || fields == nil {
+		return invalidf("record: must be a JSON object")
+	}
+	var out Lesson
+	for name, raw := range fields {
+		kf, known := knownFields[name]
+		if !known || isEmptyJSON(raw) {
+			if out.Extra == nil {
+				out.Extra = make(map[string]json.RawMessage)
+			}
+			out.Extra[name] = raw
+			continue
+		}
+		switch kf.kind {
+		case kindString:
+			if raw[0] != '"' {
+				return invalidf("record field %s: want a string", name)
+			}
+			if err := json.Unmarshal(raw, kf.str(&out)); err != nil {
+				return invalidf("record field %s: %v", name, err)
+			}
+		case kindInt:
+			n, err := parseSafeInt(raw)
+			if err != nil {
+				return invalidf("record field %s: %v", name, err)
+			}
+			*kf.num(&out) = n
+		case kindStrings:
+			if raw[0] != '[' {
+				return invalidf("record field %s: want an array of strings", name)
+			}
+			if err := json.Unmarshal(raw, &out.Tags); err != nil {
+				return invalidf("record field %s: want an array of strings", name)
+			}
+		case kindRaw:
+			out.State = append(json.RawMessage(nil), raw...)
+		}
+	}
+	*l = out
+	return nil
+}
+
+// isEmptyJSON reports whether raw is a value the typed field would not
+// re-encode: null, "", 0, [] or {}.
+func isEmptyJSON(raw json.RawMessage) bool {
+	t := bytes.TrimSpace(raw)
+	switch string(t) {
+	case "null", `""`, "[]", "{}":
+		return true
+	}
+	if len(t) > 0 && (t[0] == '-' || (t[0] >= '0' && t[0] <= '9')) {
+		var f float64
+		if json.Unmarshal(t, &f) == nil && f == 0 {
+			return true
+		}
+	}
+	if len(t) > 1 && (t[0] == '[' || t[0] == '{') {
+		inner := bytes.TrimSpace(t[1 : len(t)-1])
+		return len(inner) == 0
+	}
+	return false
+}
+
+func parseSafeInt(raw json.RawMessage) (int64, error) {
+	if len(raw) == 0 || !(raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9')) {
+		return 0, fmt.Errorf("want a number")
+	}
+	var f float64
+	if err := json.Unmarshal(raw, &f); err != nil {
+		return 0, fmt.Errorf("want a number")
+	}
+	if f != math.Trunc(f) || math.Abs(f) > maxSafeInt {
+		return 0, fmt.Errorf("want an integer of at most 2^53-1")
+	}
+	return int64(f), nil
+}
+
+// MarshalJSON encodes the record: typed fields that are set, plus Extra.
+// A typed field that is set wins over an Extra entry of the same name.
+func (l Lesson) MarshalJSON() ([]byte, error) {
+	fields := make(map[string]json.RawMessage, len(l.Extra)+8)
+	for k, v := range l.Extra {
+		fields[k] = v
+	}
+	for name, kf := range knownFields {
+		var raw []byte
+		switch kf.kind {
+		case kindString:
+			if s := *kf.str(&l); s != "" {
+				raw = marshalString(s)
+			}
+		case kindInt:
+			if n := *kf.num(&l); n != 0 {
+				raw = []byte(fmt.Sprint(n))
+			}
+		case kindStrings:
+			if len(l.Tags) > 0 {
+				raw = marshalStrings(l.Tags)
+			}
+		case kindRaw:
+			if len(l.State) > 0 {
+				raw = l.State
+			}
+		}
+		if raw != nil {
+			fields[name] = raw
+		}
+	}
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(marshalString(k))
+		b.WriteByte(':')
+		v := fields[k]
+		if !json.Valid(v) {
+			return nil, invalidf("record field %s: not valid JSON", k)
+		}
+		if err := json.Compact(&b, v); err != nil {
+			return nil, invalidf("record field %s: %v", k, err)
+		}
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+func marshalString(s string) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s) // a string always encodes
+	return bytes.TrimRight(b.Bytes(), "\n")
+}
+
+func marshalStrings(ss []string) []byte {
+	var b bytes.Buffer
+	b.WriteByte('[')
+	for i, s := range ss {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(marshalString(s))
+	}
+	b.WriteByte(']')
+	return b.Bytes()
+}
+
+// DecodeLesson decodes and validates one AMP record.
+func DecodeLesson(data []byte) (*Lesson, error) {
+	var l Lesson
+	if err := l.UnmarshalJSON(data); err != nil {
+		return nil, err
+	}
+	if err := l.Validate(); err != nil {
+		return nil, err
+	}
+	return &l, nil
+}
+
+// Validate checks the record's fields against MESH's rules: a type, an ID
+// (when set) of safe characters, bounded tags, a known visibility and severity,
+// and sane numbers. It does not require an ID: the store assigns one.
+func (l *Lesson) Validate() error {
+	if l.Type == "" {
+		return invalidf("record: type is required (lesson, checkpoint, snippet, ...)")
+	}
+	if len(l.Type) > MaxTypeLength || !safeName(l.Type) {
+		return invalidf("record: type %q: use at most %d letters, digits, '_', '-' or '.'", truncate(l.Type), MaxTypeLength)
+	}
+	if l.ID != "" {
+		if err := ValidateID(l.ID); err != nil {
+			return err
+		}
+	}
+	if len(l.Tags) > MaxTags {
+		return invalidf("record: %d tags, the limit is %d", len(l.Tags), MaxTags)
+	}
+	for _, t := range l.Tags {
+		if t == "" || len(t) > MaxTagLength {
+			return invalidf("record: tag %q: tags are 1 to %d bytes", truncate(t), MaxTagLength)
+		}
+	}
+	switch l.Severity {
+	case "", "info", "warning", "critical":
+	default:
+		return invalidf("record: severity %q: want info, warning or critical", truncate(l.Severity))
+	}
+	if !ValidVisibility(l.Visibility) {
+		return invalidf("record: visibility %q: want private, unlisted or public", truncate(l.Visibility))
+	}
+	if l.Type == TypeCheckpoint {
+		if _, err := l.CheckpointState(); err != nil {
+			return err
+		}
+	}
+	for name, v := range map[string]int64{"created_at": l.CreatedAt, "updated_at": l.UpdatedAt, "expires_at": l.ExpiresAt} {
+		if v < 0 || v > maxSafeInt {
+			return invalidf("record: %s %d: want Unix milliseconds", name, v)
+		}
+	}
+	for name := range l.Extra {
+		if name == "" || len(name) > MaxTagLength || !utf8.ValidString(name) {
+			return invalidf("record: field name %q is empty or too long", truncate(name))
+		}
+	}
+	return nil
+}
+
+// ValidateID checks a record ID: 1 to MaxIDLength letters, digits, '_', '-' or '.'.
+func ValidateID(id string) error {
+	if id == "" || len(id) > MaxIDLength || !safeName(id) || strings.HasPrefix(id, ".") {
+		return invalidf("record id %q: use 1 to %d letters, digits, '_', '-' or '.', not starting with '.'", truncate(id), MaxIDLength)
+	}
+	return nil
+}
+
+func safeName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func truncate(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
+}
+
+// checkIJSON rejects input that is not I-JSON: invalid UTF-8, lone
+// surrogates, duplicate object keys, or numbers out of range.
+func checkIJSON(data []byte) error {
+	if !utf8.Valid(data) {
+		return invalidf("not valid UTF-8")
+	}
+	if _, err := jcs.Transform(data); err != nil {
+		return invalidf("not I-JSON: %v", err)
+	}
+	return nil
+}
