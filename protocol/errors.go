@@ -3,6 +3,7 @@ package protocol
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Code is a MESH wire error code. The seed's codes are fixed; new codes may be
@@ -47,12 +48,19 @@ var (
 	ErrRateLimited = errors.New("rate limited")
 )
 
-// CodeOf maps an error to its wire code. Errors that are not MESH errors map to
-// CodeInternal; nil maps to "".
+// CodeOf maps an error to its wire code. An error from [ErrorFor] keeps the
+// code it was made from, so a node relaying a peer's error passes the code
+// on. Errors that are not MESH errors map to CodeInternal; nil maps to "".
 func CodeOf(err error) Code {
+	var re *RemoteError
 	switch {
 	case err == nil:
 		return ""
+	case errors.As(err, &re):
+		if re.Code == "" {
+			return CodeInternal
+		}
+		return re.Code
 	case errors.Is(err, ErrInvalidSignature), errors.Is(err, ErrKeyMismatch):
 		return CodeInvalidSignature
 	case errors.Is(err, ErrTooLarge):
@@ -71,32 +79,65 @@ func CodeOf(err error) Code {
 	return CodeInternal
 }
 
-// ErrorFor turns a wire code and message received from a peer back into an
-// error that matches the corresponding sentinel with errors.Is.
-func ErrorFor(code Code, message string) error {
-	var base error
+// sentinel returns the sentinel error a wire code maps to, or nil.
+func sentinel(code Code) error {
 	switch code {
 	case CodeInvalidSignature:
-		base = ErrInvalidSignature
+		return ErrInvalidSignature
 	case CodeTooLarge:
-		base = ErrTooLarge
+		return ErrTooLarge
 	case CodeInvalidRequest:
-		base = ErrInvalid
+		return ErrInvalid
 	case CodeUnknownLesson:
-		base = ErrUnknownLesson
+		return ErrUnknownLesson
 	case CodeAlreadyRevoked:
-		base = ErrAlreadyRevoked
+		return ErrAlreadyRevoked
 	case CodeUntrustedNode:
-		base = ErrUntrusted
+		return ErrUntrusted
 	case CodeRateLimited:
-		base = ErrRateLimited
-	default:
-		return fmt.Errorf("remote error %s: %s", code, message)
+		return ErrRateLimited
 	}
-	if message == "" {
-		return base
+	return nil
+}
+
+// RemoteError is an error answer received from a peer. It matches the
+// sentinel of its code with errors.Is (a code without one, such as
+// CodeInternal or a code this version does not know, matches none), and
+// [CodeOf] returns its Code.
+type RemoteError struct {
+	Code    Code
+	Message string
+}
+
+func (e *RemoteError) Error() string {
+	base := sentinel(e.Code)
+	switch {
+	case base == nil:
+		return fmt.Sprintf("remote error %s: %s", e.Code, e.Message)
+	case e.Message == "":
+		return base.Error()
 	}
-	return fmt.Errorf("%w: %s", base, message)
+	return base.Error() + ": " + e.Message
+}
+
+// Unwrap returns the sentinel of e.Code, or nil.
+func (e *RemoteError) Unwrap() error { return sentinel(e.Code) }
+
+// ErrorFor turns a wire code and message received from a peer back into an
+// error that matches the corresponding sentinel with errors.Is, and whose
+// CodeOf is code. A message that repeats the sentinel's text (as one made by
+// [NewError] does) is not repeated: ErrorFor(NewError(err)) reads as err.
+func ErrorFor(code Code, message string) error {
+	if base := sentinel(code); base != nil {
+		if message == base.Error() {
+			message = ""
+		}
+		message = strings.TrimPrefix(message, base.Error()+": ")
+		if message == "" {
+			return base
+		}
+	}
+	return &RemoteError{Code: code, Message: message}
 }
 
 // Error is the JSON body of an error answer, on HTTP and on streams.
@@ -106,8 +147,11 @@ type Error struct {
 	Message string `json:"message"`
 }
 
-// NewError builds the wire form of err.
+// NewError builds the wire form of err. NewError(nil) is the zero Error.
 func NewError(err error) Error {
+	if err == nil {
+		return Error{}
+	}
 	return Error{Error: true, Code: CodeOf(err), Message: err.Error()}
 }
 

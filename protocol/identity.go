@@ -1,7 +1,6 @@
 package protocol
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
@@ -62,10 +61,10 @@ func nonNil(s []string) []string {
 
 // SignIdentity builds and signs an identity document.
 func SignIdentity(key ed25519.PrivateKey, addrs, capabilities []string, now time.Time) (*Identity, error) {
-	if len(key) != ed25519.PrivateKeySize {
-		return nil, fmt.Errorf("sign identity: %w: want an Ed25519 private key", ErrInvalid)
+	pk, err := checkPrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("sign identity: %w", err)
 	}
-	pk := key.Public().(ed25519.PublicKey)
 	nodeID, err := NodeID(pk)
 	if err != nil {
 		return nil, err
@@ -74,8 +73,8 @@ func SignIdentity(key ed25519.PrivateKey, addrs, capabilities []string, now time
 		Version:      Version,
 		NodeID:       nodeID,
 		PublicKey:    base64.StdEncoding.EncodeToString(pk),
-		Addrs:        nonNil(addrs),
-		Capabilities: nonNil(capabilities),
+		Addrs:        append([]string{}, addrs...),
+		Capabilities: append([]string{}, capabilities...),
 		IssuedAt:     now.UnixMilli(),
 	}
 	if err := d.validate(); err != nil {
@@ -93,8 +92,21 @@ func (d *Identity) validate() error {
 	if d.Version != Version {
 		return fmt.Errorf("identity: %w: %q, this node speaks %q", ErrUnsupportedVersion, truncate(d.Version), Version)
 	}
-	if len(d.Addrs) > maxIdentityAddrs || len(d.Capabilities) > MaxTags {
-		return invalidf("identity: too many addrs or capabilities")
+	if len(d.Addrs) > maxIdentityAddrs {
+		return invalidf("identity: %d addrs, the limit is %d", len(d.Addrs), maxIdentityAddrs)
+	}
+	for _, a := range d.Addrs {
+		if a == "" {
+			return invalidf("identity: empty address in addrs")
+		}
+	}
+	if len(d.Capabilities) > MaxTags {
+		return invalidf("identity: %d capabilities, the limit is %d", len(d.Capabilities), MaxTags)
+	}
+	for _, c := range d.Capabilities {
+		if c == "" || len(c) > MaxTagLength || !safeName(c) {
+			return invalidf("identity: capability %q: use 1 to %d letters, digits, '_', '-' or '.'", truncate(c), MaxTagLength)
+		}
 	}
 	if d.IssuedAt <= 0 || d.IssuedAt > maxSafeInt {
 		return invalidf("identity: issuedAt: want Unix milliseconds")
@@ -105,6 +117,9 @@ func (d *Identity) validate() error {
 // VerifyIdentity checks the version, that nodeId is the peer ID of publicKey,
 // the self-signature, and that issuedAt is not in the future beyond opts.
 func VerifyIdentity(d *Identity, opts VerifyOptions) error {
+	if d == nil {
+		return invalidf("identity: nil")
+	}
 	if err := d.validate(); err != nil {
 		return err
 	}
@@ -127,23 +142,71 @@ func VerifyIdentity(d *Identity, opts VerifyOptions) error {
 	return opts.check(d.IssuedAt)
 }
 
-// DecodeIdentity decodes an identity document: size cap, I-JSON, no unknown
-// fields, a known version. It does not verify: call VerifyIdentity.
+// DecodeIdentity decodes an identity document: size cap, I-JSON, exact field
+// names (case-sensitive, no unknown fields, none missing), field types, a
+// known version. It does not verify: call VerifyIdentity.
 func DecodeIdentity(data []byte) (*Identity, error) {
 	if len(data) > MaxIdentitySize {
 		return nil, fmt.Errorf("identity: %w: %d bytes, the limit is %d", ErrTooLarge, len(data), MaxIdentitySize)
 	}
-	if err := checkIJSON(data); err != nil {
-		return nil, fmt.Errorf("identity: %w", err)
-	}
 	var d Identity
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&d); err != nil {
-		return nil, invalidf("identity: %v", err)
+	if err := d.UnmarshalJSON(data); err != nil {
+		return nil, err
 	}
 	if err := d.validate(); err != nil {
 		return nil, err
 	}
 	return &d, nil
+}
+
+// UnmarshalJSON decodes an identity document with exact field names and
+// types: every field is required, addrs and capabilities are arrays of
+// strings (not null). So the canonical JSON of the decoded document, which
+// VerifyIdentity checks, is that of the bytes received. It does not check the
+// version: DecodeIdentity does.
+func (d *Identity) UnmarshalJSON(data []byte) error {
+	if len(data) > MaxIdentitySize {
+		return fmt.Errorf("identity: %w: %d bytes, the limit is %d", ErrTooLarge, len(data), MaxIdentitySize)
+	}
+	o, err := parseObject("identity", data)
+	if err != nil {
+		return err
+	}
+	if err := o.only([]string{"version", "nodeId", "publicKey", "addrs", "capabilities", "issuedAt", "signature"}); err != nil {
+		return err
+	}
+	var out Identity
+	if out.Version, err = o.str("version"); err != nil {
+		return err
+	}
+	if out.NodeID, err = o.str("nodeId"); err != nil {
+		return err
+	}
+	if out.PublicKey, err = o.str("publicKey"); err != nil {
+		return err
+	}
+	if out.Addrs, err = o.strs("addrs"); err != nil {
+		return err
+	}
+	if out.Capabilities, err = o.strs("capabilities"); err != nil {
+		return err
+	}
+	if out.IssuedAt, err = o.int("issuedAt"); err != nil {
+		return err
+	}
+	if out.Signature, err = o.str("signature"); err != nil {
+		return err
+	}
+	*d = out
+	return nil
+}
+
+// MarshalJSON encodes the document; nil addrs or capabilities encode as [],
+// as they are signed.
+func (d Identity) MarshalJSON() ([]byte, error) {
+	type plain Identity
+	p := plain(d)
+	p.Addrs = nonNil(p.Addrs)
+	p.Capabilities = nonNil(p.Capabilities)
+	return json.Marshal(p)
 }

@@ -178,21 +178,28 @@ func (l *Lesson) UnmarshalJSON(data []byte) error {
 	var out Lesson
 	for name, raw := range fields {
 		kf, known := knownFields[name]
+		if known && isEmptyJSON(raw) {
+			// A known field that arrives empty is kept verbatim, so that
+			// re-encoding reproduces it; but only an empty value of the
+			// field's own type (or null): "title": 0 is ill-typed.
+			if !emptyOfKind(kf.kind, raw) {
+				return invalidf("record field %s: %s", name, kf.kind.want())
+			}
+		}
 		if !known || isEmptyJSON(raw) {
 			if out.Extra == nil {
 				out.Extra = make(map[string]json.RawMessage)
 			}
-			out.Extra[name] = raw
+			out.Extra[name] = append(json.RawMessage(nil), raw...)
 			continue
 		}
 		switch kf.kind {
 		case kindString:
-			if raw[0] != '"' {
+			s, err := jsonString(raw)
+			if err != nil {
 				return invalidf("record field %s: want a string", name)
 			}
-			if err := json.Unmarshal(raw, kf.str(&out)); err != nil {
-				return invalidf("record field %s: %v", name, err)
-			}
+			*kf.str(&out) = s
 		case kindInt:
 			n, err := parseSafeInt(raw)
 			if err != nil {
@@ -200,18 +207,48 @@ func (l *Lesson) UnmarshalJSON(data []byte) error {
 			}
 			*kf.num(&out) = n
 		case kindStrings:
-			if raw[0] != '[' {
+			ss, err := jsonStrings(raw)
+			if err != nil {
 				return invalidf("record field %s: want an array of strings", name)
 			}
-			if err := json.Unmarshal(raw, &out.Tags); err != nil {
-				return invalidf("record field %s: want an array of strings", name)
-			}
+			out.Tags = ss
 		case kindRaw:
 			out.State = append(json.RawMessage(nil), raw...)
 		}
 	}
 	*l = out
 	return nil
+}
+
+func (k fieldKind) want() string {
+	switch k {
+	case kindString:
+		return "want a string"
+	case kindInt:
+		return "want an integer"
+	case kindStrings:
+		return "want an array of strings"
+	}
+	return "want a JSON value"
+}
+
+// emptyOfKind reports whether raw, an empty JSON value (see isEmptyJSON), is
+// null or the empty value of kind k.
+func emptyOfKind(k fieldKind, raw json.RawMessage) bool {
+	if len(raw) == 0 {
+		return false
+	}
+	switch c := raw[0]; {
+	case c == 'n' || k == kindRaw:
+		return true
+	case k == kindString:
+		return c == '"'
+	case k == kindInt:
+		return c == '-' || (c >= '0' && c <= '9')
+	case k == kindStrings:
+		return c == '['
+	}
+	return false
 }
 
 // isEmptyJSON reports whether raw is a value the typed field would not
@@ -377,6 +414,11 @@ func (l *Lesson) Validate() error {
 	for name, v := range map[string]int64{"created_at": l.CreatedAt, "updated_at": l.UpdatedAt, "expires_at": l.ExpiresAt} {
 		if v < 0 || v > maxSafeInt {
 			return invalidf("record: %s %d: want Unix milliseconds", name, v)
+		}
+	}
+	for name, v := range map[string]int64{"start_line": l.StartLine, "end_line": l.EndLine} {
+		if v < -maxSafeInt || v > maxSafeInt {
+			return invalidf("record: %s %d: want an integer of at most 2^53-1", name, v)
 		}
 	}
 	for name := range l.Extra {

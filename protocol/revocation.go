@@ -1,7 +1,6 @@
 package protocol
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
@@ -55,10 +54,10 @@ func (r *Revocation) signingPayload() ([]byte, error) {
 
 // SignRevocation signs a revocation of lessonID with key.
 func SignRevocation(key ed25519.PrivateKey, lessonID, reason string, now time.Time) (*Revocation, error) {
-	if len(key) != ed25519.PrivateKeySize {
-		return nil, fmt.Errorf("sign revocation: %w: want an Ed25519 private key", ErrInvalid)
+	pk, err := checkPrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("sign revocation: %w", err)
 	}
-	pk := key.Public().(ed25519.PublicKey)
 	nodeID, err := NodeID(pk)
 	if err != nil {
 		return nil, err
@@ -101,6 +100,9 @@ func (r *Revocation) validate() error {
 // signing key (so only the publisher can revoke its lessons), the signature,
 // and the revocation time against opts.
 func VerifyRevocation(r *Revocation, opts VerifyOptions) error {
+	if r == nil {
+		return invalidf("revocation: nil")
+	}
 	if err := r.validate(); err != nil {
 		return err
 	}
@@ -122,23 +124,92 @@ func VerifyRevocation(r *Revocation, opts VerifyOptions) error {
 	return opts.check(r.RevokedAt)
 }
 
-// DecodeRevocation decodes a Revocation, checking the size cap, I-JSON and
-// that no unknown field is present. It does not verify: call VerifyRevocation.
+// DecodeRevocation decodes a Revocation: size cap, I-JSON, exact field
+// names (case-sensitive, no unknown fields, none missing), field types, and
+// the record's rules. It does not verify: call VerifyRevocation.
 func DecodeRevocation(data []byte) (*Revocation, error) {
 	if len(data) > MaxRevocationSize {
 		return nil, fmt.Errorf("revocation: %w: %d bytes, the limit is %d", ErrTooLarge, len(data), MaxRevocationSize)
 	}
-	if err := checkIJSON(data); err != nil {
-		return nil, fmt.Errorf("revocation: %w", err)
-	}
 	var r Revocation
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&r); err != nil {
-		return nil, invalidf("revocation: %v", err)
+	if err := r.UnmarshalJSON(data); err != nil {
+		return nil, err
 	}
 	if err := r.validate(); err != nil {
 		return nil, err
 	}
 	return &r, nil
+}
+
+// UnmarshalJSON decodes a revocation with exact field names and types, so
+// that the canonical JSON of the decoded record (what VerifyRevocation
+// checks) is the canonical JSON of the bytes received (what an independent
+// verifier checks). reason may be absent but not empty or null. It does not
+// check the record's rules: DecodeRevocation does.
+func (r *Revocation) UnmarshalJSON(data []byte) error {
+	if len(data) > MaxRevocationSize {
+		return fmt.Errorf("revocation: %w: %d bytes, the limit is %d", ErrTooLarge, len(data), MaxRevocationSize)
+	}
+	o, err := parseObject("revocation", data)
+	if err != nil {
+		return err
+	}
+	if err := o.only([]string{"type", "lessonId", "nodeId", "revokedAt", "signature"}, "reason"); err != nil {
+		return err
+	}
+	var out Revocation
+	if out.Type, err = o.str("type"); err != nil {
+		return err
+	}
+	if out.LessonID, err = o.str("lessonId"); err != nil {
+		return err
+	}
+	if out.NodeID, err = o.str("nodeId"); err != nil {
+		return err
+	}
+	if out.RevokedAt, err = o.int("revokedAt"); err != nil {
+		return err
+	}
+	if o.has("reason") {
+		if out.Reason, err = o.str("reason"); err != nil {
+			return err
+		}
+		if out.Reason == "" {
+			// The signed form omits an empty reason; accepting "" would
+			// sign different bytes than an independent verifier checks.
+			return invalidf("revocation.reason: empty: omit the field instead")
+		}
+	}
+	if err := out.Signature.decode("revocation.signature", o.members["signature"]); err != nil {
+		return err
+	}
+	*r = out
+	return nil
+}
+
+// UnmarshalJSON decodes a revocation's signature block with exact field names.
+func (s *RevocationSignature) UnmarshalJSON(data []byte) error {
+	return s.decode("signature", data)
+}
+
+func (s *RevocationSignature) decode(path string, data []byte) error {
+	o, err := parseObject(path, data)
+	if err != nil {
+		return err
+	}
+	if err := o.only([]string{"algorithm", "publicKey", "sig"}); err != nil {
+		return err
+	}
+	var out RevocationSignature
+	if out.Algorithm, err = o.str("algorithm"); err != nil {
+		return err
+	}
+	if out.PublicKey, err = o.str("publicKey"); err != nil {
+		return err
+	}
+	if out.Sig, err = o.str("sig"); err != nil {
+		return err
+	}
+	*s = out
+	return nil
 }

@@ -47,34 +47,27 @@ func (p Publication) MarshalJSON() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// UnmarshalJSON rejects unknown fields and ill-typed ones.
+// UnmarshalJSON decodes a publication with exact field names and types:
+// visibility and publishedAt are required, topics is optional but, when
+// present, an array of strings. It does not check values: Validate does.
 func (p *Publication) UnmarshalJSON(data []byte) error {
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(data, &raw); err != nil || raw == nil {
-		return invalidf("publication: must be a JSON object")
+	o, err := parseObject("publication", data)
+	if err != nil {
+		return err
+	}
+	if err := o.only([]string{"visibility", "publishedAt"}, "topics"); err != nil {
+		return err
 	}
 	var out Publication
-	for k, v := range raw {
-		switch k {
-		case "visibility":
-			if len(v) == 0 || v[0] != '"' || json.Unmarshal(v, &out.Visibility) != nil {
-				return invalidf("publication.visibility: want a string")
-			}
-		case "publishedAt":
-			n, err := parseSafeInt(v)
-			if err != nil {
-				return invalidf("publication.publishedAt: %v", err)
-			}
-			out.PublishedAt = n
-		case "topics":
-			if len(v) == 0 || v[0] != '[' || json.Unmarshal(v, &out.Topics) != nil {
-				return invalidf("publication.topics: want an array of strings")
-			}
-			if out.Topics == nil {
-				out.Topics = []string{}
-			}
-		default:
-			return invalidf("publication: unknown field %q", truncate(k))
+	if out.Visibility, err = o.str("visibility"); err != nil {
+		return err
+	}
+	if out.PublishedAt, err = o.int("publishedAt"); err != nil {
+		return err
+	}
+	if o.has("topics") {
+		if out.Topics, err = o.strs("topics"); err != nil {
+			return err
 		}
 	}
 	*p = out
@@ -86,7 +79,7 @@ func (p *Publication) Validate() error {
 	if p.Visibility != VisibilityPublic && p.Visibility != VisibilityUnlisted {
 		return invalidf("publication.visibility %q: want public or unlisted", truncate(p.Visibility))
 	}
-	if p.PublishedAt <= 0 {
+	if p.PublishedAt <= 0 || p.PublishedAt > maxSafeInt {
 		return invalidf("publication.publishedAt: want Unix milliseconds")
 	}
 	if len(p.Topics) > MaxTags {
@@ -120,51 +113,82 @@ type SignedLesson struct {
 // Key is the lesson's global key, lessonId@nodeId.
 func (s *SignedLesson) Key() string { return s.Lesson.ID + "@" + s.Signature.NodeID }
 
-// Encode returns the JSON encoding.
-func (s *SignedLesson) Encode() ([]byte, error) { return json.Marshal(s) }
+// Encode returns the JSON encoding. Strings are not HTML-escaped.
+func (s *SignedLesson) Encode() ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(s); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
 
-// DecodeSignedLesson decodes a SignedLesson, checking the size cap, I-JSON
-// and field types. It does not verify the signature: call [Verify].
+// DecodeSignedLesson decodes a SignedLesson, checking the size cap, I-JSON,
+// exact field names and field types. It does not verify the signature nor
+// validate the lesson: call [Verify].
 func DecodeSignedLesson(data []byte) (*SignedLesson, error) {
-	if len(data) > MaxSignedLessonSize {
-		return nil, fmt.Errorf("signed lesson: %w: %d bytes, the limit is %d", ErrTooLarge, len(data), MaxSignedLessonSize)
-	}
-	if err := checkIJSON(data); err != nil {
-		return nil, fmt.Errorf("signed lesson: %w", err)
-	}
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(data, &raw); err != nil || raw == nil {
-		return nil, invalidf("signed lesson: must be a JSON object")
-	}
-	for k := range raw {
-		if k != "lesson" && k != "publication" && k != "signature" {
-			return nil, invalidf("signed lesson: unknown field %q", truncate(k))
-		}
-	}
-	for _, k := range []string{"lesson", "publication", "signature"} {
-		if _, ok := raw[k]; !ok {
-			return nil, invalidf("signed lesson: %s is missing", k)
-		}
-	}
 	var s SignedLesson
-	if err := s.Lesson.UnmarshalJSON(raw["lesson"]); err != nil {
-		return nil, fmt.Errorf("signed lesson: %w", err)
-	}
-	if err := s.Publication.UnmarshalJSON(raw["publication"]); err != nil {
-		return nil, fmt.Errorf("signed lesson: %w", err)
-	}
-	if err := decodeSignature(raw["signature"], &s.Signature); err != nil {
+	if err := s.UnmarshalJSON(data); err != nil {
 		return nil, err
 	}
 	return &s, nil
 }
 
-func decodeSignature(data []byte, sig *Signature) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(sig); err != nil {
-		return invalidf("signature: %v", err)
+// UnmarshalJSON decodes a SignedLesson as [DecodeSignedLesson] does, so that
+// a SignedLesson inside a larger message is held to the same rules.
+func (s *SignedLesson) UnmarshalJSON(data []byte) error {
+	if len(data) > MaxSignedLessonSize {
+		return fmt.Errorf("signed lesson: %w: %d bytes, the limit is %d", ErrTooLarge, len(data), MaxSignedLessonSize)
 	}
+	o, err := parseObject("signed lesson", data)
+	if err != nil {
+		return err
+	}
+	if err := o.only([]string{"lesson", "publication", "signature"}); err != nil {
+		return err
+	}
+	var out SignedLesson
+	if err := out.Lesson.UnmarshalJSON(o.members["lesson"]); err != nil {
+		return fmt.Errorf("signed lesson: %w", err)
+	}
+	if err := out.Publication.UnmarshalJSON(o.members["publication"]); err != nil {
+		return fmt.Errorf("signed lesson: %w", err)
+	}
+	if err := out.Signature.UnmarshalJSON(o.members["signature"]); err != nil {
+		return fmt.Errorf("signed lesson: %w", err)
+	}
+	*s = out
+	return nil
+}
+
+// UnmarshalJSON decodes a signature block with exact field names and types;
+// every field is required and timestamp is an integer of at most 2^53-1.
+func (sig *Signature) UnmarshalJSON(data []byte) error {
+	o, err := parseObject("signature", data)
+	if err != nil {
+		return err
+	}
+	if err := o.only([]string{"algorithm", "nodeId", "publicKey", "timestamp", "sig"}); err != nil {
+		return err
+	}
+	var out Signature
+	if out.Algorithm, err = o.str("algorithm"); err != nil {
+		return err
+	}
+	if out.NodeID, err = o.str("nodeId"); err != nil {
+		return err
+	}
+	if out.PublicKey, err = o.str("publicKey"); err != nil {
+		return err
+	}
+	if out.Timestamp, err = o.int("timestamp"); err != nil {
+		return err
+	}
+	if out.Sig, err = o.str("sig"); err != nil {
+		return err
+	}
+	*sig = out
 	return nil
 }
 
@@ -172,8 +196,8 @@ func decodeSignature(data []byte, sig *Signature) error {
 type VerifyOptions struct {
 	// Now is the verifier's clock. Zero means time.Now().
 	Now time.Time
-	// Window is how far the signing time may be from Now. Zero means
-	// DefaultTimestampWindow.
+	// Window is how far the signing time may be from Now. Zero (or
+	// negative) means DefaultTimestampWindow.
 	Window time.Duration
 	// AllowOld accepts any signing time in the past (sync, archives, offline
 	// verification); only the future bound is checked.
@@ -186,7 +210,7 @@ func (o VerifyOptions) check(ts int64) error {
 		now = time.Now()
 	}
 	w := o.Window
-	if w == 0 {
+	if w <= 0 {
 		w = DefaultTimestampWindow
 	}
 	t := time.UnixMilli(ts)
@@ -202,6 +226,9 @@ func (o VerifyOptions) check(ts int64) error {
 // SigningPayload returns the bytes a SignedLesson's signature covers: the
 // RFC 8785 canonical JSON of {lesson, publication, timestamp}.
 func SigningPayload(l *Lesson, p *Publication, timestamp int64) ([]byte, error) {
+	if l == nil || p == nil {
+		return nil, invalidf("signing payload: nil lesson or publication")
+	}
 	lb, err := l.MarshalJSON()
 	if err != nil {
 		return nil, err
@@ -232,8 +259,12 @@ func Canonical(data []byte) ([]byte, error) {
 // have an ID and validate; its Visibility field is dropped (the publication
 // carries visibility).
 func Sign(key ed25519.PrivateKey, lesson *Lesson, pub Publication, now time.Time) (*SignedLesson, error) {
-	if len(key) != ed25519.PrivateKeySize {
-		return nil, fmt.Errorf("sign: %w: want an Ed25519 private key", ErrInvalid)
+	pk, err := checkPrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("sign: %w", err)
+	}
+	if lesson == nil {
+		return nil, invalidf("sign: nil lesson")
 	}
 	l := lesson.Clone()
 	l.Visibility = ""
@@ -250,12 +281,17 @@ func Sign(key ed25519.PrivateKey, lesson *Lesson, pub Publication, now time.Time
 	if err := pub.Validate(); err != nil {
 		return nil, fmt.Errorf("sign: %w", err)
 	}
-	pk := key.Public().(ed25519.PublicKey)
+	if pub.Topics != nil {
+		pub.Topics = append([]string{}, pub.Topics...)
+	}
 	nodeID, err := NodeID(pk)
 	if err != nil {
 		return nil, err
 	}
 	ts := now.UnixMilli()
+	if err := checkTimestamp(ts); err != nil {
+		return nil, fmt.Errorf("sign: %w", err)
+	}
 	payload, err := SigningPayload(l, &pub, ts)
 	if err != nil {
 		return nil, fmt.Errorf("sign: %w", err)
@@ -277,6 +313,14 @@ func Sign(key ed25519.PrivateKey, lesson *Lesson, pub Publication, now time.Time
 // publicKey, the Ed25519 signature over the canonical payload, the signing
 // time against opts, and that the lesson and publication are well formed.
 func Verify(s *SignedLesson, opts VerifyOptions) error {
+	if s == nil {
+		return invalidf("signed lesson: nil")
+	}
+	// A timestamp beyond 2^53 is not held exactly by every JSON
+	// implementation: two different values would sign the same bytes.
+	if err := checkTimestamp(s.Signature.Timestamp); err != nil {
+		return err
+	}
 	pk, err := verifyKey(s.Signature.Algorithm, s.Signature.NodeID, s.Signature.PublicKey)
 	if err != nil {
 		return err
@@ -302,6 +346,28 @@ func Verify(s *SignedLesson, opts VerifyOptions) error {
 		return err
 	}
 	return s.Publication.Validate()
+}
+
+// checkTimestamp checks that a signing time is Unix milliseconds that every
+// JSON implementation holds exactly.
+func checkTimestamp(ts int64) error {
+	if ts <= 0 || ts > maxSafeInt {
+		return fmt.Errorf("%w: timestamp %d: want Unix milliseconds between 1 and 2^53-1", ErrTimestamp, ts)
+	}
+	return nil
+}
+
+// checkPrivateKey checks that key is an Ed25519 private key whose public half
+// belongs to its seed (a mismatched key signs what nobody can verify), and
+// returns the public key.
+func checkPrivateKey(key ed25519.PrivateKey) (ed25519.PublicKey, error) {
+	if len(key) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("%w: want a %d-byte Ed25519 private key, got %d bytes", ErrInvalid, ed25519.PrivateKeySize, len(key))
+	}
+	if !bytes.Equal(ed25519.NewKeyFromSeed(key.Seed()), key) {
+		return nil, fmt.Errorf("%w: the private key's public half does not match its seed", ErrInvalid)
+	}
+	return key.Public().(ed25519.PublicKey), nil
 }
 
 // verifyKey checks the algorithm, decodes the public key and checks that
@@ -338,19 +404,27 @@ func NodeID(pub ed25519.PublicKey) (string, error) {
 	return id.String(), nil
 }
 
-// PublicKeyOf extracts the Ed25519 public key embedded in a node ID.
+// PublicKeyOf extracts the Ed25519 public key embedded in a node ID. The ID
+// must be in its canonical form, the base58btc string (12D3KooW...) that
+// [NodeID] returns.
 func PublicKeyOf(nodeID string) (ed25519.PublicKey, error) {
 	id, err := peer.Decode(nodeID)
 	if err != nil {
 		return nil, invalidf("node id %q: %v", truncate(nodeID), err)
 	}
+	if id.String() != nodeID {
+		return nil, invalidf("node id %q: not in canonical form, want %s", truncate(nodeID), id)
+	}
 	k, err := id.ExtractPublicKey()
 	if err != nil {
 		return nil, invalidf("node id %q carries no public key", truncate(nodeID))
 	}
-	raw, err := k.Raw()
-	if err != nil || k.Type() != crypto.Ed25519 {
+	if k.Type() != crypto.Ed25519 {
 		return nil, invalidf("node id %q is not an Ed25519 identity", truncate(nodeID))
+	}
+	raw, err := k.Raw()
+	if err != nil {
+		return nil, invalidf("node id %q: %v", truncate(nodeID), err)
 	}
 	return ed25519.PublicKey(raw), nil
 }
@@ -362,7 +436,8 @@ func Fingerprint(pub ed25519.PublicKey) string {
 	return strings.ToUpper(hex.EncodeToString(sum[:8]))
 }
 
-// ParseKey splits "lessonId@nodeId".
+// ParseKey splits "lessonId@nodeId", checking that lessonId is a valid record
+// ID and nodeId a canonical Ed25519 node ID.
 func ParseKey(key string) (lessonID, nodeID string, err error) {
 	i := strings.LastIndexByte(key, '@')
 	if i <= 0 || i == len(key)-1 {
@@ -372,8 +447,8 @@ func ParseKey(key string) (lessonID, nodeID string, err error) {
 	if err := ValidateID(lessonID); err != nil {
 		return "", "", err
 	}
-	if _, err := peer.Decode(nodeID); err != nil {
-		return "", "", invalidf("lesson key %q: bad node id: %v", truncate(key), err)
+	if _, err := PublicKeyOf(nodeID); err != nil {
+		return "", "", fmt.Errorf("lesson key %q: %w", truncate(key), err)
 	}
 	return lessonID, nodeID, nil
 }
