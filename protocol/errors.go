@@ -110,14 +110,19 @@ type RemoteError struct {
 }
 
 func (e *RemoteError) Error() string {
-	base := sentinel(e.Code)
-	switch {
-	case base == nil:
-		return fmt.Sprintf("remote error %s: %s", e.Code, e.Message)
-	case e.Message == "":
+	if e.Message == "" {
+		return e.head()
+	}
+	return e.head() + ": " + e.Message
+}
+
+// head is what Error says before the message: the sentinel's text, or
+// "remote error CODE" for a code without one.
+func (e *RemoteError) head() string {
+	if base := sentinel(e.Code); base != nil {
 		return base.Error()
 	}
-	return base.Error() + ": " + e.Message
+	return "remote error " + string(e.Code)
 }
 
 // Unwrap returns the sentinel of e.Code, or nil.
@@ -125,19 +130,21 @@ func (e *RemoteError) Unwrap() error { return sentinel(e.Code) }
 
 // ErrorFor turns a wire code and message received from a peer back into an
 // error that matches the corresponding sentinel with errors.Is, and whose
-// CodeOf is code. A message that repeats the sentinel's text (as one made by
-// [NewError] does) is not repeated: ErrorFor(NewError(err)) reads as err.
+// CodeOf is code. A message that starts with what the error would say anyway
+// (as one made by [NewError] does) is not repeated, so an error relayed over
+// several hops reads the same at each.
 func ErrorFor(code Code, message string) error {
-	if base := sentinel(code); base != nil {
-		if message == base.Error() {
-			message = ""
-		}
-		message = strings.TrimPrefix(message, base.Error()+": ")
-		if message == "" {
+	e := &RemoteError{Code: code}
+	head := e.head()
+	if message != head {
+		e.Message = strings.TrimPrefix(message, head+": ")
+	}
+	if e.Message == "" {
+		if base := sentinel(code); base != nil {
 			return base
 		}
 	}
-	return &RemoteError{Code: code, Message: message}
+	return e
 }
 
 // Error is the JSON body of an error answer, on HTTP and on streams.
