@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meshprotocol/mesh/node"
+	"github.com/meshprotocol/mesh/protocol"
+)
+
+// Daemon defaults.
+const (
+	defaultAPI = "127.0.0.1:8765"
+)
+
+var defaultListen = []string{
+	"/ip4/0.0.0.0/tcp/4001",
+	"/ip4/0.0.0.0/udp/4001/quic-v1",
+}
+
+func initCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "init",
+		Short: "Create the repo and the node's Ed25519 identity",
+		Args:  args(cobra.NoArgs),
+		RunE: func(c *cobra.Command, _ []string) error {
+			key, created, err := node.LoadOrCreateKey(g.repo)
+			if err != nil {
+				return err
+			}
+			id, err := nodeIDOf(key)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(map[string]any{"repo": g.repo, "nodeId": id, "created": created})
+			}
+			if created {
+				g.printf("initialized MESH repo at %s\nnode ID: %s\n", g.repo, id)
+			} else {
+				g.printf("MESH repo at %s already exists\nnode ID: %s\n", g.repo, id)
+			}
+			return nil
+		},
+	}
+}
+
+func daemonCmd(g *globals) *cobra.Command {
+	var (
+		listen  []string
+		verbose bool
+	)
+	c := &cobra.Command{
+		Use:   "daemon",
+		Short: "Run a MESH node on the repo (created on first start)",
+		Long: `Run a MESH node on the repo, creating the repo and identity on first start.
+
+The AMP REST binding and the control API listen on --api (default ` + defaultAPI + `,
+loopback only); libp2p listens on every --listen address.`,
+		Args:  args(cobra.NoArgs),
+		RunE: func(c *cobra.Command, _ []string) error {
+			level := slog.LevelInfo
+			if verbose {
+				level = slog.LevelDebug
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			api := g.api
+			if api == "" {
+				api = defaultAPI
+			}
+			n, err := node.New(ctx, node.Config{
+				RepoDir:     g.repo,
+				ListenAddrs: listen,
+				APIAddr:     api,
+				Logger:      log,
+			})
+			if err != nil {
+				return err
+			}
+			info, _ := n.Info(ctx)
+			if g.json {
+				_ = g.printJSON(info)
+			} else {
+				g.printf("MESH node %s\nrepo: %s\napi:  %s\n", info.NodeID, g.repo, n.APIURL())
+				for _, a := range info.Addrs {
+					g.printf("listening on %s\n", a)
+				}
+				g.printf("daemon ready\n")
+			}
+			<-ctx.Done()
+			log.Info("shutting down")
+			return n.Close()
+		},
+	}
+	c.Flags().StringArrayVar(&listen, "listen", defaultListen, "libp2p listen multiaddr (repeatable)")
+	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "debug logging")
+	return c
+}
+
+func idCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "id",
+		Short: "Show the node ID, fingerprint and addresses",
+		Args:  args(cobra.NoArgs),
+		RunE: func(c *cobra.Command, _ []string) error {
+			b, closeFn, err := g.backend(c.Context())
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			info, err := b.Info(c.Context())
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(info)
+			}
+			g.printf("node ID:     %s\nfingerprint: %s\n", info.NodeID, info.Fingerprint)
+			if len(info.Addrs) == 0 {
+				g.printf("addresses:   none (the daemon is not running)\n")
+			} else {
+				g.printf("addresses:\n  %s\n", strings.Join(info.Addrs, "\n  "))
+			}
+			return nil
+		},
+	}
+}
+
+func nodeIDOf(key interface{ Raw() ([]byte, error) }) (string, error) {
+	raw, err := key.Raw()
+	if err != nil {
+		return "", err
+	}
+	if len(raw) != 64 {
+		return "", fmt.Errorf("identity key is not Ed25519")
+	}
+	return protocol.NodeID(raw[32:])
+}

@@ -1,0 +1,422 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meshprotocol/mesh/protocol"
+	"github.com/meshprotocol/mesh/store"
+)
+
+func storeCmd(g *globals) *cobra.Command {
+	var (
+		file                                                        string
+		typ, id, title, content, severity, agent, project, workingOn string
+		state, visibility                                           string
+		tags, fields                                                []string
+		ttl                                                         time.Duration
+	)
+	c := &cobra.Command{
+		Use:   "store",
+		Short: "Store (upsert) a memory record",
+		Long: `Store (upsert) a memory record, from flags or from a JSON record (--file FILE, or - for stdin).
+
+Examples:
+  mesh store --type lesson --title "Cargo parallel builds" --content "Never run cargo in parallel..." --tags rust,cargo
+  mesh store --type checkpoint --agent radarr --working-on "Debugging auth" --state '{"blockers":["no API key"]}'
+  mesh store --type reading --content "basement humidity" --field humidity=64 --ttl 24h`,
+		Args: args(cobra.NoArgs),
+		RunE: func(c *cobra.Command, _ []string) error {
+			var rec *protocol.Lesson
+			if file != "" {
+				var r io.Reader = os.Stdin
+				if file != "-" {
+					f, err := os.Open(file)
+					if err != nil {
+						return err
+					}
+					defer f.Close()
+					r = f
+				}
+				b, err := io.ReadAll(io.LimitReader(r, protocol.MaxRecordSize+1))
+				if err != nil {
+					return err
+				}
+				if rec, err = protocol.DecodeLesson(b); err != nil {
+					return err
+				}
+			} else {
+				rec = &protocol.Lesson{
+					ID: id, Type: typ, Title: title, Content: content, Severity: severity,
+					Agent: agent, Project: project, WorkingOn: workingOn, Visibility: visibility,
+				}
+				for _, t := range tags {
+					if t = strings.TrimSpace(t); t != "" {
+						rec.Tags = append(rec.Tags, t)
+					}
+				}
+				if state != "" {
+					if !json.Valid([]byte(state)) {
+						return usagef("--state: not valid JSON")
+					}
+					rec.State = json.RawMessage(state)
+				}
+				for _, f := range fields {
+					k, v, ok := strings.Cut(f, "=")
+					if !ok || k == "" {
+						return usagef("--field %q: want name=value", f)
+					}
+					if rec.Extra == nil {
+						rec.Extra = map[string]json.RawMessage{}
+					}
+					if _, err := strconv.ParseFloat(v, 64); err == nil {
+						rec.Extra[k] = json.RawMessage(v)
+					} else {
+						b, _ := json.Marshal(v)
+						rec.Extra[k] = b
+					}
+				}
+				if err := rec.Validate(); err != nil {
+					return usageError{err}
+				}
+			}
+			if ttl < 0 {
+				return usagef("--ttl must be positive")
+			}
+			if ttl > 0 {
+				rec.ExpiresAt = time.Now().Add(ttl).UnixMilli()
+			}
+			b, closeFn, err := g.backend(c.Context())
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			newID, created, err := b.Put(c.Context(), rec)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(map[string]any{"success": true, "id": newID, "created": created})
+			}
+			verb := "updated"
+			if created {
+				verb = "stored"
+			}
+			g.printf("%s %s\n", verb, newID)
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVarP(&file, "file", "f", "", "read a JSON record from FILE (- for stdin)")
+	f.StringVar(&typ, "type", protocol.TypeLesson, "record type: lesson, checkpoint, snippet, or any other")
+	f.StringVar(&id, "id", "", "record ID (default: generated; an existing ID is updated)")
+	f.StringVar(&title, "title", "", "title")
+	f.StringVar(&content, "content", "", "content")
+	f.StringSliceVar(&tags, "tags", nil, "comma-separated tags")
+	f.StringVar(&severity, "severity", "", "info, warning or critical")
+	f.StringVar(&agent, "agent", "", "agent identifier")
+	f.StringVar(&project, "project", "", "project")
+	f.StringVar(&workingOn, "working-on", "", "checkpoint: current task")
+	f.StringVar(&state, "state", "", `checkpoint: state JSON ({"decisions","blockers","artifacts","flags"})`)
+	f.StringVar(&visibility, "visibility", "", "private (default), unlisted or public")
+	f.StringArrayVar(&fields, "field", nil, "extra field name=value (numbers stay numbers); repeatable")
+	f.DurationVar(&ttl, "ttl", 0, "expire the record after this long (e.g. 24h)")
+	return c
+}
+
+func getCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "get ID",
+		Short: "Show one record",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(c *cobra.Command, a []string) error {
+			b, closeFn, err := g.backend(c.Context())
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			rec, err := b.Get(c.Context(), a[0])
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(rec)
+			}
+			printRecord(g, rec)
+			return nil
+		},
+	}
+}
+
+func printRecord(g *globals, r *protocol.Lesson) {
+	g.printf("%s  [%s]", r.ID, r.Type)
+	if r.Visibility != "" {
+		g.printf("  %s", r.Visibility)
+	}
+	g.printf("\n")
+	if r.Title != "" {
+		g.printf("  title:    %s\n", r.Title)
+	}
+	if r.WorkingOn != "" {
+		g.printf("  working:  %s\n", r.WorkingOn)
+	}
+	if len(r.Tags) > 0 {
+		g.printf("  tags:     %s\n", strings.Join(r.Tags, ", "))
+	}
+	for _, kv := range []struct{ k, v string }{{"severity", r.Severity}, {"agent", r.Agent}, {"project", r.Project}} {
+		if kv.v != "" {
+			g.printf("  %-9s %s\n", kv.k+":", kv.v)
+		}
+	}
+	if r.CreatedAt != 0 {
+		g.printf("  created:  %s\n", time.UnixMilli(r.CreatedAt).UTC().Format(time.RFC3339))
+	}
+	if r.ExpiresAt != 0 {
+		g.printf("  expires:  %s\n", time.UnixMilli(r.ExpiresAt).UTC().Format(time.RFC3339))
+	}
+	keys := make([]string, 0, len(r.Extra))
+	for k := range r.Extra {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		g.printf("  %s: %s\n", k, r.Extra[k])
+	}
+	if r.Content != "" {
+		g.printf("\n%s\n", indent(r.Content))
+	}
+}
+
+func indent(s string) string { return "  " + strings.ReplaceAll(s, "\n", "\n  ") }
+
+func listCmd(g *globals) *cobra.Command {
+	var o store.ListOptions
+	c := &cobra.Command{
+		Use:   "list",
+		Short: "List records, newest first",
+		Args:  args(cobra.NoArgs),
+		RunE: func(c *cobra.Command, _ []string) error {
+			if o.Order != "" && o.Order != "asc" && o.Order != "desc" {
+				return usagef("--order %q: want asc or desc", o.Order)
+			}
+			b, closeFn, err := g.backend(c.Context())
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			res, err := b.List(c.Context(), o)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				recs := res.Records
+				if recs == nil {
+					recs = []*protocol.Lesson{}
+				}
+				return g.printJSON(map[string]any{"success": true, "records": recs, "total": res.Total, "has_more": res.HasMore})
+			}
+			for _, r := range res.Records {
+				g.printf("%-28s %-10s %s\n", r.ID, r.Type, summary(r))
+			}
+			more := ""
+			if res.HasMore {
+				more = " (more: use --offset)"
+			}
+			g.printf("%d of %d%s\n", len(res.Records), res.Total, more)
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&o.Type, "type", "", "only this type")
+	f.StringVar(&o.Agent, "agent", "", "only this agent")
+	f.StringVar(&o.Project, "project", "", "only this project")
+	f.StringVar(&o.Visibility, "visibility", "", "only this visibility")
+	f.StringSliceVar(&o.Tags, "tags", nil, "only records with these tags")
+	f.IntVar(&o.Limit, "limit", 20, "at most this many")
+	f.IntVar(&o.Offset, "offset", 0, "skip this many")
+	f.StringVar(&o.Order, "order", "desc", "by creation time: asc or desc")
+	return c
+}
+
+func summary(r *protocol.Lesson) string {
+	s := r.Title
+	if s == "" {
+		s = r.WorkingOn
+	}
+	if s == "" {
+		s = r.Content
+	}
+	s = strings.Join(strings.Fields(s), " ")
+	if len([]rune(s)) > 60 {
+		s = string([]rune(s)[:59]) + "…"
+	}
+	return s
+}
+
+func deleteCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete ID",
+		Short: "Delete a record (and its publication)",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(c *cobra.Command, a []string) error {
+			b, closeFn, err := g.backend(c.Context())
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			deleted, err := b.Delete(c.Context(), a[0])
+			if err != nil {
+				return err
+			}
+			if !deleted {
+				return fmt.Errorf("delete %s: %w", a[0], protocol.ErrUnknownLesson)
+			}
+			if g.json {
+				return g.printJSON(map[string]any{"success": true, "deleted": true})
+			}
+			g.printf("deleted %s\n", a[0])
+			return nil
+		},
+	}
+}
+
+func statusCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Node health and record counts per type",
+		Args:  args(cobra.NoArgs),
+		RunE: func(c *cobra.Command, _ []string) error {
+			b, closeFn, err := g.backend(c.Context())
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			st, err := b.Status(c.Context())
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(st)
+			}
+			g.printf("node:    %s\nversion: %s\nhealthy: %v\nrecords: %d\n", st.NodeID, st.Version, st.Healthy, st.Total)
+			types := make([]string, 0, len(st.Counts))
+			for t := range st.Counts {
+				types = append(types, t)
+			}
+			sort.Strings(types)
+			for _, t := range types {
+				g.printf("  %-12s %d\n", t, st.Counts[t])
+			}
+			return nil
+		},
+	}
+}
+
+func agentStatusCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "agent-status AGENT",
+		Short: "An agent's state (idle, in_progress, blocked) from its latest checkpoint",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(c *cobra.Command, a []string) error {
+			b, closeFn, err := g.backend(c.Context())
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			st, err := b.AgentStatus(c.Context(), a[0])
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(st)
+			}
+			g.printf("%s: %s\n", st.Agent, st.Status)
+			if st.WorkingOn != "" {
+				g.printf("  working on: %s\n", st.WorkingOn)
+			}
+			for _, bl := range st.Blockers {
+				g.printf("  blocked by: %s\n", bl)
+			}
+			return nil
+		},
+	}
+}
+
+func searchCmd(g *globals) *cobra.Command {
+	var (
+		q            store.Query
+		since, until string
+	)
+	c := &cobra.Command{
+		Use:   "search QUERY...",
+		Short: "Full-text search of the local store",
+		Long: `Full-text search (BM25) of the local store. The query takes words, "quoted phrases"
+and numeric comparisons on record fields, such as: mesh search "humidity > 60"`,
+		Args: args(cobra.MinimumNArgs(1)),
+		RunE: func(c *cobra.Command, a []string) error {
+			q.Text = strings.Join(a, " ")
+			var err error
+			if q.Since, err = parseTime(since); err != nil {
+				return usagef("--since: %v", err)
+			}
+			if q.Until, err = parseTime(until); err != nil {
+				return usagef("--until: %v", err)
+			}
+			b, closeFn, err := g.backend(c.Context())
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			res, err := b.Search(c.Context(), q)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				out := []map[string]any{}
+				for _, h := range res.Hits {
+					out = append(out, map[string]any{"id": h.ID, "score": h.Score, "record": h.Record})
+				}
+				return g.printJSON(map[string]any{"success": true, "results": out, "total": res.Total})
+			}
+			for _, h := range res.Hits {
+				g.printf("%.3f  %-28s %s\n", h.Score, h.ID, summary(h.Record))
+			}
+			g.printf("%d of %d matches\n", len(res.Hits), res.Total)
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&q.Type, "type", "", "only this type")
+	f.StringSliceVar(&q.Tags, "tags", nil, "only records with these tags")
+	f.StringVar(&q.Project, "project", "", "only this project")
+	f.StringVar(&q.Agent, "agent", "", "only this agent")
+	f.StringVar(&since, "since", "", "created at or after: RFC 3339 time, or a duration ago (24h)")
+	f.StringVar(&until, "until", "", "created at or before: RFC 3339 time, or a duration ago")
+	f.IntVar(&q.Limit, "limit", 10, "at most this many results (max 100)")
+	f.Float64Var(&q.MinScore, "min-score", 0, "drop results scoring below this (0..1)")
+	return c
+}
+
+// parseTime accepts RFC 3339, a date, or a duration meaning "that long ago".
+func parseTime(s string) (int64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		return time.Now().Add(-d).UnixMilli(), nil
+	}
+	for _, layout := range []string{time.RFC3339, "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UnixMilli(), nil
+		}
+	}
+	return 0, fmt.Errorf("%q: want an RFC 3339 time, a date (2006-01-02) or a duration (24h)", s)
+}

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meshprotocol/mesh/node"
+)
+
+// globals are the flags every command shares.
+type globals struct {
+	repo string
+	api  string
+	json bool
+	out  io.Writer
+}
+
+func defaultRepo() string {
+	if r := os.Getenv("MESH_REPO"); r != "" {
+		return r
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ".mesh"
+	}
+	return filepath.Join(home, ".mesh")
+}
+
+func newRoot() *cobra.Command {
+	g := &globals{out: os.Stdout}
+	root := &cobra.Command{
+		Use:           "mesh",
+		Short:         "MESH: a federated, signed knowledge network for agent memories",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&g.repo, "repo", defaultRepo(), "repo directory (env MESH_REPO)")
+	root.PersistentFlags().StringVar(&g.api, "api", "", "daemon API address (default: read from the repo)")
+	root.PersistentFlags().BoolVar(&g.json, "json", false, "print JSON")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(
+		initCmd(g), daemonCmd(g), idCmd(g),
+		storeCmd(g), getCmd(g), listCmd(g), deleteCmd(g), statusCmd(g), agentStatusCmd(g), searchCmd(g),
+		publishCmd(g), exportCmd(g), verifyCmd(g),
+	)
+	return root
+}
+
+// args wraps a cobra argument check so that its failure is a usage error.
+func args(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(c *cobra.Command, a []string) error {
+		if err := check(c, a); err != nil {
+			return usageError{err}
+		}
+		return nil
+	}
+}
+
+// backend returns the daemon's control API, or, when no daemon runs, the repo
+// opened in-process (offline). close must be called when done.
+func (g *globals) backend(ctx context.Context) (api node.API, close func(), err error) {
+	c, err := node.DialRepo(ctx, g.repo, g.api)
+	if err == nil {
+		return c, func() {}, nil
+	}
+	if !errors.Is(err, node.ErrNoDaemon) || g.api != "" {
+		return nil, nil, err
+	}
+	if _, err := os.Stat(filepath.Join(g.repo, node.KeyFile)); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, fmt.Errorf("no MESH repo at %s: run `mesh init` (or `mesh daemon`) first, or pass --repo", g.repo)
+	}
+	n, err := node.New(ctx, node.Config{RepoDir: g.repo, Offline: true})
+	if err != nil {
+		return nil, nil, err
+	}
+	return n, func() { n.Close() }, nil
+}
+
+func (g *globals) printJSON(v any) error {
+	enc := json.NewEncoder(g.out)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func (g *globals) printf(format string, a ...any) {
+	fmt.Fprintf(g.out, format, a...)
+}

@@ -1,0 +1,57 @@
+package node
+
+import (
+	"context"
+	"crypto/ed25519"
+
+	"github.com/meshprotocol/mesh/protocol"
+	"github.com/meshprotocol/mesh/store"
+)
+
+// API is what a controller (the CLI, an agent) can ask of a node. *Node
+// implements it in-process and *Client over the control API, so the same
+// code drives a running daemon or an offline repo.
+type API interface {
+	Info(ctx context.Context) (*Info, error)
+	Put(ctx context.Context, rec *protocol.Lesson) (id string, created bool, err error)
+	Get(ctx context.Context, id string) (*protocol.Lesson, error)
+	Delete(ctx context.Context, id string) (bool, error)
+	List(ctx context.Context, o store.ListOptions) (*store.ListResult, error)
+	Search(ctx context.Context, q store.Query) (*store.SearchResult, error)
+	Status(ctx context.Context) (*Status, error)
+	AgentStatus(ctx context.Context, agent string) (*store.AgentStatus, error)
+	Publish(ctx context.Context, id string, opts PublishOptions) (*protocol.SignedLesson, error)
+	Export(ctx context.Context, id string) (*protocol.SignedLesson, error)
+}
+
+var (
+	_ API = (*Node)(nil)
+	_ API = (*Client)(nil)
+)
+
+// PublishOptions say how to publish a record.
+type PublishOptions struct {
+	// Visibility is public or unlisted.
+	Visibility string `json:"visibility"`
+	// Topics are the MESH topics to announce on; nil for none.
+	Topics []string `json:"topics,omitempty"`
+}
+
+// Info describes a node.
+type Info struct {
+	NodeID      string            `json:"nodeId"`
+	Fingerprint string            `json:"fingerprint"`
+	PublicKey   ed25519.PublicKey `json:"publicKey"`
+	Addrs       []string          `json:"addrs"`
+	API         string            `json:"api,omitempty"`
+	Online      bool              `json:"online"`
+}
+
+// Status is a node's health and record counts.
+type Status struct {
+	Healthy bool           `json:"healthy"`
+	Version string         `json:"version"`
+	NodeID  string         `json:"nodeId"`
+	Counts  map[string]int `json:"counts"`
+	Total   int            `json:"total"`
+}
