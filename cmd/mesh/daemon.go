@@ -64,7 +64,7 @@ func daemonCmd(g *globals) *cobra.Command {
 
 The AMP REST binding and the control API listen on --api (default ` + defaultAPI + `,
 loopback only); libp2p listens on every --listen address.`,
-		Args:  args(cobra.NoArgs),
+		Args: args(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
 			level := slog.LevelInfo
 			if verbose {

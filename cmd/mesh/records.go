@@ -18,11 +18,11 @@ import (
 
 func storeCmd(g *globals) *cobra.Command {
 	var (
-		file                                                        string
+		file                                                         string
 		typ, id, title, content, severity, agent, project, workingOn string
-		state, visibility                                           string
-		tags, fields                                                []string
-		ttl                                                         time.Duration
+		state, visibility                                            string
+		tags, fields                                                 []string
+		ttl                                                          time.Duration
 	)
 	c := &cobra.Command{
 		Use:   "store",
