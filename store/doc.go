@@ -1,0 +1,37 @@
+// Package store is the AMP memory store of one MESH node: it keeps the
+// node's records (lessons, checkpoints, snippets, sensor readings, ...) in a
+// go-datastore, indexes them for full-text search, keeps the signed
+// publications of the ones the node published, and makes records with an
+// expiry vanish when it passes. It knows nothing about the network.
+//
+// # Durability
+//
+// The datastore is the truth. By default it is pebble in Options.Dir, with
+// every write synced: when Put returns, the record survives kill -9. The
+// search index (bleve, BM25 scoring) is derived data in Dir/index. Every
+// write puts a dirty marker for the record in the same datastore commit and
+// removes it once the index has the change on disk; Open replays the
+// markers, so a crash between the datastore write and the index write loses
+// nothing. Open rebuilds the index from the datastore when it is missing,
+// unreadable, of another format or datastore generation, or holds a
+// different number of records than the datastore.
+//
+// # Search
+//
+// Query text holds words (OR'ed, ranked by BM25 over title, content and
+// tags), "quoted phrases" (each required) and numeric comparisons on record
+// fields such as `humidity > 60`; see ParseQuery. Filters narrow by type,
+// tags, project, agent, visibility and created_at. Scores are in (0, 1].
+//
+// # Expiry
+//
+// A record whose expires_at (Unix ms) has passed is gone from Get, List,
+// Search, Status and AgentStatus at once; a background sweeper deletes it
+// from disk (see Options.SweepInterval and Store.Sweep).
+//
+// # Concurrency
+//
+// A Store is safe for concurrent use. Writes of different records run in
+// parallel (the datastore group-commits them); writes of one record are
+// ordered the same way in the datastore and the index.
+package store

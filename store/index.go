@@ -1,0 +1,236 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/blevesearch/bleve/v2"
+	"github.com/blevesearch/bleve/v2/analysis"
+	"github.com/blevesearch/bleve/v2/analysis/analyzer/keyword"
+	"github.com/blevesearch/bleve/v2/analysis/lang/en"
+	"github.com/blevesearch/bleve/v2/document"
+	"github.com/blevesearch/bleve/v2/index/scorch"
+	"github.com/blevesearch/bleve/v2/mapping"
+	index "github.com/blevesearch/bleve_index_api"
+
+	"github.com/meshprotocol/mesh/protocol"
+)
+
+// indexFormat is the version of the index layout: the fields below, their
+// analyzers and the scoring model. Bump it whenever any of them changes; an
+// index of another format is rebuilt on Open.
+const indexFormat = "1"
+
+// Internal (non-document) keys of the index.
+var (
+	internalFormat     = []byte("mesh.format")
+	internalGeneration = []byte("mesh.generation")
+)
+
+// Index fields. One composite text field keeps a query to one posting list
+// per word; the keyword and numeric fields serve filters and sorting.
+const (
+	fieldText       = "text"       // title, content and tags; English analyzer, term vectors for phrases
+	fieldType       = "type"       // keyword, doc values (Status facets)
+	fieldTag        = "tag"        // keyword, one per tag
+	fieldProject    = "project"    // keyword
+	fieldAgent      = "agent"      // keyword
+	fieldVisibility = "visibility" // keyword
+	fieldCreated    = "created"    // numeric created_at, doc values (List sort)
+	fieldModified   = "mtime"      // numeric updated_at, else created_at, doc values (AgentStatus)
+	fieldExpires    = "exp"        // numeric expires_at, noExpiry if none
+	numPrefix       = "n."         // numeric value of a record field, for comparisons
+)
+
+// noExpiry is the exp value of a record that never expires: larger than any
+// valid expires_at (at most 2^53-1).
+const noExpiry = float64(1 << 53)
+
+// maxNumericFields caps how many Extra numeric fields of one record are
+// indexed for comparisons, so that a record cannot blow up the index's field
+// table.
+const maxNumericFields = 32
+
+// indexConfig is the scorch runtime configuration. unsafe_batch lets a batch
+// return once it is searchable, before it is on disk: the datastore is the
+// truth and dirty markers cover what the index had not persisted (see
+// Store.indexBatch).
+func indexConfig() map[string]interface{} {
+	return map[string]interface{}{"unsafe_batch": true}
+}
+
+// newMapping returns the index mapping. Documents are built by buildDoc and
+// indexed with IndexAdvanced, so the mapping only tells queries which
+// analyzer a field uses and selects BM25 scoring.
+func newMapping() *mapping.IndexMappingImpl {
+	m := bleve.NewIndexMapping()
+	m.ScoringModel = index.BM25Scoring
+	m.DefaultAnalyzer = en.AnalyzerName
+	m.DefaultMapping.Dynamic = false
+	m.IndexDynamic = false
+	m.StoreDynamic = false
+	m.DocValuesDynamic = false
+	kw := bleve.NewKeywordFieldMapping()
+	for _, f := range []string{fieldType, fieldTag, fieldProject, fieldAgent, fieldVisibility} {
+		m.DefaultMapping.AddFieldMappingsAt(f, kw)
+	}
+	text := bleve.NewTextFieldMapping()
+	text.Analyzer = en.AnalyzerName
+	text.IncludeTermVectors = true
+	text.Store = false
+	m.DefaultMapping.AddFieldMappingsAt(fieldText, text)
+	return m
+}
+
+// analyzers are the ones newMapping names, resolved once per index.
+type analyzers struct {
+	text, keyword analysis.Analyzer
+}
+
+func newAnalyzers(m *mapping.IndexMappingImpl) (analyzers, error) {
+	a := analyzers{text: m.AnalyzerNamed(en.AnalyzerName), keyword: m.AnalyzerNamed(keyword.Name)}
+	if a.text == nil || a.keyword == nil {
+		return a, errors.New("store: index analyzers not registered")
+	}
+	return a, nil
+}
+
+const (
+	textOptions    = index.IndexField | index.IncludeTermVectors
+	keywordOptions = index.IndexField
+	facetOptions   = index.IndexField | index.DocValues
+	sortOptions    = index.IndexField | index.DocValues
+	numOptions     = index.IndexField
+)
+
+// buildDoc turns a record into an index document.
+func (a analyzers) buildDoc(l *protocol.Lesson) *document.Document {
+	d := document.NewDocument(l.ID)
+	var text strings.Builder
+	text.Grow(len(l.Title) + len(l.Content) + 16*len(l.Tags) + 2)
+	text.WriteString(l.Title)
+	text.WriteByte('\n')
+	text.WriteString(l.Content)
+	for _, t := range l.Tags {
+		text.WriteByte('\n')
+		text.WriteString(t)
+	}
+	d.AddField(document.NewTextFieldCustom(fieldText, nil, []byte(text.String()), textOptions, a.text))
+	d.AddField(document.NewTextFieldCustom(fieldType, nil, []byte(l.Type), facetOptions, a.keyword))
+	for i, t := range l.Tags {
+		d.AddField(document.NewTextFieldCustom(fieldTag, []uint64{uint64(i)}, []byte(t), keywordOptions, a.keyword))
+	}
+	if l.Project != "" {
+		d.AddField(document.NewTextFieldCustom(fieldProject, nil, []byte(l.Project), keywordOptions, a.keyword))
+	}
+	if l.Agent != "" {
+		d.AddField(document.NewTextFieldCustom(fieldAgent, nil, []byte(l.Agent), keywordOptions, a.keyword))
+	}
+	d.AddField(document.NewTextFieldCustom(fieldVisibility, nil, []byte(visibilityOf(l)), keywordOptions, a.keyword))
+	d.AddField(document.NewNumericFieldWithIndexingOptions(fieldCreated, nil, float64(l.CreatedAt), sortOptions))
+	mtime := l.UpdatedAt
+	if mtime == 0 {
+		mtime = l.CreatedAt
+	}
+	d.AddField(document.NewNumericFieldWithIndexingOptions(fieldModified, nil, float64(mtime), sortOptions))
+	exp := noExpiry
+	if l.ExpiresAt != 0 {
+		exp = float64(l.ExpiresAt)
+	}
+	d.AddField(document.NewNumericFieldWithIndexingOptions(fieldExpires, nil, exp, numOptions))
+	for _, f := range numericFields(l) {
+		d.AddField(document.NewNumericFieldWithIndexingOptions(numPrefix+f.name, nil, f.value, numOptions))
+	}
+	return d
+}
+
+type numericField struct {
+	name  string
+	value float64
+}
+
+// numericFields returns the numeric values of l that comparisons can use:
+// the typed integer fields that are set and up to maxNumericFields Extra
+// fields whose value is a finite JSON number and whose name is a valid
+// comparison field name, in name order.
+func numericFields(l *protocol.Lesson) []numericField {
+	var out []numericField
+	for _, name := range [...]string{"created_at", "updated_at", "expires_at", "start_line", "end_line"} {
+		if v, ok := l.Number(name); ok {
+			out = append(out, numericField{name, v})
+		}
+	}
+	if len(l.Extra) == 0 {
+		return out
+	}
+	names := make([]string, 0, len(l.Extra))
+	for name, raw := range l.Extra {
+		if len(raw) > 0 && (raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9') && validFieldName(name) {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	n := 0
+	for _, name := range names {
+		if n == maxNumericFields {
+			break
+		}
+		if v, ok := l.Number(name); ok && !math.IsInf(v, 0) && !math.IsNaN(v) {
+			out = append(out, numericField{name, v})
+			n++
+		}
+	}
+	return out
+}
+
+func visibilityOf(l *protocol.Lesson) string {
+	if l.Visibility == "" {
+		return protocol.VisibilityPrivate
+	}
+	return l.Visibility
+}
+
+// newIndex creates an empty index at path, or in memory if path is "".
+func newIndex(path string) (bleve.Index, error) {
+	if path == "" {
+		return bleve.NewUsing("", newMapping(), scorch.Name, scorch.Name, nil)
+	}
+	return bleve.NewUsing(path, newMapping(), scorch.Name, scorch.Name, indexConfig())
+}
+
+// openIndex opens the index at path. A panic inside bleve while opening or
+// probing a damaged index is turned into an error, so a corrupt index gets
+// rebuilt rather than crashing the node.
+func openIndex(path string) (idx bleve.Index, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			if idx != nil {
+				_ = idx.Close()
+			}
+			idx, err = nil, fmt.Errorf("index panicked while opening: %v", r)
+		}
+	}()
+	if _, err := os.Stat(path); err != nil {
+		return nil, err
+	}
+	idx, err = bleve.OpenUsing(path, indexConfig())
+	if err != nil {
+		return nil, err
+	}
+	// Probe: a damaged segment often only fails when read.
+	if _, err := idx.DocCount(); err != nil {
+		_ = idx.Close()
+		return nil, err
+	}
+	req := bleve.NewSearchRequestOptions(bleve.NewMatchAllQuery(), 1, 0, false)
+	req.Score = "none"
+	if _, err := idx.Search(req); err != nil {
+		_ = idx.Close()
+		return nil, err
+	}
+	return idx, nil
+}

@@ -1,0 +1,118 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	ds "github.com/ipfs/go-datastore"
+
+	"github.com/meshprotocol/mesh/protocol"
+)
+
+// PutPublication stores a signed publication of one of this node's records
+// and sets the record's visibility to the publication's, in one durable
+// commit. The record sl.Lesson.ID must exist (and not be expired). The store
+// does not verify the signature: the node made it.
+//
+// The publication goes when the record goes (Delete, expiry), and when a
+// Put makes the record private. Replacing the record otherwise keeps the
+// publication as signed; re-publishing replaces it.
+func (s *Store) PutPublication(ctx context.Context, sl *protocol.SignedLesson) error {
+	if sl == nil {
+		return invalidf("put publication: publication is nil")
+	}
+	id := sl.Lesson.ID
+	if err := protocol.ValidateID(id); err != nil {
+		return fmt.Errorf("store: put publication: lesson: %w", err)
+	}
+	if err := sl.Publication.Validate(); err != nil {
+		return fmt.Errorf("store: put publication %s: %w", id, err)
+	}
+	data, err := sl.Encode()
+	if err != nil {
+		return fmt.Errorf("store: put publication %s: %w", id, err)
+	}
+	if len(data) > protocol.MaxSignedLessonSize {
+		return fmt.Errorf("store: put publication %s: %w: %w: %d bytes, the limit is %d", id, protocol.ErrInvalid, protocol.ErrTooLarge, len(data), protocol.MaxSignedLessonSize)
+	}
+	leave, err := s.beginWrite()
+	if err != nil {
+		return fmt.Errorf("store: put publication %s: %w", id, err)
+	}
+	defer leave()
+	unlock := s.lockIDs(id)
+	defer unlock()
+	rec, err := s.load(ctx, id)
+	if err == nil && expired(rec, s.nowMS()) {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("store: put publication %s: record: %w", id, err)
+	}
+	rec.Visibility = sl.Publication.Visibility
+	recData, err := encodeRecord(rec)
+	if err != nil {
+		return fmt.Errorf("store: put publication %s: %w", id, err)
+	}
+	b, err := s.ds.Batch(ctx)
+	if err != nil {
+		return fmt.Errorf("store: put publication %s: %w", id, err)
+	}
+	var markers []ds.Key
+	err = b.Put(ctx, pubKey(id), data)
+	if err == nil {
+		err = b.Put(ctx, recordKey(id), recData)
+	}
+	if err == nil && s.indexDir != "" {
+		k := s.markerKey(id)
+		err = b.Put(ctx, k, markerValue)
+		markers = append(markers, k)
+	}
+	if err == nil {
+		err = b.Commit(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("store: put publication %s: %w", id, err)
+	}
+	if s.idx != nil {
+		ib := s.idx.NewBatch()
+		if err := ib.IndexAdvanced(s.an.buildDoc(rec)); err == nil {
+			s.applyIndex(ib, markers)
+		}
+	}
+	return nil
+}
+
+// Publication returns the stored publication of a record. It gives an error
+// wrapping ErrNotFound if there is none, or if the record is gone or
+// expired.
+func (s *Store) Publication(ctx context.Context, id string) (*protocol.SignedLesson, error) {
+	if err := protocol.ValidateID(id); err != nil {
+		return nil, fmt.Errorf("store: publication: %w", err)
+	}
+	leave, err := s.beginRead()
+	if err != nil {
+		return nil, fmt.Errorf("store: publication %s: %w", id, err)
+	}
+	defer leave()
+	rec, err := s.load(ctx, id)
+	if err == nil && expired(rec, s.nowMS()) {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: publication %s: %w", id, err)
+	}
+	data, err := s.ds.Get(ctx, pubKey(id))
+	if errors.Is(err, ds.ErrNotFound) {
+		return nil, fmt.Errorf("store: publication %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: publication %s: %w", id, err)
+	}
+	sl, err := protocol.DecodeSignedLesson(data)
+	if err != nil {
+		return nil, fmt.Errorf("store: publication %s: stored publication is damaged: %w", id, err)
+	}
+	return sl, nil
+}

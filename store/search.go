@@ -1,0 +1,695 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/blevesearch/bleve/v2"
+	"github.com/blevesearch/bleve/v2/search/query"
+	ds "github.com/ipfs/go-datastore"
+
+	"github.com/meshprotocol/mesh/protocol"
+)
+
+// Limits of Search and List.
+const (
+	DefaultSearchLimit = 10
+	MaxSearchLimit     = 100
+	DefaultListLimit   = 20
+	MaxListLimit       = 1000
+	// MaxListOffset caps ListOptions.Offset: deep pages cost memory in
+	// proportion to Offset+Limit.
+	MaxListOffset = 100000
+)
+
+// Query is a search over the store's records.
+type Query struct {
+	// Text holds words, "quoted phrases" and numeric comparisons on record
+	// fields (`humidity > 60`); see ParseQuery. Words are OR'ed and ranked
+	// by BM25; every phrase and comparison must match. Empty Text (or Text
+	// with comparisons only) matches every record that passes the filters,
+	// newest first, each with Score 1.
+	Text string
+
+	// Type and Types restrict the record type: a record matches if its type
+	// is Type or any of Types. Both empty: any type.
+	Type  string
+	Types []string
+	// Tags: a record must carry every one of them. Empty: no restriction.
+	Tags []string
+	// Project and Agent, when set, must equal the record's.
+	Project, Agent string
+	// Visibility, when set, lists the visibilities a record may have
+	// ("private", "unlisted", "public"); e.g. []string{"public"}.
+	Visibility []string
+	// Since and Until bound created_at (Unix ms, both inclusive); 0 means
+	// unbounded.
+	Since, Until int64
+	// MinScore drops hits scoring below it, in [0, 1]. 0 keeps every hit.
+	MinScore float64
+	// Limit is the maximum number of hits: 0 means DefaultSearchLimit, at
+	// most MaxSearchLimit.
+	Limit int
+}
+
+// Hit is one search result.
+type Hit struct {
+	ID string
+	// Score is the relevance, in (0, 1]: the BM25 score s of the record
+	// mapped through s/(s+1), which keeps the order of BM25 scores. It is
+	// comparable between queries on the same store only roughly, and not
+	// at all between stores. Queries without words or phrases score 1.
+	Score  float64
+	Record *protocol.Lesson
+}
+
+// SearchResult is the answer to a Search.
+type SearchResult struct {
+	Hits []Hit
+	// Total is the number of records matching the query and filters,
+	// before Limit and MinScore.
+	Total int
+}
+
+// ListOptions select records for List. Empty fields do not restrict.
+type ListOptions struct {
+	Type, Agent, Project string
+	// Visibility is "private", "unlisted", "public", or "" for any.
+	Visibility string
+	// Tags: a record must carry every one of them.
+	Tags []string
+	// Limit is the page size: 0 means DefaultListLimit, at most
+	// MaxListLimit. Offset skips that many records, at most MaxListOffset.
+	Limit, Offset int
+	// Order is "desc" (newest first, the default) or "asc", by created_at.
+	Order string
+}
+
+// ListResult is one page of List.
+type ListResult struct {
+	Records []*protocol.Lesson
+	Total   int  // records matching the options
+	HasMore bool // more records follow this page
+}
+
+// Search finds records by words, phrases, comparisons and filters. Expired
+// records never match.
+func (s *Store) Search(ctx context.Context, q Query) (*SearchResult, error) {
+	pq, err := ParseQuery(q.Text)
+	if err != nil {
+		return nil, fmt.Errorf("store: search: %w", err)
+	}
+	limit, err := checkQuery(&q)
+	if err != nil {
+		return nil, fmt.Errorf("store: search: %w", err)
+	}
+	leave, err := s.beginRead()
+	if err != nil {
+		return nil, fmt.Errorf("store: search: %w", err)
+	}
+	defer leave()
+	if s.idx == nil {
+		return nil, fmt.Errorf("store: search: %w", ErrIndexUnavailable)
+	}
+	now := s.nowMS()
+
+	filters := []query.Query{liveFilter(now)}
+	types := q.Types
+	if q.Type != "" {
+		types = append([]string{q.Type}, types...)
+	}
+	if f := anyTerm(fieldType, types); f != nil {
+		filters = append(filters, f)
+	}
+	if f := anyTerm(fieldVisibility, q.Visibility); f != nil {
+		filters = append(filters, f)
+	}
+	filters = appendCommon(filters, q.Project, q.Agent, q.Tags)
+	if q.Since != 0 || q.Until != 0 {
+		var lo, hi *float64
+		if q.Since != 0 {
+			lo = ptr(float64(q.Since))
+		}
+		if q.Until != 0 {
+			hi = ptr(float64(q.Until))
+		}
+		filters = append(filters, numRange(fieldCreated, lo, hi, true, true))
+	}
+	for _, c := range pq.Comparisons {
+		filters = append(filters, comparisonQuery(c))
+	}
+
+	var must, should []query.Query
+	for _, p := range pq.Phrases {
+		if len(s.an.text.Analyze([]byte(p))) == 0 {
+			continue // only stop words: nothing to look for
+		}
+		mp := query.NewMatchPhraseQuery(p)
+		mp.SetField(fieldText)
+		must = append(must, mp)
+	}
+	seen := map[string]bool{}
+	for _, w := range pq.Terms {
+		for _, tok := range s.an.text.Analyze([]byte(w)) {
+			t := string(tok.Term)
+			if seen[t] {
+				continue
+			}
+			seen[t] = true
+			tq := query.NewTermQuery(t)
+			tq.SetField(fieldText)
+			should = append(should, tq)
+		}
+	}
+	scored := len(must) > 0 || len(should) > 0
+	if !scored && (len(pq.Terms) > 0 || len(pq.Phrases) > 0) {
+		// Words were given, but none is searchable (stop words, punctuation).
+		return &SearchResult{Hits: []Hit{}}, nil
+	}
+	if !scored {
+		must = []query.Query{query.NewMatchAllQuery()}
+	}
+	bq := query.NewBooleanQuery(must, should, nil)
+	bq.AddFilter(query.NewConjunctionQuery(filters))
+
+	req := bleve.NewSearchRequestOptions(bq, limit, 0, false)
+	if !scored {
+		req.Score = "none"
+		req.SortBy([]string{"-" + fieldCreated, "-_id"})
+	}
+	res, err := s.idx.SearchInContext(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("store: search: %w", err)
+	}
+	out := &SearchResult{Hits: make([]Hit, 0, len(res.Hits)), Total: int(res.Total)}
+	for _, h := range res.Hits {
+		score := 1.0
+		if scored {
+			score = normalizeScore(h.Score)
+		}
+		if score < q.MinScore {
+			if scored {
+				break // sorted by score
+			}
+			continue
+		}
+		rec, err := s.load(ctx, h.ID)
+		if err == nil && expired(rec, now) {
+			err = ErrNotFound
+		}
+		if err != nil {
+			// The index ran ahead of a concurrent delete or sweep; or the
+			// stored record is damaged. Either way it is not a result.
+			if !errors.Is(err, ErrNotFound) {
+				s.log.Warn("search hit unreadable", "id", h.ID, "err", err)
+			}
+			out.Total--
+			continue
+		}
+		out.Hits = append(out.Hits, Hit{ID: h.ID, Score: score, Record: rec})
+	}
+	if out.Total < len(out.Hits) {
+		out.Total = len(out.Hits)
+	}
+	return out, nil
+}
+
+// normalizeScore maps a BM25 score s >= 0 into (0, 1] with s/(s+1): it is
+// monotonic, so it keeps the ranking. A degenerate score maps to the
+// smallest positive value.
+func normalizeScore(s float64) float64 {
+	if math.IsNaN(s) || s <= 0 {
+		return math.SmallestNonzeroFloat64
+	}
+	if math.IsInf(s, 1) {
+		return 1
+	}
+	v := s / (s + 1)
+	if v <= 0 {
+		return math.SmallestNonzeroFloat64
+	}
+	return v
+}
+
+// checkQuery validates the filters of q and returns its limit.
+func checkQuery(q *Query) (int, error) {
+	limit := q.Limit
+	switch {
+	case limit == 0:
+		limit = DefaultSearchLimit
+	case limit < 0 || limit > MaxSearchLimit:
+		return 0, invalidf("limit %d: want 1 to %d (0 for %d)", q.Limit, MaxSearchLimit, DefaultSearchLimit)
+	}
+	if math.IsNaN(q.MinScore) || q.MinScore < 0 || q.MinScore > 1 {
+		return 0, invalidf("min_score %v: want 0 to 1", q.MinScore)
+	}
+	if q.Since < 0 || q.Until < 0 {
+		return 0, invalidf("since/until: want Unix milliseconds, not negative")
+	}
+	if q.Since != 0 && q.Until != 0 && q.Since > q.Until {
+		return 0, invalidf("since %d is after until %d", q.Since, q.Until)
+	}
+	if len(q.Types) > protocol.MaxTags {
+		return 0, invalidf("%d types, the limit is %d", len(q.Types), protocol.MaxTags)
+	}
+	if q.Type != "" {
+		if err := checkName("type", q.Type, protocol.MaxTypeLength); err != nil {
+			return 0, err
+		}
+	}
+	for _, t := range q.Types {
+		if err := checkName("type", t, protocol.MaxTypeLength); err != nil {
+			return 0, err
+		}
+	}
+	if len(q.Visibility) > 3 {
+		return 0, invalidf("%d visibilities: want at most private, unlisted and public", len(q.Visibility))
+	}
+	for _, v := range q.Visibility {
+		if v == "" || !protocol.ValidVisibility(v) {
+			return 0, invalidf("visibility %q: want private, unlisted or public", truncate(v))
+		}
+	}
+	if err := checkCommon(q.Project, q.Agent, q.Tags); err != nil {
+		return 0, err
+	}
+	return limit, nil
+}
+
+func checkCommon(project, agent string, tags []string) error {
+	if err := checkName("project", project, protocol.MaxTagLength); err != nil {
+		return err
+	}
+	if err := checkName("agent", agent, protocol.MaxTagLength); err != nil {
+		return err
+	}
+	if len(tags) > protocol.MaxTags {
+		return invalidf("%d tags, the limit is %d", len(tags), protocol.MaxTags)
+	}
+	for _, t := range tags {
+		if t == "" {
+			return invalidf("empty tag in filter")
+		}
+		if err := checkName("tag", t, protocol.MaxTagLength); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkName bounds a filter value. Longer values cannot be stored, so they
+// would only waste a lookup; the cap is generous.
+func checkName(what, v string, max int) error {
+	if len(v) > 4*max {
+		return invalidf("%s filter is %d bytes, the limit is %d", what, len(v), 4*max)
+	}
+	if v != "" && strings.ContainsRune(v, 0) {
+		return invalidf("%s filter contains a NUL byte", what)
+	}
+	return nil
+}
+
+// liveFilter matches records not expired at now.
+func liveFilter(now int64) query.Query {
+	return numRange(fieldExpires, ptr(float64(now)), ptr(noExpiry), false, true)
+}
+
+func appendCommon(filters []query.Query, project, agent string, tags []string) []query.Query {
+	if project != "" {
+		filters = append(filters, term(fieldProject, project))
+	}
+	if agent != "" {
+		filters = append(filters, term(fieldAgent, agent))
+	}
+	for _, t := range tags {
+		filters = append(filters, term(fieldTag, t))
+	}
+	return filters
+}
+
+func term(field, v string) query.Query {
+	q := query.NewTermQuery(v)
+	q.SetField(field)
+	return q
+}
+
+// anyTerm matches records whose field equals one of vs; nil if vs is empty.
+func anyTerm(field string, vs []string) query.Query {
+	switch len(vs) {
+	case 0:
+		return nil
+	case 1:
+		return term(field, vs[0])
+	}
+	qs := make([]query.Query, len(vs))
+	for i, v := range vs {
+		qs[i] = term(field, v)
+	}
+	return query.NewDisjunctionQuery(qs)
+}
+
+func numRange(field string, lo, hi *float64, loIncl, hiIncl bool) query.Query {
+	q := query.NewNumericRangeInclusiveQuery(lo, hi, &loIncl, &hiIncl)
+	q.SetField(field)
+	return q
+}
+
+func comparisonQuery(c Comparison) query.Query {
+	f := numPrefix + c.Field
+	v := c.Value
+	switch c.Op {
+	case OpGreater:
+		return numRange(f, &v, nil, false, false)
+	case OpGreaterEqual:
+		return numRange(f, &v, nil, true, false)
+	case OpLess:
+		return numRange(f, nil, &v, false, false)
+	case OpLessEqual:
+		return numRange(f, nil, &v, false, true)
+	default:
+		return numRange(f, &v, &v, true, true)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// List returns records matching opts, ordered by created_at (then id), a
+// page at a time. Expired records are left out.
+func (s *Store) List(ctx context.Context, o ListOptions) (*ListResult, error) {
+	limit := o.Limit
+	switch {
+	case limit == 0:
+		limit = DefaultListLimit
+	case limit < 0 || limit > MaxListLimit:
+		return nil, fmt.Errorf("store: list: %w", invalidf("limit %d: want 1 to %d (0 for %d)", o.Limit, MaxListLimit, DefaultListLimit))
+	}
+	if o.Offset < 0 || o.Offset > MaxListOffset {
+		return nil, fmt.Errorf("store: list: %w", invalidf("offset %d: want 0 to %d", o.Offset, MaxListOffset))
+	}
+	desc := true
+	switch o.Order {
+	case "", "desc":
+	case "asc":
+		desc = false
+	default:
+		return nil, fmt.Errorf("store: list: %w", invalidf("order %q: want asc or desc", truncate(o.Order)))
+	}
+	if o.Visibility != "" && !protocol.ValidVisibility(o.Visibility) {
+		return nil, fmt.Errorf("store: list: %w", invalidf("visibility %q: want private, unlisted or public", truncate(o.Visibility)))
+	}
+	if err := checkName("type", o.Type, protocol.MaxTypeLength); err != nil {
+		return nil, fmt.Errorf("store: list: %w", err)
+	}
+	if err := checkCommon(o.Project, o.Agent, o.Tags); err != nil {
+		return nil, fmt.Errorf("store: list: %w", err)
+	}
+	leave, err := s.beginRead()
+	if err != nil {
+		return nil, fmt.Errorf("store: list: %w", err)
+	}
+	defer leave()
+	if s.idx == nil {
+		return nil, fmt.Errorf("store: list: %w", ErrIndexUnavailable)
+	}
+	now := s.nowMS()
+	filters := []query.Query{liveFilter(now)}
+	if o.Type != "" {
+		filters = append(filters, term(fieldType, o.Type))
+	}
+	if o.Visibility != "" {
+		filters = append(filters, term(fieldVisibility, o.Visibility))
+	}
+	filters = appendCommon(filters, o.Project, o.Agent, o.Tags)
+	bq := query.NewBooleanQuery([]query.Query{query.NewMatchAllQuery()}, nil, nil)
+	bq.AddFilter(query.NewConjunctionQuery(filters))
+	req := bleve.NewSearchRequestOptions(bq, limit, o.Offset, false)
+	req.Score = "none"
+	if desc {
+		req.SortBy([]string{"-" + fieldCreated, "-_id"})
+	} else {
+		req.SortBy([]string{fieldCreated, "_id"})
+	}
+	res, err := s.idx.SearchInContext(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("store: list: %w", err)
+	}
+	out := &ListResult{Records: make([]*protocol.Lesson, 0, len(res.Hits)), Total: int(res.Total)}
+	for _, h := range res.Hits {
+		rec, err := s.load(ctx, h.ID)
+		if err == nil && expired(rec, now) {
+			err = ErrNotFound
+		}
+		if err != nil {
+			if !errors.Is(err, ErrNotFound) {
+				s.log.Warn("listed record unreadable", "id", h.ID, "err", err)
+			}
+			out.Total--
+			continue
+		}
+		out.Records = append(out.Records, rec)
+	}
+	out.HasMore = o.Offset+len(res.Hits) < int(res.Total)
+	return out, nil
+}
+
+// Status counts the records that have not expired.
+type Status struct {
+	// Counts maps each record type (lesson, checkpoint, snippet, or any
+	// other) to its number of records.
+	Counts map[string]int
+	Total  int
+}
+
+// maxStatusTypes caps the number of distinct types Status reports.
+const maxStatusTypes = 10000
+
+// Status counts live records per type.
+func (s *Store) Status(ctx context.Context) (*Status, error) {
+	leave, err := s.beginRead()
+	if err != nil {
+		return nil, fmt.Errorf("store: status: %w", err)
+	}
+	defer leave()
+	if s.idx == nil {
+		return nil, fmt.Errorf("store: status: %w", ErrIndexUnavailable)
+	}
+	bq := query.NewBooleanQuery([]query.Query{query.NewMatchAllQuery()}, nil, nil)
+	bq.AddFilter(liveFilter(s.nowMS()))
+	req := bleve.NewSearchRequestOptions(bq, 0, 0, false)
+	req.Score = "none"
+	req.AddFacet("types", bleve.NewFacetRequest(fieldType, maxStatusTypes))
+	res, err := s.idx.SearchInContext(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("store: status: %w", err)
+	}
+	st := &Status{Counts: map[string]int{}, Total: int(res.Total)}
+	if f := res.Facets["types"]; f != nil && f.Terms != nil {
+		for _, t := range f.Terms.Terms() {
+			st.Counts[t.Term] = t.Count
+		}
+	}
+	return st, nil
+}
+
+// Agent states reported by AgentStatus.
+const (
+	StatusIdle       = "idle"
+	StatusInProgress = "in_progress"
+	StatusBlocked    = "blocked"
+)
+
+// Checkpoint flags AgentStatus understands (compared case-insensitively).
+const (
+	FlagBlocked    = "BLOCKED"
+	FlagInProgress = "IN_PROGRESS"
+)
+
+// AgentStatus is what an agent is doing, from its latest checkpoint.
+type AgentStatus struct {
+	Agent        string
+	Status       string // StatusIdle, StatusInProgress or StatusBlocked
+	WorkingOn    string
+	Blockers     []string
+	CheckpointID string // "" if the agent has no live checkpoint
+	UpdatedAt    int64  // of the checkpoint: updated_at, else created_at
+}
+
+// AgentStatus reports an agent's state from its latest live checkpoint (by
+// updated_at, else created_at): blocked if the checkpoint's state lists
+// blockers or its flags hold BLOCKED; in progress if its flags hold
+// IN_PROGRESS or working_on is set; idle otherwise, and when the agent has
+// no checkpoint.
+func (s *Store) AgentStatus(ctx context.Context, agent string) (*AgentStatus, error) {
+	if agent == "" {
+		return nil, fmt.Errorf("store: agent status: %w", invalidf("agent is required"))
+	}
+	if err := checkName("agent", agent, protocol.MaxTagLength); err != nil {
+		return nil, fmt.Errorf("store: agent status: %w", err)
+	}
+	leave, err := s.beginRead()
+	if err != nil {
+		return nil, fmt.Errorf("store: agent status: %w", err)
+	}
+	defer leave()
+	if s.idx == nil {
+		return nil, fmt.Errorf("store: agent status: %w", ErrIndexUnavailable)
+	}
+	now := s.nowMS()
+	out := &AgentStatus{Agent: agent, Status: StatusIdle}
+	bq := query.NewBooleanQuery([]query.Query{query.NewMatchAllQuery()}, nil, nil)
+	bq.AddFilter(query.NewConjunctionQuery([]query.Query{
+		liveFilter(now), term(fieldType, protocol.TypeCheckpoint), term(fieldAgent, agent),
+	}))
+	req := bleve.NewSearchRequestOptions(bq, 1, 0, false)
+	req.Score = "none"
+	req.SortBy([]string{"-" + fieldModified, "-" + fieldCreated, "-_id"})
+	res, err := s.idx.SearchInContext(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("store: agent status: %w", err)
+	}
+	if len(res.Hits) == 0 {
+		return out, nil
+	}
+	rec, err := s.load(ctx, res.Hits[0].ID)
+	if err != nil || expired(rec, now) {
+		return out, nil
+	}
+	out.CheckpointID = rec.ID
+	out.WorkingOn = rec.WorkingOn
+	out.UpdatedAt = rec.UpdatedAt
+	if out.UpdatedAt == 0 {
+		out.UpdatedAt = rec.CreatedAt
+	}
+	st, err := rec.CheckpointState()
+	if err != nil {
+		s.log.Warn("checkpoint state unreadable", "id", rec.ID, "err", err)
+	}
+	out.Blockers = st.Blockers
+	switch {
+	case len(st.Blockers) > 0 || hasFlag(st.Flags, FlagBlocked):
+		out.Status = StatusBlocked
+	case hasFlag(st.Flags, FlagInProgress) || rec.WorkingOn != "":
+		out.Status = StatusInProgress
+	}
+	return out, nil
+}
+
+func hasFlag(flags []string, flag string) bool {
+	for _, f := range flags {
+		if strings.EqualFold(strings.TrimSpace(f), flag) {
+			return true
+		}
+	}
+	return false
+}
+
+// sweepPage is the number of expired records Sweep deletes per batch.
+const sweepPage = 500
+
+// Sweep deletes expired records, and their publications, from the
+// datastore and the index, and returns how many it deleted. The background
+// sweeper calls it every Options.SweepInterval.
+func (s *Store) Sweep(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		n, more, err := s.sweepPage(ctx)
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("store: sweep: %w", err)
+		}
+		if !more {
+			return total, nil
+		}
+	}
+}
+
+func (s *Store) sweepPage(ctx context.Context) (n int, more bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return 0, false, err
+	}
+	leave, err := s.beginWrite()
+	if err != nil {
+		return 0, false, err
+	}
+	defer leave()
+	if s.idx == nil {
+		return 0, false, ErrIndexUnavailable
+	}
+	now := s.nowMS()
+	q := query.NewBooleanQuery([]query.Query{query.NewMatchAllQuery()}, nil, nil)
+	q.AddFilter(numRange(fieldExpires, nil, ptr(float64(now)), false, true))
+	req := bleve.NewSearchRequestOptions(q, sweepPage, 0, false)
+	req.Score = "none"
+	res, err := s.idx.SearchInContext(ctx, req)
+	if err != nil {
+		return 0, false, err
+	}
+	if len(res.Hits) == 0 {
+		return 0, false, nil
+	}
+	ids := make([]string, len(res.Hits))
+	for i, h := range res.Hits {
+		ids[i] = h.ID
+	}
+	unlock := s.lockIDs(ids...)
+	defer unlock()
+	// The datastore decides: only records that are expired there go.
+	var gone, stale []string
+	for _, id := range ids {
+		rec, err := s.load(ctx, id)
+		switch {
+		case err == nil && expired(rec, now):
+			gone = append(gone, id)
+		case err == nil:
+			stale = append(stale, id)
+		case errors.Is(err, ErrNotFound):
+			stale = append(stale, id)
+		default:
+			s.log.Warn("sweep: record unreadable", "id", id, "err", err)
+			stale = append(stale, id)
+		}
+	}
+	if len(gone) > 0 {
+		if err := s.deleteLocked(ctx, gone); err != nil {
+			return 0, false, err
+		}
+	}
+	if len(stale) > 0 {
+		// The index disagrees with the datastore about these: repair it.
+		s.reindexLocked(ctx, stale)
+	}
+	return len(gone), len(gone) > 0 && len(res.Hits) == sweepPage, nil
+}
+
+// reindexLocked re-indexes ids from the datastore (removing those that are
+// gone or unreadable). Their stripes are locked.
+func (s *Store) reindexLocked(ctx context.Context, ids []string) {
+	b, err := s.ds.Batch(ctx)
+	if err != nil {
+		return
+	}
+	ib := s.idx.NewBatch()
+	var markers []ds.Key
+	for _, id := range ids {
+		if s.indexDir != "" {
+			k := s.markerKey(id)
+			if b.Put(ctx, k, markerValue) != nil {
+				return
+			}
+			markers = append(markers, k)
+		}
+		rec, err := s.load(ctx, id)
+		if err != nil {
+			ib.Delete(id)
+			continue
+		}
+		_ = ib.IndexAdvanced(s.an.buildDoc(rec))
+	}
+	if b.Commit(ctx) != nil {
+		return
+	}
+	s.applyIndex(ib, markers)
+}

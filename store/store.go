@@ -1,0 +1,774 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/blevesearch/bleve/v2"
+	"github.com/cockroachdb/pebble/v2"
+	ds "github.com/ipfs/go-datastore"
+	dsq "github.com/ipfs/go-datastore/query"
+	dssync "github.com/ipfs/go-datastore/sync"
+	pebbleds "github.com/ipfs/go-ds-pebble"
+
+	"github.com/meshprotocol/mesh/protocol"
+)
+
+// Options configure a Store. The zero value is a store held in memory.
+type Options struct {
+	// Dir is the directory of the store: the datastore lives in
+	// Dir/datastore (pebble, every write synced) and the search index in
+	// Dir/index. If empty, both are kept in memory and lost on Close.
+	Dir string
+
+	// Datastore, if set, is used instead of opening one in Dir; the index
+	// then lives in Dir/index, or in memory if Dir is empty (and is rebuilt
+	// on every Open). The store does not close a datastore it was given, and
+	// its durability is the datastore's.
+	Datastore ds.Batching
+
+	// Logger receives operational messages. Nil discards them. Record
+	// contents and queries are never logged.
+	Logger *slog.Logger
+
+	// Now is the clock, used for created_at, updated_at and expiry. Nil
+	// means time.Now.
+	Now func() time.Time
+
+	// SweepInterval is how often expired records are deleted from disk. Zero
+	// means every minute; a negative value turns the background sweeper off
+	// (call Sweep). Expired records vanish from every read at once either
+	// way.
+	SweepInterval time.Duration
+}
+
+// Datastore key layout. Every key lives under one of these namespaces:
+//
+//	/records/<id>             a record, as its JSON encoding
+//	/pub/<id>                 the SignedLesson publishing record <id>
+//	/dirty/<id>/<seq>         an index update of <id> that may not be on disk yet
+//	/meta/format              the layout version of the datastore (formatVersion)
+//	/meta/generation          a random id of this datastore; the index records it
+//	/remote/<nodeId>/<id>     reserved for the cache of remote lessons
+const (
+	nsRecords     = "/records/"
+	nsPub         = "/pub/"
+	nsDirty       = "/dirty/"
+	keyFormat     = "/meta/format"
+	keyGeneration = "/meta/generation"
+)
+
+// formatVersion is the datastore layout this code reads and writes.
+const formatVersion = "1"
+
+func recordKey(id string) ds.Key { return ds.RawKey(nsRecords + id) }
+func pubKey(id string) ds.Key    { return ds.RawKey(nsPub + id) }
+
+// numStripes is the number of per-id locks. Writes of one id are serialized
+// so that the datastore and the index see them in the same order; writes of
+// different ids run in parallel, so that the datastore can group-commit them.
+const numStripes = 256
+
+// Store is the memory store of one MESH node: AMP records kept in a
+// go-datastore, a full-text index over them, signed publications of them,
+// and expiry.
+//
+// A Store is safe for concurrent use by multiple goroutines.
+type Store struct {
+	ds         ds.Batching
+	ownDS      bool
+	log        *slog.Logger
+	now        func() time.Time
+	sweepEvery time.Duration
+	indexDir   string // "" = index in memory
+	generation string // of the datastore, see keyGeneration
+	an         analyzers
+
+	stripes [numStripes]sync.Mutex
+
+	// gate orders writes against Reindex and Close: every write holds it
+	// shared, Reindex and Close hold it exclusively (after it, mu).
+	gate sync.RWMutex
+
+	// mu guards the fields below. Reads and writes hold it shared while they
+	// use the index or the datastore; Close and the index swap hold it
+	// exclusively.
+	mu     sync.RWMutex
+	idx    bleve.Index // nil if the index could not be opened
+	closed bool
+
+	closeMu sync.Mutex
+	closing bool
+
+	seq atomic.Uint64 // dirty marker sequence
+
+	cleanMu sync.Mutex
+	cleanQ  []ds.Key // dirty markers whose index updates are on disk
+	cleanCh chan struct{}
+
+	// testSkipIndex, if set and returning true, makes a write skip the
+	// index step, as if the process died between the two.
+	testSkipIndex func() bool
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// Open opens (or creates) a store. If the search index is missing, of
+// another format or datastore, out of step with the datastore, or
+// unreadable, Open rebuilds it from the datastore; index updates that were
+// not on disk when the process stopped are replayed.
+func Open(opts Options) (*Store, error) {
+	s := &Store{
+		log:        opts.Logger,
+		now:        opts.Now,
+		sweepEvery: opts.SweepInterval,
+		cleanCh:    make(chan struct{}, 1),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.sweepEvery == 0 {
+		s.sweepEvery = time.Minute
+	}
+	var err error
+	if s.an, err = newAnalyzers(newMapping()); err != nil {
+		return nil, err
+	}
+	var start [8]byte
+	_, _ = rand.Read(start[:])
+	s.seq.Store(binary.BigEndian.Uint64(start[:]) >> 1)
+
+	switch {
+	case opts.Datastore != nil:
+		s.ds = opts.Datastore
+	case opts.Dir != "":
+		if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+			return nil, fmt.Errorf("store: open: %w", err)
+		}
+		d, err := pebbleds.NewDatastore(filepath.Join(opts.Dir, "datastore"),
+			pebbleds.WithPebbleWriteOptions(pebble.Sync),
+			pebbleds.WithCacheSize(64<<20))
+		if err != nil {
+			return nil, fmt.Errorf("store: open datastore: %w", err)
+		}
+		s.ds, s.ownDS = d, true
+	default:
+		s.ds, s.ownDS = dssync.MutexWrap(ds.NewMapDatastore()), true
+	}
+	if opts.Dir != "" {
+		s.indexDir = filepath.Join(opts.Dir, "index")
+	}
+	ctx := context.Background()
+	if err := s.initMeta(ctx); err != nil {
+		s.closeDS()
+		return nil, err
+	}
+	if err := s.initIndex(ctx); err != nil {
+		if s.idx != nil {
+			_ = s.idx.Close()
+		}
+		s.closeDS()
+		return nil, err
+	}
+
+	lctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	if s.indexDir != "" {
+		s.wg.Add(1)
+		go s.cleanLoop(lctx)
+	}
+	if s.sweepEvery > 0 {
+		s.wg.Add(1)
+		go s.sweepLoop(lctx)
+	}
+	return s, nil
+}
+
+func (s *Store) closeDS() {
+	if s.ownDS {
+		_ = s.ds.Close()
+	}
+}
+
+// initMeta checks the datastore's format and reads (or creates) its
+// generation.
+func (s *Store) initMeta(ctx context.Context) error {
+	b, err := s.ds.Batch(ctx)
+	if err != nil {
+		return fmt.Errorf("store: open: %w", err)
+	}
+	dirty := false
+	switch v, err := s.ds.Get(ctx, ds.RawKey(keyFormat)); {
+	case errors.Is(err, ds.ErrNotFound):
+		if err := b.Put(ctx, ds.RawKey(keyFormat), []byte(formatVersion)); err != nil {
+			return fmt.Errorf("store: open: %w", err)
+		}
+		dirty = true
+	case err != nil:
+		return fmt.Errorf("store: open: read format: %w", err)
+	case string(v) != formatVersion:
+		return fmt.Errorf("store: open: datastore format %q, this version reads %q: %w", truncate(string(v)), formatVersion, ErrUnsupportedFormat)
+	}
+	switch v, err := s.ds.Get(ctx, ds.RawKey(keyGeneration)); {
+	case errors.Is(err, ds.ErrNotFound):
+		s.generation = randomHex(8)
+		if err := b.Put(ctx, ds.RawKey(keyGeneration), []byte(s.generation)); err != nil {
+			return fmt.Errorf("store: open: %w", err)
+		}
+		dirty = true
+	case err != nil:
+		return fmt.Errorf("store: open: read generation: %w", err)
+	default:
+		s.generation = string(v)
+	}
+	if dirty {
+		if err := b.Commit(ctx); err != nil {
+			return fmt.Errorf("store: open: write meta: %w", err)
+		}
+	}
+	return nil
+}
+
+// initIndex opens the index, or rebuilds it when it cannot be trusted.
+func (s *Store) initIndex(ctx context.Context) error {
+	if s.indexDir == "" {
+		return s.rebuild(ctx, "in memory")
+	}
+	_ = os.RemoveAll(s.indexDir + ".new")
+	idx, err := openIndex(s.indexDir)
+	reason := ""
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		reason = "missing"
+	case err != nil:
+		reason = "unreadable"
+		s.log.Warn("search index unreadable, rebuilding", "err", err)
+	default:
+		format, _ := idx.GetInternal(internalFormat)
+		gen, _ := idx.GetInternal(internalGeneration)
+		switch {
+		case string(format) != indexFormat:
+			reason = "format"
+		case string(gen) != s.generation:
+			reason = "generation"
+		}
+	}
+	if reason == "" {
+		s.idx = idx
+		if err := s.replayMarkers(ctx); err != nil {
+			return err
+		}
+		n, err := s.countRecords(ctx)
+		if err != nil {
+			return err
+		}
+		dc, err := idx.DocCount()
+		if err == nil && dc == uint64(n) {
+			return nil
+		}
+		reason = "count"
+	}
+	if idx != nil {
+		_ = idx.Close()
+	}
+	s.idx = nil
+	return s.rebuild(ctx, reason)
+}
+
+// rebuild builds a new index from the datastore and installs it. The caller
+// holds gate exclusively, or is Open.
+func (s *Store) rebuild(ctx context.Context, reason string) error {
+	start := time.Now()
+	idx, n, err := s.buildIndex(ctx)
+	if err != nil {
+		return fmt.Errorf("store: rebuild index: %w", err)
+	}
+	s.mu.Lock()
+	err = s.installLocked(idx)
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("store: rebuild index: %w", err)
+	}
+	if err := s.clearMarkers(ctx); err != nil {
+		s.log.Warn("clearing index markers failed", "err", err)
+	}
+	s.log.Info("search index rebuilt", "reason", reason, "records", n, "took", time.Since(start))
+	return nil
+}
+
+// rebuildBatch is the number of documents per index batch while rebuilding.
+const rebuildBatch = 1000
+
+// buildIndex indexes every record of the datastore into a new index, in
+// indexDir+".new" or in memory, and waits until it is on disk.
+func (s *Store) buildIndex(ctx context.Context) (bleve.Index, int, error) {
+	path := ""
+	if s.indexDir != "" {
+		path = s.indexDir + ".new"
+		if err := os.RemoveAll(path); err != nil {
+			return nil, 0, err
+		}
+	}
+	idx, err := newIndex(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	fail := func(err error) (bleve.Index, int, error) {
+		_ = idx.Close()
+		if path != "" {
+			_ = os.RemoveAll(path)
+		}
+		return nil, 0, err
+	}
+	res, err := s.ds.Query(ctx, dsq.Query{Prefix: nsRecords})
+	if err != nil {
+		return fail(err)
+	}
+	defer res.Close()
+	n := 0
+	batch := idx.NewBatch()
+	for r := range res.Next() {
+		if r.Error != nil {
+			return fail(r.Error)
+		}
+		id := strings.TrimPrefix(r.Key, nsRecords)
+		rec, err := decodeRecord(r.Value)
+		if err == nil && rec.ID != id {
+			err = fmt.Errorf("record id %q under key of %q", truncate(rec.ID), truncate(id))
+		}
+		if err != nil {
+			// Leave it out of the index; Get reports the damage.
+			s.log.Warn("skipping undecodable record", "id", truncate(id), "err", err)
+			continue
+		}
+		if err := batch.IndexAdvanced(s.an.buildDoc(rec)); err != nil {
+			return fail(err)
+		}
+		n++
+		if batch.Size() >= rebuildBatch {
+			if err := ctx.Err(); err != nil {
+				return fail(err)
+			}
+			if err := idx.Batch(batch); err != nil {
+				return fail(err)
+			}
+			batch.Reset()
+		}
+	}
+	batch.SetInternal(internalFormat, []byte(indexFormat))
+	batch.SetInternal(internalGeneration, []byte(s.generation))
+	if err := s.batchAndWait(ctx, idx, batch, path != ""); err != nil {
+		return fail(err)
+	}
+	return idx, n, nil
+}
+
+// batchAndWait applies batch and, if persist, waits until the index has it
+// on disk.
+func (s *Store) batchAndWait(ctx context.Context, idx bleve.Index, batch *bleve.Batch, persist bool) error {
+	done := make(chan error, 1)
+	if persist {
+		batch.SetPersistedCallback(func(err error) {
+			select {
+			case done <- err:
+			default:
+			}
+		})
+	}
+	if err := idx.Batch(batch); err != nil {
+		return err
+	}
+	if !persist {
+		return nil
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// installLocked makes idx the store's index, closing the old one. For an
+// index on disk, idx was built in indexDir+".new": it is closed, moved into
+// place and reopened. s.mu is held.
+func (s *Store) installLocked(idx bleve.Index) error {
+	old := s.idx
+	s.idx = nil
+	if s.indexDir == "" {
+		s.idx = idx
+		if old != nil {
+			_ = old.Close()
+		}
+		return nil
+	}
+	if old != nil {
+		_ = old.Close()
+	}
+	if err := idx.Close(); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(s.indexDir); err != nil {
+		return err
+	}
+	if err := os.Rename(s.indexDir+".new", s.indexDir); err != nil {
+		return err
+	}
+	syncDir(filepath.Dir(s.indexDir))
+	idx, err := bleve.OpenUsing(s.indexDir, indexConfig())
+	if err != nil {
+		return err
+	}
+	s.idx = idx
+	return nil
+}
+
+func syncDir(dir string) {
+	if f, err := os.Open(dir); err == nil {
+		_ = f.Sync()
+		_ = f.Close()
+	}
+}
+
+// countRecords counts the records in the datastore, expired ones included.
+func (s *Store) countRecords(ctx context.Context) (int, error) {
+	res, err := s.ds.Query(ctx, dsq.Query{Prefix: nsRecords, KeysOnly: true})
+	if err != nil {
+		return 0, fmt.Errorf("store: count records: %w", err)
+	}
+	defer res.Close()
+	n := 0
+	for r := range res.Next() {
+		if r.Error != nil {
+			return 0, fmt.Errorf("store: count records: %w", r.Error)
+		}
+		n++
+	}
+	return n, nil
+}
+
+// markerKey returns a new dirty marker key for id.
+func (s *Store) markerKey(id string) ds.Key {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], s.seq.Add(1))
+	return ds.RawKey(nsDirty + id + "/" + hex.EncodeToString(b[:]))
+}
+
+// markerValue is the (unused) value of a dirty marker.
+var markerValue = []byte{1}
+
+// replayMarkers brings the index up to date with every record that has a
+// dirty marker: re-indexes it, or removes it from the index if it is gone.
+func (s *Store) replayMarkers(ctx context.Context) error {
+	res, err := s.ds.Query(ctx, dsq.Query{Prefix: nsDirty, KeysOnly: true})
+	if err != nil {
+		return fmt.Errorf("store: read index markers: %w", err)
+	}
+	ids := map[string][]ds.Key{}
+	for r := range res.Next() {
+		if r.Error != nil {
+			res.Close()
+			return fmt.Errorf("store: read index markers: %w", r.Error)
+		}
+		rest := strings.TrimPrefix(r.Key, nsDirty)
+		i := strings.LastIndexByte(rest, '/')
+		if i <= 0 {
+			continue
+		}
+		ids[rest[:i]] = append(ids[rest[:i]], ds.RawKey(r.Key))
+	}
+	res.Close()
+	if len(ids) == 0 {
+		return nil
+	}
+	batch := s.idx.NewBatch()
+	var markers []ds.Key
+	flush := func() error {
+		if batch.Size() == 0 {
+			return nil
+		}
+		s.applyIndex(batch, markers)
+		batch, markers = s.idx.NewBatch(), nil
+		return nil
+	}
+	for id, keys := range ids {
+		rec, err := s.load(ctx, id)
+		switch {
+		case err == nil:
+			if err := batch.IndexAdvanced(s.an.buildDoc(rec)); err != nil {
+				return fmt.Errorf("store: replay index markers: %w", err)
+			}
+		case errors.Is(err, ErrNotFound):
+			batch.Delete(id)
+		default:
+			s.log.Warn("skipping undecodable record", "id", truncate(id), "err", err)
+			batch.Delete(id)
+		}
+		markers = append(markers, keys...)
+		if batch.Size() >= rebuildBatch {
+			_ = flush()
+		}
+	}
+	_ = flush()
+	s.log.Info("replayed index updates", "records", len(ids))
+	return nil
+}
+
+// applyIndex applies b to the index. markers are the dirty markers b
+// settles: they are deleted once the index has b on disk. A failure is
+// logged: the markers stay, and the next Open repairs the index.
+func (s *Store) applyIndex(b *bleve.Batch, markers []ds.Key) {
+	if s.idx == nil {
+		return
+	}
+	if s.testSkipIndex != nil && s.testSkipIndex() {
+		return
+	}
+	if len(markers) > 0 {
+		b.SetPersistedCallback(func(err error) {
+			if err != nil {
+				s.log.Warn("index persist failed, will replay on next open", "err", err)
+				return
+			}
+			s.cleanMu.Lock()
+			s.cleanQ = append(s.cleanQ, markers...)
+			s.cleanMu.Unlock()
+			select {
+			case s.cleanCh <- struct{}{}:
+			default:
+			}
+		})
+	}
+	if err := s.idx.Batch(b); err != nil {
+		s.log.Error("index update failed, will replay on next open", "err", err)
+	}
+}
+
+// cleanLoop deletes dirty markers whose index updates are on disk.
+func (s *Store) cleanLoop(ctx context.Context) {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.cleanCh:
+		}
+		s.mu.RLock()
+		if !s.closed {
+			s.cleanMarkersLocked(ctx)
+		}
+		s.mu.RUnlock()
+		// Group the deletes of busy periods into fewer commits.
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// cleanMarkersLocked deletes the queued dirty markers. s.mu is held.
+func (s *Store) cleanMarkersLocked(ctx context.Context) {
+	s.cleanMu.Lock()
+	keys := s.cleanQ
+	s.cleanQ = nil
+	s.cleanMu.Unlock()
+	if len(keys) == 0 {
+		return
+	}
+	b, err := s.ds.Batch(ctx)
+	if err == nil {
+		for _, k := range keys {
+			if err = b.Delete(ctx, k); err != nil {
+				break
+			}
+		}
+	}
+	if err == nil {
+		err = b.Commit(ctx)
+	}
+	if err != nil {
+		s.log.Warn("deleting index markers failed", "err", err)
+	}
+}
+
+// clearMarkers deletes every dirty marker: the index was just rebuilt.
+func (s *Store) clearMarkers(ctx context.Context) error {
+	res, err := s.ds.Query(ctx, dsq.Query{Prefix: nsDirty, KeysOnly: true})
+	if err != nil {
+		return err
+	}
+	defer res.Close()
+	b, err := s.ds.Batch(ctx)
+	if err != nil {
+		return err
+	}
+	n := 0
+	for r := range res.Next() {
+		if r.Error != nil {
+			return r.Error
+		}
+		if err := b.Delete(ctx, ds.RawKey(r.Key)); err != nil {
+			return err
+		}
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	return b.Commit(ctx)
+}
+
+// lockIDs locks the stripes of ids, in order, and returns the unlock.
+func (s *Store) lockIDs(ids ...string) func() {
+	stripes := make([]int, 0, len(ids))
+	for _, id := range ids {
+		h := fnv.New32a()
+		_, _ = h.Write([]byte(id))
+		stripes = append(stripes, int(h.Sum32()%numStripes))
+	}
+	slices.Sort(stripes)
+	stripes = slices.Compact(stripes)
+	for _, i := range stripes {
+		s.stripes[i].Lock()
+	}
+	return func() {
+		for _, i := range stripes {
+			s.stripes[i].Unlock()
+		}
+	}
+}
+
+// beginWrite enters a write: it holds gate shared and mu shared. The
+// returned function leaves.
+func (s *Store) beginWrite() (func(), error) {
+	s.gate.RLock()
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		s.gate.RUnlock()
+		return nil, ErrClosed
+	}
+	return func() { s.mu.RUnlock(); s.gate.RUnlock() }, nil
+}
+
+// beginRead enters a read: it holds mu shared.
+func (s *Store) beginRead() (func(), error) {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return nil, ErrClosed
+	}
+	return s.mu.RUnlock, nil
+}
+
+// Close stops the sweeper, flushes the index, and closes the index and the
+// datastore (unless it was given in Options). It waits for the store's
+// goroutines and for calls in progress. A second Close returns an error
+// wrapping net.ErrClosed.
+func (s *Store) Close() error {
+	s.closeMu.Lock()
+	if s.closing {
+		s.closeMu.Unlock()
+		return fmt.Errorf("store: close: %w", ErrClosed)
+	}
+	s.closing = true
+	s.closeMu.Unlock()
+
+	s.cancel()
+	s.wg.Wait()
+	s.gate.Lock()
+	defer s.gate.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	var errs []error
+	if s.idx != nil {
+		if s.indexDir != "" {
+			// Let the index persist what it holds, so that the next Open
+			// need not replay it. Best effort: markers cover the rest.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			b := s.idx.NewBatch()
+			b.SetInternal(internalGeneration, []byte(s.generation))
+			if err := s.batchAndWait(ctx, s.idx, b, true); err != nil {
+				s.log.Warn("index flush on close failed", "err", err)
+			}
+			cancel()
+			s.cleanMarkersLocked(context.Background())
+		}
+		errs = append(errs, s.idx.Close())
+		s.idx = nil
+	}
+	if s.ownDS {
+		errs = append(errs, s.ds.Close())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("store: close: %w", err)
+	}
+	return nil
+}
+
+// sweepLoop deletes expired records every sweepEvery.
+func (s *Store) sweepLoop(ctx context.Context) {
+	defer s.wg.Done()
+	t := time.NewTicker(s.sweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := s.Sweep(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.log.Warn("sweep failed", "err", err)
+		case n > 0:
+			s.log.Debug("swept expired records", "count", n)
+		}
+	}
+}
+
+// Reindex rebuilds the search index from the datastore. Reads go on using
+// the old index meanwhile; writes wait until the new one is in place.
+func (s *Store) Reindex(ctx context.Context) error {
+	s.gate.Lock()
+	defer s.gate.Unlock()
+	s.mu.RLock()
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		return fmt.Errorf("store: reindex: %w", ErrClosed)
+	}
+	return s.rebuild(ctx, "requested")
+}
+
+func (s *Store) nowMS() int64 { return s.now().UnixMilli() }
+
+func expired(l *protocol.Lesson, now int64) bool {
+	return l.ExpiresAt != 0 && l.ExpiresAt <= now
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
