@@ -147,3 +147,26 @@ func TestDecodeIsExact(t *testing.T) {
 		t.Fatalf("\n%s\n%s", b, b2)
 	}
 }
+
+// TestReencodingDoesNotGrow: a lesson at its cap must still fit after we
+// re-encode it. encoding/json writes U+2028 as the 6-byte \u2028, which
+// tripled such a lesson on the way out.
+func TestReencodingDoesNotGrow(t *testing.T) {
+	content := strings.Repeat("\u2028", (MaxRecordSize-100)/3)
+	in := []byte(`{"id":"a","type":"lesson","content":"` + content + `"}`)
+	l, err := DecodeLesson(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := l.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) > len(in) {
+		t.Fatalf("re-encoding grew the lesson from %d to %d bytes", len(in), len(out))
+	}
+	s := mustSign(t, testKey(1), l)
+	if _, err := DecodeSignedLesson(mustEncode(t, s)); err != nil {
+		t.Fatalf("signed lesson does not decode: %v", err)
+	}
+}

@@ -342,12 +342,39 @@ func (l Lesson) MarshalJSON() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// marshalString encodes s as a JSON string the way RFC 8785 does: only '"',
+// '\\' and control characters are escaped. encoding/json also escapes
+// <, >, & and U+2028/U+2029, which can make a record six times longer on the
+// way out than on the way in, and push it over its size cap.
 func marshalString(s string) []byte {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(s) // a string always encodes
-	return bytes.TrimRight(b.Bytes(), "\n")
+	const hex = "0123456789abcdef"
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD") // as encoding/json does; Validate refuses such a record
+	}
+	b := make([]byte, 0, len(s)+2)
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c == '\b':
+			b = append(b, '\\', 'b')
+		case c == '\f':
+			b = append(b, '\\', 'f')
+		case c == '\n':
+			b = append(b, '\\', 'n')
+		case c == '\r':
+			b = append(b, '\\', 'r')
+		case c == '\t':
+			b = append(b, '\\', 't')
+		case c < 0x20:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"')
 }
 
 func marshalStrings(ss []string) []byte {
@@ -421,7 +448,23 @@ func (l *Lesson) Validate() error {
 			return invalidf("record: %s %d: want an integer of at most 2^53-1", name, v)
 		}
 	}
-	for name := range l.Extra {
+	for name, kf := range knownFields {
+		if kf.kind == kindString && !utf8.ValidString(*kf.str(l)) {
+			return invalidf("record field %s: not valid UTF-8", name)
+		}
+	}
+	for _, t := range l.Tags {
+		if !utf8.ValidString(t) {
+			return invalidf("record field tags: not valid UTF-8")
+		}
+	}
+	for name, raw := range l.Extra {
+		// Decoding puts a known field in Extra only when it arrives empty;
+		// anything else there would encode to a record that decodes
+		// differently (or not at all).
+		if kf, known := knownFields[name]; known && !(isEmptyJSON(raw) && emptyOfKind(kf.kind, raw)) {
+			return invalidf("record field %s: set the typed field, Extra may hold it only as null or an empty %s", name, strings.TrimPrefix(kf.kind.want(), "want "))
+		}
 		if name == "" || len(name) > MaxTagLength || !utf8.ValidString(name) {
 			return invalidf("record: field name %q is empty or too long", truncate(name))
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // TestLessonUnknownFieldsPreserved: fields this code does not know survive
@@ -199,5 +200,32 @@ func TestValidateID(t *testing.T) {
 		if err := ValidateID(bad); err == nil {
 			t.Errorf("ValidateID(%q) accepted", bad)
 		}
+	}
+}
+
+func TestLessonInvalidUTF8(t *testing.T) {
+	for _, l := range []*Lesson{
+		{ID: "a", Type: "lesson", Content: "a\xffb"},
+		{ID: "a", Type: "lesson", Tags: []string{"\xc3"}},
+	} {
+		wantErr(t, l.Validate(), ErrInvalid, "UTF-8")
+		if _, err := Sign(testKey(1), l, testPublication(), testNow); err == nil {
+			t.Fatal("signed a lesson with invalid UTF-8")
+		}
+		b, err := json.Marshal(l)
+		if err != nil || !json.Valid(b) || !utf8.Valid(b) {
+			t.Fatalf("MarshalJSON = %q, %v", b, err)
+		}
+	}
+}
+
+func TestLessonExtraShadowingKnownField(t *testing.T) {
+	for _, v := range []string{`5`, `"x"`, `["a"]`, `{}`} {
+		l := &Lesson{ID: "a", Type: "lesson", Extra: map[string]json.RawMessage{"title": json.RawMessage(v)}}
+		wantErr(t, l.Validate(), ErrInvalid, "record field title")
+	}
+	l := &Lesson{ID: "a", Type: "lesson", Extra: map[string]json.RawMessage{"title": json.RawMessage(`""`), "tags": json.RawMessage(`null`)}}
+	if err := l.Validate(); err != nil {
+		t.Fatal(err)
 	}
 }

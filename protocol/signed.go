@@ -86,7 +86,7 @@ func (p *Publication) Validate() error {
 		return invalidf("publication: %d topics, the limit is %d", len(p.Topics), MaxTags)
 	}
 	for _, t := range p.Topics {
-		if t == "" || len(t) > MaxTagLength || !safeName(t) {
+		if t == "" || len(t) > MaxTagLength || !safeName(t) { // safeName: ASCII only
 			return invalidf("publication: topic %q: use 1 to %d letters, digits, '_', '-' or '.'", truncate(t), MaxTagLength)
 		}
 	}
