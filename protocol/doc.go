@@ -17,8 +17,8 @@
 // public key is the raw 32-byte Ed25519 key; times are Unix milliseconds. The
 // signer's nodeId is the libp2p peer ID of that key (12D3KooW...), so a
 // verifier checks that the two agree. Anyone with a JCS library and Ed25519
-// can check a signature without this package: testdata/interop holds golden
-// vectors and an independent verifier that CI runs.
+// can check a signature without this package: testdata/golden holds golden
+// vectors and testdata/interop an independent Node.js verifier that CI runs.
 //
 // Revocations and identity documents are signed over the canonical JSON of the
 // record without its signature field.
@@ -27,7 +27,13 @@
 //
 // Every decoder ([DecodeLesson], [DecodeSignedLesson], [DecodeRevocation],
 // [DecodeIdentity]) first checks a size cap, then requires I-JSON (valid
-// UTF-8, no duplicate object keys) and only then parses. Unknown fields of a
-// lesson are kept and re-encoded, so a lesson written by another
-// implementation round-trips with its signature intact.
+// UTF-8, no duplicate object keys, no lone surrogates) and only then parses.
+// Field names are matched exactly (encoding/json would accept "NodeId" for
+// "nodeId"), null and ill-typed values are refused, so what a decoder accepts
+// canonicalizes to the same bytes as what was received: a record verifies
+// here exactly when it verifies for an independent implementation. Unknown
+// fields of a lesson are kept and re-encoded, so a lesson written by another
+// implementation round-trips with its signature intact; the other records
+// refuse unknown fields. The UnmarshalJSON methods apply the same rules when
+// a record is part of a larger message. README.md describes the formats.
 package protocol
