@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/meshprotocol/mesh/internal/corpus"
@@ -73,7 +74,9 @@ func runIngest(ctx context.Context, e *env, c ingestConfig) (*ingestResult, erro
 	e.logf("signed and encoded %d lessons by %d publishers in %s", c.n, c.publishers, time.Since(start).Round(time.Millisecond))
 
 	// Phase 1: raw Ed25519 verification of the precomputed payloads.
+	e.logf("load average: %s", loadAvg())
 	stop := e.profile("ingest-verify")
+	cpu0 := cpuTime()
 	start = time.Now()
 	err = parallel(c.workers, c.n, func(i int) error {
 		if !ed25519.Verify(set.keys[i], set.payloads[i], set.sigs[i]) {
@@ -82,11 +85,13 @@ func runIngest(ctx context.Context, e *env, c ingestConfig) (*ingestResult, erro
 		return nil
 	})
 	verifyDur := time.Since(start)
+	verifyCPU := cpuTime() - cpu0
 	stop()
 	if err != nil {
 		return nil, err
 	}
-	e.logf("phase 1: %d raw ed25519 verifies in %s on %d workers (%.0f/s)", c.n, verifyDur.Round(time.Millisecond), c.workers, rate(c.n, verifyDur))
+	e.logf("phase 1: %d raw ed25519 verifies in %s on %d workers (%.0f/s); process CPU %s (%.0f µs per verify)",
+		c.n, verifyDur.Round(time.Millisecond), c.workers, rate(c.n, verifyDur), verifyCPU.Round(time.Millisecond), float64(verifyCPU.Microseconds())/float64(c.n))
 
 	// Phase 2: decode + protocol.Verify + PutBatch into a durable store.
 	dir, cleanup, err := workDir(c.dir, "meshbench-ingest-")
@@ -101,9 +106,13 @@ func runIngest(ctx context.Context, e *env, c ingestConfig) (*ingestResult, erro
 	defer st.Close()
 	nb := (c.n + c.batch - 1) / c.batch
 	opts := protocol.VerifyOptions{Now: time.Now()}
+	// Where phase 2's time goes, summed over workers.
+	var decodeNS, putNS atomic.Int64
 	stop = e.profile("ingest-store")
+	cpu0 = cpuTime()
 	start = time.Now()
 	err = parallel(c.workers, nb, func(b int) error {
+		t0 := time.Now()
 		lo, hi := b*c.batch, min((b+1)*c.batch, c.n)
 		lessons := make([]*protocol.Lesson, 0, hi-lo)
 		for i := lo; i < hi; i++ {
@@ -118,20 +127,28 @@ func runIngest(ctx context.Context, e *env, c ingestConfig) (*ingestResult, erro
 			l.Visibility = sl.Publication.Visibility
 			lessons = append(lessons, l)
 		}
-		return st.PutBatch(ctx, lessons)
+		t1 := time.Now()
+		decodeNS.Add(int64(t1.Sub(t0)))
+		err := st.PutBatch(ctx, lessons)
+		putNS.Add(int64(time.Since(t1)))
+		return err
 	})
 	ingestDur := time.Since(start)
+	ingestCPU := cpuTime() - cpu0
 	stop()
 	if err != nil {
 		return nil, err
 	}
 	e.logf("phase 2: %d lessons decoded, verified and stored (%d batches of %d, durable, indexed) in %s on %d workers (%.0f/s)",
 		c.n, nb, c.batch, ingestDur.Round(time.Millisecond), c.workers, rate(c.n, ingestDur))
+	e.logf("phase 2: worker time: decode+verify %s, PutBatch %s (%.1f ms per batch); process CPU %s (%.0f µs per lesson)",
+		time.Duration(decodeNS.Load()).Round(time.Millisecond), time.Duration(putNS.Load()).Round(time.Millisecond),
+		ms(time.Duration(putNS.Load()))/float64(nb), ingestCPU.Round(time.Millisecond), float64(ingestCPU.Microseconds())/float64(c.n))
 	start = time.Now()
 	if err := st.Close(); err != nil {
 		return nil, fmt.Errorf("close store: %w", err)
 	}
-	e.logf("store closed in %s", time.Since(start).Round(time.Millisecond))
+	e.logf("store closed in %s; load average: %s", time.Since(start).Round(time.Millisecond), loadAvg())
 
 	v, in := rate(c.n, verifyDur), rate(c.n, ingestDur)
 	res := &ingestResult{
