@@ -19,7 +19,9 @@ import (
 // signature intact.
 //
 // An empty typed field is not encoded. A known field that arrives empty
-// ("", 0, [], or null) is kept in Extra so that re-encoding reproduces it.
+// ("", 0, [], or null; an empty value of another type, such as "title": 0, is
+// refused) is kept in Extra so that re-encoding reproduces it. Extra holds a
+// known field's name only in that form: Validate refuses anything else there.
 type Lesson struct {
 	ID        string   `json:"id,omitempty"`
 	Type      string   `json:"type,omitempty"`
