@@ -23,7 +23,7 @@ import (
 // indexFormat is the version of the index layout: the fields below, their
 // analyzers and the scoring model. Bump it whenever any of them changes; an
 // index of another format is rebuilt on Open.
-const indexFormat = "1"
+const indexFormat = "2"
 
 // Internal (non-document) keys of the index.
 var (
@@ -40,15 +40,11 @@ const (
 	fieldProject    = "project"    // keyword
 	fieldAgent      = "agent"      // keyword
 	fieldVisibility = "visibility" // keyword
-	fieldCreated    = "created"    // numeric created_at, doc values (List sort)
-	fieldModified   = "mtime"      // numeric updated_at, else created_at, doc values (AgentStatus)
-	fieldExpires    = "exp"        // numeric expires_at, noExpiry if none
+	fieldCreated    = "created"    // numeric created_at, doc values (List sort, since/until, created_at comparisons)
+	fieldModified   = "mtime"      // checkpoints only: updated_at, else created_at, doc values (AgentStatus)
+	fieldExpires    = "exp"        // numeric expires_at, only if set: the expiry clause excludes exp <= now
 	numPrefix       = "n."         // numeric value of a record field, for comparisons
 )
-
-// noExpiry is the exp value of a record that never expires: larger than any
-// valid expires_at (at most 2^53-1).
-const noExpiry = float64(1 << 53)
 
 // maxNumericFields caps how many Extra numeric fields of one record are
 // indexed for comparisons, so that a record cannot blow up the index's field
@@ -132,18 +128,18 @@ func (a analyzers) buildDoc(l *protocol.Lesson) *document.Document {
 	}
 	d.AddField(document.NewTextFieldCustom(fieldVisibility, nil, []byte(visibilityOf(l)), keywordOptions, a.keyword))
 	d.AddField(document.NewNumericFieldWithIndexingOptions(fieldCreated, nil, float64(l.CreatedAt), sortOptions))
-	mtime := l.UpdatedAt
-	if mtime == 0 {
-		mtime = l.CreatedAt
+	if l.Type == protocol.TypeCheckpoint {
+		mtime := l.UpdatedAt
+		if mtime == 0 {
+			mtime = l.CreatedAt
+		}
+		d.AddField(document.NewNumericFieldWithIndexingOptions(fieldModified, nil, float64(mtime), sortOptions))
 	}
-	d.AddField(document.NewNumericFieldWithIndexingOptions(fieldModified, nil, float64(mtime), sortOptions))
-	exp := noExpiry
 	if l.ExpiresAt != 0 {
-		exp = float64(l.ExpiresAt)
+		d.AddField(document.NewNumericFieldWithIndexingOptions(fieldExpires, nil, float64(l.ExpiresAt), numOptions))
 	}
-	d.AddField(document.NewNumericFieldWithIndexingOptions(fieldExpires, nil, exp, numOptions))
 	for _, f := range numericFields(l) {
-		d.AddField(document.NewNumericFieldWithIndexingOptions(numPrefix+f.name, nil, f.value, numOptions))
+		d.AddField(document.NewNumericFieldWithIndexingOptions(numericFieldName(f.name), nil, f.value, numOptions))
 	}
 	return d
 }
@@ -159,7 +155,8 @@ type numericField struct {
 // comparison field name, in name order.
 func numericFields(l *protocol.Lesson) []numericField {
 	var out []numericField
-	for _, name := range [...]string{"created_at", "updated_at", "expires_at", "start_line", "end_line"} {
+	// created_at is the field fieldCreated; see numericFieldName.
+	for _, name := range [...]string{"updated_at", "expires_at", "start_line", "end_line"} {
 		if v, ok := l.Number(name); ok {
 			out = append(out, numericField{name, v})
 		}
@@ -185,6 +182,15 @@ func numericFields(l *protocol.Lesson) []numericField {
 		}
 	}
 	return out
+}
+
+// numericFieldName is the index field holding the numeric value of a record
+// field.
+func numericFieldName(field string) string {
+	if field == "created_at" {
+		return fieldCreated
+	}
+	return numPrefix + field
 }
 
 func visibilityOf(l *protocol.Lesson) string {

@@ -116,7 +116,7 @@ func (s *Store) Search(ctx context.Context, q Query) (*SearchResult, error) {
 	}
 	now := s.nowMS()
 
-	filters := []query.Query{liveFilter(now)}
+	var filters []query.Query
 	types := q.Types
 	if q.Type != "" {
 		types = append([]string{q.Type}, types...)
@@ -172,8 +172,8 @@ func (s *Store) Search(ctx context.Context, q Query) (*SearchResult, error) {
 	if !scored {
 		must = []query.Query{query.NewMatchAllQuery()}
 	}
-	bq := query.NewBooleanQuery(must, should, nil)
-	bq.AddFilter(query.NewConjunctionQuery(filters))
+	bq := query.NewBooleanQuery(must, should, []query.Query{expiredQuery(now)})
+	addFilters(bq, filters)
 
 	req := bleve.NewSearchRequestOptions(bq, limit, 0, false)
 	if !scored {
@@ -312,9 +312,27 @@ func checkName(what, v string, max int) error {
 	return nil
 }
 
-// liveFilter matches records not expired at now.
-func liveFilter(now int64) query.Query {
-	return numRange(fieldExpires, ptr(float64(now)), ptr(noExpiry), false, true)
+// expiredQuery matches the records expired at now. Searches exclude it as
+// a must-not clause: only records with an expiry have the field, so the
+// clause costs little however large the store.
+func expiredQuery(now int64) query.Query {
+	return numRange(fieldExpires, ptr(0.0), ptr(float64(now)), true, true)
+}
+
+// liveQuery matches every record not expired at now.
+func liveQuery(now int64) *query.BooleanQuery {
+	return query.NewBooleanQuery([]query.Query{query.NewMatchAllQuery()}, nil, []query.Query{expiredQuery(now)})
+}
+
+// addFilters adds filters to q as a non-scoring filter clause.
+func addFilters(q *query.BooleanQuery, filters []query.Query) {
+	switch len(filters) {
+	case 0:
+	case 1:
+		q.AddFilter(filters[0])
+	default:
+		q.AddFilter(query.NewConjunctionQuery(filters))
+	}
 }
 
 func appendCommon(filters []query.Query, project, agent string, tags []string) []query.Query {
@@ -358,7 +376,7 @@ func numRange(field string, lo, hi *float64, loIncl, hiIncl bool) query.Query {
 }
 
 func comparisonQuery(c Comparison) query.Query {
-	f := numPrefix + c.Field
+	f := numericFieldName(c.Field)
 	v := c.Value
 	switch c.Op {
 	case OpGreater:
@@ -415,7 +433,7 @@ func (s *Store) List(ctx context.Context, o ListOptions) (*ListResult, error) {
 		return nil, fmt.Errorf("store: list: %w", ErrIndexUnavailable)
 	}
 	now := s.nowMS()
-	filters := []query.Query{liveFilter(now)}
+	var filters []query.Query
 	if o.Type != "" {
 		filters = append(filters, term(fieldType, o.Type))
 	}
@@ -423,8 +441,8 @@ func (s *Store) List(ctx context.Context, o ListOptions) (*ListResult, error) {
 		filters = append(filters, term(fieldVisibility, o.Visibility))
 	}
 	filters = appendCommon(filters, o.Project, o.Agent, o.Tags)
-	bq := query.NewBooleanQuery([]query.Query{query.NewMatchAllQuery()}, nil, nil)
-	bq.AddFilter(query.NewConjunctionQuery(filters))
+	bq := liveQuery(now)
+	addFilters(bq, filters)
 	req := bleve.NewSearchRequestOptions(bq, limit, o.Offset, false)
 	req.Score = "none"
 	if desc {
@@ -476,9 +494,7 @@ func (s *Store) Status(ctx context.Context) (*Status, error) {
 	if s.idx == nil {
 		return nil, fmt.Errorf("store: status: %w", ErrIndexUnavailable)
 	}
-	bq := query.NewBooleanQuery([]query.Query{query.NewMatchAllQuery()}, nil, nil)
-	bq.AddFilter(liveFilter(s.nowMS()))
-	req := bleve.NewSearchRequestOptions(bq, 0, 0, false)
+	req := bleve.NewSearchRequestOptions(liveQuery(s.nowMS()), 0, 0, false)
 	req.Score = "none"
 	req.AddFacet("types", bleve.NewFacetRequest(fieldType, maxStatusTypes))
 	res, err := s.idx.SearchInContext(ctx, req)
@@ -539,10 +555,8 @@ func (s *Store) AgentStatus(ctx context.Context, agent string) (*AgentStatus, er
 	}
 	now := s.nowMS()
 	out := &AgentStatus{Agent: agent, Status: StatusIdle}
-	bq := query.NewBooleanQuery([]query.Query{query.NewMatchAllQuery()}, nil, nil)
-	bq.AddFilter(query.NewConjunctionQuery([]query.Query{
-		liveFilter(now), term(fieldType, protocol.TypeCheckpoint), term(fieldAgent, agent),
-	}))
+	bq := liveQuery(now)
+	addFilters(bq, []query.Query{term(fieldType, protocol.TypeCheckpoint), term(fieldAgent, agent)})
 	req := bleve.NewSearchRequestOptions(bq, 1, 0, false)
 	req.Score = "none"
 	req.SortBy([]string{"-" + fieldModified, "-" + fieldCreated, "-_id"})
@@ -619,9 +633,7 @@ func (s *Store) sweepPage(ctx context.Context) (n int, more bool, err error) {
 		return 0, false, ErrIndexUnavailable
 	}
 	now := s.nowMS()
-	q := query.NewBooleanQuery([]query.Query{query.NewMatchAllQuery()}, nil, nil)
-	q.AddFilter(numRange(fieldExpires, nil, ptr(float64(now)), false, true))
-	req := bleve.NewSearchRequestOptions(q, sweepPage, 0, false)
+	req := bleve.NewSearchRequestOptions(expiredQuery(now), sweepPage, 0, false)
 	req.Score = "none"
 	res, err := s.idx.SearchInContext(ctx, req)
 	if err != nil {

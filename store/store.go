@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/blevesearch/bleve/v2"
+	"github.com/blevesearch/bleve/v2/document"
 	"github.com/cockroachdb/pebble/v2"
 	ds "github.com/ipfs/go-datastore"
 	dsq "github.com/ipfs/go-datastore/query"
@@ -320,6 +321,7 @@ const rebuildBatch = 1000
 // buildIndex indexes every record of the datastore into a new index, in
 // indexDir+".new" or in memory, and waits until it is on disk.
 func (s *Store) buildIndex(ctx context.Context) (bleve.Index, int, error) {
+	start := time.Now()
 	path := ""
 	if s.indexDir != "" {
 		path = s.indexDir + ".new"
@@ -338,16 +340,66 @@ func (s *Store) buildIndex(ctx context.Context) (bleve.Index, int, error) {
 		}
 		return nil, 0, err
 	}
-	res, err := s.ds.Query(ctx, dsq.Query{Prefix: nsRecords})
-	if err != nil {
-		return fail(err)
-	}
-	defer res.Close()
+	// Read and decode in one goroutine while the index analyses the previous
+	// chunk in others.
+	chunks := make(chan []*document.Document, 2)
+	readErr := make(chan error, 1)
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		defer close(chunks)
+		readErr <- s.readDocs(rctx, chunks)
+	}()
 	n := 0
 	batch := idx.NewBatch()
+	for chunk := range chunks {
+		for _, d := range chunk {
+			if err := batch.IndexAdvanced(d); err != nil {
+				cancel()
+				return fail(err)
+			}
+		}
+		n += len(chunk)
+		if err := idx.Batch(batch); err != nil {
+			cancel()
+			return fail(err)
+		}
+		batch.Reset()
+	}
+	if err := <-readErr; err != nil {
+		return fail(err)
+	}
+	batch.SetInternal(internalFormat, []byte(indexFormat))
+	batch.SetInternal(internalGeneration, []byte(s.generation))
+	indexed := time.Now()
+	if err := s.batchAndWait(ctx, idx, batch, path != ""); err != nil {
+		return fail(err)
+	}
+	s.log.Debug("index built", "records", n, "index", indexed.Sub(start), "persist", time.Since(indexed))
+	return idx, n, nil
+}
+
+// readDocs sends the index documents of every record of the datastore to
+// out, in chunks of rebuildBatch.
+func (s *Store) readDocs(ctx context.Context, out chan<- []*document.Document) error {
+	res, err := s.ds.Query(ctx, dsq.Query{Prefix: nsRecords})
+	if err != nil {
+		return err
+	}
+	defer res.Close()
+	chunk := make([]*document.Document, 0, rebuildBatch)
+	send := func() error {
+		select {
+		case out <- chunk:
+			chunk = make([]*document.Document, 0, rebuildBatch)
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	for r := range res.Next() {
 		if r.Error != nil {
-			return fail(r.Error)
+			return r.Error
 		}
 		id := strings.TrimPrefix(r.Key, nsRecords)
 		rec, err := decodeRecord(r.Value)
@@ -359,26 +411,17 @@ func (s *Store) buildIndex(ctx context.Context) (bleve.Index, int, error) {
 			s.log.Warn("skipping undecodable record", "id", truncate(id), "err", err)
 			continue
 		}
-		if err := batch.IndexAdvanced(s.an.buildDoc(rec)); err != nil {
-			return fail(err)
-		}
-		n++
-		if batch.Size() >= rebuildBatch {
-			if err := ctx.Err(); err != nil {
-				return fail(err)
+		chunk = append(chunk, s.an.buildDoc(rec))
+		if len(chunk) == rebuildBatch {
+			if err := send(); err != nil {
+				return err
 			}
-			if err := idx.Batch(batch); err != nil {
-				return fail(err)
-			}
-			batch.Reset()
 		}
 	}
-	batch.SetInternal(internalFormat, []byte(indexFormat))
-	batch.SetInternal(internalGeneration, []byte(s.generation))
-	if err := s.batchAndWait(ctx, idx, batch, path != ""); err != nil {
-		return fail(err)
+	if len(chunk) > 0 {
+		return send()
 	}
-	return idx, n, nil
+	return ctx.Err()
 }
 
 // batchAndWait applies batch and, if persist, waits until the index has it
