@@ -150,6 +150,11 @@ func runIngest(ctx context.Context, e *env, c ingestConfig) (*ingestResult, erro
 	}
 	e.logf("store closed in %s; load average: %s", time.Since(start).Round(time.Millisecond), loadAvg())
 
+	if verifyCPU > 0 && ingestCPU > 0 {
+		// On a machine shared with other work, wall-clock rates move with
+		// the load; the CPU cost per record does much less.
+		e.logf("cpu ratio (verify CPU per record / ingest CPU per record): %.3f", float64(verifyCPU)/float64(ingestCPU))
+	}
 	v, in := rate(c.n, verifyDur), rate(c.n, ingestDur)
 	res := &ingestResult{
 		Scenario:   "ingest",
