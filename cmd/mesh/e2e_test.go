@@ -189,6 +189,9 @@ func TestCLIEndToEnd(t *testing.T) {
 			t.Fatalf("verify output lacks %q:\n%s", want, out)
 		}
 	}
+	// An independent RFC 8785 + Ed25519 implementation accepts the export.
+	verifyIndependently(t, signed)
+
 	// The same file with one word changed must fail, with exit code 1.
 	tampered := strings.Replace(signed, "small VPS", "large VPS", 1)
 	if r := mesh(t, repo, tampered, "verify", "-"); r.code != 1 || !strings.Contains(r.stdout, "✗ Signature invalid") {
@@ -310,5 +313,45 @@ func TestKill9LosesNothing(t *testing.T) {
 		if len(sr.Results) != 1 || sr.Results[0].ID != id {
 			t.Fatalf("acknowledged record %s not found by search for %q after kill -9: %+v", id, word, sr)
 		}
+	}
+}
+
+// verifyIndependently checks a SignedLesson with the Node.js verifier in
+// protocol/testdata/interop (npm canonicalize + node's Ed25519), which shares
+// no code with ours. It skips when node or its modules are missing, except
+// under CI=true, where that is a failure.
+func verifyIndependently(t *testing.T, signed string) {
+	t.Helper()
+	dir, err := filepath.Abs(filepath.Join("..", "..", "protocol", "testdata", "interop"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reason := ""
+	nodeBin, err := exec.LookPath("node")
+	if err != nil {
+		reason = "node is not installed"
+	} else if _, err := os.Stat(filepath.Join(dir, "node_modules", "canonicalize")); err != nil {
+		reason = "run: (cd protocol/testdata/interop && npm ci)"
+	}
+	if reason != "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("independent verifier unavailable under CI: %s", reason)
+		}
+		t.Logf("skipping the independent verification of the export: %s", reason)
+		return
+	}
+	cmd := exec.Command(nodeBin, "verify.mjs", "--stdin", "--kind", "signedLesson")
+	cmd.Dir = dir
+	cmd.Stdin = strings.NewReader(signed)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the independent verifier rejects mesh export's output: %v\n%s", err, out)
+	}
+	// And it must reject a tampered copy, or it proves nothing.
+	cmd = exec.Command(nodeBin, "verify.mjs", "--stdin", "--kind", "signedLesson")
+	cmd.Dir = dir
+	cmd.Stdin = strings.NewReader(strings.Replace(signed, "small VPS", "large VPS", 1))
+	if out, err := cmd.CombinedOutput(); err == nil {
+		t.Fatalf("the independent verifier accepts a tampered lesson:\n%s", out)
 	}
 }
