@@ -170,7 +170,7 @@ func runSearch(ctx context.Context, e *env, c searchConfig) (*searchResult, erro
 		return nil, fmt.Errorf("index size: %w", err)
 	}
 	dataBytes, _ := dirSize(filepath.Join(dir, "datastore"))
-	e.logf("on disk: index %.1f MB, datastore %.1f MB", float64(indexBytes)/1e6, float64(dataBytes)/1e6)
+	e.logf("on disk: index %.2f MiB, datastore %.2f MiB", float64(indexBytes)/(1<<20), float64(dataBytes)/(1<<20))
 
 	// Rebuild the index from the datastore.
 	stop = e.profile("search-reindex")
