@@ -2,12 +2,14 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net"
 	"sync"
 	"testing"
 	"time"
+
+	ds "github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
 
 	"github.com/meshprotocol/mesh/protocol"
 )
@@ -155,4 +157,7 @@ func TestCloseTwice(t *testing.T) {
 	}
 }
 
-var _ = json.RawMessage{}
+
+func newMemDS() ds.Batching { return dssync.MutexWrap(ds.NewMapDatastore()) }
+
+func errorsIs(err, target error) bool { return errors.Is(err, target) }
