@@ -157,7 +157,6 @@ func TestCloseTwice(t *testing.T) {
 	}
 }
 
-
 func newMemDS() ds.Batching { return dssync.MutexWrap(ds.NewMapDatastore()) }
 
 func errorsIs(err, target error) bool { return errors.Is(err, target) }
