@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -26,6 +27,9 @@ type ingestResult struct {
 	Workers    int     `json:"workers"`
 	Batch      int     `json:"batch"`
 }
+
+// verifyPasses is how many times phase 1 verifies the whole set.
+const verifyPasses = 3
 
 type ingestConfig struct {
 	n          int
@@ -73,25 +77,37 @@ func runIngest(ctx context.Context, e *env, c ingestConfig) (*ingestResult, erro
 	}
 	e.logf("signed and encoded %d lessons by %d publishers in %s", c.n, c.publishers, time.Since(start).Round(time.Millisecond))
 
-	// Phase 1: raw Ed25519 verification of the precomputed payloads.
+	// Phase 1: raw Ed25519 verification of the precomputed payloads. A
+	// pass over 20000 records takes well under a second, so one pass is at
+	// the mercy of whatever else the machine does: the rate is the median of
+	// verifyPasses passes.
 	e.logf("load average: %s", loadAvg())
 	stop := e.profile("ingest-verify")
-	cpu0 := cpuTime()
-	start = time.Now()
-	err = parallel(c.workers, c.n, func(i int) error {
-		if !ed25519.Verify(set.keys[i], set.payloads[i], set.sigs[i]) {
-			return fmt.Errorf("lesson %d: signature does not verify", i)
+	var passes []time.Duration
+	var verifyCPU time.Duration
+	for p := 0; p < verifyPasses; p++ {
+		cpu0 := cpuTime()
+		start = time.Now()
+		err = parallel(c.workers, c.n, func(i int) error {
+			if !ed25519.Verify(set.keys[i], set.payloads[i], set.sigs[i]) {
+				return fmt.Errorf("lesson %d: signature does not verify", i)
+			}
+			return nil
+		})
+		passes = append(passes, time.Since(start))
+		verifyCPU += cpuTime() - cpu0
+		if err != nil {
+			stop()
+			return nil, err
 		}
-		return nil
-	})
-	verifyDur := time.Since(start)
-	verifyCPU := cpuTime() - cpu0
-	stop()
-	if err != nil {
-		return nil, err
 	}
-	e.logf("phase 1: %d raw ed25519 verifies in %s on %d workers (%.0f/s); process CPU %s (%.0f µs per verify)",
-		c.n, verifyDur.Round(time.Millisecond), c.workers, rate(c.n, verifyDur), verifyCPU.Round(time.Millisecond), float64(verifyCPU.Microseconds())/float64(c.n))
+	stop()
+	verifyCPU /= verifyPasses
+	slices.Sort(passes)
+	verifyDur := passes[len(passes)/2]
+	e.logf("phase 1: %d raw ed25519 verifies in %s (median of %d passes, %s to %s) on %d workers (%.0f/s); process CPU %s (%.0f µs per verify)",
+		c.n, verifyDur.Round(time.Millisecond), verifyPasses, passes[0].Round(time.Millisecond), passes[len(passes)-1].Round(time.Millisecond),
+		c.workers, rate(c.n, verifyDur), verifyCPU.Round(time.Millisecond), float64(verifyCPU.Microseconds())/float64(c.n))
 
 	// Phase 2: decode + protocol.Verify + PutBatch into a durable store.
 	dir, cleanup, err := workDir(c.dir, "meshbench-ingest-")
@@ -109,7 +125,7 @@ func runIngest(ctx context.Context, e *env, c ingestConfig) (*ingestResult, erro
 	// Where phase 2's time goes, summed over workers.
 	var decodeNS, putNS atomic.Int64
 	stop = e.profile("ingest-store")
-	cpu0 = cpuTime()
+	cpu0 := cpuTime()
 	start = time.Now()
 	err = parallel(c.workers, nb, func(b int) error {
 		t0 := time.Now()
