@@ -4,6 +4,7 @@
 //
 //	meshbench ingest [-n 20000] [-batch 256] [-dir DIR] ...
 //	meshbench search [-n 100000] [-queries 1000] [-seed 1] [-dir DIR] [-export DIR] ...
+//	meshbench idle [-records 1000] [-wait 20s] [-mesh BIN]
 //
 // Every scenario prints progress to stderr and exactly one JSON object, its
 // result, as the last line of stdout. The text comes from internal/corpus
@@ -44,6 +45,7 @@ const usage = `meshbench measures a MESH store on real text (Go doc comments).
 Usage:
   meshbench ingest [flags]   signed-lesson ingest rate against raw Ed25519 verify rate
   meshbench search [flags]   search latency, index size and rebuild time
+  meshbench idle [flags]     memory of an idle mesh daemon (Linux /proc)
   meshbench help [scenario]  show the flags of a scenario
 
 Each scenario prints progress to stderr and one JSON object as the last line of
@@ -59,6 +61,7 @@ type scenario struct {
 var scenarios = []scenario{
 	{"ingest", ingestFlags},
 	{"search", searchFlags},
+	{"idle", idleFlags},
 }
 
 // env is what a scenario writes to.

@@ -124,3 +124,14 @@ func TestUsage(t *testing.T) {
 		}
 	}
 }
+
+func TestIdle(t *testing.T) {
+	if _, err := os.Stat("/proc/self/status"); err != nil {
+		t.Skip("idle reads /proc: Linux only")
+	}
+	m := lastJSON(t, "idle", "-records", "20", "-wait", "1s")
+	if m["scenario"] != "idle" || m["records"] != float64(20) {
+		t.Fatalf("got %v", m)
+	}
+	positive(t, m, "rss_mb", "rss_max_mb", "rss_anon_mb", "binary_mb")
+}

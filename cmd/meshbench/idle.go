@@ -1,0 +1,160 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// idleResult is the JSON line of the idle scenario.
+type idleResult struct {
+	Scenario string  `json:"scenario"`
+	Records  int     `json:"records"`
+	WaitS    float64 `json:"wait_s"`
+	RSSMB    float64 `json:"rss_mb"`      // VmRSS at the end of the wait
+	RSSMaxMB float64 `json:"rss_max_mb"`  // VmHWM: the peak
+	AnonMB   float64 `json:"rss_anon_mb"` // private memory: heap, stacks
+	FileMB   float64 `json:"rss_file_mb"` // pages of the binary mapped from the page cache
+	BinaryMB float64 `json:"binary_mb"`
+}
+
+type idleConfig struct {
+	mesh    string
+	records int
+	wait    time.Duration
+}
+
+func idleFlags(fs *flag.FlagSet) func(*env) (any, error) {
+	var c idleConfig
+	fs.StringVar(&c.mesh, "mesh", "", "the mesh binary (default: go build ./cmd/mesh into a temporary directory)")
+	fs.IntVar(&c.records, "records", 1000, "records stored through the AMP API before idling")
+	fs.DurationVar(&c.wait, "wait", 20*time.Second, "how long the daemon idles before its memory is read")
+	return func(e *env) (any, error) { return runIdle(context.Background(), e, c) }
+}
+
+// runIdle starts a real `mesh daemon` on a fresh repo (loopback only), stores
+// some records through the AMP API, lets it idle and reads its memory from
+// /proc.
+func runIdle(ctx context.Context, e *env, c idleConfig) (*idleResult, error) {
+	if c.records < 0 || c.wait <= 0 {
+		return nil, errors.New("-records must not be negative, -wait must be positive")
+	}
+	tmp, err := os.MkdirTemp("", "meshbench-idle-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	bin := c.mesh
+	if bin == "" {
+		bin = filepath.Join(tmp, "mesh")
+		e.logf("building mesh")
+		out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/meshprotocol/mesh/cmd/mesh").CombinedOutput()
+		if err != nil {
+			return nil, fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	}
+	repo := filepath.Join(tmp, "repo")
+	cmd := exec.CommandContext(ctx, bin, "--repo", repo, "--api", "127.0.0.1:0", "daemon",
+		"--listen", "/ip4/127.0.0.1/tcp/0", "--listen", "/ip4/127.0.0.1/udp/0/quic-v1")
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+		}
+	}()
+	api, err := waitAPI(repo, 60*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	e.logf("daemon pid %d at %s; storing %d records", cmd.Process.Pid, api, c.records)
+	hc := &http.Client{Timeout: 10 * time.Second}
+	for i := 0; i < c.records; i++ {
+		body := fmt.Sprintf(`{"operation":"store","record":{"type":"lesson","title":"idle record %d","content":"a lesson stored before the daemon idles, number %d"}}`, i, i)
+		resp, err := hc.Post(api+"/amp/store", "application/json", strings.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return nil, fmt.Errorf("store: %s", resp.Status)
+		}
+	}
+	e.logf("idling %s", c.wait)
+	select {
+	case <-time.After(c.wait):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	st, err := procStatus(cmd.Process.Pid)
+	if err != nil {
+		return nil, err
+	}
+	info, err := os.Stat(bin)
+	if err != nil {
+		return nil, err
+	}
+	mb := func(kb int64) float64 { return round(float64(kb)/1024, 1) }
+	return &idleResult{
+		Scenario: "idle", Records: c.records, WaitS: c.wait.Seconds(),
+		RSSMB: mb(st["VmRSS"]), RSSMaxMB: mb(st["VmHWM"]), AnonMB: mb(st["RssAnon"]), FileMB: mb(st["RssFile"]),
+		BinaryMB: round(float64(info.Size())/(1<<20), 1),
+	}, nil
+}
+
+func waitAPI(repo string, timeout time.Duration) (string, error) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if b, err := os.ReadFile(filepath.Join(repo, "api")); err == nil {
+			api := strings.TrimSpace(string(b))
+			if resp, err := http.Get(api + "/amp/status"); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					return api, nil
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return "", errors.New("the daemon's API did not come up")
+}
+
+// procStatus reads the kB fields of /proc/PID/status.
+func procStatus(pid int) (map[string]int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	out := map[string]int64{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		fields := strings.Fields(v)
+		if len(fields) == 2 && fields[1] == "kB" {
+			if n, err := strconv.ParseInt(fields[0], 10, 64); err == nil {
+				out[k] = n
+			}
+		}
+	}
+	return out, sc.Err()
+}
