@@ -29,9 +29,10 @@ const (
 type Query struct {
 	// Text holds words, "quoted phrases" and numeric comparisons on record
 	// fields (`humidity > 60`); see ParseQuery. Words are OR'ed and ranked
-	// by BM25; every phrase and comparison must match. Empty Text (or Text
-	// with comparisons only) matches every record that passes the filters,
-	// newest first, each with Score 1.
+	// by BM25; every phrase and comparison must match. Words are stemmed
+	// English; a query whose words are all stop words ("the of") matches
+	// nothing. Empty Text (or Text with comparisons only) matches every
+	// record that passes the filters, newest first, each with Score 1.
 	Text string
 
 	// Type and Types restrict the record type: a record matches if its type
