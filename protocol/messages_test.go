@@ -1,0 +1,158 @@
+package protocol
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestMessagesRoundTrip(t *testing.T) {
+	key := testKey(7)
+	sl := mustSign(t, key, testLesson())
+	rev, err := SignRevocation(key, sl.Lesson.ID, ReasonOutdated, testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("announcement", func(t *testing.T) {
+		for _, a := range []*Announcement{{Type: MsgPublication, SignedLesson: sl}, {Type: MsgRevocation, Revocation: rev}} {
+			b, err := a.Encode()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := DecodeAnnouncement(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.SignedLesson != nil {
+				if err := Verify(got.SignedLesson, VerifyOptions{Now: testNow}); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := VerifyRevocation(got.Revocation, VerifyOptions{Now: testNow}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	t.Run("fetch", func(t *testing.T) {
+		req := &FetchRequest{Type: MsgFetch, Key: sl.Key()}
+		b, _ := req.Encode()
+		got, err := DecodeFetchRequest(b)
+		if err != nil || got.Key != sl.Key() {
+			t.Fatal(got, err)
+		}
+		resp := &FetchResponse{Type: MsgFetchResponse, SignedLesson: sl}
+		b, _ = resp.Encode()
+		gr, err := DecodeFetchResponse(b)
+		if err != nil || Verify(gr.SignedLesson, VerifyOptions{Now: testNow}) != nil {
+			t.Fatal(err)
+		}
+		e := NewError(ErrUnknownLesson)
+		resp = &FetchResponse{Type: MsgFetchResponse, Error: &e}
+		b, _ = resp.Encode()
+		gr, err = DecodeFetchResponse(b)
+		if err != nil || gr.Error.Code != CodeUnknownLesson {
+			t.Fatal(gr, err)
+		}
+	})
+	t.Run("sync", func(t *testing.T) {
+		req := &SyncRequest{Type: MsgSyncRequest, Since: 5, Topics: []string{"rust"}, Checkpoint: "00000000000000a1", Limit: 50}
+		b, _ := req.Encode()
+		got, err := DecodeSyncRequest(b)
+		if err != nil || !reflect.DeepEqual(got, req) {
+			t.Fatalf("%+v %v", got, err)
+		}
+		resp := &SyncResponse{Type: MsgSyncResponse, Lessons: []*SignedLesson{sl}, Revocations: []*Revocation{rev}, Checkpoint: "x", HasMore: true}
+		b, _ = resp.Encode()
+		gr, err := DecodeSyncResponse(b)
+		if err != nil || len(gr.Lessons) != 1 || len(gr.Revocations) != 1 || !gr.HasMore || gr.Checkpoint != "x" {
+			t.Fatalf("%+v %v", gr, err)
+		}
+		if err := Verify(gr.Lessons[0], VerifyOptions{Now: testNow}); err != nil {
+			t.Fatal(err)
+		}
+		empty := &SyncResponse{Type: MsgSyncResponse}
+		b, _ = empty.Encode()
+		if _, err := DecodeSyncResponse(b); err != nil {
+			t.Fatalf("empty page %s: %v", b, err)
+		}
+	})
+}
+
+func TestMessagesRejectBadInput(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		decode func([]byte) error
+		in     string
+		want   error
+		says   string
+	}{
+		{"announcement type", func(b []byte) error { _, err := DecodeAnnouncement(b); return err }, `{"type":"spam"}`, ErrInvalid, "spam"},
+		{"announcement both", func(b []byte) error { _, err := DecodeAnnouncement(b); return err }, `{"type":"revocation","revocation":{},"signedLesson":{}}`, ErrInvalid, "signedLesson"},
+		{"announcement size", func(b []byte) error { _, err := DecodeAnnouncement(b); return err }, `{"type":"publication","x":"` + strings.Repeat("a", MaxAnnouncementSize) + `"}`, ErrTooLarge, "limit"},
+		{"fetch key", func(b []byte) error { _, err := DecodeFetchRequest(b); return err }, `{"type":"fetch","key":"nokey"}`, ErrInvalid, "lessonId@nodeId"},
+		{"fetch case", func(b []byte) error { _, err := DecodeFetchRequest(b); return err }, `{"type":"fetch","Key":"a@b"}`, ErrInvalid, "case-sensitive"},
+		{"fetch empty answer", func(b []byte) error { _, err := DecodeFetchResponse(b); return err }, `{"type":"fetchResponse"}`, ErrInvalid, "carries no"},
+		{"sync negative", func(b []byte) error { _, err := DecodeSyncRequest(b); return err }, `{"type":"syncRequest","limit":-1}`, ErrInvalid, "negative"},
+		{"sync type", func(b []byte) error { _, err := DecodeSyncRequest(b); return err }, `{"type":"fetch"}`, ErrInvalid, "syncRequest"},
+		{"sync page lessons", func(b []byte) error { _, err := DecodeSyncResponse(b); return err }, `{"type":"syncResponse","lessons":{},"revocations":[],"checkpoint":"","hasMore":false}`, ErrInvalid, "array"},
+		{"sync page hasMore", func(b []byte) error { _, err := DecodeSyncResponse(b); return err }, `{"type":"syncResponse","lessons":[],"revocations":[],"checkpoint":"","hasMore":"yes"}`, ErrInvalid, "hasMore"},
+		{"sync page too many", func(b []byte) error { _, err := DecodeSyncResponse(b); return err }, `{"type":"syncResponse","lessons":[` + strings.Repeat(`{},`, MaxSyncPage) + `{}],"revocations":[],"checkpoint":"","hasMore":false}`, ErrTooLarge, "limit"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.decode([]byte(tc.in))
+			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.says) {
+				t.Fatalf("got %v, want %v mentioning %q", err, tc.want, tc.says)
+			}
+		})
+	}
+}
+
+func FuzzDecodeAnnouncement(f *testing.F) {
+	key := testKey(3)
+	sl := mustSign(f, key, testLesson())
+	b, _ := (&Announcement{Type: MsgPublication, SignedLesson: sl}).Encode()
+	f.Add(b)
+	rev, _ := SignRevocation(key, "x", "", testNow)
+	b, _ = (&Announcement{Type: MsgRevocation, Revocation: rev}).Encode()
+	f.Add(b)
+	f.Add([]byte(`{"type":"publication","signedLesson":null}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		a, err := DecodeAnnouncement(data)
+		if err != nil {
+			return
+		}
+		if (a.SignedLesson == nil) == (a.Revocation == nil) {
+			t.Fatalf("decoded announcement carries %v and %v", a.SignedLesson, a.Revocation)
+		}
+		if _, err := a.Encode(); err != nil {
+			t.Fatalf("re-encode: %v", err)
+		}
+	})
+}
+
+func FuzzDecodeSyncAndFetch(f *testing.F) {
+	sl := mustSign(f, testKey(4), testLesson())
+	b, _ := (&SyncResponse{Type: MsgSyncResponse, Lessons: []*SignedLesson{sl}}).Encode()
+	f.Add(b)
+	b, _ = (&SyncRequest{Type: MsgSyncRequest, Topics: []string{"a"}}).Encode()
+	f.Add(b)
+	b, _ = (&FetchResponse{Type: MsgFetchResponse, SignedLesson: sl}).Encode()
+	f.Add(b)
+	f.Add([]byte(`{"type":"fetch","key":"a@12D3KooWAbc"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if r, err := DecodeSyncRequest(data); err == nil && (r.Limit < 0 || r.Since < 0) {
+			t.Fatalf("accepted %+v", r)
+		}
+		if r, err := DecodeSyncResponse(data); err == nil && len(r.Lessons)+len(r.Revocations) > MaxSyncPage {
+			t.Fatalf("accepted a page of %d", len(r.Lessons)+len(r.Revocations))
+		}
+		if r, err := DecodeFetchRequest(data); err == nil {
+			if _, _, err := ParseKey(r.Key); err != nil {
+				t.Fatalf("accepted key %q", r.Key)
+			}
+		}
+		if r, err := DecodeFetchResponse(data); err == nil && r.SignedLesson == nil && r.Revocation == nil && r.Error == nil {
+			t.Fatal("accepted an empty fetch response")
+		}
+	})
+}
