@@ -103,4 +103,3 @@ func (st *stats) snapshot() Stats {
 	defer st.mu.Unlock()
 	return Stats{Accepted: st.accepted, Rejected: maps.Clone(st.rejected), Ignored: maps.Clone(st.ignored), Delivered: st.delivered}
 }
-
