@@ -23,12 +23,31 @@ type object struct {
 // parseObject checks that data is I-JSON (valid UTF-8, no duplicate keys, no
 // lone surrogates, numbers in range) and a JSON object, not null.
 func parseObject(path string, data []byte) (object, error) {
-	if err := checkIJSON(data); err != nil {
+	ms, isObject, err := parseIJSONObject(data)
+	if err != nil {
 		return object{}, prefixErr(path, err)
 	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(data, &m); err != nil || m == nil {
+	return newObject(path, ms, isObject)
+}
+
+// splitObject is parseObject for data already checked as part of a larger
+// I-JSON document (a member of an object parseObject returned): it does not
+// check data again.
+func splitObject(path string, data []byte) (object, error) {
+	ms, isObject, err := splitIJSONObject(data)
+	if err != nil {
+		return object{}, prefixErr(path, err)
+	}
+	return newObject(path, ms, isObject)
+}
+
+func newObject(path string, ms []member, isObject bool) (object, error) {
+	if !isObject {
 		return object{}, invalidf("%s: must be a JSON object", path)
+	}
+	m := make(map[string]json.RawMessage, len(ms))
+	for _, x := range ms {
+		m[x.name] = x.value
 	}
 	return object{path: path, members: m}, nil
 }
@@ -102,36 +121,37 @@ func (o object) int(name string) (int64, error) {
 	return n, nil
 }
 
-// jsonString decodes a JSON string (and only a string: not null).
+// jsonString decodes a JSON string (and only a string: not null). raw must
+// be valid I-JSON: a member value the decoders split out of checked input.
 func jsonString(raw json.RawMessage) (string, error) {
-	var s string
-	if len(raw) == 0 || raw[0] != '"' {
+	if len(raw) < 2 || raw[0] != '"' {
 		return "", errNotString
 	}
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", err
-	}
-	return s, nil
+	return jsonStringValue(raw), nil
 }
 
 // jsonStrings decodes a JSON array whose elements are all strings. The result
 // is never nil. encoding/json would turn a null element into "", which does
 // not re-encode to the bytes received, so elements are checked one by one.
+// raw must be valid I-JSON, as for jsonString.
 func jsonStrings(raw json.RawMessage) ([]string, error) {
 	if len(raw) == 0 || raw[0] != '[' {
 		return nil, errNotString
 	}
-	var elems []json.RawMessage
-	if err := json.Unmarshal(raw, &elems); err != nil {
-		return nil, err
-	}
-	out := make([]string, 0, len(elems))
-	for _, e := range elems {
-		s, err := jsonString(e)
-		if err != nil {
-			return nil, err
+	out := []string{}
+	for i := 1; i < len(raw); {
+		for i < len(raw) && (isJSONSpace(raw[i]) || raw[i] == ',') {
+			i++
 		}
-		out = append(out, s)
+		if i >= len(raw) || raw[i] == ']' {
+			break
+		}
+		if raw[i] != '"' {
+			return nil, errNotString
+		}
+		end := skipJSONString(raw, i)
+		out = append(out, jsonStringValue(raw[i:end]))
+		i = end
 	}
 	return out, nil
 }

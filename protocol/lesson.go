@@ -5,11 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"sort"
+	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
-
-	"github.com/gowebpki/jcs"
 )
 
 // Lesson is one AMP memory record: a lesson, checkpoint, snippet, or any other
@@ -170,17 +169,38 @@ func (l *Lesson) UnmarshalJSON(data []byte) error {
 	if len(data) > MaxRecordSize {
 		return fmt.Errorf("record: %w: %d bytes, the limit is %d", ErrTooLarge, len(data), MaxRecordSize)
 	}
-	if err := checkIJSON(data); err != nil {
+	ms, isObject, err := parseIJSONObject(data)
+	if err != nil {
 		return fmt.Errorf("record: %w", err)
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(data, &fields); err != nil || fields == nil {
+	return l.decodeMembers(ms, isObject)
+}
+
+// unmarshalChecked is UnmarshalJSON for data already checked as I-JSON as
+// part of a larger document (the lesson member of a SignedLesson): it does
+// not check it again. Never call it on anything else.
+func (l *Lesson) unmarshalChecked(data []byte) error {
+	if len(data) > MaxRecordSize {
+		return fmt.Errorf("record: %w: %d bytes, the limit is %d", ErrTooLarge, len(data), MaxRecordSize)
+	}
+	ms, isObject, err := splitIJSONObject(data)
+	if err != nil {
+		return fmt.Errorf("record: %w", err)
+	}
+	return l.decodeMembers(ms, isObject)
+}
+
+// decodeMembers decodes the members of a record, checked I-JSON.
+func (l *Lesson) decodeMembers(ms []member, isObject bool) error {
+	if !isObject {
 		return invalidf("record: must be a JSON object")
 	}
 	var out Lesson
-	for name, raw := range fields {
+	for _, m := range ms {
+		name, raw := m.name, json.RawMessage(m.value)
 		kf, known := knownFields[name]
-		if known && isEmptyJSON(raw) {
+		empty := isEmptyJSON(raw)
+		if known && empty {
 			// A known field that arrives empty is kept verbatim, so that
 			// re-encoding reproduces it; but only an empty value of the
 			// field's own type (or null): "title": 0 is ill-typed.
@@ -188,7 +208,7 @@ func (l *Lesson) UnmarshalJSON(data []byte) error {
 				return invalidf("record field %s: %s", name, kf.kind.want())
 			}
 		}
-		if !known || isEmptyJSON(raw) {
+		if !known || empty {
 			if out.Extra == nil {
 				out.Extra = make(map[string]json.RawMessage)
 			}
@@ -258,25 +278,56 @@ func emptyOfKind(k fieldKind, raw json.RawMessage) bool {
 func isEmptyJSON(raw json.RawMessage) bool {
 	t := bytes.TrimSpace(raw)
 	switch string(t) {
-	case "null", `""`, "[]", "{}":
+	case "null", `""`, "[]", "{}", "0", "-0":
 		return true
 	}
-	if len(t) > 0 && (t[0] == '-' || (t[0] >= '0' && t[0] <= '9')) {
-		var f float64
-		if json.Unmarshal(t, &f) == nil && f == 0 {
-			return true
-		}
+	if len(t) == 0 {
+		return false
 	}
-	if len(t) > 1 && (t[0] == '[' || t[0] == '{') {
-		inner := bytes.TrimSpace(t[1 : len(t)-1])
-		return len(inner) == 0
+	switch c := t[0]; {
+	case c == '"' || c == 't' || c == 'f' || c == 'n':
+		return false
+	case c == '-' || (c >= '0' && c <= '9'):
+		if isDigits(t) {
+			// A plain integer other than 0 and -0 is not zero, or not
+			// JSON (01).
+			return false
+		}
+		f, err := strconv.ParseFloat(string(t), 64)
+		return err == nil && f == 0 && json.Valid(t)
+	case (c == '[' || c == '{') && len(t) > 1:
+		return len(bytes.TrimSpace(t[1:len(t)-1])) == 0
 	}
 	return false
+}
+
+// isDigits reports whether t is an optional '-' and one or more digits.
+func isDigits(t []byte) bool {
+	if len(t) > 0 && t[0] == '-' {
+		t = t[1:]
+	}
+	for _, c := range t {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return len(t) > 0
 }
 
 func parseSafeInt(raw json.RawMessage) (int64, error) {
 	if len(raw) == 0 || !(raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9')) {
 		return 0, fmt.Errorf("want a number")
+	}
+	if digits := bytes.TrimPrefix(raw, []byte("-")); isDigits(raw) && len(digits) <= 15 && (digits[0] != '0' || len(digits) == 1) {
+		// A plain integer of at most 15 digits: exact, and within 2^53.
+		var n int64
+		for _, c := range digits {
+			n = n*10 + int64(c-'0')
+		}
+		if raw[0] == '-' {
+			n = -n
+		}
+		return n, nil
 	}
 	var f float64
 	if err := json.Unmarshal(raw, &f); err != nil {
@@ -290,54 +341,58 @@ func parseSafeInt(raw json.RawMessage) (int64, error) {
 
 // MarshalJSON encodes the record: typed fields that are set, plus Extra.
 // A typed field that is set wins over an Extra entry of the same name.
+// Members are in byte order of their names; Extra values are compacted.
 func (l Lesson) MarshalJSON() ([]byte, error) {
-	fields := make(map[string]json.RawMessage, len(l.Extra)+8)
+	type entry struct {
+		name string
+		kf   knownField
+		typ  bool
+		raw  json.RawMessage
+	}
+	var buf [32]entry
+	entries := buf[:0]
+	size := 2
+	for _, name := range lessonFieldOrder {
+		if kf := knownFields[name]; lessonFieldSet(&l, kf) {
+			entries = append(entries, entry{name: name, kf: kf, typ: true})
+		}
+	}
+	sorted := true
 	for k, v := range l.Extra {
-		fields[k] = v
-	}
-	for name, kf := range knownFields {
-		var raw []byte
-		switch kf.kind {
-		case kindString:
-			if s := *kf.str(&l); s != "" {
-				raw = marshalString(s)
-			}
-		case kindInt:
-			if n := *kf.num(&l); n != 0 {
-				raw = []byte(fmt.Sprint(n))
-			}
-		case kindStrings:
-			if len(l.Tags) > 0 {
-				raw = marshalStrings(l.Tags)
-			}
-		case kindRaw:
-			if len(l.State) > 0 {
-				raw = l.State
-			}
+		if kf, known := knownFields[k]; known && lessonFieldSet(&l, kf) {
+			continue
 		}
-		if raw != nil {
-			fields[name] = raw
-		}
+		entries = append(entries, entry{name: k, raw: v})
+		size += len(k) + len(v) + 4
+		sorted = false
 	}
-	keys := make([]string, 0, len(fields))
-	for k := range fields {
-		keys = append(keys, k)
+	if !sorted {
+		slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.name, b.name) })
 	}
-	sort.Strings(keys)
-	var b bytes.Buffer
+	size += signingPayloadSizeHint(&l, &Publication{})
+	b := bytes.NewBuffer(make([]byte, 0, size))
 	b.WriteByte('{')
-	for i, k := range keys {
+	for i, e := range entries {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.Write(marshalString(k))
+		b.Write(appendJSONString(b.AvailableBuffer(), e.name))
 		b.WriteByte(':')
-		v := fields[k]
-		if !json.Valid(v) {
-			return nil, invalidf("record field %s: not valid JSON", k)
-		}
-		if err := json.Compact(&b, v); err != nil {
-			return nil, invalidf("record field %s: %v", k, err)
+		switch {
+		case e.typ && e.kf.kind == kindString:
+			b.Write(appendJSONString(b.AvailableBuffer(), *e.kf.str(&l)))
+		case e.typ && e.kf.kind == kindInt:
+			b.Write(strconv.AppendInt(b.AvailableBuffer(), *e.kf.num(&l), 10))
+		case e.typ && e.kf.kind == kindStrings:
+			b.Write(appendJSONStrings(b.AvailableBuffer(), l.Tags))
+		default:
+			v := e.raw
+			if e.typ {
+				v = l.State
+			}
+			if err := json.Compact(b, v); err != nil {
+				return nil, invalidf("record field %s: not valid JSON", e.name)
+			}
 		}
 	}
 	b.WriteByte('}')
@@ -348,49 +403,9 @@ func (l Lesson) MarshalJSON() ([]byte, error) {
 // '\\' and control characters are escaped. encoding/json also escapes
 // <, >, & and U+2028/U+2029, which can make a record six times longer on the
 // way out than on the way in, and push it over its size cap.
-func marshalString(s string) []byte {
-	const hex = "0123456789abcdef"
-	if !utf8.ValidString(s) {
-		s = strings.ToValidUTF8(s, "\uFFFD") // as encoding/json does; Validate refuses such a record
-	}
-	b := make([]byte, 0, len(s)+2)
-	b = append(b, '"')
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '"' || c == '\\':
-			b = append(b, '\\', c)
-		case c == '\b':
-			b = append(b, '\\', 'b')
-		case c == '\f':
-			b = append(b, '\\', 'f')
-		case c == '\n':
-			b = append(b, '\\', 'n')
-		case c == '\r':
-			b = append(b, '\\', 'r')
-		case c == '\t':
-			b = append(b, '\\', 't')
-		case c < 0x20:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		default:
-			b = append(b, c)
-		}
-	}
-	return append(b, '"')
-}
+func marshalString(s string) []byte { return appendJSONString(nil, s) }
 
-func marshalStrings(ss []string) []byte {
-	var b bytes.Buffer
-	b.WriteByte('[')
-	for i, s := range ss {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.Write(marshalString(s))
-	}
-	b.WriteByte(']')
-	return b.Bytes()
-}
+func marshalStrings(ss []string) []byte { return appendJSONStrings(nil, ss) }
 
 // DecodeLesson decodes and validates one AMP record.
 func DecodeLesson(data []byte) (*Lesson, error) {
@@ -497,16 +512,4 @@ func truncate(s string) string {
 		return s[:40] + "…"
 	}
 	return s
-}
-
-// checkIJSON rejects input that is not I-JSON: invalid UTF-8, lone
-// surrogates, duplicate object keys, or numbers out of range.
-func checkIJSON(data []byte) error {
-	if !utf8.Valid(data) {
-		return invalidf("not valid UTF-8")
-	}
-	if _, err := jcs.Transform(data); err != nil {
-		return invalidf("not I-JSON: %v", err)
-	}
-	return nil
 }

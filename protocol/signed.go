@@ -55,6 +55,21 @@ func (p *Publication) UnmarshalJSON(data []byte) error {
 	if err != nil {
 		return err
 	}
+	return p.decode(o)
+}
+
+// unmarshalChecked is UnmarshalJSON for data already checked as I-JSON as
+// part of a larger document.
+func (p *Publication) unmarshalChecked(data []byte) error {
+	o, err := splitObject("publication", data)
+	if err != nil {
+		return err
+	}
+	return p.decode(o)
+}
+
+func (p *Publication) decode(o object) error {
+	var err error
 	if err := o.only([]string{"visibility", "publishedAt"}, "topics"); err != nil {
 		return err
 	}
@@ -148,14 +163,16 @@ func (s *SignedLesson) UnmarshalJSON(data []byte) error {
 	if err := o.only([]string{"lesson", "publication", "signature"}); err != nil {
 		return err
 	}
+	// parseObject checked the whole message; its members are not checked
+	// again.
 	var out SignedLesson
-	if err := out.Lesson.UnmarshalJSON(o.members["lesson"]); err != nil {
+	if err := out.Lesson.unmarshalChecked(o.members["lesson"]); err != nil {
 		return fmt.Errorf("signed lesson: %w", err)
 	}
-	if err := out.Publication.UnmarshalJSON(o.members["publication"]); err != nil {
+	if err := out.Publication.unmarshalChecked(o.members["publication"]); err != nil {
 		return fmt.Errorf("signed lesson: %w", err)
 	}
-	if err := out.Signature.UnmarshalJSON(o.members["signature"]); err != nil {
+	if err := out.Signature.unmarshalChecked(o.members["signature"]); err != nil {
 		return fmt.Errorf("signed lesson: %w", err)
 	}
 	*s = out
@@ -169,6 +186,21 @@ func (sig *Signature) UnmarshalJSON(data []byte) error {
 	if err != nil {
 		return err
 	}
+	return sig.decode(o)
+}
+
+// unmarshalChecked is UnmarshalJSON for data already checked as I-JSON as
+// part of a larger document.
+func (sig *Signature) unmarshalChecked(data []byte) error {
+	o, err := splitObject("signature", data)
+	if err != nil {
+		return err
+	}
+	return sig.decode(o)
+}
+
+func (sig *Signature) decode(o object) error {
+	var err error
 	if err := o.only([]string{"algorithm", "nodeId", "publicKey", "timestamp", "sig"}); err != nil {
 		return err
 	}
@@ -225,25 +257,44 @@ func (o VerifyOptions) check(ts int64) error {
 
 // SigningPayload returns the bytes a SignedLesson's signature covers: the
 // RFC 8785 canonical JSON of {lesson, publication, timestamp}.
+//
+// It is written in one pass from the values (see canonical.go), and is
+// exactly Canonical of the JSON document {"lesson": l, "publication": p,
+// "timestamp": timestamp}. It is computed afresh on every call: nothing
+// cached at decode could go stale when a caller changes the values.
 func SigningPayload(l *Lesson, p *Publication, timestamp int64) ([]byte, error) {
 	if l == nil || p == nil {
 		return nil, invalidf("signing payload: nil lesson or publication")
 	}
-	lb, err := l.MarshalJSON()
+	b := make([]byte, 0, signingPayloadSizeHint(l, p))
+	b = append(b, `{"lesson":`...)
+	b, err := appendCanonicalLesson(b, l)
 	if err != nil {
 		return nil, err
 	}
-	pb, err := p.MarshalJSON()
-	if err != nil {
-		return nil, err
+	b = append(b, `,"publication":`...)
+	b = appendCanonicalPublication(b, p)
+	b = append(b, `,"timestamp":`...)
+	b = appendCanonicalInt(b, timestamp)
+	return append(b, '}'), nil
+}
+
+// signingPayloadSizeHint is about the size of the signing payload, so that
+// it is written into one allocation.
+func signingPayloadSizeHint(l *Lesson, p *Publication) int {
+	n := 256 + len(l.ID) + len(l.Type) + len(l.Title) + len(l.Content) + len(l.Agent) + len(l.Project) +
+		len(l.WorkingOn) + len(l.State) + len(l.SessionID) + len(l.FilePath) + len(l.Language) + len(l.Repo) +
+		len(l.Severity) + len(l.Visibility) + len(p.Visibility)
+	for _, t := range l.Tags {
+		n += len(t) + 3
 	}
-	var b bytes.Buffer
-	b.WriteString(`{"lesson":`)
-	b.Write(lb)
-	b.WriteString(`,"publication":`)
-	b.Write(pb)
-	fmt.Fprintf(&b, `,"timestamp":%d}`, timestamp)
-	return Canonical(b.Bytes())
+	for k, v := range l.Extra {
+		n += len(k) + len(v) + 4
+	}
+	for _, t := range p.Topics {
+		n += len(t) + 3
+	}
+	return n + n/16
 }
 
 // Canonical returns the RFC 8785 canonical form of a JSON text.
