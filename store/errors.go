@@ -37,6 +37,26 @@ var (
 	// ErrIndexUnavailable: the search index could not be opened or rebuilt.
 	// Get, Put and Delete still work; reopen the store to rebuild the index.
 	ErrIndexUnavailable error = &sentinel{"search index unavailable", nil}
+
+	// ErrRevoked: PutRemote (or PutPublication) of a lesson whose key has a
+	// tombstone. A revoked key stays revoked: publish under a new id.
+	ErrRevoked error = &sentinel{"lesson revoked", nil}
+
+	// ErrStale: PutRemote of a lesson of which an equal or newer version
+	// (by publication.publishedAt) is held, or that has already expired.
+	// Nothing was written; for gossip this is a duplicate, not an offence.
+	ErrStale error = &sentinel{"an equal or newer version is held", nil}
+
+	// ErrOwnLesson: PutRemote of a lesson signed by this node
+	// (Options.SelfID): its own publications live with its records.
+	// errors.Is(err, ErrStale) holds too, so a caller that ignores stale
+	// lessons ignores an echo of its own.
+	ErrOwnLesson error = &sentinel{"lesson published by this node", ErrStale}
+
+	// ErrAlreadyRevoked: Revoke of a key that already has a tombstone.
+	// errors.Is(err, protocol.ErrAlreadyRevoked) holds too, so a caller can
+	// answer with the wire code ALREADY_REVOKED.
+	ErrAlreadyRevoked error = &sentinel{"already revoked", protocol.ErrAlreadyRevoked}
 )
 
 // invalidf returns an error wrapping protocol.ErrInvalid.

@@ -23,7 +23,7 @@ import (
 // indexFormat is the version of the index layout: the fields below, their
 // analyzers and the scoring model. Bump it whenever any of them changes; an
 // index of another format is rebuilt on Open.
-const indexFormat = "2"
+const indexFormat = "3"
 
 // Internal (non-document) keys of the index.
 var (
@@ -39,7 +39,9 @@ const (
 	fieldTag        = "tag"        // keyword, one per tag
 	fieldProject    = "project"    // keyword
 	fieldAgent      = "agent"      // keyword
-	fieldVisibility = "visibility" // keyword
+	fieldVisibility = "visibility" // keyword; of a remote lesson, its publication's
+	fieldOrigin     = "origin"     // keyword: originLocal (this node's records) or originRemote (the remote cache)
+	fieldPublisher  = "publisher"  // keyword, remote lessons only: the publisher's node ID
 	fieldCreated    = "created"    // numeric created_at, doc values (List sort, since/until, created_at comparisons)
 	fieldModified   = "mtime"      // checkpoints only: updated_at, else created_at, doc values (AgentStatus)
 	fieldExpires    = "exp"        // numeric expires_at, only if set: the expiry clause excludes exp <= now
@@ -71,7 +73,7 @@ func newMapping() *mapping.IndexMappingImpl {
 	m.StoreDynamic = false
 	m.DocValuesDynamic = false
 	kw := bleve.NewKeywordFieldMapping()
-	for _, f := range []string{fieldType, fieldTag, fieldProject, fieldAgent, fieldVisibility} {
+	for _, f := range []string{fieldType, fieldTag, fieldProject, fieldAgent, fieldVisibility, fieldOrigin, fieldPublisher} {
 		m.DefaultMapping.AddFieldMappingsAt(f, kw)
 	}
 	text := bleve.NewTextFieldMapping()
@@ -103,9 +105,26 @@ const (
 	numOptions     = index.IndexField
 )
 
-// buildDoc turns a record into an index document.
+// Values of fieldOrigin.
+const (
+	originLocal  = "local"
+	originRemote = "remote"
+)
+
+// buildDoc turns one of this node's records into an index document.
 func (a analyzers) buildDoc(l *protocol.Lesson) *document.Document {
-	d := document.NewDocument(l.ID)
+	return a.buildDocAs(l.ID, l, visibilityOf(l), originLocal, "")
+}
+
+// buildRemoteDoc turns a cached remote lesson into an index document whose
+// id is the lesson's key, lessonId@nodeId: '@' is not an id character, so it
+// cannot collide with a record's id.
+func (a analyzers) buildRemoteDoc(sl *protocol.SignedLesson) *document.Document {
+	return a.buildDocAs(sl.Key(), &sl.Lesson, sl.Publication.Visibility, originRemote, sl.Signature.NodeID)
+}
+
+func (a analyzers) buildDocAs(docID string, l *protocol.Lesson, visibility, origin, publisher string) *document.Document {
+	d := document.NewDocument(docID)
 	var text strings.Builder
 	text.Grow(len(l.Title) + len(l.Content) + 16*len(l.Tags) + 2)
 	text.WriteString(l.Title)
@@ -126,7 +145,11 @@ func (a analyzers) buildDoc(l *protocol.Lesson) *document.Document {
 	if l.Agent != "" {
 		d.AddField(document.NewTextFieldCustom(fieldAgent, nil, []byte(l.Agent), keywordOptions, a.keyword))
 	}
-	d.AddField(document.NewTextFieldCustom(fieldVisibility, nil, []byte(visibilityOf(l)), keywordOptions, a.keyword))
+	d.AddField(document.NewTextFieldCustom(fieldVisibility, nil, []byte(visibility), keywordOptions, a.keyword))
+	d.AddField(document.NewTextFieldCustom(fieldOrigin, nil, []byte(origin), keywordOptions, a.keyword))
+	if publisher != "" {
+		d.AddField(document.NewTextFieldCustom(fieldPublisher, nil, []byte(publisher), keywordOptions, a.keyword))
+	}
 	d.AddField(document.NewNumericFieldWithIndexingOptions(fieldCreated, nil, float64(l.CreatedAt), sortOptions))
 	if l.Type == protocol.TypeCheckpoint {
 		mtime := l.UpdatedAt

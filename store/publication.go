@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	ds "github.com/ipfs/go-datastore"
 
@@ -18,6 +19,12 @@ import (
 // The publication goes when the record goes (Delete, expiry), and when a
 // Put makes the record private. Replacing the record otherwise keeps the
 // publication as signed; re-publishing replaces it.
+//
+// A public publication enters the sync log (see Log), superseding the
+// record's earlier one; an unlisted one does not, and takes an earlier
+// public one out of the log. A key that was revoked (Revoke) stays revoked:
+// PutPublication returns an error wrapping ErrRevoked; publish the record
+// under a new id.
 func (s *Store) PutPublication(ctx context.Context, sl *protocol.SignedLesson) error {
 	if sl == nil {
 		return invalidf("put publication: publication is nil")
@@ -43,6 +50,14 @@ func (s *Store) PutPublication(ctx context.Context, sl *protocol.SignedLesson) e
 	defer leave()
 	unlock := s.lockIDs(id)
 	defer unlock()
+	key := sl.Key()
+	s.fedMu.RLock()
+	_, revoked := s.fed.tombs[key]
+	old, held := s.fed.own[id]
+	s.fedMu.RUnlock()
+	if revoked {
+		return fmt.Errorf("store: put publication %s: %w", key, ErrRevoked)
+	}
 	rec, err := s.load(ctx, id)
 	if err == nil && expired(rec, s.nowMS()) {
 		err = ErrNotFound
@@ -59,10 +74,29 @@ func (s *Store) PutPublication(ctx context.Context, sl *protocol.SignedLesson) e
 	if err != nil {
 		return fmt.Errorf("store: put publication %s: %w", id, err)
 	}
+	public := sl.Publication.Visibility == protocol.VisibilityPublic
+	var seq uint64
+	var meta *logMeta
+	if public {
+		seq = s.allocSeq()
+		meta = &logMeta{seq: seq, kind: kindPublication, key: key, at: sl.Publication.PublishedAt, topics: slices.Clone(sl.Publication.Topics)}
+	}
+	settled := false
+	defer func() {
+		if !settled {
+			s.settle(seq, nil, nil)
+		}
+	}()
 	var markers []ds.Key
 	err = b.Put(ctx, pubKey(id), data)
 	if err == nil {
 		err = b.Put(ctx, recordKey(id), recData)
+	}
+	if err == nil && public {
+		err = b.Put(ctx, logKey(seq), encodeLogValue(meta))
+	}
+	if err == nil && held && old.seq != 0 {
+		err = b.Delete(ctx, logKey(old.seq))
 	}
 	if err == nil && s.indexDir != "" {
 		k := s.markerKey(id)
@@ -75,6 +109,13 @@ func (s *Store) PutPublication(ctx context.Context, sl *protocol.SignedLesson) e
 	if err != nil {
 		return fmt.Errorf("store: put publication %s: %w", id, err)
 	}
+	s.settle(seq, meta, func() {
+		s.fed.own[id] = version{publishedAt: sl.Publication.PublishedAt, expiresAt: sl.Lesson.ExpiresAt, seq: seq, nodeID: sl.Signature.NodeID}
+		if held && old.seq != 0 {
+			s.fed.log.dead++
+		}
+	})
+	settled = true
 	if s.idx != nil {
 		ib := s.idx.NewBatch()
 		if err := ib.IndexAdvanced(s.an.buildDoc(rec)); err == nil {

@@ -114,6 +114,7 @@ func (s *Store) write(ctx context.Context, recs []*protocol.Lesson) ([]PutResult
 	latest := make(map[string]*protocol.Lesson, len(recs))
 	order := make([]string, 0, len(recs))
 	var markers []ds.Key
+	var unpublished []string
 	results := make([]PutResult, len(recs))
 	for i, r := range recs {
 		old, seen := latest[r.ID]
@@ -154,6 +155,7 @@ func (s *Store) write(ctx context.Context, recs []*protocol.Lesson) ([]PutResult
 			if err := b.Delete(ctx, pubKey(r.ID)); err != nil {
 				return nil, err
 			}
+			unpublished = append(unpublished, r.ID)
 		}
 		if s.indexDir != "" {
 			k := s.markerKey(r.ID)
@@ -168,6 +170,7 @@ func (s *Store) write(ctx context.Context, recs []*protocol.Lesson) ([]PutResult
 	if err := b.Commit(ctx); err != nil {
 		return nil, err
 	}
+	s.forgetOwn(unpublished...)
 	if s.idx != nil {
 		ib := s.idx.NewBatch()
 		for _, id := range order {
@@ -271,6 +274,7 @@ func (s *Store) deleteLocked(ctx context.Context, ids []string) error {
 	if err := b.Commit(ctx); err != nil {
 		return err
 	}
+	s.forgetOwn(ids...)
 	if s.idx != nil {
 		ib := s.idx.NewBatch()
 		for _, id := range ids {

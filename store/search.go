@@ -54,17 +54,44 @@ type Query struct {
 	// Limit is the maximum number of hits: 0 means DefaultSearchLimit, at
 	// most MaxSearchLimit.
 	Limit int
+
+	// Origin selects where hits come from: "" or OriginLocal, this node's
+	// own records only (the AMP default, so remote lessons never mix into
+	// AMP listings unless asked); OriginRemote, the cache of remote lessons
+	// only; OriginAll, both.
+	Origin string
+	// Publisher, when set, keeps only the lessons of this node ID; this
+	// node's own records count as published by Options.SelfID.
+	Publisher string
 }
+
+// Values of Query.Origin and ListOptions.Origin.
+const (
+	OriginLocal  = "local"
+	OriginRemote = "remote"
+	OriginAll    = "all"
+)
 
 // Hit is one search result.
 type Hit struct {
+	// ID is the record's id; of a remote lesson, its lesson id.
 	ID string
+	// Key is a remote lesson's key, lessonId@nodeId; "" for own records.
+	Key string
+	// Publisher is a remote lesson's publisher (node ID); for own records,
+	// Options.SelfID (which may be "").
+	Publisher string
 	// Score is the relevance, in (0, 1]: the BM25 score s of the record
 	// mapped through s/(s+1), which keeps the order of BM25 scores. It is
 	// comparable between queries on the same store only roughly, and not
 	// at all between stores. Queries without words or phrases score 1.
-	Score  float64
+	Score float64
+	// Record is the record; of a remote lesson, the signed lesson with its
+	// Visibility set to the publication's.
 	Record *protocol.Lesson
+	// Signed is a remote lesson as it was signed; nil for own records
+	// (see Store.Publication).
+	Signed *protocol.SignedLesson
 }
 
 // SearchResult is the answer to a Search.
@@ -87,11 +114,16 @@ type ListOptions struct {
 	Limit, Offset int
 	// Order is "desc" (newest first, the default) or "asc", by created_at.
 	Order string
+	// Origin is as in Query: "" (OriginLocal) lists own records only.
+	Origin string
 }
 
 // ListResult is one page of List.
 type ListResult struct {
 	Records []*protocol.Lesson
+	// Keys holds, for each of Records, the key lessonId@nodeId of a remote
+	// lesson, or "" for an own record.
+	Keys    []string
 	Total   int  // records matching the options
 	HasMore bool // more records follow this page
 }
@@ -127,6 +159,10 @@ func (s *Store) Search(ctx context.Context, q Query) (*SearchResult, error) {
 	}
 	if f := anyTerm(fieldVisibility, q.Visibility); f != nil {
 		filters = append(filters, f)
+	}
+	filters, none := s.appendOrigin(filters, q.Origin, q.Publisher)
+	if none {
+		return &SearchResult{Hits: []Hit{}}, nil
 	}
 	filters = appendCommon(filters, q.Project, q.Agent, q.Tags)
 	if q.Since != 0 || q.Until != 0 {
@@ -197,10 +233,7 @@ func (s *Store) Search(ctx context.Context, q Query) (*SearchResult, error) {
 			}
 			continue
 		}
-		rec, err := s.load(ctx, h.ID)
-		if err == nil && expired(rec, now) {
-			err = ErrNotFound
-		}
+		hit, err := s.loadHit(ctx, h.ID, now)
 		if err != nil {
 			// The index ran ahead of a concurrent delete or sweep; or the
 			// stored record is damaged. Either way it is not a result.
@@ -210,12 +243,74 @@ func (s *Store) Search(ctx context.Context, q Query) (*SearchResult, error) {
 			out.Total--
 			continue
 		}
-		out.Hits = append(out.Hits, Hit{ID: h.ID, Score: score, Record: rec})
+		hit.Score = score
+		out.Hits = append(out.Hits, hit)
 	}
 	if out.Total < len(out.Hits) {
 		out.Total = len(out.Hits)
 	}
 	return out, nil
+}
+
+// loadHit reads the record of an index document, or the remote lesson of a
+// document id lessonId@nodeId. Missing or expired: ErrNotFound.
+func (s *Store) loadHit(ctx context.Context, docID string, now int64) (Hit, error) {
+	if isRemoteDoc(docID) {
+		sl, err := s.loadRemote(ctx, docID)
+		if err == nil && expired(&sl.Lesson, now) {
+			err = ErrNotFound
+		}
+		if err != nil {
+			return Hit{}, err
+		}
+		rec := sl.Lesson.Clone()
+		rec.Visibility = sl.Publication.Visibility
+		return Hit{ID: sl.Lesson.ID, Key: docID, Publisher: sl.Signature.NodeID, Record: rec, Signed: sl}, nil
+	}
+	rec, err := s.load(ctx, docID)
+	if err == nil && expired(rec, now) {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return Hit{}, err
+	}
+	return Hit{ID: docID, Publisher: s.selfID, Record: rec}, nil
+}
+
+// appendOrigin adds the filters of an origin and a publisher. none reports
+// that nothing can match.
+func (s *Store) appendOrigin(filters []query.Query, origin, publisher string) (_ []query.Query, none bool) {
+	local := origin == "" || origin == OriginLocal || origin == OriginAll
+	remote := origin == OriginRemote || origin == OriginAll
+	if publisher != "" {
+		if s.selfID != "" && publisher == s.selfID {
+			remote = false // PutRemote refuses this node's lessons
+		} else {
+			local = false
+		}
+	}
+	switch {
+	case local && remote:
+	case local:
+		filters = append(filters, term(fieldOrigin, originLocal))
+	case remote:
+		filters = append(filters, term(fieldOrigin, originRemote))
+		if publisher != "" {
+			filters = append(filters, term(fieldPublisher, publisher))
+		}
+	default:
+		return filters, true
+	}
+	return filters, false
+}
+
+func checkOrigin(origin, publisher string) error {
+	switch origin {
+	case "", OriginLocal, OriginRemote, OriginAll:
+	default:
+		return invalidf("origin %q: want local, remote or all", truncate(origin))
+	}
+	return checkName("publisher", publisher, 128)
 }
 
 // normalizeScore maps a BM25 score s >= 0 into (0, 1] with s/(s+1): it is
@@ -275,6 +370,9 @@ func checkQuery(q *Query) (int, error) {
 		}
 	}
 	if err := checkCommon(q.Project, q.Agent, q.Tags); err != nil {
+		return 0, err
+	}
+	if err := checkOrigin(q.Origin, q.Publisher); err != nil {
 		return 0, err
 	}
 	return limit, nil
@@ -425,6 +523,9 @@ func (s *Store) List(ctx context.Context, o ListOptions) (*ListResult, error) {
 	if err := checkCommon(o.Project, o.Agent, o.Tags); err != nil {
 		return nil, fmt.Errorf("store: list: %w", err)
 	}
+	if err := checkOrigin(o.Origin, ""); err != nil {
+		return nil, fmt.Errorf("store: list: %w", err)
+	}
 	leave, err := s.beginRead()
 	if err != nil {
 		return nil, fmt.Errorf("store: list: %w", err)
@@ -441,6 +542,7 @@ func (s *Store) List(ctx context.Context, o ListOptions) (*ListResult, error) {
 	if o.Visibility != "" {
 		filters = append(filters, term(fieldVisibility, o.Visibility))
 	}
+	filters, _ = s.appendOrigin(filters, o.Origin, "")
 	filters = appendCommon(filters, o.Project, o.Agent, o.Tags)
 	bq := liveQuery(now)
 	addFilters(bq, filters)
@@ -455,12 +557,9 @@ func (s *Store) List(ctx context.Context, o ListOptions) (*ListResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: list: %w", err)
 	}
-	out := &ListResult{Records: make([]*protocol.Lesson, 0, len(res.Hits)), Total: int(res.Total)}
+	out := &ListResult{Records: make([]*protocol.Lesson, 0, len(res.Hits)), Keys: make([]string, 0, len(res.Hits)), Total: int(res.Total)}
 	for _, h := range res.Hits {
-		rec, err := s.load(ctx, h.ID)
-		if err == nil && expired(rec, now) {
-			err = ErrNotFound
-		}
+		hit, err := s.loadHit(ctx, h.ID, now)
 		if err != nil {
 			if !errors.Is(err, ErrNotFound) {
 				s.log.Warn("listed record unreadable", "id", h.ID, "err", err)
@@ -468,7 +567,8 @@ func (s *Store) List(ctx context.Context, o ListOptions) (*ListResult, error) {
 			out.Total--
 			continue
 		}
-		out.Records = append(out.Records, rec)
+		out.Records = append(out.Records, hit.Record)
+		out.Keys = append(out.Keys, hit.Key)
 	}
 	out.HasMore = o.Offset+len(res.Hits) < int(res.Total)
 	return out, nil
@@ -477,15 +577,22 @@ func (s *Store) List(ctx context.Context, o ListOptions) (*ListResult, error) {
 // Status counts the records that have not expired.
 type Status struct {
 	// Counts maps each record type (lesson, checkpoint, snippet, or any
-	// other) to its number of records.
+	// other) to its number of this node's records.
 	Counts map[string]int
-	Total  int
+	// Total is the number of this node's records.
+	Total int
+	// Remote is the number of remote lessons in the cache, expired ones
+	// left out.
+	Remote int
+	// Tombstones is the number of revocations kept.
+	Tombstones int
 }
 
 // maxStatusTypes caps the number of distinct types Status reports.
 const maxStatusTypes = 10000
 
-// Status counts live records per type.
+// Status counts live own records per type, cached remote lessons and
+// tombstones.
 func (s *Store) Status(ctx context.Context) (*Status, error) {
 	leave, err := s.beginRead()
 	if err != nil {
@@ -495,14 +602,28 @@ func (s *Store) Status(ctx context.Context) (*Status, error) {
 	if s.idx == nil {
 		return nil, fmt.Errorf("store: status: %w", ErrIndexUnavailable)
 	}
-	req := bleve.NewSearchRequestOptions(liveQuery(s.nowMS()), 0, 0, false)
+	now := s.nowMS()
+	rq := liveQuery(now)
+	rq.AddFilter(term(fieldOrigin, originRemote))
+	rreq := bleve.NewSearchRequestOptions(rq, 0, 0, false)
+	rreq.Score = "none"
+	rres, err := s.idx.SearchInContext(ctx, rreq)
+	if err != nil {
+		return nil, fmt.Errorf("store: status: %w", err)
+	}
+	lq := liveQuery(now)
+	lq.AddFilter(term(fieldOrigin, originLocal))
+	req := bleve.NewSearchRequestOptions(lq, 0, 0, false)
 	req.Score = "none"
 	req.AddFacet("types", bleve.NewFacetRequest(fieldType, maxStatusTypes))
 	res, err := s.idx.SearchInContext(ctx, req)
 	if err != nil {
 		return nil, fmt.Errorf("store: status: %w", err)
 	}
-	st := &Status{Counts: map[string]int{}, Total: int(res.Total)}
+	st := &Status{Counts: map[string]int{}, Total: int(res.Total), Remote: int(rres.Total)}
+	s.fedMu.RLock()
+	st.Tombstones = len(s.fed.tombs)
+	s.fedMu.RUnlock()
 	if f := res.Facets["types"]; f != nil && f.Terms != nil {
 		for _, t := range f.Terms.Terms() {
 			st.Counts[t.Term] = t.Count
@@ -557,7 +678,7 @@ func (s *Store) AgentStatus(ctx context.Context, agent string) (*AgentStatus, er
 	now := s.nowMS()
 	out := &AgentStatus{Agent: agent, Status: StatusIdle}
 	bq := liveQuery(now)
-	addFilters(bq, []query.Query{term(fieldType, protocol.TypeCheckpoint), term(fieldAgent, agent)})
+	addFilters(bq, []query.Query{term(fieldType, protocol.TypeCheckpoint), term(fieldAgent, agent), term(fieldOrigin, originLocal)})
 	req := bleve.NewSearchRequestOptions(bq, 1, 0, false)
 	req.Score = "none"
 	req.SortBy([]string{"-" + fieldModified, "-" + fieldCreated, "-_id"})
@@ -604,8 +725,9 @@ func hasFlag(flags []string, flag string) bool {
 // sweepPage is the number of expired records Sweep deletes per batch.
 const sweepPage = 500
 
-// Sweep deletes expired records, and their publications, from the
-// datastore and the index, and returns how many it deleted. The background
+// Sweep deletes expired records, and their publications, and expired remote
+// lessons from the datastore and the index, and returns how many it
+// deleted. The background
 // sweeper calls it every Options.SweepInterval.
 func (s *Store) Sweep(ctx context.Context) (int, error) {
 	total := 0
@@ -650,8 +772,21 @@ func (s *Store) sweepPage(ctx context.Context) (n int, more bool, err error) {
 	unlock := s.lockIDs(ids...)
 	defer unlock()
 	// The datastore decides: only records that are expired there go.
-	var gone, stale []string
+	var gone, goneRemote, stale []string
 	for _, id := range ids {
+		if isRemoteDoc(id) {
+			sl, err := s.loadRemote(ctx, id)
+			switch {
+			case err == nil && expired(&sl.Lesson, now):
+				goneRemote = append(goneRemote, id)
+			case err == nil, errors.Is(err, ErrNotFound):
+				stale = append(stale, id)
+			default:
+				s.log.Warn("sweep: remote lesson unreadable", "err", err)
+				stale = append(stale, id)
+			}
+			continue
+		}
 		rec, err := s.load(ctx, id)
 		switch {
 		case err == nil && expired(rec, now):
@@ -670,11 +805,17 @@ func (s *Store) sweepPage(ctx context.Context) (n int, more bool, err error) {
 			return 0, false, err
 		}
 	}
+	if len(goneRemote) > 0 {
+		if err := s.deleteRemoteLocked(ctx, goneRemote); err != nil {
+			return 0, false, err
+		}
+	}
 	if len(stale) > 0 {
 		// The index disagrees with the datastore about these: repair it.
 		s.reindexLocked(ctx, stale)
 	}
-	return len(gone), len(gone) > 0 && len(res.Hits) == sweepPage, nil
+	n = len(gone) + len(goneRemote)
+	return n, n > 0 && len(res.Hits) == sweepPage, nil
 }
 
 // reindexLocked re-indexes ids from the datastore (removing those that are
@@ -694,15 +835,59 @@ func (s *Store) reindexLocked(ctx context.Context, ids []string) {
 			}
 			markers = append(markers, k)
 		}
-		rec, err := s.load(ctx, id)
+		doc, err := s.loadDoc(ctx, id)
 		if err != nil {
 			ib.Delete(id)
 			continue
 		}
-		_ = ib.IndexAdvanced(s.an.buildDoc(rec))
+		_ = ib.IndexAdvanced(doc)
 	}
 	if b.Commit(ctx) != nil {
 		return
 	}
 	s.applyIndex(ib, markers)
+}
+
+// deleteRemoteLocked deletes expired remote lessons from the datastore (one
+// batch), the index and memory. Their log entries stay, skipped, until a
+// newer version or a tombstone replaces them. The keys' stripes are locked.
+func (s *Store) deleteRemoteLocked(ctx context.Context, keys []string) error {
+	b, err := s.ds.Batch(ctx)
+	if err != nil {
+		return err
+	}
+	var markers []ds.Key
+	for _, key := range keys {
+		if err := b.Delete(ctx, keyPath(nsRemote, key)); err != nil {
+			return err
+		}
+		if s.indexDir != "" {
+			k := s.markerKey(key)
+			if err := b.Put(ctx, k, markerValue); err != nil {
+				return err
+			}
+			markers = append(markers, k)
+		}
+	}
+	if err := b.Commit(ctx); err != nil {
+		return err
+	}
+	s.fedMu.Lock()
+	for _, key := range keys {
+		if v, ok := s.fed.remote[key]; ok {
+			delete(s.fed.remote, key)
+			if v.seq != 0 {
+				s.fed.log.dead++
+			}
+		}
+	}
+	s.fedMu.Unlock()
+	if s.idx != nil {
+		ib := s.idx.NewBatch()
+		for _, key := range keys {
+			ib.Delete(key)
+		}
+		s.applyIndex(ib, markers)
+	}
+	return nil
 }

@@ -55,6 +55,13 @@ type Options struct {
 	// (call Sweep). Expired records vanish from every read at once either
 	// way.
 	SweepInterval time.Duration
+
+	// SelfID is this node's ID (12D3KooW...). PutRemote refuses lessons it
+	// signed, Revoke of its lessons deletes its own publication, and Query
+	// and Hit count its own records as published by it. Empty: no check,
+	// and own publications are told from remote lessons by where they are
+	// stored only.
+	SelfID string
 }
 
 // Datastore key layout. Every key lives under one of these namespaces:
@@ -64,11 +71,21 @@ type Options struct {
 //	/dirty/<id>/<seq>         an index update of <id> that may not be on disk yet
 //	/meta/format              the layout version of the datastore (formatVersion)
 //	/meta/generation          a random id of this datastore; the index records it
-//	/remote/<nodeId>/<id>     reserved for the cache of remote lessons
+//	/remote/<nodeId>/<id>     a remote lesson (SignedLesson JSON) of the cache
+//	/tomb/<nodeId>/<id>       a tombstone: the Revocation of lesson id@nodeId (JSON)
+//	/log/<16 hex digits>      an entry of the sync log: kind, key and time (JSON)
+//	/nmeta/<key>              the node's small state (GetMeta, SetMeta)
+//
+// Index documents and dirty markers of remote lessons use the key
+// lessonId@nodeId as the id; record ids cannot contain '@'.
 const (
 	nsRecords     = "/records/"
 	nsPub         = "/pub/"
 	nsDirty       = "/dirty/"
+	nsRemote      = "/remote/"
+	nsTomb        = "/tomb/"
+	nsLog         = "/log/"
+	nsNodeMeta    = "/nmeta/"
 	keyFormat     = "/meta/format"
 	keyGeneration = "/meta/generation"
 )
@@ -96,6 +113,7 @@ type Store struct {
 	now        func() time.Time
 	sweepEvery time.Duration
 	indexDir   string // "" = index in memory
+	selfID     string
 	generation string // of the datastore, see keyGeneration
 	an         analyzers
 
@@ -116,6 +134,12 @@ type Store struct {
 	closing bool
 
 	seq atomic.Uint64 // dirty marker sequence
+
+	// fedMu guards fed, the in-memory federation state: versions held,
+	// tombstones, the sync log's entries. It is taken after the stripes and
+	// mu, and held only briefly, never across I/O.
+	fedMu sync.RWMutex
+	fed   fedState
 
 	cleanMu sync.Mutex
 	cleanQ  []ds.Key // dirty markers whose index updates are on disk
@@ -138,6 +162,7 @@ func Open(opts Options) (*Store, error) {
 		log:        opts.Logger,
 		now:        opts.Now,
 		sweepEvery: opts.SweepInterval,
+		selfID:     opts.SelfID,
 		cleanCh:    make(chan struct{}, 1),
 	}
 	if s.log == nil {
@@ -179,6 +204,10 @@ func Open(opts Options) (*Store, error) {
 	}
 	ctx := context.Background()
 	if err := s.initMeta(ctx); err != nil {
+		s.closeDS()
+		return nil, err
+	}
+	if err := s.loadFederation(ctx); err != nil {
 		s.closeDS()
 		return nil, err
 	}
@@ -379,8 +408,8 @@ func (s *Store) buildIndex(ctx context.Context) (bleve.Index, int, error) {
 	return idx, n, nil
 }
 
-// readDocs sends the index documents of every record of the datastore to
-// out, in chunks of rebuildBatch.
+// readDocs sends the index documents of every record and every remote
+// lesson of the datastore to out, in chunks of rebuildBatch.
 func (s *Store) readDocs(ctx context.Context, out chan<- []*document.Document) error {
 	res, err := s.ds.Query(ctx, dsq.Query{Prefix: nsRecords})
 	if err != nil {
@@ -412,6 +441,31 @@ func (s *Store) readDocs(ctx context.Context, out chan<- []*document.Document) e
 			continue
 		}
 		chunk = append(chunk, s.an.buildDoc(rec))
+		if len(chunk) == rebuildBatch {
+			if err := send(); err != nil {
+				return err
+			}
+		}
+	}
+	rres, err := s.ds.Query(ctx, dsq.Query{Prefix: nsRemote})
+	if err != nil {
+		return err
+	}
+	defer rres.Close()
+	for r := range rres.Next() {
+		if r.Error != nil {
+			return r.Error
+		}
+		key, ok := keyFromPath(strings.TrimPrefix(r.Key, nsRemote))
+		sl, err := decodeRemote(r.Value)
+		if err == nil && (!ok || sl.Key() != key) {
+			err = errors.New("remote lesson under another key")
+		}
+		if err != nil {
+			s.log.Warn("skipping undecodable remote lesson", "err", err)
+			continue
+		}
+		chunk = append(chunk, s.an.buildRemoteDoc(sl))
 		if len(chunk) == rebuildBatch {
 			if err := send(); err != nil {
 				return err
@@ -491,19 +545,23 @@ func syncDir(dir string) {
 	}
 }
 
-// countRecords counts the records in the datastore, expired ones included.
+// countRecords counts the records and the remote lessons in the datastore
+// (the documents the index should hold), expired ones included.
 func (s *Store) countRecords(ctx context.Context) (int, error) {
-	res, err := s.ds.Query(ctx, dsq.Query{Prefix: nsRecords, KeysOnly: true})
-	if err != nil {
-		return 0, fmt.Errorf("store: count records: %w", err)
-	}
-	defer res.Close()
 	n := 0
-	for r := range res.Next() {
-		if r.Error != nil {
-			return 0, fmt.Errorf("store: count records: %w", r.Error)
+	for _, prefix := range []string{nsRecords, nsRemote} {
+		res, err := s.ds.Query(ctx, dsq.Query{Prefix: prefix, KeysOnly: true})
+		if err != nil {
+			return 0, fmt.Errorf("store: count records: %w", err)
 		}
-		n++
+		for r := range res.Next() {
+			if r.Error != nil {
+				res.Close()
+				return 0, fmt.Errorf("store: count records: %w", r.Error)
+			}
+			n++
+		}
+		res.Close()
 	}
 	return n, nil
 }
@@ -553,10 +611,10 @@ func (s *Store) replayMarkers(ctx context.Context) error {
 		return nil
 	}
 	for id, keys := range ids {
-		rec, err := s.load(ctx, id)
+		doc, err := s.loadDoc(ctx, id)
 		switch {
 		case err == nil:
-			if err := batch.IndexAdvanced(s.an.buildDoc(rec)); err != nil {
+			if err := batch.IndexAdvanced(doc); err != nil {
 				return fmt.Errorf("store: replay index markers: %w", err)
 			}
 		case errors.Is(err, ErrNotFound):
@@ -573,6 +631,23 @@ func (s *Store) replayMarkers(ctx context.Context) error {
 	_ = flush()
 	s.log.Info("replayed index updates", "records", len(ids))
 	return nil
+}
+
+// loadDoc builds the index document of a record or, for an id of the form
+// lessonId@nodeId, of a remote lesson, from the datastore.
+func (s *Store) loadDoc(ctx context.Context, docID string) (*document.Document, error) {
+	if isRemoteDoc(docID) {
+		sl, err := s.loadRemote(ctx, docID)
+		if err != nil {
+			return nil, err
+		}
+		return s.an.buildRemoteDoc(sl), nil
+	}
+	rec, err := s.load(ctx, docID)
+	if err != nil {
+		return nil, err
+	}
+	return s.an.buildDoc(rec), nil
 }
 
 // applyIndex applies b to the index. markers are the dirty markers b
