@@ -49,7 +49,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(
 		initCmd(g), daemonCmd(g), idCmd(g),
 		storeCmd(g), getCmd(g), listCmd(g), deleteCmd(g), statusCmd(g), agentStatusCmd(g), searchCmd(g),
-		publishCmd(g), exportCmd(g), verifyCmd(g),
+		publishCmd(g), exportCmd(g), verifyCmd(g), mcpCmd(g),
 	)
 	return root
 }
