@@ -64,7 +64,7 @@ func DecodeAnnouncement(data []byte) (*Announcement, error) {
 			return nil, err
 		}
 		a.SignedLesson = new(SignedLesson)
-		if err := a.SignedLesson.UnmarshalJSON(o.members["signedLesson"]); err != nil {
+		if err := a.SignedLesson.unmarshalChecked(o.members["signedLesson"]); err != nil {
 			return nil, fmt.Errorf("announcement: %w", err)
 		}
 	case MsgRevocation:
@@ -152,7 +152,7 @@ func DecodeFetchResponse(data []byte) (*FetchResponse, error) {
 	}
 	if o.has("signedLesson") {
 		r.SignedLesson = new(SignedLesson)
-		if err := r.SignedLesson.UnmarshalJSON(o.members["signedLesson"]); err != nil {
+		if err := r.SignedLesson.unmarshalChecked(o.members["signedLesson"]); err != nil {
 			return nil, fmt.Errorf("fetch response: %w", err)
 		}
 	}
@@ -293,7 +293,7 @@ func DecodeSyncResponse(data []byte) (*SyncResponse, error) {
 	}
 	for i, raw := range lessons {
 		sl := new(SignedLesson)
-		if err := sl.UnmarshalJSON(raw); err != nil {
+		if err := sl.unmarshalChecked(raw); err != nil {
 			return nil, fmt.Errorf("sync response.lessons[%d]: %w", i, err)
 		}
 		r.Lessons = append(r.Lessons, sl)

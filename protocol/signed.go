@@ -160,6 +160,23 @@ func (s *SignedLesson) UnmarshalJSON(data []byte) error {
 	if err != nil {
 		return err
 	}
+	return s.decode(o)
+}
+
+// unmarshalChecked is UnmarshalJSON for data already checked as I-JSON as
+// part of a larger message (an announcement, a sync page).
+func (s *SignedLesson) unmarshalChecked(data []byte) error {
+	if len(data) > MaxSignedLessonSize {
+		return fmt.Errorf("signed lesson: %w: %d bytes, the limit is %d", ErrTooLarge, len(data), MaxSignedLessonSize)
+	}
+	o, err := splitObject("signed lesson", data)
+	if err != nil {
+		return err
+	}
+	return s.decode(o)
+}
+
+func (s *SignedLesson) decode(o object) error {
 	if err := o.only([]string{"lesson", "publication", "signature"}); err != nil {
 		return err
 	}
