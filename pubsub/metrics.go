@@ -88,7 +88,9 @@ func (st *stats) count(v verdict, d time.Duration) {
 	st.mu.Unlock()
 	if st.outcomes != nil {
 		st.outcomes.WithLabelValues(outcome, v.reason).Inc()
-		st.duration.Observe(d.Seconds())
+		if d > 0 { // 0: dropped before validation
+			st.duration.Observe(d.Seconds())
+		}
 	}
 }
 

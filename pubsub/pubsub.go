@@ -97,6 +97,7 @@ type Service struct {
 	now     func() time.Time
 	log     *slog.Logger
 	stats   *stats
+	tracer  *tracer
 
 	ctx    context.Context // cancelled by Close; the router lives in it
 	cancel context.CancelFunc
@@ -157,6 +158,7 @@ func New(cfg Config) (*Service, error) {
 		now:     cfg.Now,
 		log:     cfg.Logger,
 		stats:   st,
+		tracer:  newTracer(st),
 		out:     make(chan Delivery, deliveriesBuffer),
 		recent:  newRecentSet(2 * time.Minute),
 		topics:  map[string]*joined{},
@@ -196,6 +198,7 @@ func New(cfg Config) (*Service, error) {
 			gossipsub.WithValidatorConcurrency(params.ValidatorConcurrency)),
 		gossipsub.WithSubscriptionFilter(gossipsub.WrapLimitSubscriptionFilter(
 			gossipsub.NewRegexpSubscriptionFilter(topicRx), maxTopicsPerRPC)),
+		gossipsub.WithRawTracer(s.tracer),
 		gossipsub.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
 	)
 	if err != nil {

@@ -1,0 +1,94 @@
+package pubsub
+
+import (
+	"sync"
+	"time"
+
+	gossipsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+)
+
+// ReasonThrottled counts messages GossipSub dropped unvalidated because the
+// validation queue or the validator concurrency was full (Stats.Ignored).
+// Any count here means honest messages may have been lost: raise
+// Params.ValidateQueueSize or Params.ValidatorConcurrency.
+const ReasonThrottled = "throttled"
+
+// tracer follows the router's mesh (for tests and diagnostics) and counts
+// the messages it drops before they reach the validator. The router calls
+// it synchronously from its event loop: every method is a map update.
+type tracer struct {
+	stats *stats
+
+	mu   sync.Mutex
+	mesh map[string]map[peer.ID]struct{}
+}
+
+var _ gossipsub.RawTracer = (*tracer)(nil)
+
+func newTracer(st *stats) *tracer {
+	return &tracer{stats: st, mesh: map[string]map[peer.ID]struct{}{}}
+}
+
+// meshPeers returns the peers in this node's mesh for a GossipSub topic.
+func (t *tracer) meshPeers(topic string) []peer.ID {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []peer.ID
+	for p := range t.mesh[topic] {
+		out = append(out, p)
+	}
+	return out
+}
+
+func (t *tracer) Graft(p peer.ID, topic string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	m := t.mesh[topic]
+	if m == nil {
+		m = map[peer.ID]struct{}{}
+		t.mesh[topic] = m
+	}
+	m[p] = struct{}{}
+}
+
+func (t *tracer) Prune(p peer.ID, topic string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.mesh[topic], p)
+}
+
+func (t *tracer) Leave(topic string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.mesh, topic)
+}
+
+func (t *tracer) RemovePeer(p peer.ID) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, m := range t.mesh {
+		delete(m, p)
+	}
+}
+
+func (t *tracer) RejectMessage(msg *gossipsub.Message, reason string) {
+	if reason == gossipsub.RejectValidationQueueFull || reason == gossipsub.RejectValidationThrottled {
+		t.stats.count(ignore(ReasonThrottled), 0)
+	}
+}
+
+func (t *tracer) AddPeer(peer.ID, protocol.ID)                            {}
+func (t *tracer) OnNewOutboundStream(peer.ID, protocol.ID)                {}
+func (t *tracer) OnClosedOutboundStream(peer.ID)                          {}
+func (t *tracer) Join(string)                                             {}
+func (t *tracer) ValidateMessage(*gossipsub.Message)                      {}
+func (t *tracer) DeliverMessage(*gossipsub.Message)                       {}
+func (t *tracer) DuplicateMessage(*gossipsub.Message)                     {}
+func (t *tracer) ThrottlePeer(peer.ID)                                    {}
+func (t *tracer) RecvRPC(*gossipsub.RPC)                                  {}
+func (t *tracer) SendRPC(*gossipsub.RPC, peer.ID)                         {}
+func (t *tracer) SendRPCCompleted(*gossipsub.RPC, peer.ID, time.Duration) {}
+func (t *tracer) DropRPC(*gossipsub.RPC, peer.ID)                         {}
+func (t *tracer) UndeliverableMessage(*gossipsub.Message)                 {}
