@@ -1,8 +1,11 @@
 // Package store is the AMP memory store of one MESH node: it keeps the
 // node's records (lessons, checkpoints, snippets, sensor readings, ...) in a
 // go-datastore, indexes them for full-text search, keeps the signed
-// publications of the ones the node published, and makes records with an
-// expiry vanish when it passes. It knows nothing about the network.
+// publications of the ones the node published, caches the lessons of other
+// publishers, keeps tombstones of revoked lessons and the sync log, and
+// makes records with an expiry vanish when it passes. It knows nothing about
+// the network and verifies no signature: the caller does, before PutRemote
+// and Revoke.
 //
 // # Durability
 //
@@ -23,11 +26,24 @@
 // fields such as `humidity > 60`; see ParseQuery. Filters narrow by type,
 // tags, project, agent, visibility and created_at. Scores are in (0, 1].
 //
+// # Federation
+//
+// PutRemote caches a lesson of another publisher under its key
+// lessonId@nodeId; the newest publication.publishedAt wins. Revoke keeps a
+// revocation as a tombstone, which refuses the lesson from then on. Remote
+// lessons are indexed, but Search and List return them only when
+// Query.Origin asks (the default is this node's own records). Log pages
+// through the public lessons held, own and remote, and the tombstones, in
+// the order this node got them: the sync protocol serves it. Versions held,
+// tombstones and the log's entries are kept in memory too (loaded at Open),
+// so HeldVersion, Revoked and Log's filtering never read the disk.
+//
 // # Expiry
 //
-// A record whose expires_at (Unix ms) has passed is gone from Get, List,
-// Search, Status and AgentStatus at once; a background sweeper deletes it
-// from disk (see Options.SweepInterval and Store.Sweep).
+// A record or remote lesson whose expires_at (Unix ms) has passed is gone
+// from Get, Remote, List, Search, Log, Status and AgentStatus at once; a
+// background sweeper deletes it from disk (see Options.SweepInterval and
+// Store.Sweep).
 //
 // # Concurrency
 //
