@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	gossipsub "github.com/libp2p/go-libp2p-pubsub"
@@ -82,6 +83,9 @@ const deliveriesBuffer = 256
 // subscriptionBuffer is GossipSub's buffer per followed topic.
 const subscriptionBuffer = 128
 
+// scoreInspectPeriod is how often the router reports peer scores.
+const scoreInspectPeriod = time.Second
+
 // maxTopicsPerRPC bounds the subscriptions a peer may announce in one RPC.
 const maxTopicsPerRPC = 1000
 
@@ -107,6 +111,10 @@ type Service struct {
 	recent *recentSet
 
 	closeOnce sync.Once
+
+	// scores is the router's latest view of peer scores (refreshed every
+	// scoreInspectPeriod), for diagnostics and tests.
+	scores atomic.Pointer[map[peer.ID]float64]
 
 	// mu guards the fields below.
 	mu     sync.Mutex
@@ -199,6 +207,9 @@ func New(cfg Config) (*Service, error) {
 		gossipsub.WithSubscriptionFilter(gossipsub.WrapLimitSubscriptionFilter(
 			gossipsub.NewRegexpSubscriptionFilter(topicRx), maxTopicsPerRPC)),
 		gossipsub.WithRawTracer(s.tracer),
+		gossipsub.WithPeerScoreInspect(gossipsub.PeerScoreInspectFn(func(m map[peer.ID]float64) {
+			s.scores.Store(&m)
+		}), scoreInspectPeriod),
 		gossipsub.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
 	)
 	if err != nil {
@@ -224,6 +235,16 @@ func messageID(m *pb.Message) string {
 	h.Write([]byte{0})
 	h.Write(m.GetData())
 	return string(h.Sum(nil))
+}
+
+// score returns the router's latest score for p, and whether it has one.
+func (s *Service) score(p peer.ID) (float64, bool) {
+	m := s.scores.Load()
+	if m == nil {
+		return 0, false
+	}
+	v, ok := (*m)[p]
+	return v, ok
 }
 
 // count records a validation outcome.
