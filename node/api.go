@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/ed25519"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/meshprotocol/mesh/protocol"
 	"github.com/meshprotocol/mesh/store"
 )
@@ -22,6 +24,14 @@ type API interface {
 	AgentStatus(ctx context.Context, agent string) (*store.AgentStatus, error)
 	Publish(ctx context.Context, id string, opts PublishOptions) (*protocol.SignedLesson, error)
 	Export(ctx context.Context, id string) (*protocol.SignedLesson, error)
+
+	Revoke(ctx context.Context, id, reason string) (*protocol.Revocation, error)
+	Follow(ctx context.Context, target string) error
+	Unfollow(ctx context.Context, target string) error
+	Following(ctx context.Context) (topics, feeds []string, err error)
+	Connect(ctx context.Context, addr string) (peer.ID, error)
+	Peers(ctx context.Context) ([]PeerInfo, error)
+	Sync(ctx context.Context, progress func(SyncProgress)) error
 }
 
 var (

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/meshprotocol/mesh/protocol"
 	"github.com/meshprotocol/mesh/store"
 )
@@ -240,4 +242,78 @@ func (c *Client) Export(ctx context.Context, id string) (*protocol.SignedLesson,
 		return nil, err
 	}
 	return protocol.DecodeSignedLesson(raw)
+}
+
+// Revoke takes a publication back.
+func (c *Client) Revoke(ctx context.Context, id, reason string) (*protocol.Revocation, error) {
+	var raw json.RawMessage
+	if err := c.do(ctx, http.MethodPost, "/api/v1/revoke", RevokeRequest{ID: id, Reason: reason}, &raw); err != nil {
+		return nil, err
+	}
+	return protocol.DecodeRevocation(raw)
+}
+
+// Follow follows a topic or a publisher's feed.
+func (c *Client) Follow(ctx context.Context, target string) error {
+	return c.do(ctx, http.MethodPost, "/api/v1/follow", followRequest{Target: target}, nil)
+}
+
+// Unfollow undoes Follow.
+func (c *Client) Unfollow(ctx context.Context, target string) error {
+	return c.do(ctx, http.MethodPost, "/api/v1/unfollow", followRequest{Target: target}, nil)
+}
+
+// Following lists the followed topics and feeds.
+func (c *Client) Following(ctx context.Context) ([]string, []string, error) {
+	var out FollowingResponse
+	err := c.do(ctx, http.MethodGet, "/api/v1/following", nil, &out)
+	return out.Topics, out.Feeds, err
+}
+
+// Connect dials a peer and keeps it connected.
+func (c *Client) Connect(ctx context.Context, addr string) (peer.ID, error) {
+	var out struct {
+		Peer string `json:"peer"`
+	}
+	if err := c.do(ctx, http.MethodPost, "/api/v1/connect", connectRequest{Addr: addr}, &out); err != nil {
+		return "", err
+	}
+	return peer.Decode(out.Peer)
+}
+
+// Peers lists the daemon's connected peers.
+func (c *Client) Peers(ctx context.Context) ([]PeerInfo, error) {
+	var out []PeerInfo
+	err := c.do(ctx, http.MethodGet, "/api/v1/peers", nil, &out)
+	return out, err
+}
+
+// Sync runs a catch-up sync on the daemon, calling progress for each page.
+func (c *Client) Sync(ctx context.Context, progress func(SyncProgress)) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/api/v1/sync", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("api sync: %s", resp.Status)
+	}
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var p SyncProgress
+		if err := dec.Decode(&p); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		if progress != nil {
+			progress(p)
+		}
+	}
 }

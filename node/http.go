@@ -157,6 +157,7 @@ func (n *Node) Handler() http.Handler {
 	ctl.HandleFunc("GET /api/v1/info", n.handleInfo)
 	ctl.HandleFunc("POST /api/v1/publish", n.handlePublish)
 	ctl.HandleFunc("GET /api/v1/export/{id}", n.handleExport)
+	n.controlRoutes(ctl)
 
 	root := http.NewServeMux()
 	root.Handle("/amp/", amp)
@@ -249,6 +250,8 @@ func statusFor(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, protocol.ErrRateLimited):
 		return http.StatusTooManyRequests
+	case errors.Is(err, ErrOffline), errors.Is(err, errUnreachable):
+		return http.StatusBadGateway
 	}
 	return http.StatusInternalServerError
 }

@@ -244,11 +244,15 @@ func TestMCPAMP(t *testing.T) {
 		t.Errorf("store summary %q", sum)
 	}
 	lessonID := st.ID
+	// created_at has millisecond resolution and ties break by the random ID:
+	// keep the records in distinct milliseconds so list order is defined.
+	time.Sleep(2 * time.Millisecond)
 	callOK(t, cs, ToolStore, jsonArgs(t, ampStoreCheckpoint), &st)
 	if !st.Created || !strings.HasPrefix(st.ID, "checkpoint_") {
 		t.Fatalf("store checkpoint: %+v", st)
 	}
 	checkpointID := st.ID
+	time.Sleep(2 * time.Millisecond)
 	// Without "operation", and an upsert of an existing ID.
 	callOK(t, cs, ToolStore, map[string]any{"record": map[string]any{
 		"id": "snip-1", "type": "snippet", "content": "func main() {}", "language": "go", "project": "myapp-backend",

@@ -23,6 +23,7 @@ import (
 
 	"github.com/meshprotocol/mesh/internal/repolock"
 	"github.com/meshprotocol/mesh/protocol"
+	"github.com/meshprotocol/mesh/pubsub"
 	"github.com/meshprotocol/mesh/store"
 )
 
@@ -71,11 +72,31 @@ type Config struct {
 	Registerer prometheus.Registerer
 
 	// Libp2pOptions are appended to the node's own libp2p options; an escape
-	// hatch for transports, resource limits and tests (mocknet).
+	// hatch for transports, resource limits and the like.
 	Libp2pOptions []libp2p.Option
+
+	// Host, if set, is used instead of starting a libp2p host (mocknet in
+	// tests and benchmarks). Its identity must be PrivateKey, which is then
+	// required. The node closes it on Close.
+	Host host.Host
 
 	// Now is the node's clock. Nil means time.Now.
 	Now func() time.Time
+
+	// Topics are MESH topics to follow ("rust"), on top of those followed
+	// with Follow, which persist in the repo.
+	Topics []string
+
+	// Bootstrap are multiaddrs (with /p2p/<id>) of peers to connect to at
+	// start and to reconnect to, with backoff, whenever the link drops.
+	Bootstrap []string
+
+	// DisableMDNS turns off discovery of other MESH nodes on the LAN by
+	// multicast DNS, which is on by default for online nodes.
+	DisableMDNS bool
+
+	// Pubsub tunes GossipSub. Nil means pubsub.DefaultParams().
+	Pubsub *pubsub.Params
 }
 
 // Node is one MESH node: an Ed25519 identity, a libp2p host whose peer ID is
@@ -95,6 +116,19 @@ type Node struct {
 	http   *http.Server
 	apiURL string
 
+	ctx    context.Context // lives until Close
+	cancel context.CancelFunc
+	ps     *pubsub.Service
+	peers  *peerKeeper
+	mdns   io.Closer
+
+	followMu  sync.Mutex // serializes changes to the followed topics and feeds
+	syncMu    sync.Mutex // guards syncLocks
+	syncLocks map[peer.ID]*sync.Mutex
+
+	ingestMu sync.Mutex
+	ingestCh chan struct{} // closed and replaced whenever a received record is stored
+
 	closeOnce sync.Once
 	closeErr  error
 	closed    chan struct{}
@@ -103,7 +137,8 @@ type Node struct {
 
 // New starts a node. ctx bounds the start-up only; the node runs until Close.
 func New(ctx context.Context, cfg Config) (_ *Node, err error) {
-	n := &Node{cfg: cfg, closed: make(chan struct{}), log: cfg.Logger, now: cfg.Now}
+	n := &Node{cfg: cfg, closed: make(chan struct{}), log: cfg.Logger, now: cfg.Now, ingestCh: make(chan struct{})}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if n.log == nil {
 		n.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -123,7 +158,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := n.loadKey(); err != nil {
 		return nil, err
 	}
-	sopts := store.Options{Logger: n.log, Now: n.now}
+	sopts := store.Options{Logger: n.log, Now: n.now, SelfID: n.id.String()}
 	if cfg.RepoDir != "" {
 		sopts.Dir = cfg.RepoDir
 	}
@@ -132,6 +167,12 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	if !cfg.Offline {
 		if err := n.startHost(ctx); err != nil {
+			return nil, err
+		}
+		if err := n.startFederation(); err != nil {
+			return nil, err
+		}
+		if err := n.startPeers(); err != nil {
 			return nil, err
 		}
 	}
@@ -170,6 +211,13 @@ func (n *Node) loadKey() error {
 }
 
 func (n *Node) startHost(ctx context.Context) error {
+	if n.cfg.Host != nil {
+		if n.cfg.Host.ID() != n.id {
+			return fmt.Errorf("node: Config.Host is %s but the key is %s", n.cfg.Host.ID(), n.id)
+		}
+		n.host = n.cfg.Host
+		return nil
+	}
 	listen := n.cfg.ListenAddrs
 	if listen == nil {
 		listen = DefaultListenAddrs
@@ -243,6 +291,7 @@ func (n *Node) Close() error {
 
 func (n *Node) teardown() error {
 	var errs []error
+	n.cancel()
 	if n.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		if err := n.http.Shutdown(ctx); err != nil {
@@ -251,6 +300,14 @@ func (n *Node) teardown() error {
 		cancel()
 		if n.cfg.RepoDir != "" {
 			os.Remove(filepath.Join(n.cfg.RepoDir, APIFile))
+		}
+	}
+	if n.mdns != nil {
+		_ = n.mdns.Close()
+	}
+	if n.ps != nil {
+		if err := n.ps.Close(); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	n.wg.Wait()
@@ -292,8 +349,14 @@ func (n *Node) Publish(ctx context.Context, id string, opts PublishOptions) (*pr
 	if err != nil {
 		return nil, fmt.Errorf("publish %s: %w", id, err)
 	}
+	if n.store.Revoked(ctx, id+"@"+n.id.String()) {
+		return nil, fmt.Errorf("publish %s: %w: a revoked lesson stays revoked; store it under a new id", id, protocol.ErrAlreadyRevoked)
+	}
 	if err := n.store.PutPublication(ctx, sl); err != nil {
 		return nil, fmt.Errorf("publish %s: %w", id, err)
+	}
+	if sl.Publication.Visibility == protocol.VisibilityPublic {
+		n.announce(ctx, &protocol.Announcement{Type: protocol.MsgPublication, SignedLesson: sl}, sl.Publication.Topics)
 	}
 	return sl, nil
 }

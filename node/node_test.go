@@ -23,6 +23,7 @@ func newTestNode(t *testing.T, cfg Config) *Node {
 	if cfg.ListenAddrs == nil {
 		cfg.ListenAddrs = loopback
 	}
+	cfg.DisableMDNS = true // tests talk to loopback only
 	n, err := New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)

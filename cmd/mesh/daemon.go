@@ -35,6 +35,9 @@ func initCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := node.WriteRepoConfig(g.repo, node.RepoConfig{}); err != nil {
+				return err
+			}
 			id, err := nodeIDOf(key)
 			if err != nil {
 				return err
@@ -54,8 +57,11 @@ func initCmd(g *globals) *cobra.Command {
 
 func daemonCmd(g *globals) *cobra.Command {
 	var (
-		listen  []string
-		verbose bool
+		listen    []string
+		bootstrap []string
+		topics    []string
+		noMDNS    bool
+		verbose   bool
 	)
 	c := &cobra.Command{
 		Use:   "daemon",
@@ -73,15 +79,34 @@ loopback only); libp2p listens on every --listen address.`,
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if _, _, err := node.LoadOrCreateKey(g.repo); err != nil {
+				return err
+			}
+			if err := node.WriteRepoConfig(g.repo, node.RepoConfig{}); err != nil {
+				return err
+			}
+			rc, err := node.LoadRepoConfig(g.repo)
+			if err != nil {
+				return err
+			}
 			api := g.api
 			if api == "" {
+				api = rc.API
+			}
+			if api == "" {
 				api = defaultAPI
+			}
+			if !c.Flags().Changed("listen") && len(rc.Listen) > 0 {
+				listen = rc.Listen
 			}
 			n, err := node.New(ctx, node.Config{
 				RepoDir:     g.repo,
 				ListenAddrs: listen,
 				APIAddr:     api,
 				Logger:      log,
+				Bootstrap:   append(rc.Bootstrap, bootstrap...),
+				Topics:      append(rc.Topics, topics...),
+				DisableMDNS: noMDNS || (rc.MDNS != nil && !*rc.MDNS),
 			})
 			if err != nil {
 				return err
@@ -102,6 +127,9 @@ loopback only); libp2p listens on every --listen address.`,
 		},
 	}
 	c.Flags().StringArrayVar(&listen, "listen", defaultListen, "libp2p listen multiaddr (repeatable)")
+	c.Flags().StringArrayVar(&bootstrap, "bootstrap", nil, "peer multiaddr (/p2p/<id>) to connect to and keep (repeatable; also config.json)")
+	c.Flags().StringArrayVar(&topics, "topic", nil, "MESH topic to follow (repeatable; also config.json and mesh follow)")
+	c.Flags().BoolVar(&noMDNS, "no-mdns", false, "do not discover MESH nodes on the LAN by multicast DNS")
 	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "debug logging")
 	return c
 }

@@ -89,7 +89,7 @@ func startDaemon(t *testing.T, repo string) *daemon {
 	t.Helper()
 	os.Remove(filepath.Join(repo, node.APIFile))
 	d := &daemon{logs: &bytes.Buffer{}, done: make(chan struct{})}
-	d.cmd = exec.Command(meshBin, "--repo", repo, "--api", "127.0.0.1:0", "daemon",
+	d.cmd = exec.Command(meshBin, "--repo", repo, "--api", "127.0.0.1:0", "daemon", "--no-mdns",
 		"--listen", "/ip4/127.0.0.1/tcp/0", "--listen", "/ip4/127.0.0.1/udp/0/quic-v1")
 	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
 	if err := d.cmd.Start(); err != nil {
@@ -210,7 +210,7 @@ func TestCLIEndToEnd(t *testing.T) {
 	}
 
 	// A second daemon on the same repo is refused, naming the pid.
-	r := mesh(t, repo, "", "--api", "127.0.0.1:0", "daemon", "--listen", "/ip4/127.0.0.1/tcp/0")
+	r := mesh(t, repo, "", "--api", "127.0.0.1:0", "daemon", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0")
 	if r.code != 1 || !strings.Contains(r.stderr, fmt.Sprintf("locked by pid %d", d.cmd.Process.Pid)) {
 		t.Fatalf("second daemon: %+v", r)
 	}

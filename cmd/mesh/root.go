@@ -49,7 +49,8 @@ func newRoot() *cobra.Command {
 	root.AddCommand(
 		initCmd(g), daemonCmd(g), idCmd(g),
 		storeCmd(g), getCmd(g), listCmd(g), deleteCmd(g), statusCmd(g), agentStatusCmd(g), searchCmd(g),
-		publishCmd(g), exportCmd(g), verifyCmd(g), mcpCmd(g),
+		publishCmd(g), exportCmd(g), verifyCmd(g),
+		revokeCmd(g), followCmd(g, true), followCmd(g, false), followingCmd(g), connectCmd(g), peersCmd(g), syncCmd(g), mcpCmd(g),
 	)
 	return root
 }

@@ -46,6 +46,7 @@ Usage:
   meshbench ingest [flags]   signed-lesson ingest rate against raw Ed25519 verify rate
   meshbench search [flags]   search latency, index size and rebuild time
   meshbench idle [flags]     memory of an idle mesh daemon (Linux /proc)
+  meshbench propagate [flags] GossipSub propagation, revocation and late-joiner sync on mocknet
   meshbench help [scenario]  show the flags of a scenario
 
 Each scenario prints progress to stderr and one JSON object as the last line of
@@ -62,6 +63,7 @@ var scenarios = []scenario{
 	{"ingest", ingestFlags},
 	{"search", searchFlags},
 	{"idle", idleFlags},
+	{"propagate", propagateFlags},
 }
 
 // env is what a scenario writes to.

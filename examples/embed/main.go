@@ -31,6 +31,7 @@ func run(ctx context.Context, repo string) error {
 	n, err := node.New(ctx, node.Config{
 		RepoDir:     repo,
 		ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"},
+		DisableMDNS: true, // this example stays on loopback
 	})
 	if err != nil {
 		return err

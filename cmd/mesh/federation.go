@@ -1,0 +1,223 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meshprotocol/mesh/node"
+	"github.com/meshprotocol/mesh/protocol"
+)
+
+func revokeCmd(g *globals) *cobra.Command {
+	var reason string
+	c := &cobra.Command{
+		Use:   "revoke ID",
+		Short: "Take a publication back, everywhere",
+		Long: `Sign a revocation of a published record and announce it: every node that holds the
+lesson deletes it and refuses it from then on, including nodes that were offline (they
+get the revocation when they sync). The record stays on this node, private.`,
+		Args: args(cobra.ExactArgs(1)),
+		RunE: func(c *cobra.Command, a []string) error {
+			switch reason {
+			case "", protocol.ReasonOutdated, protocol.ReasonIncorrect, protocol.ReasonPrivate, protocol.ReasonOther:
+			default:
+				return usagef("--reason %q: want outdated, incorrect, private or other", reason)
+			}
+			b, closeFn, err := g.backend(c.Context())
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			rev, err := b.Revoke(c.Context(), a[0], reason)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(rev)
+			}
+			g.printf("revoked %s\n", rev.Key())
+			return nil
+		},
+	}
+	c.Flags().StringVar(&reason, "reason", "", "outdated, incorrect, private or other")
+	return c
+}
+
+func followCmd(g *globals, add bool) *cobra.Command {
+	use, short := "follow TOPIC|NODEID", "Follow a topic or a publisher's feed (persists)"
+	if !add {
+		use, short = "unfollow TOPIC|NODEID", "Stop following a topic or feed"
+	}
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(c *cobra.Command, a []string) error {
+			b, closeFn, err := g.backend(c.Context())
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			if add {
+				err = b.Follow(c.Context(), a[0])
+			} else {
+				err = b.Unfollow(c.Context(), a[0])
+			}
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(map[string]any{"success": true})
+			}
+			if add {
+				g.printf("following %s\n", a[0])
+			} else {
+				g.printf("no longer following %s\n", a[0])
+			}
+			return nil
+		},
+	}
+}
+
+func followingCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "following",
+		Short: "List followed topics and feeds",
+		Args:  args(cobra.NoArgs),
+		RunE: func(c *cobra.Command, _ []string) error {
+			b, closeFn, err := g.backend(c.Context())
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			topics, feeds, err := b.Following(c.Context())
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(node.FollowingResponse{Topics: orEmpty(topics), Feeds: orEmpty(feeds)})
+			}
+			for _, t := range topics {
+				g.printf("topic %s\n", t)
+			}
+			for _, f := range feeds {
+				g.printf("feed  %s\n", f)
+			}
+			if len(topics)+len(feeds) == 0 {
+				g.printf("following nothing: mesh follow TOPIC|NODEID\n")
+			}
+			return nil
+		},
+	}
+}
+
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func connectCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "connect MULTIADDR",
+		Short: "Connect to a peer (/ip4/.../tcp/4001/p2p/12D3KooW...) and stay connected",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(c *cobra.Command, a []string) error {
+			b, closeFn, err := g.backend(c.Context())
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			p, err := b.Connect(c.Context(), a[0])
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(map[string]any{"success": true, "peer": p.String()})
+			}
+			g.printf("connected to %s\n", p)
+			return nil
+		},
+	}
+}
+
+func peersCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "peers",
+		Short: "List connected peers",
+		Args:  args(cobra.NoArgs),
+		RunE: func(c *cobra.Command, _ []string) error {
+			b, closeFn, err := g.backend(c.Context())
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			ps, err := b.Peers(c.Context())
+			if err != nil {
+				return err
+			}
+			if g.json {
+				if ps == nil {
+					ps = []node.PeerInfo{}
+				}
+				return g.printJSON(ps)
+			}
+			for _, p := range ps {
+				how := "direct"
+				if p.Relayed {
+					how = "relayed"
+				}
+				g.printf("%s  %-8s %-7s %s\n", p.ID, p.Direction, how, strings.Join(p.Addrs, " "))
+			}
+			g.printf("%d peers\n", len(ps))
+			return nil
+		},
+	}
+}
+
+func syncCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "sync",
+		Short: "Catch up now with every connected peer, showing progress",
+		Args:  args(cobra.NoArgs),
+		RunE: func(c *cobra.Command, _ []string) error {
+			b, closeFn, err := g.backend(c.Context())
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			var total node.SyncProgress
+			err = b.Sync(c.Context(), func(p node.SyncProgress) {
+				if g.json {
+					_ = g.printJSON(p)
+					return
+				}
+				state := "syncing"
+				if p.Done {
+					state = "done"
+					total.Lessons += p.Lessons
+					total.Revocations += p.Revocations
+				}
+				g.printf("%s %s: page %d, %d received, %d lessons and %d revocations stored, %d invalid\n",
+					state, shortID(p.Peer), p.Pages, p.Received, p.Lessons, p.Revocations, p.Invalid)
+			})
+			if err != nil {
+				return err
+			}
+			if !g.json {
+				g.printf("sync finished: %d lessons, %d revocations\n", total.Lessons, total.Revocations)
+			}
+			return nil
+		},
+	}
+}
+
+func shortID(id string) string {
+	if len(id) > 16 {
+		return id[:8] + "…" + id[len(id)-6:]
+	}
+	return fmt.Sprint(id)
+}

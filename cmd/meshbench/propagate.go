@@ -1,0 +1,373 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	mrand "math/rand/v2"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/meshprotocol/mesh/node"
+	"github.com/meshprotocol/mesh/protocol"
+)
+
+// propagateResult is the JSON line of the propagate scenario.
+type propagateResult struct {
+	Scenario      string  `json:"scenario"`
+	Nodes         int     `json:"nodes"`
+	LatencyMs     int     `json:"latency_ms"`
+	Degree        float64 `json:"degree"`
+	BoundMs       float64 `json:"bound_ms"`
+	P50Ms         float64 `json:"p50_ms"`
+	P99Ms         float64 `json:"p99_ms"`
+	Delivered     float64 `json:"delivered"`
+	RevokeP50Ms   float64 `json:"revoke_p50_ms"`
+	RevokeP99Ms   float64 `json:"revoke_p99_ms"`
+	RevokeDeliv   float64 `json:"revoke_delivered"`
+	LateJoinerMs  float64 `json:"late_joiner_ms"`
+	LateJoinerOK  bool    `json:"late_joiner_consistent"`
+	LateSyncPages int     `json:"late_joiner_sync_rounds"`
+	RSSMB         float64 `json:"rss_mb"`
+}
+
+type propagateConfig struct {
+	nodes    int
+	latency  time.Duration
+	messages int
+	degree   int
+	seed     uint64
+	timeout  time.Duration
+}
+
+func propagateFlags(fs *flag.FlagSet) func(*env) (any, error) {
+	var c propagateConfig
+	fs.IntVar(&c.nodes, "nodes", 100, "number of nodes (real libp2p hosts on mocknet)")
+	fs.DurationVar(&c.latency, "latency", 20*time.Millisecond, "latency of every link")
+	fs.IntVar(&c.messages, "messages", 50, "lessons published, each by a random node")
+	fs.IntVar(&c.degree, "degree", 8, "mean connections per node (sparse random graph)")
+	fs.Uint64Var(&c.seed, "seed", 1, "seed for the graph and the publishers")
+	fs.DurationVar(&c.timeout, "timeout", 15*time.Second, "how long to wait for one message to reach every node")
+	return func(e *env) (any, error) { return runPropagate(context.Background(), e, c) }
+}
+
+// benchNode is one node of the simulated network.
+type benchNode struct {
+	n   *node.Node
+	idx int
+}
+
+func runPropagate(ctx context.Context, e *env, c propagateConfig) (*propagateResult, error) {
+	if c.nodes < 3 || c.messages <= 0 || c.degree < 2 || c.latency < 0 {
+		return nil, errors.New("-nodes must be at least 3, -messages positive, -degree at least 2")
+	}
+	rng := mrand.New(mrand.NewPCG(c.seed, c.seed^0x9e3779b97f4a7c15))
+	mn := mocknet.New()
+	defer mn.Close()
+	mn.SetLinkDefaults(mocknet.LinkOptions{Latency: c.latency})
+
+	// The late joiner is node 0: created now, linked and connected only after
+	// the publishing and revoking are done.
+	total := c.nodes
+	nodes := make([]*node.Node, total)
+	defer func() {
+		var wg sync.WaitGroup
+		for _, n := range nodes {
+			if n != nil {
+				wg.Add(1)
+				go func(n *node.Node) { defer wg.Done(); n.Close() }(n)
+			}
+		}
+		wg.Wait()
+	}()
+	e.logf("starting %d nodes on mocknet, %s links", total, c.latency)
+	for i := range nodes {
+		priv, _, err := crypto.GenerateEd25519Key(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		addr := ma.StringCast(fmt.Sprintf("/ip4/127.0.%d.%d/tcp/4001", i/250, i%250+1))
+		h, err := mn.AddPeer(priv, addr)
+		if err != nil {
+			return nil, err
+		}
+		nodes[i], err = node.New(ctx, node.Config{PrivateKey: priv, Host: h, Topics: []string{"bench"}, DisableMDNS: true})
+		if err != nil {
+			return nil, err
+		}
+	}
+
+	// A sparse random connected graph among nodes 1..N-1: a random spanning
+	// tree, then random extra edges up to the mean degree.
+	online := total - 1
+	adj := make([]map[int]bool, total)
+	for i := range adj {
+		adj[i] = map[int]bool{}
+	}
+	addEdge := func(a, b int) {
+		if a != b {
+			adj[a][b], adj[b][a] = true, true
+		}
+	}
+	perm := rng.Perm(online)
+	for i := 1; i < online; i++ {
+		addEdge(perm[i]+1, perm[rng.IntN(i)]+1)
+	}
+	for edges := online - 1; edges < online*c.degree/2; {
+		a, b := rng.IntN(online)+1, rng.IntN(online)+1
+		if a != b && !adj[a][b] {
+			addEdge(a, b)
+			edges++
+		}
+	}
+	var edgeCount int
+	for a := 1; a < total; a++ {
+		for b := range adj[a] {
+			if a < b {
+				edgeCount++
+				if _, err := mn.LinkPeers(nodes[a].ID(), nodes[b].ID()); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	e.logf("connecting %d edges (mean degree %.1f)", edgeCount, 2*float64(edgeCount)/float64(online))
+	if err := connectEdges(mn, nodes, adj, 1); err != nil {
+		return nil, err
+	}
+	// GossipSub forms its meshes over a few heartbeats.
+	time.Sleep(3 * time.Second)
+
+	publishers := make([]int, c.messages)
+	lessons := make([]*protocol.SignedLesson, c.messages)
+	var lat []float64
+	var bounds []float64
+	delivered := 0
+	for m := 0; m < c.messages; m++ {
+		p := rng.IntN(online) + 1
+		publishers[m] = p
+		bounds = append(bounds, float64(eccentricity(adj, p, 1))*float64(c.latency.Milliseconds()))
+		id, _, err := nodes[p].Put(ctx, &protocol.Lesson{Type: "lesson", Title: fmt.Sprintf("bench lesson %d", m), Content: "propagation benchmark lesson"})
+		if err != nil {
+			return nil, err
+		}
+		start := time.Now()
+		sl, err := nodes[p].Publish(ctx, id, node.PublishOptions{Visibility: "public", Topics: []string{"bench"}})
+		if err != nil {
+			return nil, err
+		}
+		lessons[m] = sl
+		key := sl.Key()
+		got, last := waitAll(ctx, nodes[1:], p-1, c.timeout, func(n *node.Node) bool {
+			_, ok := n.Store().HeldVersion(ctx, key)
+			return ok
+		})
+		delivered += got
+		if got == online-1 {
+			lat = append(lat, float64(last.Sub(start).Microseconds())/1000)
+		}
+		e.logf("message %d from node %d: %d/%d nodes, last after %.1f ms (bound %.0f ms)", m, p, got, online-1, float64(last.Sub(start).Microseconds())/1000, bounds[m])
+	}
+
+	// Revoke half of the lessons.
+	var revLat []float64
+	revDelivered, revoked := 0, 0
+	for m := 0; m < c.messages; m += 2 {
+		p := publishers[m]
+		key := lessons[m].Key()
+		start := time.Now()
+		if _, err := nodes[p].Revoke(ctx, lessons[m].Lesson.ID, protocol.ReasonOutdated); err != nil {
+			return nil, err
+		}
+		revoked++
+		got, last := waitAll(ctx, nodes[1:], p-1, c.timeout, func(n *node.Node) bool {
+			return n.Store().Revoked(ctx, key)
+		})
+		revDelivered += got
+		if got == online-1 {
+			revLat = append(revLat, float64(last.Sub(start).Microseconds())/1000)
+		}
+	}
+	e.logf("revoked %d lessons", revoked)
+
+	// The late joiner connects to a few nodes and must become consistent:
+	// every surviving lesson and every revocation.
+	late := nodes[0]
+	for _, b := range rng.Perm(online)[:min(4, online)] {
+		addEdge(0, b+1)
+		if _, err := mn.LinkPeers(late.ID(), nodes[b+1].ID()); err != nil {
+			return nil, err
+		}
+	}
+	start := time.Now()
+	if err := connectEdges(mn, nodes, adj, 0); err != nil {
+		return nil, err
+	}
+	consistent := func() bool {
+		for m, sl := range lessons {
+			key := sl.Key()
+			if m%2 == 0 {
+				if !late.Store().Revoked(ctx, key) {
+					return false
+				}
+			} else if _, ok := late.Store().HeldVersion(ctx, key); !ok {
+				return false
+			}
+		}
+		return true
+	}
+	got, lastLate := waitAll(ctx, []*node.Node{late}, -1, 2*c.timeout, func(*node.Node) bool { return consistent() })
+	lateMs := float64(lastLate.Sub(start).Microseconds()) / 1000
+	// One explicit sync round afterwards must find nothing new if the
+	// automatic round on connect already made it consistent.
+	rounds := 1
+	if got == 0 {
+		rounds = 2
+		_ = late.Sync(ctx, nil)
+	}
+
+	sort.Float64s(lat)
+	sort.Float64s(revLat)
+	return &propagateResult{
+		Scenario: "propagate", Nodes: c.nodes, LatencyMs: int(c.latency.Milliseconds()),
+		Degree:  round(2*float64(edgeCount)/float64(online), 2),
+		BoundMs: round(mean(bounds), 1),
+		P50Ms:   round(quantile(lat, 0.5), 1), P99Ms: round(quantile(lat, 0.99), 1),
+		Delivered:   round(float64(delivered)/float64(c.messages*(online-1)), 4),
+		RevokeP50Ms: round(quantile(revLat, 0.5), 1), RevokeP99Ms: round(quantile(revLat, 0.99), 1),
+		RevokeDeliv:  round(float64(revDelivered)/float64(revoked*(online-1)), 4),
+		LateJoinerMs: round(lateMs, 1), LateJoinerOK: got == 1 || consistent(), LateSyncPages: rounds,
+		RSSMB: rssMB(),
+	}, nil
+}
+
+// connectEdges connects every edge of node from (or, with from = 1, every
+// edge among nodes 1..N-1), in parallel.
+func connectEdges(mn mocknet.Mocknet, nodes []*node.Node, adj []map[int]bool, from int) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, len(nodes)*8)
+	for a := range nodes {
+		if from == 0 && a != 0 {
+			continue
+		}
+		if from == 1 && a == 0 {
+			continue
+		}
+		for b := range adj[a] {
+			if from == 1 && (b == 0 || b < a) {
+				continue
+			}
+			wg.Add(1)
+			go func(a, b int) {
+				defer wg.Done()
+				if _, err := mn.ConnectPeers(nodes[a].ID(), nodes[b].ID()); err != nil {
+					errs <- err
+				}
+			}(a, b)
+		}
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+// waitAll waits until cond holds for every node except skip, or timeout;
+// it returns how many made it and when the last one did.
+func waitAll(ctx context.Context, nodes []*node.Node, skip int, timeout time.Duration, cond func(*node.Node) bool) (int, time.Time) {
+	deadline := time.Now().Add(timeout)
+	var mu sync.Mutex
+	var last time.Time
+	count := 0
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		if i == skip {
+			continue
+		}
+		wg.Add(1)
+		go func(n *node.Node) {
+			defer wg.Done()
+			for {
+				ch := n.Ingested()
+				if cond(n) {
+					now := time.Now()
+					mu.Lock()
+					count++
+					if now.After(last) {
+						last = now
+					}
+					mu.Unlock()
+					return
+				}
+				select {
+				case <-ch:
+				case <-time.After(time.Until(deadline)):
+					return
+				case <-ctx.Done():
+					return
+				}
+			}
+		}(n)
+	}
+	wg.Wait()
+	return count, last
+}
+
+// eccentricity is the BFS distance in hops from src to the farthest node,
+// over nodes >= lo.
+func eccentricity(adj []map[int]bool, src, lo int) int {
+	dist := map[int]int{src: 0}
+	queue := []int{src}
+	far := 0
+	for len(queue) > 0 {
+		v := queue[0]
+		queue = queue[1:]
+		for w := range adj[v] {
+			if w < lo {
+				continue
+			}
+			if _, seen := dist[w]; !seen {
+				dist[w] = dist[v] + 1
+				far = max(far, dist[w])
+				queue = append(queue, w)
+			}
+		}
+	}
+	return far
+}
+
+func mean(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := 0.0
+	for _, x := range xs {
+		s += x
+	}
+	return s / float64(len(xs))
+}
+
+// quantile of sorted xs (nearest rank).
+func quantile(xs []float64, q float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	i := int(q*float64(len(xs))+0.5) - 1
+	return xs[min(max(i, 0), len(xs)-1)]
+}
+
+// rssMB is this process's resident set in MiB (Linux), or 0.
+func rssMB() float64 {
+	st, err := procStatus(os.Getpid())
+	if err != nil {
+		return 0
+	}
+	return round(float64(st["VmRSS"])/1024, 1)
+}

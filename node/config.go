@@ -1,0 +1,73 @@
+package node
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// ConfigFile is the daemon's settings file inside the repo.
+const ConfigFile = "config.json"
+
+// RepoConfig is the daemon's persistent settings, kept in REPO/config.json
+// and created with defaults by `mesh init`. Command-line flags override it.
+type RepoConfig struct {
+	// API is the loopback address of the HTTP API. "" means 127.0.0.1:8765.
+	API string `json:"api,omitempty"`
+	// Listen are the libp2p listen multiaddrs. Empty means TCP and QUIC on
+	// port 4001 of every interface.
+	Listen []string `json:"listen,omitempty"`
+	// Bootstrap peers (multiaddrs ending in /p2p/<node ID>), dialled at start
+	// and redialled with backoff.
+	Bootstrap []string `json:"bootstrap"`
+	// Topics followed at start, on top of `mesh follow`.
+	Topics []string `json:"topics"`
+	// MDNS finds MESH nodes on the LAN. Nil means on.
+	MDNS *bool `json:"mdns,omitempty"`
+}
+
+// LoadRepoConfig reads REPO/config.json; a missing file gives the zero value.
+func LoadRepoConfig(dir string) (RepoConfig, error) {
+	var c RepoConfig
+	b, err := os.ReadFile(filepath.Join(dir, ConfigFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return c, nil
+	}
+	if err != nil {
+		return c, err
+	}
+	if len(b) > 1<<20 {
+		return c, fmt.Errorf("%s: over 1 MiB", filepath.Join(dir, ConfigFile))
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		return c, fmt.Errorf("%s: %w", filepath.Join(dir, ConfigFile), err)
+	}
+	for _, a := range c.Bootstrap {
+		if _, err := parseAddrInfo(a); err != nil {
+			return c, fmt.Errorf("%s: bootstrap %q: %w", filepath.Join(dir, ConfigFile), a, err)
+		}
+	}
+	return c, nil
+}
+
+// WriteRepoConfig writes REPO/config.json if it does not exist yet.
+func WriteRepoConfig(dir string, c RepoConfig) error {
+	path := filepath.Join(dir, ConfigFile)
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	if c.Bootstrap == nil {
+		c.Bootstrap = []string{}
+	}
+	if c.Topics == nil {
+		c.Topics = []string{}
+	}
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, append(b, '\n'), 0o600)
+}

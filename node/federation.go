@@ -1,0 +1,455 @@
+package node
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/peer"
+	libp2pproto "github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/meshprotocol/mesh/protocol"
+	"github.com/meshprotocol/mesh/pubsub"
+	"github.com/meshprotocol/mesh/store"
+)
+
+// follows is what the node follows, persisted in the store's meta state.
+type follows struct {
+	Topics []string `json:"topics"`
+	Feeds  []string `json:"feeds"`
+}
+
+const followKey = "follow"
+
+// checker answers the GossipSub validators from the store.
+type checker struct{ n *Node }
+
+func (c checker) Revoked(ctx context.Context, key string) bool { return c.n.store.Revoked(ctx, key) }
+func (c checker) HeldVersion(ctx context.Context, key string) (int64, bool) {
+	return c.n.store.HeldVersion(ctx, key)
+}
+
+// Trusted accepts every publisher until the web of trust lands.
+func (c checker) Trusted(nodeID string) bool { return true }
+
+// startFederation starts GossipSub, the fetch and sync handlers, and the
+// loops that store deliveries and sync with peers as they connect.
+func (n *Node) startFederation() error {
+	params := pubsub.DefaultParams()
+	if n.cfg.Pubsub != nil {
+		params = *n.cfg.Pubsub
+	}
+	ps, err := pubsub.New(pubsub.Config{
+		Host: n.host, Params: params, Checker: checker{n}, Now: n.now,
+		Logger: n.log, Registerer: n.cfg.Registerer,
+	})
+	if err != nil {
+		return fmt.Errorf("node: pubsub: %w", err)
+	}
+	n.ps = ps
+	n.host.SetStreamHandler(libp2pproto.ID(protocol.ProtocolFetch), n.handleFetch)
+	n.host.SetStreamHandler(libp2pproto.ID(protocol.ProtocolSync), n.handleSync)
+
+	f, err := n.loadFollows(n.ctx)
+	if err != nil {
+		return err
+	}
+	for _, t := range n.cfg.Topics {
+		f.Topics = appendUnique(f.Topics, strings.ToLower(t))
+	}
+	for _, t := range f.Topics {
+		if err := ps.Follow(t); err != nil {
+			return fmt.Errorf("node: follow %s: %w", t, err)
+		}
+	}
+	for _, id := range f.Feeds {
+		if err := ps.FollowFeed(id); err != nil {
+			return fmt.Errorf("node: follow %s: %w", id, err)
+		}
+	}
+	sub, err := n.host.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted))
+	if err != nil {
+		return fmt.Errorf("node: event bus: %w", err)
+	}
+	n.wg.Add(2)
+	go n.deliveryLoop()
+	go n.syncOnConnect(sub)
+	return nil
+}
+
+func appendUnique(list []string, s string) []string {
+	for _, x := range list {
+		if x == s {
+			return list
+		}
+	}
+	return append(list, s)
+}
+
+func (n *Node) loadFollows(ctx context.Context) (follows, error) {
+	var f follows
+	b, err := n.store.GetMeta(ctx, followKey)
+	if errors.Is(err, store.ErrNotFound) {
+		return f, nil
+	}
+	if err != nil {
+		return f, fmt.Errorf("node: load follows: %w", err)
+	}
+	if err := json.Unmarshal(b, &f); err != nil {
+		return f, fmt.Errorf("node: load follows: %w", err)
+	}
+	return f, nil
+}
+
+// deliveryLoop stores what GossipSub validated: lessons into the remote
+// cache, revocations as tombstones.
+func (n *Node) deliveryLoop() {
+	defer n.wg.Done()
+	for d := range n.ps.Deliveries() {
+		n.ingest(n.ctx, d.Announcement.SignedLesson, d.Announcement.Revocation)
+	}
+}
+
+// ingest stores one verified lesson or revocation; duplicates, superseded
+// versions and replays of revoked lessons are dropped quietly.
+func (n *Node) ingest(ctx context.Context, sl *protocol.SignedLesson, rev *protocol.Revocation) (stored bool) {
+	var err error
+	switch {
+	case sl != nil:
+		if sl.Signature.NodeID == n.id.String() {
+			return false
+		}
+		err = n.store.PutRemote(ctx, sl)
+	case rev != nil:
+		err = n.store.Revoke(ctx, rev)
+	}
+	switch {
+	case err == nil:
+		n.notifyIngest()
+		return true
+	case errors.Is(err, store.ErrStale), errors.Is(err, store.ErrRevoked), errors.Is(err, protocol.ErrAlreadyRevoked):
+	default:
+		if n.ctx.Err() == nil {
+			n.log.Warn("store received record", "err", err)
+		}
+	}
+	return false
+}
+
+// notifyIngest wakes waiters of WaitIngest.
+func (n *Node) notifyIngest() {
+	n.ingestMu.Lock()
+	close(n.ingestCh)
+	n.ingestCh = make(chan struct{})
+	n.ingestMu.Unlock()
+}
+
+// Ingested returns a channel that is closed the next time the node stores a
+// received lesson or revocation (tests and benchmarks wait on it).
+func (n *Node) Ingested() <-chan struct{} {
+	n.ingestMu.Lock()
+	defer n.ingestMu.Unlock()
+	return n.ingestCh
+}
+
+// Follow makes the node follow a MESH topic ("rust") or, given a node ID,
+// that publisher's feed. It persists across restarts and syncs the new
+// subscription with connected peers.
+func (n *Node) Follow(ctx context.Context, target string) error {
+	return n.changeFollow(ctx, target, true)
+}
+
+// Unfollow undoes Follow.
+func (n *Node) Unfollow(ctx context.Context, target string) error {
+	return n.changeFollow(ctx, target, false)
+}
+
+func (n *Node) changeFollow(ctx context.Context, target string, add bool) error {
+	n.followMu.Lock()
+	defer n.followMu.Unlock()
+	f, err := n.loadFollows(ctx)
+	if err != nil {
+		return err
+	}
+	isFeed := false
+	if _, err := peer.Decode(target); err == nil && strings.HasPrefix(target, "12D3KooW") {
+		isFeed = true
+	} else {
+		target = strings.ToLower(target)
+		if len(target) == 0 || len(target) > protocol.MaxTagLength {
+			return fmt.Errorf("%w: topic %q: 1 to %d letters, digits, '_', '-' or '.'", protocol.ErrInvalid, target, protocol.MaxTagLength)
+		}
+		if err := protocol.ValidateID(target); err != nil {
+			return fmt.Errorf("%w: topic %q: use letters, digits, '_', '-' or '.'", protocol.ErrInvalid, target)
+		}
+	}
+	list := &f.Topics
+	if isFeed {
+		list = &f.Feeds
+	}
+	if add {
+		*list = appendUnique(*list, target)
+	} else {
+		out := (*list)[:0]
+		for _, x := range *list {
+			if x != target {
+				out = append(out, x)
+			}
+		}
+		*list = out
+	}
+	b, _ := json.Marshal(f)
+	if err := n.store.SetMeta(ctx, followKey, b); err != nil {
+		return err
+	}
+	if n.ps == nil {
+		return nil
+	}
+	switch {
+	case isFeed && add:
+		err = n.ps.FollowFeed(target)
+	case isFeed:
+		err = n.ps.UnfollowFeed(target)
+	case add:
+		err = n.ps.Follow(target)
+	default:
+		err = n.ps.Unfollow(target)
+	}
+	if err != nil {
+		return err
+	}
+	if add {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			for _, p := range n.host.Network().Peers() {
+				_, _ = n.SyncWith(n.ctx, p, nil)
+			}
+		}()
+	}
+	return nil
+}
+
+// Following lists the followed topics and publisher feeds.
+func (n *Node) Following(ctx context.Context) (topics, feeds []string, err error) {
+	f, err := n.loadFollows(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, t := range n.cfg.Topics {
+		f.Topics = appendUnique(f.Topics, strings.ToLower(t))
+	}
+	sort.Strings(f.Topics)
+	sort.Strings(f.Feeds)
+	return f.Topics, f.Feeds, nil
+}
+
+// announce sends a signed record to the network; offline nodes keep it for
+// the sync protocol to hand out later.
+func (n *Node) announce(ctx context.Context, a *protocol.Announcement, topics []string) {
+	if n.ps == nil {
+		return
+	}
+	if err := n.ps.Announce(ctx, a, topics); err != nil {
+		n.log.Warn("announce", "err", err)
+	}
+}
+
+// Revoke takes a publication back: it signs a revocation, deletes the
+// publication, keeps a tombstone, and announces the revocation, so every node
+// that holds the lesson deletes it. Revoking twice gives ErrAlreadyRevoked.
+func (n *Node) Revoke(ctx context.Context, id, reason string) (*protocol.Revocation, error) {
+	key := id + "@" + n.id.String()
+	if _, err := n.store.Tombstone(ctx, key); err == nil {
+		return nil, fmt.Errorf("revoke %s: %w", id, protocol.ErrAlreadyRevoked)
+	}
+	pub, err := n.store.Publication(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("revoke %s: %w: it was never published", id, protocol.ErrUnknownLesson)
+	}
+	rev, err := protocol.SignRevocation(n.edKey, id, reason, n.now())
+	if err != nil {
+		return nil, fmt.Errorf("revoke %s: %w", id, err)
+	}
+	if err := n.store.Revoke(ctx, rev); err != nil {
+		return nil, fmt.Errorf("revoke %s: %w", id, err)
+	}
+	if pub.Publication.Visibility == protocol.VisibilityPublic {
+		n.announce(ctx, &protocol.Announcement{Type: protocol.MsgRevocation, Revocation: rev}, pub.Publication.Topics)
+	}
+	return rev, nil
+}
+
+// SyncProgress reports one page of a sync.
+type SyncProgress struct {
+	Peer        string `json:"peer"`
+	Pages       int    `json:"pages"`
+	Lessons     int    `json:"lessons"`     // stored so far
+	Revocations int    `json:"revocations"` // applied so far
+	Received    int    `json:"received"`    // records received, stored or not
+	Invalid     int    `json:"invalid"`     // records that failed verification
+	Done        bool   `json:"done"`
+}
+
+// syncOnConnect syncs with each peer once it is identified and speaks the
+// sync protocol, so a node back from offline catches up on the lessons and
+// revocations it missed.
+func (n *Node) syncOnConnect(sub event.Subscription) {
+	defer n.wg.Done()
+	defer sub.Close()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case ev, ok := <-sub.Out():
+			if !ok {
+				return
+			}
+			e := ev.(event.EvtPeerIdentificationCompleted)
+			speaks := false
+			for _, p := range e.Protocols {
+				speaks = speaks || p == libp2pproto.ID(protocol.ProtocolSync)
+			}
+			if !speaks {
+				continue
+			}
+			n.wg.Add(1)
+			go func(p peer.ID) {
+				defer n.wg.Done()
+				if _, err := n.SyncWith(n.ctx, p, nil); err != nil && n.ctx.Err() == nil {
+					n.log.Debug("sync", "peer", p.String(), "err", err)
+				}
+			}(e.Peer)
+		}
+	}
+}
+
+// SyncWith pulls from peer p, page by page, every public lesson on the
+// followed topics and feeds and every revocation it has since the last
+// checkpoint with that peer, verifies each, and stores it. Checkpoints persist
+// across restarts. progress, if not nil, is called after each page.
+func (n *Node) SyncWith(ctx context.Context, p peer.ID, progress func(SyncProgress)) (SyncProgress, error) {
+	prog := SyncProgress{Peer: p.String()}
+	if n.host == nil {
+		return prog, ErrOffline
+	}
+	topics, feeds, err := n.Following(ctx)
+	if err != nil {
+		return prog, err
+	}
+	// One pass per kind of subscription: topics, then feeds.
+	for _, pass := range []protocol.SyncRequest{{Topics: topics}, {Publishers: feeds}} {
+		if len(pass.Topics) == 0 && len(pass.Publishers) == 0 {
+			continue
+		}
+		if err := n.syncPass(ctx, p, pass, &prog, progress); err != nil {
+			return prog, err
+		}
+	}
+	prog.Done = true
+	if progress != nil {
+		progress(prog)
+	}
+	return prog, nil
+}
+
+// peerLock returns the mutex that serializes syncs with peer p.
+func (n *Node) peerLock(p peer.ID) *sync.Mutex {
+	n.syncMu.Lock()
+	defer n.syncMu.Unlock()
+	if n.syncLocks == nil {
+		n.syncLocks = make(map[peer.ID]*sync.Mutex)
+	}
+	mu, ok := n.syncLocks[p]
+	if !ok {
+		mu = new(sync.Mutex)
+		n.syncLocks[p] = mu
+	}
+	return mu
+}
+
+func (n *Node) syncPass(ctx context.Context, p peer.ID, req protocol.SyncRequest, prog *SyncProgress, progress func(SyncProgress)) error {
+	mu := n.peerLock(p)
+	mu.Lock()
+	defer mu.Unlock()
+
+	sum := sha256.Sum256([]byte(strings.Join(req.Topics, ",") + "|" + strings.Join(req.Publishers, ",")))
+	cpKey := "sync/" + p.String() + "/" + hex.EncodeToString(sum[:8])
+	if b, err := n.store.GetMeta(ctx, cpKey); err == nil {
+		req.Checkpoint = string(b)
+	}
+	req.Type = protocol.MsgSyncRequest
+	req.Limit = protocol.MaxSyncPage
+	for page := 0; page < 100000; page++ {
+		b, _ := req.Encode()
+		ans, err := n.roundTrip(ctx, p, protocol.ProtocolSync, b, protocol.MaxSyncResponseSize)
+		if err != nil {
+			return fmt.Errorf("sync with %s: %w", p, err)
+		}
+		resp, err := protocol.DecodeSyncResponse(ans)
+		if err != nil {
+			return fmt.Errorf("sync with %s: %w", p, err)
+		}
+		if _, err := parseCheckpoint(resp.Checkpoint); err != nil {
+			return fmt.Errorf("sync with %s: %w", p, err)
+		}
+		prog.Pages++
+		for _, sl := range resp.Lessons {
+			prog.Received++
+			if err := n.acceptSynced(sl, nil); err != nil {
+				prog.Invalid++
+				continue
+			}
+			if n.ingest(ctx, sl, nil) {
+				prog.Lessons++
+			}
+		}
+		for _, rev := range resp.Revocations {
+			prog.Received++
+			if err := n.acceptSynced(nil, rev); err != nil {
+				prog.Invalid++
+				continue
+			}
+			if n.ingest(ctx, nil, rev) {
+				prog.Revocations++
+			}
+		}
+		if resp.Checkpoint != "" {
+			req.Checkpoint = resp.Checkpoint
+			if err := n.store.SetMeta(ctx, cpKey, []byte(resp.Checkpoint)); err != nil {
+				return err
+			}
+		}
+		if progress != nil {
+			progress(*prog)
+		}
+		if !resp.HasMore {
+			return nil
+		}
+	}
+	return nil
+}
+
+// acceptSynced verifies a record received by sync: any past signing time is
+// fine (it may have been published while we were away), the future is not,
+// and lessons must be public.
+func (n *Node) acceptSynced(sl *protocol.SignedLesson, rev *protocol.Revocation) error {
+	opts := protocol.VerifyOptions{Now: n.now(), AllowOld: true}
+	if sl != nil {
+		if err := protocol.Verify(sl, opts); err != nil {
+			return err
+		}
+		if sl.Publication.Visibility != protocol.VisibilityPublic {
+			return fmt.Errorf("%w: synced lesson is not public", protocol.ErrInvalid)
+		}
+		return nil
+	}
+	return protocol.VerifyRevocation(rev, opts)
+}

@@ -1,0 +1,214 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/meshprotocol/mesh/protocol"
+)
+
+// MDNSService is the multicast DNS service name MESH nodes announce on the LAN.
+const MDNSService = "_mesh._udp"
+
+// Reconnection backoff for kept peers (bootstrap peers and peers added with
+// Connect): doubling from the minimum, capped, with jitter.
+const (
+	backoffMin = time.Second
+	backoffMax = 5 * time.Minute
+)
+
+// peerKeeper keeps the node connected to a set of peers, redialling with
+// exponential backoff when a connection drops.
+type peerKeeper struct {
+	n *Node
+
+	mu    sync.Mutex
+	peers map[peer.ID]*kept
+	wake  chan struct{}
+}
+
+type kept struct {
+	info    peer.AddrInfo
+	backoff time.Duration
+	next    time.Time
+}
+
+func (n *Node) startPeers() error {
+	n.peers = &peerKeeper{n: n, peers: map[peer.ID]*kept{}, wake: make(chan struct{}, 1)}
+	for _, a := range n.cfg.Bootstrap {
+		ai, err := parseAddrInfo(a)
+		if err != nil {
+			return fmt.Errorf("node: bootstrap %q: %w", a, err)
+		}
+		n.peers.keep(*ai)
+	}
+	n.wg.Add(1)
+	go n.peers.loop()
+	if !n.cfg.DisableMDNS {
+		svc := mdns.NewMdnsService(n.host, MDNSService, mdnsNotifee{n})
+		if err := svc.Start(); err != nil {
+			n.log.Warn("mdns unavailable", "err", err)
+		} else {
+			n.mdns = svc
+		}
+	}
+	return nil
+}
+
+func parseAddrInfo(s string) (*peer.AddrInfo, error) {
+	m, err := ma.NewMultiaddr(s)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", protocol.ErrInvalid, err)
+	}
+	ai, err := peer.AddrInfoFromP2pAddr(m)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v (the address must end in /p2p/<node ID>)", protocol.ErrInvalid, err)
+	}
+	return ai, nil
+}
+
+func (k *peerKeeper) keep(ai peer.AddrInfo) {
+	k.mu.Lock()
+	if cur, ok := k.peers[ai.ID]; ok {
+		cur.info.Addrs = append(cur.info.Addrs, ai.Addrs...)
+	} else {
+		k.peers[ai.ID] = &kept{info: ai}
+	}
+	k.mu.Unlock()
+	select {
+	case k.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (k *peerKeeper) loop() {
+	defer k.n.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		k.redial()
+		select {
+		case <-k.n.ctx.Done():
+			return
+		case <-t.C:
+		case <-k.wake:
+		}
+	}
+}
+
+// redial dials every kept peer that is not connected and whose backoff has
+// passed.
+func (k *peerKeeper) redial() {
+	now := time.Now()
+	var due []*kept
+	k.mu.Lock()
+	for id, p := range k.peers {
+		if k.n.host.Network().Connectedness(id) == network.Connected {
+			p.backoff = 0
+			continue
+		}
+		if now.After(p.next) {
+			due = append(due, p)
+		}
+	}
+	k.mu.Unlock()
+	for _, p := range due {
+		ctx, cancel := context.WithTimeout(k.n.ctx, 15*time.Second)
+		err := k.n.host.Connect(ctx, p.info)
+		cancel()
+		k.mu.Lock()
+		if err != nil {
+			p.backoff = min(max(2*p.backoff, backoffMin), backoffMax)
+			jitter := time.Duration(rand.Int64N(int64(p.backoff)/4 + 1))
+			p.next = time.Now().Add(p.backoff + jitter)
+			k.n.log.Debug("redial failed", "peer", p.info.ID.String(), "retry_in", p.backoff.String())
+		} else {
+			p.backoff = 0
+		}
+		k.mu.Unlock()
+	}
+}
+
+type mdnsNotifee struct{ n *Node }
+
+// HandlePeerFound connects to a MESH node found on the LAN.
+func (m mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
+	if ai.ID == m.n.id || m.n.ctx.Err() != nil {
+		return
+	}
+	m.n.wg.Add(1)
+	go func() {
+		defer m.n.wg.Done()
+		ctx, cancel := context.WithTimeout(m.n.ctx, 15*time.Second)
+		defer cancel()
+		if err := m.n.host.Connect(ctx, ai); err != nil {
+			m.n.log.Debug("mdns peer unreachable", "peer", ai.ID.String(), "err", err)
+		}
+	}()
+}
+
+// Connect dials a peer by multiaddr (ending in /p2p/<node ID>) and keeps the
+// node connected to it, redialling with backoff if the link drops.
+func (n *Node) Connect(ctx context.Context, addr string) (peer.ID, error) {
+	if n.host == nil {
+		return "", ErrOffline
+	}
+	ai, err := parseAddrInfo(addr)
+	if err != nil {
+		return "", err
+	}
+	if ai.ID == n.id {
+		return "", fmt.Errorf("%w: that is this node's own address", protocol.ErrInvalid)
+	}
+	if err := n.host.Connect(ctx, *ai); err != nil {
+		return "", fmt.Errorf("connect %s: %w", ai.ID, err)
+	}
+	n.peers.keep(*ai)
+	return ai.ID, nil
+}
+
+// PeerInfo describes one connected peer.
+type PeerInfo struct {
+	ID        string   `json:"id"`
+	Addrs     []string `json:"addrs"`
+	Direction string   `json:"direction"` // inbound or outbound
+	Relayed   bool     `json:"relayed"`   // through a circuit relay
+	Kept      bool     `json:"kept"`      // redialled when the link drops
+}
+
+// Peers lists the connected peers.
+func (n *Node) Peers(ctx context.Context) ([]PeerInfo, error) {
+	if n.host == nil {
+		return nil, nil
+	}
+	var out []PeerInfo
+	for _, p := range n.host.Network().Peers() {
+		info := PeerInfo{ID: p.String()}
+		for _, c := range n.host.Network().ConnsToPeer(p) {
+			info.Addrs = append(info.Addrs, c.RemoteMultiaddr().String())
+			if c.Stat().Direction == network.DirInbound {
+				info.Direction = "inbound"
+			} else {
+				info.Direction = "outbound"
+			}
+			if _, err := c.RemoteMultiaddr().ValueForProtocol(ma.P_CIRCUIT); err == nil {
+				info.Relayed = true
+			}
+		}
+		n.peers.mu.Lock()
+		_, info.Kept = n.peers.peers[p]
+		n.peers.mu.Unlock()
+		out = append(out, info)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
