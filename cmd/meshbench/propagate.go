@@ -76,7 +76,7 @@ func runPropagate(ctx context.Context, e *env, c propagateConfig) (*propagateRes
 
 	// The late joiner is node 0: created now, linked and connected only after
 	// the publishing and revoking are done.
-	total := c.nodes
+	total := c.nodes + 1 // the network, plus the late joiner (node 0)
 	nodes := make([]*node.Node, total)
 	defer func() {
 		var wg sync.WaitGroup
