@@ -163,12 +163,12 @@ type rawPeer struct {
 	topics map[string]*gossipsub.Topic
 }
 
-func (tn *testNet) raw() *rawPeer {
+func (tn *testNet) raw(opts ...gossipsub.Option) *rawPeer {
 	tn.t.Helper()
 	ph := tn.host()
 	ctx, cancel := context.WithCancel(context.Background())
 	tn.t.Cleanup(cancel)
-	ps, err := gossipsub.NewGossipSub(ctx, ph.h, gossipsub.WithMaxMessageSize(4<<20))
+	ps, err := gossipsub.NewGossipSub(ctx, ph.h, append([]gossipsub.Option{gossipsub.WithMaxMessageSize(4 << 20)}, opts...)...)
 	if err != nil {
 		tn.t.Fatal(err)
 	}

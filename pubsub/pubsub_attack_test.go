@@ -2,11 +2,16 @@ package pubsub
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"encoding/base64"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
+
+	gossipsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/meshprotocol/mesh/protocol"
 )
@@ -322,4 +327,162 @@ func TestInvalidFloodGraylists(t *testing.T) {
 	if st := ar.victim.svc.Stats(); st.Accepted != 0 {
 		t.Errorf("the graylisted peer's message reached the validator: %+v", st)
 	}
+}
+
+// TestSybilFlood: Sybil peers, each at ten times an honest node's rate,
+// send valid but junk lessons (good signatures from keys the honest nodes
+// do not trust) and black-hole every honest message they receive, while
+// sitting in the honest nodes' meshes. Every honest lesson must still reach
+// every honest node, and no junk may be delivered.
+func TestSybilFlood(t *testing.T) {
+	const (
+		honestN      = 6
+		sybilN       = 6
+		perHonest    = 15
+		honestPeriod = 100 * time.Millisecond
+		perSybil     = perHonest * 10
+		sybilPeriod  = honestPeriod / 10
+	)
+	tn := newTestNet(t)
+	honest := make([]*testNode, honestN)
+	cols := make([]*collector, honestN)
+	for i := range honest {
+		honest[i] = tn.node()
+		cols[i] = collect(t, honest[i].svc)
+	}
+	for i := range honest { // a ring with one chord
+		tn.connect(honest[i].h, honest[(i+1)%honestN].h)
+	}
+	tn.connect(honest[0].h, honest[3].h)
+
+	sybilIDs := map[peer.ID]bool{}
+	var sybils []*rawPeer
+	for i := 0; i < sybilN; i++ {
+		// A Sybil relays only Sybil traffic.
+		s := tn.raw(gossipsub.WithDefaultValidator(func(_ context.Context, _ peer.ID, m *gossipsub.Message) gossipsub.ValidationResult {
+			if sybilIDs[m.GetFrom()] {
+				return gossipsub.ValidationAccept
+			}
+			return gossipsub.ValidationIgnore
+		}))
+		sybilIDs[s.h.ID()] = true
+		sybils = append(sybils, s)
+		tn.connect(s.h, honest[i%honestN].h)
+		tn.connect(s.h, honest[(i+2)%honestN].h)
+		for _, n := range honest {
+			n.chk.distrust(s.id)
+		}
+	}
+	name := protocol.TopicName("rust")
+	for _, n := range honest {
+		if err := n.svc.Follow("rust"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range sybils {
+		if _, err := s.topic(t, name).Subscribe(); err != nil { // to be grafted
+			t.Fatal(err)
+		}
+	}
+	tn.waitMesh(honest, name)
+	for i, s := range sybils {
+		s.waitPeer(t, name, honest[i%honestN].h.ID())
+	}
+
+	// Sign everything first, so the send rates are what they claim.
+	lessons := make([][]*protocol.SignedLesson, honestN)
+	for i, n := range honest {
+		for j := 0; j < perHonest; j++ {
+			lessons[i] = append(lessons[i], signLesson(t, n.key, fmt.Sprintf("honest-%d-%d", i, j), time.Now(), protocol.VisibilityPublic, "rust"))
+		}
+	}
+	junk := make([][][]byte, sybilN)
+	for i, s := range sybils {
+		for j := 0; j < perSybil; j++ {
+			junk[i] = append(junk[i], encode(t, pubAnn(signLesson(t, s.key, fmt.Sprintf("junk-%d-%d", i, j), time.Now(), protocol.VisibilityPublic, "rust"))))
+		}
+	}
+
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i, s := range sybils {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tp := s.topic(t, name)
+			for _, data := range junk[i] {
+				if err := tp.Publish(context.Background(), data); err != nil {
+					t.Errorf("sybil publish: %v", err)
+					return
+				}
+				time.Sleep(sybilPeriod)
+			}
+		}()
+	}
+	for i, n := range honest {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, sl := range lessons[i] {
+				if err := n.svc.Announce(context.Background(), pubAnn(sl), []string{"rust"}); err != nil {
+					t.Errorf("honest announce: %v", err)
+					return
+				}
+				time.Sleep(honestPeriod)
+			}
+		}()
+	}
+	wg.Wait()
+	sent := time.Since(start)
+
+	want := (honestN - 1) * perHonest
+	missing := func(i int) (out []string) {
+		for j := range honest {
+			if j == i {
+				continue
+			}
+			for k, sl := range lessons[j] {
+				if !cols[i].has(lessonKey(sl)) {
+					out = append(out, fmt.Sprintf("%d/%d", j, k))
+				}
+			}
+		}
+		return out
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for i := range honest {
+		for len(missing(i)) > 0 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	for i, n := range honest {
+		if m := missing(i); len(m) > 0 {
+			t.Errorf("honest node %d is missing %d honest lessons (publisher/seq): %v; stats %+v, mesh %v",
+				i, len(m), m, n.svc.Stats(), n.svc.tracer.meshPeers(name))
+		}
+	}
+	if t.Failed() {
+		return
+	}
+	done := time.Since(start)
+	var ignored, throttled int
+	for i, n := range honest {
+		st := n.svc.Stats()
+		ignored += st.Ignored[ReasonUntrusted]
+		throttled += st.Ignored[ReasonThrottled]
+		if cols[i].len() != want {
+			t.Errorf("honest node %d delivered %d announcements, want exactly the %d honest ones", i, cols[i].len(), want)
+		}
+		if len(st.Rejected) != 0 {
+			t.Errorf("honest node %d rejected %v", i, st.Rejected)
+		}
+	}
+	if ignored == 0 {
+		t.Error("no junk was seen (and ignored as untrusted): the flood did not happen")
+	}
+	if throttled != 0 {
+		t.Errorf("%d messages dropped unvalidated (throttled)", throttled)
+	}
+	t.Logf("%d honest lessons (%d deliveries, 100%%) and %d junk messages sent in %s; all delivered %s after the start; %d junk copies ignored as untrusted, none forwarded",
+		honestN*perHonest, honestN*want, sybilN*perSybil, sent.Round(time.Millisecond), done.Round(time.Millisecond), ignored)
 }
