@@ -127,6 +127,7 @@ type Service struct {
 type joined struct {
 	topic *gossipsub.Topic
 	sub   *gossipsub.Subscription
+	stop  chan struct{} // closed by unfollow: the reader stops waiting on Deliveries
 	done  chan struct{} // closed when the reader of sub returns
 }
 
@@ -331,9 +332,9 @@ func (s *Service) follow(name string) error {
 	if err != nil {
 		return fmt.Errorf("pubsub: subscribe %s: %w", name, err)
 	}
-	j.sub, j.done = sub, make(chan struct{})
+	j.sub, j.stop, j.done = sub, make(chan struct{}), make(chan struct{})
 	s.wg.Add(1)
-	go s.read(sub, j.done)
+	go s.read(sub, j.stop, j.done)
 	s.log.Debug("pubsub following", "topic", name)
 	return nil
 }
@@ -349,12 +350,13 @@ func (s *Service) unfollow(name string) error {
 		s.mu.Unlock()
 		return nil
 	}
-	sub, done := j.sub, j.done
-	j.sub, j.done = nil, nil
+	sub, stop, done := j.sub, j.stop, j.done
+	j.sub, j.stop, j.done = nil, nil, nil
 	s.mu.Unlock()
 	// The topic handle stays joined (cheap, and needed to publish there);
 	// only the subscription goes, and with it the mesh membership.
 	sub.Cancel()
+	close(stop)
 	<-done
 	s.log.Debug("pubsub unfollowed", "topic", name)
 	return nil
@@ -382,7 +384,7 @@ func (s *Service) joinLocked(name string) (*joined, error) {
 
 // read hands the messages of one subscription to Deliveries until the
 // subscription is cancelled or the service closes.
-func (s *Service) read(sub *gossipsub.Subscription, done chan struct{}) {
+func (s *Service) read(sub *gossipsub.Subscription, stop, done chan struct{}) {
 	defer s.wg.Done()
 	defer close(done)
 	for {
@@ -406,6 +408,8 @@ func (s *Service) read(sub *gossipsub.Subscription, done chan struct{}) {
 		select {
 		case s.out <- d:
 			s.stats.countDelivered()
+		case <-stop:
+			return
 		case <-s.ctx.Done():
 			return
 		}
@@ -500,7 +504,8 @@ func (s *Service) Stats() Stats { return s.stats.snapshot() }
 
 // Close stops GossipSub, waits for the service's goroutines, closes
 // Deliveries and unregisters the metrics. It does not close the host. A
-// second call returns ErrClosed.
+// second call returns ErrClosed. (GossipSub's own goroutines stop with the
+// context Close cancels; the library gives no way to wait for them.)
 func (s *Service) Close() error {
 	err := ErrClosed
 	s.closeOnce.Do(func() {

@@ -412,3 +412,78 @@ func TestMetrics(t *testing.T) {
 	}
 	_ = s2.Close()
 }
+
+// slowChecker answers only when its context expires, like a store that
+// hangs.
+type slowChecker struct{ *fakeChecker }
+
+func (slowChecker) Revoked(ctx context.Context, _ string) bool { <-ctx.Done(); return false }
+
+// TestValidatorTimeout: a validation that outlives Params.ValidatorTimeout
+// is ignored (the sender is not at fault), and an expired Checker's answer
+// is never taken for a "no".
+func TestValidatorTimeout(t *testing.T) {
+	tn := newTestNet(t)
+	pub := tn.node()
+	p := DefaultParams()
+	p.ValidatorTimeout = 200 * time.Millisecond
+	ph := tn.host()
+	s, err := New(Config{Host: ph.h, Checker: slowChecker{newFakeChecker()}, Params: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := collect(t, s)
+	tn.connect(pub.h, ph.h)
+	if err := s.Follow("rust"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "pub to see the subscription", func() bool {
+		return slices.Contains(pub.svc.ps.ListPeers(protocol.TopicName("rust")), ph.h.ID())
+	})
+	sl := signLesson(t, pub.key, "slow", time.Now(), protocol.VisibilityPublic, "rust")
+	if err := pub.svc.Announce(context.Background(), pubAnn(sl), []string{"rust"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the timeout", func() bool { return s.Stats().Ignored[ReasonTimeout] == 1 })
+	if c.len() != 0 {
+		t.Error("a message whose validation timed out was delivered")
+	}
+	if sc, ok := s.score(pub.h.ID()); ok && sc < 0 {
+		t.Errorf("a timeout cost the sender score: %v", sc)
+	}
+}
+
+// TestUnfollowWithFullDeliveries: Unfollow returns even when nobody reads
+// Deliveries.
+func TestUnfollowWithFullDeliveries(t *testing.T) {
+	tn := newTestNet(t)
+	a, b := tn.node(), tn.node()
+	tn.connect(a.h, b.h)
+	if err := b.svc.Follow("rust"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "a to see b", func() bool {
+		return slices.Contains(a.svc.ps.ListPeers(protocol.TopicName("rust")), b.h.ID())
+	})
+	n := deliveriesBuffer + 5
+	for i := 0; i < n; i++ {
+		sl := signLesson(t, a.key, fmt.Sprintf("fill-%d", i), time.Now(), protocol.VisibilityPublic, "rust")
+		if err := a.svc.Announce(context.Background(), pubAnn(sl), []string{"rust"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 20*time.Second, "b's buffer to fill", func() bool { return len(b.svc.Deliveries()) == deliveriesBuffer })
+	done := make(chan error, 1)
+	go func() { done <- b.svc.Unfollow("rust") }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Unfollow blocked on an unread Deliveries channel")
+	}
+	if err := b.svc.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
