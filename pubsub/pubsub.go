@@ -86,8 +86,12 @@ const subscriptionBuffer = 128
 // scoreInspectPeriod is how often the router reports peer scores.
 const scoreInspectPeriod = time.Second
 
-// maxTopicsPerRPC bounds the subscriptions a peer may announce in one RPC.
-const maxTopicsPerRPC = 1000
+// maxTopicsPerRPC bounds the subscriptions a peer may announce in one RPC
+// (an RPC with more is dropped). A directory node may follow thousands of
+// feeds; the router splits its subscription list to fit MaxMessageSize,
+// about 2000 per frame, so this only stops a peer that sends more than a
+// frame could hold.
+const maxTopicsPerRPC = 4096
 
 // Service runs GossipSub for one node: it follows MESH topics and feeds,
 // validates every message, announces this node's publications and
