@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meshprotocol/mesh/protocol"
@@ -16,9 +17,10 @@ import (
 
 // line builds n nodes connected in a line, every one following topic and
 // the feed of the first node.
-func line(t *testing.T, n int, topic string) (*testNet, []*testNode, []*collector) {
+func line(t *testing.T, n int, topic string, latency time.Duration) (*testNet, []*testNode, []*collector) {
 	t.Helper()
 	tn := newTestNet(t)
+	tn.mn.SetLinkDefaults(mocknet.LinkOptions{Latency: latency})
 	nodes := make([]*testNode, n)
 	cols := make([]*collector, n)
 	for i := range nodes {
@@ -42,7 +44,13 @@ func line(t *testing.T, n int, topic string) (*testNet, []*testNode, []*collecto
 }
 
 func TestPropagationLine(t *testing.T) {
-	_, nodes, cols := line(t, 10, "rust")
+	for _, latency := range []time.Duration{0, 20 * time.Millisecond} {
+		t.Run(fmt.Sprintf("latency=%s", latency), func(t *testing.T) { testPropagationLine(t, latency) })
+	}
+}
+
+func testPropagationLine(t *testing.T, latency time.Duration) {
+	_, nodes, cols := line(t, 10, "rust", latency)
 	// Publishers at both ends and in the middle: every lesson crosses up
 	// to nine hops, each validating it.
 	var want []string
@@ -60,7 +68,7 @@ func TestPropagationLine(t *testing.T) {
 			}
 			waitFor(t, 15*time.Second, fmt.Sprintf("node %d to receive %s", j, key), func() bool { return c.has(key) })
 		}
-		t.Logf("lesson from node %d reached all 9 other nodes of the line in %s", slices.Index(nodes, pub), time.Since(start).Round(time.Millisecond))
+		t.Logf("lesson from node %d reached all 9 other nodes of the line in %s (link latency %s)", slices.Index(nodes, pub), time.Since(start).Round(time.Millisecond), latency)
 	}
 	for j, c := range cols {
 		for _, key := range want {
@@ -124,7 +132,7 @@ func TestPropagationSparse(t *testing.T) {
 }
 
 func TestRevocationDelivery(t *testing.T) {
-	_, nodes, cols := line(t, 5, "rust")
+	_, nodes, cols := line(t, 5, "rust", 0)
 	pub := nodes[0]
 	sl := signLesson(t, pub.key, "to-revoke", time.Now(), protocol.VisibilityPublic, "rust")
 	if err := pub.svc.Announce(context.Background(), pubAnn(sl), []string{"rust"}); err != nil {
