@@ -45,4 +45,17 @@
 // mesh-delivery penalties (P3, P3b) off because MESH topics are quiet for
 // hours, and a steep invalid-message penalty (P4) that graylists a peer
 // after five invalid messages on a topic.
+//
+// # Limits
+//
+// A node that already holds a lesson (from sync, say) ignores it on gossip
+// and so does not forward it; its neighbours catch up by their own sync.
+// A message received before the topic's mesh forms (the first heartbeat
+// after subscribing) is delivered but not forwarded. A node restarted within
+// the gossip history (10 s) may be offered its own message back, which the
+// router counts against the honest peer that offered it. Validation runs
+// before the trust check, so a flood of validly signed messages from
+// untrusted keys costs the neighbours of the flooders signature checks
+// (about 70 µs for a typical lesson, 0.7 ms near the size cap, one core),
+// though nothing is forwarded.
 package pubsub
