@@ -1,6 +1,8 @@
 package store
 
 import (
+	zapx "github.com/blevesearch/zapx/v17"
+
 	"errors"
 	"fmt"
 	"math"
@@ -262,4 +264,14 @@ func openIndex(path string) (idx bleve.Index, err error) {
 		return nil, err
 	}
 	return idx, nil
+}
+
+func init() {
+	// zap sizes a new segment's buffer from the previous segment's bytes per
+	// document times (documents + 100). MESH writes mostly one record per
+	// batch, so that reserve made every one-record segment about 100 times
+	// its size (100 kB for a 1 kB lesson), which an in-memory index keeps
+	// until its next compaction. Sizing for the batch at hand is enough: the
+	// buffer still grows on demand.
+	zapx.NewSegmentBufferNumResultsBump = 0
 }

@@ -149,9 +149,20 @@ type Store struct {
 	// index step, as if the process died between the two.
 	testSkipIndex func() bool
 
+	// An index in memory is never merged by scorch (it merges only on
+	// disk): each write adds a segment. memWrites counts them, and
+	// compactLoop rebuilds the index once they outnumber the records.
+	memWrites atomic.Int64
+	compactCh chan struct{}
+
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
+
+// minCompactWrites is the fewest writes after which an in-memory index is
+// rebuilt; above it, rebuilding once per len(records) writes keeps the cost
+// of a write constant on average.
+const minCompactWrites = 512
 
 // Open opens (or creates) a store. If the search index is missing, of
 // another format or datastore, out of step with the datastore, or
@@ -164,6 +175,7 @@ func Open(opts Options) (*Store, error) {
 		sweepEvery: opts.SweepInterval,
 		selfID:     opts.SelfID,
 		cleanCh:    make(chan struct{}, 1),
+		compactCh:  make(chan struct{}, 1),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -224,6 +236,10 @@ func Open(opts Options) (*Store, error) {
 	if s.indexDir != "" {
 		s.wg.Add(1)
 		go s.cleanLoop(lctx)
+	}
+	if s.indexDir == "" {
+		s.wg.Add(1)
+		go s.compactLoop(lctx)
 	}
 	if s.sweepEvery > 0 {
 		s.wg.Add(1)
@@ -677,6 +693,39 @@ func (s *Store) applyIndex(b *bleve.Batch, markers []ds.Key) {
 	}
 	if err := s.idx.Batch(b); err != nil {
 		s.log.Error("index update failed, will replay on next open", "err", err)
+	}
+	if s.indexDir == "" && s.memWrites.Add(1) >= minCompactWrites {
+		select {
+		case s.compactCh <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// compactLoop rebuilds an in-memory index once the writes since the last
+// rebuild outnumber its documents, folding its many one-write segments into
+// one: without it, search would slow down and memory grow with every write.
+func (s *Store) compactLoop(ctx context.Context) {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.compactCh:
+		}
+		s.mu.RLock()
+		var docs uint64
+		if s.idx != nil {
+			docs, _ = s.idx.DocCount()
+		}
+		s.mu.RUnlock()
+		if s.memWrites.Load() < max(minCompactWrites, int64(docs)) {
+			continue
+		}
+		s.memWrites.Store(0)
+		if err := s.Reindex(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("in-memory index compaction failed", "err", err)
+		}
 	}
 }
 

@@ -32,6 +32,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"time"
 )
@@ -103,6 +104,30 @@ func (e *env) profile(phase string) (stop func()) {
 		f.Close()
 		e.logf("cpu profile of %s written to %s", phase, name)
 	}
+}
+
+// heapProfile writes a heap profile named after phase if -pprof was given.
+func (e *env) heapProfile(phase string) {
+	if e.pprof == "" {
+		return
+	}
+	if err := os.MkdirAll(e.pprof, 0o755); err != nil {
+		e.logf("pprof: %v", err)
+		return
+	}
+	name := filepath.Join(e.pprof, phase+".heap.pprof")
+	f, err := os.Create(name)
+	if err != nil {
+		e.logf("pprof: %v", err)
+		return
+	}
+	defer f.Close()
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		e.logf("pprof: %v", err)
+		return
+	}
+	e.logf("heap profile of %s written to %s", phase, name)
 }
 
 func run(args []string, stdout, stderr io.Writer) int {

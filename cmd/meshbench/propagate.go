@@ -234,6 +234,8 @@ func runPropagate(ctx context.Context, e *env, c propagateConfig) (*propagateRes
 		_ = late.Sync(ctx, nil)
 	}
 
+	rss := rssMB()
+	e.heapProfile("propagate")
 	sort.Float64s(lat)
 	sort.Float64s(revLat)
 	return &propagateResult{
@@ -245,7 +247,7 @@ func runPropagate(ctx context.Context, e *env, c propagateConfig) (*propagateRes
 		RevokeP50Ms: round(quantile(revLat, 0.5), 1), RevokeP99Ms: round(quantile(revLat, 0.99), 1),
 		RevokeDeliv:  round(float64(revDelivered)/float64(revoked*(online-1)), 4),
 		LateJoinerMs: round(lateMs, 1), LateJoinerOK: got == 1 || consistent(), LateSyncPages: rounds,
-		RSSMB: rssMB(),
+		RSSMB: rss,
 	}, nil
 }
 
