@@ -60,7 +60,13 @@ const maxNumericFields = 32
 // truth and dirty markers cover what the index had not persisted (see
 // Store.indexBatch).
 func indexConfig() map[string]interface{} {
-	return map[string]interface{}{"unsafe_batch": true}
+	return map[string]interface{}{
+		"unsafe_batch": true,
+		"scorchMergePlanOptions": map[string]interface{}{
+			"MaxSegmentsPerTier":   20,
+			"SegmentsPerMergeTask": 10,
+		},
+	}
 }
 
 // newMapping returns the index mapping. Documents are built by buildDoc and
