@@ -185,7 +185,7 @@ func (c *Client) Search(ctx context.Context, q store.Query) (*store.SearchResult
 	req := SearchRequest{
 		Operation: "search", Query: q.Text, Type: q.Type, Types: q.Types, Tags: q.Tags,
 		Project: q.Project, Agent: q.Agent, Visibility: q.Visibility, Since: q.Since,
-		Until: q.Until, Limit: q.Limit, MinScore: q.MinScore,
+		Until: q.Until, Limit: q.Limit, MinScore: q.MinScore, Origin: q.Origin,
 	}
 	var out SearchResponse
 	if err := c.do(ctx, http.MethodPost, "/api/v1/amp/search", req, &out); err != nil {
@@ -193,7 +193,7 @@ func (c *Client) Search(ctx context.Context, q store.Query) (*store.SearchResult
 	}
 	res := &store.SearchResult{Total: out.Total}
 	for _, r := range out.Results {
-		res.Hits = append(res.Hits, store.Hit{ID: r.ID, Score: r.Score, Record: r.Record})
+		res.Hits = append(res.Hits, store.Hit{ID: r.ID, Score: r.Score, Record: r.Record, Key: r.Key, Publisher: r.Publisher})
 	}
 	return res, nil
 }

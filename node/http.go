@@ -348,6 +348,9 @@ type SearchRequest struct {
 	Until      int64    `json:"until,omitempty"`
 	Limit      int      `json:"limit,omitempty"`
 	MinScore   float64  `json:"min_score,omitempty"`
+	// Origin is MESH's: "local" (default: this node's own records, as AMP
+	// clients expect), "remote" (lessons received from other nodes) or "all".
+	Origin string `json:"origin,omitempty"`
 }
 
 // Query converts the request to a store query.
@@ -355,7 +358,7 @@ func (s *SearchRequest) storeQuery() store.Query {
 	return store.Query{
 		Text: s.Query, Type: s.Type, Types: s.Types, Tags: s.Tags, Project: s.Project,
 		Agent: s.Agent, Visibility: s.Visibility, Since: s.Since, Until: s.Until,
-		Limit: s.Limit, MinScore: s.MinScore,
+		Limit: s.Limit, MinScore: s.MinScore, Origin: s.Origin,
 	}
 }
 
@@ -364,6 +367,9 @@ type SearchResult struct {
 	ID     string           `json:"id"`
 	Score  float64          `json:"score"`
 	Record *protocol.Lesson `json:"record"`
+	// Key and Publisher are set for lessons received from other nodes.
+	Key       string `json:"key,omitempty"`
+	Publisher string `json:"publisher,omitempty"`
 }
 
 // SearchResponse is the AMP search answer.
@@ -399,9 +405,17 @@ func (n *Node) doSearch(w http.ResponseWriter, r *http.Request, m map[string]jso
 	}
 	out := SearchResponse{Success: true, Results: make([]SearchResult, 0, len(res.Hits)), Total: res.Total}
 	for _, h := range res.Hits {
-		out.Results = append(out.Results, SearchResult{ID: h.ID, Score: h.Score, Record: h.Record})
+		out.Results = append(out.Results, SearchResult{ID: h.ID, Score: h.Score, Record: h.Record, Key: h.Key, Publisher: remotePublisher(h.Publisher, n.id.String())})
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// remotePublisher hides the publisher of this node's own records.
+func remotePublisher(publisher, self string) string {
+	if publisher == self {
+		return ""
+	}
+	return publisher
 }
 
 // remarshal decodes an already-split JSON object into v, naming the field

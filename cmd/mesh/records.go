@@ -357,12 +357,17 @@ func searchCmd(g *globals) *cobra.Command {
 	)
 	c := &cobra.Command{
 		Use:   "search QUERY...",
-		Short: "Full-text search of the local store",
+		Short: "Full-text search of this node's store: your records and the lessons it received",
 		Long: `Full-text search (BM25) of the local store. The query takes words, "quoted phrases"
 and numeric comparisons on record fields, such as: mesh search "humidity > 60"`,
 		Args: args(cobra.MinimumNArgs(1)),
 		RunE: func(c *cobra.Command, a []string) error {
 			q.Text = strings.Join(a, " ")
+			switch q.Origin {
+			case "all", "local", "remote":
+			default:
+				return usagef("--origin %q: want local, remote or all", q.Origin)
+			}
 			var err error
 			if q.Since, err = parseTime(since); err != nil {
 				return usagef("--since: %v", err)
@@ -382,12 +387,20 @@ and numeric comparisons on record fields, such as: mesh search "humidity > 60"`,
 			if g.json {
 				out := []map[string]any{}
 				for _, h := range res.Hits {
-					out = append(out, map[string]any{"id": h.ID, "score": h.Score, "record": h.Record})
+					r := map[string]any{"id": h.ID, "score": h.Score, "record": h.Record}
+					if h.Key != "" {
+						r["key"], r["publisher"] = h.Key, h.Publisher
+					}
+					out = append(out, r)
 				}
 				return g.printJSON(map[string]any{"success": true, "results": out, "total": res.Total})
 			}
 			for _, h := range res.Hits {
-				g.printf("%.3f  %-28s %s\n", h.Score, h.ID, summary(h.Record))
+				from := ""
+				if h.Key != "" {
+					from = "  (from " + shortID(h.Publisher) + ")"
+				}
+				g.printf("%.3f  %-28s %s%s\n", h.Score, h.ID, summary(h.Record), from)
 			}
 			g.printf("%d of %d matches\n", len(res.Hits), res.Total)
 			return nil
@@ -402,6 +415,7 @@ and numeric comparisons on record fields, such as: mesh search "humidity > 60"`,
 	f.StringVar(&until, "until", "", "created at or before: RFC 3339 time, or a duration ago")
 	f.IntVar(&q.Limit, "limit", 10, "at most this many results (max 100)")
 	f.Float64Var(&q.MinScore, "min-score", 0, "drop results scoring below this (0..1)")
+	f.StringVar(&q.Origin, "origin", "all", "local (your own records), remote (received from other nodes) or all")
 	return c
 }
 

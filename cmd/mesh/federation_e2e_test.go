@@ -1,0 +1,79 @@
+package main
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestCLIFederation runs two real daemons on loopback: b connects to a,
+// both follow a topic, a publishes, b finds the lesson with its publisher,
+// a revokes, and the lesson is gone from b.
+func TestCLIFederation(t *testing.T) {
+	ra, rb := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
+	startDaemon(t, ra)
+	startDaemon(t, rb)
+	var ida struct {
+		NodeID string   `json:"nodeId"`
+		Addrs  []string `json:"addrs"`
+	}
+	if err := json.Unmarshal([]byte(mustMesh(t, ra, "", "--json", "id")), &ida); err != nil || len(ida.Addrs) == 0 {
+		t.Fatalf("id of a: %+v %v", ida, err)
+	}
+	for _, r := range []string{ra, rb} {
+		mustMesh(t, r, "", "follow", "rust")
+	}
+	if out := mustMesh(t, rb, "", "following"); !strings.Contains(out, "topic rust") {
+		t.Fatalf("following: %s", out)
+	}
+	mustMesh(t, rb, "", "connect", ida.Addrs[0])
+	if out := mustMesh(t, rb, "", "peers"); !strings.Contains(out, ida.NodeID) || !strings.Contains(out, "direct") {
+		t.Fatalf("peers of b: %s", out)
+	}
+	time.Sleep(1500 * time.Millisecond) // GossipSub mesh
+
+	var st struct {
+		ID string `json:"id"`
+	}
+	json.Unmarshal([]byte(mustMesh(t, ra, "", "--json", "store", "--title", "Borrow checker tips", "--content", "Prefer restructuring ownership over cloning")), &st)
+	mustMesh(t, ra, "", "publish", st.ID, "--visibility", "public", "--topic", "rust")
+
+	found := func() bool {
+		var res struct {
+			Results []struct {
+				ID        string `json:"id"`
+				Publisher string `json:"publisher"`
+			} `json:"results"`
+		}
+		json.Unmarshal([]byte(mustMesh(t, rb, "", "--json", "search", "restructuring ownership")), &res)
+		return len(res.Results) == 1 && res.Results[0].Publisher == ida.NodeID
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !found() {
+		if time.Now().After(deadline) {
+			t.Fatal("the published lesson never reached b")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// b's own AMP listing does not mix it in.
+	if out := mustMesh(t, rb, "", "search", "--origin", "local", "restructuring ownership"); !strings.Contains(out, "0 of 0") {
+		t.Fatalf("local search of b: %s", out)
+	}
+	if out := mustMesh(t, rb, "", "sync"); !strings.Contains(out, "sync finished") {
+		t.Fatalf("sync: %s", out)
+	}
+
+	mustMesh(t, ra, "", "revoke", st.ID, "--reason", "outdated")
+	if r := mesh(t, ra, "", "revoke", st.ID); r.code != 1 || !strings.Contains(r.stderr, "already revoked") {
+		t.Fatalf("second revoke: %+v", r)
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for found() {
+		if time.Now().After(deadline) {
+			t.Fatal("the revocation never reached b")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
