@@ -1,0 +1,404 @@
+package protocol
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"strconv"
+)
+
+// Message types of federated search (ProtocolSearch).
+const (
+	MsgSearch         = "search"
+	MsgSearchResponse = "searchResponse"
+)
+
+// Size caps, defaults and clamps of federated search.
+//
+// A node serving a search first decodes it (DecodeSearchRequest refuses
+// what is malformed or over a cap: a request over MaxSearchRequestSize, a
+// query over MaxSearchQueryLength, negative numbers), then clamps it
+// (SearchRequest.Clamp): a zero limit, hops, ttl or deadline takes its
+// default, and anything above its maximum is lowered to it. Clamping, not
+// refusing, keeps newer requesters with bigger defaults working against
+// older nodes, and bounds what a hostile requester can make the network do.
+const (
+	// MaxSearchRequestSize caps an encoded SearchRequest.
+	MaxSearchRequestSize = 8 << 10
+	// MaxSearchResponseSize caps an encoded SearchResponse.
+	MaxSearchResponseSize = 16 << 20
+	// MaxSearchResults caps the results in one SearchResponse.
+	MaxSearchResults = 500
+	// MaxSearchQueryLength caps SearchRequest.Query, in bytes.
+	MaxSearchQueryLength = 1 << 10
+	// MaxRequestIDLength caps SearchRequest.RequestID, in bytes.
+	MaxRequestIDLength = 128
+
+	// DefaultSearchLimit is the limit of a request that gives none.
+	DefaultSearchLimit = 20
+	// MaxSearchLimit is the largest limit a node honours.
+	MaxSearchLimit = 100
+	// DefaultSearchHops is the hops of a request that gives none.
+	DefaultSearchHops = 2
+	// MaxSearchHops is the largest hops and ttl a node honours.
+	MaxSearchHops = 3
+	// DefaultSearchDeadlineMs is the budget of a request that gives none.
+	DefaultSearchDeadlineMs = 2000
+	// MaxSearchDeadlineMs is the largest budget a node honours.
+	MaxSearchDeadlineMs = 10000
+)
+
+// SearchFilters restrict a federated search. Empty fields do not restrict.
+type SearchFilters struct {
+	// Types: the lesson's type must be one of them.
+	Types []string `json:"types,omitempty"`
+	// Tags: the lesson must carry every one of them.
+	Tags []string `json:"tags,omitempty"`
+	// Topics: the publication must be on one of them.
+	Topics []string `json:"topics,omitempty"`
+	// Since: published at or after this time (Unix ms); 0 is unbounded.
+	Since int64 `json:"since,omitempty"`
+	// Nodes: the publisher must be one of these node IDs.
+	Nodes []string `json:"nodes,omitempty"`
+}
+
+// Empty reports whether f restricts nothing.
+func (f *SearchFilters) Empty() bool {
+	return f == nil || len(f.Types) == 0 && len(f.Tags) == 0 && len(f.Topics) == 0 && f.Since == 0 && len(f.Nodes) == 0
+}
+
+// SearchRequest asks a node, and through it its trusted peers, for public
+// lessons matching a query (ProtocolSearch).
+type SearchRequest struct {
+	Type    string         `json:"type"` // MsgSearch
+	Query   string         `json:"query"`
+	Filters *SearchFilters `json:"filters,omitempty"`
+	// Limit is the number of results wanted: 0 means DefaultSearchLimit, at
+	// most MaxSearchLimit.
+	Limit int `json:"limit,omitempty"`
+	// Hops is how far the requester asked the search to go: 0 means
+	// DefaultSearchHops, at most MaxSearchHops.
+	Hops int `json:"hops,omitempty"`
+	// RequestID identifies the search across the network; a node answers
+	// a request ID it has seen recently with no results.
+	RequestID string `json:"requestId"`
+	// Origin is the node ID of the requester.
+	Origin string `json:"origin,omitempty"`
+	// TTL is the number of hops left, this one included: 1 answers from
+	// the receiving node alone. 0 means Hops; at most MaxSearchHops.
+	TTL int `json:"ttl,omitempty"`
+	// DeadlineMs is the time left to answer, in ms, from when the request
+	// is received (a MESH addition to the seed). 0 means
+	// DefaultSearchDeadlineMs, at most MaxSearchDeadlineMs.
+	DeadlineMs int64 `json:"deadlineMs,omitempty"`
+}
+
+// Clamp applies the defaults and caps of limit, hops, ttl and deadline.
+func (r *SearchRequest) Clamp() {
+	r.Limit = clampInt(r.Limit, DefaultSearchLimit, MaxSearchLimit)
+	r.Hops = clampInt(r.Hops, DefaultSearchHops, MaxSearchHops)
+	r.TTL = clampInt(r.TTL, r.Hops, MaxSearchHops)
+	switch {
+	case r.DeadlineMs <= 0:
+		r.DeadlineMs = DefaultSearchDeadlineMs
+	case r.DeadlineMs > MaxSearchDeadlineMs:
+		r.DeadlineMs = MaxSearchDeadlineMs
+	}
+}
+
+func clampInt(v, def, max int) int {
+	switch {
+	case v <= 0:
+		return def
+	case v > max:
+		return max
+	}
+	return v
+}
+
+// Encode returns the JSON encoding of r.
+func (r *SearchRequest) Encode() ([]byte, error) { return encodeJSON(r) }
+
+// DecodeSearchRequest decodes and checks a search request: size cap,
+// I-JSON, exact field names and types, a query of at most
+// MaxSearchQueryLength bytes, no negative numbers. It does not clamp: see
+// Clamp.
+func DecodeSearchRequest(data []byte) (*SearchRequest, error) {
+	if len(data) > MaxSearchRequestSize {
+		return nil, fmt.Errorf("search request: %w: %d bytes, the limit is %d", ErrTooLarge, len(data), MaxSearchRequestSize)
+	}
+	o, err := parseObject("search request", data)
+	if err != nil {
+		return nil, err
+	}
+	if err := o.only([]string{"type", "query", "requestId"}, "filters", "limit", "hops", "origin", "ttl", "deadlineMs"); err != nil {
+		return nil, err
+	}
+	r := &SearchRequest{}
+	if r.Type, err = o.str("type"); err != nil {
+		return nil, err
+	}
+	if r.Type != MsgSearch {
+		return nil, invalidf("search request: type %q, want %q", truncate(r.Type), MsgSearch)
+	}
+	if r.Query, err = o.str("query"); err != nil {
+		return nil, err
+	}
+	if len(r.Query) > MaxSearchQueryLength {
+		return nil, invalidf("search request.query: %d bytes, the limit is %d", len(r.Query), MaxSearchQueryLength)
+	}
+	if r.RequestID, err = o.str("requestId"); err != nil {
+		return nil, err
+	}
+	if r.RequestID == "" || len(r.RequestID) > MaxRequestIDLength {
+		return nil, invalidf("search request.requestId: want 1 to %d bytes", MaxRequestIDLength)
+	}
+	if o.has("origin") {
+		if r.Origin, err = o.str("origin"); err != nil {
+			return nil, err
+		}
+		if len(r.Origin) > MaxRequestIDLength {
+			return nil, invalidf("search request.origin: %d bytes, the limit is %d", len(r.Origin), MaxRequestIDLength)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		dst  *int
+	}{{"limit", &r.Limit}, {"hops", &r.Hops}, {"ttl", &r.TTL}} {
+		if !o.has(f.name) {
+			continue
+		}
+		v, err := o.nonNegative(f.name)
+		if err != nil {
+			return nil, err
+		}
+		*f.dst = int(min(v, math.MaxInt32))
+	}
+	if o.has("deadlineMs") {
+		if r.DeadlineMs, err = o.nonNegative("deadlineMs"); err != nil {
+			return nil, err
+		}
+	}
+	if o.has("filters") {
+		fo, err := splitObject("search request.filters", o.members["filters"])
+		if err != nil {
+			return nil, err
+		}
+		if r.Filters, err = decodeSearchFilters(fo); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+func decodeSearchFilters(o object) (*SearchFilters, error) {
+	if err := o.only(nil, "types", "tags", "topics", "since", "nodes"); err != nil {
+		return nil, err
+	}
+	f := &SearchFilters{}
+	for _, l := range []struct {
+		name string
+		dst  *[]string
+	}{{"types", &f.Types}, {"tags", &f.Tags}, {"topics", &f.Topics}, {"nodes", &f.Nodes}} {
+		if !o.has(l.name) {
+			continue
+		}
+		ss, err := o.strs(l.name)
+		if err != nil {
+			return nil, err
+		}
+		if len(ss) > MaxTags {
+			return nil, invalidf("%s.%s: %d values, the limit is %d", o.path, l.name, len(ss), MaxTags)
+		}
+		for _, s := range ss {
+			if s == "" || len(s) > MaxTagLength {
+				return nil, invalidf("%s.%s: each value must be 1 to %d bytes", o.path, l.name, MaxTagLength)
+			}
+		}
+		if len(ss) > 0 {
+			*l.dst = ss // [] decodes as nil, as it encodes
+		}
+	}
+	if o.has("since") {
+		var err error
+		if f.Since, err = o.nonNegative("since"); err != nil {
+			return nil, err
+		}
+	}
+	return f, nil
+}
+
+// nonNegative returns an integer member that is at least 0.
+func (o object) nonNegative(name string) (int64, error) {
+	v, err := o.int(name)
+	if err != nil {
+		return 0, err
+	}
+	if v < 0 {
+		return 0, invalidf("%s.%s: %d, must not be negative", o.path, name, v)
+	}
+	return v, nil
+}
+
+// float returns a number member.
+func (o object) float(name string) (float64, error) {
+	raw := o.members[name]
+	if len(raw) == 0 || !(raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9') {
+		return 0, invalidf("%s.%s: want a number", o.path, name)
+	}
+	v, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil || math.IsInf(v, 0) || math.IsNaN(v) {
+		return 0, invalidf("%s.%s: want a finite number", o.path, name)
+	}
+	return v, nil
+}
+
+// SearchResult is one lesson in a SearchResponse. Score and TrustScore are
+// the answering node's view, for information only: a requester verifies the
+// lesson and ranks it itself.
+type SearchResult struct {
+	SignedLesson *SignedLesson `json:"signedLesson"`
+	// Score is the relevance the answering node's index gave the lesson.
+	Score float64 `json:"score"`
+	// TrustScore is the answering node's trust in the lesson's publisher.
+	TrustScore float64 `json:"trustScore"`
+	// Via is the node ID of the node whose store held the lesson; ""
+	// means the node that sent the response.
+	Via string `json:"via,omitempty"`
+}
+
+// SearchResponse answers a SearchRequest: results, or an error
+// (INVALID_REQUEST, RATE_LIMITED, ...). Truncated says some peers did not
+// answer in time.
+type SearchResponse struct {
+	Type      string         `json:"type"` // MsgSearchResponse
+	RequestID string         `json:"requestId"`
+	Results   []SearchResult `json:"results"`
+	Truncated bool           `json:"truncated"`
+	Error     *Error         `json:"error,omitempty"`
+}
+
+// Encode returns the JSON encoding of r; nil Results encode as [].
+func (r *SearchResponse) Encode() ([]byte, error) {
+	c := *r
+	if c.Results == nil {
+		c.Results = []SearchResult{}
+	}
+	return encodeJSON(&c)
+}
+
+// DecodeSearchResponse decodes a search answer: size cap, at most
+// MaxSearchResults results, exact field names. It does not verify the
+// lessons.
+func DecodeSearchResponse(data []byte) (*SearchResponse, error) {
+	if len(data) > MaxSearchResponseSize {
+		return nil, fmt.Errorf("search response: %w: %d bytes, the limit is %d", ErrTooLarge, len(data), MaxSearchResponseSize)
+	}
+	o, err := parseObject("search response", data)
+	if err != nil {
+		return nil, err
+	}
+	if err := o.only([]string{"type", "requestId", "results"}, "truncated", "error"); err != nil {
+		return nil, err
+	}
+	r := &SearchResponse{}
+	if r.Type, err = o.str("type"); err != nil {
+		return nil, err
+	}
+	if r.Type != MsgSearchResponse {
+		return nil, invalidf("search response: type %q, want %q", truncate(r.Type), MsgSearchResponse)
+	}
+	if r.RequestID, err = o.str("requestId"); err != nil {
+		return nil, err
+	}
+	elems, isArray := splitArray(o.members["results"], MaxSearchResults+1)
+	if !isArray {
+		return nil, invalidf("search response.results: want an array")
+	}
+	if len(elems) > MaxSearchResults {
+		return nil, fmt.Errorf("search response: %w: %d results, the limit is %d", ErrTooLarge, len(elems), MaxSearchResults)
+	}
+	r.Results = make([]SearchResult, 0, len(elems))
+	for i, raw := range elems {
+		res, err := decodeSearchResult(fmt.Sprintf("search response.results[%d]", i), raw)
+		if err != nil {
+			return nil, err
+		}
+		r.Results = append(r.Results, res)
+	}
+	if o.has("truncated") {
+		switch string(bytes.TrimSpace(o.members["truncated"])) {
+		case "true":
+			r.Truncated = true
+		case "false":
+		default:
+			return nil, invalidf("search response.truncated: want true or false")
+		}
+	}
+	if o.has("error") {
+		r.Error = new(Error)
+		if err := decodeError(o.members["error"], r.Error); err != nil {
+			return nil, prefixErr("search response", err)
+		}
+	}
+	return r, nil
+}
+
+func decodeSearchResult(path string, raw []byte) (SearchResult, error) {
+	var res SearchResult
+	o, err := splitObject(path, raw)
+	if err != nil {
+		return res, err
+	}
+	if err := o.only([]string{"signedLesson"}, "score", "trustScore", "via"); err != nil {
+		return res, err
+	}
+	res.SignedLesson = new(SignedLesson)
+	if err := res.SignedLesson.unmarshalChecked(o.members["signedLesson"]); err != nil {
+		return res, fmt.Errorf("%s: %w", path, err)
+	}
+	if o.has("score") {
+		if res.Score, err = o.float("score"); err != nil {
+			return res, err
+		}
+	}
+	if o.has("trustScore") {
+		if res.TrustScore, err = o.float("trustScore"); err != nil {
+			return res, err
+		}
+	}
+	if o.has("via") {
+		if res.Via, err = o.str("via"); err != nil {
+			return res, err
+		}
+		if len(res.Via) > MaxRequestIDLength {
+			return res, invalidf("%s.via: %d bytes, the limit is %d", path, len(res.Via), MaxRequestIDLength)
+		}
+	}
+	return res, nil
+}
+
+// splitArray returns the elements of a JSON array, at most max of them.
+// raw must be valid I-JSON: a member value the decoders split out of
+// checked input.
+func splitArray(raw []byte, max int) (elems [][]byte, isArray bool) {
+	i := 0
+	for i < len(raw) && isJSONSpace(raw[i]) {
+		i++
+	}
+	if i >= len(raw) || raw[i] != '[' {
+		return nil, false
+	}
+	for i++; len(elems) < max; {
+		for i < len(raw) && (isJSONSpace(raw[i]) || raw[i] == ',') {
+			i++
+		}
+		if i >= len(raw) || raw[i] == ']' {
+			break
+		}
+		end := skipJSONValue(raw, i)
+		elems = append(elems, raw[i:end])
+		i = end
+	}
+	return elems, true
+}

@@ -1,0 +1,211 @@
+package protocol
+
+import (
+	"bytes"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestSearchRoundTrip(t *testing.T) {
+	sl := mustSign(t, testKey(7), testLesson())
+	t.Run("request", func(t *testing.T) {
+		for _, req := range []*SearchRequest{
+			{Type: MsgSearch, Query: "cargo parallel", RequestID: "r1"},
+			{Type: MsgSearch, Query: "", RequestID: "r2", Origin: "12D3KooWx", Limit: 5, Hops: 2, TTL: 1, DeadlineMs: 700,
+				Filters: &SearchFilters{Types: []string{"lesson"}, Tags: []string{"rust"}, Topics: []string{"go"}, Since: 9, Nodes: []string{"n"}}},
+			{Type: MsgSearch, Query: "x", RequestID: "r3", Filters: &SearchFilters{}},
+		} {
+			b, err := req.Encode()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := DecodeSearchRequest(b)
+			if err != nil || !reflect.DeepEqual(got, req) {
+				t.Fatalf("%s\n%+v %v", b, got, err)
+			}
+		}
+	})
+	t.Run("response", func(t *testing.T) {
+		resp := &SearchResponse{Type: MsgSearchResponse, RequestID: "r1", Truncated: true,
+			Results: []SearchResult{{SignedLesson: sl, Score: 0.75, TrustScore: 0.5, Via: "12D3KooWy"}, {SignedLesson: sl}}}
+		b, err := resp.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := DecodeSearchResponse(b)
+		if err != nil || len(got.Results) != 2 || !got.Truncated || got.Results[0].Score != 0.75 || got.Results[0].TrustScore != 0.5 || got.Results[0].Via != "12D3KooWy" {
+			t.Fatalf("%+v %v", got, err)
+		}
+		if err := Verify(got.Results[0].SignedLesson, VerifyOptions{Now: testNow}); err != nil {
+			t.Fatal(err)
+		}
+		e := NewError(ErrRateLimited)
+		b, _ = (&SearchResponse{Type: MsgSearchResponse, Error: &e}).Encode()
+		if !bytes.Contains(b, []byte(`"results":[]`)) {
+			t.Fatalf("nil results must encode as []: %s", b)
+		}
+		got, err = DecodeSearchResponse(b)
+		if err != nil || got.Error == nil || got.Error.Code != CodeRateLimited || len(got.Results) != 0 {
+			t.Fatalf("%+v %v", got, err)
+		}
+	})
+}
+
+func TestSearchRequestClamp(t *testing.T) {
+	for _, tc := range []struct {
+		in, want SearchRequest
+	}{
+		{SearchRequest{}, SearchRequest{Limit: DefaultSearchLimit, Hops: DefaultSearchHops, TTL: DefaultSearchHops, DeadlineMs: DefaultSearchDeadlineMs}},
+		{SearchRequest{Limit: 10000, Hops: 50, TTL: 50, DeadlineMs: 1 << 40}, SearchRequest{Limit: MaxSearchLimit, Hops: MaxSearchHops, TTL: MaxSearchHops, DeadlineMs: MaxSearchDeadlineMs}},
+		{SearchRequest{Limit: 7, Hops: 3, TTL: 1, DeadlineMs: 300}, SearchRequest{Limit: 7, Hops: 3, TTL: 1, DeadlineMs: 300}},
+		{SearchRequest{Hops: 1}, SearchRequest{Limit: DefaultSearchLimit, Hops: 1, TTL: 1, DeadlineMs: DefaultSearchDeadlineMs}},
+	} {
+		got := tc.in
+		got.Clamp()
+		if got != tc.want {
+			t.Errorf("Clamp(%+v) = %+v, want %+v", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestDecodeSearchRequestErrors(t *testing.T) {
+	long := strings.Repeat("a", MaxSearchQueryLength+1)
+	for _, tc := range []struct {
+		in, msg string
+		target  error
+	}{
+		{`{"type":"search","query":"x"}`, "requestId is missing", ErrInvalid},
+		{`{"type":"search","query":"x","requestId":""}`, "requestId", ErrInvalid},
+		{`{"type":"fetch","query":"x","requestId":"r"}`, "type", ErrInvalid},
+		{`{"type":"search","Query":"x","query":"x","requestId":"r"}`, `unknown field "Query"`, ErrInvalid},
+		{`{"type":"search","query":1,"requestId":"r"}`, "search request.query: want a string", ErrInvalid},
+		{`{"type":"search","query":"` + long + `","requestId":"r"}`, "search request.query", ErrInvalid},
+		{`{"type":"search","query":"x","requestId":"r","ttl":-1}`, "search request.ttl", ErrInvalid},
+		{`{"type":"search","query":"x","requestId":"r","limit":1.5}`, "search request.limit", ErrInvalid},
+		{`{"type":"search","query":"x","requestId":"r","deadlineMs":"5"}`, "search request.deadlineMs", ErrInvalid},
+		{`{"type":"search","query":"x","requestId":"r","filters":[]}`, "search request.filters", ErrInvalid},
+		{`{"type":"search","query":"x","requestId":"r","filters":{"tag":["a"]}}`, `unknown field "tag"`, ErrInvalid},
+		{`{"type":"search","query":"x","requestId":"r","filters":{"tags":[1]}}`, "search request.filters.tags", ErrInvalid},
+		{`{"type":"search","query":"x","requestId":"r","filters":{"since":-1}}`, "search request.filters.since", ErrInvalid},
+		{`{"type":"search","query":"x","requestId":"r","filters":{"nodes":[""]}}`, "search request.filters.nodes", ErrInvalid},
+		{`{"type":"search","query":"x","requestId":"r","requestId":"s"}`, "Duplicate key", ErrInvalid},
+		{`null`, "", ErrInvalid},
+		{`{"type":"search","query":"` + strings.Repeat("a", MaxSearchRequestSize) + `","requestId":"r"}`, "", ErrTooLarge},
+	} {
+		_, err := DecodeSearchRequest([]byte(tc.in))
+		wantErr(t, err, tc.target, tc.msg)
+		if CodeOf(err) == CodeInternal {
+			t.Fatalf("%v maps to INTERNAL", err)
+		}
+	}
+	// Huge but well-formed numbers decode; Clamp lowers them.
+	r, err := DecodeSearchRequest([]byte(`{"type":"search","query":"x","requestId":"r","ttl":50,"hops":50,"limit":10000,"deadlineMs":9007199254740991}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Clamp()
+	if r.TTL != MaxSearchHops || r.Hops != MaxSearchHops || r.Limit != MaxSearchLimit || r.DeadlineMs != MaxSearchDeadlineMs {
+		t.Fatalf("not clamped: %+v", r)
+	}
+}
+
+func TestDecodeSearchResponseErrors(t *testing.T) {
+	sl := mustSign(t, testKey(7), testLesson())
+	slb := string(mustEncode(t, sl))
+	many := `{"type":"searchResponse","requestId":"r","results":[` + strings.TrimSuffix(strings.Repeat(`{"signedLesson":`+slb+`},`, MaxSearchResults+1), ",") + `]}`
+	for _, tc := range []struct {
+		in, msg string
+		target  error
+	}{
+		{`{"type":"searchResponse","requestId":"r"}`, "results is missing", ErrInvalid},
+		{`{"type":"searchResponse","requestId":"r","results":{}}`, "results: want an array", ErrInvalid},
+		{`{"type":"searchResponse","requestId":"r","results":[{}]}`, "results[0].signedLesson is missing", ErrInvalid},
+		{`{"type":"searchResponse","requestId":"r","results":[{"signedLesson":` + slb + `,"score":"1"}]}`, "results[0].score", ErrInvalid},
+		{`{"type":"searchResponse","requestId":"r","results":[{"signedLesson":` + slb + `,"Via":"x"}]}`, `unknown field "Via"`, ErrInvalid},
+		{`{"type":"searchResponse","requestId":"r","results":[{"signedLesson":{"lesson":{}}}]}`, "results[0]", ErrInvalid},
+		{`{"type":"searchResponse","requestId":"r","results":[],"truncated":1}`, "truncated", ErrInvalid},
+		{`{"type":"searchResponse","requestId":"r","results":[],"error":{"code":"X"}}`, "search response: error.message is missing", ErrInvalid},
+		{`{"type":"search","requestId":"r","results":[]}`, "type", ErrInvalid},
+		{many, fmt.Sprint(MaxSearchResults+1, " results"), ErrTooLarge},
+	} {
+		_, err := DecodeSearchResponse([]byte(tc.in))
+		wantErr(t, err, tc.target, tc.msg)
+	}
+	big := make([]byte, MaxSearchResponseSize+1)
+	if _, err := DecodeSearchResponse(big); CodeOf(err) != CodeTooLarge {
+		t.Fatalf("oversized response: %v", err)
+	}
+}
+
+func FuzzDecodeSearchRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"search","query":"cargo \"parallel build\" humidity > 60","requestId":"r1","origin":"12D3KooWx","limit":10,"hops":2,"ttl":2,"deadlineMs":2000}`,
+		`{"type":"search","query":"","requestId":"r","filters":{"types":["lesson"],"tags":["a","b"],"topics":["rust"],"since":5,"nodes":["n"]}}`,
+		`{"type":"search","query":"x","requestId":"r","filters":{"types":[]}}`,
+		`{"type":"search","query":"x","requestId":"r","ttl":50,"limit":10000}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := DecodeSearchRequest(data)
+		if err != nil {
+			checkDecodeErr(t, err)
+			return
+		}
+		enc, err := r.Encode()
+		if err != nil {
+			t.Fatalf("decoded request does not encode: %v", err)
+		}
+		r2, err := DecodeSearchRequest(enc)
+		if err != nil {
+			t.Fatalf("our encoding does not decode: %v\n%s", err, enc)
+		}
+		if !reflect.DeepEqual(r, r2) {
+			t.Fatalf("round trip changed the request:\n%+v\n%+v", r, r2)
+		}
+		r.Clamp()
+		if r.Limit < 1 || r.Limit > MaxSearchLimit || r.TTL < 1 || r.TTL > MaxSearchHops || r.Hops < 1 || r.Hops > MaxSearchHops ||
+			r.DeadlineMs < 1 || r.DeadlineMs > MaxSearchDeadlineMs {
+			t.Fatalf("clamp left %+v", r)
+		}
+	})
+}
+
+func FuzzDecodeSearchResponse(f *testing.F) {
+	_, signed, _, _ := fuzzSeeds(f)
+	for _, b := range signed {
+		f.Add([]byte(`{"type":"searchResponse","requestId":"r","results":[{"signedLesson":` + string(b) + `,"score":0.5,"trustScore":1,"via":"12D3KooWx"}],"truncated":true}`))
+	}
+	f.Add([]byte(`{"type":"searchResponse","requestId":"","results":[],"error":{"error":true,"code":"RATE_LIMITED","message":"rate limited"}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := DecodeSearchResponse(data)
+		if err != nil {
+			checkDecodeErr(t, err)
+			return
+		}
+		enc, err := r.Encode()
+		if err != nil {
+			t.Fatalf("decoded response does not encode: %v", err)
+		}
+		r2, err := DecodeSearchResponse(enc)
+		if err != nil {
+			t.Fatalf("our encoding does not decode: %v\n%s", err, enc)
+		}
+		enc2, _ := r2.Encode()
+		if !bytes.Equal(enc, enc2) {
+			t.Fatalf("encoding not stable:\n%s\n%s", enc, enc2)
+		}
+		opts := VerifyOptions{Now: testNow, AllowOld: true}
+		for i, res := range r.Results {
+			if err := Verify(res.SignedLesson, opts); err == nil {
+				if err := Verify(r2.Results[i].SignedLesson, opts); err != nil {
+					t.Fatalf("result %d verified, but not after re-encoding: %v", i, err)
+				}
+			} else if CodeOf(err) == CodeInternal {
+				t.Fatalf("Verify error maps to INTERNAL: %v", err)
+			}
+		}
+	})
+}
