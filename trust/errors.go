@@ -1,0 +1,17 @@
+package trust
+
+import "errors"
+
+// Sentinel errors. Errors about malformed input (a bad node ID, level or
+// note, an unreadable import) wrap protocol.ErrInvalid instead.
+var (
+	// ErrNoEdge: there is no direct edge to the node.
+	ErrNoEdge = errors.New("trust: no direct edge")
+	// ErrStale: a record is not newer than the one held from the same node.
+	ErrStale = errors.New("trust: not newer than the record held")
+	// ErrExpired: a vouch has expired. Errors matching it match
+	// protocol.ErrTimestamp too.
+	ErrExpired = errors.New("trust: vouch expired")
+	// ErrFull: the graph holds as many vouches or referrals as it keeps.
+	ErrFull = errors.New("trust: too many records held")
+)
