@@ -84,3 +84,21 @@ func TestConcurrentUse(t *testing.T) {
 	close(stop)
 	readers.Wait()
 }
+
+func BenchmarkPath(b *testing.B) {
+	n := nodes(b, 40)
+	c := newClock()
+	g := newGraph(b, n[0], graphOpts{clock: c})
+	for i, x := range n[1:10] {
+		mustSet(b, g, x, LevelFull)
+		vouch(b, g, c, x, n[10+i*3], n[11+i*3], n[12+i*3])
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			g.Path(n[i%len(n)].id)
+			i++
+		}
+	})
+}

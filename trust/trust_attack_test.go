@@ -36,11 +36,11 @@ func TestAttackVouchWrongKey(t *testing.T) {
 	wantErr(t, protocol.VerifyVouch(forged, opts), protocol.ErrInvalidSignature)
 
 	// B's genuine vouch, with a sybil spliced in on the wire.
-	real, err := protocol.SignVouch(B.key, []string{attacker.id}, c.Now(), time.Hour)
+	genuine, err := protocol.SignVouch(B.key, []string{attacker.id}, c.Now(), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := json.Marshal(real)
+	b, _ := json.Marshal(genuine)
 	var m map[string]any
 	_ = json.Unmarshal(b, &m)
 	m["trusts"] = []string{sybil.id}
