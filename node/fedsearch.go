@@ -1,0 +1,993 @@
+package node
+
+import (
+	"bufio"
+	"cmp"
+	"container/list"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/blevesearch/bleve/v2"
+	"github.com/blevesearch/bleve/v2/analysis"
+	"github.com/blevesearch/bleve/v2/analysis/lang/en"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	libp2pproto "github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/meshprotocol/mesh/internal/frame"
+	"github.com/meshprotocol/mesh/protocol"
+	"github.com/meshprotocol/mesh/store"
+)
+
+// Federated search (/mesh/search/1.0.0).
+//
+// A node serving a search answers from its store with public lessons only,
+// and while the request's ttl is above 1 forwards it, with ttl-1 and a
+// smaller budget, to its trusted peers other than the sender and the
+// origin. It waits for them no longer than its own budget: what arrived in
+// time is merged into the answer, which is marked truncated if anything was
+// missing. A request ID seen recently is answered empty and not forwarded,
+// so diamonds and loops in the peer graph cost one answer each. Queries are
+// never logged.
+
+// Tuning of the search server and of the fan-out.
+const (
+	// DefaultFedDeadline is FedQuery.Deadline when it is zero.
+	DefaultFedDeadline = 2 * time.Second
+
+	// searchHopFactor and searchHopMargin shrinkBudget the budget at each hop:
+	// a node given budget d gives its peers d*searchHopFactor -
+	// searchHopMargin, which leaves the rest for the round trip back.
+	searchHopFactor = 0.7
+	searchHopMargin = 10 * time.Millisecond
+	// searchMinForward is the smallest budget worth forwarding with.
+	searchMinForward = 30 * time.Millisecond
+
+	// searchSeenSize and searchSeenTTL bound the memory of request IDs.
+	searchSeenSize = 8192
+	searchSeenTTL  = 2 * time.Minute
+	// searchRate and searchBurst are the token bucket of each peer:
+	// requests per second, and how many may come at once.
+	searchRate  = 10
+	searchBurst = 20
+	// searchMaxPeers bounds the per-peer buckets kept.
+	searchMaxPeers = 4096
+	// searchMaxInFlight bounds the searches served at once, all peers
+	// together; more are answered RATE_LIMITED.
+	searchMaxInFlight = 64
+	// searchReadTimeout bounds reading a request.
+	searchReadTimeout = 10 * time.Second
+	// searchResponseBudget keeps an encoded answer under the cap.
+	searchResponseBudget = protocol.MaxSearchResponseSize - 64<<10
+)
+
+// trustView is what federated search needs of the web of trust. It must be
+// safe for concurrent use.
+type trustView interface {
+	// Path returns the trust path to nodeID (the node IDs after this
+	// node, ending with nodeID) and its score in (0, 1]; ok is false when
+	// there is none.
+	Path(nodeID string) (hops []string, score float64, ok bool)
+	// Blocked reports whether nodeID is at trust level none.
+	Blocked(nodeID string) bool
+}
+
+// trustView returns the node's web of trust.
+//
+// TODO(trust): return n.trust once the trust.Graph lands in node.go; until
+// then every node is trusted at one hop.
+func (n *Node) trustView() trustView { return fedAllowAll{} }
+
+// fedAllowAll trusts every node directly.
+type fedAllowAll struct{}
+
+func (fedAllowAll) Path(nodeID string) ([]string, float64, bool) { return []string{nodeID}, 1, true }
+func (fedAllowAll) Blocked(string) bool                          { return false }
+
+// startSearch registers the /mesh/search/1.0.0 handler.
+func (n *Node) startSearch() error {
+	srv := &searchServer{
+		n:        n,
+		seen:     map[string]*list.Element{},
+		buckets:  map[peer.ID]*searchBucket{},
+		inFlight: make(chan struct{}, searchMaxInFlight),
+	}
+	n.host.SetStreamHandler(libp2pproto.ID(protocol.ProtocolSearch), srv.handle)
+	return nil
+}
+
+// searchServer serves /mesh/search/1.0.0.
+type searchServer struct {
+	n        *Node
+	inFlight chan struct{} // a semaphore of searchMaxInFlight
+
+	mu      sync.Mutex
+	seen    map[string]*list.Element // request ID -> element of order
+	order   list.List                // of searchSeen, oldest first
+	buckets map[peer.ID]*searchBucket
+}
+
+type searchSeen struct {
+	id string
+	at time.Time
+}
+
+type searchBucket struct {
+	tokens float64
+	last   time.Time
+}
+
+// firstSeen records a request ID and reports whether it is new.
+func (s *searchServer) firstSeen(id string, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for e := s.order.Front(); e != nil; e = s.order.Front() {
+		se := e.Value.(searchSeen)
+		if now.Sub(se.at) < searchSeenTTL && s.order.Len() < searchSeenSize {
+			break
+		}
+		delete(s.seen, se.id)
+		s.order.Remove(e)
+	}
+	if _, dup := s.seen[id]; dup {
+		return false
+	}
+	s.seen[id] = s.order.PushBack(searchSeen{id: id, at: now})
+	return true
+}
+
+// allow takes a token from p's searchBucket.
+func (s *searchServer) allow(p peer.ID, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.buckets[p]
+	if !ok {
+		if len(s.buckets) >= searchMaxPeers {
+			s.pruneBucketsLocked(now)
+		}
+		b = &searchBucket{tokens: searchBurst, last: now}
+		s.buckets[p] = b
+	}
+	b.tokens = math.Min(searchBurst, b.tokens+now.Sub(b.last).Seconds()*searchRate)
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// pruneBucketsLocked forgets the buckets that have refilled: forgetting
+// them changes nothing. If none has, it forgets them all.
+func (s *searchServer) pruneBucketsLocked(now time.Time) {
+	for p, b := range s.buckets {
+		if b.tokens+now.Sub(b.last).Seconds()*searchRate >= searchBurst {
+			delete(s.buckets, p)
+		}
+	}
+	if len(s.buckets) >= searchMaxPeers {
+		clear(s.buckets)
+	}
+}
+
+// handle answers one search request.
+func (s *searchServer) handle(st network.Stream) {
+	defer st.Close()
+	n := s.n
+	from := st.Conn().RemotePeer()
+	_ = st.SetReadDeadline(time.Now().Add(searchReadTimeout))
+	data, err := frame.Read(bufio.NewReader(st), protocol.MaxSearchRequestSize)
+	received := time.Now()
+	resp := &protocol.SearchResponse{Type: protocol.MsgSearchResponse}
+	var req *protocol.SearchRequest
+	switch {
+	case err != nil && !errors.Is(err, protocol.ErrTooLarge):
+		st.Reset()
+		return
+	case err != nil:
+	case n.trustView().Blocked(from.String()):
+		err = fmt.Errorf("search: %w", protocol.ErrUntrusted)
+	case !s.allow(from, received):
+		err = fmt.Errorf("search: %w: at most %d searches a second", protocol.ErrRateLimited, searchRate)
+	default:
+		req, err = protocol.DecodeSearchRequest(data)
+	}
+	if err == nil {
+		req.Clamp()
+		resp.RequestID = req.RequestID
+		budget := time.Duration(req.DeadlineMs) * time.Millisecond
+		_ = st.SetDeadline(received.Add(budget + time.Second))
+		switch {
+		case req.Origin == n.id.String(), !s.firstSeen(req.RequestID, received):
+			// Seen before, or our own search come back: answered already.
+		default:
+			select {
+			case s.inFlight <- struct{}{}:
+				err = s.serve(received.Add(budget), from, req, resp)
+				<-s.inFlight
+			default:
+				err = fmt.Errorf("search: %w: too many searches at once", protocol.ErrRateLimited)
+			}
+		}
+	}
+	if err != nil {
+		resp.Results = nil
+		e := protocol.NewError(err)
+		resp.Error = &e
+	}
+	b, err := resp.Encode()
+	if err != nil {
+		st.Reset()
+		return
+	}
+	_ = frame.Write(st, b)
+}
+
+// serve fills resp for a new request, to be answered by deadline.
+func (s *searchServer) serve(deadline time.Time, from peer.ID, req *protocol.SearchRequest, resp *protocol.SearchResponse) error {
+	n := s.n
+	if _, err := store.ParseQuery(req.Query); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithDeadline(n.ctx, deadline.Add(-answerMargin(time.Until(deadline))))
+	defer cancel()
+
+	var fwd <-chan fanOutResult
+	if req.TTL > 1 {
+		budget := shrinkBudget(time.Until(deadline))
+		if budget >= searchMinForward {
+			f := *req
+			f.TTL--
+			f.DeadlineMs = budget.Milliseconds()
+			peers := n.searchPeers(from.String(), req.Origin)
+			fwd = n.fanOut(ctx, peers, &f)
+		}
+	}
+	local, err := n.publicResults(ctx, req.Query, req.Filters, req.Limit)
+	if err != nil {
+		if errors.Is(err, protocol.ErrInvalid) {
+			return err
+		}
+		n.log.Warn("search local store", "err", err)
+	}
+	lists := [][]protocol.SearchResult{local}
+	if fwd != nil {
+		r := <-fwd
+		lists = append(lists, r.lists...)
+		resp.Truncated = r.truncated
+	}
+	var cut bool
+	resp.Results, cut = mergeResults(lists, protocol.MaxSearchResults, searchResponseBudget)
+	resp.Truncated = resp.Truncated || cut
+	return nil
+}
+
+// shrinkBudget is the budget a node gives the peers it forwards to.
+func shrinkBudget(d time.Duration) time.Duration {
+	return time.Duration(float64(d)*searchHopFactor) - searchHopMargin
+}
+
+// answerMargin is the time kept, out of a budget of d, to merge and send
+// an answer.
+func answerMargin(d time.Duration) time.Duration {
+	return min(max(d/20, 2*time.Millisecond), 50*time.Millisecond)
+}
+
+// searchPeers lists the connected peers to forward a search to: those with
+// a trust path, not blocked, other than the ones in except, and not known
+// to lack the search protocol.
+func (n *Node) searchPeers(except ...string) []peer.ID {
+	tv := n.trustView()
+	var out []peer.ID
+	for _, p := range n.host.Network().Peers() {
+		id := p.String()
+		if p == n.id || slices.Contains(except, id) || tv.Blocked(id) {
+			continue
+		}
+		if _, _, ok := tv.Path(id); !ok {
+			continue
+		}
+		if !n.speaksSearch(p) {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// speaksSearch is false only for a peer identify says lacks the protocol.
+func (n *Node) speaksSearch(p peer.ID) bool {
+	ps := n.host.Peerstore()
+	protos, err := ps.GetProtocols(p)
+	if err != nil || len(protos) == 0 {
+		return true // not identified yet: try
+	}
+	ok, err := ps.SupportsProtocols(p, libp2pproto.ID(protocol.ProtocolSearch))
+	return err != nil || len(ok) > 0
+}
+
+// fanOutResult is what came back from the peers of a fan-out: one list of
+// results per answering peer, each with Via set, and whether any peer
+// failed, was late, or answered truncated.
+type fanOutResult struct {
+	lists     [][]protocol.SearchResult
+	truncated bool
+	err       error // the first peer's failure, if any
+}
+
+// fanOut sends req to peers in parallel and delivers, once all answered or
+// ctx is done, what arrived. A peer that does not answer in time costs no
+// more than ctx's deadline: its stream is reset then.
+func (n *Node) fanOut(ctx context.Context, peers []peer.ID, req *protocol.SearchRequest) <-chan fanOutResult {
+	out := make(chan fanOutResult, 1)
+	if len(peers) == 0 {
+		out <- fanOutResult{}
+		return out
+	}
+	b, err := req.Encode()
+	if err != nil {
+		out <- fanOutResult{truncated: true}
+		return out
+	}
+	type answer struct {
+		p    peer.ID
+		resp *protocol.SearchResponse
+		err  error
+	}
+	answers := make(chan answer, len(peers))
+	ctx, cancel := context.WithCancel(ctx)
+	stopNode := context.AfterFunc(n.ctx, cancel)
+	for _, p := range peers {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			resp, err := n.searchRoundTrip(ctx, p, b)
+			answers <- answer{p, resp, err}
+		}()
+	}
+	go func() {
+		defer cancel()
+		defer stopNode()
+		var r fanOutResult
+		for pending := len(peers); pending > 0; pending-- {
+			select {
+			case a := <-answers:
+				switch {
+				case a.err != nil:
+					r.truncated = true
+					r.err = cmp.Or(r.err, fmt.Errorf("%s: %w", a.p, a.err))
+				case a.resp.Error != nil:
+					r.truncated = true
+					r.err = cmp.Or(r.err, fmt.Errorf("%s: %w", a.p, protocol.ErrorFor(a.resp.Error.Code, a.resp.Error.Message)))
+				default:
+					via := a.p.String()
+					for i := range a.resp.Results {
+						if a.resp.Results[i].Via == "" {
+							a.resp.Results[i].Via = via
+						}
+					}
+					r.lists = append(r.lists, a.resp.Results)
+					r.truncated = r.truncated || a.resp.Truncated
+				}
+			case <-ctx.Done():
+				r.truncated = true
+				r.err = cmp.Or(r.err, ctx.Err())
+				out <- r
+				return
+			}
+		}
+		out <- r
+	}()
+	return out
+}
+
+// searchRoundTrip sends one search request to p and reads its answer. It
+// gives up, resetting the stream, when ctx is done.
+func (n *Node) searchRoundTrip(ctx context.Context, p peer.ID, req []byte) (*protocol.SearchResponse, error) {
+	s, err := n.host.NewStream(network.WithAllowLimitedConn(ctx, protocol.ProtocolSearch), p, libp2pproto.ID(protocol.ProtocolSearch))
+	if err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { s.Reset() })
+	defer stop()
+	defer s.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = s.SetDeadline(dl)
+	}
+	if err := frame.Write(s, req); err != nil {
+		s.Reset()
+		return nil, err
+	}
+	if err := s.CloseWrite(); err != nil {
+		s.Reset()
+		return nil, err
+	}
+	b, err := frame.Read(bufio.NewReader(s), protocol.MaxSearchResponseSize)
+	if err != nil {
+		s.Reset()
+		return nil, err
+	}
+	return protocol.DecodeSearchResponse(b)
+}
+
+// publicResults answers a search from the local store with public lessons
+// only: this node's public publications, as signed, and the public lessons
+// it caches. At most limit, best first by the store's own ranking.
+func (n *Node) publicResults(ctx context.Context, text string, f *protocol.SearchFilters, limit int) ([]protocol.SearchResult, error) {
+	q := store.Query{Text: text, Origin: store.OriginAll, Visibility: []string{protocol.VisibilityPublic}, Limit: limit}
+	if f != nil {
+		q.Types, q.Tags = f.Types, f.Tags
+		if len(f.Nodes) == 1 {
+			q.Publisher = f.Nodes[0]
+		}
+		if len(f.Topics) > 0 || f.Since != 0 || len(f.Nodes) > 1 {
+			q.Limit = store.MaxSearchLimit // some hits will be filtered out below
+		}
+	}
+	q.Limit = min(max(q.Limit, 1), store.MaxSearchLimit)
+	res, err := n.store.Search(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	var out []protocol.SearchResult
+	for _, h := range res.Hits {
+		if len(out) == limit {
+			break
+		}
+		sl := h.Signed
+		if h.Key == "" {
+			if sl, err = n.store.Publication(ctx, h.ID); err != nil {
+				continue // public record, never published: not shared
+			}
+		}
+		if sl == nil || sl.Publication.Visibility != protocol.VisibilityPublic || !matchSearchFilters(sl, f) {
+			continue
+		}
+		out = append(out, protocol.SearchResult{SignedLesson: sl, Score: h.Score, TrustScore: n.trustScore(sl.Signature.NodeID)})
+	}
+	return out, nil
+}
+
+// trustScore is this node's trust in a publisher, 0 for none.
+func (n *Node) trustScore(nodeID string) float64 {
+	if nodeID == n.id.String() {
+		return 1
+	}
+	tv := n.trustView()
+	if tv.Blocked(nodeID) {
+		return 0
+	}
+	_, score, ok := tv.Path(nodeID)
+	if !ok {
+		return 0
+	}
+	return score
+}
+
+// matchSearchFilters reports whether a signed lesson passes the filters.
+func matchSearchFilters(sl *protocol.SignedLesson, f *protocol.SearchFilters) bool {
+	if f.Empty() {
+		return true
+	}
+	if len(f.Types) > 0 && !slices.Contains(f.Types, sl.Lesson.Type) {
+		return false
+	}
+	for _, t := range f.Tags {
+		if !slices.Contains(sl.Lesson.Tags, t) {
+			return false
+		}
+	}
+	if len(f.Topics) > 0 {
+		found := false
+		for _, t := range sl.Publication.Topics {
+			found = found || slices.Contains(f.Topics, strings.ToLower(t))
+		}
+		if !found {
+			return false
+		}
+	}
+	if f.Since != 0 && sl.Publication.PublishedAt < f.Since {
+		return false
+	}
+	return len(f.Nodes) == 0 || slices.Contains(f.Nodes, sl.Signature.NodeID)
+}
+
+// mergeResults merges lists of results, each best first: it takes them in
+// turn, one from each list, so every source's best come first, keeps the
+// newest publication of each lesson key, and stops at max results or
+// maxBytes of encoded lessons (cut is then true).
+func mergeResults(lists [][]protocol.SearchResult, max, maxBytes int) (out []protocol.SearchResult, cut bool) {
+	pos := map[string]int{} // lesson key -> index in out
+	size := 0
+	for i := 0; ; i++ {
+		more := false
+		for _, l := range lists {
+			if i >= len(l) {
+				continue
+			}
+			more = true
+			r := l[i]
+			if r.SignedLesson == nil {
+				continue
+			}
+			key := r.SignedLesson.Key()
+			if j, ok := pos[key]; ok {
+				if r.SignedLesson.Publication.PublishedAt > out[j].SignedLesson.Publication.PublishedAt {
+					out[j] = r // sizes differ a little; the slack covers it
+				}
+				continue
+			}
+			if len(out) == max {
+				return out, true
+			}
+			b, err := r.SignedLesson.Encode()
+			if err != nil {
+				continue
+			}
+			if size += len(b) + 256; size > maxBytes {
+				return out, true
+			}
+			pos[key] = len(out)
+			out = append(out, r)
+		}
+		if !more {
+			return out, false
+		}
+	}
+}
+
+// FedQuery is a federated search.
+type FedQuery struct {
+	// Query is as in store.Query.Text, at most
+	// protocol.MaxSearchQueryLength bytes. Empty matches every public
+	// lesson that passes the filters.
+	Query string
+	// Filters restrict the results; the zero value restricts nothing.
+	Filters protocol.SearchFilters
+	// Limit is the number of results: 0 means protocol.DefaultSearchLimit,
+	// at most protocol.MaxSearchLimit.
+	Limit int
+	// Hops is how far the search goes: 1 asks the peers only, 2 their
+	// peers too. 0 means protocol.DefaultSearchHops, at most
+	// protocol.MaxSearchHops.
+	Hops int
+	// Deadline is how long the search may take: 0 means
+	// DefaultFedDeadline. What arrived by then is returned, marked
+	// Truncated if anything was missing.
+	Deadline time.Duration
+	// Sources is whom to ask: "" or "trusted" asks the connected peers with
+	// a trust path (and this node's store); a node ID asks that node only;
+	// anything else is a topic name, and keeps only the lessons published
+	// on that topic.
+	Sources string
+	// FreshnessHalfLife, if set, halves a result's score for every such
+	// age of its publication. 0 turns freshness off.
+	FreshnessHalfLife time.Duration
+}
+
+// FedResult is the answer to a federated search.
+type FedResult struct {
+	// Results are ranked by Score, best first.
+	Results []FedHit
+	// Truncated says some peers did not answer in time, or answered
+	// truncated themselves: more results may exist.
+	Truncated bool
+	// Invalid, Revoked and Untrusted count the results dropped: a bad
+	// signature or a lesson that is not public, a lesson this node knows
+	// revoked, and a publisher without a trust path or blocked.
+	Invalid, Revoked, Untrusted int
+}
+
+// FedHit is one result of a federated search.
+type FedHit struct {
+	// Key is the lesson's key, lessonId@nodeId.
+	Key string
+	// Lesson is the lesson as signed by its publisher, verified.
+	Lesson *protocol.SignedLesson
+	// Relevance is BM25 over the candidates of this search, mapped into
+	// (0, 1] as s/(s+1); 1 for a query without words.
+	Relevance float64
+	// Trust is this node's trust in the publisher, in (0, 1].
+	Trust float64
+	// Freshness is 0.5^(age/FreshnessHalfLife), or 1 when that is off.
+	Freshness float64
+	// Score is Relevance × Trust × Freshness.
+	Score float64
+	// Via is the node whose store answered with the lesson (this node's
+	// ID for its own store).
+	Via string
+	// TrustPath is the trust path to the publisher, nil for this node's
+	// own lessons.
+	TrustPath []string
+}
+
+// FederatedSearch searches the public lessons of this node and its trusted
+// network. It verifies every result, drops the invalid, revoked and
+// untrusted ones, keeps the newest version of each lesson, and ranks the
+// rest by relevance × trust × freshness, the relevance computed here over
+// the candidates alone since scores from different indexes do not compare.
+// It returns by q.Deadline even if peers do not answer.
+func (n *Node) FederatedSearch(ctx context.Context, q FedQuery) (*FedResult, error) {
+	pq, err := store.ParseQuery(q.Query)
+	if err != nil {
+		return nil, fmt.Errorf("federated search: %w", err)
+	}
+	if len(q.Query) > protocol.MaxSearchQueryLength {
+		return nil, fmt.Errorf("federated search: %w: query is %d bytes, the limit is %d", protocol.ErrInvalid, len(q.Query), protocol.MaxSearchQueryLength)
+	}
+	deadline := q.Deadline
+	if deadline <= 0 {
+		deadline = DefaultFedDeadline
+	}
+	start := time.Now()
+	ctx, cancel := context.WithDeadline(ctx, start.Add(deadline))
+	defer cancel()
+	filters := q.Filters
+	req := protocol.SearchRequest{Type: protocol.MsgSearch, Query: q.Query, Limit: q.Limit, Hops: q.Hops, Origin: n.id.String()}
+	req.Clamp()
+	req.TTL = req.Hops
+
+	var peers []peer.ID
+	askLocal := true
+	switch src := q.Sources; {
+	case src == "" || src == "trusted":
+	case looksLikeNodeID(src):
+		p, _ := peer.Decode(src)
+		if p == n.id {
+			break
+		}
+		askLocal = false
+		peers = []peer.ID{p}
+		req.TTL = 1 // that node's own store only
+	default:
+		filters.Topics = append(append([]string(nil), filters.Topics...), strings.ToLower(src))
+	}
+	if !filters.Empty() {
+		req.Filters = &filters
+	}
+	if askLocal && n.host != nil {
+		peers = n.searchPeers()
+	}
+	if !askLocal && n.host == nil {
+		return nil, fmt.Errorf("federated search: %w", ErrOffline)
+	}
+
+	// Collect until the deadline, less the time to rank.
+	collect, stop := context.WithDeadline(ctx, start.Add(deadline-rankMargin(deadline)))
+	defer stop()
+	var fwd <-chan fanOutResult
+	if len(peers) > 0 {
+		var id [16]byte
+		_, _ = rand.Read(id[:])
+		req.RequestID = hex.EncodeToString(id[:])
+		req.DeadlineMs = max(shrinkBudget(deadline-rankMargin(deadline)).Milliseconds(), 1)
+		fwd = n.fanOut(collect, peers, &req)
+	}
+	var lists [][]protocol.SearchResult
+	if askLocal {
+		local, err := n.publicResults(collect, q.Query, req.Filters, req.Limit)
+		if err != nil {
+			return nil, fmt.Errorf("federated search: %w", err)
+		}
+		self := n.id.String()
+		for i := range local {
+			local[i].Via = self
+		}
+		lists = append(lists, local)
+	}
+	res := &FedResult{}
+	if fwd != nil {
+		r := <-fwd
+		if !askLocal && len(r.lists) == 0 && r.err != nil {
+			return nil, fmt.Errorf("federated search: %w", r.err)
+		}
+		lists = append(lists, r.lists...)
+		res.Truncated = r.truncated
+	}
+	hits := n.vetResults(ctx, lists, req.Filters, res)
+	hits = rankHits(hits, pq, q.FreshnessHalfLife, n.now())
+	if len(hits) > req.Limit {
+		hits = hits[:req.Limit]
+	}
+	res.Results = hits
+	return res, nil
+}
+
+// rankMargin is the time kept out of a requester's deadline to verify and
+// rank what came back.
+func rankMargin(d time.Duration) time.Duration {
+	return min(max(d/10, 5*time.Millisecond), 100*time.Millisecond)
+}
+
+func looksLikeNodeID(s string) bool {
+	if !strings.HasPrefix(s, "12D3KooW") && !strings.HasPrefix(s, "Qm") {
+		return false
+	}
+	_, err := peer.Decode(s)
+	return err == nil
+}
+
+// vetResults verifies the candidates, counts into res those it drops, keeps
+// the newest version of each lesson key, and returns them as hits with Via,
+// Trust and TrustPath set.
+func (n *Node) vetResults(ctx context.Context, lists [][]protocol.SearchResult, f *protocol.SearchFilters, res *FedResult) []FedHit {
+	self := n.id.String()
+	tv := n.trustView()
+	opts := protocol.VerifyOptions{Now: n.now(), AllowOld: true}
+	checked := map[string]bool{} // signature -> valid: each copy is verified once
+	best := map[string]int{}     // lesson key -> index in hits
+	var hits []FedHit
+	for _, l := range lists {
+		for _, r := range l {
+			sl := r.SignedLesson
+			if sl == nil {
+				res.Invalid++
+				continue
+			}
+			sig := sl.Signature.Sig
+			valid, done := checked[sig]
+			if !done {
+				valid = protocol.Verify(sl, opts) == nil && sl.Publication.Visibility == protocol.VisibilityPublic
+				checked[sig] = valid
+			}
+			if !valid {
+				res.Invalid++
+				continue
+			}
+			key := sl.Key()
+			if n.store.Revoked(ctx, key) {
+				res.Revoked++
+				continue
+			}
+			publisher := sl.Signature.NodeID
+			h := FedHit{Key: key, Lesson: sl, Via: r.Via, Trust: 1}
+			if publisher != self {
+				path, score, ok := tv.Path(publisher)
+				if !ok || tv.Blocked(publisher) || score <= 0 {
+					res.Untrusted++
+					continue
+				}
+				h.Trust, h.TrustPath = score, path
+			}
+			if !matchSearchFilters(sl, f) {
+				continue // a peer that ignored the filters
+			}
+			if j, ok := best[key]; ok {
+				if sl.Publication.PublishedAt > hits[j].Lesson.Publication.PublishedAt {
+					hits[j] = h
+				}
+				continue
+			}
+			best[key] = len(hits)
+			hits = append(hits, h)
+		}
+	}
+	return hits
+}
+
+// rankHits scores the hits against the query with BM25 over the hits
+// themselves, then sorts them by relevance × trust × freshness. Hits that
+// do not match the query's words, phrases or comparisons are removed.
+func rankHits(hits []FedHit, pq store.ParsedQuery, halfLife time.Duration, now time.Time) []FedHit {
+	rel := bm25(hits, pq)
+	kept := hits[:0]
+	for i, h := range hits {
+		if rel[i] < 0 {
+			continue
+		}
+		h.Relevance = rel[i]
+		h.Freshness = 1
+		if halfLife > 0 {
+			age := now.Sub(time.UnixMilli(h.Lesson.Publication.PublishedAt))
+			if age > 0 {
+				h.Freshness = math.Pow(0.5, float64(age)/float64(halfLife))
+			}
+		}
+		h.Score = h.Relevance * h.Trust * h.Freshness
+		kept = append(kept, h)
+	}
+	sort.SliceStable(kept, func(i, j int) bool {
+		if kept[i].Score != kept[j].Score {
+			return kept[i].Score > kept[j].Score
+		}
+		return kept[i].Key < kept[j].Key
+	})
+	return kept
+}
+
+var (
+	searchAnalyzerOnce sync.Once
+	searchAnalyzerV    analysis.Analyzer
+)
+
+// searchAnalyzer is the analyzer of the store's text field: English, stemmed,
+// without stop words.
+func searchAnalyzer() analysis.Analyzer {
+	searchAnalyzerOnce.Do(func() { searchAnalyzerV = bleve.NewIndexMapping().AnalyzerNamed(en.AnalyzerName) })
+	return searchAnalyzerV
+}
+
+// BM25 parameters, bleve's.
+const (
+	bm25K1 = 1.2
+	bm25B  = 0.75
+)
+
+// bm25 scores each hit against the query as the store's index would if it
+// held exactly the hits: the same analyzer and text field (title, content
+// and tags), BM25 with bleve's parameters, words OR'ed with bleve's coord
+// factor, every phrase and comparison required. It returns s/(s+1) per hit,
+// 1 for a query without words or phrases, and -1 for a hit that does not
+// match.
+func bm25(hits []FedHit, pq store.ParsedQuery) []float64 {
+	rel := make([]float64, len(hits))
+	for i, h := range hits {
+		for _, c := range pq.Comparisons {
+			if v, ok := h.Lesson.Lesson.Number(c.Field); !ok || !c.Match(v) {
+				rel[i] = -1
+			}
+		}
+	}
+	an := searchAnalyzer()
+	var terms []string
+	for _, w := range pq.Terms {
+		for _, tok := range an.Analyze([]byte(w)) {
+			if t := string(tok.Term); !slices.Contains(terms, t) {
+				terms = append(terms, t)
+			}
+		}
+	}
+	type word struct {
+		term string
+		off  int // position relative to the phrase's first word
+	}
+	var phrases [][]word
+	for _, p := range pq.Phrases {
+		toks := an.Analyze([]byte(p))
+		if len(toks) == 0 {
+			continue // only stop words
+		}
+		ph := make([]word, len(toks))
+		for i, tok := range toks {
+			ph[i] = word{string(tok.Term), tok.Position - toks[0].Position}
+		}
+		phrases = append(phrases, ph)
+	}
+	if len(terms) == 0 && len(phrases) == 0 {
+		words := len(pq.Terms) > 0 || len(pq.Phrases) > 0
+		for i := range rel {
+			if rel[i] == 0 {
+				rel[i] = 1
+			}
+			if words {
+				rel[i] = -1 // words, none searchable: the store matches nothing
+			}
+		}
+		return rel
+	}
+
+	// Index the hits: positions of each term, and lengths.
+	docs := make([]map[string][]int, len(hits))
+	lens := make([]int, len(hits))
+	total := 0
+	df := map[string]int{}
+	for i, h := range hits {
+		l := &h.Lesson.Lesson
+		var text strings.Builder
+		text.WriteString(l.Title)
+		text.WriteByte('\n')
+		text.WriteString(l.Content)
+		for _, t := range l.Tags {
+			text.WriteByte('\n')
+			text.WriteString(t)
+		}
+		toks := an.Analyze([]byte(text.String()))
+		m := make(map[string][]int)
+		for _, tok := range toks {
+			t := string(tok.Term)
+			if _, ok := m[t]; !ok {
+				df[t]++
+			}
+			m[t] = append(m[t], tok.Position)
+		}
+		docs[i], lens[i] = m, len(toks)
+		total += len(toks)
+	}
+	nDocs := float64(len(hits))
+	avg := math.Max(float64(total)/nDocs, 1)
+	idf := func(t string) float64 {
+		d := float64(df[t])
+		return math.Log(1 + (nDocs-d+0.5)/(d+0.5))
+	}
+	var sumSq float64
+	for _, t := range terms {
+		sumSq += idf(t) * idf(t)
+	}
+	for _, ph := range phrases {
+		for _, w := range ph {
+			sumSq += idf(w.term) * idf(w.term)
+		}
+	}
+	norm := 1 / math.Sqrt(math.Max(sumSq, math.SmallestNonzeroFloat64))
+	score := func(i int, t string) float64 {
+		f := len(docs[i][t])
+		if f == 0 {
+			return 0
+		}
+		tf := math.Sqrt(float64(f))
+		w := idf(t)
+		return w * norm * w * tf * bm25K1 / (tf + bm25K1*(1-bm25B+bm25B*float64(lens[i])/avg))
+	}
+	for i := range hits {
+		if rel[i] < 0 {
+			continue
+		}
+		var s float64
+		for _, ph := range phrases {
+			if !phraseAt(docs[i], ph[0].term, func(start int) bool {
+				for _, w := range ph[1:] {
+					if !slices.Contains(docs[i][w.term], start+w.off) {
+						return false
+					}
+				}
+				return true
+			}) {
+				s = -1
+				break
+			}
+			for _, w := range ph {
+				s += score(i, w.term)
+			}
+		}
+		if s < 0 {
+			rel[i] = -1
+			continue
+		}
+		matched, should := 0, 0.0
+		for _, t := range terms {
+			if v := score(i, t); v > 0 {
+				matched++
+				should += v
+			}
+		}
+		if len(terms) > 0 {
+			if matched == 0 && len(phrases) == 0 {
+				rel[i] = -1
+				continue
+			}
+			s += should * float64(matched) / float64(len(terms))
+		}
+		rel[i] = searchRelevance(s)
+	}
+	return rel
+}
+
+// phraseAt reports whether some position of first starts a match.
+func phraseAt(doc map[string][]int, first string, at func(start int) bool) bool {
+	for _, p := range doc[first] {
+		if at(p) {
+			return true
+		}
+	}
+	return false
+}
+
+// searchRelevance maps s >= 0 into (0, 1] as s/(s+1), as the store does.
+func searchRelevance(s float64) float64 {
+	if math.IsNaN(s) || s <= 0 {
+		return math.SmallestNonzeroFloat64
+	}
+	if math.IsInf(s, 1) {
+		return 1
+	}
+	return s / (s + 1)
+}

