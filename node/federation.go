@@ -36,8 +36,8 @@ func (c checker) HeldVersion(ctx context.Context, key string) (int64, bool) {
 	return c.n.store.HeldVersion(ctx, key)
 }
 
-// Trusted accepts every publisher until the web of trust lands.
-func (c checker) Trusted(nodeID string) bool { return true }
+// Trusted says whether lessons of a publisher may be stored and forwarded.
+func (c checker) Trusted(nodeID string) bool { return c.n.acceptsPublisher(nodeID) }
 
 // startFederation starts GossipSub, the fetch and sync handlers, and the
 // loops that store deliveries and sync with peers as they connect.
@@ -317,8 +317,8 @@ func (n *Node) syncOnConnect(sub event.Subscription) {
 			for _, p := range e.Protocols {
 				speaks = speaks || p == libp2pproto.ID(protocol.ProtocolSync)
 			}
-			if !speaks {
-				continue
+			if !speaks || n.trust.Blocked(e.Peer.String()) || n.trust.Limited(e.Peer.String()) {
+				continue // limited peers are searched, never synced from
 			}
 			n.wg.Add(1)
 			go func(p peer.ID) {
@@ -449,7 +449,18 @@ func (n *Node) acceptSynced(sl *protocol.SignedLesson, rev *protocol.Revocation)
 		if sl.Publication.Visibility != protocol.VisibilityPublic {
 			return fmt.Errorf("%w: synced lesson is not public", protocol.ErrInvalid)
 		}
+		if !n.acceptsPublisher(sl.Signature.NodeID) {
+			return fmt.Errorf("%w: %s", protocol.ErrUntrusted, sl.Signature.NodeID)
+		}
 		return nil
 	}
-	return protocol.VerifyRevocation(rev, opts)
+	if err := protocol.VerifyRevocation(rev, opts); err != nil {
+		return err
+	}
+	// A revocation can only take something away, and only its author can
+	// sign one: accept it for a lesson held, or from a publisher accepted.
+	if _, held := n.store.HeldVersion(context.Background(), rev.Key()); !held && !n.acceptsPublisher(rev.NodeID) {
+		return fmt.Errorf("%w: %s", protocol.ErrUntrusted, rev.NodeID)
+	}
+	return nil
 }

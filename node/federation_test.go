@@ -12,6 +12,7 @@ import (
 
 	"github.com/meshprotocol/mesh/protocol"
 	"github.com/meshprotocol/mesh/store"
+	"github.com/meshprotocol/mesh/trust"
 )
 
 // connect links a to b (a dials b).
@@ -42,6 +43,20 @@ func hasRemote(n *Node, key string) bool {
 	return err == nil
 }
 
+// trustAll makes every node trust every other one fully.
+func trustAll(t *testing.T, nodes ...*Node) {
+	t.Helper()
+	for _, a := range nodes {
+		for _, b := range nodes {
+			if a != b {
+				if err := a.Trust().Set(b.ID().String(), trust.LevelFull, "test"); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+}
+
 // line builds k online nodes following topic, connected a-b-c-..., so a
 // message must be forwarded to reach the far end.
 func line(t *testing.T, k int, topic string) []*Node {
@@ -50,6 +65,7 @@ func line(t *testing.T, k int, topic string) []*Node {
 	for i := range nodes {
 		nodes[i] = newTestNode(t, Config{Topics: []string{topic}})
 	}
+	trustAll(t, nodes...)
 	for i := 0; i+1 < k; i++ {
 		connect(t, nodes[i], nodes[i+1])
 	}
@@ -168,6 +184,7 @@ func TestOfflineNodeCatchesUpAfterRestart(t *testing.T) {
 	a := newTestNode(t, Config{Topics: []string{"ops"}})
 	dir := t.TempDir()
 	b := newTestNode(t, Config{RepoDir: dir, Topics: []string{"ops"}})
+	trustAll(t, a, b)
 	connect(t, b, a)
 	time.Sleep(1500 * time.Millisecond)
 

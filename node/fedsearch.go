@@ -71,28 +71,34 @@ const (
 	searchResponseBudget = protocol.MaxSearchResponseSize - 64<<10
 )
 
-// trustView is what federated search needs of the web of trust. It must be
-// safe for concurrent use.
+// trustView is what federated search needs of the web of trust
+// (*trust.Graph). It must be safe for concurrent use.
 type trustView interface {
-	// Path returns the trust path to nodeID (the node IDs after this
-	// node, ending with nodeID) and its score in (0, 1]; ok is false when
-	// there is none.
+	// Path returns the trust path to nodeID, from this node (hops[0]) to
+	// nodeID, and its score in (0, 1]; ok is false when there is none.
 	Path(nodeID string) (hops []string, score float64, ok bool)
 	// Blocked reports whether nodeID is at trust level none.
 	Blocked(nodeID string) bool
 }
 
 // trustView returns the node's web of trust.
-//
-// TODO(trust): return n.trust once the trust.Graph lands in node.go; until
-// then every node is trusted at one hop.
-func (n *Node) trustView() trustView { return fedAllowAll{} }
+func (n *Node) trustView() trustView {
+	if n.trust == nil {
+		return selfOnly(n.id.String())
+	}
+	return n.trust
+}
 
-// fedAllowAll trusts every node directly.
-type fedAllowAll struct{}
+// selfOnly trusts this node alone.
+type selfOnly string
 
-func (fedAllowAll) Path(nodeID string) ([]string, float64, bool) { return []string{nodeID}, 1, true }
-func (fedAllowAll) Blocked(string) bool                          { return false }
+func (s selfOnly) Path(nodeID string) ([]string, float64, bool) {
+	if nodeID != string(s) {
+		return nil, 0, false
+	}
+	return []string{nodeID}, 1, true
+}
+func (selfOnly) Blocked(string) bool { return false }
 
 // startSearch registers the /mesh/search/1.0.0 handler.
 func (n *Node) startSearch() error {
@@ -606,8 +612,8 @@ type FedHit struct {
 	// Via is the node whose store answered with the lesson (this node's
 	// ID for its own store).
 	Via string
-	// TrustPath is the trust path to the publisher, nil for this node's
-	// own lessons.
+	// TrustPath is the trust path to the publisher, from this node
+	// (TrustPath[0]) to the publisher; nil for this node's own lessons.
 	TrustPath []string
 }
 

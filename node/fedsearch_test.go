@@ -19,6 +19,7 @@ import (
 	"github.com/meshprotocol/mesh/internal/frame"
 	"github.com/meshprotocol/mesh/protocol"
 	"github.com/meshprotocol/mesh/store"
+	"github.com/meshprotocol/mesh/trust"
 )
 
 // newSearchNode is newTestNode with the search handler registered.
@@ -36,8 +37,21 @@ func newSearchNode(t *testing.T) *Node {
 // trusts makes a trust b fully.
 func trusts(t *testing.T, a *Node, b peer.ID) {
 	t.Helper()
-	// TODO(trust): a.trust.Set(b.String(), trust.LevelFull, "") once the
-	// graph is wired into the node; until then everyone is trusted.
+	if err := a.Trust().Set(b.String(), trust.LevelFull, ""); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// vouched gives a the vouch of b, so that a trusts whom b trusts fully.
+func vouched(t *testing.T, a, b *Node) {
+	t.Helper()
+	v, err := b.Trust().SignVouch(b.edKey, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Trust().AddVouch(v); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // newPlainHost starts a bare libp2p host on loopback, for fake peers.
@@ -194,6 +208,7 @@ func TestFederatedSearchChain(t *testing.T) {
 	trusts(t, b, a.ID())
 	trusts(t, b, c.ID())
 	trusts(t, c, b.ID())
+	vouched(t, a, b) // a trusts c through b
 
 	pub := publishLesson(t, c, "Cargo parallel builds", "cargo parallel builds crash on a small VPS: use -j1", "public")
 	unlisted := publishLesson(t, c, "Cargo parallel unlisted", "cargo parallel builds, shared by link only", "unlisted")
@@ -213,10 +228,10 @@ func TestFederatedSearchChain(t *testing.T) {
 	if h == nil {
 		t.Fatalf("C's public lesson not found: %v", hitKeys(res))
 	}
-	if h.Via != c.ID().String() || len(h.TrustPath) == 0 || h.TrustPath[len(h.TrustPath)-1] != c.ID().String() {
-		t.Fatalf("via %s path %v, want via C and a path ending at C", h.Via, h.TrustPath)
+	if want := []string{a.ID().String(), b.ID().String(), c.ID().String()}; h.Via != c.ID().String() || !slices.Equal(h.TrustPath, want) {
+		t.Fatalf("via %s path %v, want via C and the path A B C", h.Via, h.TrustPath)
 	}
-	if h.Relevance <= 0 || h.Relevance > 1 || h.Trust <= 0 || h.Freshness != 1 || h.Score != h.Relevance*h.Trust*h.Freshness {
+	if h.Relevance <= 0 || h.Relevance > 1 || h.Trust != 0.5 || h.Freshness != 1 || h.Score != h.Relevance*h.Trust*h.Freshness {
 		t.Fatalf("scores %+v", h)
 	}
 	if err := protocol.Verify(h.Lesson, protocol.VerifyOptions{AllowOld: true}); err != nil {
@@ -289,6 +304,46 @@ func TestFederatedSearchDropsForgeries(t *testing.T) {
 	if res.Invalid != 3 || res.Revoked != 1 || len(res.Results) != 1 || res.Results[0].Key != good.Key() || res.Results[0].Via != m.ID().String() ||
 		res.Results[0].Lesson.Lesson.Content != good.Lesson.Content {
 		t.Fatalf("invalid %d, revoked %d, results %v", res.Invalid, res.Revoked, hitKeys(res))
+	}
+}
+
+// TestFederatedSearchDropsUntrusted: valid lessons of a publisher without
+// a trust path, or blocked even though a trusted node vouches for it, are
+// dropped and counted; a node with no trust path is not asked.
+func TestFederatedSearchDropsUntrusted(t *testing.T) {
+	a, b := newSearchNode(t), newSearchNode(t)
+	m, stranger := newPlainHost(t), newPlainHost(t)
+	trusted, unknown, blocked := newKey(t), newKey(t), newKey(t)
+	trusts(t, a, b.ID())
+	trusts(t, a, m.ID())
+	trusts(t, a, peerOf(t, trusted))
+	trusts(t, b, peerOf(t, blocked))
+	vouched(t, a, b)
+	if err := a.Trust().Set(peerOf(t, blocked).String(), trust.LevelNone, "spam"); err != nil {
+		t.Fatal(err)
+	}
+	ok := signAs(t, trusted, "ok", "Sensor drift", "humidity sensors drift", "public")
+	var fake, never fakeSearcher
+	fake.serve(m, func(*protocol.SearchRequest) []protocol.SearchResult {
+		return []protocol.SearchResult{
+			{SignedLesson: signAs(t, unknown, "sybil", "Sensor drift", "humidity sensors drift, buy now", "public")},
+			{SignedLesson: signAs(t, blocked, "spam", "Sensor drift", "humidity sensors drift, buy now", "public")},
+			{SignedLesson: ok},
+		}
+	})
+	never.serve(stranger, func(*protocol.SearchRequest) []protocol.SearchResult { return nil })
+	connectHost(t, m, a)
+	connectHost(t, stranger, a)
+
+	res, err := a.FederatedSearch(context.Background(), FedQuery{Query: "humidity", Deadline: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Untrusted != 2 || res.Invalid != 0 || len(res.Results) != 1 || res.Results[0].Key != ok.Key() {
+		t.Fatalf("untrusted %d, invalid %d, results %v", res.Untrusted, res.Invalid, hitKeys(res))
+	}
+	if got := never.requests(); len(got) != 0 {
+		t.Fatalf("a node without a trust path was asked: %+v", got)
 	}
 }
 

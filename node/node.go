@@ -25,6 +25,7 @@ import (
 	"github.com/meshprotocol/mesh/protocol"
 	"github.com/meshprotocol/mesh/pubsub"
 	"github.com/meshprotocol/mesh/store"
+	"github.com/meshprotocol/mesh/trust"
 )
 
 // Version is the node software version reported by status.
@@ -97,6 +98,14 @@ type Config struct {
 
 	// Pubsub tunes GossipSub. Nil means pubsub.DefaultParams().
 	Pubsub *pubsub.Params
+
+	// AcceptUntrusted stores lessons of publishers with no trust path (but
+	// never of blocked ones). By default only publishers this node trusts,
+	// directly or through vouches, are accepted, by gossip and by sync.
+	AcceptUntrusted bool
+
+	// TrustDepth is the longest trust path followed, in hops. 0 means 2.
+	TrustDepth int
 }
 
 // Node is one MESH node: an Ed25519 identity, a libp2p host whose peer ID is
@@ -115,6 +124,9 @@ type Node struct {
 	token  string
 	http   *http.Server
 	apiURL string
+
+	trust  *trust.Graph
+	vouchState
 
 	ctx    context.Context // lives until Close
 	cancel context.CancelFunc
@@ -165,11 +177,17 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if n.store, err = store.Open(sopts); err != nil {
 		return nil, fmt.Errorf("node: open store: %w", err)
 	}
+	if err := n.openTrust(); err != nil {
+		return nil, err
+	}
 	if !cfg.Offline {
 		if err := n.startHost(ctx); err != nil {
 			return nil, err
 		}
 		if err := n.startFederation(); err != nil {
+			return nil, err
+		}
+		if err := n.startTrust(); err != nil {
 			return nil, err
 		}
 		if err := n.startPeers(); err != nil {
@@ -226,6 +244,7 @@ func (n *Node) startHost(ctx context.Context) error {
 		libp2p.Identity(n.key),
 		libp2p.ListenAddrStrings(listen...),
 		libp2p.UserAgent("mesh/" + Version),
+		libp2p.ConnectionGater(trustGater{n}),
 	}
 	if len(listen) == 0 {
 		opts = append(opts, libp2p.NoListenAddrs)

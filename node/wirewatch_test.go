@@ -129,6 +129,7 @@ func TestWireWatchNoPrivateContent(t *testing.T) {
 		}
 	}
 	a, b := mk("lab"), mk("lab")
+	trustAll(t, a, b)
 	viaTap(b, a)
 	time.Sleep(1500 * time.Millisecond)
 
@@ -156,6 +157,7 @@ func TestWireWatchNoPrivateContent(t *testing.T) {
 	}
 	// A late joiner syncs everything there is from a.
 	c := mk("lab")
+	trustAll(t, a, c)
 	viaTap(c, a)
 	eventually(t, "c to sync the revocation", func() bool { return c.Store().Revoked(ctx, pub.Key()) })
 	if _, err := c.SyncWith(ctx, a.ID(), nil); err != nil {

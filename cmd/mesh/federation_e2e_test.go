@@ -25,6 +25,8 @@ func TestCLIFederation(t *testing.T) {
 	for _, r := range []string{ra, rb} {
 		mustMesh(t, r, "", "follow", "rust")
 	}
+	// b accepts a's lessons only once it trusts a.
+	mustMesh(t, rb, "", "trust", "add", ida.NodeID, "--level", "full", "--note", "node a")
 	if out := mustMesh(t, rb, "", "following"); !strings.Contains(out, "topic rust") {
 		t.Fatalf("following: %s", out)
 	}

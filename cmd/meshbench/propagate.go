@@ -18,6 +18,7 @@ import (
 
 	"github.com/meshprotocol/mesh/node"
 	"github.com/meshprotocol/mesh/protocol"
+	"github.com/meshprotocol/mesh/trust"
 )
 
 // propagateResult is the JSON line of the propagate scenario.
@@ -102,6 +103,18 @@ func runPropagate(ctx context.Context, e *env, c propagateConfig) (*propagateRes
 		nodes[i], err = node.New(ctx, node.Config{PrivateKey: priv, Host: h, Topics: []string{"bench"}, DisableMDNS: true})
 		if err != nil {
 			return nil, err
+		}
+	}
+
+	// Every node trusts every publisher directly: trust is not what this
+	// scenario measures, and the default refuses untrusted publishers.
+	for _, a := range nodes {
+		for _, b := range nodes {
+			if a != b {
+				if err := a.Trust().Set(b.ID().String(), trust.LevelFull, ""); err != nil {
+					return nil, err
+				}
+			}
 		}
 	}
 

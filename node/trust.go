@@ -1,0 +1,279 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/control"
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	libp2pproto "github.com/libp2p/go-libp2p/core/protocol"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/meshprotocol/mesh/internal/frame"
+	"github.com/meshprotocol/mesh/protocol"
+	"github.com/meshprotocol/mesh/trust"
+)
+
+// vouchTTL is how long this node's signed vouch is valid; it is re-signed
+// when half of it has passed or the full-trust edges change.
+const vouchTTL = 24 * time.Hour
+
+// vouchRefresh is how often vouches are fetched again from fully trusted
+// peers that stay connected.
+const vouchRefresh = 30 * time.Minute
+
+func (n *Node) openTrust() error {
+	g, err := trust.New(trust.Config{
+		Datastore: n.store.Namespace("trust"),
+		Self:      n.id.String(),
+		MaxDepth:  n.cfg.TrustDepth,
+		Now:       n.now,
+		Logger:    n.log,
+	})
+	if err != nil {
+		return fmt.Errorf("node: trust graph: %w", err)
+	}
+	n.trust = g
+	return nil
+}
+
+// Trust is the node's web of trust.
+func (n *Node) Trust() *trust.Graph { return n.trust }
+
+// acceptsPublisher says whether lessons of nodeID may be stored: never from a
+// blocked node; otherwise from any node with a trust path that is more than
+// limited, or from anyone if Config.AcceptUntrusted is set.
+func (n *Node) acceptsPublisher(nodeID string) bool {
+	if nodeID == n.id.String() {
+		return true
+	}
+	if n.trust.Blocked(nodeID) {
+		return false
+	}
+	if n.cfg.AcceptUntrusted {
+		return true
+	}
+	if n.trust.Limited(nodeID) {
+		return false
+	}
+	_, _, ok := n.trust.Path(nodeID)
+	return ok
+}
+
+// trustGater refuses connections with blocked nodes, both ways.
+type trustGater struct{ n *Node }
+
+func (g trustGater) InterceptPeerDial(p peer.ID) bool               { return !g.blocked(p) }
+func (g trustGater) InterceptAddrDial(peer.ID, ma.Multiaddr) bool   { return true }
+func (g trustGater) InterceptAccept(network.ConnMultiaddrs) bool    { return true }
+func (g trustGater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) {
+	return true, 0
+}
+func (g trustGater) InterceptSecured(_ network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
+	return !g.blocked(p)
+}
+
+func (g trustGater) blocked(p peer.ID) bool {
+	return g.n.trust != nil && g.n.trust.Blocked(p.String())
+}
+
+// startTrust serves this node's vouch to fully trusted peers, fetches theirs,
+// and acts on trust changes at once: blocked peers are disconnected, newly
+// fully trusted ones asked for their vouch.
+func (n *Node) startTrust() error {
+	n.host.SetStreamHandler(libp2pproto.ID(protocol.ProtocolTrust), n.handleTrust)
+	sub, err := n.host.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted))
+	if err != nil {
+		return fmt.Errorf("node: event bus: %w", err)
+	}
+	n.wg.Add(1)
+	go n.trustLoop(sub)
+	return nil
+}
+
+func (n *Node) trustLoop(sub event.Subscription) {
+	defer n.wg.Done()
+	defer sub.Close()
+	tick := time.NewTicker(vouchRefresh)
+	defer tick.Stop()
+	changed := n.trust.Changed()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case ev, ok := <-sub.Out():
+			if !ok {
+				return
+			}
+			n.maybeFetchVouch(ev.(event.EvtPeerIdentificationCompleted).Peer)
+		case <-changed:
+			changed = n.trust.Changed()
+			n.enforceBlocks()
+			n.refreshVouches()
+		case <-tick.C:
+			n.refreshVouches()
+		}
+	}
+}
+
+// enforceBlocks closes every connection to a blocked peer.
+func (n *Node) enforceBlocks() {
+	for _, p := range n.host.Network().Peers() {
+		if n.trust.Blocked(p.String()) {
+			_ = n.host.Network().ClosePeer(p)
+		}
+	}
+}
+
+func (n *Node) refreshVouches() {
+	for _, p := range n.host.Network().Peers() {
+		n.maybeFetchVouch(p)
+	}
+}
+
+// maybeFetchVouch asks p for its vouch if this node trusts p fully.
+func (n *Node) maybeFetchVouch(p peer.ID) {
+	if lvl, ok := n.trust.Level(p.String()); !ok || lvl != trust.LevelFull {
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := n.FetchVouch(n.ctx, p); err != nil && n.ctx.Err() == nil {
+			n.log.Debug("vouch", "peer", p.String(), "err", err)
+		}
+	}()
+}
+
+// FetchVouch asks peer p for its signed list of fully trusted nodes over
+// /mesh/trust/1.0.0, verifies it and caches it. p answers only the peers it
+// trusts fully.
+func (n *Node) FetchVouch(ctx context.Context, p peer.ID) error {
+	req, _ := (&protocol.TrustRequest{Type: protocol.MsgVouchRequest}).Encode()
+	b, err := n.roundTrip(ctx, p, protocol.ProtocolTrust, req, protocol.MaxTrustResponseSize)
+	if err != nil {
+		return err
+	}
+	resp, err := protocol.DecodeTrustResponse(b)
+	if err != nil {
+		return err
+	}
+	if resp.Error != nil {
+		return protocol.ErrorFor(resp.Error.Code, resp.Error.Message)
+	}
+	if resp.Vouch == nil {
+		return fmt.Errorf("%w: trust answer without a vouch", protocol.ErrInvalid)
+	}
+	if resp.Vouch.NodeID != p.String() {
+		return fmt.Errorf("%w: %s answered with a vouch of %s", protocol.ErrInvalidSignature, p, resp.Vouch.NodeID)
+	}
+	if err := protocol.VerifyVouch(resp.Vouch, protocol.VerifyOptions{Now: n.now(), AllowOld: true}); err != nil {
+		return err
+	}
+	return n.trust.AddVouch(resp.Vouch)
+}
+
+// SendReferral tells peer p that this node recommends subject. p keeps it in
+// its list of referrals; it never acts on it by itself.
+func (n *Node) SendReferral(ctx context.Context, p peer.ID, subject, note string) error {
+	if n.host == nil {
+		return ErrOffline
+	}
+	r, err := protocol.SignReferral(n.edKey, subject, note, n.now())
+	if err != nil {
+		return err
+	}
+	req, _ := (&protocol.TrustRequest{Type: protocol.MsgReferral, Referral: r}).Encode()
+	b, err := n.roundTrip(ctx, p, protocol.ProtocolTrust, req, protocol.MaxTrustResponseSize)
+	if err != nil {
+		return err
+	}
+	resp, err := protocol.DecodeTrustResponse(b)
+	if err != nil {
+		return err
+	}
+	if resp.Error != nil {
+		return protocol.ErrorFor(resp.Error.Code, resp.Error.Message)
+	}
+	return nil
+}
+
+// handleTrust answers /mesh/trust/1.0.0: a vouch request from a peer this
+// node trusts fully, or a referral from any peer that is not blocked.
+func (n *Node) handleTrust(s network.Stream) {
+	defer s.Close()
+	_ = s.SetDeadline(time.Now().Add(streamTimeout))
+	from := s.Conn().RemotePeer()
+	resp := &protocol.TrustResponse{Type: protocol.MsgTrustResponse}
+	data, err := frame.Read(bufio.NewReader(s), protocol.MaxTrustRequestSize)
+	if err != nil {
+		s.Reset()
+		return
+	}
+	req, err := protocol.DecodeTrustRequest(data)
+	if err == nil {
+		switch req.Type {
+		case protocol.MsgVouchRequest:
+			if lvl, ok := n.trust.Level(from.String()); !ok || lvl != trust.LevelFull {
+				err = fmt.Errorf("%w: this node shares its vouches only with peers it trusts fully", protocol.ErrUntrusted)
+				break
+			}
+			resp.Vouch, err = n.ownVouch()
+		case protocol.MsgReferral:
+			switch {
+			case n.trust.Blocked(from.String()):
+				err = fmt.Errorf("%w: blocked", protocol.ErrUntrusted)
+			case req.Referral.NodeID != from.String():
+				err = fmt.Errorf("%w: a referral must be signed by the peer that sends it", protocol.ErrInvalidSignature)
+			default:
+				if err = protocol.VerifyReferral(req.Referral, protocol.VerifyOptions{Now: n.now()}); err == nil {
+					err = n.trust.AddReferral(req.Referral)
+				}
+			}
+		}
+	}
+	if err != nil {
+		e := protocol.NewError(err)
+		resp.Error = &e
+	}
+	b, err := resp.Encode()
+	if err != nil {
+		s.Reset()
+		return
+	}
+	_ = frame.Write(s, b)
+}
+
+// ownVouch returns this node's signed vouch, re-signing it when the trust
+// graph changed or half its life has passed.
+func (n *Node) ownVouch() (*protocol.Vouch, error) {
+	n.vouchMu.Lock()
+	defer n.vouchMu.Unlock()
+	select {
+	case <-n.vouchStale:
+		n.vouch = nil
+	default:
+	}
+	if n.vouch != nil && n.now().Before(time.UnixMilli(n.vouch.IssuedAt).Add(vouchTTL/2)) {
+		return n.vouch, nil
+	}
+	n.vouchStale = n.trust.Changed()
+	v, err := n.trust.SignVouch(n.edKey, vouchTTL)
+	if err != nil {
+		return nil, err
+	}
+	n.vouch = v
+	return v, nil
+}
+
+// vouchState caches this node's signed vouch.
+type vouchState struct {
+	vouchMu    sync.Mutex
+	vouch      *protocol.Vouch
+	vouchStale <-chan struct{}
+}
