@@ -125,7 +125,7 @@ type Node struct {
 	http   *http.Server
 	apiURL string
 
-	trust  *trust.Graph
+	trust *trust.Graph
 	vouchState
 
 	ctx    context.Context // lives until Close

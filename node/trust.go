@@ -68,9 +68,9 @@ func (n *Node) acceptsPublisher(nodeID string) bool {
 // trustGater refuses connections with blocked nodes, both ways.
 type trustGater struct{ n *Node }
 
-func (g trustGater) InterceptPeerDial(p peer.ID) bool               { return !g.blocked(p) }
-func (g trustGater) InterceptAddrDial(peer.ID, ma.Multiaddr) bool   { return true }
-func (g trustGater) InterceptAccept(network.ConnMultiaddrs) bool    { return true }
+func (g trustGater) InterceptPeerDial(p peer.ID) bool             { return !g.blocked(p) }
+func (g trustGater) InterceptAddrDial(peer.ID, ma.Multiaddr) bool { return true }
+func (g trustGater) InterceptAccept(network.ConnMultiaddrs) bool  { return true }
 func (g trustGater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) {
 	return true, 0
 }
