@@ -213,17 +213,14 @@ func (s *searchServer) handle(st network.Stream) {
 		resp.RequestID = req.RequestID
 		budget := time.Duration(req.DeadlineMs) * time.Millisecond
 		_ = st.SetDeadline(received.Add(budget + time.Second))
-		switch {
-		case req.Origin == n.id.String(), !s.firstSeen(req.RequestID, received):
-			// Seen before, or our own search come back: answered already.
-		default:
-			select {
-			case s.inFlight <- struct{}{}:
+		select {
+		case s.inFlight <- struct{}{}:
+			if req.Origin != n.id.String() && s.firstSeen(req.RequestID, received) {
 				err = s.serve(received.Add(budget), from, req, resp)
-				<-s.inFlight
-			default:
-				err = fmt.Errorf("search: %w: too many searches at once", protocol.ErrRateLimited)
-			}
+			} // else seen before, or our own search come back: answered already
+			<-s.inFlight
+		default:
+			err = fmt.Errorf("search: %w: too many searches at once", protocol.ErrRateLimited)
 		}
 	}
 	if err != nil {
