@@ -8,6 +8,7 @@ import (
 
 	"github.com/meshprotocol/mesh/protocol"
 	"github.com/meshprotocol/mesh/store"
+	"github.com/meshprotocol/mesh/trust"
 )
 
 // API is what a controller (the CLI, an agent) can ask of a node. *Node
@@ -32,6 +33,16 @@ type API interface {
 	Connect(ctx context.Context, addr string) (peer.ID, error)
 	Peers(ctx context.Context) ([]PeerInfo, error)
 	Sync(ctx context.Context, progress func(SyncProgress)) error
+
+	TrustSet(ctx context.Context, nodeID string, level trust.Level, note string) error
+	TrustRemove(ctx context.Context, nodeID string) error
+	TrustList(ctx context.Context) ([]TrustEntry, error)
+	TrustPath(ctx context.Context, nodeID string) (*TrustPathInfo, error)
+	TrustExport(ctx context.Context) ([]byte, error)
+	TrustImport(ctx context.Context, data []byte) (int, error)
+	Referrals(ctx context.Context) ([]*protocol.Referral, error)
+	VerifyKey(ctx context.Context, key string) (*VerifyReport, error)
+	SearchNetwork(ctx context.Context, req FedSearchRequest) (*FedSearchResponse, error)
 }
 
 var (

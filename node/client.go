@@ -20,6 +20,7 @@ import (
 
 	"github.com/meshprotocol/mesh/protocol"
 	"github.com/meshprotocol/mesh/store"
+	"github.com/meshprotocol/mesh/trust"
 )
 
 // ErrNoDaemon is returned (wrapped) by DialRepo when no daemon serves the repo.
@@ -316,4 +317,59 @@ func (c *Client) Sync(ctx context.Context, progress func(SyncProgress)) error {
 			progress(p)
 		}
 	}
+}
+
+// TrustSet adds or changes a direct trust edge.
+func (c *Client) TrustSet(ctx context.Context, nodeID string, level trust.Level, note string) error {
+	return c.do(ctx, http.MethodPost, "/api/v1/trust/set", map[string]any{"nodeId": nodeID, "level": level, "note": note}, nil)
+}
+
+// TrustRemove removes a direct trust edge.
+func (c *Client) TrustRemove(ctx context.Context, nodeID string) error {
+	return c.do(ctx, http.MethodPost, "/api/v1/trust/remove", map[string]any{"nodeId": nodeID}, nil)
+}
+
+// TrustList lists direct and transitive trust.
+func (c *Client) TrustList(ctx context.Context) ([]TrustEntry, error) {
+	var out []TrustEntry
+	return out, c.do(ctx, http.MethodGet, "/api/v1/trust/list", nil, &out)
+}
+
+// TrustPath reports the trust path to a node.
+func (c *Client) TrustPath(ctx context.Context, nodeID string) (*TrustPathInfo, error) {
+	var out TrustPathInfo
+	return &out, c.do(ctx, http.MethodGet, "/api/v1/trust/path/"+url.PathEscape(nodeID), nil, &out)
+}
+
+// TrustExport returns the direct edges as JSON.
+func (c *Client) TrustExport(ctx context.Context) ([]byte, error) {
+	var out json.RawMessage
+	return out, c.do(ctx, http.MethodGet, "/api/v1/trust/export", nil, &out)
+}
+
+// TrustImport adds the edges of an export.
+func (c *Client) TrustImport(ctx context.Context, data []byte) (int, error) {
+	var out struct {
+		Added int `json:"added"`
+	}
+	err := c.do(ctx, http.MethodPost, "/api/v1/trust/import", json.RawMessage(data), &out)
+	return out.Added, err
+}
+
+// Referrals lists received referrals.
+func (c *Client) Referrals(ctx context.Context) ([]*protocol.Referral, error) {
+	var out []*protocol.Referral
+	return out, c.do(ctx, http.MethodGet, "/api/v1/trust/referrals", nil, &out)
+}
+
+// VerifyKey verifies a lesson by key on the daemon.
+func (c *Client) VerifyKey(ctx context.Context, key string) (*VerifyReport, error) {
+	var out VerifyReport
+	return &out, c.do(ctx, http.MethodGet, "/api/v1/verify/"+url.PathEscape(key), nil, &out)
+}
+
+// SearchNetwork runs a federated search on the daemon.
+func (c *Client) SearchNetwork(ctx context.Context, req FedSearchRequest) (*FedSearchResponse, error) {
+	var out FedSearchResponse
+	return &out, c.do(ctx, http.MethodPost, "/api/v1/search", req, &out)
 }

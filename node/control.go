@@ -29,6 +29,8 @@ func (n *Node) controlRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/connect", n.handleConnect)
 	mux.HandleFunc("GET /api/v1/peers", n.handlePeers)
 	mux.HandleFunc("POST /api/v1/sync", n.handleSyncAll)
+	n.trustRoutes(mux)
+	mux.HandleFunc("POST /api/v1/search", n.handleFedSearch)
 }
 
 // RevokeRequest is the control API's revoke request.

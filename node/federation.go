@@ -56,6 +56,9 @@ func (n *Node) startFederation() error {
 	n.ps = ps
 	n.host.SetStreamHandler(libp2pproto.ID(protocol.ProtocolFetch), n.handleFetch)
 	n.host.SetStreamHandler(libp2pproto.ID(protocol.ProtocolSync), n.handleSync)
+	if err := n.startSearch(); err != nil {
+		return err
+	}
 
 	f, err := n.loadFollows(n.ctx)
 	if err != nil {

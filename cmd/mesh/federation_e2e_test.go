@@ -59,6 +59,19 @@ func TestCLIFederation(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	key := st.ID + "@" + ida.NodeID
+	out := mustMesh(t, rb, "", "verify", key)
+	for _, want := range []string{"✓ Signature valid (ed25519)", "✓ Author: " + ida.NodeID + " (fingerprint: ", "✓ Timestamp: ", "✓ Not revoked (the publisher says it is not revoked)", "✓ Trust path: you → "} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("verify %s lacks %q:\n%s", key, want, out)
+		}
+	}
+	if out := mustMesh(t, rb, "", "trust", "list"); !strings.Contains(out, ida.NodeID) || !strings.Contains(out, "node a") {
+		t.Fatalf("trust list: %s", out)
+	}
+	if out := mustMesh(t, rb, "", "search", "--sources", "trusted", "restructuring ownership"); !strings.Contains(out, key) || !strings.Contains(out, "1 results") {
+		t.Fatalf("federated search: %s", out)
+	}
 	// b's own AMP listing does not mix it in.
 	if out := mustMesh(t, rb, "", "search", "--origin", "local", "restructuring ownership"); !strings.Contains(out, "0 of 0") {
 		t.Fatalf("local search of b: %s", out)
@@ -70,6 +83,9 @@ func TestCLIFederation(t *testing.T) {
 	mustMesh(t, ra, "", "revoke", st.ID, "--reason", "outdated")
 	if r := mesh(t, ra, "", "revoke", st.ID); r.code != 1 || !strings.Contains(r.stderr, "already revoked") {
 		t.Fatalf("second revoke: %+v", r)
+	}
+	if r := mesh(t, rb, "", "verify", key); r.code != 1 || !strings.Contains(r.stdout, "✗ Revoked") {
+		t.Fatalf("verify after revocation: %+v", r)
 	}
 	deadline = time.Now().Add(30 * time.Second)
 	for found() {

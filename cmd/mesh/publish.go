@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -87,13 +88,24 @@ type verifyReport struct {
 
 func verifyCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "verify FILE|-",
-		Short: "Verify a SignedLesson offline",
-		Long: `Verify a SignedLesson JSON document (from mesh export) offline: the Ed25519
-signature over its RFC 8785 canonical form, that the author's node ID is the
-signing key, and that the timestamp is not in the future. Exits 1 if invalid.`,
+		Use:   "verify lessonId@nodeId | FILE | -",
+		Short: "Verify a lesson: by key on the network, or a SignedLesson file offline",
+		Long: `mesh verify lessonId@nodeId fetches the lesson (local cache, else its publisher,
+else any connected peer), checks its Ed25519 signature, asks the publisher whether it
+was revoked, and shows the trust path to the author.
+
+mesh verify FILE (or - for stdin) checks a SignedLesson JSON document (from mesh
+export) offline: the signature over its RFC 8785 canonical form, that the author's
+node ID is the signing key, and that the timestamp is not in the future.
+
+Exits 1 if the lesson is invalid, revoked or not found.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, a []string) error {
+			if _, err := os.Stat(a[0]); err != nil && a[0] != "-" {
+				if _, _, kerr := protocol.ParseKey(a[0]); kerr == nil {
+					return g.verifyKey(c, a[0])
+				}
+			}
 			var r io.Reader = os.Stdin
 			if a[0] != "-" {
 				f, err := os.Open(a[0])
@@ -163,4 +175,60 @@ func printVerify(g *globals, rep verifyReport, err error) {
 	}
 	g.printf("? Revocation %s\n", rep.Revocation)
 	g.printf("? Trust path %s\n", rep.TrustPath)
+}
+
+// verifyKey verifies a lesson by key through the node and prints the seed's
+// five lines.
+func (g *globals) verifyKey(c *cobra.Command, key string) error {
+	b, closeFn, err := g.backend(c.Context())
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	rep, err := b.VerifyKey(c.Context(), key)
+	if err != nil {
+		return err
+	}
+	if g.json {
+		if err := g.printJSON(rep); err != nil {
+			return err
+		}
+	} else {
+		mark := func(ok bool) string {
+			if ok {
+				return "✓"
+			}
+			return "✗"
+		}
+		if rep.Lesson == nil {
+			g.printf("✗ %s\n", rep.Error)
+		} else {
+			if rep.Valid {
+				g.printf("✓ Signature valid (ed25519), from %s\n", rep.Source)
+			} else {
+				g.printf("✗ Signature invalid: %s\n", rep.Error)
+			}
+			g.printf("%s Author: %s (fingerprint: %s)\n", mark(rep.Valid), rep.NodeID, rep.Fingerprint)
+			g.printf("%s Timestamp: %s\n", mark(rep.Valid), time.UnixMilli(rep.Timestamp).UTC().Format(time.RFC3339))
+		}
+		if rep.Revoked {
+			g.printf("✗ Revoked: %s\n", strings.TrimPrefix(rep.RevocationSource, "revoked: "))
+		} else {
+			g.printf("✓ Not revoked (%s)\n", rep.RevocationSource)
+		}
+		if rep.Trusted {
+			g.printf("✓ Trust path: %s\n", formatPath(rep.TrustPath))
+		} else {
+			g.printf("✗ Trust path: none to %s\n", rep.NodeID)
+		}
+	}
+	switch {
+	case rep.Lesson == nil:
+		return fmt.Errorf("verify %s: not found", key)
+	case !rep.Valid:
+		return fmt.Errorf("verify %s: %s", key, rep.Error)
+	case rep.Revoked:
+		return fmt.Errorf("verify %s: revoked", key)
+	}
+	return nil
 }

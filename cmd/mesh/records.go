@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/meshprotocol/mesh/node"
 	"github.com/meshprotocol/mesh/protocol"
 	"github.com/meshprotocol/mesh/store"
 )
@@ -352,14 +353,21 @@ func agentStatusCmd(g *globals) *cobra.Command {
 
 func searchCmd(g *globals) *cobra.Command {
 	var (
-		q            store.Query
-		since, until string
+		q                   store.Query
+		since, until        string
+		sources             string
+		hops                int
+		deadline, freshness time.Duration
 	)
 	c := &cobra.Command{
 		Use:   "search QUERY...",
 		Short: "Full-text search of this node's store: your records and the lessons it received",
-		Long: `Full-text search (BM25) of the local store. The query takes words, "quoted phrases"
-and numeric comparisons on record fields, such as: mesh search "humidity > 60"`,
+		Long: `Full-text search (BM25) of this node's store. The query takes words, "quoted phrases"
+and numeric comparisons on record fields, such as: mesh search "humidity > 60".
+
+With --sources, search the network instead: mesh search "cargo parallel build crashes"
+--sources trusted asks your trusted peers (and theirs, --hops), verifies every result's
+signature, drops revoked and untrusted ones, and ranks by relevance × trust × freshness.`,
 		Args: args(cobra.MinimumNArgs(1)),
 		RunE: func(c *cobra.Command, a []string) error {
 			q.Text = strings.Join(a, " ")
@@ -380,6 +388,13 @@ and numeric comparisons on record fields, such as: mesh search "humidity > 60"`,
 				return err
 			}
 			defer closeFn()
+			if sources != "" {
+				return g.searchNetwork(c, b, node.FedSearchRequest{
+					Query: q.Text, Limit: q.Limit, Hops: hops, Sources: sources,
+					DeadlineMs: deadline.Milliseconds(), FreshnessHalfLifeMs: freshness.Milliseconds(),
+					Filters: protocol.SearchFilters{Tags: q.Tags, Since: q.Since},
+				})
+			}
 			res, err := b.Search(c.Context(), q)
 			if err != nil {
 				return err
@@ -416,6 +431,10 @@ and numeric comparisons on record fields, such as: mesh search "humidity > 60"`,
 	f.IntVar(&q.Limit, "limit", 10, "at most this many results (max 100)")
 	f.Float64Var(&q.MinScore, "min-score", 0, "drop results scoring below this (0..1)")
 	f.StringVar(&q.Origin, "origin", "all", "local (your own records), remote (received from other nodes) or all")
+	f.StringVar(&sources, "sources", "", "search the network: trusted (your trusted peers and theirs), a node ID, or a topic")
+	f.IntVar(&hops, "hops", 2, "with --sources: how far the search travels (max 3)")
+	f.DurationVar(&deadline, "deadline", 2*time.Second, "with --sources: answer with what arrived by then")
+	f.DurationVar(&freshness, "freshness", 0, "with --sources: halve a result's score per this age (0: off)")
 	return c
 }
 
@@ -433,4 +452,29 @@ func parseTime(s string) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("%q: want an RFC 3339 time, a date (2006-01-02) or a duration (24h)", s)
+}
+
+// searchNetwork runs and prints a federated search.
+func (g *globals) searchNetwork(c *cobra.Command, b node.API, req node.FedSearchRequest) error {
+	res, err := b.SearchNetwork(c.Context(), req)
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return g.printJSON(res)
+	}
+	for _, h := range res.Results {
+		g.printf("%.3f  %-40s %s\n", h.Score, h.Key, summary(&h.SignedLesson.Lesson))
+		g.printf("       relevance %.2f × trust %.2f × freshness %.2f, via %s, %s\n",
+			h.Relevance, h.Trust, h.Freshness, shortID(h.Via), formatPath(h.TrustPath))
+	}
+	g.printf("%d results", len(res.Results))
+	if res.Truncated {
+		g.printf(" (truncated: some peers did not answer in time)")
+	}
+	if n := res.Invalid + res.Revoked + res.Untrusted; n > 0 {
+		g.printf("; dropped %d invalid, %d revoked, %d untrusted", res.Invalid, res.Revoked, res.Untrusted)
+	}
+	g.printf("\n")
+	return nil
 }

@@ -1,0 +1,210 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meshprotocol/mesh/node"
+	"github.com/meshprotocol/mesh/trust"
+)
+
+func trustCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "trust",
+		Short: "The web of trust: whose lessons this node accepts and how it ranks them",
+	}
+	var level, note string
+	add := &cobra.Command{
+		Use:   "add NODEID",
+		Short: "Trust a node: full (search, sync, re-announce), limited (search only) or none (block)",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(c *cobra.Command, a []string) error {
+			lvl, err := trust.ParseLevel(level)
+			if err != nil {
+				return usageError{err}
+			}
+			return g.withBackend(c, func(b node.API) error {
+				if err := b.TrustSet(c.Context(), a[0], lvl, note); err != nil {
+					return err
+				}
+				return g.done(map[string]any{"success": true}, "trusting %s: %s\n", a[0], lvl)
+			})
+		},
+	}
+	add.Flags().StringVar(&level, "level", string(trust.LevelFull), "full, limited or none")
+	add.Flags().StringVar(&note, "note", "", "a note for yourself (who this is)")
+	remove := &cobra.Command{
+		Use:   "remove NODEID",
+		Short: "Remove a trust edge, and every path through it, at once",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(c *cobra.Command, a []string) error {
+			return g.withBackend(c, func(b node.API) error {
+				if err := b.TrustRemove(c.Context(), a[0]); err != nil {
+					return err
+				}
+				return g.done(map[string]any{"success": true}, "removed %s\n", a[0])
+			})
+		},
+	}
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "Trusted nodes, direct and through vouches, with hops",
+		Args:  args(cobra.NoArgs),
+		RunE: func(c *cobra.Command, _ []string) error {
+			return g.withBackend(c, func(b node.API) error {
+				rows, err := b.TrustList(c.Context())
+				if err != nil {
+					return err
+				}
+				if g.json {
+					if rows == nil {
+						rows = []node.TrustEntry{}
+					}
+					return g.printJSON(rows)
+				}
+				g.printf("%-54s %-8s %4s  %s\n", "NODE ID", "LEVEL", "HOPS", "NOTE")
+				for _, r := range rows {
+					note := r.Note
+					if r.Via != "" {
+						note = strings.TrimSpace(note + " (via " + shortID(r.Via) + ")")
+					}
+					g.printf("%-54s %-8s %4d  %s\n", r.NodeID, r.Level, r.Hops, note)
+				}
+				return nil
+			})
+		},
+	}
+	path := &cobra.Command{
+		Use:   "path NODEID",
+		Short: "Show the trust path to a node",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(c *cobra.Command, a []string) error {
+			return g.withBackend(c, func(b node.API) error {
+				p, err := b.TrustPath(c.Context(), a[0])
+				if err != nil {
+					return err
+				}
+				if g.json {
+					return g.printJSON(p)
+				}
+				switch {
+				case p.Blocked:
+					g.printf("%s is blocked (level none)\n", a[0])
+				case !p.Trusted:
+					g.printf("no trust path to %s\n", a[0])
+				default:
+					g.printf("%s (score %.3f)\n", formatPath(p.Hops), p.Score)
+					if p.Limited {
+						g.printf("limited: searched, never synced from\n")
+					}
+				}
+				return nil
+			})
+		},
+	}
+	export := &cobra.Command{
+		Use:   "export",
+		Short: "Print the direct trust edges as JSON",
+		Args:  args(cobra.NoArgs),
+		RunE: func(c *cobra.Command, _ []string) error {
+			return g.withBackend(c, func(b node.API) error {
+				data, err := b.TrustExport(c.Context())
+				if err != nil {
+					return err
+				}
+				_, err = fmt.Fprintln(g.out, string(data))
+				return err
+			})
+		},
+	}
+	imp := &cobra.Command{
+		Use:   "import FILE|-",
+		Short: "Add the edges of an export (never changes or removes an edge you have)",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(c *cobra.Command, a []string) error {
+			var r io.Reader = os.Stdin
+			if a[0] != "-" {
+				f, err := os.Open(a[0])
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				r = f
+			}
+			data, err := io.ReadAll(io.LimitReader(r, trust.MaxImportSize+1))
+			if err != nil {
+				return err
+			}
+			return g.withBackend(c, func(b node.API) error {
+				added, err := b.TrustImport(c.Context(), data)
+				if err != nil {
+					return err
+				}
+				return g.done(map[string]any{"success": true, "added": added}, "added %d edges\n", added)
+			})
+		},
+	}
+	referrals := &cobra.Command{
+		Use:   "referrals",
+		Short: "Signed referrals received from peers (never acted on by themselves)",
+		Args:  args(cobra.NoArgs),
+		RunE: func(c *cobra.Command, _ []string) error {
+			return g.withBackend(c, func(b node.API) error {
+				rs, err := b.Referrals(c.Context())
+				if err != nil {
+					return err
+				}
+				if g.json {
+					return g.printJSON(rs)
+				}
+				for _, r := range rs {
+					g.printf("%s recommends %s: %s\n", shortID(r.NodeID), r.Subject, r.Note)
+				}
+				g.printf("%d referrals; to act on one: mesh trust add NODEID\n", len(rs))
+				return nil
+			})
+		},
+	}
+	c.AddCommand(add, remove, list, path, export, imp, referrals)
+	return c
+}
+
+// formatPath renders a trust path as "you → A → B (2 hops)".
+func formatPath(hops []string) string {
+	if len(hops) == 0 {
+		return "no trust path"
+	}
+	parts := []string{"you"}
+	for _, h := range hops[1:] {
+		parts = append(parts, shortID(h))
+	}
+	n := len(hops) - 1
+	unit := "hops"
+	if n == 1 {
+		unit = "hop"
+	}
+	return fmt.Sprintf("%s (%d %s)", strings.Join(parts, " → "), n, unit)
+}
+
+// withBackend runs fn against the daemon or the repo.
+func (g *globals) withBackend(c *cobra.Command, fn func(node.API) error) error {
+	b, closeFn, err := g.backend(c.Context())
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	return fn(b)
+}
+
+// done prints v as JSON with --json, else the formatted text.
+func (g *globals) done(v any, format string, a ...any) error {
+	if g.json {
+		return g.printJSON(v)
+	}
+	g.printf(format, a...)
+	return nil
+}
