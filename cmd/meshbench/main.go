@@ -48,6 +48,7 @@ Usage:
   meshbench search [flags]   search latency, index size and rebuild time
   meshbench idle [flags]     memory of an idle mesh daemon (Linux /proc)
   meshbench propagate [flags] GossipSub propagation, revocation and late-joiner sync on mocknet
+  meshbench fedsearch [flags] federated search latency, recall and dead peers over a trust graph on mocknet
   meshbench help [scenario]  show the flags of a scenario
 
 Each scenario prints progress to stderr and one JSON object as the last line of
@@ -65,6 +66,7 @@ var scenarios = []scenario{
 	{"search", searchFlags},
 	{"idle", idleFlags},
 	{"propagate", propagateFlags},
+	{"fedsearch", fedsearchFlags},
 }
 
 // env is what a scenario writes to.
