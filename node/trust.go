@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/control"
@@ -102,6 +103,7 @@ func (n *Node) trustLoop(sub event.Subscription) {
 	tick := time.NewTicker(vouchRefresh)
 	defer tick.Stop()
 	changed := n.trust.Changed()
+	full := n.fullEdges()
 	for {
 		select {
 		case <-n.ctx.Done():
@@ -112,13 +114,36 @@ func (n *Node) trustLoop(sub event.Subscription) {
 			}
 			n.maybeFetchVouch(ev.(event.EvtPeerIdentificationCompleted).Peer)
 		case <-changed:
+			// Any change: drop blocked peers. Only a peer newly trusted
+			// fully is asked for its vouch; a vouch arriving changes the
+			// graph too, and asking everyone again on every change would
+			// never settle.
 			changed = n.trust.Changed()
 			n.enforceBlocks()
-			n.refreshVouches()
+			now := n.fullEdges()
+			for id := range now {
+				if !full[id] {
+					if p, err := peer.Decode(id); err == nil && n.host.Network().Connectedness(p) == network.Connected {
+						n.maybeFetchVouch(p)
+					}
+				}
+			}
+			full = now
 		case <-tick.C:
 			n.refreshVouches()
 		}
 	}
+}
+
+// fullEdges is the set of nodes this node trusts fully and directly.
+func (n *Node) fullEdges() map[string]bool {
+	out := map[string]bool{}
+	for _, e := range n.trust.Edges() {
+		if e.Level == trust.LevelFull {
+			out[e.NodeID] = true
+		}
+	}
+	return out
 }
 
 // enforceBlocks closes every connection to a blocked peer.
@@ -154,6 +179,7 @@ func (n *Node) maybeFetchVouch(p peer.ID) {
 // /mesh/trust/1.0.0, verifies it and caches it. p answers only the peers it
 // trusts fully.
 func (n *Node) FetchVouch(ctx context.Context, p peer.ID) error {
+	n.vouchFetches.Add(1)
 	req, _ := (&protocol.TrustRequest{Type: protocol.MsgVouchRequest}).Encode()
 	b, err := n.roundTrip(ctx, p, protocol.ProtocolTrust, req, protocol.MaxTrustResponseSize)
 	if err != nil {
@@ -249,20 +275,22 @@ func (n *Node) handleTrust(s network.Stream) {
 	_ = frame.Write(s, b)
 }
 
-// ownVouch returns this node's signed vouch, re-signing it when the trust
-// graph changed or half its life has passed.
+// ownVouch returns this node's signed vouch, re-signing it only when its
+// direct full-trust edges changed or half its life has passed: a vouch that
+// says the same thing is not news to anyone.
 func (n *Node) ownVouch() (*protocol.Vouch, error) {
 	n.vouchMu.Lock()
 	defer n.vouchMu.Unlock()
-	select {
-	case <-n.vouchStale:
-		n.vouch = nil
-	default:
+	full := n.fullEdges()
+	same := n.vouch != nil && len(n.vouch.Trusts) == len(full)
+	if same {
+		for _, id := range n.vouch.Trusts {
+			same = same && full[id]
+		}
 	}
-	if n.vouch != nil && n.now().Before(time.UnixMilli(n.vouch.IssuedAt).Add(vouchTTL/2)) {
+	if same && n.now().Before(time.UnixMilli(n.vouch.IssuedAt).Add(vouchTTL/2)) {
 		return n.vouch, nil
 	}
-	n.vouchStale = n.trust.Changed()
 	v, err := n.trust.SignVouch(n.edKey, vouchTTL)
 	if err != nil {
 		return nil, err
@@ -273,7 +301,7 @@ func (n *Node) ownVouch() (*protocol.Vouch, error) {
 
 // vouchState caches this node's signed vouch.
 type vouchState struct {
-	vouchMu    sync.Mutex
-	vouch      *protocol.Vouch
-	vouchStale <-chan struct{}
+	vouchMu      sync.Mutex
+	vouch        *protocol.Vouch
+	vouchFetches atomic.Int64 // vouch requests sent, for tests
 }

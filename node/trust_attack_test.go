@@ -138,3 +138,34 @@ func TestLimitedPublisherNotSynced(t *testing.T) {
 		t.Fatal("a limited publisher's lesson was stored")
 	}
 }
+
+// TestVouchExchangeSettles: nodes that all trust each other fully exchange
+// vouches when they connect and then stop; a vouch that says nothing new must
+// not set off another round (it once did, and the storm starved gossip).
+func TestVouchExchangeSettles(t *testing.T) {
+	nodes := []*Node{newTestNode(t, Config{}), newTestNode(t, Config{}), newTestNode(t, Config{}), newTestNode(t, Config{})}
+	trustAll(t, nodes...)
+	for i := range nodes {
+		for j := i + 1; j < len(nodes); j++ {
+			connect(t, nodes[i], nodes[j])
+		}
+	}
+	total := func() int64 {
+		var s int64
+		for _, n := range nodes {
+			s += n.vouchFetches.Load()
+		}
+		return s
+	}
+	eventually(t, "the first vouches", func() bool { return total() >= int64(len(nodes)*(len(nodes)-1)) })
+	time.Sleep(2 * time.Second)
+	settled := total()
+	time.Sleep(2 * time.Second)
+	if after := total(); after != settled {
+		t.Fatalf("vouch requests keep going: %d, then %d two seconds later", settled, after)
+	}
+	// Each pair asks each other about once, not in a loop.
+	if settled > int64(3*len(nodes)*(len(nodes)-1)) {
+		t.Fatalf("%d vouch requests among %d nodes", settled, len(nodes))
+	}
+}
