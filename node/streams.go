@@ -147,10 +147,10 @@ func (n *Node) roundTrip(ctx context.Context, p peer.ID, proto string, req []byt
 		s.Reset()
 		return nil, err
 	}
-	if err := s.CloseWrite(); err != nil {
-		s.Reset()
-		return nil, err
-	}
+	// The answer is what counts: a peer that answers before our half-close
+	// lands may already have closed its side (over QUIC, CloseWrite then
+	// fails with "canceled stream"), and its answer is still there to read.
+	_ = s.CloseWrite()
 	b, err := frame.Read(bufio.NewReader(s), max)
 	if err != nil {
 		s.Reset()
