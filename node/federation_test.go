@@ -69,9 +69,20 @@ func line(t *testing.T, k int, topic string) []*Node {
 	for i := 0; i+1 < k; i++ {
 		connect(t, nodes[i], nodes[i+1])
 	}
-	// Let GossipSub build its mesh before publishing.
-	time.Sleep(1500 * time.Millisecond)
+	waitMesh(t, topic, nodes...)
 	return nodes
+}
+
+// waitMesh waits until each node knows its connected neighbours subscribe
+// to topic, then for GossipSub's heartbeat to graft them into its mesh (a
+// message that arrives before then is delivered but not forwarded).
+func waitMesh(t *testing.T, topic string, nodes ...*Node) {
+	t.Helper()
+	for _, n := range nodes {
+		want := len(n.Host().Network().Peers())
+		eventually(t, "topic peers of "+n.ID().String(), func() bool { return len(n.ps.TopicPeers(topic)) >= want })
+	}
+	time.Sleep(1500 * time.Millisecond)
 }
 
 func publishLesson(t *testing.T, n *Node, title, content, visibility string, topics ...string) *protocol.SignedLesson {
@@ -186,7 +197,7 @@ func TestOfflineNodeCatchesUpAfterRestart(t *testing.T) {
 	b := newTestNode(t, Config{RepoDir: dir, Topics: []string{"ops"}})
 	trustAll(t, a, b)
 	connect(t, b, a)
-	time.Sleep(1500 * time.Millisecond)
+	waitMesh(t, "ops", a, b)
 
 	early := publishLesson(t, a, "Early", "published while b is online", "public", "ops")
 	eventually(t, "the early lesson at b", func() bool { return hasRemote(b, early.Key()) })

@@ -30,7 +30,7 @@ func TestUntrustedPublisherNeverStored(t *testing.T) {
 	setTrust(t, a, honest, trust.LevelFull)
 	connect(t, a, honest)
 	connect(t, a, sybil)
-	time.Sleep(1500 * time.Millisecond)
+	waitMesh(t, "t", a, honest, sybil)
 
 	junk := publishLesson(t, sybil, "buy now", "sybil junk", "public", "t")
 	good := publishLesson(t, honest, "real", "honest lesson", "public", "t")
@@ -82,7 +82,7 @@ func TestTransitiveTrustAndBlocking(t *testing.T) {
 			t.Fatal("a blocked node stays connected")
 		}
 	}
-	time.Sleep(1500 * time.Millisecond)
+	waitMesh(t, "t", a, b, c)
 	fromC := publishLesson(t, c, "from c", "transitively trusted", "public", "t")
 	fromX := publishLesson(t, x, "from x", "blocked publisher", "public", "t")
 	eventually(t, "c's lesson at a", func() bool { return hasRemote(a, fromC.Key()) })
@@ -130,7 +130,7 @@ func TestLimitedPublisherNotSynced(t *testing.T) {
 	l := newTestNode(t, Config{Topics: []string{"t"}})
 	setTrust(t, a, l, trust.LevelLimited)
 	connect(t, a, l)
-	time.Sleep(1500 * time.Millisecond)
+	waitMesh(t, "t", a, l)
 	sl := publishLesson(t, l, "limited", "from a limited peer", "public", "t")
 	_, _ = a.SyncWith(ctx, l.ID(), nil)
 	time.Sleep(300 * time.Millisecond)

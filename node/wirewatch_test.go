@@ -131,7 +131,7 @@ func TestWireWatchNoPrivateContent(t *testing.T) {
 	a, b := mk("lab"), mk("lab")
 	trustAll(t, a, b)
 	viaTap(b, a)
-	time.Sleep(1500 * time.Millisecond)
+	waitMesh(t, "lab", a, b)
 
 	// The private record: in the title, the content, a tag and an extra field.
 	priv := &protocol.Lesson{Type: "lesson", Title: privateMarker, Content: "do not share " + privateMarker, Tags: []string{privateMarker}}

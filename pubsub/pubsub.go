@@ -312,6 +312,18 @@ func (s *Service) Following() (topics, feeds []string) {
 	return topics, feeds
 }
 
+// TopicPeers lists the peers known to subscribe to a followed MESH topic
+// ("rust"); nil if the topic is not followed.
+func (s *Service) TopicPeers(topic string) []peer.ID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j, ok := s.topics[protocol.TopicName(topic)]
+	if !ok || j.sub == nil {
+		return nil
+	}
+	return j.topic.ListPeers()
+}
+
 func checkTopic(topic string) error {
 	if topic == "" || len(topic) > protocol.MaxTagLength || strings.Trim(topic, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != "" {
 		return fmt.Errorf("%w: %q: use 1 to %d letters, digits, '_', '-' or '.'", ErrTopic, topic, protocol.MaxTagLength)
