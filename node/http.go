@@ -558,15 +558,7 @@ func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
 		writeError(w, 0, err)
 		return
 	}
-	resp := StatusResponse{Success: true, Healthy: st.Healthy, Version: st.Version, Protocol: AMPProtocol, NodeID: st.NodeID}
-	resp.Stats = map[string]int{"lessons": 0, "checkpoints": 0, "snippets": 0, "total_records": st.Total}
-	for typ, c := range st.Counts {
-		resp.Stats[ampStatsKey(typ)] = c
-	}
-	resp.Capabilities.Search = "bm25"
-	resp.Capabilities.MaxContentLength = protocol.MaxRecordSize
-	resp.Capabilities.SupportedTypes = []string{protocol.TypeLesson, protocol.TypeCheckpoint, protocol.TypeSnippet, "*"}
-	writeJSON(w, http.StatusOK, resp)
+	writeJSON(w, http.StatusOK, statusResponse(st))
 }
 
 // AgentStatusResponse is the agent-status answer.
