@@ -732,6 +732,12 @@ func (n *Node) vetResults(ctx context.Context, lists [][]protocol.SearchResult, 
 	var hits []FedHit
 	for _, l := range lists {
 		for _, r := range l {
+			// Verifying is bounded by the search's deadline too: past it,
+			// what is verified so far is the answer, marked truncated.
+			if ctx.Err() != nil {
+				res.Truncated = true
+				return hits
+			}
 			sl := r.SignedLesson
 			if sl == nil {
 				res.Invalid++
