@@ -525,47 +525,33 @@ func (s *Store) loadFederation(ctx context.Context) error {
 		kind byte
 	}
 	latest := map[kk]*logMeta{}
-	res, err := s.ds.Query(ctx, dsq.Query{Prefix: nsLog, Orders: []dsq.Order{dsq.OrderByKey{}}})
-	if err != nil {
-		return fmt.Errorf("store: open: read sync log: %w", err)
-	}
-	for r := range res.Next() {
-		if r.Error != nil {
-			res.Close()
-			return fmt.Errorf("store: open: read sync log: %w", r.Error)
-		}
-		seq, ok := parseLogKey(r.Key)
+	err := s.scan(ctx, dsq.Query{Prefix: nsLog, Orders: []dsq.Order{dsq.OrderByKey{}}}, "sync log", func(k string, value []byte) {
+		seq, ok := parseLogKey(k)
 		if !ok {
 			s.log.Warn("skipping malformed sync log key")
-			continue
+			return
 		}
 		if seq > f.log.last {
 			f.log.last = seq
 		}
-		m, err := decodeLogValue(r.Value)
+		m, err := decodeLogValue(value)
 		if err != nil {
 			s.log.Warn("skipping undecodable sync log entry", "seq", seq, "err", err)
-			continue
+			return
 		}
 		m.seq = seq
 		f.log.entries = append(f.log.entries, m)
 		latest[kk{m.key, m.kind}] = m
+	})
+	if err != nil {
+		return err
 	}
-	res.Close()
 	f.log.visible = f.log.last
 
 	// Tombstones.
-	res, err = s.ds.Query(ctx, dsq.Query{Prefix: nsTomb})
-	if err != nil {
-		return fmt.Errorf("store: open: read tombstones: %w", err)
-	}
-	for r := range res.Next() {
-		if r.Error != nil {
-			res.Close()
-			return fmt.Errorf("store: open: read tombstones: %w", r.Error)
-		}
-		key, ok := keyFromPath(strings.TrimPrefix(r.Key, nsTomb))
-		rev, err := protocol.DecodeRevocation(r.Value)
+	err = s.scan(ctx, dsq.Query{Prefix: nsTomb}, "tombstones", func(k string, value []byte) {
+		key, ok := keyFromPath(strings.TrimPrefix(k, nsTomb))
+		rev, err := protocol.DecodeRevocation(value)
 		if err == nil && (!ok || rev.Key() != key) {
 			err = errors.New("tombstone under another key")
 		}
@@ -576,69 +562,59 @@ func (s *Store) loadFederation(ctx context.Context) error {
 			if ok {
 				f.tombs[key] = tombInfo{}
 			}
-			continue
+			return
 		}
 		t := tombInfo{revokedAt: rev.RevokedAt}
 		if m := latest[kk{key, kindRevocation}]; m != nil {
 			t.seq = m.seq
 		}
 		f.tombs[key] = t
+	})
+	if err != nil {
+		return err
 	}
-	res.Close()
 
 	// Remote lessons.
-	res, err = s.ds.Query(ctx, dsq.Query{Prefix: nsRemote})
-	if err != nil {
-		return fmt.Errorf("store: open: read remote lessons: %w", err)
-	}
-	for r := range res.Next() {
-		if r.Error != nil {
-			res.Close()
-			return fmt.Errorf("store: open: read remote lessons: %w", r.Error)
-		}
-		key, ok := keyFromPath(strings.TrimPrefix(r.Key, nsRemote))
-		sl, err := decodeRemote(r.Value)
+	err = s.scan(ctx, dsq.Query{Prefix: nsRemote}, "remote lessons", func(k string, value []byte) {
+		key, ok := keyFromPath(strings.TrimPrefix(k, nsRemote))
+		sl, err := decodeRemote(value)
 		if err == nil && (!ok || sl.Key() != key) {
 			err = errors.New("remote lesson under another key")
 		}
 		if err != nil {
 			s.log.Warn("remote lesson unreadable", "err", err)
-			continue
+			return
 		}
 		v := version{publishedAt: sl.Publication.PublishedAt, expiresAt: sl.Lesson.ExpiresAt}
 		if m := latest[kk{key, kindRemote}]; m != nil && m.at == v.publishedAt {
 			v.seq = m.seq
 		}
 		f.remote[key] = v
+	})
+	if err != nil {
+		return err
 	}
-	res.Close()
 
 	// Own publications.
-	res, err = s.ds.Query(ctx, dsq.Query{Prefix: nsPub})
-	if err != nil {
-		return fmt.Errorf("store: open: read publications: %w", err)
-	}
-	for r := range res.Next() {
-		if r.Error != nil {
-			res.Close()
-			return fmt.Errorf("store: open: read publications: %w", r.Error)
-		}
-		id := strings.TrimPrefix(r.Key, nsPub)
-		sl, err := protocol.DecodeSignedLesson(r.Value)
+	err = s.scan(ctx, dsq.Query{Prefix: nsPub}, "publications", func(k string, value []byte) {
+		id := strings.TrimPrefix(k, nsPub)
+		sl, err := protocol.DecodeSignedLesson(value)
 		if err == nil && sl.Lesson.ID != id {
 			err = errors.New("publication under another id")
 		}
 		if err != nil {
 			s.log.Warn("publication unreadable", "id", truncate(id), "err", err)
-			continue
+			return
 		}
 		v := version{publishedAt: sl.Publication.PublishedAt, expiresAt: sl.Lesson.ExpiresAt, nodeID: sl.Signature.NodeID}
 		if m := latest[kk{sl.Key(), kindPublication}]; m != nil && m.at == v.publishedAt {
 			v.seq = m.seq
 		}
 		f.own[id] = v
+	})
+	if err != nil {
+		return err
 	}
-	res.Close()
 
 	s.fedMu.Lock()
 	s.fed = f
@@ -669,6 +645,23 @@ func (s *Store) loadFederation(ctx context.Context) error {
 			return fmt.Errorf("store: open: prune sync log: %w", err)
 		}
 		s.log.Debug("pruned sync log", "entries", len(dead))
+	}
+	return nil
+}
+
+// scan calls fn for every entry the query returns, and fails on the first
+// error reading them; what names the entries in the error.
+func (s *Store) scan(ctx context.Context, q dsq.Query, what string, fn func(key string, value []byte)) error {
+	res, err := s.ds.Query(ctx, q)
+	if err != nil {
+		return fmt.Errorf("store: open: read %s: %w", what, err)
+	}
+	defer res.Close()
+	for r := range res.Next() {
+		if r.Error != nil {
+			return fmt.Errorf("store: open: read %s: %w", what, r.Error)
+		}
+		fn(r.Key, r.Value)
 	}
 	return nil
 }
