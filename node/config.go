@@ -27,6 +27,12 @@ type RepoConfig struct {
 	Topics []string `json:"topics"`
 	// MDNS finds MESH nodes on the LAN. Nil means on.
 	MDNS *bool `json:"mdns,omitempty"`
+	// NAT: AutoNAT, relays, hole punching, port mapping, announce.
+	NAT NATConfig `json:"nat,omitzero"`
+	// DHT: the Kademlia directory.
+	DHT DHTConfig `json:"dht,omitzero"`
+	// Directory: the directory role and the public HTTP API.
+	Directory DirectoryConfig `json:"directory,omitzero"`
 }
 
 // LoadRepoConfig reads REPO/config.json; a missing file gives the zero value.

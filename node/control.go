@@ -30,6 +30,9 @@ func (n *Node) controlRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/peers", n.handlePeers)
 	mux.HandleFunc("POST /api/v1/sync", n.handleSyncAll)
 	n.trustRoutes(mux)
+	n.natRoutes(mux)
+	n.dhtRoutes(mux)
+	n.directoryRoutes(mux)
 	mux.HandleFunc("POST /api/v1/search", n.handleFedSearch)
 }
 

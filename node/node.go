@@ -106,6 +106,17 @@ type Config struct {
 
 	// TrustDepth is the longest trust path followed, in hops. 0 means 2.
 	TrustDepth int
+
+	// NAT configures reachability from behind NAT: AutoNAT, relays, hole
+	// punching, port mapping and announced addresses.
+	NAT NATConfig
+
+	// DHT configures the Kademlia directory (MESH's own private DHT).
+	DHT DHTConfig
+
+	// Directory configures the directory role and the public read-only
+	// HTTP API.
+	Directory DirectoryConfig
 }
 
 // Node is one MESH node: an Ed25519 identity, a libp2p host whose peer ID is
@@ -137,6 +148,10 @@ type Node struct {
 	followMu  sync.Mutex // serializes changes to the followed topics and feeds
 	syncMu    sync.Mutex // guards syncLocks
 	syncLocks map[peer.ID]*sync.Mutex
+
+	natState
+	dhtState
+	directoryState
 
 	ingestMu sync.Mutex
 	ingestCh chan struct{} // closed and replaced whenever a received record is stored
@@ -191,6 +206,15 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 			return nil, err
 		}
 		if err := n.startPeers(); err != nil {
+			return nil, err
+		}
+		if err := n.startDHT(ctx); err != nil {
+			return nil, err
+		}
+		if err := n.startNAT(ctx); err != nil {
+			return nil, err
+		}
+		if err := n.startDirectory(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -254,6 +278,8 @@ func (n *Node) startHost(ctx context.Context) error {
 	} else {
 		opts = append(opts, libp2p.DisableMetrics())
 	}
+	opts = append(opts, n.natOptions()...)
+	opts = append(opts, n.dhtOptions()...)
 	opts = append(opts, n.cfg.Libp2pOptions...)
 	h, err := libp2p.New(opts...)
 	if err != nil {
@@ -324,6 +350,7 @@ func (n *Node) teardown() error {
 	if n.mdns != nil {
 		_ = n.mdns.Close()
 	}
+	errs = append(errs, n.stopDirectory(), n.stopNAT(), n.stopDHT())
 	if n.ps != nil {
 		if err := n.ps.Close(); err != nil {
 			errs = append(errs, err)

@@ -62,6 +62,7 @@ func daemonCmd(g *globals) *cobra.Command {
 		topics    []string
 		noMDNS    bool
 		verbose   bool
+		applies   []func(*cobra.Command, *node.Config) error
 	)
 	c := &cobra.Command{
 		Use:   "daemon",
@@ -99,7 +100,7 @@ loopback only); libp2p listens on every --listen address.`,
 			if !c.Flags().Changed("listen") && len(rc.Listen) > 0 {
 				listen = rc.Listen
 			}
-			n, err := node.New(ctx, node.Config{
+			cfg := node.Config{
 				RepoDir:     g.repo,
 				ListenAddrs: listen,
 				APIAddr:     api,
@@ -107,7 +108,16 @@ loopback only); libp2p listens on every --listen address.`,
 				Bootstrap:   append(rc.Bootstrap, bootstrap...),
 				Topics:      append(rc.Topics, topics...),
 				DisableMDNS: noMDNS || (rc.MDNS != nil && !*rc.MDNS),
-			})
+				NAT:         rc.NAT,
+				DHT:         rc.DHT,
+				Directory:   rc.Directory,
+			}
+			for _, apply := range applies {
+				if err := apply(c, &cfg); err != nil {
+					return usageError{err}
+				}
+			}
+			n, err := node.New(ctx, cfg)
 			if err != nil {
 				return err
 			}
@@ -131,8 +141,16 @@ loopback only); libp2p listens on every --listen address.`,
 	c.Flags().StringArrayVar(&topics, "topic", nil, "MESH topic to follow (repeatable; also config.json and mesh follow)")
 	c.Flags().BoolVar(&noMDNS, "no-mdns", false, "do not discover MESH nodes on the LAN by multicast DNS")
 	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "debug logging")
+	for _, add := range daemonFlagSets {
+		applies = append(applies, add(c))
+	}
 	return c
 }
+
+// daemonFlagSets add flags to `mesh daemon` from other files of this
+// package (NAT, DHT, directory). Each returns the function that applies the
+// parsed flags on top of config.json's settings.
+var daemonFlagSets []func(c *cobra.Command) func(*cobra.Command, *node.Config) error
 
 func idCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
