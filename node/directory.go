@@ -26,3 +26,8 @@ func (n *Node) stopDirectory() error { return nil }
 
 // directoryRoutes adds this file's control API routes (bearer token).
 func (n *Node) directoryRoutes(mux *http.ServeMux) {}
+
+// directoryServesAll reports whether this node answers /mesh/search/1.0.0
+// from every verified public lesson it holds (its own and the remote cache),
+// as a directory does, rather than from its own public lessons only.
+func (n *Node) directoryServesAll() bool { return false }
