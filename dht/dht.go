@@ -1,0 +1,405 @@
+package dht
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	ds "github.com/ipfs/go-datastore"
+	kaddht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p-kad-dht/records"
+	record "github.com/libp2p/go-libp2p-record"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/routing"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/meshprotocol/mesh/protocol"
+)
+
+// ProtocolPrefix is the Kademlia protocol prefix: MESH runs its own DHT and
+// never joins the IPFS one.
+const ProtocolPrefix = protocol.DHTPrefix
+
+// ProtocolID is the Kademlia wire protocol MESH nodes speak.
+const ProtocolID = ProtocolPrefix + "/kad/1.0.0"
+
+// DefaultProvideValidity is how long a DHT server keeps a provider record it
+// was given. Nodes re-provide well within it, on their heartbeat.
+const DefaultProvideValidity = 2 * time.Hour
+
+// DefaultMaxProviders is the number of providers a lookup returns when the
+// caller asks for 0 or fewer; MaxProviders caps what a caller may ask for.
+const (
+	DefaultMaxProviders = 20
+	MaxProviders        = 200
+)
+
+// ErrNotFound is returned when the DHT holds no (valid) answer.
+var ErrNotFound = errors.New("not found in the DHT")
+
+// Mode says whether a node serves the DHT (answers queries, stores records)
+// or only uses it.
+type Mode int
+
+const (
+	// ModeAuto serves when the node is publicly reachable (as AutoNAT
+	// reports) and is a client otherwise.
+	ModeAuto Mode = iota
+	// ModeServer always serves: bootstrap and relay nodes, and networks on
+	// one LAN, loopback or mocknet, where AutoNAT never reports "public".
+	ModeServer
+	// ModeClient never serves.
+	ModeClient
+)
+
+// ParseMode parses "auto" (or ""), "server" or "client".
+func ParseMode(s string) (Mode, error) {
+	switch strings.ToLower(s) {
+	case "", "auto":
+		return ModeAuto, nil
+	case "server":
+		return ModeServer, nil
+	case "client":
+		return ModeClient, nil
+	}
+	return 0, fmt.Errorf("%w: dht mode %q: want auto, server or client", protocol.ErrInvalid, truncate(s))
+}
+
+// String is the mode's name.
+func (m Mode) String() string {
+	switch m {
+	case ModeAuto:
+		return "auto"
+	case ModeServer:
+		return "server"
+	case ModeClient:
+		return "client"
+	}
+	return fmt.Sprintf("Mode(%d)", int(m))
+}
+
+// Config configures a DHT.
+type Config struct {
+	// Mode is auto (the default), server or client.
+	Mode Mode
+	// Bootstrap are the peers dialled when the routing table is empty. There
+	// are no default bootstrap peers: a MESH network is the one its
+	// bootstrap peers form.
+	Bootstrap []peer.AddrInfo
+	// Now is the clock node records are checked against. Nil means
+	// time.Now.
+	Now func() time.Time
+	// Datastore holds the records this node stores for others. Nil means
+	// in memory.
+	Datastore ds.Batching
+	// ProvideValidity is how long this node keeps provider records others
+	// put. 0 means DefaultProvideValidity.
+	ProvideValidity time.Duration
+	// Options are appended to the Kademlia options (tests and benchmarks:
+	// bucket size, concurrency).
+	Options []kaddht.Option
+}
+
+// DHT is MESH's Kademlia DHT: go-libp2p-kad-dht under the /mesh prefix,
+// with only the /mesh-node record namespace (the IPFS /pk and /ipns
+// validators are off) and no default bootstrap peers. It implements
+// routing.PeerRouting, falling back to the node's signed record for peers
+// the Kademlia lookup does not reach.
+type DHT struct {
+	kad       *kaddht.IpfsDHT
+	host      host.Host
+	validator NodeRecordValidator
+	mode      Mode
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ routing.PeerRouting = (*DHT)(nil)
+
+// New starts a DHT on h. It does not dial anything by itself until its
+// routing table needs peers; call Bootstrap to connect now.
+func New(h host.Host, cfg Config) (*DHT, error) {
+	if h == nil {
+		return nil, fmt.Errorf("%w: dht: nil host", protocol.ErrInvalid)
+	}
+	v := NodeRecordValidator{Now: cfg.Now}
+	validity := cfg.ProvideValidity
+	if validity <= 0 {
+		validity = DefaultProvideValidity
+	}
+	var kmode kaddht.ModeOpt
+	switch cfg.Mode {
+	case ModeAuto:
+		kmode = kaddht.ModeAuto
+	case ModeServer:
+		kmode = kaddht.ModeServer
+	case ModeClient:
+		kmode = kaddht.ModeClient
+	default:
+		return nil, fmt.Errorf("%w: dht: unknown mode %d", protocol.ErrInvalid, int(cfg.Mode))
+	}
+	opts := []kaddht.Option{
+		kaddht.ProtocolPrefix(ProtocolPrefix),
+		kaddht.Mode(kmode),
+		// Only MESH's namespace: replacing the validator (rather than adding
+		// a namespace) keeps the IPFS /pk and /ipns validators out.
+		kaddht.Validator(record.NamespacedValidator{NodeNamespace: v}),
+		kaddht.MaxRecordAge(protocol.MaxNodeRecordTTL),
+		kaddht.ProviderManagerOpts(records.ProvideValidity(validity)),
+	}
+	// Without this option kad-dht has no bootstrap peers at all; it never
+	// falls back to the IPFS ones.
+	var boot []peer.AddrInfo
+	for _, ai := range cfg.Bootstrap {
+		if ai.ID != h.ID() {
+			boot = append(boot, ai)
+		}
+	}
+	if len(boot) > 0 {
+		opts = append(opts, kaddht.BootstrapPeers(boot...))
+	}
+	if cfg.Datastore != nil {
+		opts = append(opts, kaddht.Datastore(cfg.Datastore))
+	}
+	opts = append(opts, cfg.Options...)
+	kad, err := kaddht.New(h, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("dht: %w", err)
+	}
+	return &DHT{kad: kad, host: h, validator: v, mode: cfg.Mode}, nil
+}
+
+// Kad is the underlying Kademlia DHT.
+func (d *DHT) Kad() *kaddht.IpfsDHT { return d.kad }
+
+// Host is the host the DHT runs on.
+func (d *DHT) Host() host.Host { return d.host }
+
+// ConfiguredMode is the mode the DHT was started with.
+func (d *DHT) ConfiguredMode() Mode { return d.mode }
+
+// Serving reports whether the DHT currently serves (server mode); in auto
+// mode this follows the host's reachability.
+func (d *DHT) Serving() bool { return d.kad.Mode() == kaddht.ModeServer }
+
+// RoutingTableSize is the number of DHT servers in the routing table.
+func (d *DHT) RoutingTableSize() int { return d.kad.RoutingTable().Size() }
+
+// Bootstrap connects to the given peers (those not yet connected) and
+// refreshes the routing table. It fails only if there were peers to dial and
+// none answered.
+func (d *DHT) Bootstrap(ctx context.Context, peers []peer.AddrInfo) error {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		ok   int
+	)
+	for _, ai := range peers {
+		if ai.ID == d.host.ID() {
+			continue
+		}
+		wg.Add(1)
+		go func(ai peer.AddrInfo) {
+			defer wg.Done()
+			err := d.host.Connect(ctx, ai)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("bootstrap %s: %w", ai.ID, err))
+				return
+			}
+			ok++
+		}(ai)
+	}
+	wg.Wait()
+	if len(errs) > 0 && ok == 0 {
+		return errors.Join(errs...)
+	}
+	return d.kad.Bootstrap(ctx)
+}
+
+// Refresh refreshes the routing table and waits for it, or for ctx.
+func (d *DHT) Refresh(ctx context.Context) error {
+	select {
+	case err := <-d.kad.RefreshRoutingTable():
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// PutNodeRecord verifies r and stores it under NodeKey(r.NodeID) on the DHT
+// servers closest to that key (and locally). The record must be valid now:
+// the servers would refuse anything else.
+func (d *DHT) PutNodeRecord(ctx context.Context, r *protocol.NodeRecord) error {
+	if err := protocol.VerifyNodeRecord(r, protocol.VerifyOptions{Now: d.validator.now()}); err != nil {
+		return fmt.Errorf("put node record: %w", err)
+	}
+	id, err := peer.Decode(r.NodeID)
+	if err != nil {
+		return fmt.Errorf("put node record: %w: %v", protocol.ErrInvalid, err)
+	}
+	b, err := r.Encode()
+	if err != nil {
+		return fmt.Errorf("put node record: %w", err)
+	}
+	if err := d.kad.PutValue(ctx, NodeKey(id), b); err != nil {
+		return fmt.Errorf("put node record of %s: %w", id, err)
+	}
+	return nil
+}
+
+// NodeRecord looks up the newest valid signed record of node id. It returns
+// an error wrapping ErrNotFound when the DHT holds none.
+func (d *DHT) NodeRecord(ctx context.Context, id peer.ID, opts ...routing.Option) (*protocol.NodeRecord, error) {
+	if err := id.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: node id: %v", protocol.ErrInvalid, err)
+	}
+	key := NodeKey(id)
+	if _, err := parseNodeKey(key); err != nil {
+		return nil, err
+	}
+	b, err := d.kad.GetValue(ctx, key, opts...)
+	if err != nil {
+		if errors.Is(err, routing.ErrNotFound) || (b == nil && ctx.Err() == nil) {
+			return nil, fmt.Errorf("node record of %s: %w", id, ErrNotFound)
+		}
+		if b == nil {
+			return nil, fmt.Errorf("node record of %s: %w", id, err)
+		}
+	}
+	// GetValue already ran the validator; decoding again gives the type.
+	r, err := d.validator.decode(key, b)
+	if err != nil {
+		return nil, fmt.Errorf("node record of %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// Provide announces this node as a provider of key to the DHT servers
+// closest to it.
+func (d *DHT) Provide(ctx context.Context, key cid.Cid) error {
+	if err := d.kad.Provide(ctx, key, true); err != nil {
+		return fmt.Errorf("provide %s: %w", key, err)
+	}
+	return nil
+}
+
+// ProvideTopic announces this node as a provider of a MESH topic.
+func (d *DHT) ProvideTopic(ctx context.Context, topic string) error {
+	topic = strings.ToLower(topic)
+	if err := checkName("topic", topic); err != nil {
+		return err
+	}
+	if err := d.Provide(ctx, TopicKey(topic)); err != nil {
+		return fmt.Errorf("topic %s: %w", topic, err)
+	}
+	return nil
+}
+
+// ProvideRole announces this node as a provider of a role ("directory").
+func (d *DHT) ProvideRole(ctx context.Context, role string) error {
+	if err := checkName("role", role); err != nil {
+		return err
+	}
+	if err := d.Provide(ctx, RoleKey(role)); err != nil {
+		return fmt.Errorf("role %s: %w", role, err)
+	}
+	return nil
+}
+
+// Providers looks up up to limit providers of key (DefaultMaxProviders if
+// limit <= 0, at most MaxProviders). This node is included if it provides
+// key itself.
+func (d *DHT) Providers(ctx context.Context, key cid.Cid, limit int) ([]peer.AddrInfo, error) {
+	if limit <= 0 {
+		limit = DefaultMaxProviders
+	}
+	limit = min(limit, MaxProviders)
+	var out []peer.AddrInfo
+	for ai := range d.kad.FindProvidersAsync(ctx, key, limit) {
+		out = append(out, ai)
+		if len(out) >= limit {
+			break
+		}
+	}
+	if len(out) == 0 && ctx.Err() != nil {
+		return nil, fmt.Errorf("providers of %s: %w", key, ctx.Err())
+	}
+	return out, nil
+}
+
+// TopicProviders looks up nodes that follow a MESH topic.
+func (d *DHT) TopicProviders(ctx context.Context, topic string, limit int) ([]peer.AddrInfo, error) {
+	topic = strings.ToLower(topic)
+	if err := checkName("topic", topic); err != nil {
+		return nil, err
+	}
+	return d.Providers(ctx, TopicKey(topic), limit)
+}
+
+// RoleProviders looks up nodes that play a role ("directory").
+func (d *DHT) RoleProviders(ctx context.Context, role string, limit int) ([]peer.AddrInfo, error) {
+	if err := checkName("role", role); err != nil {
+		return nil, err
+	}
+	return d.Providers(ctx, RoleKey(role), limit)
+}
+
+// FindPeer resolves a node's addresses: the Kademlia peer lookup first,
+// then, for a node it does not reach (a client-mode node no server is
+// connected to), the addresses in the node's signed record.
+func (d *DHT) FindPeer(ctx context.Context, id peer.ID) (peer.AddrInfo, error) {
+	ai, err := d.kad.FindPeer(ctx, id)
+	if err == nil && len(ai.Addrs) > 0 {
+		return ai, nil
+	}
+	if ctx.Err() != nil {
+		return peer.AddrInfo{}, fmt.Errorf("find %s: %w", id, ctx.Err())
+	}
+	r, rerr := d.NodeRecord(ctx, id)
+	if rerr != nil {
+		return peer.AddrInfo{}, fmt.Errorf("find %s: %w", id, errors.Join(err, rerr))
+	}
+	ai = RecordAddrInfo(r)
+	if len(ai.Addrs) == 0 {
+		return peer.AddrInfo{}, fmt.Errorf("find %s: %w: its node record lists no addresses", id, ErrNotFound)
+	}
+	return ai, nil
+}
+
+// RecordAddrInfo converts a node record's addresses to an AddrInfo: each
+// address loses a trailing /p2p/<nodeId>; addresses that fail to parse or
+// end in another node's ID are skipped.
+func RecordAddrInfo(r *protocol.NodeRecord) peer.AddrInfo {
+	id, err := peer.Decode(r.NodeID)
+	if err != nil {
+		return peer.AddrInfo{}
+	}
+	ai := peer.AddrInfo{ID: id}
+	for _, s := range r.Addrs {
+		m, err := ma.NewMultiaddr(s)
+		if err != nil {
+			continue
+		}
+		transport, p := peer.SplitAddr(m)
+		if transport == nil || (p != "" && p != id) {
+			continue
+		}
+		ai.Addrs = append(ai.Addrs, transport)
+	}
+	return ai
+}
+
+// Close stops the DHT. It does not close the host.
+func (d *DHT) Close() error {
+	d.closeOnce.Do(func() { d.closeErr = d.kad.Close() })
+	return d.closeErr
+}
