@@ -257,7 +257,7 @@ func (n *Node) startHost(ctx context.Context) error {
 		if n.cfg.Host.ID() != n.id {
 			return fmt.Errorf("node: Config.Host is %s but the key is %s", n.cfg.Host.ID(), n.id)
 		}
-		n.host = n.cfg.Host
+		n.host = n.routedHost(n.cfg.Host)
 		return nil
 	}
 	listen := n.cfg.ListenAddrs
