@@ -75,4 +75,7 @@ type Status struct {
 	NodeID  string         `json:"nodeId"`
 	Counts  map[string]int `json:"counts"`
 	Total   int            `json:"total"`
+	// Network is the node's reachability, relay reservations and relay
+	// service; nil for an offline node.
+	Network *NetworkStatus `json:"network,omitempty"`
 }

@@ -482,5 +482,5 @@ func (n *Node) Status(ctx context.Context) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Status{Healthy: true, Version: Version, NodeID: n.id.String(), Counts: st.Counts, Total: st.Total}, nil
+	return &Status{Healthy: true, Version: Version, NodeID: n.id.String(), Counts: st.Counts, Total: st.Total, Network: n.networkStatus()}, nil
 }

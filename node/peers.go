@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -157,17 +158,29 @@ func (m mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
 }
 
 // Connect dials a peer by multiaddr (ending in /p2p/<node ID>) and keeps the
-// node connected to it, redialling with backoff if the link drops.
+// node connected to it, redialling with backoff if the link drops. addr may
+// also be a bare node ID (12D3KooW...): the node then dials the addresses it
+// knows for that node and, through each relay it uses (its static relays and
+// the relays holding a slot for it), the node's relay address
+// /p2p/<relay>/p2p-circuit/p2p/<node ID>; a home node reaches another home
+// node that way, knowing only its ID and their common relay.
 func (n *Node) Connect(ctx context.Context, addr string) (peer.ID, error) {
 	if n.host == nil {
 		return "", ErrOffline
 	}
-	ai, err := parseAddrInfo(addr)
-	if err != nil {
-		return "", err
+	var ai *peer.AddrInfo
+	if id, err := peer.Decode(strings.TrimPrefix(addr, "/p2p/")); err == nil && !strings.Contains(strings.TrimPrefix(addr, "/p2p/"), "/") {
+		ai = &peer.AddrInfo{ID: id, Addrs: n.circuitAddrsFor(id)}
+	} else {
+		if ai, err = parseAddrInfo(addr); err != nil {
+			return "", err
+		}
 	}
 	if ai.ID == n.id {
 		return "", fmt.Errorf("%w: that is this node's own address", protocol.ErrInvalid)
+	}
+	if len(ai.Addrs) == 0 && len(n.host.Peerstore().Addrs(ai.ID)) == 0 {
+		return "", fmt.Errorf("connect %s: %w: no address known for that node and no relay to reach it through; give its address, or a relay with --relay-via", ai.ID, protocol.ErrInvalid)
 	}
 	if err := n.host.Connect(ctx, *ai); err != nil {
 		return "", fmt.Errorf("connect %s: %w", ai.ID, err)
@@ -176,13 +189,58 @@ func (n *Node) Connect(ctx context.Context, addr string) (peer.ID, error) {
 	return ai.ID, nil
 }
 
+// circuitAddrsFor returns p's relay addresses through the relays this node
+// knows: its static relays and the relays holding a slot for it.
+func (n *Node) circuitAddrsFor(p peer.ID) []ma.Multiaddr {
+	relays := map[peer.ID][]ma.Multiaddr{}
+	for _, s := range n.cfg.NAT.StaticRelays {
+		if ai, err := parseAddrInfo(s); err == nil {
+			relays[ai.ID] = append(relays[ai.ID], ai.Addrs...)
+		}
+	}
+	if st := n.networkStatus(); st != nil {
+		for _, r := range st.Reservations {
+			if id, err := peer.Decode(r.Relay); err == nil {
+				relays[id] = append(relays[id], n.host.Peerstore().Addrs(id)...)
+			}
+		}
+	}
+	var out []ma.Multiaddr
+	for r, addrs := range relays {
+		if r == p {
+			continue
+		}
+		if len(addrs) == 0 {
+			addrs = n.host.Peerstore().Addrs(r)
+		}
+		suffix, err := ma.NewMultiaddr("/p2p/" + r.String() + "/p2p-circuit")
+		if err != nil {
+			continue
+		}
+		for _, a := range ma.Unique(addrs) {
+			if isRelayed(a) {
+				continue
+			}
+			out = append(out, a.Encapsulate(suffix))
+		}
+	}
+	return out
+}
+
 // PeerInfo describes one connected peer.
 type PeerInfo struct {
 	ID        string   `json:"id"`
 	Addrs     []string `json:"addrs"`
 	Direction string   `json:"direction"` // inbound or outbound
-	Relayed   bool     `json:"relayed"`   // through a circuit relay
-	Kept      bool     `json:"kept"`      // redialled when the link drops
+	// Connection is "direct" when at least one connection to the peer is
+	// direct, "relayed" when every one goes through a circuit relay.
+	Connection string `json:"connection"`
+	Relayed    bool   `json:"relayed"`         // every connection goes through a circuit relay
+	Relay      string `json:"relay,omitempty"` // the relay's node ID, when relayed
+	// HolePunched says the direct connection was made by hole punching
+	// (DCUtR) from a relayed one.
+	HolePunched bool `json:"holePunched,omitempty"`
+	Kept        bool `json:"kept"` // redialled when the link drops
 }
 
 // Peers lists the connected peers.
@@ -193,16 +251,33 @@ func (n *Node) Peers(ctx context.Context) ([]PeerInfo, error) {
 	var out []PeerInfo
 	for _, p := range n.host.Network().Peers() {
 		info := PeerInfo{ID: p.String()}
-		for _, c := range n.host.Network().ConnsToPeer(p) {
+		conns := n.host.Network().ConnsToPeer(p)
+		info.Relayed = peerRelayedOnly(conns)
+		info.Connection = "direct"
+		if info.Relayed {
+			info.Connection = "relayed"
+		}
+		var first network.Conn
+		for _, c := range conns {
+			if info.Relayed != isRelayed(c.RemoteMultiaddr()) {
+				continue // describe the connections of the kind reported
+			}
 			info.Addrs = append(info.Addrs, c.RemoteMultiaddr().String())
-			if c.Stat().Direction == network.DirInbound {
+			if first == nil {
+				first = c
+			}
+		}
+		if first != nil {
+			info.Direction = "outbound"
+			if first.Stat().Direction == network.DirInbound {
 				info.Direction = "inbound"
-			} else {
-				info.Direction = "outbound"
 			}
-			if _, err := c.RemoteMultiaddr().ValueForProtocol(ma.P_CIRCUIT); err == nil {
-				info.Relayed = true
+			if info.Relayed {
+				info.Relay = relayOf(first.RemoteMultiaddr())
 			}
+		}
+		if !info.Relayed {
+			_, info.HolePunched = n.holePunchedAt(p)
 		}
 		n.peers.mu.Lock()
 		_, info.Kept = n.peers.peers[p]
