@@ -56,7 +56,7 @@ func (n *Node) acceptsPublisher(nodeID string) bool {
 	if n.trust.Blocked(nodeID) {
 		return false
 	}
-	if n.cfg.AcceptUntrusted {
+	if n.cfg.AcceptUntrusted || n.cfg.Directory.Enabled { // a directory indexes any publisher not blocked
 		return true
 	}
 	if n.trust.Limited(nodeID) {
