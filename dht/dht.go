@@ -358,6 +358,13 @@ func (d *DHT) RoleProviders(ctx context.Context, role string, limit int) ([]peer
 // connected to), the addresses in the node's signed record.
 func (d *DHT) FindPeer(ctx context.Context, id peer.ID) (peer.AddrInfo, error) {
 	ai, err := d.kad.FindPeer(ctx, id)
+	if err == nil && len(ai.Addrs) == 0 {
+		// Connected (the lookup dials the peer) but the peerstore lists
+		// nothing: the connections' addresses are the answer.
+		for _, c := range d.host.Network().ConnsToPeer(id) {
+			ai.Addrs = append(ai.Addrs, c.RemoteMultiaddr())
+		}
+	}
 	if err == nil && len(ai.Addrs) > 0 {
 		return ai, nil
 	}
