@@ -276,6 +276,12 @@ type SearchResponse struct {
 	Results   []SearchResult `json:"results"`
 	Truncated bool           `json:"truncated"`
 	Error     *Error         `json:"error,omitempty"`
+	// Stats, optional, are the statistics of the corpus the results were
+	// drawn from (the answering node's and those of the nodes it
+	// forwarded to, added up), for the requester to score every
+	// candidate alike. Absent from a repeated request's empty answer and
+	// from nodes that predate it.
+	Stats *SearchStats `json:"stats,omitempty"`
 }
 
 // Encode returns the JSON encoding of r; nil Results encode as [].
@@ -288,8 +294,8 @@ func (r *SearchResponse) Encode() ([]byte, error) {
 }
 
 // DecodeSearchResponse decodes a search answer: size cap, at most
-// MaxSearchResults results, exact field names. It does not verify the
-// lessons.
+// MaxSearchResults results, exact field names, stats within their caps
+// (see SearchStats). It does not verify the lessons.
 func DecodeSearchResponse(data []byte) (*SearchResponse, error) {
 	if len(data) > MaxSearchResponseSize {
 		return nil, fmt.Errorf("search response: %w: %d bytes, the limit is %d", ErrTooLarge, len(data), MaxSearchResponseSize)
@@ -298,7 +304,7 @@ func DecodeSearchResponse(data []byte) (*SearchResponse, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := o.only([]string{"type", "requestId", "results"}, "truncated", "error"); err != nil {
+	if err := o.only([]string{"type", "requestId", "results"}, "truncated", "error", "stats"); err != nil {
 		return nil, err
 	}
 	r := &SearchResponse{}
@@ -339,6 +345,11 @@ func DecodeSearchResponse(data []byte) (*SearchResponse, error) {
 		r.Error = new(Error)
 		if err := decodeError(o.members["error"], r.Error); err != nil {
 			return nil, prefixErr("search response", err)
+		}
+	}
+	if o.has("stats") {
+		if r.Stats, err = decodeSearchStats(o.members["stats"]); err != nil {
+			return nil, err
 		}
 	}
 	return r, nil

@@ -155,6 +155,11 @@ type Store struct {
 	memWrites atomic.Int64
 	compactCh chan struct{}
 
+	// indexWrites counts the batches applied to the index; stats caches
+	// the corpus statistics of federated search per index version.
+	indexWrites atomic.Uint64
+	stats       statsCache
+
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -694,6 +699,7 @@ func (s *Store) applyIndex(b *bleve.Batch, markers []ds.Key) {
 	if err := s.idx.Batch(b); err != nil {
 		s.log.Error("index update failed, will replay on next open", "err", err)
 	}
+	s.indexWrites.Add(1)
 	if s.indexDir == "" && s.memWrites.Add(1) >= minCompactWrites {
 		select {
 		case s.compactCh <- struct{}{}:

@@ -1,0 +1,255 @@
+package protocol
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"hash/fnv"
+	"slices"
+)
+
+// Caps of SearchStats.
+const (
+	// MaxSearchStatsTerms caps the terms of SearchStats.DocFreq.
+	MaxSearchStatsTerms = 256
+	// MaxSearchStatsTermLength caps one term of SearchStats.DocFreq, in
+	// bytes.
+	MaxSearchStatsTermLength = 256
+	// MaxSearchVocab caps the hashes of SearchStats.Vocab. A node whose
+	// vocabulary is larger counts it in SearchStats.Terms instead.
+	MaxSearchVocab = 1 << 18
+)
+
+// SearchStats are the statistics BM25 needs of the corpus a search
+// response was drawn from: the public lessons of the answering node, and
+// of the nodes it forwarded to, added up. A requester adds up the
+// statistics of every answer and scores all the candidates with them, so
+// that scores from different nodes compare: each candidate is scored as
+// one index over the union of the answering nodes' lessons would score it.
+//
+// The statistics are of the one scored text field of the store's index
+// (title, content and tags, analyzed by the English analyzer). Terms are
+// analyzed terms (stems), as the index holds them.
+type SearchStats struct {
+	// Docs is the number of lessons searched.
+	Docs int64
+	// Tokens is their total text length, in analyzed tokens.
+	Tokens int64
+	// Vocab holds the distinct terms of those lessons, each as
+	// VocabHash(term), sorted ascending, without repeats. A set, so that
+	// forwarders can merge vocabularies that overlap; bleve's BM25 takes
+	// its average field length from the number of distinct terms.
+	Vocab []uint32
+	// Terms counts the distinct terms not in Vocab: those of a vocabulary
+	// over MaxSearchVocab. Such terms are counted once per node holding
+	// them, not once overall.
+	Terms int64
+	// DocFreq gives, for each term of the query, the number of lessons
+	// holding it.
+	DocFreq map[string]int64
+}
+
+// VocabHash is the hash of a term in SearchStats.Vocab: 32-bit FNV-1a of
+// its UTF-8 bytes.
+func VocabHash(term string) uint32 {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(term))
+	return h.Sum32()
+}
+
+// Cardinality is the number of distinct terms of the corpus: the hashes of
+// Vocab plus Terms.
+func (s *SearchStats) Cardinality() int64 {
+	if s == nil {
+		return 0
+	}
+	return addSat(int64(len(s.Vocab)), s.Terms)
+}
+
+// Merge adds o to s: counts add up, vocabularies are united, and the
+// document frequencies of the terms s already has add up (terms only o has
+// are ignored, so a peer cannot grow the map). A vocabulary that would grow
+// over MaxSearchVocab is moved into Terms.
+func (s *SearchStats) Merge(o *SearchStats) {
+	if o == nil {
+		return
+	}
+	s.Docs = addSat(s.Docs, o.Docs)
+	s.Tokens = addSat(s.Tokens, o.Tokens)
+	s.Terms = addSat(s.Terms, o.Terms)
+	for t := range s.DocFreq {
+		s.DocFreq[t] = addSat(s.DocFreq[t], o.DocFreq[t])
+	}
+	if len(o.Vocab) == 0 {
+		return
+	}
+	u := unionSorted(s.Vocab, o.Vocab)
+	if len(u) > MaxSearchVocab {
+		s.Terms = addSat(s.Terms, int64(len(u)))
+		u = nil
+	}
+	s.Vocab = u
+}
+
+// Clone returns a deep copy of s.
+func (s *SearchStats) Clone() *SearchStats {
+	if s == nil {
+		return nil
+	}
+	c := *s
+	c.Vocab = slices.Clone(s.Vocab)
+	if s.DocFreq != nil {
+		c.DocFreq = make(map[string]int64, len(s.DocFreq))
+		for t, n := range s.DocFreq {
+			c.DocFreq[t] = n
+		}
+	}
+	return &c
+}
+
+func addSat(a, b int64) int64 {
+	if a > maxSafeInt-b {
+		return maxSafeInt
+	}
+	return a + b
+}
+
+// unionSorted unites two sorted sets of hashes.
+func unionSorted(a, b []uint32) []uint32 {
+	out := make([]uint32, 0, max(len(a), len(b)))
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		switch {
+		case j == len(b) || i < len(a) && a[i] < b[j]:
+			out = append(out, a[i])
+			i++
+		case i == len(a) || b[j] < a[i]:
+			out = append(out, b[j])
+			j++
+		default:
+			out = append(out, a[i])
+			i++
+			j++
+		}
+	}
+	return out
+}
+
+// searchStatsJSON is the wire form of SearchStats.
+type searchStatsJSON struct {
+	Docs    int64            `json:"docs"`
+	Tokens  int64            `json:"tokens"`
+	Vocab   string           `json:"vocab,omitempty"`
+	Terms   int64            `json:"terms,omitempty"`
+	DocFreq map[string]int64 `json:"df"`
+}
+
+// MarshalJSON encodes s; Vocab travels as base64 (standard, padded) of the
+// varint deltas of the sorted hashes: the first hash, then each hash less
+// the one before.
+func (s SearchStats) MarshalJSON() ([]byte, error) {
+	w := searchStatsJSON{Docs: s.Docs, Tokens: s.Tokens, Terms: s.Terms, DocFreq: s.DocFreq}
+	if w.DocFreq == nil {
+		w.DocFreq = map[string]int64{}
+	}
+	if len(s.Vocab) > 0 {
+		buf := make([]byte, 0, 4*len(s.Vocab))
+		var prev uint32
+		for _, h := range s.Vocab {
+			buf = binary.AppendUvarint(buf, uint64(h-prev))
+			prev = h
+		}
+		w.Vocab = base64.StdEncoding.EncodeToString(buf)
+	}
+	return json.Marshal(w)
+}
+
+// decodeSearchStats decodes and checks the stats of a search response:
+// non-negative counts, at most MaxSearchStatsTerms terms of 1 to
+// MaxSearchStatsTermLength bytes, at most MaxSearchVocab hashes, strictly
+// ascending.
+func decodeSearchStats(raw []byte) (*SearchStats, error) {
+	const path = "search response.stats"
+	o, err := splitObject(path, raw)
+	if err != nil {
+		return nil, err
+	}
+	if err := o.only([]string{"docs", "tokens", "df"}, "vocab", "terms"); err != nil {
+		return nil, err
+	}
+	s := &SearchStats{}
+	if s.Docs, err = o.nonNegative("docs"); err != nil {
+		return nil, err
+	}
+	if s.Tokens, err = o.nonNegative("tokens"); err != nil {
+		return nil, err
+	}
+	if o.has("terms") {
+		if s.Terms, err = o.nonNegative("terms"); err != nil {
+			return nil, err
+		}
+	}
+	dfo, err := splitObject(path+".df", o.members["df"])
+	if err != nil {
+		return nil, err
+	}
+	if len(dfo.members) > MaxSearchStatsTerms {
+		return nil, invalidf("%s.df: %d terms, the limit is %d", path, len(dfo.members), MaxSearchStatsTerms)
+	}
+	s.DocFreq = make(map[string]int64, len(dfo.members))
+	for t := range dfo.members {
+		if t == "" || len(t) > MaxSearchStatsTermLength {
+			return nil, invalidf("%s.df: each term must be 1 to %d bytes", path, MaxSearchStatsTermLength)
+		}
+		if s.DocFreq[t], err = dfo.nonNegative(t); err != nil {
+			return nil, err
+		}
+	}
+	if o.has("vocab") {
+		v, err := o.str("vocab")
+		if err != nil {
+			return nil, err
+		}
+		if s.Vocab, err = decodeVocab(v); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// decodeVocab decodes the wire form of SearchStats.Vocab.
+func decodeVocab(v string) ([]uint32, error) {
+	const path = "search response.stats.vocab"
+	if len(v) > base64.StdEncoding.EncodedLen(binary.MaxVarintLen32*MaxSearchVocab) {
+		return nil, invalidf("%s: %d bytes, the limit is %d hashes", path, len(v), MaxSearchVocab)
+	}
+	buf, err := base64.StdEncoding.Strict().DecodeString(v)
+	if err != nil {
+		return nil, invalidf("%s: want standard base64", path)
+	}
+	if len(buf) == 0 {
+		return nil, invalidf("%s: empty (leave it out instead)", path)
+	}
+	var out []uint32
+	var prev uint64
+	for len(buf) > 0 {
+		d, n := binary.Uvarint(buf)
+		if n <= 0 || n > binary.MaxVarintLen32 {
+			return nil, invalidf("%s: bad varint at hash %d", path, len(out))
+		}
+		buf = buf[n:]
+		if len(out) > 0 && d == 0 {
+			return nil, invalidf("%s: hash %d repeats the one before: want strictly ascending", path, len(out))
+		}
+		h := prev + d
+		if h > 0xFFFFFFFF {
+			return nil, invalidf("%s: hash %d over 32 bits", path, len(out))
+		}
+		if len(out) == MaxSearchVocab {
+			return nil, invalidf("%s: more than %d hashes", path, MaxSearchVocab)
+		}
+		out = append(out, uint32(h))
+		prev = h
+	}
+	return out, nil
+}
