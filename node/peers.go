@@ -179,10 +179,10 @@ func (n *Node) Connect(ctx context.Context, addr string) (peer.ID, error) {
 	if ai.ID == n.id {
 		return "", fmt.Errorf("%w: that is this node's own address", protocol.ErrInvalid)
 	}
-	if len(ai.Addrs) == 0 && len(n.host.Peerstore().Addrs(ai.ID)) == 0 {
-		return "", fmt.Errorf("connect %s: %w: no address known for that node and no relay to reach it through; give its address, or a relay with --relay-via", ai.ID, protocol.ErrInvalid)
-	}
 	if err := n.host.Connect(ctx, *ai); err != nil {
+		if len(ai.Addrs) == 0 && len(n.host.Peerstore().Addrs(ai.ID)) == 0 {
+			return "", fmt.Errorf("connect %s: %w (no address known for that node and no relay to reach it through: give its address, or a relay with --relay-via)", ai.ID, err)
+		}
 		return "", fmt.Errorf("connect %s: %w", ai.ID, err)
 	}
 	n.peers.keep(*ai)
