@@ -166,11 +166,7 @@ func peersCmd(g *globals) *cobra.Command {
 				return g.printJSON(ps)
 			}
 			for _, p := range ps {
-				how := "direct"
-				if p.Relayed {
-					how = "relayed"
-				}
-				g.printf("%s  %-8s %-7s %s\n", p.ID, p.Direction, how, strings.Join(p.Addrs, " "))
+				g.printf("%s  %-8s %-7s %s\n", p.ID, p.Direction, peerHow(p), strings.Join(p.Addrs, " "))
 			}
 			g.printf("%d peers\n", len(ps))
 			return nil

@@ -304,6 +304,7 @@ func statusCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			fillNetwork(c.Context(), b, st)
 			if g.json {
 				return g.printJSON(st)
 			}
@@ -316,6 +317,7 @@ func statusCmd(g *globals) *cobra.Command {
 			for _, t := range types {
 				g.printf("  %-12s %d\n", t, st.Counts[t])
 			}
+			printNetwork(g, st)
 			return nil
 		},
 	}
