@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/config"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -128,26 +129,42 @@ func (n *Node) dhtMode() (dht.Mode, bool, error) {
 	return m, true, nil
 }
 
+// checkDHTConfig checks the DHT settings and the bootstrap addresses.
+func (n *Node) checkDHTConfig() error {
+	if _, _, err := n.dhtMode(); err != nil {
+		return err
+	}
+	for _, a := range n.cfg.Bootstrap {
+		if _, err := parseAddrInfo(a); err != nil {
+			return fmt.Errorf("node: bootstrap %q: %w", a, err)
+		}
+	}
+	for _, r := range n.cfg.DHT.Roles {
+		if err := protocol.ValidateID(r); err != nil {
+			return fmt.Errorf("node: dht role %q: %w", r, err)
+		}
+	}
+	if ttl := n.cfg.DHT.RecordTTL; ttl < 0 || ttl > protocol.MaxNodeRecordTTL {
+		return fmt.Errorf("node: %w: dht record ttl %s: at most %s", protocol.ErrInvalid, ttl, protocol.MaxNodeRecordTTL)
+	}
+	if n.cfg.DHT.Heartbeat < 0 || n.cfg.DHT.Discovery < 0 {
+		return fmt.Errorf("node: %w: dht heartbeat and discovery intervals must not be negative", protocol.ErrInvalid)
+	}
+	return nil
+}
+
 func (n *Node) newDHT(h host.Host) (*dht.DHT, error) {
 	mode, on, err := n.dhtMode()
 	if err != nil || !on {
 		return nil, err
 	}
+	if err := n.checkDHTConfig(); err != nil {
+		return nil, err
+	}
 	var boot []peer.AddrInfo
 	for _, a := range n.cfg.Bootstrap {
-		ai, err := parseAddrInfo(a)
-		if err != nil {
-			return nil, fmt.Errorf("node: bootstrap %q: %w", a, err)
-		}
+		ai, _ := parseAddrInfo(a)
 		boot = append(boot, *ai)
-	}
-	for _, r := range n.cfg.DHT.Roles {
-		if err := protocol.ValidateID(r); err != nil {
-			return nil, fmt.Errorf("node: dht role %q: %w", r, err)
-		}
-	}
-	if ttl := n.cfg.DHT.RecordTTL; ttl < 0 || ttl > protocol.MaxNodeRecordTTL {
-		return nil, fmt.Errorf("node: %w: dht record ttl %s: at most %s", protocol.ErrInvalid, ttl, protocol.MaxNodeRecordTTL)
 	}
 	d, err := dht.New(h, dht.Config{Mode: mode, Bootstrap: boot, Now: n.now})
 	if err != nil {
@@ -162,6 +179,10 @@ func (n *Node) newDHT(h host.Host) (*dht.DHT, error) {
 func (n *Node) dhtOptions() []libp2p.Option {
 	if _, on, _ := n.dhtMode(); !on {
 		return nil
+	}
+	if err := n.checkDHTConfig(); err != nil {
+		// Fail in option processing, before libp2p starts anything.
+		return []libp2p.Option{func(*config.Config) error { return err }}
 	}
 	return []libp2p.Option{libp2p.Routing(func(h host.Host) (routing.PeerRouting, error) {
 		d, err := n.newDHT(h)
