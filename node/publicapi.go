@@ -183,15 +183,17 @@ func clientAddr(r *http.Request) string {
 
 // writeSigned writes v, a JSON object, signed by the node.
 func (n *Node) writeSigned(w http.ResponseWriter, status int, v any) {
-	var body []byte
+	var body, signed []byte
 	var err error
-	if e, ok := v.(interface{ Encode() ([]byte, error) }); ok {
-		body, err = e.Encode()
-	} else {
+	switch v := v.(type) {
+	case *protocol.DirectorySearchResponse: // the hot path: written canonical at once
+		signed, err = protocol.SignSearchResponse(n.edKey, v, n.now())
+	case interface{ Encode() ([]byte, error) }:
+		body, err = v.Encode()
+	default:
 		body, err = encodeJSONNoEscape(v)
 	}
-	var signed []byte
-	if err == nil {
+	if err == nil && signed == nil {
 		signed, err = protocol.SignResponse(n.edKey, body, n.now())
 	}
 	if err != nil {

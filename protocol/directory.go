@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/gowebpki/jcs"
 )
 
 // Directories and the public HTTP API.
@@ -654,4 +656,145 @@ func DecodeDirectoryRegistered(data []byte) (*DirectoryRegistered, error) {
 		return nil, invalidf("registered: want exactly one of policy and error")
 	}
 	return r, nil
+}
+
+// SignSearchResponse signs a search answer: it returns exactly what
+// SignResponse(key, r.Encode(), now) does, but writes the canonical form
+// straight from the values instead of encoding, parsing and
+// canonicalizing the body (a directory signs every answer it sends).
+func SignSearchResponse(key ed25519.PrivateKey, r *DirectorySearchResponse, now time.Time) ([]byte, error) {
+	pk, err := checkPrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("sign response: %w", err)
+	}
+	nodeID, err := NodeID(pk)
+	if err != nil {
+		return nil, err
+	}
+	ts := now.UnixMilli()
+	if err := checkTimestamp(ts); err != nil {
+		return nil, fmt.Errorf("sign response: %w", err)
+	}
+	payload, err := r.appendCanonical(make([]byte, 0, 4096), ts)
+	if err != nil {
+		return nil, fmt.Errorf("sign response: %w", err)
+	}
+	if len(payload) > MaxSignedResponseSize {
+		return nil, fmt.Errorf("sign response: %w: %d bytes, the limit is %d", ErrTooLarge, len(payload), MaxSignedResponseSize)
+	}
+	sig := base64.StdEncoding.EncodeToString(ed25519.Sign(key, payload))
+	out := make([]byte, 0, len(payload)+len(nodeID)+len(sig)+64)
+	out = append(out, `{"directory":{"nodeId":`...)
+	out = appendJSONString(out, nodeID)
+	out = append(out, `,"signature":`...)
+	out = appendJSONString(out, sig)
+	out = append(out, `,"timestamp":`...)
+	out = strconv.AppendInt(out, ts, 10)
+	out = append(out, `},`...)
+	return append(out, payload[1:]...), nil
+}
+
+// appendCanonical appends the RFC 8785 form of r's body with servedAt:
+// the members in UTF-16 order (all ASCII names: byte order), strings
+// escaped as RFC 8785 does, numbers in ECMAScript form.
+func (r *DirectorySearchResponse) appendCanonical(b []byte, servedAt int64) ([]byte, error) {
+	var err error
+	b = append(b, '{')
+	if r.Filters != nil {
+		b = append(b, `"filters":`...)
+		b = appendCanonicalFilters(b, r.Filters)
+		b = append(b, ',')
+	}
+	b = append(b, `"limit":`...)
+	b = appendCanonicalInt(b, int64(r.Limit))
+	b = append(b, `,"query":`...)
+	b = appendJSONString(b, r.Query)
+	b = append(b, `,"results":[`...)
+	for i := range r.Results {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if b, err = appendCanonicalResult(b, &r.Results[i]); err != nil {
+			return nil, err
+		}
+	}
+	b = append(b, `],"servedAt":`...)
+	b = appendCanonicalInt(b, servedAt)
+	b = append(b, `,"total":`...)
+	b = appendCanonicalInt(b, int64(r.Total))
+	b = append(b, `,"type":`...)
+	b = appendJSONString(b, r.Type)
+	return append(b, '}'), nil
+}
+
+// appendCanonicalFilters appends the canonical form of f as encoding/json
+// writes it (empty members omitted).
+func appendCanonicalFilters(b []byte, f *SearchFilters) []byte {
+	b = append(b, '{')
+	sep := false
+	list := func(name string, ss []string) {
+		if len(ss) == 0 {
+			return
+		}
+		if sep {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, name)
+		b = append(b, ':')
+		b = appendJSONStrings(b, ss)
+		sep = true
+	}
+	list("nodes", f.Nodes)
+	if f.Since != 0 {
+		if sep {
+			b = append(b, ',')
+		}
+		b = append(b, `"since":`...)
+		b = appendCanonicalInt(b, f.Since)
+		sep = true
+	}
+	list("tags", f.Tags)
+	list("topics", f.Topics)
+	list("types", f.Types)
+	return append(b, '}')
+}
+
+// appendCanonicalResult appends the canonical form of one SearchResult.
+func appendCanonicalResult(b []byte, r *SearchResult) ([]byte, error) {
+	if r.SignedLesson == nil {
+		return nil, invalidf("search result without a signed lesson")
+	}
+	s, err := jcs.NumberToJSON(r.Score)
+	if err != nil {
+		return nil, invalidf("score: %v", err)
+	}
+	b = append(b, `{"score":`...)
+	b = append(b, s...)
+	b = append(b, `,"signedLesson":{"lesson":`...)
+	sl := r.SignedLesson
+	if b, err = appendCanonicalLesson(b, &sl.Lesson); err != nil {
+		return nil, err
+	}
+	b = append(b, `,"publication":`...)
+	b = appendCanonicalPublication(b, &sl.Publication)
+	b = append(b, `,"signature":{"algorithm":`...)
+	b = appendJSONString(b, sl.Signature.Algorithm)
+	b = append(b, `,"nodeId":`...)
+	b = appendJSONString(b, sl.Signature.NodeID)
+	b = append(b, `,"publicKey":`...)
+	b = appendJSONString(b, sl.Signature.PublicKey)
+	b = append(b, `,"sig":`...)
+	b = appendJSONString(b, sl.Signature.Sig)
+	b = append(b, `,"timestamp":`...)
+	b = appendCanonicalInt(b, sl.Signature.Timestamp)
+	b = append(b, `}},"trustScore":`...)
+	if s, err = jcs.NumberToJSON(r.TrustScore); err != nil {
+		return nil, invalidf("trustScore: %v", err)
+	}
+	b = append(b, s...)
+	if r.Via != "" {
+		b = append(b, `,"via":`...)
+		b = appendJSONString(b, r.Via)
+	}
+	return append(b, '}'), nil
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -301,4 +303,66 @@ func FuzzDecodeDirectoryRegistration(f *testing.F) {
 			checkDecodeErr(t, err)
 		}
 	})
+}
+
+// TestSignSearchResponseMatchesReference holds the direct canonical writer
+// to the reference: SignResponse over the encoded body.
+func TestSignSearchResponseMatchesReference(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("random seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 0x6469720a))
+	scores := []float64{0, 1, 0.5, 0.1, 1e21, 1e-7, 5e-324, 123456.789, 0.30000000000000004}
+	results := 0
+	defer func() {
+		if results < 20 {
+			t.Errorf("only %d results in 60 responses: the comparison tests little", results)
+		}
+	}()
+	for i := range 60 {
+		r := &DirectorySearchResponse{Type: MsgDirectorySearch, Query: randString(rng), Limit: rng.IntN(101), Total: rng.IntN(1 << 20)}
+		if i%3 == 0 {
+			r.Filters = &SearchFilters{Tags: []string{randString(rng) + "x"}, Since: int64(rng.IntN(3)), Topics: []string{"rust"}}
+			if i%2 == 0 {
+				r.Filters.Nodes, r.Filters.Types = []string{"n"}, []string{"lesson", "a\"b"}
+			}
+		}
+		for j := range rng.IntN(4) {
+			l := testLesson()
+			l.ID = fmt.Sprintf("r-%d-%d", i, j)
+			l.Title, l.Content = randString(rng), randString(rng)+"x"
+			for range rng.IntN(4) {
+				if k := randString(rng); k != "" {
+					if _, known := knownFields[k]; !known {
+						l.Extra[k] = json.RawMessage(randJSON(rng, 3))
+					}
+				}
+			}
+			sl, err := Sign(testKey(byte(j+1)), l, testPublication(), testNow)
+			if err != nil {
+				continue // a random extra that does not validate
+			}
+			sl, _ = DecodeSignedLesson(mustEncode(t, sl)) // as a store holds it
+			res := SearchResult{SignedLesson: sl, Score: scores[rng.IntN(len(scores))], TrustScore: scores[rng.IntN(len(scores))]}
+			if j == 1 {
+				res.Via = testNodeID(t, testKey(3))
+			}
+			r.Results = append(r.Results, res)
+			results++
+		}
+		body, err := r.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := SignResponse(testKey(9), body, testNow)
+		if err != nil {
+			t.Fatalf("reference: %v", err)
+		}
+		got, err := SignSearchResponse(testKey(9), r, testNow)
+		if err != nil {
+			t.Fatalf("SignSearchResponse: %v", err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("seed %d case %d:\n got %s\nwant %s", seed, i, got, want)
+		}
+	}
 }
