@@ -613,12 +613,19 @@ func (n *Node) NodeRecord(ctx context.Context, nodeID string) (*protocol.NodeRec
 		return nil, err
 	}
 	if nodeID == n.id.String() {
+		// This node's own: the record last published, or, before the
+		// first heartbeat, a fresh one saying the same.
 		n.dhtMu.Lock()
 		rec := n.dhtRec
 		n.dhtMu.Unlock()
 		if rec != nil && !rec.Expired(n.now()) {
 			return rec, nil
 		}
+		topics, _, err := n.Following(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return protocol.SignNodeRecord(n.edKey, n.recordAddrs(), topics, n.dhtRoles(), n.now(), n.recordTTL())
 	}
 	id, _ := peer.Decode(nodeID)
 	return d.NodeRecord(ctx, id)
