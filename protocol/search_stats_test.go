@@ -1,0 +1,163 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func testStats() *SearchStats {
+	return &SearchStats{Docs: 120, Tokens: 2531, Vocab: []uint32{0, 7, 300, 1 << 20, 0xFFFFFFFF}, Terms: 3,
+		DocFreq: map[string]int64{"cargo": 4, "build": 0, "parallel": 17}}
+}
+
+// TestSearchStatsGolden: the wire form of a response with stats is fixed
+// (testdata/search/response-stats.json; -update rewrites it), decodes to
+// the same value, and round-trips.
+func TestSearchStatsGolden(t *testing.T) {
+	resp := &SearchResponse{Type: MsgSearchResponse, RequestID: "r1", Stats: testStats()}
+	b, err := resp.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join("testdata", "search", "response-stats.json")
+	if *update {
+		if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	golden, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden = bytes.TrimSuffix(golden, []byte("\n"))
+	if !bytes.Equal(b, golden) {
+		t.Fatalf("encoding changed:\n%s\nwant\n%s", b, golden)
+	}
+	got, err := DecodeSearchResponse(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Results = []SearchResult{}
+	if !reflect.DeepEqual(got, resp) {
+		t.Fatalf("decoded %+v\nwant %+v", got.Stats, resp.Stats)
+	}
+	// Without stats, as older nodes answer, it still decodes.
+	old := []byte(`{"type":"searchResponse","requestId":"r1","results":[],"truncated":false}`)
+	if got, err := DecodeSearchResponse(old); err != nil || got.Stats != nil {
+		t.Fatalf("%+v %v", got, err)
+	}
+}
+
+func TestSearchStatsMerge(t *testing.T) {
+	a := &SearchStats{Docs: 2, Tokens: 10, Vocab: []uint32{1, 5, 9}, DocFreq: map[string]int64{"x": 1, "y": 0}}
+	b := &SearchStats{Docs: 3, Tokens: 20, Vocab: []uint32{2, 5, 10}, Terms: 4, DocFreq: map[string]int64{"x": 2, "z": 9}}
+	a.Merge(b)
+	a.Merge(nil)
+	want := &SearchStats{Docs: 5, Tokens: 30, Vocab: []uint32{1, 2, 5, 9, 10}, Terms: 4, DocFreq: map[string]int64{"x": 3, "y": 0}}
+	if !reflect.DeepEqual(a, want) {
+		t.Fatalf("%+v, want %+v (a term only the other side has is ignored)", a, want)
+	}
+	if a.Cardinality() != 9 {
+		t.Fatalf("cardinality %d", a.Cardinality())
+	}
+	c := a.Clone()
+	c.DocFreq["x"] = 100
+	c.Vocab[0] = 100
+	if a.DocFreq["x"] != 3 || a.Vocab[0] != 1 {
+		t.Fatal("Clone shares memory")
+	}
+	// Counts saturate instead of overflowing.
+	big := &SearchStats{Docs: maxSafeInt, DocFreq: map[string]int64{}}
+	big.Merge(&SearchStats{Docs: maxSafeInt})
+	if big.Docs != maxSafeInt {
+		t.Fatalf("docs %d", big.Docs)
+	}
+	if VocabHash("cargo") != VocabHash("cargo") || VocabHash("cargo") == VocabHash("build") {
+		t.Fatal("VocabHash")
+	}
+}
+
+func TestDecodeSearchStatsErrors(t *testing.T) {
+	wrap := func(stats string) string {
+		return `{"type":"searchResponse","requestId":"r","results":[],"stats":` + stats + `}`
+	}
+	var manyTerms []string
+	for i := range MaxSearchStatsTerms + 1 {
+		manyTerms = append(manyTerms, `"t`+strings.Repeat("x", i%50)+string(rune('a'+i%26))+string(rune('a'+i/26))+`":1`)
+	}
+	b64 := func(b ...byte) string { return base64.StdEncoding.EncodeToString(b) }
+	for _, tc := range []struct{ in, msg string }{
+		{`[]`, "stats: must be a JSON object"},
+		{`{"docs":1,"tokens":1}`, "stats.df is missing"},
+		{`{"docs":-1,"tokens":1,"df":{}}`, "stats.docs"},
+		{`{"docs":1,"tokens":1.5,"df":{}}`, "stats.tokens"},
+		{`{"docs":1,"tokens":1,"terms":-2,"df":{}}`, "stats.terms"},
+		{`{"docs":1,"tokens":1,"df":{"x":-1}}`, "stats.df.x"},
+		{`{"docs":1,"tokens":1,"df":{"":1}}`, "each term"},
+		{`{"docs":1,"tokens":1,"df":{"` + strings.Repeat("x", MaxSearchStatsTermLength+1) + `":1}}`, "each term"},
+		{`{"docs":1,"tokens":1,"df":{` + strings.Join(manyTerms, ",") + `}}`, "terms, the limit"},
+		{`{"docs":1,"tokens":1,"df":{},"Docs":1}`, `unknown field "Docs"`},
+		{`{"docs":1,"tokens":1,"df":{},"vocab":1}`, "want a string"},
+		{`{"docs":1,"tokens":1,"df":{},"vocab":"!!"}`, "standard base64"},
+		{`{"docs":1,"tokens":1,"df":{},"vocab":""}`, "empty"},
+		{`{"docs":1,"tokens":1,"df":{},"vocab":"` + b64(1, 0) + `"}`, "repeats"},
+		{`{"docs":1,"tokens":1,"df":{},"vocab":"` + b64(0x80) + `"}`, "bad varint"},
+		{`{"docs":1,"tokens":1,"df":{},"vocab":"` + b64(0xff, 0xff, 0xff, 0xff, 0x0f, 1) + `"}`, "over 32 bits"},
+		{`{"docs":1,"tokens":1,"df":{},"vocab":"` + b64(0x80, 0x80, 0x80, 0x80, 0x80, 0x01) + `"}`, "bad varint"},
+	} {
+		_, err := DecodeSearchResponse([]byte(wrap(tc.in)))
+		wantErr(t, err, ErrInvalid, tc.msg)
+	}
+	// Too many hashes.
+	many := make([]byte, MaxSearchVocab+1)
+	for i := range many {
+		many[i] = 1
+	}
+	_, err := DecodeSearchResponse([]byte(wrap(`{"docs":1,"tokens":1,"df":{},"vocab":"` + base64.StdEncoding.EncodeToString(many) + `"}`)))
+	wantErr(t, err, ErrInvalid, "more than")
+}
+
+func FuzzDecodeSearchStats(f *testing.F) {
+	b, err := (&SearchResponse{Type: MsgSearchResponse, RequestID: "r", Stats: testStats()}).Encode()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Add([]byte(`{"type":"searchResponse","requestId":"r","results":[],"stats":{"docs":0,"tokens":0,"df":{}}}`))
+	f.Add([]byte(`{"type":"searchResponse","requestId":"r","results":[],"stats":{"docs":1,"tokens":2,"terms":3,"vocab":"AQID","df":{"a":1}}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := DecodeSearchResponse(data)
+		if err != nil {
+			checkDecodeErr(t, err)
+			return
+		}
+		enc, err := r.Encode()
+		if err != nil {
+			t.Fatalf("decoded response does not encode: %v", err)
+		}
+		r2, err := DecodeSearchResponse(enc)
+		if err != nil {
+			t.Fatalf("our encoding does not decode: %v\n%s", err, enc)
+		}
+		if !reflect.DeepEqual(r.Stats, r2.Stats) {
+			t.Fatalf("stats changed in a round trip:\n%+v\n%+v", r.Stats, r2.Stats)
+		}
+		if r.Stats != nil {
+			for i := 1; i < len(r.Stats.Vocab); i++ {
+				if r.Stats.Vocab[i] <= r.Stats.Vocab[i-1] {
+					t.Fatalf("vocab not strictly ascending: %v", r.Stats.Vocab)
+				}
+			}
+			s := r.Stats.Clone()
+			s.Merge(r2.Stats)
+			if s.Cardinality() < int64(len(r.Stats.Vocab)) {
+				t.Fatalf("merging lost hashes")
+			}
+		}
+	})
+}
