@@ -718,9 +718,13 @@ func (n *Node) FederatedSearch(ctx context.Context, q FedQuery) (*FedResult, err
 	}
 	var lists [][]protocol.SearchResult
 	var stats *protocol.SearchStats
+	res := &FedResult{}
 	if askLocal {
 		local, err := n.publicResults(collect, q.Query, req.Filters, req.Limit)
-		if err != nil {
+		switch {
+		case err != nil && collect.Err() != nil && ctx.Err() == nil:
+			res.Truncated = true // the store did not answer in time: the peers still may
+		case err != nil:
 			return nil, fmt.Errorf("federated search: %w", err)
 		}
 		self := n.id.String()
@@ -733,14 +737,13 @@ func (n *Node) FederatedSearch(ctx context.Context, q FedQuery) (*FedResult, err
 			stats = nil
 		}
 	}
-	res := &FedResult{}
 	if fwd != nil {
 		r := <-fwd
 		if !askLocal && len(r.lists) == 0 && r.err != nil {
 			return nil, fmt.Errorf("federated search: %w", r.err)
 		}
 		lists = append(lists, r.lists...)
-		res.Truncated = r.truncated
+		res.Truncated = res.Truncated || r.truncated
 		for _, st := range r.stats {
 			if stats == nil {
 				stats = &protocol.SearchStats{DocFreq: map[string]int64{}}

@@ -2,9 +2,12 @@ package node
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/ed25519"
+	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -529,4 +532,193 @@ func mustParse(t *testing.T, q string) store.ParsedQuery {
 		t.Fatal(err)
 	}
 	return pq
+}
+
+// TestFederatedSearchMatchesCentralIndex: A asks B and C directly and D
+// through B. Every node holds a few lessons that match the queries and
+// many that do not. The federated top 10 is, in order, the top 10 of one
+// store holding the union of the four nodes' public lessons, ranked by
+// relevance × trust, ties by key. Scoring the candidates alone, as each
+// node's or the candidates' own statistics would, ranks differently for
+// some query: the statistics of the lessons that did not match count.
+func TestFederatedSearchMatchesCentralIndex(t *testing.T) {
+	ctx := context.Background()
+	a, b, c, d := newSearchNode(t), newSearchNode(t), newSearchNode(t), newSearchNode(t)
+	for _, p := range [][2]*Node{{a, b}, {b, a}, {a, c}, {c, a}, {b, d}, {d, b}} {
+		trusts(t, p[0], p[1].ID())
+	}
+	connect(t, a, b)
+	connect(t, a, c)
+	connect(t, b, d)
+	// a trusts d through b's vouch, fetched on connecting, at 0.5.
+	eventually(t, "a trust path to d", func() bool { _, _, ok := a.Trust().Path(d.ID().String()); return ok })
+
+	rng := rand.New(rand.NewPCG(4, 2))
+	pool := strings.Fields("cargo build parallel crash memory sensor humidity drift borrow checker")
+	filler := strings.Fields("kernel panic swap disk cache evict page fault network socket timeout retry backoff queue worker thread " +
+		"lock mutex channel select goroutine heap stack frame pointer")
+	words := func(pool []string, n int) string {
+		w := make([]string, n)
+		for i := range w {
+			w[i] = pool[rng.IntN(len(pool))]
+		}
+		return strings.Join(w, " ")
+	}
+	trustOf := map[string]float64{}
+	central, err := store.Open(store.Options{SweepInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { central.Close() })
+	var recs []*protocol.Lesson
+	keyOf := map[string]string{}
+	for i, n := range []*Node{a, b, c, d} {
+		trustOf[n.ID().String()] = []float64{1, 1, 1, 0.5}[i]
+		// Few matching lessons per node (all are candidates: fewer than the
+		// limit), and a number of others that vary per node, so that each
+		// node's statistics differ from the union's.
+		for j := range 4 + 10*i {
+			content := words(filler, 5+rng.IntN(30))
+			if j < 4 {
+				content = words(pool, 1+rng.IntN(6)) + " " + words(filler, rng.IntN(20))
+			}
+			sl := publishLesson(t, n, words(filler, 2), content, "public")
+			l := sl.Lesson.Clone()
+			l.Visibility = protocol.VisibilityPublic
+			recs = append(recs, l)
+			keyOf[l.ID] = sl.Key()
+		}
+	}
+	// Not public: in no statistics.
+	if _, _, err := b.Put(ctx, &protocol.Lesson{Type: "lesson", Title: "cargo", Content: "cargo build cargo build private"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := central.PutBatch(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+
+	differs := 0
+	for _, q := range []string{"cargo build", "sensor humidity drift", "memory crash", "borrow checker parallel", "cargo memory sensor"} {
+		res, err := a.FederatedSearch(ctx, FedQuery{Query: q, Hops: 2, Limit: 10, Deadline: 10 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Truncated || res.Invalid+res.Revoked+res.Untrusted != 0 {
+			t.Fatalf("%q: %+v", q, res)
+		}
+		ref, err := central.Search(ctx, store.Query{Text: q, Limit: store.MaxSearchLimit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		type scored struct {
+			key   string
+			score float64
+		}
+		var want []scored
+		for _, h := range ref.Hits {
+			key := keyOf[h.ID]
+			want = append(want, scored{key, h.Score * trustOf[key[strings.IndexByte(key, '@')+1:]]})
+		}
+		slices.SortFunc(want, func(x, y scored) int {
+			if x.score != y.score {
+				return cmp.Compare(y.score, x.score)
+			}
+			return strings.Compare(x.key, y.key)
+		})
+		var wantKeys []string
+		for _, w := range want[:min(10, len(want))] {
+			wantKeys = append(wantKeys, w.key)
+		}
+		if got := hitKeys(res); !slices.Equal(got, wantKeys) {
+			t.Errorf("%q:\nfederated %v\ncentral   %v", q, got, wantKeys)
+		}
+		for i, h := range res.Results {
+			if h.Score != want[i].score {
+				t.Errorf("%q: %s scores %v, the central index %v", q, h.Key, h.Score, want[i].score)
+			}
+		}
+		// The same candidates, scored under their own statistics only.
+		var cands []FedHit
+		for _, w := range want {
+			for _, n := range []*Node{a, b, c, d} {
+				if sl, err := n.Store().Publication(ctx, w.key[:strings.IndexByte(w.key, '@')]); err == nil && sl.Key() == w.key {
+					cands = append(cands, FedHit{Key: w.key, Lesson: sl, Trust: trustOf[sl.Signature.NodeID]})
+				}
+			}
+		}
+		var local []string
+		for _, h := range rankHits(cands, mustParse(t, q), 0, time.Now())[:len(wantKeys)] {
+			local = append(local, h.Key)
+		}
+		if !slices.Equal(local, wantKeys) {
+			differs++
+		}
+	}
+	if differs == 0 {
+		t.Fatal("no query ranks differently under the candidates' own statistics: the test proves nothing")
+	}
+}
+
+// TestFederatedSearchReturnsWhenAllAnswered: a peer that answers but keeps
+// its stream open, directly and behind a forwarder, is not waited for once
+// its answer is in: with a deadline far away, the answer comes back complete
+// (not truncated), with both peers' lessons and the forwarder's statistics
+// covering its peer's corpus.
+func TestFederatedSearchReturnsWhenAllAnswered(t *testing.T) {
+	a, b := newSearchNode(t), newSearchNode(t)
+	connect(t, a, b)
+	trusts(t, a, b.ID())
+	trusts(t, b, a.ID())
+	hold := make(chan struct{})
+	t.Cleanup(func() { close(hold) })
+	key := newKey(t)
+	lingering := func(id string) host.Host {
+		h := newPlainHost(t)
+		sl := signAs(t, key, id, "Sensor drift", "humidity sensors drift after a year "+id, "public")
+		h.SetStreamHandler(libp2pproto.ID(protocol.ProtocolSearch), func(s network.Stream) {
+			defer s.Reset()
+			b, err := frame.Read(bufio.NewReader(s), protocol.MaxSearchRequestSize)
+			if err != nil {
+				return
+			}
+			req, err := protocol.DecodeSearchRequest(b)
+			if err != nil {
+				return
+			}
+			stats := &protocol.SearchStats{Docs: 7, Tokens: 70, Vocab: []uint32{1, 2, 3}, DocFreq: map[string]int64{"humid": 1, "sensor": 1}}
+			out, _ := (&protocol.SearchResponse{Type: protocol.MsgSearchResponse, RequestID: req.RequestID,
+				Results: []protocol.SearchResult{{SignedLesson: sl}}, Stats: stats}).Encode()
+			_ = frame.Write(s, out)
+			<-hold // answered, but never closes
+		})
+		return h
+	}
+	direct, behind := lingering("direct"), lingering("behind")
+	connectHost(t, direct, a)
+	connectHost(t, behind, b)
+	trusts(t, a, direct.ID())
+	trusts(t, b, behind.ID())
+	trusts(t, a, peerOf(t, key))
+	own := publishLesson(t, b, "Humidity", "humidity sensors need calibration", "public")
+
+	res, err := a.FederatedSearch(context.Background(), FedQuery{Query: "humidity sensors", Hops: 2, Deadline: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Truncated || len(res.Results) != 3 || findHit(res, own.Key()) == nil {
+		t.Fatalf("truncated %v, results %v", res.Truncated, hitKeys(res))
+	}
+
+	// B's own answer carries its statistics and those of the peer behind it.
+	req := encodeReq(t, &protocol.SearchRequest{Query: "humidity sensors", RequestID: "stats-1", Origin: a.ID().String(), TTL: 2, Hops: 2, DeadlineMs: 60000})
+	client := newPlainHost(t)
+	connectHost(t, client, b)
+	resp := rawSearch(t, client, b.ID(), req)
+	if resp.Error != nil || resp.Truncated || resp.Stats == nil {
+		t.Fatalf("%+v", resp)
+	}
+	st := resp.Stats
+	if st.Docs != 7+1 || st.DocFreq["humid"] != 2 || st.DocFreq["sensor"] != 2 || len(st.DocFreq) != 2 || st.Cardinality() < 3+4 {
+		t.Fatalf("stats %+v, want B's one lesson and the 7 of the peer behind it", st)
+	}
 }

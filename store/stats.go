@@ -107,7 +107,9 @@ func (s *Store) corpus(ctx context.Context, origin string) (*corpusStats, error)
 	if c := s.stats.corpora[origin]; c != nil && c.idx == idx && c.version == version {
 		return c, nil
 	}
-	c, err := s.computeCorpus(ctx, origin)
+	// The figures serve every later search until the next write: compute
+	// them to the end even if this search gives up.
+	c, err := s.computeCorpus(context.WithoutCancel(ctx), origin)
 	if err != nil {
 		return nil, err
 	}
