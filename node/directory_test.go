@@ -103,6 +103,13 @@ func TestDirectoryIndexesRegisteredPublisherAndDropsRevoked(t *testing.T) {
 	if !slices.Contains(d.Registrants(), p.ID().String()) {
 		t.Fatalf("registrants %v", d.Registrants())
 	}
+	status, v, _ := call(t, http.MethodGet, d.PublicAPIURL()+"/v1/nodes?topic=rust", nil)
+	var nodes struct {
+		Nodes []PublicNode `json:"nodes"`
+	}
+	if json.Unmarshal(v.Body, &nodes) != nil || status != 200 || len(nodes.Nodes) != 1 || nodes.Nodes[0].NodeID != p.ID().String() || !nodes.Nodes[0].Registered {
+		t.Fatalf("nodes on rust: %d %s", status, v.Body)
+	}
 	// The directory does not trust p, and indexes its public lesson anyway.
 	if _, _, ok := d.Trust().Path(p.ID().String()); ok {
 		t.Fatal("the directory trusts the publisher: the test proves nothing")
@@ -120,11 +127,11 @@ func TestDirectoryIndexesRegisteredPublisherAndDropsRevoked(t *testing.T) {
 	}
 	// p's own public API (any node may enable one) gives the unlisted lesson by its
 	// exact key only, and the private record never.
-	status, _, _ := call(t, http.MethodGet, d.PublicAPIURL()+"/v1/lessons/"+privID+"@"+p.ID().String(), nil)
+	status, _, _ = call(t, http.MethodGet, d.PublicAPIURL()+"/v1/lessons/"+privID+"@"+p.ID().String(), nil)
 	if status != http.StatusNotFound {
 		t.Fatalf("private record: %d", status)
 	}
-	status, v, _ := call(t, http.MethodGet, d.PublicAPIURL()+"/v1/lessons/"+pub.Key(), nil)
+	status, v, _ = call(t, http.MethodGet, d.PublicAPIURL()+"/v1/lessons/"+pub.Key(), nil)
 	if lr, err := protocol.DecodeDirectoryLessonResponse(v.Body); status != http.StatusOK || err != nil || lr.SignedLesson.Signature.Sig != pub.Signature.Sig {
 		t.Fatalf("lesson: %d %v %+v", status, err, lr)
 	}
@@ -466,5 +473,44 @@ func TestDirectorySearchCatchesMaliciousDirectory(t *testing.T) {
 	}
 	if _, err := user.DirectorySearch(ctx, DirectorySearchRequest{Query: word, Directories: []string{d1.PublicAPIURL()}}); err == nil || !strings.Contains(err.Error(), "not by the directory") {
 		t.Fatalf("an answer signed by the wrong node: %v", err)
+	}
+}
+
+// TestPublicAPINodesFromDHT: /v1/nodes?topic= and /v1/nodes/{nodeId}
+// answer from the DHT too: a topic's providers with their signed node
+// records, which a client can check itself.
+func TestPublicAPINodesFromDHT(t *testing.T) {
+	boot := dhtNode(t, "server", nil, Config{})
+	pub := dhtNode(t, "server", boot, Config{Topics: []string{"go"}})
+	d := dhtNode(t, "server", boot, Config{Directory: DirectoryConfig{Enabled: true, PublicAPI: "127.0.0.1:0", RateLimit: 1000}})
+	id := pub.ID().String()
+	var nodes struct {
+		Topic string       `json:"topic"`
+		Nodes []PublicNode `json:"nodes"`
+	}
+	eventually(t, "the topic's provider through the directory", func() bool {
+		status, v, _ := call(t, http.MethodGet, d.PublicAPIURL()+"/v1/nodes?topic=go&limit=5", nil)
+		if status != http.StatusOK || json.Unmarshal(v.Body, &nodes) != nil {
+			return false
+		}
+		return slices.ContainsFunc(nodes.Nodes, func(n PublicNode) bool { return n.NodeID == id && n.Record != nil })
+	})
+	for _, n := range nodes.Nodes {
+		if n.NodeID == id {
+			if err := protocol.VerifyNodeRecord(n.Record, protocol.VerifyOptions{}); err != nil || !slices.Contains(n.Topics, "go") {
+				t.Fatalf("record served: %v %+v", err, n)
+			}
+		}
+	}
+	status, v, _ := call(t, http.MethodGet, d.PublicAPIURL()+"/v1/nodes/"+id, nil)
+	var one struct {
+		Node PublicNode `json:"node"`
+	}
+	if status != http.StatusOK || json.Unmarshal(v.Body, &one) != nil || one.Node.Record == nil || one.Node.Record.NodeID != id {
+		t.Fatalf("node: %d %s", status, v.Body)
+	}
+	stranger := peerOf(t, newKey(t)).String()
+	if status, _, raw := call(t, http.MethodGet, d.PublicAPIURL()+"/v1/nodes/"+stranger, nil); status != http.StatusNotFound {
+		t.Fatalf("a node nobody knows: %d %s", status, raw)
 	}
 }

@@ -338,8 +338,13 @@ func (n *Node) handlePublicLesson(w http.ResponseWriter, r *http.Request) {
 type PublicNode struct {
 	NodeID string   `json:"nodeId"`
 	Addrs  []string `json:"addrs"`
-	// Record is the node's self-signed node record, when known (DHT).
-	Record json.RawMessage `json:"record,omitempty"`
+	// Topics and Roles are what the node's record says (DHT), or, for a
+	// node registered here, the topics it registered with.
+	Topics []string `json:"topics,omitempty"`
+	Roles  []string `json:"roles,omitempty"`
+	// Record is the node's self-signed node record, verified, when the DHT
+	// holds one: a client can check it itself.
+	Record *protocol.NodeRecord `json:"record,omitempty"`
 	// Registered is true for a node registered with this directory.
 	Registered bool `json:"registered,omitempty"`
 	// Connected is true for a peer connected to this node now.
@@ -394,23 +399,44 @@ func (n *Node) handlePublicNode(w http.ResponseWriter, r *http.Request) {
 	n.writeSigned(w, http.StatusOK, publicNodeResponse{Node: *pn})
 }
 
+// publicDHTTimeout bounds the DHT lookups of a nodes request.
+const publicDHTTimeout = 3 * time.Second
+
 // publicNodes lists nodes for a topic ("" for any): the nodes registered
 // with this directory (for a topic, those that said they publish on it),
-// then the connected peers (for a topic, those subscribed to it).
+// the topic's providers in the DHT with their signed node records (if the
+// node runs the DHT), then the connected peers (for a topic, those
+// subscribed to it).
 func (n *Node) publicNodes(ctx context.Context, topic string, limit int) ([]PublicNode, error) {
 	out := []PublicNode{}
 	seen := map[string]bool{n.id.String(): true}
-	add := func(id string) {
-		if len(out) >= limit || seen[id] || n.trust.Blocked(id) {
+	add := func(pn *PublicNode) {
+		if len(out) >= limit || seen[pn.NodeID] || n.trust.Blocked(pn.NodeID) {
 			return
 		}
-		seen[id] = true
-		if pn, err := n.publicNode(ctx, id); err == nil {
-			out = append(out, *pn)
-		}
+		seen[pn.NodeID] = true
+		out = append(out, *pn)
 	}
 	for _, id := range n.registrantsOn(topic) {
-		add(id)
+		if pn, err := n.localNode(id); err == nil {
+			add(pn)
+		}
+	}
+	if topic != "" && len(out) < limit {
+		dctx, cancel := context.WithTimeout(ctx, publicDHTTimeout)
+		infos, err := n.TopicNodes(dctx, topic, limit)
+		cancel()
+		if err != nil && !errors.Is(err, ErrNoDHT) && ctx.Err() == nil {
+			n.log.Debug("public api: topic providers", "err", err)
+		}
+		for _, in := range infos {
+			pn, err := n.localNode(in.NodeID)
+			if err != nil {
+				pn = &PublicNode{NodeID: in.NodeID}
+			}
+			pn.Addrs, pn.Topics, pn.Roles, pn.Record = append([]string{}, in.Addrs...), in.Topics, in.Roles, in.Record
+			add(pn)
+		}
 	}
 	var peers []peer.ID
 	switch {
@@ -420,21 +446,44 @@ func (n *Node) publicNodes(ctx context.Context, topic string, limit int) ([]Publ
 		peers = n.ps.TopicPeers(topic)
 	}
 	for _, p := range peers {
-		add(p.String())
+		if pn, err := n.localNode(p.String()); err == nil {
+			add(pn)
+		}
 	}
 	return out, nil
 }
 
-// publicNode describes one node from what this node knows of it.
+// publicNode describes one node: what this node knows of it, and its
+// signed record from the DHT if the node runs one.
 func (n *Node) publicNode(ctx context.Context, id string) (*PublicNode, error) {
+	pn, lerr := n.localNode(id)
+	dctx, cancel := context.WithTimeout(ctx, publicDHTTimeout)
+	rec, err := n.NodeRecord(dctx, id)
+	cancel()
+	if err == nil && rec != nil {
+		if pn == nil {
+			pn = &PublicNode{NodeID: id}
+		}
+		pn.Addrs, pn.Topics, pn.Roles, pn.Record = append([]string{}, rec.Addrs...), rec.Topics, rec.Roles, rec
+	}
+	if pn == nil {
+		return nil, lerr
+	}
+	return pn, nil
+}
+
+// localNode describes a node from what this node knows of it without
+// asking anyone: registration, connection, peerstore addresses.
+func (n *Node) localNode(id string) (*PublicNode, error) {
 	p, err := peer.Decode(id)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", protocol.ErrInvalid, err)
 	}
 	pn := &PublicNode{NodeID: id, Addrs: []string{}}
 	n.dirMu.Lock()
-	_, pn.Registered = n.registrants[id]
+	r, registered := n.registrants[id]
 	n.dirMu.Unlock()
+	pn.Registered, pn.Topics = registered, r.Topics
 	pn.Connected = n.host.Network().Connectedness(p) == network.Connected
 	for _, a := range n.host.Peerstore().Addrs(p) {
 		if len(pn.Addrs) < 16 {
