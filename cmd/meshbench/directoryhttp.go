@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"sync"
@@ -64,7 +66,7 @@ func directoryHTTPFlags(fs *flag.FlagSet) func(*env) (any, error) {
 	fs.IntVar(&c.workers, "workers", 4*runtime.GOMAXPROCS(0), "goroutines storing the lessons")
 	fs.IntVar(&c.warmup, "warmup", 200, "unmeasured requests sent first, one after another")
 	fs.Int64Var(&c.seed, "seed", 1, "seed for corpus sampling and queries")
-	fs.StringVar(&c.dir, "dir", "", "keep the directory's repo in `DIR` (empty or new); default: a temporary directory, removed")
+	fs.StringVar(&c.dir, "dir", "", "keep the directory's repo in `DIR` (empty or new), or reuse the one an earlier run kept there; default: a temporary directory, removed")
 	fs.DurationVar(&c.timeout, "timeout", 5*time.Second, "a request not answered by then is an error")
 	return func(e *env) (any, error) { return runDirectoryHTTP(context.Background(), e, c) }
 }
@@ -78,16 +80,30 @@ func runDirectoryHTTP(ctx context.Context, e *env, c directoryHTTPConfig) (*dire
 	if err != nil {
 		return nil, err
 	}
-	queries := corpus.Queries(docs, min(c.requests, 2000), c.seed)
+	queries := corpus.Queries(docs, c.requests, c.seed) // one query per request: no answer is asked for twice
 	warm := corpus.Queries(docs, max(c.warmup, 1), c.seed+1)
 	if len(queries) == 0 {
 		return nil, errors.New("could make no queries from the corpus")
 	}
 	e.logf("loaded %d corpus docs and %d queries in %s", len(docs), len(queries), time.Since(start).Round(time.Millisecond))
 
-	dir, cleanup, err := workDir(c.dir, "meshbench-directory-")
-	if err != nil {
-		return nil, err
+	// A -dir kept by an earlier run with the same -n, -seed and
+	// -publishers is used as it is: building it takes minutes.
+	marker := fmt.Sprintf(`{"n":%d,"seed":%d,"publishers":%d}`, c.n, c.seed, c.publishers)
+	reuse := false
+	if c.dir != "" {
+		if b, err := os.ReadFile(filepath.Join(c.dir, "meshbench-directory.json")); err == nil {
+			if string(b) != marker {
+				return nil, fmt.Errorf("-dir %s was built as %s, not %s: give an empty or new directory", c.dir, b, marker)
+			}
+			reuse = true
+		}
+	}
+	dir, cleanup := c.dir, func() {}
+	if !reuse {
+		if dir, cleanup, err = workDir(c.dir, "meshbench-directory-"); err != nil {
+			return nil, err
+		}
 	}
 	defer cleanup()
 	d, err := node.New(ctx, node.Config{
@@ -98,40 +114,15 @@ func runDirectoryHTTP(ctx context.Context, e *env, c directoryHTTPConfig) (*dire
 		return nil, err
 	}
 	defer d.Close()
-
-	// Sign and store: what a directory holds after gossip and sync.
-	start = time.Now()
-	set, err := signAll(docs, c.publishers, c.workers)
-	if err != nil {
+	if reuse {
+		e.logf("reusing the directory in %s", dir)
+	} else if err := fillDirectory(ctx, e, c, d, docs); err != nil {
 		return nil, err
+	} else if c.dir != "" {
+		if err := os.WriteFile(filepath.Join(dir, "meshbench-directory.json"), []byte(marker), 0o644); err != nil {
+			return nil, err
+		}
 	}
-	e.logf("signed %d lessons by %d publishers in %s", c.n, c.publishers, time.Since(start).Round(time.Millisecond))
-	start = time.Now()
-	var stored atomic.Int64
-	lastLog := start
-	var logMu sync.Mutex
-	err = parallel(c.workers, c.n, func(i int) error {
-		sl, err := protocol.DecodeSignedLesson(set.encoded[i])
-		if err != nil {
-			return err
-		}
-		if err := d.Store().PutRemote(ctx, sl); err != nil {
-			return fmt.Errorf("store lesson %d: %w", i, err)
-		}
-		if k := stored.Add(1); k%5000 == 0 {
-			logMu.Lock()
-			if time.Since(lastLog) > 5*time.Second {
-				lastLog = time.Now()
-				e.logf("stored %d/%d (%.0f/s)", k, c.n, rate(int(k), time.Since(start)))
-			}
-			logMu.Unlock()
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	e.logf("stored and indexed %d lessons in %s (%.0f/s)", c.n, time.Since(start).Round(time.Millisecond), rate(c.n, time.Since(start)))
 
 	url := d.PublicAPIURL() + "/v1/search"
 	hc := &http.Client{
@@ -263,4 +254,43 @@ func checkAnswer(raw []byte, nodeID string, limit int) (int, error) {
 		return 0, fmt.Errorf("%d results for a limit of %d", len(r.Results), limit)
 	}
 	return len(r.Results), nil
+}
+
+// fillDirectory signs the docs as lessons of c.publishers publishers and
+// stores them in d's remote cache: what a directory holds after gossip and
+// sync, durable and indexed.
+func fillDirectory(ctx context.Context, e *env, c directoryHTTPConfig, d *node.Node, docs []corpus.Doc) error {
+	start := time.Now()
+	set, err := signAll(docs, c.publishers, c.workers)
+	if err != nil {
+		return err
+	}
+	e.logf("signed %d lessons by %d publishers in %s", c.n, c.publishers, time.Since(start).Round(time.Millisecond))
+	start = time.Now()
+	var stored atomic.Int64
+	lastLog := start
+	var logMu sync.Mutex
+	err = parallel(c.workers, c.n, func(i int) error {
+		sl, err := protocol.DecodeSignedLesson(set.encoded[i])
+		if err != nil {
+			return err
+		}
+		if err := d.Store().PutRemote(ctx, sl); err != nil {
+			return fmt.Errorf("store lesson %d: %w", i, err)
+		}
+		if k := stored.Add(1); k%5000 == 0 {
+			logMu.Lock()
+			if time.Since(lastLog) > 5*time.Second {
+				lastLog = time.Now()
+				e.logf("stored %d/%d (%.0f/s)", k, c.n, rate(int(k), time.Since(start)))
+			}
+			logMu.Unlock()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	e.logf("stored and indexed %d lessons in %s (%.0f/s)", c.n, time.Since(start).Round(time.Millisecond), rate(c.n, time.Since(start)))
+	return nil
 }
