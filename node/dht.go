@@ -72,7 +72,13 @@ type dhtState struct {
 	dhtPub  time.Time // when dhtRec was last put
 	dhtErr  string    // last heartbeat error, "" if it worked
 	dhtProv map[string]time.Time
-	dhtDisc map[string]time.Time
+	dhtDisc map[string]discoveryState
+}
+
+// discoveryState is when a followed topic's providers are looked up next.
+type discoveryState struct {
+	next time.Time
+	wait time.Duration // the last wait, doubled while nobody is found
 }
 
 // NodeInfo describes a node found in the DHT.
@@ -231,7 +237,7 @@ func (n *Node) startDHT(ctx context.Context) error {
 	}
 	n.dhtMu.Lock()
 	n.dhtProv = map[string]time.Time{}
-	n.dhtDisc = map[string]time.Time{}
+	n.dhtDisc = map[string]discoveryState{}
 	n.dhtMu.Unlock()
 	n.wg.Add(1)
 	go n.dhtLoop()
@@ -441,24 +447,22 @@ func (n *Node) dhtDiscover(d *dht.DHT) {
 	now := n.now()
 	for _, t := range topics {
 		n.dhtMu.Lock()
-		next, ok := n.dhtDisc[t]
+		st, ok := n.dhtDisc[t]
 		n.dhtMu.Unlock()
-		if ok && now.Before(next) {
+		if ok && now.Before(st.next) {
 			continue
 		}
-		found := n.discoverTopic(d, t)
 		wait := n.discoveryEvery()
-		if found == 0 {
+		if n.discoverTopic(d, t) == 0 {
 			// Nobody yet: look again soon (the publishers may be providing
-			// right now), backing off.
-			prev := dhtCheck
-			if ok {
-				prev = max(dhtCheck, next.Sub(now))
+			// right now), doubling the wait: 2 s, 4 s, 8 s ...
+			wait = min(wait, max(dhtCheck, 2*st.wait))
+			if !ok {
+				wait = min(n.discoveryEvery(), dhtCheck)
 			}
-			wait = min(wait, 2*prev)
 		}
 		n.dhtMu.Lock()
-		n.dhtDisc[t] = now.Add(wait)
+		n.dhtDisc[t] = discoveryState{next: now.Add(wait), wait: wait}
 		n.dhtMu.Unlock()
 	}
 	n.dhtMu.Lock()
