@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -565,11 +566,11 @@ func mergeResults(lists [][]protocol.SearchResult, max, maxBytes int) (out []pro
 			if len(out) == max {
 				return out, true
 			}
-			b, err := r.SignedLesson.Encode()
-			if err != nil {
+			n := r.EncodedSize()
+			if n == 0 {
 				continue
 			}
-			if size += len(b) + 256; size > maxBytes {
+			if size += n + 256; size > maxBytes {
 				return out, true
 			}
 			pos[key] = len(out)
@@ -673,6 +674,7 @@ func (n *Node) FederatedSearch(ctx context.Context, q FedQuery) (*FedResult, err
 		deadline = DefaultFedDeadline
 	}
 	start := time.Now()
+	caller := ctx
 	ctx, cancel := context.WithDeadline(ctx, start.Add(deadline))
 	defer cancel()
 	filters := q.Filters
@@ -722,7 +724,7 @@ func (n *Node) FederatedSearch(ctx context.Context, q FedQuery) (*FedResult, err
 	if askLocal {
 		local, err := n.publicResults(collect, q.Query, req.Filters, req.Limit)
 		switch {
-		case err != nil && collect.Err() != nil && ctx.Err() == nil:
+		case err != nil && collect.Err() != nil && caller.Err() == nil:
 			res.Truncated = true // the store did not answer in time: the peers still may
 		case err != nil:
 			return nil, fmt.Errorf("federated search: %w", err)
@@ -865,11 +867,12 @@ func (n *Node) rankResults(ctx context.Context, lists [][]protocol.SearchResult,
 	}
 	sc := store.NewScorer(pq, stats)
 	now := n.now()
+	bm25 := scoreAll(sc, cands)
 	// score sets c's score from its copy c.next; false if it does not
 	// match the query.
 	score := func(c *candidate) bool {
 		sl := c.copies[c.next].SignedLesson
-		s, ok := sc.Score(&sl.Lesson)
+		s, ok := bm25[sl]
 		if !ok {
 			return false
 		}
@@ -952,6 +955,39 @@ func (n *Node) rankResults(ctx context.Context, lists [][]protocol.SearchResult,
 			Score: c.score, Via: r.Via, TrustPath: c.path})
 	}
 	return hits
+}
+
+// scoreAll scores every copy of every candidate, in parallel: the text
+// analysis it takes is most of the requester's work. Copies that do not
+// match the query are left out.
+func scoreAll(sc *store.Scorer, cands []*candidate) map[*protocol.SignedLesson]float64 {
+	var all []*protocol.SignedLesson
+	for _, c := range cands {
+		for _, r := range c.copies {
+			all = append(all, r.SignedLesson)
+		}
+	}
+	scores := make([]float64, len(all))
+	matched := make([]bool, len(all))
+	workers := min(runtime.GOMAXPROCS(0), len(all)/16+1)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(all); i += workers {
+				scores[i], matched[i] = sc.Score(&all[i].Lesson)
+			}
+		}()
+	}
+	wg.Wait()
+	out := make(map[*protocol.SignedLesson]float64, len(all))
+	for i, sl := range all {
+		if matched[i] {
+			out[sl] = scores[i]
+		}
+	}
+	return out
 }
 
 // candHeap orders candidates best first: by score, then by key.

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"math"
 	"strconv"
@@ -265,6 +266,54 @@ type SearchResult struct {
 	// Via is the node ID of the node whose store held the lesson; ""
 	// means the node that sent the response.
 	Via string `json:"via,omitempty"`
+
+	// raw is the signedLesson member as received, when DecodeSearchResponse
+	// made SignedLesson from it: a forwarder passes it on as is instead of
+	// encoding the lesson again.
+	raw    json.RawMessage
+	rawFor *SignedLesson
+}
+
+// searchResultJSON is the wire form of SearchResult.
+type searchResultJSON struct {
+	SignedLesson json.RawMessage `json:"signedLesson"`
+	Score        float64         `json:"score"`
+	TrustScore   float64         `json:"trustScore"`
+	Via          string          `json:"via,omitempty"`
+}
+
+// MarshalJSON encodes r. A result decoded from a response, whose lesson
+// has not been replaced since, re-uses the lesson's bytes as received
+// (they were checked when decoded).
+func (r SearchResult) MarshalJSON() ([]byte, error) {
+	w := searchResultJSON{Score: r.Score, TrustScore: r.TrustScore, Via: r.Via}
+	if r.raw != nil && r.rawFor == r.SignedLesson {
+		w.SignedLesson = r.raw
+	} else {
+		b, err := json.Marshal(r.SignedLesson)
+		if err != nil {
+			return nil, err
+		}
+		w.SignedLesson = b
+	}
+	return json.Marshal(w)
+}
+
+// EncodedSize is the size in bytes of the result's lesson in JSON: as
+// received if it was decoded from a response, else as encoded now (0 if
+// it does not encode).
+func (r *SearchResult) EncodedSize() int {
+	if r.raw != nil && r.rawFor == r.SignedLesson {
+		return len(r.raw)
+	}
+	if r.SignedLesson == nil {
+		return 0
+	}
+	b, err := r.SignedLesson.Encode()
+	if err != nil {
+		return 0
+	}
+	return len(b)
 }
 
 // SearchResponse answers a SearchRequest: results, or an error
@@ -368,6 +417,7 @@ func decodeSearchResult(path string, raw []byte) (SearchResult, error) {
 	if err := res.SignedLesson.unmarshalChecked(o.members["signedLesson"]); err != nil {
 		return res, fmt.Errorf("%s: %w", path, err)
 	}
+	res.raw, res.rawFor = o.members["signedLesson"], res.SignedLesson
 	if o.has("score") {
 		if res.Score, err = o.float("score"); err != nil {
 			return res, err

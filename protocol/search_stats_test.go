@@ -161,3 +161,45 @@ func FuzzDecodeSearchStats(f *testing.F) {
 		}
 	})
 }
+
+// TestSearchResultPassesRawLessonOn: a decoded result re-encodes its lesson
+// as received (a forwarder does not encode it again), and as encoded once
+// the lesson is replaced.
+func TestSearchResultPassesRawLessonOn(t *testing.T) {
+	sl := mustSign(t, testKey(7), testLesson())
+	b, err := (&SearchResponse{Type: MsgSearchResponse, RequestID: "r", Results: []SearchResult{{SignedLesson: sl}}}).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An equivalent spelling: an escaped character in the title.
+	title := []byte(`"title":"`)
+	i := bytes.Index(b, title)
+	if i < 0 {
+		t.Fatalf("no title in %s", b)
+	}
+	i += len(title)
+	spelled := append(append(append([]byte{}, b[:i]...), []byte(`\u0041`)...), b[i:]...)
+	resp, err := DecodeSearchResponse(spelled)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := resp.Results[0]
+	if r.EncodedSize() == 0 || !strings.HasPrefix(r.SignedLesson.Lesson.Title, "A") {
+		t.Fatalf("size %d, title %q", r.EncodedSize(), r.SignedLesson.Lesson.Title)
+	}
+	again, err := resp.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(again, []byte(`\u0041`)) {
+		t.Fatalf("the lesson was encoded again instead of passed on:\n%s", again)
+	}
+	resp.Results[0].SignedLesson = sl
+	again, err = resp.Encode()
+	if err != nil || bytes.Contains(again, []byte(`\u0041`)) {
+		t.Fatalf("a replaced lesson must be encoded: %v\n%s", err, again)
+	}
+	if got, err := DecodeSearchResponse(again); err != nil || Verify(got.Results[0].SignedLesson, VerifyOptions{Now: testNow}) != nil {
+		t.Fatalf("%v", err)
+	}
+}

@@ -41,7 +41,9 @@ import (
 // a trust path to every node within -depth graph hops. Each node publishes
 // -lessons public lessons of real text (internal/corpus), with no topics, so
 // nothing is gossiped or synced: every node's store holds its own lessons
-// only, and a lesson can be found only by asking its publisher.
+// only, and a lesson can be found only by asking its publisher. With
+// -compact (the default) each node's index is then rebuilt into one
+// segment, as a settled node's would be.
 //
 // Mocknet charges the link latency only to writes that fill its 256-byte
 // stream buffer: a smaller write followed by a close is delivered at once.
@@ -82,16 +84,28 @@ import (
 // smaller key, as in FederatedSearch. recall_at_10 is |fed ∩ ref| / |ref| over
 // the sets of lesson keys, averaged over the queries with a non-empty ref.
 //
-// Why recall can fall short of 1 with a perfect network: each node answers
-// with its own top -limit under its own BM25 (statistics of its 100
-// lessons), and the requester re-scores only that union of candidates (BM25
-// over the candidates). The scenario separates the losses: candidate_recall
-// is the share of the reference top 10 present in the union of the local
-// top -limits of the reachable nodes (computed offline from their stores);
-// ideal_recall is the recall of a re-scoring of exactly that union (an
-// in-memory store of the candidates, ranked like the reference); fed_vs_ideal
-// is the agreement of the real federated answer with that ideal one, i.e.
-// what the network (deadlines, truncation, dedup) lost.
+// How the federated answer can match the reference: each node answers with
+// its own top -limit under its own BM25 (statistics of its own lessons) and
+// with the BM25 statistics of its public lessons (protocol.SearchStats:
+// document count, distinct terms, per query term the document frequency),
+// which forwarders add up. The requester adds up every answer's statistics
+// and scores each candidate as one bleve index over the union of the
+// answering nodes' lessons would: with every reachable node answering, that
+// is exactly the reference's score (store.Scorer; bleve's average length
+// depends on the index's segments, and the reference store is one segment,
+// written by one batch, so its cardinality is the distinct terms of the
+// union, which the vocabularies give). Where recall can still fall short,
+// the scenario separates the losses: candidate_recall is the share of the
+// reference top 10 present in the union of the local top -limits of the
+// reachable nodes (computed offline from their stores: a lesson its own
+// node does not rank in its top -limit cannot be found); ideal_recall is the
+// recall of the reference's own ranking restricted to those candidates (1
+// when candidate_recall is); fed_vs_ideal is the agreement of the real
+// federated answer with that ideal one, i.e. what the network (deadlines,
+// truncation, dedup) lost. candidate_stats_recall, for comparison, is the
+// recall of re-scoring the candidates under their own statistics only (an
+// in-memory store of exactly the candidates), as federated search did
+// before the statistics were exchanged.
 type fedsearchResult struct {
 	Scenario        string  `json:"scenario"`
 	Nodes           int     `json:"nodes"`
@@ -109,6 +123,7 @@ type fedsearchResult struct {
 	CandidateRecall float64 `json:"candidate_recall"`
 	IdealRecall     float64 `json:"ideal_recall"`
 	FedVsIdeal      float64 `json:"fed_vs_ideal"`
+	CandStatsRecall float64 `json:"candidate_stats_recall"`
 	DeadNodes       int     `json:"dead_nodes"`
 	DeadP50Ms       float64 `json:"dead_p50_ms"`
 	DeadP99Ms       float64 `json:"dead_p99_ms"`
@@ -138,6 +153,7 @@ type fedsearchConfig struct {
 	dead      float64
 	seed      uint64
 	pad       bool
+	compact   bool
 }
 
 func fedsearchFlags(fs *flag.FlagSet) func(*env) (any, error) {
@@ -155,6 +171,7 @@ func fedsearchFlags(fs *flag.FlagSet) func(*env) (any, error) {
 	fs.DurationVar(&c.trustWait, "trust-wait", 60*time.Second, "how long to wait for the vouches to arrive")
 	fs.Float64Var(&c.dead, "dead", 0.1, "fraction of nodes black-holed in the second run")
 	fs.BoolVar(&c.pad, "pad", true, "pad queries with trailing spaces so that every search request pays the link latency (mocknet delivers a write under 256 bytes followed by a close without it)")
+	fs.BoolVar(&c.compact, "compact", true, "rebuild each node's index after publishing, into one segment, as a settled node's is (scorch merges an index on disk; the in-memory store folds its one-segment-per-write index only after 512 writes): otherwise every search of a node walks its ~200 one-write segments")
 	fs.Uint64Var(&c.seed, "seed", 1, "seed for the graph, the corpus sample, the queries and the requesters")
 	return func(e *env) (any, error) { return runFedsearch(context.Background(), e, c) }
 }
@@ -336,6 +353,13 @@ func runFedsearch(ctx context.Context, e *env, c fedsearchConfig) (*fedsearchRes
 		return nil, fmt.Errorf("publish: %w", err)
 	}
 	e.logf("published %d lessons (%d per node) in %s", c.nodes*c.lessons, c.lessons, time.Since(start).Round(time.Millisecond))
+	if c.compact {
+		start = time.Now()
+		if err := forEach(c.nodes, func(i int) error { return nodes[i].Store().Reindex(ctx) }); err != nil {
+			return nil, fmt.Errorf("compact: %w", err)
+		}
+		e.logf("rebuilt every node's index (one segment) in %s", time.Since(start).Round(time.Millisecond))
+	}
 
 	e.logf("connecting %d edges (mean degree %.1f)", edges, degree)
 	if err := connectGraph(mn, nodes, adj); err != nil {
@@ -397,7 +421,7 @@ func runFedsearch(ctx context.Context, e *env, c fedsearchConfig) (*fedsearchRes
 		len(refs), time.Since(start).Round(time.Millisecond), reachSum/float64(len(queries)), refSum/float64(len(queries)))
 
 	refTop := make([][]string, len(queries))
-	candRec, idealRec, fedIdeal := newAvg(), newAvg(), newAvg()
+	candRec, idealRec, fedIdeal, candStats := newAvg(), newAvg(), newAvg(), newAvg()
 	ideal := make([][]string, len(queries))
 	start = time.Now()
 	for i, q := range queries {
@@ -409,12 +433,17 @@ func runFedsearch(ctx context.Context, e *env, c fedsearchConfig) (*fedsearchRes
 		if err != nil {
 			return nil, fmt.Errorf("candidates of %q: %w", q, err)
 		}
-		if ideal[i], err = rescore(ctx, cand, ref, q, c.limit); err != nil {
+		if ideal[i], err = ref.topAmong(ctx, q, c.limit, cand); err != nil {
+			return nil, fmt.Errorf("reference query %q: %w", q, err)
+		}
+		own, err := rescore(ctx, cand, ref, q, c.limit)
+		if err != nil {
 			return nil, fmt.Errorf("re-scoring %q: %w", q, err)
 		}
 		if len(refTop[i]) > 0 {
 			candRec.add(overlap(refTop[i], cand) / float64(len(refTop[i])))
 			idealRec.add(overlapKeys(refTop[i], ideal[i]) / float64(len(refTop[i])))
+			candStats.add(overlapKeys(refTop[i], own) / float64(len(refTop[i])))
 		}
 	}
 	e.logf("reference and offline re-scoring of %d queries in %s", len(queries), time.Since(start).Round(time.Millisecond))
@@ -439,9 +468,9 @@ func runFedsearch(ctx context.Context, e *env, c fedsearchConfig) (*fedsearchRes
 			fedIdeal.add(overlapKeys(ideal[i], healthy.keys[i]) / float64(len(ideal[i])))
 		}
 	}
-	e.logf("healthy: p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms; %d truncated; recall@%d %.4f (candidates %.4f, ideal re-scoring %.4f, fed vs ideal %.4f)",
+	e.logf("healthy: p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms; %d truncated; recall@%d %.4f (candidates %.4f, ideal %.4f, fed vs ideal %.4f; candidates under their own statistics %.4f)",
 		quantile(healthy.ms, 0.5), quantile(healthy.ms, 0.9), quantile(healthy.ms, 0.99), healthy.max(), healthy.truncated,
-		c.limit, recall.mean(), candRec.mean(), idealRec.mean(), fedIdeal.mean())
+		c.limit, recall.mean(), candRec.mean(), idealRec.mean(), fedIdeal.mean(), candStats.mean())
 	if recall.mean() < 1 {
 		logMisses(e, queries, requesters, refTop, ideal, healthy.keys, 5)
 	}
@@ -486,8 +515,8 @@ func runFedsearch(ctx context.Context, e *env, c fedsearchConfig) (*fedsearchRes
 		MaxMs:           round(healthy.max(), 1),
 		Truncated:       healthy.truncated,
 		CandidateRecall: round(candRec.mean(), 4), IdealRecall: round(idealRec.mean(), 4),
-		FedVsIdeal: round(fedIdeal.mean(), 4),
-		DeadNodes:  nDead, DeadP50Ms: round(quantile(deadRun.ms, 0.5), 1), DeadP99Ms: round(quantile(deadRun.ms, 0.99), 1),
+		FedVsIdeal: round(fedIdeal.mean(), 4), CandStatsRecall: round(candStats.mean(), 4),
+		DeadNodes: nDead, DeadP50Ms: round(quantile(deadRun.ms, 0.5), 1), DeadP99Ms: round(quantile(deadRun.ms, 0.99), 1),
 		DeadMaxMs: round(deadRun.max(), 1), DeadRecall: round(deadRecall.mean(), 4), DeadTruncated: deadRun.truncated,
 		BoundMs: round(ms(bound), 1),
 		P50Ms:   round(p50, 1), P99Ms: round(quantile(healthy.ms, 0.99), 1),
@@ -630,18 +659,30 @@ func searchReach(nodes []*node.Node, ids []string, index map[string]int, r, hops
 // top returns the keys of the best limit lessons of ref for q, ranked by
 // relevance × trust, ties to the smaller key.
 func (ref *fedRef) top(ctx context.Context, q string, limit int) ([]string, error) {
+	return ref.topAmong(ctx, q, limit, nil)
+}
+
+// topAmong is top restricted to the keys of among (nil: all): the
+// reference's own ranking of those lessons.
+func (ref *fedRef) topAmong(ctx context.Context, q string, limit int, among map[string]bool) ([]string, error) {
 	type scored struct {
 		key   string
 		score float64
 	}
 	var all []scored
 	for class, trustScore := range ref.classes {
-		res, err := ref.st.Search(ctx, store.Query{Text: q, Visibility: []string{protocol.VisibilityPublic}, Project: class, Limit: min(2*limit, store.MaxSearchLimit)})
+		n := min(2*limit, store.MaxSearchLimit)
+		if among != nil {
+			n = store.MaxSearchLimit
+		}
+		res, err := ref.st.Search(ctx, store.Query{Text: q, Visibility: []string{protocol.VisibilityPublic}, Project: class, Limit: n})
 		if err != nil {
 			return nil, err
 		}
 		for _, h := range res.Hits {
-			all = append(all, scored{ref.keys[h.ID], h.Score * trustScore})
+			if among == nil || among[ref.keys[h.ID]] {
+				all = append(all, scored{ref.keys[h.ID], h.Score * trustScore})
+			}
 		}
 	}
 	sort.Slice(all, func(i, j int) bool {
