@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/meshprotocol/mesh/protocol"
 	"github.com/meshprotocol/mesh/trust"
@@ -512,5 +513,33 @@ func TestPublicAPINodesFromDHT(t *testing.T) {
 	stranger := peerOf(t, newKey(t)).String()
 	if status, _, raw := call(t, http.MethodGet, d.PublicAPIURL()+"/v1/nodes/"+stranger, nil); status != http.StatusNotFound {
 		t.Fatalf("a node nobody knows: %d %s", status, raw)
+	}
+}
+
+// TestDirectoryAnswersOverLibp2p: a directory answers /mesh/search/1.0.0
+// with the lessons of the nodes registered with it, to a user connected to
+// the directory alone, who verifies them and applies its own trust.
+func TestDirectoryAnswersOverLibp2p(t *testing.T) {
+	ctx := context.Background()
+	d := newDirectory(t)
+	p := newTestNode(t, Config{})
+	user := newTestNode(t, Config{})
+	sl := publishLesson(t, p, "Terraform state lock", "force-unlock only after checking nobody runs apply", protocol.VisibilityPublic)
+	if _, err := p.RegisterWith(ctx, d.ID().String(), []string{d.Addrs()[0].String()}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the directory indexes the lesson", func() bool { return hasRemote(d, sl.Key()) })
+	connect(t, user, d)
+	q := FedQuery{Query: "terraform force-unlock", Sources: d.ID().String(), Deadline: 10 * time.Second}
+	res, err := user.FederatedSearch(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Results) != 0 || res.Untrusted != 1 {
+		t.Fatalf("a user who does not trust the publisher: %+v", res)
+	}
+	trusts(t, user, p.ID())
+	if res, err = user.FederatedSearch(ctx, q); err != nil || len(res.Results) != 1 || res.Results[0].Key != sl.Key() || res.Results[0].Via != d.ID().String() {
+		t.Fatalf("through the directory: %+v %v", res, err)
 	}
 }
