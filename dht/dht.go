@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -15,6 +16,7 @@ import (
 	record "github.com/libp2p/go-libp2p-record"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	libp2pproto "github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/core/routing"
 	ma "github.com/multiformats/go-multiaddr"
 
@@ -184,9 +186,12 @@ func (d *DHT) Host() host.Host { return d.host }
 // ConfiguredMode is the mode the DHT was started with.
 func (d *DHT) ConfiguredMode() Mode { return d.mode }
 
-// Serving reports whether the DHT currently serves (server mode); in auto
-// mode this follows the host's reachability.
-func (d *DHT) Serving() bool { return d.kad.Mode() == kaddht.ModeServer }
+// Serving reports whether the DHT currently serves (server mode): whether
+// the host answers ProtocolID. In auto mode this follows the host's
+// reachability. (kad-dht's Mode reports the configured mode, not this.)
+func (d *DHT) Serving() bool {
+	return slices.Contains(d.host.Mux().Protocols(), libp2pproto.ID(ProtocolID))
+}
 
 // RoutingTableSize is the number of DHT servers in the routing table.
 func (d *DHT) RoutingTableSize() int { return d.kad.RoutingTable().Size() }

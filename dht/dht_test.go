@@ -497,3 +497,22 @@ func TestFindPeerFallsBackToNodeRecord(t *testing.T) {
 		t.Fatalf("connect to the resolved address: %v", err)
 	}
 }
+
+func TestServingFollowsMode(t *testing.T) {
+	tn := newTestNet(t, 2, nil)
+	if !tn.dhts[0].Serving() {
+		t.Error("a server does not serve")
+	}
+	// On mocknet no AutoNAT reports public reachability: auto stays a client.
+	for _, m := range []Mode{ModeClient, ModeAuto} {
+		h, _ := tn.addHost(t)
+		d, err := New(h, Config{Mode: m})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		if d.Serving() || d.ConfiguredMode() != m {
+			t.Errorf("%s: Serving = %v", m, d.Serving())
+		}
+	}
+}

@@ -54,14 +54,14 @@ type DHTConfig struct {
 	// "directory", which a directory node names by itself.
 	Roles []string `json:"roles,omitempty"`
 	// Heartbeat is how often the node record is re-published and topics
-	// re-provided. 0 means DefaultDHTHeartbeat.
-	Heartbeat time.Duration `json:"-"`
+	// re-provided ("20m"). 0 means DefaultDHTHeartbeat.
+	Heartbeat Duration `json:"heartbeat,omitzero"`
 	// Discovery is how often followed topics' providers are looked up and
-	// connected to. 0 means DefaultDHTDiscovery.
-	Discovery time.Duration `json:"-"`
-	// RecordTTL is how long a published node record is valid. 0 means
-	// DefaultDHTRecordTTL; at most protocol.MaxNodeRecordTTL.
-	RecordTTL time.Duration `json:"-"`
+	// connected to ("10m"). 0 means DefaultDHTDiscovery.
+	Discovery Duration `json:"discovery,omitzero"`
+	// RecordTTL is how long a published node record is valid ("1h"). 0
+	// means DefaultDHTRecordTTL; at most protocol.MaxNodeRecordTTL.
+	RecordTTL Duration `json:"recordTTL,omitzero"`
 }
 
 // dhtState is the part of Node that this file owns.
@@ -150,7 +150,7 @@ func (n *Node) checkDHTConfig() error {
 			return fmt.Errorf("node: dht role %q: %w", r, err)
 		}
 	}
-	if ttl := n.cfg.DHT.RecordTTL; ttl < 0 || ttl > protocol.MaxNodeRecordTTL {
+	if ttl := time.Duration(n.cfg.DHT.RecordTTL); ttl < 0 || ttl > protocol.MaxNodeRecordTTL {
 		return fmt.Errorf("node: %w: dht record ttl %s: at most %s", protocol.ErrInvalid, ttl, protocol.MaxNodeRecordTTL)
 	}
 	if n.cfg.DHT.Heartbeat < 0 || n.cfg.DHT.Discovery < 0 {
@@ -298,14 +298,14 @@ func (n *Node) dhtLoop() {
 
 func (n *Node) heartbeatEvery() time.Duration {
 	if n.cfg.DHT.Heartbeat > 0 {
-		return n.cfg.DHT.Heartbeat
+		return time.Duration(n.cfg.DHT.Heartbeat)
 	}
 	return DefaultDHTHeartbeat
 }
 
 func (n *Node) discoveryEvery() time.Duration {
 	if n.cfg.DHT.Discovery > 0 {
-		return n.cfg.DHT.Discovery
+		return time.Duration(n.cfg.DHT.Discovery)
 	}
 	return DefaultDHTDiscovery
 }
@@ -405,7 +405,7 @@ func (n *Node) dhtHeartbeat(d *dht.DHT) {
 
 func (n *Node) recordTTL() time.Duration {
 	if n.cfg.DHT.RecordTTL > 0 {
-		return n.cfg.DHT.RecordTTL
+		return time.Duration(n.cfg.DHT.RecordTTL)
 	}
 	return DefaultDHTRecordTTL
 }

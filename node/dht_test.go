@@ -58,7 +58,8 @@ func TestDHTModeAndConfig(t *testing.T) {
 	for _, bad := range []Config{
 		{DHT: DHTConfig{Mode: "public"}},
 		{DHT: DHTConfig{Roles: []string{"a b"}}},
-		{DHT: DHTConfig{RecordTTL: 48 * time.Hour}},
+		{DHT: DHTConfig{RecordTTL: Duration(48 * time.Hour)}},
+		{DHT: DHTConfig{Heartbeat: Duration(-time.Second)}},
 	} {
 		bad.ListenAddrs, bad.DisableMDNS = loopback, true
 		if n, err := New(context.Background(), bad); !errors.Is(err, protocol.ErrInvalid) {
@@ -67,6 +68,29 @@ func TestDHTModeAndConfig(t *testing.T) {
 			}
 			t.Errorf("New(%+v) = %v, want ErrInvalid", bad.DHT, err)
 		}
+	}
+}
+
+// TestDHTModeAutoFollowsReachability: in auto mode the DHT serves when the
+// host learns it is publicly reachable, and not otherwise.
+func TestDHTModeAutoFollowsReachability(t *testing.T) {
+	pub := newTestNode(t, Config{NAT: NATConfig{Reachability: ReachabilityPublic}})
+	priv := newTestNode(t, Config{NAT: NATConfig{Reachability: ReachabilityPrivate}})
+	eventually(t, "the public node to serve the DHT", func() bool {
+		st, _ := pub.DHTStatus(context.Background())
+		return st.Mode == "auto" && st.Serving
+	})
+	if !slices.Contains(pub.Host().Mux().Protocols(), "/mesh/kad/1.0.0") {
+		t.Fatal("the public node does not serve /mesh/kad/1.0.0")
+	}
+	// The private node has heard the same kind of event by now.
+	eventually(t, "the private node's reachability", func() bool { return priv.Host() != nil })
+	time.Sleep(200 * time.Millisecond)
+	if st, _ := priv.DHTStatus(context.Background()); st.Serving {
+		t.Fatal("a privately reachable node serves the DHT")
+	}
+	if slices.Contains(priv.Host().Mux().Protocols(), "/mesh/kad/1.0.0") {
+		t.Fatal("a privately reachable node serves /mesh/kad/1.0.0")
 	}
 }
 
