@@ -266,17 +266,15 @@ func (s *searchServer) serve(deadline time.Time, from peer.ID, req *protocol.Sea
 	stats, err := n.store.SearchStats(ctx, req.Query, n.searchOrigin())
 	if err != nil {
 		n.log.Warn("search local stats", "err", err)
-		stats = nil
+		stats = emptyStats(req.Query)
 	}
 	lists := [][]protocol.SearchResult{local}
 	if fwd != nil {
 		r := <-fwd
 		lists = append(lists, r.lists...)
 		resp.Truncated = r.truncated
-		if stats != nil {
-			for _, st := range r.stats {
-				stats.Merge(st)
-			}
+		for _, st := range r.stats {
+			stats.Merge(st)
 		}
 	}
 	resp.Stats = stats
@@ -284,6 +282,18 @@ func (s *searchServer) serve(deadline time.Time, from peer.ID, req *protocol.Sea
 	resp.Results, cut = mergeResults(lists, protocol.MaxSearchResults, searchResponseBudget-statsSize(stats))
 	resp.Truncated = resp.Truncated || cut
 	return nil
+}
+
+// emptyStats are the statistics of an empty corpus for query, to add
+// others' to.
+func emptyStats(query string) *protocol.SearchStats {
+	st := &protocol.SearchStats{DocFreq: map[string]int64{}}
+	if pq, err := store.ParseQuery(query); err == nil {
+		for _, t := range store.QueryTerms(pq) {
+			st.DocFreq[t] = 0
+		}
+	}
+	return st
 }
 
 // searchOrigin is the part of the store this node answers searches from:
@@ -309,9 +319,10 @@ func shrinkBudget(d time.Duration) time.Duration {
 }
 
 // answerMargin is the time kept, out of a budget of d, to merge and send
-// an answer.
+// an answer. A forwarder's answer carries its whole subtree's: better to
+// give up on one late peer than to be late with all of them.
 func answerMargin(d time.Duration) time.Duration {
-	return min(max(d/20, 2*time.Millisecond), 50*time.Millisecond)
+	return min(max(d/8, 2*time.Millisecond), 50*time.Millisecond)
 }
 
 // searchPeers lists the connected peers to forward a search to: those with
@@ -748,10 +759,7 @@ func (n *Node) FederatedSearch(ctx context.Context, q FedQuery) (*FedResult, err
 		res.Truncated = res.Truncated || r.truncated
 		for _, st := range r.stats {
 			if stats == nil {
-				stats = &protocol.SearchStats{DocFreq: map[string]int64{}}
-				for _, t := range store.QueryTerms(pq) {
-					stats.DocFreq[t] = 0
-				}
+				stats = emptyStats(q.Query)
 			}
 			stats.Merge(st)
 		}

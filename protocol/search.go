@@ -333,13 +333,72 @@ type SearchResponse struct {
 	Stats *SearchStats `json:"stats,omitempty"`
 }
 
-// Encode returns the JSON encoding of r; nil Results encode as [].
+// Encode returns the JSON encoding of r; nil Results encode as []. The
+// results come last, each lesson decoded from a response spliced in as
+// received: re-encoding (or even re-validating, as encoding/json does with
+// raw JSON) every lesson would be most of a forwarder's work.
 func (r *SearchResponse) Encode() ([]byte, error) {
-	c := *r
-	if c.Results == nil {
-		c.Results = []SearchResult{}
+	head, err := encodeJSON(&struct {
+		Type      string       `json:"type"`
+		RequestID string       `json:"requestId"`
+		Truncated bool         `json:"truncated"`
+		Error     *Error       `json:"error,omitempty"`
+		Stats     *SearchStats `json:"stats,omitempty"`
+	}{r.Type, r.RequestID, r.Truncated, r.Error, r.Stats})
+	if err != nil {
+		return nil, err
 	}
-	return encodeJSON(&c)
+	var b bytes.Buffer
+	b.Grow(len(head) + 16 + 2048*len(r.Results))
+	b.Write(head[:len(head)-1]) // without the closing brace
+	b.WriteString(`,"results":[`)
+	for i := range r.Results {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		if err := r.Results[i].appendJSON(&b); err != nil {
+			return nil, err
+		}
+	}
+	b.WriteString("]}")
+	return b.Bytes(), nil
+}
+
+// appendJSON writes r's JSON encoding, as MarshalJSON does, to b.
+func (r *SearchResult) appendJSON(b *bytes.Buffer) error {
+	lesson := []byte(r.raw)
+	if r.raw == nil || r.rawFor != r.SignedLesson {
+		var err error
+		if r.SignedLesson == nil {
+			lesson = []byte("null")
+		} else if lesson, err = r.SignedLesson.Encode(); err != nil {
+			return err
+		}
+	}
+	score, err := encodeJSON(r.Score)
+	if err != nil {
+		return err
+	}
+	trust, err := encodeJSON(r.TrustScore)
+	if err != nil {
+		return err
+	}
+	b.WriteString(`{"signedLesson":`)
+	b.Write(lesson)
+	b.WriteString(`,"score":`)
+	b.Write(score)
+	b.WriteString(`,"trustScore":`)
+	b.Write(trust)
+	if r.Via != "" {
+		via, err := encodeJSON(r.Via)
+		if err != nil {
+			return err
+		}
+		b.WriteString(`,"via":`)
+		b.Write(via)
+	}
+	b.WriteByte('}')
+	return nil
 }
 
 // DecodeSearchResponse decodes a search answer: size cap, at most

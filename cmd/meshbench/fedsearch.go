@@ -124,12 +124,14 @@ type fedsearchResult struct {
 	IdealRecall     float64 `json:"ideal_recall"`
 	FedVsIdeal      float64 `json:"fed_vs_ideal"`
 	CandStatsRecall float64 `json:"candidate_stats_recall"`
-	DeadNodes       int     `json:"dead_nodes"`
-	DeadP50Ms       float64 `json:"dead_p50_ms"`
-	DeadP99Ms       float64 `json:"dead_p99_ms"`
-	DeadMaxMs       float64 `json:"dead_max_ms"`
-	DeadRecall      float64 `json:"dead_recall_at_10"`
-	DeadTruncated   int     `json:"dead_truncated"`
+	// RecallUntruncated is recall_at_10 over the answers not truncated.
+	RecallUntruncated float64 `json:"recall_untruncated"`
+	DeadNodes         int     `json:"dead_nodes"`
+	DeadP50Ms         float64 `json:"dead_p50_ms"`
+	DeadP99Ms         float64 `json:"dead_p99_ms"`
+	DeadMaxMs         float64 `json:"dead_max_ms"`
+	DeadRecall        float64 `json:"dead_recall_at_10"`
+	DeadTruncated     int     `json:"dead_truncated"`
 	// The keys of the issue, last so that they are easy to find.
 	BoundMs         float64 `json:"bound_ms"`
 	P50Ms           float64 `json:"p50_ms"`
@@ -195,7 +197,7 @@ func fedRankMargin(d time.Duration) time.Duration {
 	return min(max(d/10, 5*time.Millisecond), 100*time.Millisecond)
 }
 func fedAnswerMargin(d time.Duration) time.Duration {
-	return min(max(d/20, 2*time.Millisecond), 50*time.Millisecond)
+	return min(max(d/8, 2*time.Millisecond), 50*time.Millisecond)
 }
 
 // deadlineFits reports whether a requester deadline d lets a search of hops
@@ -459,18 +461,21 @@ func runFedsearch(ctx context.Context, e *env, c fedsearchConfig) (*fedsearchRes
 	if err != nil {
 		return nil, err
 	}
-	recall := newAvg()
+	recall, complete := newAvg(), newAvg()
 	for i := range queries {
 		if len(refTop[i]) > 0 {
 			recall.add(overlapKeys(refTop[i], healthy.keys[i]) / float64(len(refTop[i])))
+			if !healthy.cut[i] {
+				complete.add(overlapKeys(refTop[i], healthy.keys[i]) / float64(len(refTop[i])))
+			}
 		}
 		if len(ideal[i]) > 0 {
 			fedIdeal.add(overlapKeys(ideal[i], healthy.keys[i]) / float64(len(ideal[i])))
 		}
 	}
-	e.logf("healthy: p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms; %d truncated; recall@%d %.4f (candidates %.4f, ideal %.4f, fed vs ideal %.4f; candidates under their own statistics %.4f)",
+	e.logf("healthy: p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms; %d truncated; recall@%d %.4f (untruncated answers %.4f; candidates %.4f, ideal %.4f, fed vs ideal %.4f; candidates under their own statistics %.4f)",
 		quantile(healthy.ms, 0.5), quantile(healthy.ms, 0.9), quantile(healthy.ms, 0.99), healthy.max(), healthy.truncated,
-		c.limit, recall.mean(), candRec.mean(), idealRec.mean(), fedIdeal.mean(), candStats.mean())
+		c.limit, recall.mean(), complete.mean(), candRec.mean(), idealRec.mean(), fedIdeal.mean(), candStats.mean())
 	if recall.mean() < 1 {
 		logMisses(e, queries, requesters, refTop, ideal, healthy.keys, 5)
 	}
@@ -515,7 +520,7 @@ func runFedsearch(ctx context.Context, e *env, c fedsearchConfig) (*fedsearchRes
 		MaxMs:           round(healthy.max(), 1),
 		Truncated:       healthy.truncated,
 		CandidateRecall: round(candRec.mean(), 4), IdealRecall: round(idealRec.mean(), 4),
-		FedVsIdeal: round(fedIdeal.mean(), 4), CandStatsRecall: round(candStats.mean(), 4),
+		FedVsIdeal: round(fedIdeal.mean(), 4), CandStatsRecall: round(candStats.mean(), 4), RecallUntruncated: round(complete.mean(), 4),
 		DeadNodes: nDead, DeadP50Ms: round(quantile(deadRun.ms, 0.5), 1), DeadP99Ms: round(quantile(deadRun.ms, 0.99), 1),
 		DeadMaxMs: round(deadRun.max(), 1), DeadRecall: round(deadRecall.mean(), 4), DeadTruncated: deadRun.truncated,
 		BoundMs: round(ms(bound), 1),
@@ -529,6 +534,7 @@ func runFedsearch(ctx context.Context, e *env, c fedsearchConfig) (*fedsearchRes
 type fedRun struct {
 	ms        []float64  // latencies, sorted
 	keys      [][]string // result keys of each query, in rank order
+	cut       []bool     // whether each query's answer was truncated
 	truncated int
 }
 
@@ -560,7 +566,7 @@ func fedQuery(ctx context.Context, n *node.Node, q string, c fedsearchConfig) (*
 // runFedQueries runs the queries one after another, each from its
 // requester, under a CPU profile named phase.
 func runFedQueries(ctx context.Context, e *env, phase string, nodes []*node.Node, requesters []int, queries []string, c fedsearchConfig) (*fedRun, error) {
-	run := &fedRun{keys: make([][]string, len(queries))}
+	run := &fedRun{keys: make([][]string, len(queries)), cut: make([]bool, len(queries))}
 	stop := e.profile(phase)
 	defer stop()
 	for i, q := range queries {
@@ -573,6 +579,7 @@ func runFedQueries(ctx context.Context, e *env, phase string, nodes []*node.Node
 		run.ms = append(run.ms, ms(d))
 		if res.Truncated {
 			run.truncated++
+			run.cut[i] = true
 		}
 		for _, h := range res.Results {
 			run.keys[i] = append(run.keys[i], h.Key)
