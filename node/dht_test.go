@@ -337,3 +337,45 @@ func TestDHTOnGivenHost(t *testing.T) {
 		t.Fatalf("fetch by bare ID on mocknet: %v", err)
 	}
 }
+
+// TestRecordFollowsFollow: following a topic re-publishes the node record
+// and provides the topic within a heartbeat check, not a heartbeat period;
+// unfollowing takes it out of the record.
+func TestRecordFollowsFollow(t *testing.T) {
+	ctx := context.Background()
+	boot := dhtNode(t, "server", nil, Config{})
+	a := dhtNode(t, "server", boot, Config{})
+	eventually(t, "a's first record", func() bool {
+		st, _ := a.DHTStatus(ctx)
+		return st.Record != nil
+	})
+	st, _ := a.DHTStatus(ctx)
+	first := st.Record
+	if err := a.Follow(ctx, "zig"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a's record to name zig", func() bool {
+		st, _ := a.DHTStatus(ctx)
+		return slices.Contains(st.Record.Topics, "zig") && slices.Contains(st.Provided, "topic/zig")
+	})
+	var rec *protocol.NodeRecord
+	eventually(t, "boot to see the new record", func() bool {
+		r, err := boot.NodeRecord(ctx, a.ID().String())
+		rec = r
+		return err == nil && slices.Contains(r.Topics, "zig")
+	})
+	if rec.IssuedAt <= first.IssuedAt {
+		t.Fatalf("new record issued at %d, not after %d", rec.IssuedAt, first.IssuedAt)
+	}
+	nodes, err := boot.TopicNodes(ctx, "zig", 5)
+	if err != nil || len(nodes) != 1 || nodes[0].NodeID != a.ID().String() {
+		t.Fatalf("TopicNodes(zig) = %+v, %v", nodes, err)
+	}
+	if err := a.Unfollow(ctx, "zig"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a's record to drop zig", func() bool {
+		r, err := boot.NodeRecord(ctx, a.ID().String())
+		return err == nil && !slices.Contains(r.Topics, "zig")
+	})
+}
