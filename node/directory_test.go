@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -541,5 +542,54 @@ func TestDirectoryAnswersOverLibp2p(t *testing.T) {
 	trusts(t, user, p.ID())
 	if res, err = user.FederatedSearch(ctx, q); err != nil || len(res.Results) != 1 || res.Results[0].Key != sl.Key() || res.Results[0].Via != d.ID().String() {
 		t.Fatalf("through the directory: %+v %v", res, err)
+	}
+}
+
+// TestPublicSearchNeverLeaksPrivate: a node serving the public API answers
+// from its public publications only, even when private records match the
+// query better; and nothing in the answer (results, more) tells a private
+// record exists.
+func TestPublicSearchNeverLeaksPrivate(t *testing.T) {
+	ctx := context.Background()
+	n := newTestNode(t, Config{Directory: DirectoryConfig{PublicAPI: "127.0.0.1:0", RateLimit: 1000}})
+	for i := range 4 { // private records that match "zebra" best
+		if _, _, err := n.Put(ctx, &protocol.Lesson{Type: "lesson", Title: "zebra zebra zebra", Content: fmt.Sprintf("zebra zebra secret %d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unl := publishLesson(t, n, "zebra zebra unlisted", "zebra zebra", protocol.VisibilityUnlisted)
+	a := publishLesson(t, n, "Zebra crossing", "a zebra", protocol.VisibilityPublic)
+	b := publishLesson(t, n, "Another zebra", "stripes of a zebra", protocol.VisibilityPublic)
+	search := func(query string, limit int) *protocol.DirectorySearchResponse {
+		body, _ := json.Marshal(protocol.DirectorySearchRequest{Query: query, Limit: limit})
+		status, v, raw := call(t, http.MethodPost, n.PublicAPIURL()+"/v1/search", body)
+		if status != 200 {
+			t.Fatalf("%d %s", status, raw)
+		}
+		if bytes.Contains(raw, []byte("zebra zebra secret")) || bytes.Contains(raw, []byte(unl.Lesson.ID)) {
+			t.Fatalf("a private or unlisted record in a search answer: %s", raw)
+		}
+		r, err := protocol.DecodeDirectorySearchResponse(v.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if r := search("zebra", 1); len(r.Results) != 1 || !r.More || !slices.Contains([]string{a.Key(), b.Key()}, r.Results[0].SignedLesson.Key()) {
+		t.Fatalf("limit 1: %+v", r)
+	}
+	if r := search("zebra", 5); len(r.Results) != 2 || r.More {
+		t.Fatalf("limit 5: %v more=%v", resultKeys(r), r.More)
+	}
+	if r := search("secret", 5); len(r.Results) != 0 || r.More {
+		t.Fatalf("a word only private records hold: %v more=%v", resultKeys(r), r.More)
+	}
+	if r := search("", 20); len(r.Results) != 2 || r.More {
+		t.Fatalf("empty query: %v more=%v", resultKeys(r), r.More)
+	}
+	// Not a directory: it serves its own lessons, and says so.
+	status, v, _ := call(t, http.MethodGet, n.PublicAPIURL()+"/v1/policy", nil)
+	if pol, err := protocol.DecodeDirectoryPolicy(v.Body); status != 200 || err != nil || pol.Role != protocol.PolicyNode || pol.Registration != "" {
+		t.Fatalf("policy of a plain node: %+v %v", pol, err)
 	}
 }

@@ -265,6 +265,16 @@ func (n *Node) handlePublicSearch(w http.ResponseWriter, r *http.Request) {
 // their publishers signed them, best first by the local index. A directory
 // answers from every public lesson it holds; another node from its own.
 // Lessons published before the retention cutoff are left out.
+//
+// Every hit is checked here, whatever the index says: a remote lesson must
+// be published public, an own record must have a public publication (a
+// private record has none). That check, not the index query, is what keeps
+// private records out, so the index may be asked without a visibility
+// filter first: a filter that matches nearly every document makes the
+// index walk all of them, and a directory holds public lessons almost
+// only. If that first answer is not enough to tell (hits that are not
+// public crowd the top), the index is asked again, filtered. Nothing in the
+// answer depends on what was not public: More counts public lessons only.
 func (n *Node) ServeDirectorySearch(ctx context.Context, req *protocol.DirectorySearchRequest) (*protocol.DirectorySearchResponse, error) {
 	if _, err := store.ParseQuery(req.Query); err != nil {
 		return nil, err
@@ -276,7 +286,7 @@ func (n *Node) ServeDirectorySearch(ctx context.Context, req *protocol.Directory
 	limit = min(limit, protocol.MaxSearchLimit)
 	f := req.Filters
 	cutoff := n.retentionCutoff()
-	q := store.Query{Text: req.Query, Origin: store.OriginLocal, Visibility: []string{protocol.VisibilityPublic}, Limit: limit}
+	q := store.Query{Text: req.Query, Origin: store.OriginLocal}
 	if n.directoryServesAll() {
 		q.Origin = store.OriginAll
 	}
@@ -286,31 +296,62 @@ func (n *Node) ServeDirectorySearch(ctx context.Context, req *protocol.Directory
 			q.Publisher = f.Nodes[0]
 		}
 	}
-	if cutoff > 0 || f != nil && (len(f.Topics) > 0 || f.Since != 0 || len(f.Nodes) > 1) {
-		q.Limit = store.MaxSearchLimit // some hits are filtered out below
+	resp := &protocol.DirectorySearchResponse{Type: protocol.MsgDirectorySearch, Query: req.Query, Filters: req.Filters, Limit: limit}
+	// Filters the index does not know (topics, since, several publishers,
+	// retention) are applied to the hits: ask for as many as allowed.
+	post := cutoff > 0 || f != nil && (len(f.Topics) > 0 || f.Since != 0 || len(f.Nodes) > 1)
+	if !post {
+		q.Limit = limit + 1
+		res, err := n.store.Search(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		results, skipped := n.publicHits(ctx, res.Hits, f, cutoff, limit+1)
+		if skipped == 0 || len(results) > limit || len(res.Hits) < q.Limit {
+			resp.More = len(results) > limit
+			resp.Results = results[:min(len(results), limit)]
+			return resp, nil
+		}
 	}
-	q.Limit = min(max(q.Limit, 1), store.MaxSearchLimit)
+	q.Visibility = []string{protocol.VisibilityPublic}
+	q.Limit = limit + 1
+	if post {
+		q.Limit = store.MaxSearchLimit
+	}
+	q.Limit = min(q.Limit, store.MaxSearchLimit)
 	res, err := n.store.Search(ctx, q)
 	if err != nil {
 		return nil, err
 	}
-	resp := &protocol.DirectorySearchResponse{Type: protocol.MsgDirectorySearch, Query: req.Query, Filters: req.Filters, Limit: limit, Total: res.Total}
-	for _, h := range res.Hits {
-		if len(resp.Results) == limit {
+	results, _ := n.publicHits(ctx, res.Hits, f, cutoff, limit+1)
+	resp.More = len(results) > limit || res.Total > len(res.Hits)
+	resp.Results = results[:min(len(results), limit)]
+	return resp, nil
+}
+
+// publicHits turns store hits into results: public lessons only, passing
+// the filters and the retention cutoff, at most max. skipped counts the
+// hits left out.
+func (n *Node) publicHits(ctx context.Context, hits []store.Hit, f *protocol.SearchFilters, cutoff int64, max int) (out []protocol.SearchResult, skipped int) {
+	for _, h := range hits {
+		if len(out) == max {
 			break
 		}
 		sl := h.Signed
 		if h.Key == "" {
+			var err error
 			if sl, err = n.store.Publication(ctx, h.ID); err != nil {
-				continue // a public record never published is not shared
+				skipped++ // a record never published (a private one) is not shared
+				continue
 			}
 		}
 		if sl == nil || sl.Publication.Visibility != protocol.VisibilityPublic || !matchSearchFilters(sl, f) || sl.Publication.PublishedAt < cutoff {
+			skipped++
 			continue
 		}
-		resp.Results = append(resp.Results, protocol.SearchResult{SignedLesson: sl, Score: h.Score})
+		out = append(out, protocol.SearchResult{SignedLesson: sl, Score: h.Score})
 	}
-	return resp, nil
+	return out, skipped
 }
 
 func (n *Node) handlePublicLesson(w http.ResponseWriter, r *http.Request) {

@@ -288,8 +288,9 @@ type DirectorySearchResponse struct {
 	Query   string         `json:"query"`
 	Filters *SearchFilters `json:"filters,omitempty"`
 	Limit   int            `json:"limit"`
-	// Total is the number of lessons the index matched, before Limit.
-	Total   int            `json:"total"`
+	// More says the node holds more public lessons matching the request
+	// than Results.
+	More    bool           `json:"more"`
 	Results []SearchResult `json:"results"`
 }
 
@@ -315,7 +316,7 @@ func DecodeDirectorySearchResponse(body []byte) (*DirectorySearchResponse, error
 	if err != nil {
 		return nil, err
 	}
-	if err := o.only([]string{"type", "query", "limit", "total", "results"}, "filters", ServedAtField); err != nil {
+	if err := o.only([]string{"type", "query", "limit", "more", "results"}, "filters", ServedAtField); err != nil {
 		return nil, err
 	}
 	r := &DirectorySearchResponse{}
@@ -333,10 +334,13 @@ func DecodeDirectorySearchResponse(body []byte) (*DirectorySearchResponse, error
 		return nil, err
 	}
 	r.Limit = int(min(v, MaxSearchResults))
-	if v, err = o.nonNegative("total"); err != nil {
-		return nil, err
+	switch string(bytes.TrimSpace(o.members["more"])) {
+	case "true":
+		r.More = true
+	case "false":
+	default:
+		return nil, invalidf("directory search response.more: want true or false")
 	}
-	r.Total = int(min(v, 1<<31-1))
 	if o.has("filters") {
 		fo, err := splitObject("directory search response.filters", o.members["filters"])
 		if err != nil {
@@ -707,6 +711,8 @@ func (r *DirectorySearchResponse) appendCanonical(b []byte, servedAt int64) ([]b
 	}
 	b = append(b, `"limit":`...)
 	b = appendCanonicalInt(b, int64(r.Limit))
+	b = append(b, `,"more":`...)
+	b = strconv.AppendBool(b, r.More)
 	b = append(b, `,"query":`...)
 	b = appendJSONString(b, r.Query)
 	b = append(b, `,"results":[`...)
@@ -720,8 +726,6 @@ func (r *DirectorySearchResponse) appendCanonical(b []byte, servedAt int64) ([]b
 	}
 	b = append(b, `],"servedAt":`...)
 	b = appendCanonicalInt(b, servedAt)
-	b = append(b, `,"total":`...)
-	b = appendCanonicalInt(b, int64(r.Total))
 	b = append(b, `,"type":`...)
 	b = appendJSONString(b, r.Type)
 	return append(b, '}'), nil

@@ -15,7 +15,7 @@ import (
 func signedSearchBody(t testing.TB) []byte {
 	t.Helper()
 	sl := mustSign(t, testKey(1), testLesson())
-	body, err := (&DirectorySearchResponse{Type: MsgDirectorySearch, Query: "borrow checker", Limit: 10, Total: 1,
+	body, err := (&DirectorySearchResponse{Type: MsgDirectorySearch, Query: "borrow checker", Limit: 10, More: true,
 		Results: []SearchResult{{SignedLesson: sl, Score: 0.5}}}).Encode()
 	if err != nil {
 		t.Fatal(err)
@@ -247,7 +247,7 @@ func FuzzDecodeDirectorySearchRequest(f *testing.F) {
 func FuzzDecodeDirectorySearchResponse(f *testing.F) {
 	v, _ := VerifyResponse(signedSearchBody(f), VerifyOptions{Now: testNow})
 	f.Add(v.Body)
-	f.Add([]byte(`{"type":"directorySearch","query":"","limit":0,"total":0,"results":[]}`))
+	f.Add([]byte(`{"type":"directorySearch","query":"","limit":0,"more":false,"results":[]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := DecodeDirectorySearchResponse(data)
 		if err != nil {
@@ -319,7 +319,7 @@ func TestSignSearchResponseMatchesReference(t *testing.T) {
 		}
 	}()
 	for i := range 60 {
-		r := &DirectorySearchResponse{Type: MsgDirectorySearch, Query: randString(rng), Limit: rng.IntN(101), Total: rng.IntN(1 << 20)}
+		r := &DirectorySearchResponse{Type: MsgDirectorySearch, Query: randString(rng), Limit: rng.IntN(101), More: rng.IntN(2) == 0}
 		if i%3 == 0 {
 			r.Filters = &SearchFilters{Tags: []string{randString(rng) + "x"}, Since: int64(rng.IntN(3)), Topics: []string{"rust"}}
 			if i%2 == 0 {
