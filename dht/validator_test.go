@@ -159,3 +159,47 @@ func TestParseMode(t *testing.T) {
 		t.Errorf("ParseMode(dht) = %v", err)
 	}
 }
+
+// FuzzValidator: whatever a peer sends, Validate and Select answer without
+// panicking, Select never picks a value Validate refuses, and a valid value
+// decodes to the record of the key's node.
+func FuzzValidator(f *testing.F) {
+	sk := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{9}, ed25519.SeedSize))
+	s, _ := protocol.NodeID(sk.Public().(ed25519.PublicKey))
+	id, _ := peer.Decode(s)
+	good := signRecord(f, sk, []string{"rust"}, testNow, time.Hour)
+	f.Add(NodeKey(id), good, []byte("x"))
+	f.Add(NodeKey(id), signRecord(f, sk, nil, testNow.Add(-time.Minute), time.Hour), good)
+	f.Add("/mesh-node/x", []byte(`{}`), []byte(`null`))
+	f.Add("/pk/"+string(id), good, good)
+	v := NodeRecordValidator{Now: func() time.Time { return testNow }}
+	f.Fuzz(func(t *testing.T, key string, a, b []byte) {
+		errA, errB := v.Validate(key, a), v.Validate(key, b)
+		i, err := v.Select(key, [][]byte{a, b})
+		switch {
+		case errA != nil && errB != nil:
+			if err == nil {
+				t.Fatalf("Select picked %d of two invalid values", i)
+			}
+		case err != nil:
+			t.Fatalf("Select failed with a valid value: %v", err)
+		case i == 0 && errA != nil, i == 1 && errB != nil:
+			t.Fatalf("Select picked invalid value %d", i)
+		}
+		if errA == nil {
+			r, err := v.decode(key, a)
+			if err != nil || NodeKey(mustDecode(t, r.NodeID)) != key {
+				t.Fatalf("valid value for %q is the record of %v (%v)", key, r, err)
+			}
+		}
+	})
+}
+
+func mustDecode(t *testing.T, s string) peer.ID {
+	t.Helper()
+	id, err := peer.Decode(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
