@@ -192,19 +192,29 @@ func TestDirectoryListPersistsAndBadTargets(t *testing.T) {
 	ctx := context.Background()
 	repo := t.TempDir()
 	other := newTestNode(t, Config{}) // not a directory: registration fails
-	n, err := New(ctx, Config{RepoDir: repo, ListenAddrs: loopback, DisableMDNS: true})
+	n, err := New(ctx, Config{RepoDir: repo, ListenAddrs: loopback, DisableMDNS: true, APIAddr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := n.DirectoryAdd(ctx, other.Addrs()[0].String())
+	var api DirectoryAPI = NewClient(n.APIURL(), n.Token()) // the control API, as the CLI uses it
+	e, err := api.DirectoryAdd(ctx, other.Addrs()[0].String())
 	if err != nil {
 		t.Fatal(err)
+	}
+	if list, err := api.DirectoryList(ctx); err != nil || len(list) != 1 || list[0].NodeID != other.ID().String() {
+		t.Fatalf("list over the control API: %+v %v", list, err)
+	}
+	if _, err := api.DirectorySearch(ctx, DirectorySearchRequest{Query: "x"}); !errors.Is(err, protocol.ErrInvalid) || !strings.Contains(err.Error(), "no directory") {
+		t.Fatalf("search with no directory URL: %v", err)
+	}
+	if ok, err := api.DirectoryRemove(ctx, "nothing-like-it"); ok || err != nil {
+		t.Fatalf("removing what is not there: %v %v", ok, err)
 	}
 	if e.Error == "" || e.Registered != 0 {
 		t.Fatalf("registering with a node that is no directory: %+v", e)
 	}
 	for _, bad := range []string{"", "not an address", "/ip4/127.0.0.1/tcp/1", "ftp://x", "12D3KooWnope", "http://user:pw@host/"} {
-		if _, err := n.DirectoryAdd(ctx, bad); !errors.Is(err, protocol.ErrInvalid) {
+		if _, err := api.DirectoryAdd(ctx, bad); !errors.Is(err, protocol.ErrInvalid) {
 			t.Errorf("DirectoryAdd(%q): %v, want ErrInvalid", bad, err)
 		}
 	}
