@@ -603,3 +603,25 @@ func TestPublicSearchNeverLeaksPrivate(t *testing.T) {
 		t.Fatalf("policy of a plain node: %+v %v", pol, err)
 	}
 }
+
+func TestClientLimiter(t *testing.T) {
+	l := newClientLimiter(2, 3, 4)
+	t0 := time.Unix(1000, 0)
+	for i := range 3 {
+		if !l.allow("a", t0) {
+			t.Fatalf("request %d of a burst of 3 refused", i)
+		}
+	}
+	if l.allow("a", t0) {
+		t.Fatal("a fourth request at once allowed")
+	}
+	if !l.allow("a", t0.Add(500*time.Millisecond)) || l.allow("a", t0.Add(500*time.Millisecond)) {
+		t.Fatal("half a second at 2/s refills exactly one token")
+	}
+	for i := range 100 { // many clients: the map stays bounded
+		l.allow(fmt.Sprint("client", i), t0)
+		if len(l.buckets) > 4 {
+			t.Fatalf("%d buckets kept, the bound is 4", len(l.buckets))
+		}
+	}
+}

@@ -577,11 +577,17 @@ type clientLimiter struct {
 	maxKeys     int
 
 	mu      sync.Mutex
-	buckets map[string]*searchBucket
+	buckets map[string]*bucket
+}
+
+// bucket is one client's token bucket.
+type bucket struct {
+	tokens float64
+	last   time.Time
 }
 
 func newClientLimiter(rate, burst float64, maxKeys int) *clientLimiter {
-	return &clientLimiter{rate: rate, burst: math.Max(burst, 1), maxKeys: maxKeys, buckets: map[string]*searchBucket{}}
+	return &clientLimiter{rate: rate, burst: math.Max(burst, 1), maxKeys: maxKeys, buckets: map[string]*bucket{}}
 }
 
 // allow takes a token from key's bucket.
@@ -600,7 +606,7 @@ func (l *clientLimiter) allow(key string, now time.Time) bool {
 				clear(l.buckets)
 			}
 		}
-		b = &searchBucket{tokens: l.burst, last: now}
+		b = &bucket{tokens: l.burst, last: now}
 		l.buckets[key] = b
 	}
 	b.tokens = math.Min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
