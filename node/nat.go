@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -226,6 +227,8 @@ type natState struct {
 	holePunched  map[peer.ID]time.Time
 	holePunchErr map[peer.ID]string
 	punches      struct{ ok, failed int }
+	punchSeen    map[peer.ID]time.Time // last hole punch event with a peer
+	upgrades     map[peer.ID]*upgradeState
 	relaySvc     *relayv2.Relay
 	relayStats   *relayTracer
 }
@@ -259,7 +262,7 @@ func (n *Node) natOptions() []libp2p.Option {
 		))
 	}
 	if !c.NoHolePunch {
-		opts = append(opts, libp2p.EnableHolePunching(holepunch.WithTracer(punchTracer{n})))
+		opts = append(opts, libp2p.EnableHolePunching(holepunch.WithTracer(punchTracer{n}), holepunch.WithAddrFilter(punchAddrs{n})))
 	}
 	if c.PortMap != nil && *c.PortMap {
 		opts = append(opts, libp2p.NATPortMap())
@@ -301,6 +304,8 @@ func (n *Node) initNATState() {
 		n.hostReady = make(chan struct{})
 		n.holePunched = map[peer.ID]time.Time{}
 		n.holePunchErr = map[peer.ID]string{}
+		n.punchSeen = map[peer.ID]time.Time{}
+		n.upgrades = map[peer.ID]*upgradeState{}
 	}
 }
 
@@ -468,6 +473,9 @@ func (n *Node) natLoop(sub event.Subscription) {
 			if !n.cfg.NAT.KeepRelayed {
 				n.closeRedundantRelayed()
 			}
+			if !n.cfg.NAT.NoHolePunch && n.cfg.Host == nil {
+				n.retryUpgrades()
+			}
 		case ev, ok := <-sub.Out():
 			if !ok {
 				return
@@ -513,6 +521,88 @@ func (n *Node) closeRedundantRelayed() {
 				_ = c.Close()
 			}
 		}
+	}
+}
+
+// upgradeState tracks the attempts to get a direct connection to a peer
+// reached through a relay.
+type upgradeState struct {
+	attempts int
+	next     time.Time
+}
+
+// Upgrade retries: DCUtR runs once, when a relayed connection comes in, and
+// only if the receiving node already knows a public address of its own (the
+// hole punching service starts once it does). A connection that arrives
+// earlier, or a punch that failed, is never retried by libp2p. So the node
+// that dialled through the relay redials through it after upgradeDelays,
+// which makes the other side punch again; punchQuiet is how long to leave a
+// punch in progress alone.
+var (
+	upgradeDelays = []time.Duration{6 * time.Second, time.Minute, 5 * time.Minute, 15 * time.Minute}
+	punchQuiet    = 20 * time.Second
+)
+
+func (n *Node) retryUpgrades() {
+	now := time.Now()
+	net := n.host.Network()
+	n.natMu.Lock()
+	for p := range n.upgrades {
+		if net.Connectedness(p) != network.Connected || !peerRelayedOnly(net.ConnsToPeer(p)) {
+			delete(n.upgrades, p)
+		}
+	}
+	n.natMu.Unlock()
+	for _, p := range net.Peers() {
+		conns := net.ConnsToPeer(p)
+		if !peerRelayedOnly(conns) {
+			continue
+		}
+		var out network.Conn
+		for _, c := range conns {
+			if c.Stat().Direction == network.DirOutbound {
+				out = c
+			}
+		}
+		if out == nil {
+			continue // the other side dialled: it redials
+		}
+		if protos, err := n.host.Peerstore().SupportsProtocols(p, holepunch.Protocol); err != nil || len(protos) == 0 {
+			continue
+		}
+		n.natMu.Lock()
+		st := n.upgrades[p]
+		if st == nil {
+			st = &upgradeState{next: out.Stat().Opened.Add(upgradeDelays[0])}
+			n.upgrades[p] = st
+		}
+		due := st.attempts < len(upgradeDelays) && now.After(st.next) && now.Sub(n.punchSeen[p]) > punchQuiet
+		if due {
+			st.attempts++
+			if st.attempts < len(upgradeDelays) {
+				st.next = now.Add(upgradeDelays[st.attempts])
+			}
+		}
+		n.natMu.Unlock()
+		if !due {
+			continue
+		}
+		ai := peer.AddrInfo{ID: p, Addrs: []ma.Multiaddr{out.RemoteMultiaddr()}}
+		n.log.Debug("no direct connection yet: redialling through the relay to punch again", "peer", p.String(), "attempt", st.attempts)
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			for _, c := range net.ConnsToPeer(p) {
+				if isRelayed(c.RemoteMultiaddr()) {
+					_ = c.Close()
+				}
+			}
+			ctx, cancel := context.WithTimeout(n.ctx, 15*time.Second)
+			defer cancel()
+			if err := n.host.Connect(ctx, ai); err != nil {
+				n.log.Debug("redial through the relay", "peer", p.String(), "err", err)
+			}
+		}()
 	}
 }
 
@@ -727,11 +817,19 @@ func (n *Node) holePunchedAt(p peer.ID) (time.Time, bool) {
 type punchTracer struct{ n *Node }
 
 func (t punchTracer) Trace(evt *holepunch.Event) {
+	n := t.n
+	if evt.Type != holepunch.ProtocolErrorEvtT && evt.Type != holepunch.DirectDialEvtT {
+		n.natMu.Lock()
+		n.punchSeen[evt.Remote] = time.Now()
+		n.natMu.Unlock()
+	}
 	e, ok := evt.Evt.(*holepunch.EndHolePunchEvt)
 	if !ok {
+		if pe, ok := evt.Evt.(*holepunch.ProtocolErrorEvt); ok {
+			n.log.Debug("hole punch protocol error", "peer", evt.Remote.String(), "err", pe.Error)
+		}
 		return
 	}
-	n := t.n
 	n.natMu.Lock()
 	if e.Success {
 		n.punches.ok++
@@ -743,6 +841,72 @@ func (t punchTracer) Trace(evt *holepunch.Event) {
 	}
 	n.natMu.Unlock()
 	n.log.Debug("hole punch", "peer", evt.Remote.String(), "ok", e.Success, "took", e.EllapsedTime.String(), "err", e.Error)
+}
+
+// punchAddrs completes the addresses a node offers for hole punching. A node
+// learns its public address from what its peers observe, one transport per
+// connection: a home node connected to its relay over TCP knows only its
+// public TCP address, and one connected over QUIC only its QUIC address, so
+// two such homes would punch with different transports and never meet. When
+// the observed port is the node's own listening port (the NAT kept it, as
+// Linux and most home routers do when they can), the NAT most likely keeps
+// the port of the node's other listener too: the node offers that address
+// as well, and both sides try both transports.
+type punchAddrs struct{ n *Node }
+
+func (f punchAddrs) FilterLocal(_ peer.ID, addrs []ma.Multiaddr) []ma.Multiaddr {
+	return inferPunchAddrs(addrs, f.n.host.Network().ListenAddresses())
+}
+
+func (f punchAddrs) FilterRemote(_ peer.ID, addrs []ma.Multiaddr) []ma.Multiaddr { return addrs }
+
+// inferPunchAddrs adds to the observed public addresses, for each one whose
+// port is that of a TCP or QUIC listener, the same IP with the ports of the
+// other TCP and QUIC listeners.
+func inferPunchAddrs(observed, listen []ma.Multiaddr) []ma.Multiaddr {
+	type lport struct {
+		proto int // ma.P_TCP or ma.P_UDP
+		port  string
+		rest  ma.Multiaddr // after the port: nothing, or /quic-v1
+	}
+	var ls []lport
+	for _, l := range listen {
+		if len(l) < 2 {
+			continue
+		}
+		rest := l[2:]
+		switch {
+		case l[1].Code() == ma.P_TCP && len(rest) == 0:
+		case l[1].Code() == ma.P_UDP && len(rest) == 1 && rest[0].Code() == ma.P_QUIC_V1:
+		default:
+			continue
+		}
+		ls = append(ls, lport{l[1].Code(), l[1].Value(), rest})
+	}
+	out := append([]ma.Multiaddr(nil), observed...)
+	for _, o := range observed {
+		if len(o) < 2 {
+			continue
+		}
+		kept := false
+		for _, l := range ls {
+			kept = kept || (o[1].Code() == l.proto && o[1].Value() == l.port)
+		}
+		if !kept {
+			continue
+		}
+		for _, l := range ls {
+			tp, err := ma.NewComponent(ma.ProtocolWithCode(l.proto).Name, l.port)
+			if err != nil {
+				continue
+			}
+			a := append(ma.Multiaddr{o[0], *tp}, l.rest...)
+			if !slices.ContainsFunc(out, a.Equal) {
+				out = append(out, a)
+			}
+		}
+	}
+	return out
 }
 
 // relayACL refuses blocked nodes and, with TrustedOnly, untrusted ones.
