@@ -107,7 +107,12 @@ func TestNATTraversal(t *testing.T) {
 	relayRepo := filepath.Join(dir, "relay")
 	relayID := nodeID(topo.Server, relayRepo)
 	start(topo.Server, relayRepo, "relay", "--relay", "--reachability", "public")
-	relayAddr := fmt.Sprintf("/ip4/%s/tcp/4001/p2p/%s", netns.ServerIP, relayID)
+	// Its TCP and QUIC addresses: the homes reach it over QUIC, so their
+	// hole punches go over UDP.
+	relayVia := []string{
+		"--relay-via", fmt.Sprintf("/ip4/%s/tcp/4001/p2p/%s", netns.ServerIP, relayID),
+		"--relay-via", fmt.Sprintf("/ip4/%s/udp/4001/quic-v1/p2p/%s", netns.ServerIP, relayID),
+	}
 
 	// The homes: identities first, then each trusts the others it talks to
 	// and follows the topic, all offline; then the daemons, knowing only the
@@ -125,7 +130,7 @@ func TestNATTraversal(t *testing.T) {
 		run(h.NS, h.repo, "follow", "homes")
 	}
 	for _, h := range homes {
-		h.d = start(h.NS, h.repo, "home "+h.name, "--relay-via", relayAddr)
+		h.d = start(h.NS, h.repo, "home "+h.name, relayVia...)
 	}
 
 	status := func(h *natHome) node.Status {
