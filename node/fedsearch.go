@@ -253,7 +253,7 @@ func (s *searchServer) serve(deadline time.Time, from peer.ID, req *protocol.Sea
 			f.TTL--
 			f.DeadlineMs = budget.Milliseconds()
 			peers := n.searchPeers(from.String(), req.Origin)
-			fwd = n.fanOut(ctx, peers, &f)
+			fwd = n.fanOut(ctx, peers, &f, nil)
 		}
 	}
 	local, err := n.publicResults(ctx, req.Query, req.Filters, req.Limit)
@@ -370,8 +370,9 @@ type fanOutResult struct {
 
 // fanOut sends req to peers in parallel and delivers, once all answered or
 // ctx is done, what arrived. A peer that does not answer in time costs no
-// more than ctx's deadline: its stream is reset then.
-func (n *Node) fanOut(ctx context.Context, peers []peer.ID, req *protocol.SearchRequest) <-chan fanOutResult {
+// more than ctx's deadline: its stream is reset then. each, if set, is
+// called on every answer without an error as it arrives, in parallel.
+func (n *Node) fanOut(ctx context.Context, peers []peer.ID, req *protocol.SearchRequest, each func(*protocol.SearchResponse)) <-chan fanOutResult {
 	out := make(chan fanOutResult, 1)
 	if len(peers) == 0 {
 		out <- fanOutResult{}
@@ -395,6 +396,9 @@ func (n *Node) fanOut(ctx context.Context, peers []peer.ID, req *protocol.Search
 		go func() {
 			defer n.wg.Done()
 			resp, err := n.searchRoundTrip(ctx, p, b)
+			if err == nil && resp.Error == nil && each != nil {
+				each(resp)
+			}
 			answers <- answer{p, resp, err}
 		}()
 	}
@@ -718,6 +722,10 @@ func (n *Node) FederatedSearch(ctx context.Context, q FedQuery) (*FedResult, err
 		return nil, fmt.Errorf("federated search: %w", ErrOffline)
 	}
 
+	// Analyze the candidates' text as they arrive, while waiting for the
+	// rest: ranking then only computes.
+	feats := newFeatureCache(store.NewScorer(pq, nil))
+
 	// Collect until the deadline, less the time to rank.
 	collect, stop := context.WithDeadline(ctx, start.Add(deadline-rankMargin(deadline)))
 	defer stop()
@@ -727,7 +735,7 @@ func (n *Node) FederatedSearch(ctx context.Context, q FedQuery) (*FedResult, err
 		_, _ = rand.Read(id[:])
 		req.RequestID = hex.EncodeToString(id[:])
 		req.DeadlineMs = max(shrinkBudget(deadline-rankMargin(deadline)).Milliseconds(), 1)
-		fwd = n.fanOut(collect, peers, &req)
+		fwd = n.fanOut(collect, peers, &req, feats.analyze)
 	}
 	var lists [][]protocol.SearchResult
 	var stats *protocol.SearchStats
@@ -745,6 +753,7 @@ func (n *Node) FederatedSearch(ctx context.Context, q FedQuery) (*FedResult, err
 			local[i].Via = self
 		}
 		lists = append(lists, local)
+		feats.analyze(&protocol.SearchResponse{Results: local})
 		if stats, err = n.store.SearchStats(collect, q.Query, n.searchOrigin()); err != nil {
 			n.log.Warn("search local stats", "err", err)
 			stats = nil
@@ -764,7 +773,7 @@ func (n *Node) FederatedSearch(ctx context.Context, q FedQuery) (*FedResult, err
 			stats.Merge(st)
 		}
 	}
-	res.Results = n.rankResults(ctx, lists, pq, stats, req.Filters, req.Limit, q.FreshnessHalfLife, res)
+	res.Results = n.rankResults(ctx, lists, pq, stats, feats, req.Filters, req.Limit, q.FreshnessHalfLife, res)
 	return res, nil
 }
 
@@ -820,7 +829,7 @@ type candidate struct {
 // the result is exactly the best limit of the valid copies. Verifying stops
 // at ctx's deadline; the answer is then marked truncated.
 func (n *Node) rankResults(ctx context.Context, lists [][]protocol.SearchResult, pq store.ParsedQuery, stats *protocol.SearchStats,
-	f *protocol.SearchFilters, limit int, halfLife time.Duration, res *FedResult) []FedHit {
+	feats *featureCache, f *protocol.SearchFilters, limit int, halfLife time.Duration, res *FedResult) []FedHit {
 	self := n.id.String()
 	tv := n.trustView()
 	byKey := map[string]*candidate{}
@@ -875,7 +884,7 @@ func (n *Node) rankResults(ctx context.Context, lists [][]protocol.SearchResult,
 	}
 	sc := store.NewScorer(pq, stats)
 	now := n.now()
-	bm25 := scoreAll(sc, cands)
+	bm25 := scoreAll(sc, feats, cands)
 	// score sets c's score from its copy c.next; false if it does not
 	// match the query.
 	score := func(c *candidate) bool {
@@ -968,7 +977,7 @@ func (n *Node) rankResults(ctx context.Context, lists [][]protocol.SearchResult,
 // scoreAll scores every copy of every candidate, in parallel: the text
 // analysis it takes is most of the requester's work. Copies that do not
 // match the query are left out.
-func scoreAll(sc *store.Scorer, cands []*candidate) map[*protocol.SignedLesson]float64 {
+func scoreAll(sc *store.Scorer, feats *featureCache, cands []*candidate) map[*protocol.SignedLesson]float64 {
 	var all []*protocol.SignedLesson
 	for _, c := range cands {
 		for _, r := range c.copies {
@@ -984,7 +993,11 @@ func scoreAll(sc *store.Scorer, cands []*candidate) map[*protocol.SignedLesson]f
 		go func() {
 			defer wg.Done()
 			for i := w; i < len(all); i += workers {
-				scores[i], matched[i] = sc.Score(&all[i].Lesson)
+				f, ok := feats.get(all[i])
+				if !ok {
+					f = sc.Features(&all[i].Lesson)
+				}
+				scores[i], matched[i] = sc.ScoreFeatures(&all[i].Lesson, f)
 			}
 		}()
 	}
@@ -996,6 +1009,44 @@ func scoreAll(sc *store.Scorer, cands []*candidate) map[*protocol.SignedLesson]f
 		}
 	}
 	return out
+}
+
+// featureCache holds the Features of the candidates analyzed so far.
+type featureCache struct {
+	sc *store.Scorer // of the query, without statistics
+	mu sync.Mutex
+	m  map[*protocol.SignedLesson]store.Features
+}
+
+func newFeatureCache(sc *store.Scorer) *featureCache {
+	return &featureCache{sc: sc, m: map[*protocol.SignedLesson]store.Features{}}
+}
+
+// analyze takes the Features of every result of resp.
+func (c *featureCache) analyze(resp *protocol.SearchResponse) {
+	fs := make([]store.Features, len(resp.Results))
+	for i, r := range resp.Results {
+		if r.SignedLesson != nil {
+			fs[i] = c.sc.Features(&r.SignedLesson.Lesson)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, r := range resp.Results {
+		if r.SignedLesson != nil {
+			c.m[r.SignedLesson] = fs[i]
+		}
+	}
+}
+
+func (c *featureCache) get(sl *protocol.SignedLesson) (store.Features, bool) {
+	if c == nil {
+		return store.Features{}, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f, ok := c.m[sl]
+	return f, ok
 }
 
 // candHeap orders candidates best first: by score, then by key.

@@ -403,6 +403,42 @@ func NewScorer(pq ParsedQuery, st *protocol.SearchStats) *Scorer {
 // Relevance maps it, and whether l matches the query at all. A query
 // without words or phrases scores every match 1.
 func (sc *Scorer) Score(l *protocol.Lesson) (float64, bool) {
+	return sc.ScoreFeatures(l, sc.Features(l))
+}
+
+// Features is what scoring needs of a lesson's text: its length in tokens
+// and the positions of the query's terms. Taking them is most of the cost
+// of scoring, and does not depend on the statistics.
+type Features struct {
+	length int
+	pos    map[string][]int
+}
+
+// Features analyzes l's text for the query's terms. Any Scorer of the same
+// query (whatever its statistics) can score them.
+func (sc *Scorer) Features(l *protocol.Lesson) Features {
+	if len(sc.words) == 0 && len(sc.phrases) == 0 {
+		return Features{}
+	}
+	terms := slices.Clone(sc.words)
+	for _, ph := range sc.phrases {
+		for _, w := range ph {
+			terms = append(terms, w.term)
+		}
+	}
+	toks := textAnalyzers().text.Analyze([]byte(indexedText(l)))
+	f := Features{length: len(toks), pos: make(map[string][]int, len(terms))}
+	for _, tok := range toks {
+		if t := tok.Term; slices.ContainsFunc(terms, func(q string) bool { return q == string(t) }) {
+			f.pos[string(t)] = append(f.pos[string(t)], tok.Position)
+		}
+	}
+	return f
+}
+
+// ScoreFeatures is Score given l's Features (taken by a Scorer of the same
+// query).
+func (sc *Scorer) ScoreFeatures(l *protocol.Lesson, f Features) (float64, bool) {
 	for _, c := range sc.comparisons {
 		if v, ok := l.Number(c.Field); !ok || !c.Match(v) {
 			return 0, false
@@ -416,14 +452,9 @@ func (sc *Scorer) Score(l *protocol.Lesson) (float64, bool) {
 	case !sc.normalized:
 		return 0, false
 	}
-	toks := textAnalyzers().text.Analyze([]byte(indexedText(l)))
-	pos := make(map[string][]int, len(toks))
-	for _, tok := range toks {
-		t := string(tok.Term)
-		pos[t] = append(pos[t], tok.Position)
-	}
+	pos := f.pos
 	// TermFieldDoc.Norm: the field length stored as float32 1/√len.
-	norm := float64(float32(1.0 / math.Sqrt(float64(len(toks)))))
+	norm := float64(float32(1.0 / math.Sqrt(float64(f.length))))
 	fieldLength := 1 / (norm * norm)
 	termScore := func(t string) float64 {
 		freq := len(pos[t])

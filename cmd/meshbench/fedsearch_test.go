@@ -24,7 +24,7 @@ func TestFedsearch(t *testing.T) {
 	if m["p99_ms"].(float64) < m["p50_ms"].(float64) {
 		t.Errorf("p99 %v < p50 %v", m["p99_ms"], m["p50_ms"])
 	}
-	for _, k := range []string{"recall_at_10", "dead_recall_at_10", "candidate_recall", "ideal_recall", "fed_vs_ideal"} {
+	for _, k := range []string{"recall_at_10", "dead_recall_at_10", "candidate_recall", "ideal_recall", "fed_vs_ideal", "candidate_stats_recall", "recall_untruncated"} {
 		if v := m[k].(float64); v < 0 || v > 1 {
 			t.Errorf("%s = %v, want a share in [0, 1]", k, v)
 		}
