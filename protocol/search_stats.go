@@ -165,7 +165,8 @@ func (s SearchStats) MarshalJSON() ([]byte, error) {
 }
 
 // decodeSearchStats decodes and checks the stats of a search response:
-// non-negative counts, at most MaxSearchStatsTerms terms of 1 to
+// non-negative counts, no document frequency over docs, at most
+// MaxSearchStatsTerms terms of 1 to
 // MaxSearchStatsTermLength bytes, at most MaxSearchVocab hashes, strictly
 // ascending.
 func decodeSearchStats(raw []byte) (*SearchStats, error) {
@@ -203,6 +204,9 @@ func decodeSearchStats(raw []byte) (*SearchStats, error) {
 		}
 		if s.DocFreq[t], err = dfo.nonNegative(t); err != nil {
 			return nil, err
+		}
+		if s.DocFreq[t] > s.Docs {
+			return nil, invalidf("%s.df.%s: %d lessons of %d", path, truncate(t), s.DocFreq[t], s.Docs)
 		}
 	}
 	if o.has("vocab") {

@@ -98,6 +98,7 @@ func TestDecodeSearchStatsErrors(t *testing.T) {
 		{`{"docs":1,"tokens":1.5,"df":{}}`, "stats.tokens"},
 		{`{"docs":1,"tokens":1,"terms":-2,"df":{}}`, "stats.terms"},
 		{`{"docs":1,"tokens":1,"df":{"x":-1}}`, "stats.df.x"},
+		{`{"docs":1,"tokens":1,"df":{"x":2}}`, "stats.df.x: 2 lessons of 1"},
 		{`{"docs":1,"tokens":1,"df":{"":1}}`, "each term"},
 		{`{"docs":1,"tokens":1,"df":{"` + strings.Repeat("x", MaxSearchStatsTermLength+1) + `":1}}`, "each term"},
 		{`{"docs":1,"tokens":1,"df":{` + strings.Join(manyTerms, ",") + `}}`, "terms, the limit"},
