@@ -44,6 +44,10 @@ const (
 // ErrNotFound is returned when the DHT holds no (valid) answer.
 var ErrNotFound = errors.New("not found in the DHT")
 
+// ErrNoPeers is returned by a lookup that found nothing because the routing
+// table is empty: no DHT server is known yet.
+var ErrNoPeers = errors.New("no DHT server known yet (is a bootstrap peer configured and reachable?)")
+
 // Mode says whether a node serves the DHT (answers queries, stores records)
 // or only uses it.
 type Mode int
@@ -273,6 +277,9 @@ func (d *DHT) NodeRecord(ctx context.Context, id peer.ID, opts ...routing.Option
 	}
 	b, err := d.kad.GetValue(ctx, key, opts...)
 	if err != nil {
+		if b == nil && d.RoutingTableSize() == 0 {
+			return nil, fmt.Errorf("node record of %s: %w", id, ErrNoPeers)
+		}
 		if errors.Is(err, routing.ErrNotFound) || (b == nil && ctx.Err() == nil) {
 			return nil, fmt.Errorf("node record of %s: %w", id, ErrNotFound)
 		}
@@ -337,6 +344,9 @@ func (d *DHT) Providers(ctx context.Context, key cid.Cid, limit int) ([]peer.Add
 	}
 	if len(out) == 0 && ctx.Err() != nil {
 		return nil, fmt.Errorf("providers of %s: %w", key, ctx.Err())
+	}
+	if len(out) == 0 && d.RoutingTableSize() == 0 {
+		return nil, fmt.Errorf("providers of %s: %w", key, ErrNoPeers)
 	}
 	return out, nil
 }

@@ -516,3 +516,28 @@ func TestServingFollowsMode(t *testing.T) {
 		}
 	}
 }
+
+func TestLookupWithoutPeers(t *testing.T) {
+	tn := &testNet{mn: mocknet.New()}
+	defer tn.mn.Close()
+	h, _ := tn.addHost(t)
+	d, err := New(h, Config{Mode: ModeServer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, other := edKey(t)
+	if _, err := d.TopicProviders(ctx, "rust", 5); !errors.Is(err, ErrNoPeers) {
+		t.Errorf("TopicProviders with no peers = %v, want ErrNoPeers", err)
+	}
+	if _, err := d.NodeRecord(ctx, other); !errors.Is(err, ErrNoPeers) {
+		t.Errorf("NodeRecord with no peers = %v, want ErrNoPeers", err)
+	}
+	// What the node provides itself it finds without peers.
+	_ = d.ProvideTopic(ctx, "rust")
+	if ps, err := d.TopicProviders(ctx, "rust", 5); err != nil || len(ps) != 1 || ps[0].ID != h.ID() {
+		t.Errorf("own provider record: %v, %v", ps, err)
+	}
+}

@@ -726,14 +726,15 @@ func limitParam(r *http.Request) (int, error) {
 	return v, nil
 }
 
-// writeDHT writes a DHT answer; "not found" and "no DHT" are 404 and 503.
+// writeDHT writes a DHT answer; "not found" is 404, "no DHT" and "no DHT
+// peers yet" 503.
 func (n *Node) writeDHT(w http.ResponseWriter, v any, err error) {
 	switch {
 	case err == nil:
 		writeJSON(w, http.StatusOK, v)
 	case errors.Is(err, dht.ErrNotFound):
 		writeError(w, http.StatusNotFound, err)
-	case errors.Is(err, ErrNoDHT):
+	case errors.Is(err, ErrNoDHT), errors.Is(err, dht.ErrNoPeers):
 		writeError(w, http.StatusServiceUnavailable, err)
 	default:
 		writeError(w, 0, err)

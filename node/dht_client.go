@@ -87,6 +87,8 @@ func dhtClientErr(err error) error {
 			return fmt.Errorf("%w: %w", dht.ErrNotFound, err)
 		case strings.Contains(re.Message, ErrNoDHT.Error()):
 			return fmt.Errorf("%w: %w", ErrNoDHT, err)
+		case strings.Contains(re.Message, dht.ErrNoPeers.Error()):
+			return fmt.Errorf("%w: %w", dht.ErrNoPeers, err)
 		}
 	}
 	return err
