@@ -1,8 +1,10 @@
 package node
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/meshprotocol/mesh/protocol"
+	"github.com/meshprotocol/mesh/trust"
 )
 
 func addrs(t *testing.T, ss ...string) []ma.Multiaddr {
@@ -93,5 +96,95 @@ func TestNATConfigJSON(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(`{"relay":{"reservationTTL":"soon"}}`), &c); err == nil {
 		t.Fatal("a bad duration was accepted")
+	}
+}
+
+// TestRelayedFederation runs a relay and two nodes that say they are
+// private on loopback: each reserves a slot, one reaches the other by node ID
+// alone through the relay, and a publication crosses the relayed connection
+// (the relay sets no per-circuit limit, so GossipSub uses it). Loopback
+// addresses are not public, so no hole punch happens and the connection
+// stays relayed.
+func TestRelayedFederation(t *testing.T) {
+	relay := newTestNode(t, Config{NAT: NATConfig{Reachability: ReachabilityPublic, Relay: RelayConfig{Enabled: true}}})
+	var relayAddrs []string
+	for _, a := range relay.Addrs() {
+		relayAddrs = append(relayAddrs, a.String())
+	}
+	home := func() *Node {
+		return newTestNode(t, Config{Topics: []string{"homes"}, NAT: NATConfig{Reachability: ReachabilityPrivate, StaticRelays: relayAddrs}})
+	}
+	a, b := home(), home()
+	trustAll(t, a, b)
+	// (Each node's own list of reservations shows the relay addresses it
+	// got, and a relay on loopback gives none that libp2p would advertise:
+	// ask the relay.)
+	eventually(t, "two relay reservations", func() bool {
+		st, err := relay.Network(context.Background())
+		return err == nil && st.RelayService != nil && st.RelayService.Reservations == 2
+	})
+	for _, n := range []*Node{a, b} {
+		if st, err := n.Network(context.Background()); err != nil || st.Reachability != ReachabilityPrivate || st.ReachabilitySource != "config" {
+			t.Fatalf("%+v %v", st, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := a.Connect(ctx, b.ID().String()); err != nil {
+		t.Fatal(err)
+	}
+	ps, err := a.Peers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pb *PeerInfo
+	for i := range ps {
+		if ps[i].ID == b.ID().String() {
+			pb = &ps[i]
+		}
+	}
+	if pb == nil || !pb.Relayed || pb.Connection != "relayed" || pb.Relay != relay.ID().String() || !pb.Kept || pb.HolePunched {
+		t.Fatalf("a's peer b: %+v", pb)
+	}
+	// (waitMesh counts the relay among the neighbours; it follows no topic.)
+	for _, pair := range [][2]*Node{{a, b}, {b, a}} {
+		eventually(t, "topic peers over the relayed connection", func() bool {
+			return slices.Contains(pair[0].ps.TopicPeers("homes"), pair[1].ID())
+		})
+	}
+	time.Sleep(1500 * time.Millisecond) // GossipSub's heartbeat grafts the mesh
+	sl := publishLesson(t, a, "Relays carry gossip", "With no per-circuit limit a relayed connection carries GossipSub.", "public", "homes")
+	key := sl.Lesson.ID + "@" + a.ID().String()
+	eventually(t, "the lesson crossing the relay", func() bool { return hasRemote(b, key) })
+
+	st, err := relay.Network(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Reachability != ReachabilityPublic || st.RelayService == nil || st.RelayService.Reservations != 2 || st.RelayService.Circuits < 1 || st.RelayService.BytesRelayed == 0 {
+		t.Fatalf("relay status: %+v %+v", st, st.RelayService)
+	}
+	if s, err := a.Status(ctx); err != nil || s.Network == nil || s.Network.Peers.Relayed != 1 {
+		t.Fatalf("a's status: %+v %v", s, err)
+	}
+	// A blocked node loses its slot at its next request: the relay refuses it.
+	if err := relay.Trust().Set(b.ID().String(), trust.LevelNone, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if (relayACL{relay}).AllowReserve(b.ID(), nil) || !(relayACL{relay}).AllowReserve(a.ID(), nil) {
+		t.Fatal("the relay's ACL ignores trust")
+	}
+}
+
+func TestConnectBadInput(t *testing.T) {
+	n := newTestNode(t, Config{})
+	ctx := context.Background()
+	for _, bad := range []string{"", "nonsense", "/ip4/127.0.0.1/tcp/1", n.ID().String()} {
+		if _, err := n.Connect(ctx, bad); err == nil {
+			t.Errorf("Connect(%q) succeeded", bad)
+		}
+	}
+	if _, err := New(ctx, Config{ListenAddrs: []string{}, DisableMDNS: true, NAT: NATConfig{Announce: []string{"bogus"}}}); err == nil || !errors.Is(err, protocol.ErrInvalid) {
+		t.Errorf("a bad announce address: %v", err)
 	}
 }
