@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,6 +51,10 @@ type publicAPI struct {
 	n        *Node
 	lim      *clientLimiter
 	inFlight chan struct{}
+	// searching admits as many index searches at once as there are
+	// cores; the others wait their turn, at most inFlight of them, rather
+	// than all sharing the cores at once.
+	searching chan struct{}
 }
 
 // startPublicAPI listens on addr and serves PublicHandler there.
@@ -108,7 +113,8 @@ func (n *Node) PublicHandler() http.Handler {
 		if burst <= 0 {
 			burst = max(int(2*rate), 1)
 		}
-		n.publicAPI = &publicAPI{n: n, lim: newClientLimiter(rate, float64(burst), publicMaxClients), inFlight: make(chan struct{}, publicMaxInFlight)}
+		n.publicAPI = &publicAPI{n: n, lim: newClientLimiter(rate, float64(burst), publicMaxClients),
+			inFlight: make(chan struct{}, publicMaxInFlight), searching: make(chan struct{}, runtime.GOMAXPROCS(0))}
 	}
 	return n.publicAPI
 }
@@ -153,7 +159,7 @@ func (a *publicAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case path == "/v1/search":
-		route(http.MethodPost, n.handlePublicSearch)
+		route(http.MethodPost, a.handleSearch)
 	case strings.HasPrefix(path, "/v1/lessons/"):
 		route(http.MethodGet, n.handlePublicLesson)
 	case path == "/v1/nodes":
@@ -236,7 +242,8 @@ func (n *Node) writeSignedError(w http.ResponseWriter, status int, err error) {
 	n.writeSigned(w, status, e)
 }
 
-func (n *Node) handlePublicSearch(w http.ResponseWriter, r *http.Request) {
+func (a *publicAPI) handleSearch(w http.ResponseWriter, r *http.Request) {
+	n := a.n
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, protocol.MaxDirectoryRequestSize))
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -253,7 +260,15 @@ func (n *Node) handlePublicSearch(w http.ResponseWriter, r *http.Request) {
 		n.writeSignedError(w, 0, err)
 		return
 	}
+	select {
+	case a.searching <- struct{}{}:
+	case <-r.Context().Done():
+		w.Header().Set("Retry-After", "1")
+		n.writeSignedError(w, http.StatusTooManyRequests, fmt.Errorf("search: %w: the server is busy", protocol.ErrRateLimited))
+		return
+	}
 	resp, err := n.ServeDirectorySearch(r.Context(), req)
+	<-a.searching
 	if err != nil {
 		n.writeSignedError(w, 0, err)
 		return
