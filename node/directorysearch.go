@@ -31,6 +31,8 @@ const (
 	// path, when such lessons are kept (directories index publishers
 	// their users may not trust).
 	untrustedWeight = 0.1
+	// maxDirectoryDeadline bounds DirectorySearchRequest.DeadlineMs.
+	maxDirectoryDeadline = time.Minute
 	// maxSearchDirectories bounds the directories one search asks.
 	maxSearchDirectories = 16
 	// maxWarnings bounds the warnings of one search.
@@ -53,7 +55,8 @@ type DirectorySearchRequest struct {
 	Peers bool `json:"peers,omitempty"`
 	// Hops is the federated search's hops, when Peers.
 	Hops int `json:"hops,omitempty"`
-	// DeadlineMs bounds the search; 0 means DefaultDirectoryDeadline.
+	// DeadlineMs bounds the search; 0 means DefaultDirectoryDeadline, at
+	// most a minute.
 	DeadlineMs int64 `json:"deadlineMs,omitempty"`
 	// TrustedOnly drops the lessons of publishers with no trust path. By
 	// default they are kept, ranked with a trust of 0.1, and marked.
@@ -269,7 +272,7 @@ func (n *Node) DirectorySearch(ctx context.Context, req DirectorySearchRequest) 
 	if len(order) == 0 && !req.Peers {
 		return nil, fmt.Errorf("directory search: %w: no directory with a public API URL: add one (mesh directory add URL) or name one", protocol.ErrInvalid)
 	}
-	deadline := time.Duration(req.DeadlineMs) * time.Millisecond
+	deadline := time.Duration(min(max(req.DeadlineMs, 0), maxDirectoryDeadline.Milliseconds())) * time.Millisecond
 	if deadline <= 0 {
 		deadline = DefaultDirectoryDeadline
 	}
