@@ -172,7 +172,7 @@ func runDirectoryHTTP(ctx context.Context, e *env, c directoryHTTPConfig) (*dire
 	// was read. Every checkEvery-th answer is verified too (signature,
 	// signer, results), off the clock: verifying them all would compete
 	// with the server for the same cores.
-	const checkEvery = 5
+	const checkEvery = 10
 	const maxInFlight = 2048
 	lat := make([]time.Duration, c.requests)
 	var errs, results, checked atomic.Int64
