@@ -94,7 +94,10 @@ import (
 // is exactly the reference's score (store.Scorer; bleve's average length
 // depends on the index's segments, and the reference store is one segment,
 // written by one batch, so its cardinality is the distinct terms of the
-// union, which the vocabularies give). Where recall can still fall short,
+// union, which the vocabularies give; over store.MaxBatch reachable lessons
+// it takes several batches, and scores differ slightly). recall_untruncated
+// is recall_at_10 over the answers not marked truncated, i.e. those to
+// which every reachable node contributed. Where recall can still fall short,
 // the scenario separates the losses: candidate_recall is the share of the
 // reference top 10 present in the union of the local top -limits of the
 // reachable nodes (computed offline from their stores: a lesson its own
