@@ -559,7 +559,7 @@ func matchSearchFilters(sl *protocol.SignedLesson, f *protocol.SearchFilters) bo
 // maxBytes of encoded lessons (cut is then true).
 func mergeResults(lists [][]protocol.SearchResult, max, maxBytes int) (out []protocol.SearchResult, cut bool) {
 	pos := map[string]int{} // lesson key -> index in out
-	size := 0
+	total := 0
 	for i := 0; ; i++ {
 		more := false
 		for _, l := range lists {
@@ -567,6 +567,7 @@ func mergeResults(lists [][]protocol.SearchResult, max, maxBytes int) (out []pro
 				continue
 			}
 			more = true
+			size := l[i].EncodedSize() // kept in l[i], encoded once
 			r := l[i]
 			if r.SignedLesson == nil {
 				continue
@@ -581,11 +582,10 @@ func mergeResults(lists [][]protocol.SearchResult, max, maxBytes int) (out []pro
 			if len(out) == max {
 				return out, true
 			}
-			n := r.EncodedSize()
-			if n == 0 {
+			if size == 0 {
 				continue
 			}
-			if size += n + 256; size > maxBytes {
+			if total += size + 256; total > maxBytes {
 				return out, true
 			}
 			pos[key] = len(out)

@@ -301,7 +301,8 @@ func (r SearchResult) MarshalJSON() ([]byte, error) {
 
 // EncodedSize is the size in bytes of the result's lesson in JSON: as
 // received if it was decoded from a response, else as encoded now (0 if
-// it does not encode).
+// it does not encode). The encoding is kept for encoding r later, until
+// SignedLesson is replaced: the lesson must not be modified meanwhile.
 func (r *SearchResult) EncodedSize() int {
 	if r.raw != nil && r.rawFor == r.SignedLesson {
 		return len(r.raw)
@@ -313,6 +314,7 @@ func (r *SearchResult) EncodedSize() int {
 	if err != nil {
 		return 0
 	}
+	r.raw, r.rawFor = b, r.SignedLesson
 	return len(b)
 }
 
