@@ -315,7 +315,8 @@ func isRelayed(a ma.Multiaddr) bool {
 }
 
 // relayCandidates is AutoRelay's peer source: the static relays, then the
-// connected peers that run a relay.
+// connected peers that run a relay, then the nodes that provide the relay
+// role in the DHT (a relay started by `mesh daemon --relay` provides it).
 func (n *Node) relayCandidates(ctx context.Context, num int) <-chan peer.AddrInfo {
 	out := make(chan peer.AddrInfo, max(num, 1))
 	go func() {
@@ -362,6 +363,26 @@ func (n *Node) relayCandidates(ctx context.Context, num int) <-chan peer.AddrInf
 				continue
 			}
 			if !send(peer.AddrInfo{ID: p, Addrs: n.host.Peerstore().Addrs(p)}) {
+				return
+			}
+		}
+		// Then the nodes that provide the relay role in the DHT.
+		if len(sent) >= num {
+			return
+		}
+		d, err := n.getDHT()
+		if err != nil {
+			return
+		}
+		qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		provs, err := d.RoleProviders(qctx, protocol.RoleRelay, num)
+		if err != nil {
+			n.log.Debug("relays from the DHT", "err", err)
+			return
+		}
+		for _, ai := range provs {
+			if !send(ai) {
 				return
 			}
 		}
