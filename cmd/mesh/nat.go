@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/meshprotocol/mesh/node"
+	"github.com/meshprotocol/mesh/protocol"
 )
 
 func init() {
@@ -56,6 +58,10 @@ func natFlags(c *cobra.Command) func(*cobra.Command, *node.Config) error {
 		changed := c.Flags().Changed
 		if relay {
 			nc.Relay.Enabled = true
+			if !slices.Contains(cfg.DHT.Roles, protocol.RoleRelay) {
+				// Home nodes find relays in the DHT by this role.
+				cfg.DHT.Roles = append(cfg.DHT.Roles, protocol.RoleRelay)
+			}
 			if !changed("reachability") && (nc.Reachability == "" || nc.Reachability == node.ReachabilityAuto) {
 				nc.Reachability = node.ReachabilityPublic
 			}

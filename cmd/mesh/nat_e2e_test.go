@@ -37,20 +37,21 @@ type natHome struct {
 }
 
 // TestNATTraversal runs real mesh daemons in network namespaces: a relay on
-// a public segment, and three homes behind their own NAT routers with no
+// a public segment, and four homes behind their own NAT routers with no
 // port forwards, each knowing only the relay's address. Homes a and b sit
 // behind cone NATs (Linux MASQUERADE keeping ports, stateful firewall): a
 // reaches b through the relay, the connection is upgraded to a direct one by
 // hole punching, and a publication, a revocation and a federated search go
 // across. Home c sits behind a symmetric NAT (random ports, the same
 // firewall), where hole punching cannot work: it still federates with a,
-// through the relay.
+// through the relay. Home d, behind a cone NAT too, is given the relay as a
+// bootstrap peer only, not as a relay: it finds the relay by itself.
 func TestNATTraversal(t *testing.T) {
 	requireNetns(t)
 	netns.CleanStale()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	topo, err := netns.Build(ctx, netns.Cone, netns.Cone, netns.Symmetric)
+	topo, err := netns.Build(ctx, netns.Cone, netns.Cone, netns.Symmetric, netns.Cone)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,16 +123,19 @@ func TestNATTraversal(t *testing.T) {
 		homes[i] = &natHome{Home: h, name: string(rune('a' + i)), repo: filepath.Join(dir, "home"+string(rune('a'+i)))}
 		homes[i].id = nodeID(h.NS, homes[i].repo)
 	}
-	a, b, c := homes[0], homes[1], homes[2]
+	a, b, c, d := homes[0], homes[1], homes[2], homes[3]
 	for _, pair := range [][2]*natHome{{a, b}, {b, a}, {a, c}, {c, a}} {
 		run(pair[0].NS, pair[0].repo, "trust", "add", pair[1].id, "--level", "full", "--note", "home "+pair[1].name)
 	}
 	for _, h := range homes {
 		run(h.NS, h.repo, "follow", "homes")
 	}
-	for _, h := range homes {
+	for _, h := range homes[:3] {
 		h.d = start(h.NS, h.repo, "home "+h.name, relayVia...)
 	}
+	// Home d knows the relay only as a bootstrap peer: it finds it is a
+	// relay among its connected peers once AutoNAT says d is private.
+	d.d = start(d.NS, d.repo, "home d", "--bootstrap", relayVia[1])
 
 	status := func(h *natHome) node.Status {
 		t.Helper()
@@ -176,7 +180,7 @@ func TestNATTraversal(t *testing.T) {
 	}
 
 	// Each home holds a slot on the relay, and advertises its relay address.
-	for _, h := range homes {
+	for _, h := range homes[:3] {
 		eventually(30*time.Second, "relay reservation of home "+h.name, func() bool {
 			st := status(h)
 			return len(st.Network.Reservations) == 1 && st.Network.Reservations[0].Relay == relayID &&
@@ -290,6 +294,16 @@ func TestNATTraversal(t *testing.T) {
 		eventually(60*time.Second, "home "+h.name+" finding itself private", func() bool {
 			return status(h).Network.Reachability == "private"
 		})
+	}
+	// d, told of no relay, found it among its peers once it knew it was
+	// private, and is reachable through it by node ID.
+	eventually(30*time.Second, "a relay reservation of home d, found without --relay-via", func() bool {
+		st := status(d)
+		return len(st.Network.Reservations) == 1 && st.Network.Reservations[0].Relay == relayID
+	})
+	run(a.NS, a.repo, "connect", d.id)
+	if _, ok := peerOf(d, a.id); !ok {
+		t.Errorf("a connected to d by node ID, but d does not list a")
 	}
 	out := run(a.NS, a.repo, "status")
 	for _, want := range []string{"reachability: private", "relay reservations: 1", "via " + relayID, "hole punching: on"} {
