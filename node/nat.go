@@ -560,7 +560,7 @@ type upgradeState struct {
 // which makes the other side punch again; punchQuiet is how long to leave a
 // punch in progress alone.
 var (
-	upgradeDelays = []time.Duration{2 * time.Second, time.Minute, 5 * time.Minute, 15 * time.Minute}
+	upgradeDelays = []time.Duration{2 * time.Second, 30 * time.Second, 5 * time.Minute, 15 * time.Minute}
 	punchQuiet    = 20 * time.Second
 )
 
