@@ -229,7 +229,7 @@ func TestNATTraversal(t *testing.T) {
 
 	// (2) a and b end up directly connected, by hole punching; the relayed
 	// connection is then closed.
-	eventually(60*time.Second, "a direct, hole-punched connection between a and b", func() bool {
+	eventually(100*time.Second, "a direct, hole-punched connection between a and b", func() bool {
 		pa, oka := peerOf(a, b.id)
 		pb, okb := peerOf(b, a.id)
 		return oka && okb && pa.Connection == "direct" && pb.Connection == "direct" && (pa.HolePunched || pb.HolePunched)
