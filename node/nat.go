@@ -23,6 +23,7 @@ import (
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/meshprotocol/mesh/protocol"
 	"github.com/meshprotocol/mesh/trust"
@@ -264,7 +265,7 @@ func (n *Node) natOptions() []libp2p.Option {
 	if !c.NoHolePunch {
 		opts = append(opts, libp2p.EnableHolePunching(holepunch.WithTracer(punchTracer{n}), holepunch.WithAddrFilter(punchAddrs{n})))
 	}
-	if c.PortMap != nil && *c.PortMap {
+	if n.portMapping() {
 		opts = append(opts, libp2p.NATPortMap())
 	}
 	if len(c.Announce) > 0 || len(c.AppendAnnounce) > 0 {
@@ -285,6 +286,26 @@ func (n *Node) natOptions() []libp2p.Option {
 		}))
 	}
 	return opts
+}
+
+// portMapping says whether the node asks its router for port mappings: when
+// configured to, and listening on something else than loopback (a node on
+// loopback only, in a test say, has nothing to map and must not talk to the
+// LAN's router).
+func (n *Node) portMapping() bool {
+	if c := n.cfg.NAT.PortMap; c == nil || !*c || n.cfg.Host != nil {
+		return false
+	}
+	listen := n.cfg.ListenAddrs
+	if listen == nil {
+		listen = DefaultListenAddrs
+	}
+	for _, s := range listen {
+		if m, err := ma.NewMultiaddr(s); err == nil && !manet.IsIPLoopback(m) {
+			return true
+		}
+	}
+	return false
 }
 
 func parseAnnounce(list []string) []ma.Multiaddr {
@@ -733,7 +754,7 @@ func (n *Node) networkStatus() *NetworkStatus {
 	st := &NetworkStatus{
 		ReachabilitySource: "autonat",
 		HolePunching:       !c.NoHolePunch && n.cfg.Host == nil,
-		PortMapping:        c.PortMap != nil && *c.PortMap && n.cfg.Host == nil,
+		PortMapping:        n.portMapping(),
 		Reservations:       []RelayReservation{},
 	}
 	for _, a := range n.Addrs() {

@@ -188,3 +188,23 @@ func TestConnectBadInput(t *testing.T) {
 		t.Errorf("a bad announce address: %v", err)
 	}
 }
+
+func TestPortMappingNeverOnLoopback(t *testing.T) {
+	on := true
+	for _, tc := range []struct {
+		listen []string
+		want   bool
+	}{
+		{[]string{"/ip4/127.0.0.1/tcp/0", "/ip6/::1/udp/0/quic-v1"}, false},
+		{[]string{"/ip4/127.0.0.1/tcp/0", "/ip4/0.0.0.0/tcp/4001"}, true},
+		{nil, true}, // DefaultListenAddrs
+	} {
+		n := &Node{cfg: Config{ListenAddrs: tc.listen, NAT: NATConfig{PortMap: &on}}}
+		if got := n.portMapping(); got != tc.want {
+			t.Errorf("listen %v: port mapping %v, want %v", tc.listen, got, tc.want)
+		}
+	}
+	if (&Node{cfg: Config{}}).portMapping() {
+		t.Error("port mapping on by default for an embedded node")
+	}
+}
