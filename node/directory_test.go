@@ -597,6 +597,24 @@ func TestPublicSearchNeverLeaksPrivate(t *testing.T) {
 	if r := search("", 20); len(r.Results) != 2 || r.More {
 		t.Fatalf("empty query: %v more=%v", resultKeys(r), r.More)
 	}
+	// An edit never published, and a record narrowed to unlisted, are not
+	// matched on behalf of their public publications.
+	rec := a.Lesson.Clone()
+	rec.Content, rec.Visibility = "a zebra; the wifi password is hunter2", protocol.VisibilityPublic
+	if _, _, err := n.Put(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	rec = b.Lesson.Clone()
+	rec.Visibility = protocol.VisibilityUnlisted
+	if _, _, err := n.Put(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	if r := search("password", 5); len(r.Results) != 0 || r.More {
+		t.Fatalf("an unpublished edit was matched: %v more=%v", resultKeys(r), r.More)
+	}
+	if r := search("stripes", 5); len(r.Results) != 0 || r.More {
+		t.Fatalf("a record narrowed to unlisted was found: %v more=%v", resultKeys(r), r.More)
+	}
 	// Not a directory: it serves its own lessons, and says so.
 	status, v, _ := call(t, http.MethodGet, n.PublicAPIURL()+"/v1/policy", nil)
 	if pol, err := protocol.DecodeDirectoryPolicy(v.Body); status != 200 || err != nil || pol.Role != protocol.PolicyNode || pol.Registration != "" {

@@ -7,6 +7,7 @@ import (
 	"crypto/ed25519"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -720,5 +721,70 @@ func TestFederatedSearchReturnsWhenAllAnswered(t *testing.T) {
 	st := resp.Stats
 	if st.Docs != 7+1 || st.DocFreq["humid"] != 2 || st.DocFreq["sensor"] != 2 || len(st.DocFreq) != 2 || st.Cardinality() < 3+4 {
 		t.Fatalf("stats %+v, want B's one lesson and the 7 of the peer behind it", st)
+	}
+}
+
+// TestSearchNeverMatchesUnsharedText: the index holds a record's current
+// text, so a record edited after it was published, or narrowed to unlisted,
+// must not be found on behalf of its publication: anyone asking over
+// /mesh/search could otherwise probe for words the node never shared. The
+// requests are raw, as a stranger's would be (FederatedSearch re-scores what
+// it gets against the signed text and would hide the leak).
+func TestSearchNeverMatchesUnsharedText(t *testing.T) {
+	ctx := context.Background()
+	b := newSearchNode(t)
+	client := newPlainHost(t)
+	connectHost(t, client, b)
+
+	edited := publishLesson(t, b, "Okapi stripes", "okapi stripes are on the legs", "public")
+	narrowed := publishLesson(t, b, "Giraffe spots", "giraffe spots are unique", "public")
+	kept := publishLesson(t, b, "Zebra stripes", "zebra stripes confuse flies", "public")
+	seq := 0
+	search := func(q string) []string {
+		t.Helper()
+		seq++
+		req := encodeReq(t, &protocol.SearchRequest{Query: q, RequestID: "probe-" + strconv.Itoa(seq), Origin: client.ID().String(), TTL: 1, Hops: 1})
+		resp := rawSearch(t, client, b.ID(), req)
+		if resp.Error != nil {
+			t.Fatalf("%q: %+v", q, resp.Error)
+		}
+		var keys []string
+		for _, r := range resp.Results {
+			keys = append(keys, r.SignedLesson.Key())
+		}
+		return keys
+	}
+	for _, sl := range []*protocol.SignedLesson{edited, narrowed, kept} {
+		if got := search(strings.Fields(sl.Lesson.Title)[0]); !slices.Equal(got, []string{sl.Key()}) {
+			t.Fatalf("before the edits, %q: %v", sl.Lesson.Title, got)
+		}
+	}
+
+	rec := edited.Lesson.Clone()
+	rec.Content = "okapi stripes; the wifi password is hunter2"
+	rec.Visibility = protocol.VisibilityPublic // still public, but the edit is not published
+	if _, _, err := b.Put(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	rec = narrowed.Lesson.Clone()
+	rec.Visibility = protocol.VisibilityUnlisted
+	if _, _, err := b.Put(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	if got := search("password"); len(got) != 0 {
+		t.Fatalf("an unpublished edit was matched: %v", got)
+	}
+	if got := search("giraffe"); len(got) != 0 {
+		t.Fatalf("a record narrowed to unlisted was found: %v", got)
+	}
+	if got := search("zebra"); !slices.Equal(got, []string{kept.Key()}) {
+		t.Fatalf("the untouched lesson: %v", got)
+	}
+	// Republished, the edit is shared and found.
+	if _, err := b.Publish(ctx, edited.Lesson.ID, PublishOptions{Visibility: protocol.VisibilityPublic}); err != nil {
+		t.Fatal(err)
+	}
+	if got := search("password"); len(got) != 1 || got[0] != edited.Key() {
+		t.Fatalf("after republishing: %v", got)
 	}
 }

@@ -359,6 +359,14 @@ func (n *Node) publicHits(ctx context.Context, hits []store.Hit, f *protocol.Sea
 				skipped++ // a record never published (a private one) is not shared
 				continue
 			}
+			// The index holds the record as it is now: it must still be
+			// public (the first pass asks without a visibility filter)
+			// and exactly what was published, or its words were never
+			// shared.
+			if h.Record == nil || h.Record.Visibility != protocol.VisibilityPublic || !publishedAsIs(h.Record, sl) {
+				skipped++
+				continue
+			}
 		}
 		if sl == nil || sl.Publication.Visibility != protocol.VisibilityPublic || !matchSearchFilters(sl, f) || sl.Publication.PublishedAt < cutoff {
 			skipped++
