@@ -49,6 +49,9 @@ Usage:
   meshbench idle [flags]     memory of an idle mesh daemon (Linux /proc)
   meshbench propagate [flags] GossipSub propagation, revocation and late-joiner sync on mocknet
   meshbench fedsearch [flags] federated search latency, recall and dead peers over a trust graph on mocknet
+  meshbench dht [flags]       node-record and topic-provider lookups in a private MESH DHT on mocknet
+  meshbench directory-http [flags] signed HTTP search on a 100k-lesson directory at a fixed rate
+  meshbench nat [flags]       relayed and hole-punched federation behind real NATs (network namespaces; root)
   meshbench help [scenario]  show the flags of a scenario
 
 Each scenario prints progress to stderr and one JSON object as the last line of
