@@ -246,13 +246,23 @@ func TestDHTControlAPI(t *testing.T) {
 	if err != nil || !st.Enabled || st.Mode != "client" {
 		t.Fatalf("status %+v, %v", st, err)
 	}
-	nodes, err := api.TopicNodes(ctx, "go", 5)
-	if err != nil || len(nodes) != 1 || nodes[0].NodeID != pub.ID().String() || nodes[0].Record == nil {
-		t.Fatalf("TopicNodes = %+v, %v", nodes, err)
+	// The client's routing table and the provider records settle in the
+	// background: ask until the answer is complete, then check it.
+	var nodes []NodeInfo
+	eventually(t, "the topic's providers through the control API", func() bool {
+		nodes, err = api.TopicNodes(ctx, "go", 5)
+		return err == nil && len(nodes) == 1 && nodes[0].Record != nil
+	})
+	if nodes[0].NodeID != pub.ID().String() {
+		t.Fatalf("TopicNodes = %+v", nodes)
 	}
-	dirs, err := api.Directories(ctx, 0)
-	if err != nil || len(dirs) != 1 || dirs[0].NodeID != pub.ID().String() || !slices.Contains(dirs[0].Roles, protocol.RoleDirectory) {
-		t.Fatalf("Directories = %+v, %v", dirs, err)
+	var dirs []NodeInfo
+	eventually(t, "the directories through the control API", func() bool {
+		dirs, err = api.Directories(ctx, 0)
+		return err == nil && len(dirs) == 1
+	})
+	if dirs[0].NodeID != pub.ID().String() || !slices.Contains(dirs[0].Roles, protocol.RoleDirectory) {
+		t.Fatalf("Directories = %+v", dirs)
 	}
 	rec, err := api.NodeRecord(ctx, pub.ID().String())
 	if err != nil || rec.NodeID != pub.ID().String() {

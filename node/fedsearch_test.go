@@ -463,6 +463,7 @@ func TestSearchAmplification(t *testing.T) {
 	const flood = 100
 	var limited, served atomic.Int32
 	var wg sync.WaitGroup
+	start := time.Now()
 	for i := range flood {
 		wg.Add(1)
 		go func() {
@@ -480,7 +481,10 @@ func TestSearchAmplification(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if limited.Load() == 0 || served.Load() > searchBurst+10 || limited.Load()+served.Load() != flood {
+	// The bucket refills while the flood runs, slowly on a loaded machine:
+	// allow the burst plus what it refilled, plus one.
+	allowed := int32(searchBurst + searchRate*time.Since(start).Seconds() + 1)
+	if limited.Load() == 0 || served.Load() > allowed || limited.Load()+served.Load() != flood {
 		t.Fatalf("flood of %d: %d served, %d rate limited", flood, served.Load(), limited.Load())
 	}
 	if fwd := len(fake.requests()) - 1; fwd > int(served.Load()) {
