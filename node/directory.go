@@ -87,8 +87,27 @@ const (
 	registerRate  = 0.1
 	registerBurst = 3
 
+	// registrantTTL is how long a registration lasts: three times the
+	// interval at which nodes register again (defaultRegisterInterval).
+	// A node that has not registered again by then is forgotten, so the
+	// maxRegistrants slots cannot be filled for good with peer IDs that
+	// cost nothing to make.
+	registrantTTL = 3 * defaultRegisterInterval
+	// pruneRegistrantsEvery is how often a directory forgets the
+	// registrations that expired (it also does on every new registration
+	// that finds the directory full).
+	pruneRegistrantsEvery = 5 * time.Minute
+	// maxRegistrantSyncs bounds the syncs from registrants running at
+	// once; a registration past it is recorded and its feed followed, but
+	// its sync is skipped (its next registration syncs).
+	maxRegistrantSyncs = 8
+
 	directoriesMeta = "directory/list"
+	// registrantsMeta is the former single blob of every registration,
+	// read once and migrated to one key per registrant.
 	registrantsMeta = "directory/registrants"
+	// registrantPrefix + node ID holds one registrant.
+	registrantPrefix = "directory/registrant/"
 )
 
 // directoryState is the part of Node that this file (and publicapi.go)
@@ -97,6 +116,7 @@ type directoryState struct {
 	dirMu       sync.Mutex
 	registrants map[string]registrant // directory: node ID -> its registration
 	regLimit    *clientLimiter        // directory: registrations per peer
+	regSyncs    chan struct{}         // directory: registrant syncs running
 	dirKick     chan struct{}         // wakes the registration loop
 
 	public    *http.Server
@@ -157,7 +177,10 @@ func (n *Node) startDirectory(ctx context.Context) error {
 			return err
 		}
 		n.regLimit = newClientLimiter(registerRate, registerBurst, maxRegistrants)
+		n.regSyncs = make(chan struct{}, maxRegistrantSyncs)
 		n.host.SetStreamHandler(libp2pproto.ID(protocol.ProtocolDirectory), n.handleRegister)
+		n.wg.Add(1)
+		go n.pruneRegistrantsLoop()
 	}
 	if err := n.mergeConfigDirectories(ctx); err != nil {
 		return err
@@ -233,30 +256,116 @@ type registrant struct {
 	Topics []string `json:"topics,omitempty"`
 }
 
+// loadRegistrants reads the registrations, one key per registrant,
+// migrating the former single blob, and forgets the expired ones.
 func (n *Node) loadRegistrants(ctx context.Context) error {
 	n.dirMu.Lock()
 	defer n.dirMu.Unlock()
 	n.registrants = map[string]registrant{}
 	b, err := n.store.GetMeta(ctx, registrantsMeta)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return fmt.Errorf("node: load registrants: %w", err)
+	default:
+		var old map[string]registrant
+		if err := json.Unmarshal(b, &old); err != nil {
+			n.log.Warn("directory: the former registrations do not decode; dropped", "err", err)
+		}
+		for id, r := range old {
+			if _, err := protocol.PublicKeyOf(id); err != nil {
+				continue
+			}
+			if err := n.saveRegistrant(ctx, id, r); err != nil {
+				return fmt.Errorf("node: migrate registrants: %w", err)
+			}
+		}
+		if err := n.store.DeleteMeta(ctx, registrantsMeta); err != nil {
+			return fmt.Errorf("node: migrate registrants: %w", err)
+		}
 	}
+	var bad []string
+	err = n.store.ListMeta(ctx, registrantPrefix, func(key string, v []byte) error {
+		id := strings.TrimPrefix(key, registrantPrefix)
+		var r registrant
+		if _, err := protocol.PublicKeyOf(id); err != nil || json.Unmarshal(v, &r) != nil {
+			bad = append(bad, key)
+			return nil
+		}
+		n.registrants[id] = r
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("node: load registrants: %w", err)
 	}
-	if err := json.Unmarshal(b, &n.registrants); err != nil {
-		return fmt.Errorf("node: load registrants: %w", err)
+	for _, k := range bad {
+		_ = n.store.DeleteMeta(ctx, k)
 	}
+	n.pruneRegistrantsLocked(ctx)
 	for id := range n.registrants {
-		if _, err := protocol.PublicKeyOf(id); err != nil {
-			delete(n.registrants, id)
-			continue
-		}
 		if err := n.ps.FollowFeed(id); err != nil {
 			return fmt.Errorf("node: follow registrant %s: %w", id, err)
 		}
 	}
 	return nil
+}
+
+func (n *Node) saveRegistrant(ctx context.Context, id string, r registrant) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return n.store.SetMeta(ctx, registrantPrefix+id, b)
+}
+
+// pruneRegistrantsLocked forgets the registrations older than
+// registrantTTL, and stops following their feeds (an unknown peer's feed
+// is followed for no other reason). It returns how many it forgot.
+// dirMu is held.
+func (n *Node) pruneRegistrantsLocked(ctx context.Context) int {
+	cutoff := n.now().Add(-registrantTTL).UnixMilli()
+	gone := 0
+	var followed []string // feeds the node follows of its own accord
+	loaded := false
+	for id, r := range n.registrants {
+		if r.At >= cutoff {
+			continue
+		}
+		if err := n.store.DeleteMeta(ctx, registrantPrefix+id); err != nil {
+			n.log.Warn("directory: forget an expired registration", "node", id, "err", err)
+			continue
+		}
+		delete(n.registrants, id)
+		if !loaded {
+			_, followed, _ = n.Following(ctx)
+			loaded = true
+		}
+		if n.ps != nil && !slices.Contains(followed, id) {
+			_ = n.ps.UnfollowFeed(id)
+		}
+		gone++
+	}
+	return gone
+}
+
+// pruneRegistrantsLoop forgets expired registrations every
+// pruneRegistrantsEvery.
+func (n *Node) pruneRegistrantsLoop() {
+	defer n.wg.Done()
+	t := time.NewTicker(pruneRegistrantsEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		n.dirMu.Lock()
+		if gone := n.pruneRegistrantsLocked(n.ctx); gone > 0 {
+			n.log.Info("directory: expired registrations forgotten", "count", gone)
+		}
+		n.dirMu.Unlock()
+	}
 }
 
 // Registrants lists the nodes registered with this directory.
@@ -310,14 +419,31 @@ func (n *Node) handleRegister(s network.Stream) {
 	}
 	_ = frame.Write(s, b)
 	if resp.Error == nil {
-		n.wg.Add(1)
-		go func() {
-			defer n.wg.Done()
-			if _, err := n.syncRegistrant(n.ctx, from); err != nil && n.ctx.Err() == nil {
-				n.log.Debug("sync registrant", "peer", from.String(), "err", err)
-			}
-		}()
+		n.startRegistrantSync(from)
 	}
+}
+
+// startRegistrantSync syncs from registrant p in the background, unless
+// maxRegistrantSyncs are running already: then it skips this one (the
+// registrant's feed is followed, and its next registration syncs) and
+// reports false.
+func (n *Node) startRegistrantSync(p peer.ID) bool {
+	select {
+	case n.regSyncs <- struct{}{}:
+	default:
+		n.log.Info("directory: too many registrant syncs at once; this one is skipped until the node registers again",
+			"peer", p.String(), "running", cap(n.regSyncs))
+		return false
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		defer func() { <-n.regSyncs }()
+		if _, err := n.syncRegistrant(n.ctx, p); err != nil && n.ctx.Err() == nil {
+			n.log.Debug("sync registrant", "peer", p.String(), "err", err)
+		}
+	}()
+	return true
 }
 
 // register records a registration from p.
@@ -336,23 +462,19 @@ func (n *Node) register(p peer.ID, topics []string) error {
 	defer n.dirMu.Unlock()
 	_, known := n.registrants[id]
 	if !known && len(n.registrants) >= maxRegistrants {
+		n.pruneRegistrantsLocked(n.ctx)
+	}
+	if !known && len(n.registrants) >= maxRegistrants {
 		return fmt.Errorf("register: %w: this directory holds %d registrations, its limit", protocol.ErrRateLimited, maxRegistrants)
 	}
-	old := n.registrants[id]
 	r := registrant{At: n.now().UnixMilli()}
 	for _, t := range topics {
 		r.Topics = appendUnique(r.Topics, strings.ToLower(t))
 	}
-	n.registrants[id] = r
-	b, _ := json.Marshal(n.registrants)
-	if err := n.store.SetMeta(n.ctx, registrantsMeta, b); err != nil {
-		if known {
-			n.registrants[id] = old
-		} else {
-			delete(n.registrants, id)
-		}
+	if err := n.saveRegistrant(n.ctx, id, r); err != nil {
 		return err
 	}
+	n.registrants[id] = r
 	if !known {
 		if err := n.ps.FollowFeed(id); err != nil {
 			return err

@@ -1,0 +1,125 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/meshprotocol/mesh/store"
+)
+
+// offsetClock is the real time plus an offset a test moves forward.
+type offsetClock struct{ off atomic.Int64 }
+
+func (c *offsetClock) Now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
+func (c *offsetClock) Advance(d time.Duration) { c.off.Add(int64(d)) }
+
+// TestDirectoryRegistrationsExpire: a registration not renewed within
+// registrantTTL is forgotten (on the next registration, and at start), so
+// free peer IDs cannot hold the directory's slots for good; each
+// registrant is stored under a key of its own; a registration renewed in
+// time stays.
+func TestDirectoryRegistrationsExpire(t *testing.T) {
+	ctx := context.Background()
+	clk := &offsetClock{}
+	dir := t.TempDir()
+	d := newTestNode(t, Config{RepoDir: dir, Now: clk.Now, Directory: DirectoryConfig{Enabled: true}})
+	stale, renewed, late := peerOf(t, newKey(t)), peerOf(t, newKey(t)), peerOf(t, newKey(t))
+	for _, p := range []peer.ID{stale, renewed} {
+		if err := d.register(p, []string{"rust"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := d.Store().GetMeta(ctx, registrantPrefix+stale.String())
+	var r registrant
+	if err != nil || json.Unmarshal(b, &r) != nil || r.At == 0 || len(r.Topics) != 1 {
+		t.Fatalf("registrant key: %s %v", b, err)
+	}
+	if _, err := d.Store().GetMeta(ctx, registrantsMeta); err == nil {
+		t.Fatal("the whole registrant map is still written as one value")
+	}
+	clk.Advance(registrantTTL / 2)
+	if err := d.register(renewed, nil); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(registrantTTL/2 + time.Minute)
+	d.dirMu.Lock()
+	d.pruneRegistrantsLocked(ctx)
+	d.dirMu.Unlock()
+	if err := d.register(late, nil); err != nil {
+		t.Fatal(err)
+	}
+	got := d.Registrants()
+	if len(got) != 2 || !containsAll(got, renewed.String(), late.String()) {
+		t.Fatalf("registrants %v, want %s and %s (%s expired)", got, renewed, late, stale)
+	}
+	if _, err := d.Store().GetMeta(ctx, registrantPrefix+stale.String()); err == nil {
+		t.Fatal("the expired registrant's key is still stored")
+	}
+}
+
+// TestDirectoryRegistrantsMigrateAndExpireOnLoad: a directory started on
+// a repo holding the former single blob of registrations moves them to
+// one key each, and forgets at start those that expired.
+func TestDirectoryRegistrantsMigrateAndExpireOnLoad(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	fresh, old := peerOf(t, newKey(t)), peerOf(t, newKey(t))
+	now := time.Now()
+	blob, _ := json.Marshal(map[string]registrant{
+		fresh.String(): {At: now.UnixMilli(), Topics: []string{"go"}},
+		old.String():   {At: now.Add(-registrantTTL - time.Hour).UnixMilli()},
+		"not-a-node":   {At: now.UnixMilli()},
+	})
+	s, err := store.Open(store.Options{Dir: dir, SweepInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetMeta(ctx, registrantsMeta, blob); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	d := newTestNode(t, Config{RepoDir: dir, Directory: DirectoryConfig{Enabled: true}})
+	if got := d.Registrants(); len(got) != 1 || got[0] != fresh.String() {
+		t.Fatalf("registrants after migration: %v, want only %s", got, fresh)
+	}
+	if _, err := d.Store().GetMeta(ctx, registrantsMeta); err == nil {
+		t.Fatal("the former blob is still there")
+	}
+	if _, err := d.Store().GetMeta(ctx, registrantPrefix+fresh.String()); err != nil {
+		t.Fatalf("migrated registrant: %v", err)
+	}
+}
+
+// TestDirectoryRegistrantSyncsBounded: past maxRegistrantSyncs running at
+// once, a registration's sync is skipped rather than started.
+func TestDirectoryRegistrantSyncsBounded(t *testing.T) {
+	d := newTestNode(t, Config{Directory: DirectoryConfig{Enabled: true}})
+	for range cap(d.regSyncs) {
+		d.regSyncs <- struct{}{}
+	}
+	if d.startRegistrantSync(peerOf(t, newKey(t))) {
+		t.Fatal("a sync started past the bound")
+	}
+	<-d.regSyncs
+	if !d.startRegistrantSync(peerOf(t, newKey(t))) {
+		t.Fatal("a sync refused with a slot free")
+	}
+}
+
+func containsAll(list []string, want ...string) bool {
+	for _, w := range want {
+		found := false
+		for _, x := range list {
+			found = found || x == w
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
