@@ -601,6 +601,12 @@ func TestFederatedSearchMatchesCentralIndex(t *testing.T) {
 	if _, err := central.PutBatch(ctx, recs); err != nil {
 		t.Fatal(err)
 	}
+	// The stores have settled: make their search statistics exact.
+	for _, n := range []*Node{a, b, c, d} {
+		if err := n.Store().RefreshSearchStats(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	differs := 0
 	for _, q := range []string{"cargo build", "sensor humidity drift", "memory crash", "borrow checker parallel", "cargo memory sensor"} {

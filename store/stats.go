@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/blevesearch/bleve/v2"
 	"github.com/blevesearch/bleve/v2/search"
@@ -57,13 +58,54 @@ type corpusStats struct {
 	df      map[string]int64
 	vocab   []uint32 // sorted
 	terms   int64    // distinct terms not in vocab (over protocol.MaxSearchVocab)
+	// computed is when the figures were computed (monotonic clock).
+	computed time.Time
 }
 
-// statsCache holds the corpus statistics per origin, recomputed when the
-// index changes.
+// statsCache holds the corpus statistics per origin. They are recomputed
+// when the index changes, but not on the path of a search: a search is
+// answered from the cached figures while they are younger than maxAge
+// (DefaultStatsMaxAge) even if the index changed since, and a search that
+// finds them stale starts one background recomputation and is answered
+// from them all the same. Only a search with no figures at all waits for
+// them. So the statistics lag the writes by about maxAge (plus the time a
+// pass takes), and are exact for a store whose writes have settled.
 type statsCache struct {
-	mu      sync.Mutex // held while computing: one computation at a time
-	corpora map[string]*corpusStats
+	mu         sync.Mutex // guards the fields below; never held while computing
+	corpora    map[string]*corpusStats
+	refreshing map[string]bool
+	maxAge     time.Duration // 0: DefaultStatsMaxAge; < 0: always exact
+	kick       chan struct{} // wakes the background refreshes
+
+	computeMu sync.Mutex // held while computing: one computation at a time
+}
+
+// DefaultStatsMaxAge is how long the corpus statistics of federated search
+// are served after a write before they are recomputed (in the background).
+const DefaultStatsMaxAge = 5 * time.Second
+
+// SetStatsMaxAge sets how long cached search statistics may be served
+// after the index changed (DefaultStatsMaxAge for 0). A negative value
+// makes every SearchStats after a write wait for exact figures, as a
+// benchmark or a test may want; RefreshSearchStats does so once.
+func (s *Store) SetStatsMaxAge(d time.Duration) {
+	s.stats.mu.Lock()
+	s.stats.maxAge = d
+	s.stats.mu.Unlock()
+	s.kickStatsRefresh()
+}
+
+// RefreshSearchStats computes the search statistics of both origins now
+// if the index changed since they were, and returns when they are exact
+// for the index as it is: what SearchStats then returns reflects every
+// write made before the call.
+func (s *Store) RefreshSearchStats(ctx context.Context) error {
+	for _, origin := range []string{OriginLocal, OriginAll} {
+		if _, err := s.refreshCorpus(ctx, origin); err != nil {
+			return fmt.Errorf("store: refresh search stats: %w", err)
+		}
+	}
+	return nil
 }
 
 // SearchStats returns the statistics of the public corpus for the query
@@ -71,8 +113,11 @@ type statsCache struct {
 // (origin OriginLocal: this node's own records that are published public;
 // OriginAll: those and the public remote lessons it caches), not expired,
 // as indexed in the text field. DocFreq holds the query's analyzed words
-// and the words of its phrases. The corpus figures are computed once per
-// index change (a pass over the public lessons) and cached.
+// and the words of its phrases. The corpus figures are computed by a pass
+// over the public lessons and cached; after a write they are recomputed in
+// the background and may lag the writes by DefaultStatsMaxAge (see
+// statsCache and SetStatsMaxAge), so federated scoring is exact for stores
+// whose writes have settled. RefreshSearchStats makes them exact at once.
 func (s *Store) SearchStats(ctx context.Context, text, origin string) (*protocol.SearchStats, error) {
 	pq, err := ParseQuery(text)
 	if err != nil {
@@ -96,28 +141,137 @@ func (s *Store) SearchStats(ctx context.Context, text, origin string) (*protocol
 	return out, nil
 }
 
-// corpus returns the statistics of the public corpus of origin, computing
-// them if the index changed since they were.
+// corpus returns the statistics of the public corpus of origin: the
+// cached ones if the index did not change since, or if it did but they
+// can still be served (see statsCache), computing them otherwise.
 func (s *Store) corpus(ctx context.Context, origin string) (*corpusStats, error) {
-	s.stats.mu.Lock()
-	defer s.stats.mu.Unlock()
 	s.mu.RLock()
 	idx, version := s.idx, s.indexWrites.Load()
 	s.mu.RUnlock()
-	if c := s.stats.corpora[origin]; c != nil && c.idx == idx && c.version == version {
+	s.stats.mu.Lock()
+	c := s.stats.corpora[origin]
+	maxAge := s.stats.maxAge
+	if maxAge == 0 {
+		maxAge = DefaultStatsMaxAge
+	}
+	if c != nil && c.idx == idx && (c.version == version || maxAge > 0) {
+		if c.version != version && !s.stats.refreshing[origin] && s.startStatsRefresh(origin) {
+			if s.stats.refreshing == nil {
+				s.stats.refreshing = map[string]bool{}
+			}
+			s.stats.refreshing[origin] = true
+		}
+		s.stats.mu.Unlock()
+		return c, nil
+	}
+	s.stats.mu.Unlock()
+	return s.refreshCorpus(ctx, origin)
+}
+
+// startStatsRefresh recomputes the statistics of origin in the background
+// once they are maxAge old, and again as long as the index changed while
+// it did; it reports false if the store is closing. stats.mu is held.
+func (s *Store) startStatsRefresh(origin string) bool {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.closing || s.life == nil {
+		return false
+	}
+	if s.stats.kick == nil {
+		s.stats.kick = make(chan struct{}, 2) // one per origin
+	}
+	kick := s.stats.kick
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer func() {
+			s.stats.mu.Lock()
+			delete(s.stats.refreshing, origin)
+			s.stats.mu.Unlock()
+		}()
+		// Bounded: each round either waits for the figures to age, or
+		// computes them; a store written without pause gets a fresh pass
+		// per max age.
+		for range 10000 {
+			s.stats.mu.Lock()
+			c, maxAge := s.stats.corpora[origin], s.stats.maxAge
+			s.stats.mu.Unlock()
+			if maxAge == 0 {
+				maxAge = DefaultStatsMaxAge
+			}
+			if c == nil || c.version == s.indexWrites.Load() {
+				return
+			}
+			if wait := maxAge - time.Since(c.computed); wait > 0 {
+				t := time.NewTimer(wait)
+				select {
+				case <-s.life.Done():
+					t.Stop()
+					return
+				case <-kick: // the max age changed, or figures were computed
+				case <-t.C:
+				}
+				t.Stop()
+				continue
+			}
+			if _, err := s.refreshCorpus(s.life, origin); err != nil {
+				if s.life.Err() == nil {
+					s.log.Warn("store: search stats refresh", "err", err)
+				}
+				return
+			}
+		}
+	}()
+	return true
+}
+
+// kickStatsRefresh wakes a background refresh waiting for the figures to
+// age.
+func (s *Store) kickStatsRefresh() {
+	s.stats.mu.Lock()
+	k := s.stats.kick
+	s.stats.mu.Unlock()
+	for range cap(k) {
+		select {
+		case k <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// refreshCorpus computes the statistics of origin unless they are exact
+// for the index as it is now, one computation at a time.
+func (s *Store) refreshCorpus(ctx context.Context, origin string) (*corpusStats, error) {
+	s.stats.computeMu.Lock()
+	defer s.stats.computeMu.Unlock()
+	s.mu.RLock()
+	idx, version := s.idx, s.indexWrites.Load()
+	s.mu.RUnlock()
+	s.stats.mu.Lock()
+	c := s.stats.corpora[origin]
+	s.stats.mu.Unlock()
+	if c != nil && c.idx == idx && c.version == version {
 		return c, nil
 	}
 	// The figures serve every later search until the next write: compute
-	// them to the end even if this search gives up.
-	c, err := s.computeCorpus(context.WithoutCancel(ctx), origin)
+	// them to the end even if this search gives up; only the store's
+	// closing stops a background pass.
+	cctx := context.WithoutCancel(ctx)
+	if ctx == s.life {
+		cctx = ctx
+	}
+	c, err := s.computeCorpus(cctx, origin)
 	if err != nil {
 		return nil, err
 	}
-	c.idx, c.version = idx, version
+	c.idx, c.version, c.computed = idx, version, time.Now()
+	s.stats.mu.Lock()
 	if s.stats.corpora == nil {
 		s.stats.corpora = map[string]*corpusStats{}
 	}
 	s.stats.corpora[origin] = c
+	s.stats.mu.Unlock()
+	s.kickStatsRefresh()
 	return c, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/meshprotocol/mesh/protocol"
 )
@@ -130,6 +131,9 @@ func TestSearchStatsCache(t *testing.T) {
 		t.Fatalf("%+v %v", st, err)
 	}
 	publishFake(t, s, "b", "memory", "out of memory", protocol.VisibilityPublic)
+	if err := s.RefreshSearchStats(ctx); err != nil {
+		t.Fatal(err)
+	}
 	st, err = s.SearchStats(ctx, "cargo crashes", OriginAll)
 	if err != nil || st.Docs != 2 || st.DocFreq["cargo"] != 1 || len(st.Vocab) != 4 {
 		t.Fatalf("after a publication: %+v %v", st, err)
@@ -139,5 +143,48 @@ func TestSearchStatsCache(t *testing.T) {
 	}
 	if _, err := s.SearchStats(ctx, `"unterminated`, ""); err == nil {
 		t.Fatal("bad query accepted")
+	}
+}
+
+// TestSearchStatsServedStaleWhileRefreshing: after a write, a search is
+// answered from the cached statistics while they are young, without a
+// pass over the corpus on its path; RefreshSearchStats makes them exact;
+// and once they are older than the max age a stale answer starts a
+// background pass, after which they are exact without anyone asking.
+func TestSearchStatsServedStaleWhileRefreshing(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, "", newClock())
+	s.SetStatsMaxAge(time.Hour)
+	publishFake(t, s, "a", "cargo", "cargo build crash", protocol.VisibilityPublic)
+	st, err := s.SearchStats(ctx, "cargo", OriginLocal)
+	if err != nil || st.Docs != 1 {
+		t.Fatalf("first stats (computed, no cache yet): %+v %v", st, err)
+	}
+	publishFake(t, s, "b", "cargo", "cargo again", protocol.VisibilityPublic)
+	if st, err = s.SearchStats(ctx, "cargo", OriginLocal); err != nil || st.Docs != 1 {
+		t.Fatalf("young cached stats after a write: %+v %v, want the cached 1 document", st, err)
+	}
+	if err := s.RefreshSearchStats(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = s.SearchStats(ctx, "cargo", OriginLocal); err != nil || st.Docs != 2 || st.DocFreq["cargo"] != 2 {
+		t.Fatalf("after RefreshSearchStats: %+v %v", st, err)
+	}
+	// Old enough: the next search starts a background pass.
+	s.SetStatsMaxAge(time.Nanosecond)
+	publishFake(t, s, "c", "cargo", "cargo three", protocol.VisibilityPublic)
+	fresh := false
+	for i := 0; i < 2000 && !fresh; i++ {
+		st, err = s.SearchStats(ctx, "cargo", OriginLocal)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh = st.Docs == 3
+		if !fresh {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if !fresh {
+		t.Fatalf("the stats never caught up with the write: %+v", st)
 	}
 }

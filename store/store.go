@@ -161,6 +161,7 @@ type Store struct {
 	stats       statsCache
 
 	cancel context.CancelFunc
+	life   context.Context // cancelled by Close
 	wg     sync.WaitGroup
 }
 
@@ -237,7 +238,7 @@ func Open(opts Options) (*Store, error) {
 	}
 
 	lctx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
+	s.cancel, s.life = cancel, lctx
 	if s.indexDir != "" {
 		s.wg.Add(1)
 		go s.cleanLoop(lctx)
