@@ -123,3 +123,42 @@ func containsAll(list []string, want ...string) bool {
 	}
 	return true
 }
+
+// TestPublicNodesListsNoMereConnections: /v1/nodes and /v1/nodes/{id}
+// never show a peer only because it is connected, nor a registrant's
+// private or loopback addresses.
+func TestPublicNodesListsNoMereConnections(t *testing.T) {
+	ctx := context.Background()
+	d := newDirectory(t)
+	p := newTestNode(t, Config{})
+	connect(t, p, d)
+	nodes := func() []PublicNode {
+		var r struct {
+			Nodes []PublicNode `json:"nodes"`
+		}
+		status, v, raw := call(t, "GET", d.PublicAPIURL()+"/v1/nodes", nil)
+		if status != 200 || json.Unmarshal(v.Body, &r) != nil {
+			t.Fatalf("nodes: %d %s", status, raw)
+		}
+		return r.Nodes
+	}
+	if got := nodes(); len(got) != 0 {
+		t.Fatalf("a merely connected peer is listed: %+v", got)
+	}
+	if status, _, raw := call(t, "GET", d.PublicAPIURL()+"/v1/nodes/"+p.ID().String(), nil); status != 404 {
+		t.Fatalf("a merely connected peer is described: %d %s", status, raw)
+	}
+	if _, err := p.RegisterWith(ctx, d.ID().String(), []string{d.Addrs()[0].String()}); err != nil {
+		t.Fatal(err)
+	}
+	got := nodes()
+	if len(got) != 1 || got[0].NodeID != p.ID().String() || !got[0].Registered {
+		t.Fatalf("the registrant: %+v", got)
+	}
+	for _, a := range got[0].Addrs {
+		t.Fatalf("a loopback address of a registrant is served: %s", a)
+	}
+	if status, _, raw := call(t, "GET", d.PublicAPIURL()+"/v1/nodes/"+p.ID().String(), nil); status != 200 {
+		t.Fatalf("the registrant: %d %s", status, raw)
+	}
+}

@@ -25,6 +25,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/meshprotocol/mesh/protocol"
 	"github.com/meshprotocol/mesh/store"
@@ -411,7 +412,7 @@ type PublicNode struct {
 	Record *protocol.NodeRecord `json:"record,omitempty"`
 	// Registered is true for a node registered with this directory.
 	Registered bool `json:"registered,omitempty"`
-	// Connected is true for a peer connected to this node now.
+	// Connected is true for a registered node connected to this node now.
 	Connected bool `json:"connected,omitempty"`
 }
 
@@ -468,9 +469,10 @@ const publicDHTTimeout = 3 * time.Second
 
 // publicNodes lists nodes for a topic ("" for any): the nodes registered
 // with this directory (for a topic, those that said they publish on it),
-// the topic's providers in the DHT with their signed node records (if the
-// node runs the DHT), then the connected peers (for a topic, those
-// subscribed to it).
+// then, for a topic, its providers in the DHT with their signed node
+// records (if the node runs the DHT). A peer that is merely connected is
+// never listed: who is connected to this node, and at which addresses, is
+// nobody's business.
 func (n *Node) publicNodes(ctx context.Context, topic string, limit int) ([]PublicNode, error) {
 	out := []PublicNode{}
 	seen := map[string]bool{n.id.String(): true}
@@ -482,7 +484,7 @@ func (n *Node) publicNodes(ctx context.Context, topic string, limit int) ([]Publ
 		out = append(out, *pn)
 	}
 	for _, id := range n.registrantsOn(topic) {
-		if pn, err := n.localNode(id); err == nil {
+		if pn, err := n.registrantNode(id); err == nil {
 			add(pn)
 		}
 	}
@@ -494,33 +496,25 @@ func (n *Node) publicNodes(ctx context.Context, topic string, limit int) ([]Publ
 			n.log.Debug("public api: topic providers", "err", err)
 		}
 		for _, in := range infos {
-			pn, err := n.localNode(in.NodeID)
+			if in.Record == nil {
+				continue // only what the node signed itself
+			}
+			pn, err := n.registrantNode(in.NodeID)
 			if err != nil {
 				pn = &PublicNode{NodeID: in.NodeID}
 			}
-			pn.Addrs, pn.Topics, pn.Roles, pn.Record = append([]string{}, in.Addrs...), in.Topics, in.Roles, in.Record
-			add(pn)
-		}
-	}
-	var peers []peer.ID
-	switch {
-	case topic == "":
-		peers = n.host.Network().Peers()
-	case n.ps != nil:
-		peers = n.ps.TopicPeers(topic)
-	}
-	for _, p := range peers {
-		if pn, err := n.localNode(p.String()); err == nil {
+			pn.Addrs, pn.Topics, pn.Roles, pn.Record = append([]string{}, in.Record.Addrs...), in.Record.Topics, in.Record.Roles, in.Record
 			add(pn)
 		}
 	}
 	return out, nil
 }
 
-// publicNode describes one node: what this node knows of it, and its
-// signed record from the DHT if the node runs one.
+// publicNode describes one node: registered with this directory, or with
+// a signed record in the DHT (if the node runs one). Other nodes, connected
+// or not, are unknown.
 func (n *Node) publicNode(ctx context.Context, id string) (*PublicNode, error) {
-	pn, lerr := n.localNode(id)
+	pn, lerr := n.registrantNode(id)
 	dctx, cancel := context.WithTimeout(ctx, publicDHTTimeout)
 	rec, err := n.NodeRecord(dctx, id)
 	cancel()
@@ -536,26 +530,27 @@ func (n *Node) publicNode(ctx context.Context, id string) (*PublicNode, error) {
 	return pn, nil
 }
 
-// localNode describes a node from what this node knows of it without
-// asking anyone: registration, connection, peerstore addresses.
-func (n *Node) localNode(id string) (*PublicNode, error) {
+// registrantNode describes a node registered with this directory from what
+// this node knows of it without asking anyone: its registration, whether
+// it is connected, and its publicly routable addresses (never its private
+// or loopback ones). A node not registered here is unknown.
+func (n *Node) registrantNode(id string) (*PublicNode, error) {
 	p, err := peer.Decode(id)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", protocol.ErrInvalid, err)
 	}
-	pn := &PublicNode{NodeID: id, Addrs: []string{}}
 	n.dirMu.Lock()
 	r, registered := n.registrants[id]
 	n.dirMu.Unlock()
-	pn.Registered, pn.Topics = registered, r.Topics
+	if !registered {
+		return nil, fmt.Errorf("%w: node %s is not known here", protocol.ErrUnknownLesson, id)
+	}
+	pn := &PublicNode{NodeID: id, Addrs: []string{}, Registered: true, Topics: r.Topics}
 	pn.Connected = n.host.Network().Connectedness(p) == network.Connected
 	for _, a := range n.host.Peerstore().Addrs(p) {
-		if len(pn.Addrs) < 16 {
+		if len(pn.Addrs) < 16 && manet.IsPublicAddr(a) {
 			pn.Addrs = append(pn.Addrs, a.String())
 		}
-	}
-	if !pn.Registered && !pn.Connected && len(pn.Addrs) == 0 {
-		return nil, fmt.Errorf("%w: node %s is not known here", protocol.ErrUnknownLesson, id)
 	}
 	return pn, nil
 }
