@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/meshprotocol/mesh/protocol"
 )
@@ -123,6 +124,47 @@ func TestInteropHTTPResponse(t *testing.T) {
 	}
 	if out, ok := runHTTPVerifier(t, nodeBin, dir, search, "--expect-node", p.ID().String()); ok {
 		t.Fatalf("accepted an answer signed by another node than expected:\n%s", out)
+	}
+
+	// A year-old answer, validly signed: refused as a live answer, as
+	// protocol.VerifyResponse does, accepted with --allow-old (kept as
+	// proof); one from the future is refused either way.
+	policyBody, err := protocol.VerifyResponse(bytes.TrimSpace(answers["policy"]), protocol.VerifyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pol map[string]json.RawMessage
+	if err := json.Unmarshal(policyBody.Body, &pol); err != nil {
+		t.Fatal(err)
+	}
+	delete(pol, protocol.ServedAtField)
+	polRaw, _ := json.Marshal(pol)
+	for _, c := range []struct {
+		at        time.Time
+		args      []string
+		ok        bool
+		whatInOut string
+	}{
+		{time.Now().AddDate(-1, 0, 0), nil, false, "older than"},
+		{time.Now().AddDate(-1, 0, 0), []string{"--allow-old"}, true, "ok   response"},
+		{time.Now().Add(time.Hour), []string{"--allow-old"}, false, "future"},
+	} {
+		signed, err := protocol.SignResponse(d.edKey, polRaw, c.at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out, ok := runHTTPVerifier(t, nodeBin, dir, signed, c.args...); ok != c.ok || !strings.Contains(out, c.whatInOut) {
+			t.Fatalf("an answer signed at %s %v: ok=%v, want %v:\n%s", c.at, c.args, ok, c.ok, out)
+		}
+	}
+	// A duplicate member: JSON.parse keeps the last one and the signature
+	// verifies over it, but the body reads two ways; refused, as in Go.
+	dup := append([]byte(`{"query":"something else",`), bytes.TrimSpace(search)[1:]...)
+	if _, err := protocol.VerifyResponse(dup, protocol.VerifyOptions{}); err == nil {
+		t.Fatal("the Go verifier accepts a duplicate member")
+	}
+	if out, ok := runHTTPVerifier(t, nodeBin, dir, dup); ok || !strings.Contains(out, "duplicate member") {
+		t.Fatalf("the independent verifier accepts a duplicate member:\n%s", out)
 	}
 
 	// Tampered: one character of a lesson changed; the response signature

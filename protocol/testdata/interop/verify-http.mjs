@@ -11,9 +11,17 @@
 // the body carries (results[].signedLesson, signedLesson) is checked too,
 // against its own publisher's key, as is a revocation.
 //
+// As the Go verifier (protocol.VerifyResponse) does, it refuses a body
+// with a duplicate member name in any object (JSON.parse would keep the
+// last one silently, so a signed body could be read two ways), and a
+// response whose timestamp is more than 5 minutes from this machine's
+// clock (--window-ms changes that); --allow-old accepts any timestamp in
+// the past, for an answer kept as proof. A timestamp in the future beyond
+// the window is refused either way.
+//
 // usage:
 //   curl -s -X POST https://dir.example/v1/search -d '{"query":"..."}' | node verify-http.mjs
-//   node verify-http.mjs [--expect-node NODEID] [--no-lessons] [FILE]
+//   node verify-http.mjs [--expect-node NODEID] [--no-lessons] [--allow-old] [--window-ms MS] [FILE]
 // exit status: 0 verified, 1 did not verify, 2 usage error
 
 import { readFileSync } from 'node:fs';
@@ -63,6 +71,44 @@ function strictBase64(s, what) {
 function ed25519Verify(rawKey, payload, sig) {
   const key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: rawKey.toString('base64url') }, format: 'jwk' });
   return verify(null, Buffer.from(payload, 'utf8'), key, sig);
+}
+
+// checkNoDuplicateKeys scans JSON text and throws if any object holds a
+// member name twice (compared after unescaping). It assumes text that
+// JSON.parse accepts.
+export function checkNoDuplicateKeys(text) {
+  const stack = []; // per open object: {keys: Set, expectKey}; per array: null
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') {
+      let j = i + 1;
+      while (j < text.length && text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      const top = stack[stack.length - 1];
+      if (top && top.expectKey) {
+        const key = JSON.parse(text.slice(i, j + 1));
+        if (top.keys.has(key)) throw new Error(`duplicate member ${JSON.stringify(key)} in an object`);
+        top.keys.add(key);
+        top.expectKey = false;
+      }
+      i = j;
+    } else if (c === '{') {
+      stack.push({ keys: new Set(), expectKey: true });
+    } else if (c === '[') {
+      stack.push(null);
+    } else if (c === '}' || c === ']') {
+      stack.pop();
+    } else if (c === ',') {
+      const top = stack[stack.length - 1];
+      if (top) top.expectKey = true;
+    }
+  }
+}
+
+// checkTime refuses a timestamp (Unix ms) outside the window around now;
+// allowOld accepts any past one.
+export function checkTime(ts, windowMs, allowOld, now = Date.now()) {
+  if (ts > now + windowMs) throw new Error(`timestamp ${new Date(ts).toISOString()} is in the future beyond the ${windowMs} ms window`);
+  if (!allowOld && ts < now - windowMs) throw new Error(`timestamp ${new Date(ts).toISOString()} is older than the ${windowMs} ms window (--allow-old accepts an answer kept as proof)`);
 }
 
 // verifyResponse checks the directory block's signature and returns it.
@@ -115,9 +161,13 @@ function main(argv) {
   let expectNode = '';
   let lessons = true;
   let file = '';
+  let allowOld = false;
+  let windowMs = 5 * 60 * 1000;
   for (let i = 0; i < argv.length; i++) {
     switch (argv[i]) {
       case '--expect-node': expectNode = argv[++i]; if (!expectNode) return usage(); break;
+      case '--allow-old': allowOld = true; break;
+      case '--window-ms': windowMs = Number(argv[++i]); if (!Number.isSafeInteger(windowMs) || windowMs <= 0) return usage(); break;
       case '--no-lessons': lessons = false; break;
       case '-h': case '--help': console.log(usageText); return 0;
       default:
@@ -126,15 +176,24 @@ function main(argv) {
     }
   }
   let body;
+  let text;
   try {
-    body = JSON.parse(readFileSync(file || 0, 'utf8'));
+    text = readFileSync(file || 0, 'utf8');
+    body = JSON.parse(text);
   } catch (e) {
     console.log(`FAIL not JSON: ${e.message}`);
+    return 1;
+  }
+  try {
+    checkNoDuplicateKeys(text);
+  } catch (e) {
+    console.log(`FAIL response: ${e.message}`);
     return 1;
   }
   let failed = 0;
   try {
     const d = verifyResponse(body, expectNode);
+    checkTime(d.timestamp, windowMs, allowOld);
     console.log(`ok   response signed by ${d.nodeId} at ${new Date(d.timestamp).toISOString()}`);
   } catch (e) {
     console.log(`FAIL response: ${e.message}`);
@@ -157,9 +216,11 @@ function main(argv) {
   return failed === 0 ? 0 : 1;
 }
 
-const usageText = `usage: node verify-http.mjs [--expect-node NODEID] [--no-lessons] [FILE]
+const usageText = `usage: node verify-http.mjs [--expect-node NODEID] [--no-lessons] [--allow-old] [--window-ms MS] [FILE]
   verifies a signed MESH public API response read from FILE or standard input,
-  and every signed lesson and revocation in it (unless --no-lessons)
+  and every signed lesson and revocation in it (unless --no-lessons);
+  refuses duplicate member names, and a timestamp more than MS (default
+  300000, 5 minutes) from this clock (--allow-old: any past timestamp)
 exit status: 0 verified, 1 did not verify, 2 usage error`;
 
 function usage() {
