@@ -73,6 +73,26 @@ type dhtState struct {
 	dhtErr  string    // last heartbeat error, "" if it worked
 	dhtProv map[string]time.Time
 	dhtDisc map[string]discoveryState
+	// dhtTopicsCapped is set once the record's topics were capped (and
+	// that was logged).
+	dhtTopicsCapped atomic.Bool
+}
+
+// capTopics returns at most protocol.MaxTags topics, the limit of a node
+// record and of a policy: topics as they are if there are no more, else
+// the first MaxTags in sorted order. The first time it drops any, it logs
+// so (flag records that).
+func (n *Node) capTopics(topics []string, what string, flag *atomic.Bool) []string {
+	if len(topics) <= protocol.MaxTags {
+		return topics
+	}
+	sorted := slices.Clone(topics)
+	slices.Sort(sorted)
+	if flag.CompareAndSwap(false, true) {
+		n.log.Warn("more topics than "+what+" can hold; it lists the first ones in sorted order",
+			"topics", len(sorted), "listed", protocol.MaxTags, "first_left_out", sorted[protocol.MaxTags])
+	}
+	return sorted[:protocol.MaxTags]
 }
 
 // discoveryState is when a followed topic's providers are looked up next.
@@ -337,6 +357,7 @@ func (n *Node) dhtHeartbeat(d *dht.DHT) {
 	if err != nil {
 		return
 	}
+	recTopics := n.capTopics(topics, "a node record", &n.dhtTopicsCapped)
 	roles := n.dhtRoles()
 	addrs := n.recordAddrs()
 	now := n.now()
@@ -345,12 +366,12 @@ func (n *Node) dhtHeartbeat(d *dht.DHT) {
 	n.dhtMu.Lock()
 	cur := n.dhtRec
 	due := cur == nil || now.Sub(n.dhtPub) >= every ||
-		!slices.Equal(cur.Topics, topics) || !slices.Equal(cur.Roles, roles) || !slices.Equal(cur.Addrs, addrs)
+		!slices.Equal(cur.Topics, recTopics) || !slices.Equal(cur.Roles, roles) || !slices.Equal(cur.Addrs, addrs)
 	n.dhtMu.Unlock()
 
 	var errs []error
 	if due {
-		if err := n.publishRecord(d, addrs, topics, roles); err != nil {
+		if err := n.publishRecord(d, addrs, recTopics, roles); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -117,7 +118,9 @@ type directoryState struct {
 	registrants map[string]registrant // directory: node ID -> its registration
 	regLimit    *clientLimiter        // directory: registrations per peer
 	regSyncs    chan struct{}         // directory: registrant syncs running
-	dirKick     chan struct{}         // wakes the registration loop
+	// policyTopicsCapped is set once the policy's topics were capped.
+	policyTopicsCapped atomic.Bool
+	dirKick            chan struct{} // wakes the registration loop
 
 	public    *http.Server
 	publicURL string
@@ -230,6 +233,7 @@ func (n *Node) Policy() *protocol.DirectoryPolicy {
 		for _, t := range n.cfg.Directory.Topics {
 			p.Topics = appendUnique(p.Topics, strings.ToLower(t))
 		}
+		p.Topics = n.capTopics(p.Topics, "a directory policy", &n.policyTopicsCapped)
 	}
 	for _, a := range n.Addrs() {
 		if len(p.Addrs) < 32 {

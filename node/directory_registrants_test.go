@@ -3,12 +3,15 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/meshprotocol/mesh/protocol"
 	"github.com/meshprotocol/mesh/store"
 )
 
@@ -160,5 +163,32 @@ func TestPublicNodesListsNoMereConnections(t *testing.T) {
 	}
 	if status, _, raw := call(t, "GET", d.PublicAPIURL()+"/v1/nodes/"+p.ID().String(), nil); status != 200 {
 		t.Fatalf("the registrant: %d %s", status, raw)
+	}
+}
+
+// TestNodeRecordAndPolicyCapTopics: a node following 65 topics still
+// publishes its node record (with the first 64 in sorted order), and a
+// directory of 65 topics still states a policy that encodes.
+func TestNodeRecordAndPolicyCapTopics(t *testing.T) {
+	ctx := context.Background()
+	topics := make([]string, protocol.MaxTags+1)
+	for i := range topics {
+		topics[i] = fmt.Sprintf("topic%03d", len(topics)-i) // not in sorted order
+	}
+	boot := dhtNode(t, "server", nil, Config{})
+	n := dhtNode(t, "server", boot, Config{Topics: topics, Directory: DirectoryConfig{Enabled: true, Topics: topics}})
+	want := slices.Sorted(slices.Values(topics))[:protocol.MaxTags]
+	var rec *protocol.NodeRecord
+	eventually(t, "the node record on the DHT", func() bool {
+		r, err := boot.NodeRecord(ctx, n.ID().String())
+		rec = r
+		return err == nil && r != nil
+	})
+	if !slices.Equal(rec.Topics, want) {
+		t.Fatalf("record topics %v, want the first %d in sorted order", rec.Topics, protocol.MaxTags)
+	}
+	pol := n.Policy()
+	if err := pol.Validate(); err != nil || !slices.Equal(pol.Topics, want) {
+		t.Fatalf("policy: %v, topics %v", err, pol.Topics)
 	}
 }
