@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -190,5 +191,31 @@ func TestNodeRecordAndPolicyCapTopics(t *testing.T) {
 	pol := n.Policy()
 	if err := pol.Validate(); err != nil || !slices.Equal(pol.Topics, want) {
 		t.Fatalf("policy: %v, topics %v", err, pol.Topics)
+	}
+}
+
+// TestPublicSearchAnswerBudget: a search answer stops adding lessons past
+// publicAnswerBudget bytes, and says there are more.
+func TestPublicSearchAnswerBudget(t *testing.T) {
+	n := newTestNode(t, Config{Directory: DirectoryConfig{PublicAPI: "127.0.0.1:0", RateLimit: 1000}})
+	big := strings.Repeat("zebra stripes wide ", 110<<10/19)
+	const count = 12 // 12 × ~110 KB > 1 MiB
+	for i := range count {
+		publishLesson(t, n, fmt.Sprintf("zebra %d", i), big, protocol.VisibilityPublic)
+	}
+	body, _ := json.Marshal(protocol.DirectorySearchRequest{Query: "zebra", Limit: 100})
+	status, v, raw := call(t, "POST", n.PublicAPIURL()+"/v1/search", body)
+	if status != 200 {
+		t.Fatalf("%d %.400s", status, raw[200:])
+	}
+	r, err := protocol.DecodeDirectorySearchResponse(v.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Results) == 0 || len(r.Results) >= count || !r.More {
+		t.Fatalf("%d results, more=%v: want fewer than %d and more", len(r.Results), r.More, count)
+	}
+	if len(raw) > (1<<20)+protocol.MaxSignedLessonSize {
+		t.Fatalf("answer of %d bytes, over the budget by more than a lesson", len(raw))
 	}
 }

@@ -43,6 +43,9 @@ const (
 	publicMaxClients = 16384
 	// publicTimeout bounds the work of one request.
 	publicTimeout = 10 * time.Second
+	// publicAnswerBudget bounds the encoded lessons of one search answer:
+	// past it the results stop and the answer says more:true.
+	publicAnswerBudget = 1 << 20
 	// publicCORSMaxAge is how long a browser may cache a preflight, in s.
 	publicCORSMaxAge = "600"
 )
@@ -268,8 +271,10 @@ func (a *publicAPI) handleSearch(w http.ResponseWriter, r *http.Request) {
 		n.writeSignedError(w, http.StatusTooManyRequests, fmt.Errorf("search: %w: the server is busy", protocol.ErrRateLimited))
 		return
 	}
+	// The slot is held until the answer is signed and written: that is
+	// where its memory is.
+	defer func() { <-a.searching }()
 	resp, err := n.ServeDirectorySearch(r.Context(), req)
-	<-a.searching
 	if err != nil {
 		n.writeSignedError(w, 0, err)
 		return
@@ -317,7 +322,7 @@ func (n *Node) ServeDirectorySearch(ctx context.Context, req *protocol.Directory
 	// retention) are applied to the hits: ask for as many as allowed.
 	post := cutoff > 0 || f != nil && (len(f.Topics) > 0 || f.Since != 0 || len(f.Nodes) > 1)
 	if !post {
-		q.Limit = limit + 1
+		q.Limit = min(limit+1, store.MaxSearchLimit)
 		res, err := n.store.Search(ctx, q)
 		if err != nil {
 			return nil, err
@@ -326,6 +331,7 @@ func (n *Node) ServeDirectorySearch(ctx context.Context, req *protocol.Directory
 		if skipped == 0 || len(results) > limit || len(res.Hits) < q.Limit {
 			resp.More = len(results) > limit
 			resp.Results = results[:min(len(results), limit)]
+			capAnswer(resp)
 			return resp, nil
 		}
 	}
@@ -342,7 +348,25 @@ func (n *Node) ServeDirectorySearch(ctx context.Context, req *protocol.Directory
 	results, _ := n.publicHits(ctx, res.Hits, f, cutoff, limit+1)
 	resp.More = len(results) > limit || res.Total > len(res.Hits)
 	resp.Results = results[:min(len(results), limit)]
+	capAnswer(resp)
 	return resp, nil
+}
+
+// capAnswer keeps the results of resp within publicAnswerBudget encoded
+// bytes (the first result always), and says more:true if it drops any.
+func capAnswer(resp *protocol.DirectorySearchResponse) {
+	total := 0
+	for i, r := range resp.Results {
+		b, err := json.Marshal(r.SignedLesson)
+		if err != nil {
+			continue
+		}
+		total += len(b)
+		if total > publicAnswerBudget && i > 0 {
+			resp.Results, resp.More = resp.Results[:i], true
+			return
+		}
+	}
 }
 
 // publicHits turns store hits into results: public lessons only, passing
