@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -217,5 +218,53 @@ func TestPublicSearchAnswerBudget(t *testing.T) {
 	}
 	if len(raw) > (1<<20)+protocol.MaxSignedLessonSize {
 		t.Fatalf("answer of %d bytes, over the budget by more than a lesson", len(raw))
+	}
+}
+
+// TestClientLimiterEvictsLeastRecent: a full limiter forgets the least
+// recently seen client, never everyone: a limited client stays limited
+// when new clients arrive.
+func TestClientLimiterEvictsLeastRecent(t *testing.T) {
+	l := newClientLimiter(1, 2, 3)
+	t0 := time.Unix(1000, 0)
+	for l.allow("a", t0) {
+	}
+	l.allow("b", t0)
+	l.allow("c", t0)
+	if l.allow("a", t0) {
+		t.Fatal("a drained bucket refilled at once")
+	}
+	l.allow("d", t0) // full: forgets b, the least recently seen
+	if len(l.buckets) != 3 {
+		t.Fatalf("%d buckets, the bound is 3", len(l.buckets))
+	}
+	if l.allow("a", t0) {
+		t.Fatal("a new client reset a limited client's bucket")
+	}
+	if _, ok := l.buckets["b"]; ok {
+		t.Fatal("the least recently seen client was not the one forgotten")
+	}
+}
+
+// TestClientKeyIPv6Prefix: IPv6 clients are limited by their /64, so a
+// client cannot escape its limit by rotating addresses within it.
+func TestClientKeyIPv6Prefix(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		same bool
+	}{
+		{"2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff", true},
+		{"2001:db8:1:2::1", "2001:db8:1:3::1", false},
+		{"203.0.113.7", "203.0.113.8", false},
+		{"::ffff:203.0.113.7", "203.0.113.7", true},
+		{"fe80::1%eth0", "fe80::2%eth1", true},
+	} {
+		if ka, kb := clientKey(c.a), clientKey(c.b); (ka == kb) != c.same {
+			t.Errorf("%s -> %s, %s -> %s: same=%v, want %v", c.a, ka, c.b, kb, ka == kb, c.same)
+		}
+	}
+	r := &http.Request{RemoteAddr: "[2001:db8:1:2::99]:443"}
+	if got := clientAddr(r); got != "2001:db8:1:2::/64" {
+		t.Fatalf("clientAddr = %q", got)
 	}
 }

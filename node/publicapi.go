@@ -7,6 +7,7 @@ package node
 // record never leaves the node. Queries are never logged.
 
 import (
+	"container/list"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"runtime"
 	"strconv"
@@ -181,14 +183,34 @@ func (a *publicAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// clientAddr is the bucket key of a request: the peer's IP address (a
-// proxy's X-Forwarded-For is not trusted: anyone can send one).
+// clientAddr is the bucket key of a request: the peer's IPv4 address, or
+// the /64 of its IPv6 address (a host is given a whole /64 and may rotate
+// its addresses within it at will). A proxy's X-Forwarded-For is not
+// trusted: anyone can send one.
 func clientAddr(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
 	}
-	return host
+	return clientKey(host)
+}
+
+// clientKey is the rate-limit key of an address: IPv4 as it is, IPv6 as
+// its /64.
+func clientKey(host string) string {
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	ip = ip.Unmap()
+	if ip.Is4() {
+		return ip.String()
+	}
+	p, err := ip.WithZone("").Prefix(64)
+	if err != nil {
+		return host
+	}
+	return p.String()
 }
 
 // writeSigned writes v, a JSON object, signed by the node.
@@ -613,43 +635,46 @@ func checkBaseURL(s string) (string, error) {
 }
 
 // clientLimiter is a token bucket per client key, bounded in the keys it
-// keeps. It is safe for concurrent use.
+// keeps: when full, it forgets the least recently seen client (whose
+// bucket has most likely refilled), never everyone at once. It is safe for
+// concurrent use.
 type clientLimiter struct {
 	rate, burst float64
 	maxKeys     int
 
 	mu      sync.Mutex
-	buckets map[string]*bucket
+	buckets map[string]*list.Element // of *bucket
+	lru     *list.List               // front: most recently seen
 }
 
 // bucket is one client's token bucket.
 type bucket struct {
+	key    string
 	tokens float64
 	last   time.Time
 }
 
 func newClientLimiter(rate, burst float64, maxKeys int) *clientLimiter {
-	return &clientLimiter{rate: rate, burst: math.Max(burst, 1), maxKeys: maxKeys, buckets: map[string]*bucket{}}
+	return &clientLimiter{rate: rate, burst: math.Max(burst, 1), maxKeys: max(maxKeys, 1),
+		buckets: map[string]*list.Element{}, lru: list.New()}
 }
 
 // allow takes a token from key's bucket.
 func (l *clientLimiter) allow(key string, now time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b, ok := l.buckets[key]
-	if !ok {
-		if len(l.buckets) >= l.maxKeys {
-			for k, b := range l.buckets { // forget the refilled: that changes nothing
-				if b.tokens+now.Sub(b.last).Seconds()*l.rate >= l.burst {
-					delete(l.buckets, k)
-				}
-			}
-			if len(l.buckets) >= l.maxKeys {
-				clear(l.buckets)
-			}
+	var b *bucket
+	if e, ok := l.buckets[key]; ok {
+		l.lru.MoveToFront(e)
+		b = e.Value.(*bucket)
+	} else {
+		for len(l.buckets) >= l.maxKeys {
+			oldest := l.lru.Back()
+			l.lru.Remove(oldest)
+			delete(l.buckets, oldest.Value.(*bucket).key)
 		}
-		b = &bucket{tokens: l.burst, last: now}
-		l.buckets[key] = b
+		b = &bucket{key: key, tokens: l.burst, last: now}
+		l.buckets[key] = l.lru.PushFront(b)
 	}
 	b.tokens = math.Min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
 	b.last = now
