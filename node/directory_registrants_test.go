@@ -268,3 +268,41 @@ func TestClientKeyIPv6Prefix(t *testing.T) {
 		t.Fatalf("clientAddr = %q", got)
 	}
 }
+
+// TestDirectoryRetentionEverywhere: a lesson published before the
+// directory's retention is served by no route: not by /v1/search, not by
+// /v1/lessons/{key}, not by /mesh/search/1.0.0.
+func TestDirectoryRetentionEverywhere(t *testing.T) {
+	ctx := context.Background()
+	clk := &offsetClock{}
+	clk.Advance(-3 * 24 * time.Hour)
+	p := newTestNode(t, Config{Now: clk.Now})
+	d := newTestNode(t, Config{Directory: DirectoryConfig{Enabled: true, RetentionDays: 1, PublicAPI: "127.0.0.1:0", RateLimit: 1000}})
+	old := publishLesson(t, p, "Quokka husbandry", "quokka feeding schedule", protocol.VisibilityPublic)
+	clk.Advance(3 * 24 * time.Hour)
+	fresh := publishLesson(t, p, "Quokka habitat", "quokka burrows", protocol.VisibilityPublic)
+	if _, err := p.RegisterWith(ctx, d.ID().String(), []string{d.Addrs()[0].String()}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the directory holds both lessons", func() bool { return hasRemote(d, old.Key()) && hasRemote(d, fresh.Key()) })
+	if keys := resultKeys(publicSearch(t, d, "quokka")); len(keys) != 1 || keys[0] != fresh.Key() {
+		t.Fatalf("/v1/search: %v, want only %s", keys, fresh.Key())
+	}
+	if status, _, raw := call(t, "GET", d.PublicAPIURL()+"/v1/lessons/"+old.Key(), nil); status != 404 {
+		t.Fatalf("/v1/lessons of a lesson past retention: %d %s", status, raw)
+	}
+	if status, _, raw := call(t, "GET", d.PublicAPIURL()+"/v1/lessons/"+fresh.Key(), nil); status != 200 {
+		t.Fatalf("/v1/lessons of a fresh lesson: %d %.300s", status, raw)
+	}
+	res, err := d.publicResults(ctx, "quokka", nil, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 1 || res[0].SignedLesson.Key() != fresh.Key() {
+		var keys []string
+		for _, r := range res {
+			keys = append(keys, r.SignedLesson.Key())
+		}
+		t.Fatalf("/mesh/search results: %v, want only %s", keys, fresh.Key())
+	}
+}

@@ -477,6 +477,10 @@ func (n *Node) searchRoundTrip(ctx context.Context, p peer.ID, req []byte) (*pro
 // limit, best first by the store's own ranking.
 func (n *Node) publicResults(ctx context.Context, text string, f *protocol.SearchFilters, limit int) ([]protocol.SearchResult, error) {
 	q := store.Query{Text: text, Origin: n.searchOrigin(), Visibility: []string{protocol.VisibilityPublic}, Limit: limit}
+	cutoff := n.retentionCutoff() // a directory serves nothing older
+	if cutoff > 0 {
+		q.Limit = store.MaxSearchLimit // some hits will be filtered out below
+	}
 	if f != nil {
 		q.Types, q.Tags = f.Types, f.Tags
 		if len(f.Nodes) == 1 {
@@ -505,7 +509,7 @@ func (n *Node) publicResults(ctx context.Context, text string, f *protocol.Searc
 				continue // edited since it was published: the index holds words never shared
 			}
 		}
-		if sl == nil || sl.Publication.Visibility != protocol.VisibilityPublic || !matchSearchFilters(sl, f) {
+		if sl == nil || sl.Publication.Visibility != protocol.VisibilityPublic || !matchSearchFilters(sl, f) || sl.Publication.PublishedAt < cutoff {
 			continue
 		}
 		out = append(out, protocol.SearchResult{SignedLesson: sl, Score: h.Score, TrustScore: n.trustScore(sl.Signature.NodeID)})

@@ -434,6 +434,9 @@ func (n *Node) handlePublicLesson(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sl, rev, err := n.lookupFetchable(r.Context(), key)
+	if sl != nil && sl.Publication.PublishedAt < n.retentionCutoff() {
+		sl, err = nil, fmt.Errorf("%w: %s: published before this node's retention", protocol.ErrUnknownLesson, key)
+	}
 	switch {
 	case rev != nil:
 		e := protocol.NewError(fmt.Errorf("%s: %w", key, protocol.ErrAlreadyRevoked))
