@@ -57,9 +57,10 @@ type publicAPI struct {
 	n        *Node
 	lim      *clientLimiter
 	inFlight chan struct{}
-	// searching admits as many index searches at once as there are
-	// cores; the others wait their turn, at most inFlight of them, rather
-	// than all sharing the cores at once.
+	// searching admits twice as many index searches at once as there are
+	// cores (so a short query can overtake a long one rather than queue
+	// behind it); the others wait their turn, at most inFlight of them,
+	// rather than all sharing the cores at once.
 	searching chan struct{}
 }
 
@@ -120,7 +121,7 @@ func (n *Node) PublicHandler() http.Handler {
 			burst = max(int(2*rate), 1)
 		}
 		n.publicAPI = &publicAPI{n: n, lim: newClientLimiter(rate, float64(burst), publicMaxClients),
-			inFlight: make(chan struct{}, publicMaxInFlight), searching: make(chan struct{}, runtime.GOMAXPROCS(0))}
+			inFlight: make(chan struct{}, publicMaxInFlight), searching: make(chan struct{}, 2*runtime.GOMAXPROCS(0))}
 	}
 	return n.publicAPI
 }
