@@ -120,7 +120,13 @@ func TestDirectoryIndexesRegisteredPublisherAndDropsRevoked(t *testing.T) {
 	if hasRemote(d, unl.Key()) {
 		t.Fatal("sync carried an unlisted lesson")
 	}
-	r := publicSearch(t, d, "restructure ownership")
+	// The record is held (hasRemote reads the datastore) a moment before
+	// the index has it: ask until the search sees it.
+	var r *protocol.DirectorySearchResponse
+	eventually(t, "the directory's search finds the synced lesson", func() bool {
+		r = publicSearch(t, d, "restructure ownership")
+		return len(r.Results) > 0
+	})
 	if !slices.Equal(resultKeys(r), []string{pub.Key()}) {
 		t.Fatalf("search: %v, want only %s", resultKeys(r), pub.Key())
 	}

@@ -39,8 +39,23 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 func hasRemote(n *Node, key string) bool {
-	_, err := n.Store().Remote(context.Background(), key)
-	return err == nil
+	ctx := context.Background()
+	sl, err := n.Store().Remote(ctx, key)
+	if err != nil {
+		return false
+	}
+	// The store commits a record to the datastore, then to the index: a
+	// test that searches next must wait for the index too.
+	res, err := n.Store().Search(ctx, store.Query{Origin: store.OriginRemote, Publisher: sl.Signature.NodeID, Limit: store.MaxSearchLimit})
+	if err != nil {
+		return false
+	}
+	for _, h := range res.Hits {
+		if h.Key == key {
+			return true
+		}
+	}
+	return false
 }
 
 // trustAll makes every node trust every other one fully.
