@@ -126,6 +126,11 @@ func extractAll(files []goFile) []Doc {
 	for _, rs := range results {
 		for _, r := range rs {
 			for _, text := range splitLong(r.text) {
+				if len(text) < minChars {
+					// A short sentence between two long ones stands
+					// alone after splitting: too short to be a doc.
+					continue
+				}
 				key := sha256.Sum256([]byte(strings.ToLower(text)))
 				if _, dup := seen[key]; dup {
 					continue

@@ -15,7 +15,7 @@ import (
 
 // cacheFormat changes whenever extraction changes what it produces, so that
 // an old cache file is not read.
-const cacheFormat = 1
+const cacheFormat = 2
 
 // ErrTooFew is returned by Load when the corpus holds fewer docs than asked.
 var ErrTooFew = errors.New("corpus: too few documents")
