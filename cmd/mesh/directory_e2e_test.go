@@ -5,52 +5,13 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/meshprotocol/mesh/node"
 	"github.com/meshprotocol/mesh/protocol"
 )
-
-// startDaemonWith is startDaemon with extra daemon flags.
-func startDaemonWith(t *testing.T, repo string, extra ...string) *daemon {
-	t.Helper()
-	os.Remove(filepath.Join(repo, node.APIFile))
-	d := &daemon{logs: &bytes.Buffer{}, done: make(chan struct{})}
-	args := append([]string{"--repo", repo, "--api", "127.0.0.1:0", "daemon", "--no-mdns",
-		"--listen", "/ip4/127.0.0.1/tcp/0"}, extra...)
-	d.cmd = exec.Command(meshBin, args...)
-	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { d.cmd.Wait(); close(d.done) }()
-	t.Cleanup(func() { d.kill() })
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-d.done:
-			t.Fatalf("daemon exited: %s", d.logs)
-		default:
-		}
-		if b, err := os.ReadFile(filepath.Join(repo, node.APIFile)); err == nil {
-			d.api = strings.TrimSpace(string(b))
-			if resp, err := http.Get(d.api + "/amp/status"); err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == 200 {
-					return d
-				}
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("daemon did not come up: %s", d.logs)
-	return nil
-}
 
 // freePort returns a loopback address with a port free a moment ago.
 func freePort(t *testing.T) string {

@@ -83,14 +83,22 @@ type daemon struct {
 	done chan struct{}
 }
 
-// startDaemon runs `mesh daemon` on repo, on loopback only, and waits until
-// its API answers.
+// startDaemon runs `mesh daemon` on repo, on loopback only (TCP and QUIC),
+// and waits until its API answers.
 func startDaemon(t *testing.T, repo string) *daemon {
+	t.Helper()
+	return startDaemonWith(t, repo, "--listen", "/ip4/127.0.0.1/udp/0/quic-v1")
+}
+
+// startDaemonWith runs `mesh daemon` on repo, listening on loopback TCP
+// plus whatever the extra daemon flags add, and waits until its API answers.
+func startDaemonWith(t *testing.T, repo string, extra ...string) *daemon {
 	t.Helper()
 	os.Remove(filepath.Join(repo, node.APIFile))
 	d := &daemon{logs: &bytes.Buffer{}, done: make(chan struct{})}
-	d.cmd = exec.Command(meshBin, "--repo", repo, "--api", "127.0.0.1:0", "daemon", "--no-mdns",
-		"--listen", "/ip4/127.0.0.1/tcp/0", "--listen", "/ip4/127.0.0.1/udp/0/quic-v1")
+	args := append([]string{"--repo", repo, "--api", "127.0.0.1:0", "daemon", "--no-mdns",
+		"--listen", "/ip4/127.0.0.1/tcp/0"}, extra...)
+	d.cmd = exec.Command(meshBin, args...)
 	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
