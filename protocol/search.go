@@ -299,6 +299,13 @@ func (r SearchResult) MarshalJSON() ([]byte, error) {
 	return json.Marshal(w)
 }
 
+// UseEncoding makes b, which must be a JSON encoding of r.SignedLesson as
+// decoded (a stored publication's bytes, say), the bytes r sends for its
+// lesson, sparing an encoding. Replacing SignedLesson later drops it.
+func (r *SearchResult) UseEncoding(b []byte) {
+	r.raw, r.rawFor = b, r.SignedLesson
+}
+
 // EncodedSize is the size in bytes of the result's lesson in JSON: as
 // received if it was decoded from a response, else as encoded now (0 if
 // it does not encode). The encoding is kept for encoding r later, until
@@ -341,18 +348,23 @@ type SearchResponse struct {
 // raw JSON) every lesson would be most of a forwarder's work.
 func (r *SearchResponse) Encode() ([]byte, error) {
 	head, err := encodeJSON(&struct {
-		Type      string       `json:"type"`
-		RequestID string       `json:"requestId"`
-		Truncated bool         `json:"truncated"`
-		Error     *Error       `json:"error,omitempty"`
-		Stats     *SearchStats `json:"stats,omitempty"`
-	}{r.Type, r.RequestID, r.Truncated, r.Error, r.Stats})
+		Type      string `json:"type"`
+		RequestID string `json:"requestId"`
+		Truncated bool   `json:"truncated"`
+		Error     *Error `json:"error,omitempty"`
+	}{r.Type, r.RequestID, r.Truncated, r.Error})
 	if err != nil {
 		return nil, err
 	}
 	var b bytes.Buffer
-	b.Grow(len(head) + 16 + 2048*len(r.Results))
+	b.Grow(len(head) + 16 + 2048*len(r.Results) + 8*len(r.Stats.vocab()))
 	b.Write(head[:len(head)-1]) // without the closing brace
+	if r.Stats != nil {
+		b.WriteString(`,"stats":`)
+		if err := r.Stats.appendJSON(&b); err != nil {
+			return nil, err
+		}
+	}
 	b.WriteString(`,"results":[`)
 	for i := range r.Results {
 		if i > 0 {

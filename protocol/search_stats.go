@@ -1,11 +1,13 @@
 package protocol
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"hash/fnv"
 	"slices"
+	"strconv"
 )
 
 // Caps of SearchStats.
@@ -148,10 +150,31 @@ type searchStatsJSON struct {
 // varint deltas of the sorted hashes: the first hash, then each hash less
 // the one before.
 func (s SearchStats) MarshalJSON() ([]byte, error) {
-	w := searchStatsJSON{Docs: s.Docs, Tokens: s.Tokens, Terms: s.Terms, DocFreq: s.DocFreq}
-	if w.DocFreq == nil {
-		w.DocFreq = map[string]int64{}
+	var b bytes.Buffer
+	if err := s.appendJSON(&b); err != nil {
+		return nil, err
 	}
+	return b.Bytes(), nil
+}
+
+// vocab is s.Vocab, nil for nil s.
+func (s *SearchStats) vocab() []uint32 {
+	if s == nil {
+		return nil
+	}
+	return s.Vocab
+}
+
+// appendJSON writes s's JSON encoding to b, as encoding/json would write
+// searchStatsJSON (members in that order, df keys sorted, strings escaped
+// alike), without the reflection and the re-validation encoding/json does
+// of a Marshaler's output: a forwarder's vocabulary can be tens of
+// kilobytes, and every search answer carries one.
+func (s *SearchStats) appendJSON(b *bytes.Buffer) error {
+	b.WriteString(`{"docs":`)
+	b.Write(strconv.AppendInt(b.AvailableBuffer(), s.Docs, 10))
+	b.WriteString(`,"tokens":`)
+	b.Write(strconv.AppendInt(b.AvailableBuffer(), s.Tokens, 10))
 	if len(s.Vocab) > 0 {
 		buf := make([]byte, 0, 4*len(s.Vocab))
 		var prev uint32
@@ -159,9 +182,38 @@ func (s SearchStats) MarshalJSON() ([]byte, error) {
 			buf = binary.AppendUvarint(buf, uint64(h-prev))
 			prev = h
 		}
-		w.Vocab = base64.StdEncoding.EncodeToString(buf)
+		b.WriteString(`,"vocab":"`)
+		n := base64.StdEncoding.EncodedLen(len(buf))
+		b.Grow(n + 1)
+		out := b.AvailableBuffer()[:n]
+		base64.StdEncoding.Encode(out, buf)
+		b.Write(out)
+		b.WriteByte('"')
 	}
-	return json.Marshal(w)
+	if s.Terms != 0 {
+		b.WriteString(`,"terms":`)
+		b.Write(strconv.AppendInt(b.AvailableBuffer(), s.Terms, 10))
+	}
+	b.WriteString(`,"df":{`)
+	keys := make([]string, 0, len(s.DocFreq))
+	for k := range s.DocFreq {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		kb, err := json.Marshal(k)
+		if err != nil {
+			return err
+		}
+		b.Write(kb)
+		b.WriteByte(':')
+		b.Write(strconv.AppendInt(b.AvailableBuffer(), s.DocFreq[k], 10))
+	}
+	b.WriteString("}}")
+	return nil
 }
 
 // decodeSearchStats decodes and checks the stats of a search response:

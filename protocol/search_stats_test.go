@@ -3,6 +3,8 @@ package protocol
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -50,6 +52,64 @@ func TestSearchStatsGolden(t *testing.T) {
 	old := []byte(`{"type":"searchResponse","requestId":"r1","results":[],"truncated":false}`)
 	if got, err := DecodeSearchResponse(old); err != nil || got.Stats != nil {
 		t.Fatalf("%+v %v", got, err)
+	}
+}
+
+// statsByReflection is the encoding of s by encoding/json from its wire
+// struct, which SearchStats.appendJSON writes by hand.
+func statsByReflection(t *testing.T, s *SearchStats) []byte {
+	t.Helper()
+	w := searchStatsJSON{Docs: s.Docs, Tokens: s.Tokens, Terms: s.Terms, DocFreq: s.DocFreq}
+	if w.DocFreq == nil {
+		w.DocFreq = map[string]int64{}
+	}
+	if len(s.Vocab) > 0 {
+		var buf []byte
+		var prev uint32
+		for _, h := range s.Vocab {
+			buf = binary.AppendUvarint(buf, uint64(h-prev))
+			prev = h
+		}
+		w.Vocab = base64.StdEncoding.EncodeToString(buf)
+	}
+	b, err := json.Marshal(w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// checkStatsEncoding: the hand-written encoder writes what encoding/json
+// would, both alone and inside a response.
+func checkStatsEncoding(t *testing.T, s *SearchStats) {
+	t.Helper()
+	want := statsByReflection(t, s)
+	got, err := s.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("hand encoding differs:\n%s\nencoding/json:\n%s", got, want)
+	}
+	resp, err := (&SearchResponse{Type: MsgSearchResponse, RequestID: "r", Stats: s}).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(resp, append([]byte(`,"stats":`), want...)) {
+		t.Fatalf("response does not carry the stats as encoding/json writes them:\n%s", resp)
+	}
+}
+
+// TestSearchStatsEncodingMatchesEncodingJSON: appendJSON is byte for byte
+// encoding/json's output for the wire struct, escapes included.
+func TestSearchStatsEncodingMatchesEncodingJSON(t *testing.T) {
+	for _, s := range []*SearchStats{
+		testStats(),
+		{},
+		{Docs: 1, DocFreq: map[string]int64{}},
+		{Docs: 9, Tokens: 1 << 40, Terms: -1, Vocab: []uint32{5}, DocFreq: map[string]int64{"<a&b>": 2, "é\"\\": 1, "\u2028x": 0, "": 3}},
+	} {
+		checkStatsEncoding(t, s)
 	}
 }
 
@@ -149,6 +209,7 @@ func FuzzDecodeSearchStats(f *testing.F) {
 			t.Fatalf("stats changed in a round trip:\n%+v\n%+v", r.Stats, r2.Stats)
 		}
 		if r.Stats != nil {
+			checkStatsEncoding(t, r.Stats)
 			for i := 1; i < len(r.Stats.Vocab); i++ {
 				if r.Stats.Vocab[i] <= r.Stats.Vocab[i-1] {
 					t.Fatalf("vocab not strictly ascending: %v", r.Stats.Vocab)
