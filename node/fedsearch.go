@@ -2,7 +2,6 @@ package node
 
 import (
 	"bufio"
-	"bytes"
 	"cmp"
 	"container/heap"
 	"container/list"
@@ -501,41 +500,25 @@ func (n *Node) publicResults(ctx context.Context, text string, f *protocol.Searc
 			break
 		}
 		sl := h.Signed
+		var enc []byte
 		if h.Key == "" {
-			if sl, err = n.store.Publication(ctx, h.ID); err != nil {
-				continue // public record, never published: not shared
-			}
-			if !publishedAsIs(h.Record, sl) {
-				continue // edited since it was published: the index holds words never shared
+			// A public record never published, or edited since it was
+			// published (the index holds words never shared), is not
+			// matched.
+			if sl, enc, err = n.store.SharedPublication(ctx, h.Record); err != nil {
+				continue
 			}
 		}
 		if sl == nil || sl.Publication.Visibility != protocol.VisibilityPublic || !matchSearchFilters(sl, f) || sl.Publication.PublishedAt < cutoff {
 			continue
 		}
-		out = append(out, protocol.SearchResult{SignedLesson: sl, Score: h.Score, TrustScore: n.trustScore(sl.Signature.NodeID)})
+		r := protocol.SearchResult{SignedLesson: sl, Score: h.Score, TrustScore: n.trustScore(sl.Signature.NodeID)}
+		if enc != nil {
+			r.UseEncoding(enc)
+		}
+		out = append(out, r)
 	}
 	return out, nil
-}
-
-// publishedAsIs reports whether an own record is still exactly the lesson
-// its publication signed. The index holds a record's current text, so a
-// record edited after it was published must not be matched on behalf of its
-// publication: the hit would let anyone probe words the node never shared.
-// The caller checks visibility: the current record's must be public too.
-func publishedAsIs(rec *protocol.Lesson, sl *protocol.SignedLesson) bool {
-	if rec == nil || sl == nil {
-		return false
-	}
-	// Visibility is compared apart: the query asked for public records, and
-	// the store fills in the default a signed lesson may leave out.
-	cur, signed := *rec, sl.Lesson
-	cur.Visibility, signed.Visibility = "", ""
-	a, err := cur.MarshalJSON()
-	if err != nil {
-		return false
-	}
-	b, err := signed.MarshalJSON()
-	return err == nil && bytes.Equal(a, b)
 }
 
 // trustScore is this node's trust in a publisher, 0 for none.

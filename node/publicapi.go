@@ -401,17 +401,19 @@ func (n *Node) publicHits(ctx context.Context, hits []store.Hit, f *protocol.Sea
 			break
 		}
 		sl := h.Signed
+		var enc []byte
 		if h.Key == "" {
 			var err error
-			if sl, err = n.store.Publication(ctx, h.ID); err != nil {
-				skipped++ // a record never published (a private one) is not shared
-				continue
-			}
 			// The index holds the record as it is now: it must still be
 			// public (the first pass asks without a visibility filter)
 			// and exactly what was published, or its words were never
-			// shared.
-			if h.Record == nil || h.Record.Visibility != protocol.VisibilityPublic || !publishedAsIs(h.Record, sl) {
+			// shared. A record never published (a private one) is not
+			// shared at all.
+			if h.Record == nil || h.Record.Visibility != protocol.VisibilityPublic {
+				skipped++
+				continue
+			}
+			if sl, enc, err = n.store.SharedPublication(ctx, h.Record); err != nil {
 				skipped++
 				continue
 			}
@@ -420,7 +422,11 @@ func (n *Node) publicHits(ctx context.Context, hits []store.Hit, f *protocol.Sea
 			skipped++
 			continue
 		}
-		out = append(out, protocol.SearchResult{SignedLesson: sl, Score: h.Score})
+		r := protocol.SearchResult{SignedLesson: sl, Score: h.Score}
+		if enc != nil {
+			r.UseEncoding(enc)
+		}
+		out = append(out, r)
 	}
 	return out, skipped
 }

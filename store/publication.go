@@ -1,10 +1,13 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	ds "github.com/ipfs/go-datastore"
 
@@ -156,4 +159,94 @@ func (s *Store) Publication(ctx context.Context, id string) (*protocol.SignedLes
 		return nil, fmt.Errorf("store: publication %s: stored publication is damaged: %w", id, err)
 	}
 	return sl, nil
+}
+
+// ErrNotShared is wrapped by SharedPublication's error for a record that
+// has no publication, or whose current text is not what its publication
+// signed.
+var ErrNotShared = errors.New("record is not shared as it is")
+
+// SharedPublication returns the publication of rec, a record as a Search
+// hit loaded it, if rec is exactly the lesson that publication signed
+// (visibility aside, which the caller checks). The index holds a record's
+// current text, so a record edited since it was published must not be
+// matched on behalf of its publication: the hit would let anyone probe
+// words the node never shared. Otherwise the error wraps ErrNotShared.
+//
+// It serves the search paths, which look at every own hit: decoded
+// publications are cached by the digest of their stored bytes, so the
+// returned lesson is shared and must not be modified. encoded is the
+// publication's JSON as stored, a valid encoding of sl to send as is.
+func (s *Store) SharedPublication(ctx context.Context, rec *protocol.Lesson) (sl *protocol.SignedLesson, encoded []byte, err error) {
+	if rec == nil {
+		return nil, nil, invalidf("shared publication: record is nil")
+	}
+	if err := protocol.ValidateID(rec.ID); err != nil {
+		return nil, nil, fmt.Errorf("store: shared publication: %w", err)
+	}
+	leave, err := s.beginRead()
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: shared publication %s: %w", rec.ID, err)
+	}
+	defer leave()
+	data, err := s.ds.Get(ctx, pubKey(rec.ID))
+	if errors.Is(err, ds.ErrNotFound) {
+		return nil, nil, fmt.Errorf("store: shared publication %s: %w", rec.ID, ErrNotShared)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: shared publication %s: %w", rec.ID, err)
+	}
+	e, err := s.shared.get(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: publication %s: stored publication is damaged: %w", rec.ID, err)
+	}
+	cur := *rec
+	cur.Visibility = ""
+	b, err := cur.MarshalJSON()
+	if err != nil || !bytes.Equal(b, e.signed) {
+		return nil, nil, fmt.Errorf("store: shared publication %s: %w", rec.ID, ErrNotShared)
+	}
+	return e.sl, data, nil
+}
+
+// maxShared bounds sharedCache; past it the cache starts over.
+const maxShared = 1024
+
+// sharedCache maps the SHA-256 of a stored publication to its decoding.
+type sharedCache struct {
+	mu sync.Mutex
+	m  map[[sha256.Size]byte]sharedEntry
+}
+
+type sharedEntry struct {
+	sl     *protocol.SignedLesson
+	signed []byte // sl.Lesson's JSON, visibility left out
+}
+
+func (c *sharedCache) get(data []byte) (sharedEntry, error) {
+	sum := sha256.Sum256(data)
+	c.mu.Lock()
+	e, ok := c.m[sum]
+	c.mu.Unlock()
+	if ok {
+		return e, nil
+	}
+	sl, err := protocol.DecodeSignedLesson(data)
+	if err != nil {
+		return e, err
+	}
+	signed := sl.Lesson
+	signed.Visibility = ""
+	b, err := signed.MarshalJSON()
+	if err != nil {
+		return e, err
+	}
+	e = sharedEntry{sl: sl, signed: b}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= maxShared {
+		c.m = make(map[[sha256.Size]byte]sharedEntry)
+	}
+	c.m[sum] = e
+	c.mu.Unlock()
+	return e, nil
 }

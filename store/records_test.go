@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -363,4 +364,84 @@ func FuzzDecodeRecord(f *testing.F) {
 			t.Fatalf("not stable:\n%s\n%s", enc, enc2)
 		}
 	})
+}
+
+// TestSharedPublication: a search hit's record is matched on behalf of its
+// publication only while it is exactly what was signed; an edit, a
+// re-publication or a deletion shows at once, cached decodings
+// notwithstanding.
+func TestSharedPublication(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	s := openStore(t, "", clk)
+	id := mustPut(t, s, lesson("published", "shared knowledge"))
+	hit := func() *protocol.Lesson {
+		t.Helper()
+		res, err := s.Search(ctx, Query{Text: "published", Visibility: []string{"public"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range res.Hits {
+			if h.ID == id {
+				return h.Record
+			}
+		}
+		return nil
+	}
+	rec, _ := s.Get(ctx, id)
+	if _, _, err := s.SharedPublication(ctx, rec); !errors.Is(err, ErrNotShared) {
+		t.Fatalf("never published: %v", err)
+	}
+	sign := func(l *protocol.Lesson) *protocol.SignedLesson {
+		return &protocol.SignedLesson{
+			Lesson:      *l,
+			Publication: protocol.Publication{Visibility: "public", PublishedAt: clk.MS()},
+			Signature:   protocol.Signature{Algorithm: "ed25519", NodeID: "node", PublicKey: "key", Timestamp: clk.MS(), Sig: "sig"},
+		}
+	}
+	if err := s.PutPublication(ctx, sign(rec)); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the second is served from the cache
+		sl, enc, err := s.SharedPublication(ctx, hit())
+		if err != nil || sl.Lesson.Content != "shared knowledge" {
+			t.Fatalf("published as is: %+v, %v", sl, err)
+		}
+		if dec, err := protocol.DecodeSignedLesson(enc); err != nil || !reflect.DeepEqual(dec, sl) {
+			t.Fatalf("encoding %s does not decode to the lesson: %v", enc, err)
+		}
+	}
+
+	// Edited after publication, visibility kept: not shared any more.
+	edited, _ := s.Get(ctx, id)
+	edited.Content = "shared knowledge and a secret"
+	mustPut(t, s, edited)
+	h := hit()
+	if h == nil || h.Content != edited.Content {
+		t.Fatalf("hit = %+v", h)
+	}
+	if _, _, err := s.SharedPublication(ctx, h); !errors.Is(err, ErrNotShared) {
+		t.Fatalf("edited record: %v", err)
+	}
+	// Published again as edited: shared again, with the new text.
+	edited, _ = s.Get(ctx, id)
+	if err := s.PutPublication(ctx, sign(edited)); err != nil {
+		t.Fatal(err)
+	}
+	if sl, _, err := s.SharedPublication(ctx, hit()); err != nil || sl.Lesson.Content != edited.Content {
+		t.Fatalf("re-published: %+v, %v", sl, err)
+	}
+	// Deleted: gone with its publication.
+	if _, err := s.Delete(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.SharedPublication(ctx, edited); !errors.Is(err, ErrNotShared) {
+		t.Fatalf("deleted record: %v", err)
+	}
+	if _, _, err := s.SharedPublication(ctx, &protocol.Lesson{ID: "../x"}); !errors.Is(err, protocol.ErrInvalid) {
+		t.Fatalf("bad id: %v", err)
+	}
+	if _, _, err := s.SharedPublication(ctx, nil); !errors.Is(err, protocol.ErrInvalid) {
+		t.Fatalf("nil record: %v", err)
+	}
 }

@@ -160,6 +160,9 @@ type Store struct {
 	indexWrites atomic.Uint64
 	stats       statsCache
 
+	// shared caches decoded publications for SharedPublication.
+	shared sharedCache
+
 	cancel context.CancelFunc
 	life   context.Context // cancelled by Close
 	wg     sync.WaitGroup
