@@ -580,7 +580,7 @@ func (sc *Scorer) Features(l *protocol.Lesson) Features {
 			terms = append(terms, w.term)
 		}
 	}
-	toks := textAnalyzers().text.Analyze([]byte(indexedText(l)))
+	toks := scoringAnalyzer().Analyze([]byte(indexedText(l)))
 	f := Features{length: len(toks), pos: make(map[string][]int, len(terms))}
 	for _, tok := range toks {
 		if t := tok.Term; slices.ContainsFunc(terms, func(q string) bool { return q == string(t) }) {
