@@ -80,6 +80,20 @@ func TestCLIDirectory(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 
+	// The same through mesh search: the publisher searches the directory
+	// it added (its own lesson is trusted); the user names the URL, and
+	// --trusted-only drops a publisher it has no trust path to.
+	if out := mustMesh(t, rp, "", "search", "--directories", "cargo parallel build"); !strings.Contains(out, key) || strings.Contains(out, "(no trust path)") || !strings.Contains(out, "1 of 1 directories answered") {
+		t.Fatalf("search --directories: %s", out)
+	}
+	out = mustMesh(t, ru, "", "search", "--directory-url", "http://"+public, "--trusted-only", "cargo parallel build")
+	if strings.Contains(out, key) || !strings.Contains(out, "0 results; 1 of 1 directories answered") || !strings.Contains(out, "1 untrusted") {
+		t.Fatalf("search --directory-url --trusted-only: %s", out)
+	}
+	if r := mesh(t, ru, "", "search", "--directories", "--sources", "rust", "cargo"); r.code != 2 {
+		t.Fatalf("--directories with a topic source: %+v", r)
+	}
+
 	// curl's view: a signed answer carrying the signed lesson.
 	resp, err := http.Post("http://"+public+"/v1/search", "application/json", strings.NewReader(`{"query":"cargo parallel build","limit":5}`))
 	if err != nil {

@@ -191,42 +191,7 @@ drops them). With --peers, your trusted peers are searched too (as mesh search -
 		RunE: func(c *cobra.Command, a []string) error {
 			req.Query = strings.Join(a, " ")
 			req.DeadlineMs = deadline.Milliseconds()
-			return g.directoryBackend(c, func(b node.DirectoryAPI) error {
-				res, err := b.DirectorySearch(c.Context(), req)
-				if err != nil {
-					return err
-				}
-				for _, w := range res.Warnings {
-					fmt.Fprintf(c.ErrOrStderr(), "warning: %s\n", w)
-				}
-				if g.json {
-					return g.printJSON(res)
-				}
-				for _, h := range res.Results {
-					g.printf("%.3f  %-40s %s\n", h.Score, h.Key, summary(&h.SignedLesson.Lesson))
-					trust := fmt.Sprintf("%.2f", h.Trust)
-					if !h.Trusted {
-						trust += " (no trust path)"
-					}
-					var from []string
-					for _, s := range h.Sources {
-						from = append(from, shortID(s))
-					}
-					g.printf("       relevance %.2f × trust %s, from %s\n", h.Relevance, trust, strings.Join(from, ", "))
-				}
-				answered := 0
-				for _, d := range res.Directories {
-					if d.Error == "" {
-						answered++
-					}
-				}
-				g.printf("%d results; %d of %d directories answered", len(res.Results), answered, len(res.Directories))
-				if n := res.Invalid + res.Revoked + res.Blocked + res.Untrusted; n > 0 {
-					g.printf("; dropped %d invalid, %d revoked, %d blocked, %d untrusted", res.Invalid, res.Revoked, res.Blocked, res.Untrusted)
-				}
-				g.printf("\n")
-				return nil
-			})
+			return g.directorySearch(c, req)
 		},
 	}
 	f := c.Flags()
@@ -240,6 +205,48 @@ drops them). With --peers, your trusted peers are searched too (as mesh search -
 	f.StringSliceVar(&req.Filters.Types, "type", nil, "only lessons of these types")
 	f.DurationVar(&deadline, "deadline", node.DefaultDirectoryDeadline, "answer with what arrived by then")
 	return c
+}
+
+// directorySearch runs and prints a search of several directories (and,
+// with req.Peers, of the trusted peers): mesh directory search, and mesh
+// search --directories.
+func (g *globals) directorySearch(c *cobra.Command, req node.DirectorySearchRequest) error {
+	return g.directoryBackend(c, func(b node.DirectoryAPI) error {
+		res, err := b.DirectorySearch(c.Context(), req)
+		if err != nil {
+			return err
+		}
+		for _, w := range res.Warnings {
+			fmt.Fprintf(c.ErrOrStderr(), "warning: %s\n", w)
+		}
+		if g.json {
+			return g.printJSON(res)
+		}
+		for _, h := range res.Results {
+			g.printf("%.3f  %-40s %s\n", h.Score, h.Key, summary(&h.SignedLesson.Lesson))
+			trust := fmt.Sprintf("%.2f", h.Trust)
+			if !h.Trusted {
+				trust += " (no trust path)"
+			}
+			var from []string
+			for _, s := range h.Sources {
+				from = append(from, shortID(s))
+			}
+			g.printf("       relevance %.2f × trust %s, from %s\n", h.Relevance, trust, strings.Join(from, ", "))
+		}
+		answered := 0
+		for _, d := range res.Directories {
+			if d.Error == "" {
+				answered++
+			}
+		}
+		g.printf("%d results; %d of %d directories answered", len(res.Results), answered, len(res.Directories))
+		if n := res.Invalid + res.Revoked + res.Blocked + res.Untrusted; n > 0 {
+			g.printf("; dropped %d invalid, %d revoked, %d blocked, %d untrusted", res.Invalid, res.Revoked, res.Blocked, res.Untrusted)
+		}
+		g.printf("\n")
+		return nil
+	})
 }
 
 func orDash(s string) string {

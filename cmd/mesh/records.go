@@ -360,6 +360,9 @@ func searchCmd(g *globals) *cobra.Command {
 		sources             string
 		hops                int
 		deadline, freshness time.Duration
+		directories         bool
+		directoryURLs       []string
+		trustedOnly         bool
 	)
 	c := &cobra.Command{
 		Use:   "search QUERY...",
@@ -369,7 +372,12 @@ and numeric comparisons on record fields, such as: mesh search "humidity > 60".
 
 With --sources, search the network instead: mesh search "cargo parallel build crashes"
 --sources trusted asks your trusted peers (and theirs, --hops), verifies every result's
-signature, drops revoked and untrusted ones, and ranks by relevance × trust × freshness.`,
+signature, drops revoked and untrusted ones, and ranks by relevance × trust × freshness.
+
+With --directories, search the public APIs of the directories added with mesh directory
+add (or those given with --directory-url) and merge their answers here, verifying every
+answer's and every lesson's signature (as mesh directory search); add --sources trusted
+to merge in your trusted peers' answers too.`,
 		Args: args(cobra.MinimumNArgs(1)),
 		RunE: func(c *cobra.Command, a []string) error {
 			q.Text = strings.Join(a, " ")
@@ -384,6 +392,23 @@ signature, drops revoked and untrusted ones, and ranks by relevance × trust × 
 			}
 			if q.Until, err = parseTime(until); err != nil {
 				return usagef("--until: %v", err)
+			}
+			if directories || len(directoryURLs) > 0 {
+				switch sources {
+				case "", "trusted":
+				default:
+					return usagef("--directories merges in --sources trusted only, not %q", sources)
+				}
+				d := node.DefaultDirectoryDeadline
+				if c.Flags().Changed("deadline") {
+					d = deadline
+				}
+				return g.directorySearch(c, node.DirectorySearchRequest{
+					Query: q.Text, Limit: q.Limit, Directories: directoryURLs,
+					Peers: sources == "trusted", Hops: hops, DeadlineMs: d.Milliseconds(),
+					TrustedOnly: trustedOnly,
+					Filters:     protocol.SearchFilters{Tags: q.Tags, Since: q.Since, Types: typesOf(q.Type)},
+				})
 			}
 			b, closeFn, err := g.backend(c.Context())
 			if err != nil {
@@ -437,7 +462,18 @@ signature, drops revoked and untrusted ones, and ranks by relevance × trust × 
 	f.IntVar(&hops, "hops", 2, "with --sources: how far the search travels (max 3)")
 	f.DurationVar(&deadline, "deadline", 2*time.Second, "with --sources: answer with what arrived by then")
 	f.DurationVar(&freshness, "freshness", 0, "with --sources: halve a result's score per this age (0: off)")
+	f.BoolVar(&directories, "directories", false, "search the directories added with mesh directory add, verifying every answer")
+	f.StringArrayVar(&directoryURLs, "directory-url", nil, "search this directory's public API URL (repeatable; implies --directories)")
+	f.BoolVar(&trustedOnly, "trusted-only", false, "with --directories: drop lessons of publishers you have no trust path to")
 	return c
+}
+
+// typesOf is the types filter of a --type flag.
+func typesOf(t string) []string {
+	if t == "" {
+		return nil
+	}
+	return []string{t}
 }
 
 // parseTime accepts RFC 3339, a date, or a duration meaning "that long ago".
