@@ -282,6 +282,7 @@ func TestPublicAPIEverythingSigned(t *testing.T) {
 		{"GET", "/v1/lessons/x@" + id, "", 404, protocol.CodeUnknownLesson},
 		{"GET", "/v1/nodes?topic=a%20b", "", 400, protocol.CodeInvalidRequest},
 		{"GET", "/v1/nodes/" + id + "x", "", 400, protocol.CodeInvalidRequest},
+		{"GET", "/v1/nodes/" + peerOf(t, newKey(t)).String(), "", 404, protocol.CodeUnknownNode},
 	}
 	for _, c := range errCases {
 		var body []byte

@@ -242,7 +242,7 @@ func statusFor(err error) int {
 	switch {
 	case errors.As(err, &mbe), errors.Is(err, protocol.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, protocol.ErrUnknownLesson):
+	case errors.Is(err, protocol.ErrUnknownLesson), errors.Is(err, protocol.ErrUnknownNode):
 		return http.StatusNotFound
 	case errors.Is(err, protocol.ErrInvalid), errors.Is(err, protocol.ErrInvalidSignature), errors.Is(err, protocol.ErrTimestamp), errors.Is(err, protocol.ErrUnsupportedVersion):
 		return http.StatusBadRequest

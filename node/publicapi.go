@@ -599,7 +599,7 @@ func (n *Node) registrantNode(id string) (*PublicNode, error) {
 	r, registered := n.registrants[id]
 	n.dirMu.Unlock()
 	if !registered {
-		return nil, fmt.Errorf("%w: node %s is not known here", protocol.ErrUnknownLesson, id)
+		return nil, fmt.Errorf("%w: node %s is not known here", protocol.ErrUnknownNode, id)
 	}
 	pn := &PublicNode{NodeID: id, Addrs: []string{}, Registered: true, Topics: r.Topics}
 	pn.Connected = n.host.Network().Connectedness(p) == network.Connected

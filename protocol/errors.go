@@ -22,6 +22,9 @@ const (
 	CodeTooLarge Code = "TOO_LARGE"
 	// CodeInternal is returned when the node failed for reasons of its own.
 	CodeInternal Code = "INTERNAL"
+	// CodeUnknownNode is returned for a node ID the answering node knows
+	// nothing of (a directory's GET /v1/nodes/{nodeId}).
+	CodeUnknownNode Code = "UNKNOWN_NODE"
 )
 
 // Sentinel errors. Wire codes map onto them with [CodeOf] and [ErrorFor].
@@ -40,6 +43,8 @@ var (
 	ErrUnsupportedVersion = errors.New("unsupported version")
 	// ErrUnknownLesson: no such lesson.
 	ErrUnknownLesson = errors.New("unknown lesson")
+	// ErrUnknownNode: no such node known here.
+	ErrUnknownNode = errors.New("unknown node")
 	// ErrAlreadyRevoked: the lesson was already revoked.
 	ErrAlreadyRevoked = errors.New("already revoked")
 	// ErrUntrusted: no trust path to the node.
@@ -69,6 +74,8 @@ func CodeOf(err error) Code {
 		return CodeInvalidRequest
 	case errors.Is(err, ErrUnknownLesson):
 		return CodeUnknownLesson
+	case errors.Is(err, ErrUnknownNode):
+		return CodeUnknownNode
 	case errors.Is(err, ErrAlreadyRevoked):
 		return CodeAlreadyRevoked
 	case errors.Is(err, ErrUntrusted):
@@ -90,6 +97,8 @@ func sentinel(code Code) error {
 		return ErrInvalid
 	case CodeUnknownLesson:
 		return ErrUnknownLesson
+	case CodeUnknownNode:
+		return ErrUnknownNode
 	case CodeAlreadyRevoked:
 		return ErrAlreadyRevoked
 	case CodeUntrustedNode:

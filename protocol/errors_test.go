@@ -48,6 +48,7 @@ func TestErrorForSentinels(t *testing.T) {
 		CodeRateLimited:      ErrRateLimited,
 		CodeInvalidRequest:   ErrInvalid,
 		CodeTooLarge:         ErrTooLarge,
+		CodeUnknownNode:      ErrUnknownNode,
 	} {
 		if err := ErrorFor(code, "x"); !errors.Is(err, sentinel) {
 			t.Errorf("ErrorFor(%s) = %v, not %v", code, err, sentinel)
