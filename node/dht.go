@@ -22,6 +22,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
 	routedhost "github.com/libp2p/go-libp2p/p2p/host/routed"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/meshprotocol/mesh/dht"
 	"github.com/meshprotocol/mesh/protocol"
@@ -340,14 +342,34 @@ func (n *Node) dhtRoles() []string {
 	return roles
 }
 
-// recordAddrs are the addresses the node record lists (at most 32).
+// recordAddrs are the addresses the node record lists (at most 32): see
+// publishableAddrs.
 func (n *Node) recordAddrs() []string {
 	var out []string
-	for _, a := range n.Addrs() {
+	for _, a := range publishableAddrs(n.Addrs()) {
 		out = append(out, a.String())
 	}
 	sort.Strings(out)
 	return out[:min(len(out), 32)]
+}
+
+// publishableAddrs are the addresses worth telling the whole DHT: the
+// publicly routable ones (a relay circuit counts by its relay's address)
+// if there are any, for a node's LAN and loopback addresses help nobody
+// outside and map its home network for everyone; else, as on a LAN or a
+// test network where nothing is public, all of them. Neighbours on the
+// same LAN still find each other by mDNS.
+func publishableAddrs(addrs []ma.Multiaddr) []ma.Multiaddr {
+	var public []ma.Multiaddr
+	for _, a := range addrs {
+		if manet.IsPublicAddr(a) {
+			public = append(public, a)
+		}
+	}
+	if len(public) == 0 {
+		return addrs
+	}
+	return public
 }
 
 // dhtHeartbeat re-publishes the node record if it changed or is due, and
