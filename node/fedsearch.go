@@ -499,8 +499,7 @@ func (n *Node) publicResults(ctx context.Context, text string, f *protocol.Searc
 		if len(out) == limit {
 			break
 		}
-		sl := h.Signed
-		var enc []byte
+		sl, enc := h.Signed, h.Encoded
 		if h.Key == "" {
 			// A public record never published, or edited since it was
 			// published (the index holds words never shared), is not

@@ -379,12 +379,8 @@ func (n *Node) ServeDirectorySearch(ctx context.Context, req *protocol.Directory
 // bytes (the first result always), and says more:true if it drops any.
 func capAnswer(resp *protocol.DirectorySearchResponse) {
 	total := 0
-	for i, r := range resp.Results {
-		b, err := json.Marshal(r.SignedLesson)
-		if err != nil {
-			continue
-		}
-		total += len(b)
+	for i := range resp.Results {
+		total += resp.Results[i].EncodedSize()
 		if total > publicAnswerBudget && i > 0 {
 			resp.Results, resp.More = resp.Results[:i], true
 			return
@@ -400,8 +396,7 @@ func (n *Node) publicHits(ctx context.Context, hits []store.Hit, f *protocol.Sea
 		if len(out) == max {
 			break
 		}
-		sl := h.Signed
-		var enc []byte
+		sl, enc := h.Signed, h.Encoded
 		if h.Key == "" {
 			var err error
 			// The index holds the record as it is now: it must still be

@@ -196,7 +196,7 @@ func (s *Store) SharedPublication(ctx context.Context, rec *protocol.Lesson) (sl
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: shared publication %s: %w", rec.ID, err)
 	}
-	e, err := s.shared.get(data)
+	e, err := s.shared.get(data, decodePublication)
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: publication %s: stored publication is damaged: %w", rec.ID, err)
 	}
@@ -209,21 +209,24 @@ func (s *Store) SharedPublication(ctx context.Context, rec *protocol.Lesson) (sl
 	return e.sl, data, nil
 }
 
-// maxShared bounds sharedCache; past it the cache starts over.
+// maxShared bounds a decodedCache; past it the cache starts over.
 const maxShared = 1024
 
-// sharedCache maps the SHA-256 of a stored publication to its decoding.
-type sharedCache struct {
+// decodedCache maps the SHA-256 of a stored signed lesson to its decoding,
+// for the search paths, which decode the same stored lessons over and
+// over. The decodings are shared: nobody may modify them.
+type decodedCache struct {
 	mu sync.Mutex
 	m  map[[sha256.Size]byte]sharedEntry
 }
 
 type sharedEntry struct {
 	sl     *protocol.SignedLesson
-	signed []byte // sl.Lesson's JSON, visibility left out
+	signed []byte // of own publications: sl.Lesson's JSON, visibility left out
 }
 
-func (c *sharedCache) get(data []byte) (sharedEntry, error) {
+// get returns the decoding of data, made by decode on a miss.
+func (c *decodedCache) get(data []byte, decode func([]byte) (sharedEntry, error)) (sharedEntry, error) {
 	sum := sha256.Sum256(data)
 	c.mu.Lock()
 	e, ok := c.m[sum]
@@ -231,17 +234,10 @@ func (c *sharedCache) get(data []byte) (sharedEntry, error) {
 	if ok {
 		return e, nil
 	}
-	sl, err := protocol.DecodeSignedLesson(data)
+	e, err := decode(data)
 	if err != nil {
 		return e, err
 	}
-	signed := sl.Lesson
-	signed.Visibility = ""
-	b, err := signed.MarshalJSON()
-	if err != nil {
-		return e, err
-	}
-	e = sharedEntry{sl: sl, signed: b}
 	c.mu.Lock()
 	if c.m == nil || len(c.m) >= maxShared {
 		c.m = make(map[[sha256.Size]byte]sharedEntry)
@@ -249,4 +245,19 @@ func (c *sharedCache) get(data []byte) (sharedEntry, error) {
 	c.m[sum] = e
 	c.mu.Unlock()
 	return e, nil
+}
+
+// decodePublication decodes a stored own publication for SharedPublication.
+func decodePublication(data []byte) (sharedEntry, error) {
+	sl, err := protocol.DecodeSignedLesson(data)
+	if err != nil {
+		return sharedEntry{}, err
+	}
+	signed := sl.Lesson
+	signed.Visibility = ""
+	b, err := signed.MarshalJSON()
+	if err != nil {
+		return sharedEntry{}, err
+	}
+	return sharedEntry{sl: sl, signed: b}, nil
 }

@@ -215,24 +215,31 @@ func (s *Store) Remote(ctx context.Context, key string) (*protocol.SignedLesson,
 // loadRemote reads and decodes a cached remote lesson, expired or not.
 // Missing: ErrNotFound.
 func (s *Store) loadRemote(ctx context.Context, key string) (*protocol.SignedLesson, error) {
+	sl, _, err := s.loadRemoteData(ctx, key)
+	return sl, err
+}
+
+// loadRemoteData is loadRemote that also returns the stored bytes, the
+// lesson's JSON encoding.
+func (s *Store) loadRemoteData(ctx context.Context, key string) (*protocol.SignedLesson, []byte, error) {
 	if _, _, ok := splitKey(key); !ok {
-		return nil, ErrNotFound
+		return nil, nil, ErrNotFound
 	}
 	data, err := s.ds.Get(ctx, keyPath(nsRemote, key))
 	if errors.Is(err, ds.ErrNotFound) {
-		return nil, ErrNotFound
+		return nil, nil, ErrNotFound
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sl, err := decodeRemote(data)
 	if err == nil && sl.Key() != key {
 		err = fmt.Errorf("it has key %q", truncate(sl.Key()))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("stored remote lesson is damaged: %w", err)
+		return nil, nil, fmt.Errorf("stored remote lesson is damaged: %w", err)
 	}
-	return sl, nil
+	return sl, data, nil
 }
 
 // decodeRemote decodes the stored form of a remote lesson (its JSON

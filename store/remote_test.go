@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"sync"
@@ -659,12 +660,16 @@ func TestOrigin(t *testing.T) {
 	for _, h := range res.Hits {
 		switch h.Key {
 		case "":
-			if h.ID != "tip" || h.Publisher != me.id || h.Signed != nil {
+			if h.ID != "tip" || h.Publisher != me.id || h.Signed != nil || h.Encoded != nil {
 				t.Errorf("own hit: %+v", h)
 			}
 		case pt.Key(), qt.Key():
 			if h.ID != "tip" || h.Publisher == me.id || h.Key != h.ID+"@"+h.Publisher || h.Signed == nil || h.Signed.Key() != h.Key {
 				t.Errorf("remote hit: %+v", h)
+			}
+			// Encoded is the lesson as stored, a valid encoding of it.
+			if dec, err := protocol.DecodeSignedLesson(h.Encoded); err != nil || !reflect.DeepEqual(dec, h.Signed) {
+				t.Errorf("remote hit's encoding %s: %v", h.Encoded, err)
 			}
 			if h.Key == qt.Key() && h.Record.Visibility != "unlisted" {
 				t.Errorf("remote hit visibility %q", h.Record.Visibility)

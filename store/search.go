@@ -90,8 +90,11 @@ type Hit struct {
 	// Visibility set to the publication's.
 	Record *protocol.Lesson
 	// Signed is a remote lesson as it was signed; nil for own records
-	// (see Store.Publication).
+	// (see Store.Publication, Store.SharedPublication).
 	Signed *protocol.SignedLesson
+	// Encoded is Signed's JSON as stored, to send as it is (see
+	// protocol.SearchResult.UseEncoding); nil for own records.
+	Encoded []byte
 }
 
 // SearchResult is the answer to a Search.
@@ -256,7 +259,7 @@ func (s *Store) Search(ctx context.Context, q Query) (*SearchResult, error) {
 // document id lessonId@nodeId. Missing or expired: ErrNotFound.
 func (s *Store) loadHit(ctx context.Context, docID string, now int64) (Hit, error) {
 	if isRemoteDoc(docID) {
-		sl, err := s.loadRemote(ctx, docID)
+		sl, data, err := s.loadRemoteData(ctx, docID)
 		if err == nil && expired(&sl.Lesson, now) {
 			err = ErrNotFound
 		}
@@ -265,7 +268,7 @@ func (s *Store) loadHit(ctx context.Context, docID string, now int64) (Hit, erro
 		}
 		rec := sl.Lesson.Clone()
 		rec.Visibility = sl.Publication.Visibility
-		return Hit{ID: sl.Lesson.ID, Key: docID, Publisher: sl.Signature.NodeID, Record: rec, Signed: sl}, nil
+		return Hit{ID: sl.Lesson.ID, Key: docID, Publisher: sl.Signature.NodeID, Record: rec, Signed: sl, Encoded: data}, nil
 	}
 	rec, err := s.load(ctx, docID)
 	if err == nil && expired(rec, now) {

@@ -160,8 +160,8 @@ type Store struct {
 	indexWrites atomic.Uint64
 	stats       statsCache
 
-	// shared caches decoded publications for SharedPublication.
-	shared sharedCache
+	// shared caches decoded own publications for SharedPublication.
+	shared decodedCache
 
 	cancel context.CancelFunc
 	life   context.Context // cancelled by Close
