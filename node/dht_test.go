@@ -339,9 +339,17 @@ func TestDHTOnGivenHost(t *testing.T) {
 		}
 		return true
 	})
-	_ = q.Host().Network().ClosePeer(pub.ID())
-	q.Host().Peerstore().ClearAddrs(pub.ID())
-	eventually(t, "disconnection", func() bool { return q.Host().Network().Connectedness(pub.ID()) != network.Connected })
+	// Drop the connection and every address q has of pub. Either side's
+	// DHT may dial the other again at any moment (a refresh, a provide),
+	// so close again until a check finds them apart.
+	eventually(t, "disconnection", func() bool {
+		if q.Host().Network().Connectedness(pub.ID()) != network.Connected {
+			return true
+		}
+		_ = q.Host().Network().ClosePeer(pub.ID())
+		q.Host().Peerstore().ClearAddrs(pub.ID())
+		return false
+	})
 	got, _, err := q.Fetch(ctx, pub.ID(), sl.Key())
 	if err != nil || got.Key() != sl.Key() {
 		t.Fatalf("fetch by bare ID on mocknet: %v", err)
