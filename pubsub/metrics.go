@@ -21,6 +21,9 @@ type Stats struct {
 	Ignored map[string]int
 	// Delivered counts announcements handed to Deliveries.
 	Delivered int
+	// DroppedRPCs counts RPCs to peers dropped because the peer's
+	// outbound queue was full (see Params.OutboundQueueSize).
+	DroppedRPCs int
 }
 
 // stats holds the counters and, when a Registerer was given, their
@@ -35,6 +38,7 @@ type stats struct {
 	rejected  map[string]int
 	ignored   map[string]int
 	delivered int
+	dropped   int
 }
 
 func newStats(reg prometheus.Registerer) (*stats, error) {
@@ -100,8 +104,14 @@ func (st *stats) countDelivered() {
 	st.mu.Unlock()
 }
 
+func (st *stats) countDropped() {
+	st.mu.Lock()
+	st.dropped++
+	st.mu.Unlock()
+}
+
 func (st *stats) snapshot() Stats {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	return Stats{Accepted: st.accepted, Rejected: maps.Clone(st.rejected), Ignored: maps.Clone(st.ignored), Delivered: st.delivered}
+	return Stats{Accepted: st.accepted, Rejected: maps.Clone(st.rejected), Ignored: maps.Clone(st.ignored), Delivered: st.delivered, DroppedRPCs: st.dropped}
 }

@@ -55,6 +55,14 @@ type Params struct {
 	// a message that finds it full is dropped before being marked seen, so
 	// another peer's copy still gets through. Zero means 512.
 	ValidateQueueSize int
+	// OutboundQueueSize is the queue of RPCs waiting to be written to one
+	// peer. An RPC that finds it full is dropped (counted in
+	// Stats.DroppedRPCs): a mesh peer then misses the messages it carried
+	// unless gossip or sync makes up for it. GossipSub's default of 32
+	// overflowed in a burst of announcements while a Sybil flood kept the
+	// writers busy, so MESH keeps more (each is one RPC, typically a
+	// message of a few KiB). Zero means 128.
+	OutboundQueueSize int
 }
 
 // Defaults of the Params fields whose zero value means "default".
@@ -62,6 +70,7 @@ const (
 	defaultValidatorTimeout     = 2 * time.Second
 	defaultValidatorConcurrency = 1024
 	defaultValidateQueueSize    = 512
+	defaultOutboundQueueSize    = 128
 )
 
 // DefaultParams returns MESH's GossipSub tuning. The reasoning, value by
@@ -211,8 +220,8 @@ func (p Params) Validate() error {
 	if p.Window <= 0 {
 		return fmt.Errorf("pubsub: params: Window %s: want a positive duration (the default is %s)", p.Window, protocol.DefaultTimestampWindow)
 	}
-	if p.ValidatorTimeout < 0 || p.ValidatorConcurrency < 0 || p.ValidateQueueSize < 0 {
-		return fmt.Errorf("pubsub: params: ValidatorTimeout, ValidatorConcurrency and ValidateQueueSize must not be negative (zero means the default)")
+	if p.ValidatorTimeout < 0 || p.ValidatorConcurrency < 0 || p.ValidateQueueSize < 0 || p.OutboundQueueSize < 0 {
+		return fmt.Errorf("pubsub: params: ValidatorTimeout, ValidatorConcurrency, ValidateQueueSize and OutboundQueueSize must not be negative (zero means the default)")
 	}
 	return nil
 }

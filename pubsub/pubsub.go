@@ -159,6 +159,9 @@ func New(cfg Config) (*Service, error) {
 	if params.ValidateQueueSize == 0 {
 		params.ValidateQueueSize = defaultValidateQueueSize
 	}
+	if params.OutboundQueueSize == 0 {
+		params.OutboundQueueSize = defaultOutboundQueueSize
+	}
 	st, err := newStats(cfg.Registerer)
 	if err != nil {
 		return nil, err
@@ -206,6 +209,7 @@ func New(cfg Config) (*Service, error) {
 		gossipsub.WithMessageIdFn(messageID),
 		gossipsub.WithMaxMessageSize(params.MaxMessageSize),
 		gossipsub.WithValidateQueueSize(params.ValidateQueueSize),
+		gossipsub.WithPeerOutboundQueueSize(params.OutboundQueueSize),
 		gossipsub.WithDefaultValidator(gossipsub.ValidatorEx(s.validator),
 			gossipsub.WithValidatorTimeout(params.ValidatorTimeout),
 			gossipsub.WithValidatorConcurrency(params.ValidatorConcurrency)),

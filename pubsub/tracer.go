@@ -79,6 +79,9 @@ func (t *tracer) RejectMessage(msg *gossipsub.Message, reason string) {
 	}
 }
 
+// DropRPC counts an RPC dropped because the peer's outbound queue was full.
+func (t *tracer) DropRPC(*gossipsub.RPC, peer.ID) { t.stats.countDropped() }
+
 func (t *tracer) AddPeer(peer.ID, protocol.ID)                            {}
 func (t *tracer) OnNewOutboundStream(peer.ID, protocol.ID)                {}
 func (t *tracer) OnClosedOutboundStream(peer.ID)                          {}
@@ -90,5 +93,4 @@ func (t *tracer) ThrottlePeer(peer.ID)                                    {}
 func (t *tracer) RecvRPC(*gossipsub.RPC)                                  {}
 func (t *tracer) SendRPC(*gossipsub.RPC, peer.ID)                         {}
 func (t *tracer) SendRPCCompleted(*gossipsub.RPC, peer.ID, time.Duration) {}
-func (t *tracer) DropRPC(*gossipsub.RPC, peer.ID)                         {}
 func (t *tracer) UndeliverableMessage(*gossipsub.Message)                 {}
