@@ -52,7 +52,7 @@ type directoryHTTPConfig struct {
 	n, rate, requests, conns, limit, publishers, workers, warmup int
 	seed                                                         int64
 	dir                                                          string
-	timeout                                                      time.Duration
+	timeout, settle                                              time.Duration
 }
 
 func directoryHTTPFlags(fs *flag.FlagSet) func(*env) (any, error) {
@@ -68,6 +68,7 @@ func directoryHTTPFlags(fs *flag.FlagSet) func(*env) (any, error) {
 	fs.Int64Var(&c.seed, "seed", 1, "seed for corpus sampling and queries")
 	fs.StringVar(&c.dir, "dir", "", "keep the directory's repo in `DIR` (empty or new), or reuse the one an earlier run kept there; default: a temporary directory, removed")
 	fs.DurationVar(&c.timeout, "timeout", 5*time.Second, "a request not answered by then is an error")
+	fs.DurationVar(&c.settle, "settle", 2*time.Minute, "after filling the directory, wait at most this long for the index's background merging to finish (this process idle), so that steady-state search is measured; 0 does not wait")
 	return func(e *env) (any, error) { return runDirectoryHTTP(context.Background(), e, c) }
 }
 
@@ -116,11 +117,15 @@ func runDirectoryHTTP(ctx context.Context, e *env, c directoryHTTPConfig) (*dire
 	defer d.Close()
 	if reuse {
 		e.logf("reusing the directory in %s", dir)
-	} else if err := fillDirectory(ctx, e, c, d, docs); err != nil {
-		return nil, err
-	} else if c.dir != "" {
-		if err := os.WriteFile(filepath.Join(dir, "meshbench-directory.json"), []byte(marker), 0o644); err != nil {
+	} else {
+		if err := fillDirectory(ctx, e, c, d, docs); err != nil {
 			return nil, err
+		}
+		waitIdle(e, c.settle)
+		if c.dir != "" {
+			if err := os.WriteFile(filepath.Join(dir, "meshbench-directory.json"), []byte(marker), 0o644); err != nil {
+				return nil, err
+			}
 		}
 	}
 
@@ -259,6 +264,29 @@ func checkAnswer(raw []byte, nodeID string, limit int) (int, error) {
 // fillDirectory signs the docs as lessons of c.publishers publishers and
 // stores them in d's remote cache: what a directory holds after gossip and
 // sync, durable and indexed.
+// waitIdle waits, at most max, until this process used under a tenth of a
+// core over a second: after a bulk fill, scorch merges the index's
+// segments in the background for a while, and a directory in service is
+// not bulk-filled while it answers.
+func waitIdle(e *env, max time.Duration) {
+	if max <= 0 {
+		return
+	}
+	start := time.Now()
+	for time.Since(start) < max {
+		c0, t0 := cpuTime(), time.Now()
+		time.Sleep(time.Second)
+		if c0 == 0 { // CPU time unknown here
+			return
+		}
+		if used := float64(cpuTime()-c0) / float64(time.Since(t0)); used < 0.1 {
+			e.logf("index settled after %s (%.2f cores in the last second)", time.Since(start).Round(time.Second), used)
+			return
+		}
+	}
+	e.logf("index still busy after %s; measuring anyway", max)
+}
+
 func fillDirectory(ctx context.Context, e *env, c directoryHTTPConfig, d *node.Node, docs []corpus.Doc) error {
 	start := time.Now()
 	set, err := signAll(docs, c.publishers, c.workers)

@@ -6,7 +6,7 @@ import (
 )
 
 func TestDirectoryHTTP(t *testing.T) {
-	m := lastJSON(t, "directory-http", "-n", "300", "-rate", "200", "-requests", "100", "-conns", "4", "-warmup", "5", "-publishers", "5")
+	m := lastJSON(t, "directory-http", "-n", "300", "-rate", "200", "-requests", "100", "-conns", "4", "-warmup", "5", "-publishers", "5", "-settle", "10s")
 	if m["scenario"] != "directory-http" || m["records"] != float64(300) || m["rate"] != float64(200) || m["requests"] != float64(100) {
 		t.Fatalf("got %v", m)
 	}
