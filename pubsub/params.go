@@ -123,9 +123,10 @@ const (
 //   - P6 IP colocation: weight -10 above 8 peers per IP. Home networks
 //     and carrier NAT put a few honest nodes behind one address, so the
 //     threshold is loose; a Sybil farm of 20 peers on one address still
-//     lands below Gossip. The router already skips loopback and relayed
-//     (limited) connections, so tests on 127.0.0.1 and peers behind a
-//     shared relay are not penalised.
+//     lands below Gossip. The router skips loopback and limited
+//     connections, and the host it is given hides the relay's IP from
+//     relayed ones (colocation.go), so tests on 127.0.0.1 and home nodes
+//     behind a shared relay are not penalised.
 //   - P7 behaviour: weight -10 above 6, decaying over 10 minutes: repeated
 //     GRAFT-during-backoff or broken IWANT promises cost a peer gossip.
 //   - Decay every second to zero at 0.01; scores are retained for an hour

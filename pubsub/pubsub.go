@@ -200,7 +200,7 @@ func New(cfg Config) (*Service, error) {
 	thresholds := params.Thresholds
 
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	ps, err := gossipsub.NewGossipSub(s.ctx, cfg.Host,
+	ps, err := gossipsub.NewGossipSub(s.ctx, relayBlindHost{cfg.Host}, // see colocation.go
 		gossipsub.WithGossipSubParams(params.Gossip),
 		gossipsub.WithPeerScore(&score, &thresholds),
 		gossipsub.WithFloodPublish(true),
