@@ -159,6 +159,7 @@ func runPropagate(ctx context.Context, e *env, c propagateConfig) (*propagateRes
 	// GossipSub forms its meshes over a few heartbeats.
 	time.Sleep(3 * time.Second)
 
+	stop := e.profile("propagate")
 	publishers := make([]int, c.messages)
 	lessons := make([]*protocol.SignedLesson, c.messages)
 	var lat []float64
@@ -209,6 +210,7 @@ func runPropagate(ctx context.Context, e *env, c propagateConfig) (*propagateRes
 			revLat = append(revLat, float64(last.Sub(start).Microseconds())/1000)
 		}
 	}
+	stop()
 	e.logf("revoked %d lessons", revoked)
 
 	// The late joiner connects to a few nodes and must become consistent:
