@@ -90,8 +90,15 @@ func TestCLIDirectory(t *testing.T) {
 	if strings.Contains(out, key) || !strings.Contains(out, "0 results; 1 of 1 directories answered") || !strings.Contains(out, "1 untrusted") {
 		t.Fatalf("search --directory-url --trusted-only: %s", out)
 	}
-	if r := mesh(t, ru, "", "search", "--directories", "--sources", "rust", "cargo"); r.code != 2 {
-		t.Fatalf("--directories with a topic source: %+v", r)
+	for _, bad := range [][]string{
+		{"--directories", "--sources", "rust"},
+		{"--directories", "--project", "p"},
+		{"--sources", "trusted", "--min-score", "0.5"},
+		{"--directory-url", "http://" + public, "--freshness", "1h"},
+	} {
+		if r := mesh(t, ru, "", append(append([]string{"search"}, bad...), "cargo")...); r.code != 2 {
+			t.Fatalf("search %v: %+v, want a usage error", bad, r)
+		}
 	}
 
 	// curl's view: a signed answer carrying the signed lesson.

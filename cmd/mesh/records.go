@@ -393,7 +393,16 @@ to merge in your trusted peers' answers too.`,
 			if q.Until, err = parseTime(until); err != nil {
 				return usagef("--until: %v", err)
 			}
+			remote := sources != "" || directories || len(directoryURLs) > 0
+			for _, name := range []string{"project", "agent", "until", "min-score", "origin"} {
+				if remote && c.Flags().Changed(name) {
+					return usagef("--%s applies to the local search only, not with --sources or --directories", name)
+				}
+			}
 			if directories || len(directoryURLs) > 0 {
+				if c.Flags().Changed("freshness") {
+					return usagef("--freshness applies to --sources only, not with --directories")
+				}
 				switch sources {
 				case "", "trusted":
 				default:
@@ -419,7 +428,7 @@ to merge in your trusted peers' answers too.`,
 				return g.searchNetwork(c, b, node.FedSearchRequest{
 					Query: q.Text, Limit: q.Limit, Hops: hops, Sources: sources,
 					DeadlineMs: deadline.Milliseconds(), FreshnessHalfLifeMs: freshness.Milliseconds(),
-					Filters: protocol.SearchFilters{Tags: q.Tags, Since: q.Since},
+					Filters: protocol.SearchFilters{Tags: q.Tags, Since: q.Since, Types: typesOf(q.Type)},
 				})
 			}
 			res, err := b.Search(c.Context(), q)
