@@ -41,12 +41,14 @@ const (
 	MaxProviders        = 200
 )
 
-// ErrNotFound is returned when the DHT holds no (valid) answer.
-var ErrNotFound = errors.New("not found in the DHT")
+// ErrNotFound is returned when the DHT holds no (valid) answer. It wraps
+// protocol.ErrNotFound, so it keeps its meaning across an API.
+var ErrNotFound = fmt.Errorf("%w in the DHT", protocol.ErrNotFound)
 
 // ErrNoPeers is returned by a lookup that found nothing because the routing
-// table is empty: no DHT server is known yet.
-var ErrNoPeers = errors.New("no DHT server known yet (is a bootstrap peer configured and reachable?)")
+// table is empty: no DHT server is known yet. It wraps
+// protocol.ErrUnavailable.
+var ErrNoPeers = fmt.Errorf("%w: no DHT server known yet (is a bootstrap peer configured and reachable?)", protocol.ErrUnavailable)
 
 // Mode says whether a node serves the DHT (answers queries, stores records)
 // or only uses it.

@@ -25,6 +25,19 @@ const (
 	// CodeUnknownNode is returned for a node ID the answering node knows
 	// nothing of (a directory's GET /v1/nodes/{nodeId}).
 	CodeUnknownNode Code = "UNKNOWN_NODE"
+	// CodeNotFound is returned when a lookup found nothing (no node record
+	// in the DHT, say).
+	CodeNotFound Code = "NOT_FOUND"
+	// CodeUnavailable is returned when the node cannot do what was asked
+	// now or at all: it is offline, its DHT is off, or it knows no DHT
+	// server yet.
+	CodeUnavailable Code = "UNAVAILABLE"
+	// CodeUnreachable is returned when a peer, relay or directory the
+	// request needed could not be reached.
+	CodeUnreachable Code = "UNREACHABLE"
+	// CodeUnauthorized is returned when a request lacks the credentials
+	// its API needs (the control API's bearer token).
+	CodeUnauthorized Code = "UNAUTHORIZED"
 )
 
 // Sentinel errors. Wire codes map onto them with [CodeOf] and [ErrorFor].
@@ -51,7 +64,45 @@ var (
 	ErrUntrusted = errors.New("untrusted node")
 	// ErrRateLimited: too many requests.
 	ErrRateLimited = errors.New("rate limited")
+	// ErrNotFound: a lookup found nothing.
+	ErrNotFound = errors.New("not found")
+	// ErrUnavailable: the service asked for is not available on this node
+	// (offline, DHT off, no DHT server known yet). Errors of other packages
+	// that mean this wrap it (the node's ErrOffline, say), so they keep
+	// their meaning across an API.
+	ErrUnavailable = errors.New("unavailable")
+	// ErrUnreachable: a peer the request needed could not be reached.
+	ErrUnreachable = errors.New("unreachable")
+	// ErrUnauthorized: the request lacks the credentials its API needs.
+	ErrUnauthorized = errors.New("unauthorized")
 )
+
+// codeTable is the one table of MESH's errors: each wire code, the
+// sentinel it maps to (nil for none), and the HTTP status every HTTP
+// binding answers it with. CodeOf takes the first row whose sentinel
+// matches, so more specific rows come first.
+var codeTable = []struct {
+	code   Code
+	err    error
+	status int
+}{
+	{CodeInvalidSignature, ErrInvalidSignature, 400},
+	{CodeInvalidSignature, ErrKeyMismatch, 400},
+	{CodeTooLarge, ErrTooLarge, 413},
+	{CodeInvalidRequest, ErrInvalid, 400},
+	{CodeInvalidRequest, ErrUnsupportedVersion, 400},
+	{CodeInvalidRequest, ErrTimestamp, 400},
+	{CodeUnknownLesson, ErrUnknownLesson, 404},
+	{CodeUnknownNode, ErrUnknownNode, 404},
+	{CodeNotFound, ErrNotFound, 404},
+	{CodeAlreadyRevoked, ErrAlreadyRevoked, 409},
+	{CodeUntrustedNode, ErrUntrusted, 403},
+	{CodeRateLimited, ErrRateLimited, 429},
+	{CodeUnavailable, ErrUnavailable, 503},
+	{CodeUnreachable, ErrUnreachable, 502},
+	{CodeUnauthorized, ErrUnauthorized, 401},
+	{CodeInternal, nil, 500},
+}
 
 // CodeOf maps an error to its wire code. An error from [ErrorFor] keeps the
 // code it was made from, so a node relaying a peer's error passes the code
@@ -66,45 +117,40 @@ func CodeOf(err error) Code {
 			return CodeInternal
 		}
 		return re.Code
-	case errors.Is(err, ErrInvalidSignature), errors.Is(err, ErrKeyMismatch):
-		return CodeInvalidSignature
-	case errors.Is(err, ErrTooLarge):
-		return CodeTooLarge
-	case errors.Is(err, ErrInvalid), errors.Is(err, ErrUnsupportedVersion), errors.Is(err, ErrTimestamp):
-		return CodeInvalidRequest
-	case errors.Is(err, ErrUnknownLesson):
-		return CodeUnknownLesson
-	case errors.Is(err, ErrUnknownNode):
-		return CodeUnknownNode
-	case errors.Is(err, ErrAlreadyRevoked):
-		return CodeAlreadyRevoked
-	case errors.Is(err, ErrUntrusted):
-		return CodeUntrustedNode
-	case errors.Is(err, ErrRateLimited):
-		return CodeRateLimited
+	}
+	for _, row := range codeTable {
+		if row.err != nil && errors.Is(err, row.err) {
+			return row.code
+		}
 	}
 	return CodeInternal
 }
 
+// HTTPStatus is the HTTP status an error answer carries for err: 400 for
+// a bad request, 404 for an unknown lesson, 503 for a service that is
+// unavailable, and so on (see the protocol README); 500 for an error that
+// is not a MESH error.
+func HTTPStatus(err error) int {
+	return StatusOf(CodeOf(err))
+}
+
+// StatusOf is the HTTP status of a wire code; 500 for a code it does not
+// know.
+func StatusOf(code Code) int {
+	for _, row := range codeTable {
+		if row.code == code {
+			return row.status
+		}
+	}
+	return 500
+}
+
 // sentinel returns the sentinel error a wire code maps to, or nil.
 func sentinel(code Code) error {
-	switch code {
-	case CodeInvalidSignature:
-		return ErrInvalidSignature
-	case CodeTooLarge:
-		return ErrTooLarge
-	case CodeInvalidRequest:
-		return ErrInvalid
-	case CodeUnknownLesson:
-		return ErrUnknownLesson
-	case CodeUnknownNode:
-		return ErrUnknownNode
-	case CodeAlreadyRevoked:
-		return ErrAlreadyRevoked
-	case CodeUntrustedNode:
-		return ErrUntrusted
-	case CodeRateLimited:
-		return ErrRateLimited
+	for _, row := range codeTable {
+		if row.code == code {
+			return row.err
+		}
 	}
 	return nil
 }

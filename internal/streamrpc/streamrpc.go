@@ -1,0 +1,117 @@
+// Package streamrpc is one framed request and one framed answer over a
+// libp2p stream: the shape of every MESH stream protocol (fetch, sync,
+// trust, directory registration, federated search). The frames are those of
+// internal/frame: a varint length, then that many bytes.
+//
+// [Call] is the asking side: it opens a stream, writes the request,
+// half-closes, and reads the answer, giving up (and resetting the stream)
+// when its context is done. [Serve] is the answering side: it reads one
+// request of at most a given size, hands it to a [Handler], and writes what
+// the handler returns.
+package streamrpc
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	libp2pproto "github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/meshprotocol/mesh/internal/frame"
+	"github.com/meshprotocol/mesh/protocol"
+)
+
+// Timeout bounds one exchange when the caller's context allows longer.
+const Timeout = 20 * time.Second
+
+// Call sends req as one frame to peer p on a new stream of protocol proto
+// and reads one answer frame of at most max bytes. It uses limited
+// (relayed) connections too. ctx bounds the whole exchange, and at most
+// Timeout; when ctx is done the stream is reset, so a peer that does not
+// answer costs no more than ctx's deadline.
+func Call(ctx context.Context, h host.Host, p peer.ID, proto string, req []byte, max int) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, Timeout)
+	defer cancel()
+	s, err := h.NewStream(network.WithAllowLimitedConn(ctx, proto), p, libp2pproto.ID(proto))
+	if err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { s.Reset() })
+	defer stop()
+	defer s.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = s.SetDeadline(dl)
+	}
+	if err := frame.Write(s, req); err != nil {
+		s.Reset()
+		return nil, err
+	}
+	// The answer is what counts: a peer that answers before our half-close
+	// lands may already have closed its side (over QUIC, CloseWrite then
+	// fails with "canceled stream"), and its answer is still there to read.
+	_ = s.CloseWrite()
+	b, err := frame.Read(bufio.NewReader(s), max)
+	if err != nil {
+		s.Reset()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	return b, nil
+}
+
+// Request is one request read by Serve.
+type Request struct {
+	// From is the peer that sent it, authenticated by the secure channel.
+	From peer.ID
+	// Body is the request frame; nil when Err is set.
+	Body []byte
+	// Err is nil, or wraps protocol.ErrTooLarge when the request was over
+	// the cap: the handler answers with an error, which the asker reads.
+	Err error
+	// Received is when the request was read.
+	Received time.Time
+
+	stream network.Stream
+}
+
+// SetDeadline moves the deadline of the stream the request came on: a
+// handler that takes longer than Serve's timeout (a search forwarding to
+// its peers within the asker's budget) sets its own.
+func (r *Request) SetDeadline(t time.Time) { _ = r.stream.SetDeadline(t) }
+
+// Handler answers a request: it returns the answer frame, or nil to reset
+// the stream without an answer. ctx ends when the stream's time is up or
+// the server stops.
+type Handler func(ctx context.Context, req *Request) []byte
+
+// Serve returns a stream handler that reads one request frame of at most
+// max bytes within timeout, calls h, and writes its answer. A request that
+// cannot be read (a broken stream, a bad length) resets the stream; one
+// over max is handed to h with Err set. base bounds every request's
+// context: cancel it to stop serving.
+func Serve(base context.Context, max int, timeout time.Duration, h Handler) network.StreamHandler {
+	return func(s network.Stream) {
+		defer s.Close()
+		_ = s.SetDeadline(time.Now().Add(timeout))
+		data, err := frame.Read(bufio.NewReader(s), max)
+		if err != nil && !errors.Is(err, protocol.ErrTooLarge) {
+			s.Reset()
+			return
+		}
+		ctx, cancel := context.WithTimeout(base, timeout)
+		defer cancel()
+		req := &Request{From: s.Conn().RemotePeer(), Body: data, Err: err, Received: time.Now(), stream: s}
+		ans := h(ctx, req)
+		if ans == nil {
+			s.Reset()
+			return
+		}
+		_ = frame.Write(s, ans)
+	}
+}
