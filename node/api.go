@@ -2,80 +2,201 @@ package node
 
 import (
 	"context"
-	"crypto/ed25519"
+	"errors"
+	"fmt"
 
-	"github.com/libp2p/go-libp2p/core/peer"
-
+	"github.com/meshprotocol/mesh/node/api"
 	"github.com/meshprotocol/mesh/protocol"
 	"github.com/meshprotocol/mesh/store"
-	"github.com/meshprotocol/mesh/trust"
 )
 
-// API is what a controller (the CLI, an agent) can ask of a node. *Node
-// implements it in-process and *Client over the control API, so the same
-// code drives a running daemon or an offline repo.
-type API interface {
-	Info(ctx context.Context) (*Info, error)
-	Put(ctx context.Context, rec *protocol.Lesson) (id string, created bool, err error)
-	Get(ctx context.Context, id string) (*protocol.Lesson, error)
-	Delete(ctx context.Context, id string) (bool, error)
-	List(ctx context.Context, o store.ListOptions) (*store.ListResult, error)
-	Search(ctx context.Context, q store.Query) (*store.SearchResult, error)
-	Status(ctx context.Context) (*Status, error)
-	AgentStatus(ctx context.Context, agent string) (*store.AgentStatus, error)
-	Publish(ctx context.Context, id string, opts PublishOptions) (*protocol.SignedLesson, error)
-	Export(ctx context.Context, id string) (*protocol.SignedLesson, error)
+// Node implements api.API: the AMP operations over its own store, the
+// federation, trust, directory, DHT and network operations through its
+// subsystems. An offline node answers the network operations with an error
+// wrapping api.ErrOffline.
+var _ api.API = (*Node)(nil)
 
-	Revoke(ctx context.Context, id, reason string) (*protocol.Revocation, error)
-	Follow(ctx context.Context, target string) error
-	Unfollow(ctx context.Context, target string) error
-	Following(ctx context.Context) (topics, feeds []string, err error)
-	Connect(ctx context.Context, addr string) (peer.ID, error)
-	Peers(ctx context.Context) ([]PeerInfo, error)
-	Sync(ctx context.Context, progress func(SyncProgress)) error
-
-	TrustSet(ctx context.Context, nodeID string, level trust.Level, note string) error
-	TrustRemove(ctx context.Context, nodeID string) error
-	TrustList(ctx context.Context) ([]TrustEntry, error)
-	TrustPath(ctx context.Context, nodeID string) (*TrustPathInfo, error)
-	TrustExport(ctx context.Context) ([]byte, error)
-	TrustImport(ctx context.Context, data []byte) (int, error)
-	Referrals(ctx context.Context) ([]*protocol.Referral, error)
-	VerifyKey(ctx context.Context, key string) (*VerifyReport, error)
-	SearchNetwork(ctx context.Context, req FedSearchRequest) (*FedSearchResponse, error)
+// Info describes the node.
+func (n *Node) Info(ctx context.Context) (*api.Info, error) {
+	info := &api.Info{
+		NodeID:      n.id.String(),
+		Fingerprint: protocol.Fingerprint(n.PublicKey()),
+		PublicKey:   n.PublicKey(),
+		API:         n.APIURL(),
+		Online:      n.host != nil,
+	}
+	for _, a := range n.Addrs() {
+		info.Addrs = append(info.Addrs, a.String())
+	}
+	return info, nil
 }
 
-var (
-	_ API = (*Node)(nil)
-	_ API = (*Client)(nil)
-)
-
-// PublishOptions say how to publish a record.
-type PublishOptions struct {
-	// Visibility is public or unlisted.
-	Visibility string `json:"visibility"`
-	// Topics are the MESH topics to announce on; nil for none.
-	Topics []string `json:"topics,omitempty"`
+// Identity returns a freshly signed identity document.
+func (n *Node) Identity() (*protocol.Identity, error) {
+	var addrs []string
+	for _, a := range n.Addrs() {
+		addrs = append(addrs, a.String())
+	}
+	caps := []string{protocol.CapabilityStore, protocol.CapabilitySearch}
+	return protocol.SignIdentity(n.edKey, addrs, caps, n.now())
 }
 
-// Info describes a node.
-type Info struct {
-	NodeID      string            `json:"nodeId"`
-	Fingerprint string            `json:"fingerprint"`
-	PublicKey   ed25519.PublicKey `json:"publicKey"`
-	Addrs       []string          `json:"addrs"`
-	API         string            `json:"api,omitempty"`
-	Online      bool              `json:"online"`
+// Put stores (upserts) a record.
+func (n *Node) Put(ctx context.Context, rec *protocol.Lesson) (string, bool, error) {
+	return n.store.Put(ctx, rec)
 }
 
-// Status is a node's health and record counts.
-type Status struct {
-	Healthy bool           `json:"healthy"`
-	Version string         `json:"version"`
-	NodeID  string         `json:"nodeId"`
-	Counts  map[string]int `json:"counts"`
-	Total   int            `json:"total"`
-	// Network is the node's reachability, relay reservations and relay
-	// service; nil for an offline node.
-	Network *NetworkStatus `json:"network,omitempty"`
+// Get returns a record.
+func (n *Node) Get(ctx context.Context, id string) (*protocol.Lesson, error) {
+	return n.store.Get(ctx, id)
+}
+
+// Delete removes a record and its publication.
+func (n *Node) Delete(ctx context.Context, id string) (bool, error) {
+	return n.store.Delete(ctx, id)
+}
+
+// List lists records.
+func (n *Node) List(ctx context.Context, o store.ListOptions) (*store.ListResult, error) {
+	return n.store.List(ctx, o)
+}
+
+// Search searches the local store. A hit of the node's own records has no
+// Publisher; one of a lesson received from another node has its key and
+// publisher.
+func (n *Node) Search(ctx context.Context, q store.Query) (*store.SearchResult, error) {
+	res, err := n.store.Search(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	self := n.id.String()
+	for i := range res.Hits {
+		if res.Hits[i].Publisher == self {
+			res.Hits[i].Publisher = ""
+		}
+	}
+	return res, nil
+}
+
+// AgentStatus reports an agent's state from its latest checkpoint.
+func (n *Node) AgentStatus(ctx context.Context, agent string) (*store.AgentStatus, error) {
+	return n.store.AgentStatus(ctx, agent)
+}
+
+// Status reports the node's health, record counts and network.
+func (n *Node) Status(ctx context.Context) (*api.Status, error) {
+	st, err := n.store.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &api.Status{Healthy: true, Version: Version, NodeID: n.id.String(), Counts: st.Counts, Total: st.Total, Network: n.reach.Status()}, nil
+}
+
+// Publish signs the record id for publication with the node's key, keeps
+// the signed form, and announces a public one to the network. Visibility
+// must be public or unlisted: private records are never signed.
+func (n *Node) Publish(ctx context.Context, id string, opts api.PublishOptions) (*protocol.SignedLesson, error) {
+	if opts.Visibility != protocol.VisibilityPublic && opts.Visibility != protocol.VisibilityUnlisted {
+		return nil, fmt.Errorf("publish %s: %w: visibility %q: want public or unlisted", id, protocol.ErrInvalid, opts.Visibility)
+	}
+	rec, err := n.store.Get(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("publish %s: %w", id, err)
+	}
+	now := n.now()
+	sl, err := protocol.Sign(n.edKey, rec, protocol.Publication{
+		Visibility:  opts.Visibility,
+		PublishedAt: now.UnixMilli(),
+		Topics:      opts.Topics,
+	}, now)
+	if err != nil {
+		return nil, fmt.Errorf("publish %s: %w", id, err)
+	}
+	if n.store.Revoked(ctx, id+"@"+n.id.String()) {
+		return nil, fmt.Errorf("publish %s: %w: a revoked lesson stays revoked; store it under a new id", id, protocol.ErrAlreadyRevoked)
+	}
+	if err := n.store.PutPublication(ctx, sl); err != nil {
+		return nil, fmt.Errorf("publish %s: %w", id, err)
+	}
+	if sl.Publication.Visibility == protocol.VisibilityPublic {
+		n.announce(ctx, &protocol.Announcement{Type: protocol.MsgPublication, SignedLesson: sl}, sl.Publication.Topics)
+	}
+	return sl, nil
+}
+
+// Export returns the signed form of a published record.
+func (n *Node) Export(ctx context.Context, id string) (*protocol.SignedLesson, error) {
+	sl, err := n.store.Publication(ctx, id)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			if _, gerr := n.store.Get(ctx, id); gerr == nil {
+				return nil, fmt.Errorf("export %s: %w: the record is not published; run: mesh publish %s --visibility public|unlisted", id, protocol.ErrUnknownLesson, id)
+			}
+		}
+		return nil, fmt.Errorf("export %s: %w", id, err)
+	}
+	return sl, nil
+}
+
+// SearchNetwork runs a federated search of this node's public lessons and
+// those of its trusted network (see fedsearch.Service.Search).
+func (n *Node) SearchNetwork(ctx context.Context, req api.FedSearchRequest) (*api.FedSearchResponse, error) {
+	return n.search.Search(ctx, req)
+}
+
+// Network reports the node's reachability, relay reservations and relay
+// service.
+func (n *Node) Network(ctx context.Context) (*api.NetworkStatus, error) {
+	st := n.reach.Status()
+	if st == nil {
+		return nil, api.ErrOffline
+	}
+	return st, nil
+}
+
+// DHTStatus reports the node's DHT: mode, routing table, the record last
+// published and what is provided.
+func (n *Node) DHTStatus(ctx context.Context) (*api.DHTStatus, error) {
+	return n.disc.DHTStatus(ctx)
+}
+
+// TopicNodes looks up, in the DHT, the nodes that follow topic.
+func (n *Node) TopicNodes(ctx context.Context, topic string, limit int) ([]api.NodeInfo, error) {
+	return n.disc.TopicNodes(ctx, topic, limit)
+}
+
+// Directories looks up, in the DHT, nodes playing the directory role.
+func (n *Node) Directories(ctx context.Context, limit int) ([]api.NodeInfo, error) {
+	return n.disc.Directories(ctx, limit)
+}
+
+// NodeRecord looks up the newest valid signed record of a node in the DHT.
+func (n *Node) NodeRecord(ctx context.Context, nodeID string) (*protocol.NodeRecord, error) {
+	return n.disc.NodeRecord(ctx, nodeID)
+}
+
+// FindNode resolves a node's addresses through the DHT.
+func (n *Node) FindNode(ctx context.Context, nodeID string) (*api.NodeInfo, error) {
+	return n.disc.FindNode(ctx, nodeID)
+}
+
+// DirectoryAdd adds a directory to register with (see directory.Service.Add).
+func (n *Node) DirectoryAdd(ctx context.Context, target string) (*api.DirectoryEntry, error) {
+	return n.dir.Add(ctx, target)
+}
+
+// DirectoryList lists the directories this node registers with.
+func (n *Node) DirectoryList(ctx context.Context) ([]api.DirectoryEntry, error) {
+	return n.dir.List(ctx)
+}
+
+// DirectoryRemove stops registering with a directory.
+func (n *Node) DirectoryRemove(ctx context.Context, target string) (bool, error) {
+	return n.dir.Remove(ctx, target)
+}
+
+// DirectorySearch searches several directories' public APIs (see
+// directory.Service.Search).
+func (n *Node) DirectorySearch(ctx context.Context, req api.DirectorySearchRequest) (*api.DirectorySearchResult, error) {
+	return n.dir.Search(ctx, req)
 }

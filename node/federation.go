@@ -2,19 +2,17 @@ package node
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/peer"
 	libp2pproto "github.com/libp2p/go-libp2p/core/protocol"
 
+	"github.com/meshprotocol/mesh/internal/streamrpc"
 	"github.com/meshprotocol/mesh/protocol"
 	"github.com/meshprotocol/mesh/pubsub"
 	"github.com/meshprotocol/mesh/store"
@@ -54,11 +52,10 @@ func (n *Node) startFederation() error {
 		return fmt.Errorf("node: pubsub: %w", err)
 	}
 	n.ps = ps
-	n.host.SetStreamHandler(libp2pproto.ID(protocol.ProtocolFetch), n.handleFetch)
-	n.host.SetStreamHandler(libp2pproto.ID(protocol.ProtocolSync), n.handleSync)
-	if err := n.startSearch(); err != nil {
-		return err
-	}
+	n.host.SetStreamHandler(libp2pproto.ID(protocol.ProtocolFetch),
+		streamrpc.Serve(n.ctx, protocol.MaxFetchRequestSize, streamrpc.Timeout, n.handleFetch))
+	n.host.SetStreamHandler(libp2pproto.ID(protocol.ProtocolSync),
+		streamrpc.Serve(n.ctx, protocol.MaxSyncRequestSize, streamrpc.Timeout, n.handleSync))
 
 	f, err := n.loadFollows(n.ctx)
 	if err != nil {
@@ -135,7 +132,6 @@ func (n *Node) ingest(ctx context.Context, sl *protocol.SignedLesson, rev *proto
 	}
 	switch {
 	case err == nil:
-		n.notifyIngest()
 		return true
 	case errors.Is(err, store.ErrStale), errors.Is(err, store.ErrRevoked), errors.Is(err, protocol.ErrAlreadyRevoked):
 	default:
@@ -144,22 +140,6 @@ func (n *Node) ingest(ctx context.Context, sl *protocol.SignedLesson, rev *proto
 		}
 	}
 	return false
-}
-
-// notifyIngest wakes waiters of WaitIngest.
-func (n *Node) notifyIngest() {
-	n.ingestMu.Lock()
-	close(n.ingestCh)
-	n.ingestCh = make(chan struct{})
-	n.ingestMu.Unlock()
-}
-
-// Ingested returns a channel that is closed the next time the node stores a
-// received lesson or revocation (tests and benchmarks wait on it).
-func (n *Node) Ingested() <-chan struct{} {
-	n.ingestMu.Lock()
-	defer n.ingestMu.Unlock()
-	return n.ingestCh
 }
 
 // Follow makes the node follow a MESH topic ("rust") or, given a node ID,
@@ -288,182 +268,4 @@ func (n *Node) Revoke(ctx context.Context, id, reason string) (*protocol.Revocat
 		n.announce(ctx, &protocol.Announcement{Type: protocol.MsgRevocation, Revocation: rev}, pub.Publication.Topics)
 	}
 	return rev, nil
-}
-
-// SyncProgress reports one page of a sync.
-type SyncProgress struct {
-	Peer        string `json:"peer"`
-	Pages       int    `json:"pages"`
-	Lessons     int    `json:"lessons"`     // stored so far
-	Revocations int    `json:"revocations"` // applied so far
-	Received    int    `json:"received"`    // records received, stored or not
-	Invalid     int    `json:"invalid"`     // records that failed verification
-	Done        bool   `json:"done"`
-}
-
-// syncOnConnect syncs with each peer once it is identified and speaks the
-// sync protocol, so a node back from offline catches up on the lessons and
-// revocations it missed.
-func (n *Node) syncOnConnect(sub event.Subscription) {
-	defer n.wg.Done()
-	defer sub.Close()
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case ev, ok := <-sub.Out():
-			if !ok {
-				return
-			}
-			e := ev.(event.EvtPeerIdentificationCompleted)
-			speaks := false
-			for _, p := range e.Protocols {
-				speaks = speaks || p == libp2pproto.ID(protocol.ProtocolSync)
-			}
-			if !speaks || n.trust.Blocked(e.Peer.String()) || n.trust.Limited(e.Peer.String()) {
-				continue // limited peers are searched, never synced from
-			}
-			n.wg.Add(1)
-			go func(p peer.ID) {
-				defer n.wg.Done()
-				if _, err := n.SyncWith(n.ctx, p, nil); err != nil && n.ctx.Err() == nil {
-					n.log.Debug("sync", "peer", p.String(), "err", err)
-				}
-			}(e.Peer)
-		}
-	}
-}
-
-// SyncWith pulls from peer p, page by page, every public lesson on the
-// followed topics and feeds and every revocation it has since the last
-// checkpoint with that peer, verifies each, and stores it. Checkpoints persist
-// across restarts. progress, if not nil, is called after each page.
-func (n *Node) SyncWith(ctx context.Context, p peer.ID, progress func(SyncProgress)) (SyncProgress, error) {
-	prog := SyncProgress{Peer: p.String()}
-	if n.host == nil {
-		return prog, ErrOffline
-	}
-	topics, feeds, err := n.Following(ctx)
-	if err != nil {
-		return prog, err
-	}
-	// One pass per kind of subscription: topics, then feeds.
-	for _, pass := range []protocol.SyncRequest{{Topics: topics}, {Publishers: feeds}} {
-		if len(pass.Topics) == 0 && len(pass.Publishers) == 0 {
-			continue
-		}
-		if err := n.syncPass(ctx, p, pass, &prog, progress); err != nil {
-			return prog, err
-		}
-	}
-	prog.Done = true
-	if progress != nil {
-		progress(prog)
-	}
-	return prog, nil
-}
-
-// peerLock returns the mutex that serializes syncs with peer p.
-func (n *Node) peerLock(p peer.ID) *sync.Mutex {
-	n.syncMu.Lock()
-	defer n.syncMu.Unlock()
-	if n.syncLocks == nil {
-		n.syncLocks = make(map[peer.ID]*sync.Mutex)
-	}
-	mu, ok := n.syncLocks[p]
-	if !ok {
-		mu = new(sync.Mutex)
-		n.syncLocks[p] = mu
-	}
-	return mu
-}
-
-func (n *Node) syncPass(ctx context.Context, p peer.ID, req protocol.SyncRequest, prog *SyncProgress, progress func(SyncProgress)) error {
-	mu := n.peerLock(p)
-	mu.Lock()
-	defer mu.Unlock()
-
-	sum := sha256.Sum256([]byte(strings.Join(req.Topics, ",") + "|" + strings.Join(req.Publishers, ",")))
-	cpKey := "sync/" + p.String() + "/" + hex.EncodeToString(sum[:8])
-	if b, err := n.store.GetMeta(ctx, cpKey); err == nil {
-		req.Checkpoint = string(b)
-	}
-	req.Type = protocol.MsgSyncRequest
-	req.Limit = protocol.MaxSyncPage
-	for page := 0; page < 100000; page++ {
-		b, _ := req.Encode()
-		ans, err := n.roundTrip(ctx, p, protocol.ProtocolSync, b, protocol.MaxSyncResponseSize)
-		if err != nil {
-			return fmt.Errorf("sync with %s: %w", p, err)
-		}
-		resp, err := protocol.DecodeSyncResponse(ans)
-		if err != nil {
-			return fmt.Errorf("sync with %s: %w", p, err)
-		}
-		if _, err := parseCheckpoint(resp.Checkpoint); err != nil {
-			return fmt.Errorf("sync with %s: %w", p, err)
-		}
-		prog.Pages++
-		for _, sl := range resp.Lessons {
-			prog.Received++
-			if err := n.acceptSynced(sl, nil); err != nil {
-				prog.Invalid++
-				continue
-			}
-			if n.ingest(ctx, sl, nil) {
-				prog.Lessons++
-			}
-		}
-		for _, rev := range resp.Revocations {
-			prog.Received++
-			if err := n.acceptSynced(nil, rev); err != nil {
-				prog.Invalid++
-				continue
-			}
-			if n.ingest(ctx, nil, rev) {
-				prog.Revocations++
-			}
-		}
-		if resp.Checkpoint != "" {
-			req.Checkpoint = resp.Checkpoint
-			if err := n.store.SetMeta(ctx, cpKey, []byte(resp.Checkpoint)); err != nil {
-				return err
-			}
-		}
-		if progress != nil {
-			progress(*prog)
-		}
-		if !resp.HasMore {
-			return nil
-		}
-	}
-	return nil
-}
-
-// acceptSynced verifies a record received by sync: any past signing time is
-// fine (it may have been published while we were away), the future is not,
-// and lessons must be public.
-func (n *Node) acceptSynced(sl *protocol.SignedLesson, rev *protocol.Revocation) error {
-	opts := protocol.VerifyOptions{Now: n.now(), AllowOld: true}
-	if sl != nil {
-		if err := protocol.Verify(sl, opts); err != nil {
-			return err
-		}
-		if sl.Publication.Visibility != protocol.VisibilityPublic {
-			return fmt.Errorf("%w: synced lesson is not public", protocol.ErrInvalid)
-		}
-		if !n.acceptsPublisher(sl.Signature.NodeID) {
-			return fmt.Errorf("%w: %s", protocol.ErrUntrusted, sl.Signature.NodeID)
-		}
-		return nil
-	}
-	if err := protocol.VerifyRevocation(rev, opts); err != nil {
-		return err
-	}
-	// A revocation can only take something away, and only its author can
-	// sign one: accept it for a lesson held, or from a publisher accepted.
-	if _, held := n.store.HeldVersion(context.Background(), rev.Key()); !held && !n.acceptsPublisher(rev.NodeID) {
-		return fmt.Errorf("%w: %s", protocol.ErrUntrusted, rev.NodeID)
-	}
-	return nil
 }

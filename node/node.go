@@ -8,10 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
-	"os"
-	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -22,6 +20,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meshprotocol/mesh/internal/repolock"
+	"github.com/meshprotocol/mesh/node/api"
+	"github.com/meshprotocol/mesh/node/directory"
+	"github.com/meshprotocol/mesh/node/discovery"
+	"github.com/meshprotocol/mesh/node/fedsearch"
+	"github.com/meshprotocol/mesh/node/httpapi"
+	"github.com/meshprotocol/mesh/node/reach"
 	"github.com/meshprotocol/mesh/protocol"
 	"github.com/meshprotocol/mesh/pubsub"
 	"github.com/meshprotocol/mesh/store"
@@ -52,9 +56,9 @@ type Config struct {
 	ListenAddrs []string
 
 	// APIAddr, if set, is where the node serves the AMP REST binding, the
-	// control API and /.well-known/mesh/identity over HTTP. It must be a
-	// loopback address ("127.0.0.1:8765"); port 0 picks a free port. If
-	// empty, no HTTP server runs (Handler still serves in-process).
+	// control API and /.well-known/mesh/identity over HTTP (see package
+	// httpapi). It must be a loopback address ("127.0.0.1:8765"); port 0
+	// picks a free port. If empty, no HTTP server runs.
 	APIAddr string
 
 	// Offline skips the libp2p host: the node has its identity and store and
@@ -108,66 +112,67 @@ type Config struct {
 	TrustDepth int
 
 	// NAT configures reachability from behind NAT: AutoNAT, relays, hole
-	// punching, port mapping and announced addresses.
-	NAT NATConfig
+	// punching, port mapping and announced addresses. The zero value is
+	// what an embedded node wants.
+	NAT reach.Config
 
-	// DHT configures the Kademlia directory (MESH's own private DHT).
-	DHT DHTConfig
+	// DHT configures the Kademlia directory (MESH's own private DHT). The
+	// zero value runs it in auto mode.
+	DHT discovery.Config
 
 	// Directory configures the directory role and the public read-only
-	// HTTP API.
-	Directory DirectoryConfig
+	// HTTP API. The zero value plays no directory role and serves no
+	// public API.
+	Directory directory.Config
 }
 
 // Node is one MESH node: an Ed25519 identity, a libp2p host whose peer ID is
-// that identity, the AMP store, and the APIs around them. Its methods are safe
-// for concurrent use.
+// that identity, the AMP store, the web of trust, GossipSub, and the
+// subsystems around them. It implements api.API. Its methods are safe for
+// concurrent use.
 type Node struct {
-	cfg    Config
-	log    *slog.Logger
-	now    func() time.Time
-	key    crypto.PrivKey
-	edKey  ed25519.PrivateKey
-	id     peer.ID
-	lock   *repolock.Lock
-	store  *store.Store
-	host   host.Host
-	token  string
-	http   *http.Server
-	apiURL string
-
+	cfg   Config
+	log   *slog.Logger
+	now   func() time.Time
+	key   crypto.PrivKey
+	edKey ed25519.PrivateKey
+	id    peer.ID
+	lock  *repolock.Lock
+	store *store.Store
 	trust *trust.Graph
-	vouchState
+	host  host.Host
+	ps    *pubsub.Service
+	peers *peerKeeper
+	mdns  io.Closer
+
+	// The subsystems, each in its own package.
+	search *fedsearch.Service
+	reach  *reach.Service
+	disc   *discovery.Service
+	dir    *directory.Service
+	http   *httpapi.Server
 
 	ctx    context.Context // lives until Close
 	cancel context.CancelFunc
-	ps     *pubsub.Service
-	peers  *peerKeeper
-	mdns   io.Closer
+	wg     sync.WaitGroup
 
 	followMu  sync.Mutex // serializes changes to the followed topics and feeds
 	syncMu    sync.Mutex // guards syncLocks
 	syncLocks map[peer.ID]*sync.Mutex
 
-	natState
-	dhtState
-	directoryState
-
-	ingestMu sync.Mutex
-	ingestCh chan struct{} // closed and replaced whenever a received record is stored
+	vouchMu      sync.Mutex
+	vouch        *protocol.Vouch // this node's signed vouch, reused while valid
+	vouchFetches atomic.Int64    // vouch requests sent, for tests
 
 	closeOnce sync.Once
-	closeErr  error
-	closed    chan struct{}
-	wg        sync.WaitGroup
 }
 
 // New starts a node. ctx bounds the start-up only; the node runs until Close.
 func New(ctx context.Context, cfg Config) (_ *Node, err error) {
-	n := &Node{cfg: cfg, closed: make(chan struct{}), log: cfg.Logger, now: cfg.Now, ingestCh: make(chan struct{})}
+	n := &Node{cfg: cfg, log: cfg.Logger, now: cfg.Now}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if n.log == nil {
-		n.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		n.log = slog.New(slog.DiscardHandler)
 	}
 	if n.now == nil {
 		n.now = time.Now
@@ -185,46 +190,102 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := n.loadKey(); err != nil {
 		return nil, err
 	}
-	sopts := store.Options{Logger: n.log, Now: n.now, SelfID: n.id.String()}
-	if cfg.RepoDir != "" {
-		sopts.Dir = cfg.RepoDir
-	}
+	sopts := store.Options{Logger: n.log, Now: n.now, SelfID: n.id.String(), Dir: cfg.RepoDir}
 	if n.store, err = store.Open(sopts); err != nil {
 		return nil, fmt.Errorf("node: open store: %w", err)
 	}
 	if err := n.openTrust(); err != nil {
 		return nil, err
 	}
+	if err := n.newSubsystems(); err != nil {
+		return nil, err
+	}
 	if !cfg.Offline {
-		if err := n.startHost(ctx); err != nil {
-			return nil, err
-		}
-		if err := n.startFederation(); err != nil {
-			return nil, err
-		}
-		if err := n.startTrust(); err != nil {
-			return nil, err
-		}
-		if err := n.startPeers(); err != nil {
-			return nil, err
-		}
-		if err := n.startDHT(ctx); err != nil {
-			return nil, err
-		}
-		if err := n.startNAT(ctx); err != nil {
-			return nil, err
-		}
-		if err := n.startDirectory(ctx); err != nil {
+		if err := n.startOnline(ctx); err != nil {
 			return nil, err
 		}
 	}
+	n.search = fedsearch.New(fedsearch.Config{Host: n.host, Self: n.id, Local: serving{n}, Trust: n.trust, Now: n.now, Logger: n.log})
+	n.dir = directory.New(cfg.Directory, n.directoryDeps())
+	if err := n.startDirectory(ctx); err != nil {
+		return nil, err
+	}
 	if cfg.APIAddr != "" {
-		if err := n.startHTTP(cfg.APIAddr); err != nil {
-			return nil, err
+		if n.http, err = httpapi.Start(httpapi.Config{Addr: cfg.APIAddr, Backend: n, RepoDir: cfg.RepoDir, Logger: n.log}); err != nil {
+			return nil, fmt.Errorf("node: %w", err)
 		}
 	}
 	n.log.Info("node started", "peer", n.id.String(), "offline", cfg.Offline)
 	return n, nil
+}
+
+// newSubsystems makes the subsystems that give the host options (the DHT
+// its routing, reachability its transports and relays), checking their
+// settings before anything starts.
+func (n *Node) newSubsystems() error {
+	boot, err := parseBootstrap(n.cfg.Bootstrap)
+	if err != nil {
+		return err
+	}
+	var roles []string
+	if n.cfg.Directory.Enabled {
+		roles = append(roles, protocol.RoleDirectory)
+	}
+	n.disc, err = discovery.New(n.cfg.DHT, discovery.Deps{
+		Self: n.id, Key: n.edKey, Bootstrap: boot, Roles: roles, Addrs: n.Addrs,
+		Topics: func(ctx context.Context) ([]string, error) {
+			topics, _, err := n.Following(ctx)
+			return topics, err
+		},
+		Blocked: n.trust.Blocked, Now: n.now, Logger: n.log,
+	})
+	if err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	listen := n.cfg.ListenAddrs
+	if listen == nil {
+		listen = DefaultListenAddrs
+	}
+	n.reach, err = reach.New(n.cfg.NAT, reach.Deps{
+		Self: n.id, Trust: n.trust, Addrs: n.Addrs, ListenAddrs: listen, GivenHost: n.cfg.Host != nil, Logger: n.log,
+		Keep: func(ai peer.AddrInfo) { n.peers.keep(ai) },
+		RelayProviders: func(ctx context.Context, num int) ([]peer.AddrInfo, error) {
+			return n.disc.RoleProviders(ctx, protocol.RoleRelay, num)
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	return nil
+}
+
+// startOnline starts the host and what runs on it.
+func (n *Node) startOnline(ctx context.Context) error {
+	if err := n.startHost(ctx); err != nil {
+		return err
+	}
+	if err := n.startFederation(); err != nil {
+		return err
+	}
+	if err := n.startTrust(); err != nil {
+		return err
+	}
+	if err := n.startPeers(); err != nil {
+		return err
+	}
+	// A given host runs the DHT itself, not through the routed wrapper,
+	// which would route through itself.
+	dhtHost := n.host
+	if n.cfg.Host != nil {
+		dhtHost = n.cfg.Host
+	}
+	if err := n.disc.Start(dhtHost); err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	if err := n.reach.Start(n.host); err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	return ctx.Err()
 }
 
 func (n *Node) loadKey() error {
@@ -257,7 +318,7 @@ func (n *Node) startHost(ctx context.Context) error {
 		if n.cfg.Host.ID() != n.id {
 			return fmt.Errorf("node: Config.Host is %s but the key is %s", n.cfg.Host.ID(), n.id)
 		}
-		n.host = n.routedHost(n.cfg.Host)
+		n.host = n.disc.WrapHost(n.cfg.Host)
 		return nil
 	}
 	listen := n.cfg.ListenAddrs
@@ -278,8 +339,8 @@ func (n *Node) startHost(ctx context.Context) error {
 	} else {
 		opts = append(opts, libp2p.DisableMetrics())
 	}
-	opts = append(opts, n.natOptions()...)
-	opts = append(opts, n.dhtOptions()...)
+	opts = append(opts, n.reach.Options()...)
+	opts = append(opts, n.disc.Options()...)
 	opts = append(opts, n.cfg.Libp2pOptions...)
 	h, err := libp2p.New(opts...)
 	if err != nil {
@@ -287,6 +348,42 @@ func (n *Node) startHost(ctx context.Context) error {
 	}
 	n.host = h
 	return ctx.Err()
+}
+
+// startDirectory follows a directory's topics and starts the directory
+// subsystem.
+func (n *Node) startDirectory(ctx context.Context) error {
+	if n.cfg.Directory.Enabled && n.host != nil {
+		for _, t := range n.cfg.Directory.Topics {
+			if err := n.Follow(ctx, t); err != nil {
+				return fmt.Errorf("node: directory topic %q: %w", t, err)
+			}
+		}
+	}
+	if err := n.dir.Start(ctx); err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	return nil
+}
+
+// directoryDeps are what the directory subsystem is given of the node.
+func (n *Node) directoryDeps() directory.Deps {
+	d := directory.Deps{
+		Self: n.id, Key: n.edKey, Host: n.host, Meta: n.store, Local: serving{n}, Trust: n.trust,
+		Following: n.Following, SearchNetwork: n.SearchNetwork, Identity: n.Identity, Addrs: n.Addrs,
+		Version: Version, Now: n.now, Logger: n.log,
+		SyncPublisher: func(ctx context.Context, p peer.ID) error {
+			prog := api.SyncProgress{Peer: p.String()}
+			return n.syncPass(ctx, p, protocol.SyncRequest{Publishers: []string{p.String()}}, &prog, nil)
+		},
+	}
+	if n.ps != nil {
+		d.Feeds = n.ps
+	}
+	if n.disc.Enabled() {
+		d.Lookup = n.disc
+	}
+	return d
 }
 
 // ID is the node's peer ID, which is its MESH node ID.
@@ -297,6 +394,16 @@ func (n *Node) Host() host.Host { return n.host }
 
 // Store is the node's AMP store.
 func (n *Node) Store() *store.Store { return n.store }
+
+// Trust is the node's web of trust.
+func (n *Node) Trust() *trust.Graph { return n.trust }
+
+// Pubsub is the node's GossipSub service, or nil for an offline node.
+func (n *Node) Pubsub() *pubsub.Service { return n.ps }
+
+// Directory is the node's directory subsystem: its registrations, its
+// public API and, as a directory, its registrants.
+func (n *Node) Directory() *directory.Service { return n.dir }
 
 // PublicKey is the node's Ed25519 public key.
 func (n *Node) PublicKey() ed25519.PublicKey { return n.edKey.Public().(ed25519.PublicKey) }
@@ -319,168 +426,66 @@ func (n *Node) Addrs() []ma.Multiaddr {
 
 // APIURL is the base URL of the node's HTTP API ("http://127.0.0.1:8765"),
 // or "" if it serves none.
-func (n *Node) APIURL() string { return n.apiURL }
+func (n *Node) APIURL() string {
+	if n.http == nil {
+		return ""
+	}
+	return n.http.URL()
+}
 
-// Close stops the node: the HTTP server, the libp2p host, then the store, and
-// releases the repo. It waits for the node's goroutines. A second Close
-// returns an error wrapping net.ErrClosed.
+// Token is the control API's bearer token, or "" if the node serves no
+// HTTP API.
+func (n *Node) Token() string {
+	if n.http == nil {
+		return ""
+	}
+	return n.http.Token()
+}
+
+// Close stops the node: the HTTP server, the subsystems, the libp2p host,
+// then the store, and releases the repo. It waits for the node's
+// goroutines. A second Close returns an error wrapping net.ErrClosed.
 func (n *Node) Close() error {
 	err := fmt.Errorf("node: %w", net.ErrClosed)
-	n.closeOnce.Do(func() {
-		close(n.closed)
-		n.closeErr = n.teardown()
-		err = n.closeErr
-	})
+	n.closeOnce.Do(func() { err = n.teardown() })
 	return err
 }
 
+// teardown stops what New started, in reverse order; parts never started
+// are skipped.
 func (n *Node) teardown() error {
 	var errs []error
 	n.cancel()
 	if n.http != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if err := n.http.Shutdown(ctx); err != nil {
-			errs = append(errs, err)
-		}
-		cancel()
-		if n.cfg.RepoDir != "" {
-			os.Remove(filepath.Join(n.cfg.RepoDir, APIFile))
-		}
+		errs = append(errs, n.http.Close())
 	}
 	if n.mdns != nil {
 		_ = n.mdns.Close()
 	}
-	errs = append(errs, n.stopDirectory(), n.stopNAT(), n.stopDHT())
+	if n.dir != nil {
+		errs = append(errs, n.dir.Close())
+	}
+	if n.reach != nil {
+		errs = append(errs, n.reach.Close())
+	}
+	if n.disc != nil {
+		errs = append(errs, n.disc.Close())
+	}
+	if n.search != nil {
+		n.search.Close()
+	}
 	if n.ps != nil {
-		if err := n.ps.Close(); err != nil {
-			errs = append(errs, err)
-		}
+		errs = append(errs, n.ps.Close())
 	}
 	n.wg.Wait()
 	if n.host != nil {
-		if err := n.host.Close(); err != nil {
-			errs = append(errs, err)
-		}
+		errs = append(errs, n.host.Close())
 	}
 	if n.store != nil {
-		if err := n.store.Close(); err != nil {
-			errs = append(errs, err)
-		}
+		errs = append(errs, n.store.Close())
 	}
 	if n.lock != nil {
-		if err := n.lock.Release(); err != nil {
-			errs = append(errs, err)
-		}
+		errs = append(errs, n.lock.Release())
 	}
 	return errors.Join(errs...)
-}
-
-// Publish signs the record id for publication with the node's key and keeps
-// the signed form. Visibility must be public or unlisted: private records are
-// never signed. Announcing it to the network is the federation layer's job.
-func (n *Node) Publish(ctx context.Context, id string, opts PublishOptions) (*protocol.SignedLesson, error) {
-	if opts.Visibility != protocol.VisibilityPublic && opts.Visibility != protocol.VisibilityUnlisted {
-		return nil, fmt.Errorf("publish %s: %w: visibility %q: want public or unlisted", id, protocol.ErrInvalid, opts.Visibility)
-	}
-	rec, err := n.store.Get(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("publish %s: %w", id, err)
-	}
-	now := n.now()
-	sl, err := protocol.Sign(n.edKey, rec, protocol.Publication{
-		Visibility:  opts.Visibility,
-		PublishedAt: now.UnixMilli(),
-		Topics:      opts.Topics,
-	}, now)
-	if err != nil {
-		return nil, fmt.Errorf("publish %s: %w", id, err)
-	}
-	if n.store.Revoked(ctx, id+"@"+n.id.String()) {
-		return nil, fmt.Errorf("publish %s: %w: a revoked lesson stays revoked; store it under a new id", id, protocol.ErrAlreadyRevoked)
-	}
-	if err := n.store.PutPublication(ctx, sl); err != nil {
-		return nil, fmt.Errorf("publish %s: %w", id, err)
-	}
-	if sl.Publication.Visibility == protocol.VisibilityPublic {
-		n.announce(ctx, &protocol.Announcement{Type: protocol.MsgPublication, SignedLesson: sl}, sl.Publication.Topics)
-	}
-	return sl, nil
-}
-
-// Export returns the signed form of a published record.
-func (n *Node) Export(ctx context.Context, id string) (*protocol.SignedLesson, error) {
-	sl, err := n.store.Publication(ctx, id)
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			if _, gerr := n.store.Get(ctx, id); gerr == nil {
-				return nil, fmt.Errorf("export %s: %w: the record is not published; run: mesh publish %s --visibility public|unlisted", id, protocol.ErrUnknownLesson, id)
-			}
-		}
-		return nil, fmt.Errorf("export %s: %w", id, err)
-	}
-	return sl, nil
-}
-
-// Identity returns a freshly signed identity document.
-func (n *Node) Identity() (*protocol.Identity, error) {
-	var addrs []string
-	for _, a := range n.Addrs() {
-		addrs = append(addrs, a.String())
-	}
-	caps := []string{protocol.CapabilityStore, protocol.CapabilitySearch}
-	return protocol.SignIdentity(n.edKey, addrs, caps, n.now())
-}
-
-// Info describes the node.
-func (n *Node) Info(ctx context.Context) (*Info, error) {
-	info := &Info{
-		NodeID:      n.id.String(),
-		Fingerprint: protocol.Fingerprint(n.PublicKey()),
-		PublicKey:   n.PublicKey(),
-		API:         n.apiURL,
-		Online:      n.host != nil,
-	}
-	for _, a := range n.Addrs() {
-		info.Addrs = append(info.Addrs, a.String())
-	}
-	return info, nil
-}
-
-// Put stores (upserts) a record.
-func (n *Node) Put(ctx context.Context, rec *protocol.Lesson) (string, bool, error) {
-	return n.store.Put(ctx, rec)
-}
-
-// Get returns a record.
-func (n *Node) Get(ctx context.Context, id string) (*protocol.Lesson, error) {
-	return n.store.Get(ctx, id)
-}
-
-// Delete removes a record and its publication.
-func (n *Node) Delete(ctx context.Context, id string) (bool, error) {
-	return n.store.Delete(ctx, id)
-}
-
-// List lists records.
-func (n *Node) List(ctx context.Context, o store.ListOptions) (*store.ListResult, error) {
-	return n.store.List(ctx, o)
-}
-
-// Search searches the local store.
-func (n *Node) Search(ctx context.Context, q store.Query) (*store.SearchResult, error) {
-	return n.store.Search(ctx, q)
-}
-
-// AgentStatus reports an agent's state from its latest checkpoint.
-func (n *Node) AgentStatus(ctx context.Context, agent string) (*store.AgentStatus, error) {
-	return n.store.AgentStatus(ctx, agent)
-}
-
-// Status reports the node's health and record counts.
-func (n *Node) Status(ctx context.Context) (*Status, error) {
-	st, err := n.store.Status(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return &Status{Healthy: true, Version: Version, NodeID: n.id.String(), Counts: st.Counts, Total: st.Total, Network: n.networkStatus()}, nil
 }

@@ -12,8 +12,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
-	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/meshprotocol/mesh/internal/p2paddr"
+	"github.com/meshprotocol/mesh/node/api"
 	"github.com/meshprotocol/mesh/protocol"
 )
 
@@ -45,12 +46,12 @@ type kept struct {
 
 func (n *Node) startPeers() error {
 	n.peers = &peerKeeper{n: n, peers: map[peer.ID]*kept{}, wake: make(chan struct{}, 1)}
-	for _, a := range n.cfg.Bootstrap {
-		ai, err := parseAddrInfo(a)
-		if err != nil {
-			return fmt.Errorf("node: bootstrap %q: %w", a, err)
-		}
-		n.peers.keep(*ai)
+	boot, err := parseBootstrap(n.cfg.Bootstrap)
+	if err != nil {
+		return err
+	}
+	for _, ai := range boot {
+		n.peers.keep(ai)
 	}
 	n.wg.Add(1)
 	go n.peers.loop()
@@ -65,16 +66,17 @@ func (n *Node) startPeers() error {
 	return nil
 }
 
-func parseAddrInfo(s string) (*peer.AddrInfo, error) {
-	m, err := ma.NewMultiaddr(s)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", protocol.ErrInvalid, err)
+// parseBootstrap parses bootstrap multiaddrs.
+func parseBootstrap(addrs []string) ([]peer.AddrInfo, error) {
+	var out []peer.AddrInfo
+	for _, a := range addrs {
+		ai, err := p2paddr.ParseAddrInfo(a)
+		if err != nil {
+			return nil, fmt.Errorf("node: bootstrap %q: %w", a, err)
+		}
+		out = append(out, *ai)
 	}
-	ai, err := peer.AddrInfoFromP2pAddr(m)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v (the address must end in /p2p/<node ID>)", protocol.ErrInvalid, err)
-	}
-	return ai, nil
+	return out, nil
 }
 
 func (k *peerKeeper) keep(ai peer.AddrInfo) {
@@ -166,13 +168,13 @@ func (m mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
 // node that way, knowing only its ID and their common relay.
 func (n *Node) Connect(ctx context.Context, addr string) (peer.ID, error) {
 	if n.host == nil {
-		return "", ErrOffline
+		return "", api.ErrOffline
 	}
 	var ai *peer.AddrInfo
 	if id, err := peer.Decode(strings.TrimPrefix(addr, "/p2p/")); err == nil && !strings.Contains(strings.TrimPrefix(addr, "/p2p/"), "/") {
-		ai = &peer.AddrInfo{ID: id, Addrs: n.circuitAddrsFor(id)}
+		ai = &peer.AddrInfo{ID: id, Addrs: n.reach.CircuitAddrs(id)}
 	} else {
-		if ai, err = parseAddrInfo(addr); err != nil {
+		if ai, err = p2paddr.ParseAddrInfo(addr); err != nil {
 			return "", err
 		}
 	}
@@ -181,85 +183,31 @@ func (n *Node) Connect(ctx context.Context, addr string) (peer.ID, error) {
 	}
 	if err := n.host.Connect(ctx, *ai); err != nil {
 		if len(ai.Addrs) == 0 && len(n.host.Peerstore().Addrs(ai.ID)) == 0 {
-			return "", fmt.Errorf("connect %s: %w (no address known for that node and no relay to reach it through: give its address, or a relay with --relay-via)", ai.ID, err)
+			return "", fmt.Errorf("connect %s: %w: %v (no address known for that node and no relay to reach it through: give its address, or a relay with --relay-via)", ai.ID, protocol.ErrUnreachable, err)
 		}
-		return "", fmt.Errorf("connect %s: %w", ai.ID, err)
+		return "", fmt.Errorf("connect %s: %w: %v", ai.ID, protocol.ErrUnreachable, err)
 	}
 	n.peers.keep(*ai)
 	return ai.ID, nil
 }
 
-// circuitAddrsFor returns p's relay addresses through the relays this node
-// knows: its static relays and the relays holding a slot for it.
-func (n *Node) circuitAddrsFor(p peer.ID) []ma.Multiaddr {
-	relays := map[peer.ID][]ma.Multiaddr{}
-	for _, s := range n.cfg.NAT.StaticRelays {
-		if ai, err := parseAddrInfo(s); err == nil {
-			relays[ai.ID] = append(relays[ai.ID], ai.Addrs...)
-		}
-	}
-	if st := n.networkStatus(); st != nil {
-		for _, r := range st.Reservations {
-			if id, err := peer.Decode(r.Relay); err == nil {
-				relays[id] = append(relays[id], n.host.Peerstore().Addrs(id)...)
-			}
-		}
-	}
-	var out []ma.Multiaddr
-	for r, addrs := range relays {
-		if r == p {
-			continue
-		}
-		if len(addrs) == 0 {
-			addrs = n.host.Peerstore().Addrs(r)
-		}
-		suffix, err := ma.NewMultiaddr("/p2p/" + r.String() + "/p2p-circuit")
-		if err != nil {
-			continue
-		}
-		for _, a := range ma.Unique(addrs) {
-			if isRelayed(a) {
-				continue
-			}
-			out = append(out, a.Encapsulate(suffix))
-		}
-	}
-	return out
-}
-
-// PeerInfo describes one connected peer.
-type PeerInfo struct {
-	ID        string   `json:"id"`
-	Addrs     []string `json:"addrs"`
-	Direction string   `json:"direction"` // inbound or outbound
-	// Connection is "direct" when at least one connection to the peer is
-	// direct, "relayed" when every one goes through a circuit relay.
-	Connection string `json:"connection"`
-	Relayed    bool   `json:"relayed"`         // every connection goes through a circuit relay
-	Relay      string `json:"relay,omitempty"` // the relay's node ID, when relayed
-	// HolePunched says the direct connection was made by hole punching
-	// (DCUtR) from a relayed one.
-	HolePunched bool `json:"holePunched,omitempty"`
-	Kept        bool `json:"kept"` // redialled when the link drops
-}
-
 // Peers lists the connected peers.
-func (n *Node) Peers(ctx context.Context) ([]PeerInfo, error) {
+func (n *Node) Peers(ctx context.Context) ([]api.PeerInfo, error) {
 	if n.host == nil {
 		return nil, nil
 	}
-	var out []PeerInfo
+	var out []api.PeerInfo
 	for _, p := range n.host.Network().Peers() {
-		info := PeerInfo{ID: p.String()}
+		info := api.PeerInfo{ID: p.String()}
 		conns := n.host.Network().ConnsToPeer(p)
-		info.Relayed = peerRelayedOnly(conns)
+		info.Relayed = p2paddr.RelayedOnly(conns)
 		info.Connection = "direct"
 		if info.Relayed {
 			info.Connection = "relayed"
 		}
 		var first network.Conn
 		for _, c := range conns {
-			if info.Relayed != isRelayed(c.RemoteMultiaddr()) {
+			if info.Relayed != p2paddr.IsRelayed(c.RemoteMultiaddr()) {
 				continue // describe the connections of the kind reported
 			}
 			info.Addrs = append(info.Addrs, c.RemoteMultiaddr().String())
@@ -273,11 +221,11 @@ func (n *Node) Peers(ctx context.Context) ([]PeerInfo, error) {
 				info.Direction = "inbound"
 			}
 			if info.Relayed {
-				info.Relay = relayOf(first.RemoteMultiaddr())
+				info.Relay = p2paddr.RelayOf(first.RemoteMultiaddr())
 			}
 		}
 		if !info.Relayed {
-			_, info.HolePunched = n.holePunchedAt(p)
+			_, info.HolePunched = n.reach.HolePunchedAt(p)
 		}
 		n.peers.mu.Lock()
 		_, info.Kept = n.peers.peers[p]

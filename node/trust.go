@@ -1,11 +1,8 @@
 package node
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/control"
@@ -15,7 +12,8 @@ import (
 	libp2pproto "github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
 
-	"github.com/meshprotocol/mesh/internal/frame"
+	"github.com/meshprotocol/mesh/internal/streamrpc"
+	"github.com/meshprotocol/mesh/node/api"
 	"github.com/meshprotocol/mesh/protocol"
 	"github.com/meshprotocol/mesh/trust"
 )
@@ -42,9 +40,6 @@ func (n *Node) openTrust() error {
 	n.trust = g
 	return nil
 }
-
-// Trust is the node's web of trust.
-func (n *Node) Trust() *trust.Graph { return n.trust }
 
 // acceptsPublisher says whether lessons of nodeID may be stored: never from a
 // blocked node; otherwise from any node with a trust path that is more than
@@ -87,7 +82,8 @@ func (g trustGater) blocked(p peer.ID) bool {
 // and acts on trust changes at once: blocked peers are disconnected, newly
 // fully trusted ones asked for their vouch.
 func (n *Node) startTrust() error {
-	n.host.SetStreamHandler(libp2pproto.ID(protocol.ProtocolTrust), n.handleTrust)
+	n.host.SetStreamHandler(libp2pproto.ID(protocol.ProtocolTrust),
+		streamrpc.Serve(n.ctx, protocol.MaxTrustRequestSize, streamrpc.Timeout, n.handleTrust))
 	sub, err := n.host.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted))
 	if err != nil {
 		return fmt.Errorf("node: event bus: %w", err)
@@ -181,7 +177,7 @@ func (n *Node) maybeFetchVouch(p peer.ID) {
 func (n *Node) FetchVouch(ctx context.Context, p peer.ID) error {
 	n.vouchFetches.Add(1)
 	req, _ := (&protocol.TrustRequest{Type: protocol.MsgVouchRequest}).Encode()
-	b, err := n.roundTrip(ctx, p, protocol.ProtocolTrust, req, protocol.MaxTrustResponseSize)
+	b, err := streamrpc.Call(ctx, n.host, p, protocol.ProtocolTrust, req, protocol.MaxTrustResponseSize)
 	if err != nil {
 		return err
 	}
@@ -208,14 +204,14 @@ func (n *Node) FetchVouch(ctx context.Context, p peer.ID) error {
 // its list of referrals; it never acts on it by itself.
 func (n *Node) SendReferral(ctx context.Context, p peer.ID, subject, note string) error {
 	if n.host == nil {
-		return ErrOffline
+		return api.ErrOffline
 	}
 	r, err := protocol.SignReferral(n.edKey, subject, note, n.now())
 	if err != nil {
 		return err
 	}
 	req, _ := (&protocol.TrustRequest{Type: protocol.MsgReferral, Referral: r}).Encode()
-	b, err := n.roundTrip(ctx, p, protocol.ProtocolTrust, req, protocol.MaxTrustResponseSize)
+	b, err := streamrpc.Call(ctx, n.host, p, protocol.ProtocolTrust, req, protocol.MaxTrustResponseSize)
 	if err != nil {
 		return err
 	}
@@ -231,30 +227,26 @@ func (n *Node) SendReferral(ctx context.Context, p peer.ID, subject, note string
 
 // handleTrust answers /mesh/trust/1.0.0: a vouch request from a peer this
 // node trusts fully, or a referral from any peer that is not blocked.
-func (n *Node) handleTrust(s network.Stream) {
-	defer s.Close()
-	_ = s.SetDeadline(time.Now().Add(streamTimeout))
-	from := s.Conn().RemotePeer()
-	resp := &protocol.TrustResponse{Type: protocol.MsgTrustResponse}
-	data, err := frame.Read(bufio.NewReader(s), protocol.MaxTrustRequestSize)
-	if err != nil {
-		s.Reset()
-		return
+func (n *Node) handleTrust(_ context.Context, r *streamrpc.Request) []byte {
+	if r.Err != nil {
+		return nil
 	}
-	req, err := protocol.DecodeTrustRequest(data)
+	from := r.From.String()
+	resp := &protocol.TrustResponse{Type: protocol.MsgTrustResponse}
+	req, err := protocol.DecodeTrustRequest(r.Body)
 	if err == nil {
 		switch req.Type {
 		case protocol.MsgVouchRequest:
-			if lvl, ok := n.trust.Level(from.String()); !ok || lvl != trust.LevelFull {
+			if lvl, ok := n.trust.Level(from); !ok || lvl != trust.LevelFull {
 				err = fmt.Errorf("%w: this node shares its vouches only with peers it trusts fully", protocol.ErrUntrusted)
 				break
 			}
 			resp.Vouch, err = n.ownVouch()
 		case protocol.MsgReferral:
 			switch {
-			case n.trust.Blocked(from.String()):
+			case n.trust.Blocked(from):
 				err = fmt.Errorf("%w: blocked", protocol.ErrUntrusted)
-			case req.Referral.NodeID != from.String():
+			case req.Referral.NodeID != from:
 				err = fmt.Errorf("%w: a referral must be signed by the peer that sends it", protocol.ErrInvalidSignature)
 			default:
 				if err = protocol.VerifyReferral(req.Referral, protocol.VerifyOptions{Now: n.now()}); err == nil {
@@ -269,10 +261,9 @@ func (n *Node) handleTrust(s network.Stream) {
 	}
 	b, err := resp.Encode()
 	if err != nil {
-		s.Reset()
-		return
+		return nil
 	}
-	_ = frame.Write(s, b)
+	return b
 }
 
 // ownVouch returns this node's signed vouch, re-signing it only when its
@@ -297,11 +288,4 @@ func (n *Node) ownVouch() (*protocol.Vouch, error) {
 	}
 	n.vouch = v
 	return v, nil
-}
-
-// vouchState caches this node's signed vouch.
-type vouchState struct {
-	vouchMu      sync.Mutex
-	vouch        *protocol.Vouch
-	vouchFetches atomic.Int64 // vouch requests sent, for tests
 }

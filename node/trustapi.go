@@ -3,40 +3,18 @@ package node
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"sort"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/meshprotocol/mesh/node/api"
 	"github.com/meshprotocol/mesh/protocol"
 	"github.com/meshprotocol/mesh/trust"
 )
-
-// TrustEntry is one row of the trust list: a direct edge, or a node trusted
-// through the vouches of fully trusted nodes.
-type TrustEntry struct {
-	NodeID string      `json:"nodeId"`
-	Level  trust.Level `json:"level"`
-	Hops   int         `json:"hops"`
-	Score  float64     `json:"score"`
-	Note   string      `json:"note,omitempty"`
-	Via    string      `json:"via,omitempty"` // first hop, for transitive entries
-}
-
-// TrustPathInfo is the trust path to one node.
-type TrustPathInfo struct {
-	NodeID  string   `json:"nodeId"`
-	Trusted bool     `json:"trusted"`
-	Blocked bool     `json:"blocked"`
-	Limited bool     `json:"limited"`
-	Hops    []string `json:"hops,omitempty"` // self first, the node last
-	Score   float64  `json:"score"`
-}
 
 // TrustSet adds or changes a direct trust edge (full, limited, or none to
 // block). It takes effect at once.
@@ -50,12 +28,12 @@ func (n *Node) TrustRemove(ctx context.Context, nodeID string) error {
 }
 
 // TrustList lists direct edges and the nodes trusted through vouches.
-func (n *Node) TrustList(ctx context.Context) ([]TrustEntry, error) {
-	var out []TrustEntry
+func (n *Node) TrustList(ctx context.Context) ([]api.TrustEntry, error) {
+	var out []api.TrustEntry
 	seen := map[string]bool{}
 	for _, e := range n.trust.Edges() {
 		seen[e.NodeID] = true
-		row := TrustEntry{NodeID: e.NodeID, Level: e.Level, Hops: 1, Note: e.Note}
+		row := api.TrustEntry{NodeID: e.NodeID, Level: e.Level, Hops: 1, Note: e.Note}
 		if e.Level != trust.LevelNone {
 			row.Score = trust.Score(1)
 		}
@@ -71,7 +49,7 @@ func (n *Node) TrustList(ctx context.Context) ([]TrustEntry, error) {
 				continue
 			}
 			seen[id] = true
-			out = append(out, TrustEntry{NodeID: id, Level: trust.LevelFull, Hops: len(hops) - 1, Score: score, Via: hops[1]})
+			out = append(out, api.TrustEntry{NodeID: id, Level: trust.LevelFull, Hops: len(hops) - 1, Score: score, Via: hops[1]})
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool {
@@ -84,11 +62,11 @@ func (n *Node) TrustList(ctx context.Context) ([]TrustEntry, error) {
 }
 
 // TrustPath reports the trust path to nodeID.
-func (n *Node) TrustPath(ctx context.Context, nodeID string) (*TrustPathInfo, error) {
+func (n *Node) TrustPath(ctx context.Context, nodeID string) (*api.TrustPathInfo, error) {
 	if _, err := peer.Decode(nodeID); err != nil {
 		return nil, fmt.Errorf("%w: node id %q", protocol.ErrInvalid, nodeID)
 	}
-	info := &TrustPathInfo{NodeID: nodeID, Blocked: n.trust.Blocked(nodeID), Limited: n.trust.Limited(nodeID)}
+	info := &api.TrustPathInfo{NodeID: nodeID, Blocked: n.trust.Blocked(nodeID), Limited: n.trust.Limited(nodeID)}
 	info.Hops, info.Score, info.Trusted = n.trust.Path(nodeID)
 	return info, nil
 }
@@ -106,34 +84,16 @@ func (n *Node) Referrals(ctx context.Context) ([]*protocol.Referral, error) {
 	return n.trust.Referrals(), nil
 }
 
-// VerifyReport is what mesh verify says about a lesson.
-type VerifyReport struct {
-	Key              string                 `json:"key"`
-	Valid            bool                   `json:"valid"`
-	Error            string                 `json:"error,omitempty"`
-	Source           string                 `json:"source,omitempty"` // where the lesson came from
-	NodeID           string                 `json:"nodeId,omitempty"`
-	Fingerprint      string                 `json:"fingerprint,omitempty"`
-	Timestamp        int64                  `json:"timestamp,omitempty"`
-	PublishedAt      int64                  `json:"publishedAt,omitempty"`
-	Revoked          bool                   `json:"revoked"`
-	RevocationSource string                 `json:"revocationSource"`
-	Trusted          bool                   `json:"trusted"`
-	TrustPath        []string               `json:"trustPath,omitempty"`
-	TrustScore       float64                `json:"trustScore"`
-	Lesson           *protocol.SignedLesson `json:"signedLesson,omitempty"`
-}
-
 // VerifyKey finds the lesson key (lessonId@nodeId) — in the local cache,
 // else from its publisher, else from any connected peer that has it —
 // verifies its signature, asks the publisher whether it was revoked (or says
 // which cache answered), and reports the trust path to the publisher.
-func (n *Node) VerifyKey(ctx context.Context, key string) (*VerifyReport, error) {
+func (n *Node) VerifyKey(ctx context.Context, key string) (*api.VerifyReport, error) {
 	lessonID, nodeID, err := protocol.ParseKey(key)
 	if err != nil {
 		return nil, err
 	}
-	rep := &VerifyReport{Key: key, NodeID: nodeID}
+	rep := &api.VerifyReport{Key: key, NodeID: nodeID}
 	publisher, _ := peer.Decode(nodeID)
 	var sl *protocol.SignedLesson
 	var rev *protocol.Revocation
@@ -230,80 +190,4 @@ func revocationSource(askedPublisher bool, rev *protocol.Revocation) string {
 		return "the publisher says so (revoked " + at + ")"
 	}
 	return "according to this node's tombstones (revoked " + at + ")"
-}
-
-// Control routes for trust and verification (bearer token).
-func (n *Node) trustRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("POST /api/v1/trust/set", func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			NodeID string      `json:"nodeId"`
-			Level  trust.Level `json:"level"`
-			Note   string      `json:"note"`
-		}
-		if err := decodeBody(r, &req); err != nil {
-			writeError(w, 0, err)
-			return
-		}
-		n.writeResult(w, nil, n.TrustSet(r.Context(), req.NodeID, req.Level, req.Note))
-	})
-	mux.HandleFunc("POST /api/v1/trust/remove", func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			NodeID string `json:"nodeId"`
-		}
-		if err := decodeBody(r, &req); err != nil {
-			writeError(w, 0, err)
-			return
-		}
-		n.writeResult(w, nil, n.TrustRemove(r.Context(), req.NodeID))
-	})
-	mux.HandleFunc("GET /api/v1/trust/list", func(w http.ResponseWriter, r *http.Request) {
-		l, err := n.TrustList(r.Context())
-		if l == nil {
-			l = []TrustEntry{}
-		}
-		n.writeResult(w, l, err)
-	})
-	mux.HandleFunc("GET /api/v1/trust/path/{id}", func(w http.ResponseWriter, r *http.Request) {
-		p, err := n.TrustPath(r.Context(), r.PathValue("id"))
-		n.writeResult(w, p, err)
-	})
-	mux.HandleFunc("GET /api/v1/trust/export", func(w http.ResponseWriter, r *http.Request) {
-		b, err := n.TrustExport(r.Context())
-		n.writeResult(w, json.RawMessage(b), err)
-	})
-	mux.HandleFunc("POST /api/v1/trust/import", func(w http.ResponseWriter, r *http.Request) {
-		m, err := readBody(r)
-		if err != nil {
-			writeError(w, 0, err)
-			return
-		}
-		b, _ := json.Marshal(m)
-		added, err := n.TrustImport(r.Context(), b)
-		n.writeResult(w, map[string]int{"added": added}, err)
-	})
-	mux.HandleFunc("GET /api/v1/trust/referrals", func(w http.ResponseWriter, r *http.Request) {
-		rs, err := n.Referrals(r.Context())
-		if rs == nil {
-			rs = []*protocol.Referral{}
-		}
-		n.writeResult(w, rs, err)
-	})
-	mux.HandleFunc("GET /api/v1/verify/{key}", func(w http.ResponseWriter, r *http.Request) {
-		rep, err := n.VerifyKey(r.Context(), r.PathValue("key"))
-		n.writeResult(w, rep, err)
-	})
-}
-
-func (n *Node) writeResult(w http.ResponseWriter, v any, err error) {
-	if err != nil {
-		if errors.Is(err, trust.ErrNoEdge) {
-			err = fmt.Errorf("%w: %v", protocol.ErrInvalid, err)
-		}
-		writeError(w, 0, err)
-		return
-	}
-	if v == nil {
-		v = map[string]any{"success": true}
-	}
-	writeJSON(w, http.StatusOK, v)
 }

@@ -1,6 +1,9 @@
 package protocol
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Size caps. Every decoder checks its cap before parsing.
 const (
@@ -27,3 +30,15 @@ const (
 // DefaultTimestampWindow is how far a fresh announcement's signing time may be
 // from the verifier's clock, either way.
 const DefaultTimestampWindow = time.Hour
+
+// CapTopics returns at most MaxTags topics, the limit of a node record and
+// of a directory policy: topics as they are if there are no more, else the
+// first MaxTags in sorted order, with the first topic left out (else "").
+func CapTopics(topics []string) (capped []string, firstLeftOut string) {
+	if len(topics) <= MaxTags {
+		return topics, ""
+	}
+	sorted := slices.Clone(topics)
+	slices.Sort(sorted)
+	return sorted[:MaxTags], sorted[MaxTags]
+}

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
+	"strings"
 )
 
 // Message types of federated search (ProtocolSearch).
@@ -66,6 +68,31 @@ type SearchFilters struct {
 // Empty reports whether f restricts nothing.
 func (f *SearchFilters) Empty() bool {
 	return f == nil || len(f.Types) == 0 && len(f.Tags) == 0 && len(f.Topics) == 0 && f.Since == 0 && len(f.Nodes) == 0
+}
+
+// Match reports whether a signed lesson passes the filters; every lesson
+// passes nil or empty filters. Topics compare case-insensitively.
+func (f *SearchFilters) Match(sl *SignedLesson) bool {
+	if f.Empty() {
+		return true
+	}
+	if len(f.Types) > 0 && !slices.Contains(f.Types, sl.Lesson.Type) {
+		return false
+	}
+	for _, t := range f.Tags {
+		if !slices.Contains(sl.Lesson.Tags, t) {
+			return false
+		}
+	}
+	if len(f.Topics) > 0 && !slices.ContainsFunc(sl.Publication.Topics, func(t string) bool {
+		return slices.Contains(f.Topics, strings.ToLower(t))
+	}) {
+		return false
+	}
+	if f.Since != 0 && sl.Publication.PublishedAt < f.Since {
+		return false
+	}
+	return len(f.Nodes) == 0 || slices.Contains(f.Nodes, sl.Signature.NodeID)
 }
 
 // SearchRequest asks a node, and through it its trusted peers, for public

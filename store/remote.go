@@ -84,6 +84,14 @@ func keyFromPath(rest string) (string, bool) {
 // a revoked key, ErrRevoked; of a lesson signed by Options.SelfID,
 // ErrOwnLesson. It returns nil when the lesson is stored, durably.
 func (s *Store) PutRemote(ctx context.Context, sl *protocol.SignedLesson) error {
+	err := s.putRemote(ctx, sl)
+	if err == nil {
+		s.notifyUpdated()
+	}
+	return err
+}
+
+func (s *Store) putRemote(ctx context.Context, sl *protocol.SignedLesson) error {
 	if sl == nil {
 		return fmt.Errorf("store: put remote: %w", invalidf("lesson is nil"))
 	}
@@ -313,6 +321,14 @@ func (s *Store) HeldVersion(ctx context.Context, key string) (publishedAt int64,
 // key that already has a tombstone returns an error wrapping
 // ErrAlreadyRevoked and changes nothing.
 func (s *Store) Revoke(ctx context.Context, rev *protocol.Revocation) error {
+	err := s.revoke(ctx, rev)
+	if err == nil {
+		s.notifyUpdated()
+	}
+	return err
+}
+
+func (s *Store) revoke(ctx context.Context, rev *protocol.Revocation) error {
 	if rev == nil {
 		return fmt.Errorf("store: revoke: %w", invalidf("revocation is nil"))
 	}
@@ -671,4 +687,25 @@ func (s *Store) scan(ctx context.Context, q dsq.Query, what string, fn func(key 
 		fn(r.Key, r.Value)
 	}
 	return nil
+}
+
+// Updated returns a channel that is closed the next time the store takes
+// in a lesson from another node (PutRemote) or a revocation (Revoke): a
+// waiter re-checks what it waits for, then asks again.
+func (s *Store) Updated() <-chan struct{} {
+	s.updMu.Lock()
+	defer s.updMu.Unlock()
+	if s.updCh == nil {
+		s.updCh = make(chan struct{})
+	}
+	return s.updCh
+}
+
+func (s *Store) notifyUpdated() {
+	s.updMu.Lock()
+	if s.updCh != nil {
+		close(s.updCh)
+		s.updCh = nil
+	}
+	s.updMu.Unlock()
 }

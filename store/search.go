@@ -34,6 +34,9 @@ type Query struct {
 	// nothing. Empty Text (or Text with comparisons only) matches every
 	// record that passes the filters, newest first, each with Score 1.
 	Text string
+	// Parsed, if set, is ParseQuery(Text), parsed once at the edge: the
+	// store then matches it and does not parse Text again.
+	Parsed *ParsedQuery
 
 	// Type and Types restrict the record type: a record matches if its type
 	// is Type or any of Types. Both empty: any type.
@@ -63,6 +66,14 @@ type Query struct {
 	// Publisher, when set, keeps only the lessons of this node ID; this
 	// node's own records count as published by Options.SelfID.
 	Publisher string
+}
+
+// parsed returns q.Parsed, or parses q.Text.
+func (q *Query) parsed() (ParsedQuery, error) {
+	if q.Parsed != nil {
+		return *q.Parsed, nil
+	}
+	return ParseQuery(q.Text)
 }
 
 // Values of Query.Origin and ListOptions.Origin.
@@ -134,7 +145,7 @@ type ListResult struct {
 // Search finds records by words, phrases, comparisons and filters. Expired
 // records never match.
 func (s *Store) Search(ctx context.Context, q Query) (*SearchResult, error) {
-	pq, err := ParseQuery(q.Text)
+	pq, err := q.parsed()
 	if err != nil {
 		return nil, fmt.Errorf("store: search: %w", err)
 	}

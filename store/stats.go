@@ -123,6 +123,11 @@ func (s *Store) SearchStats(ctx context.Context, text, origin string) (*protocol
 	if err != nil {
 		return nil, fmt.Errorf("store: search stats: %w", err)
 	}
+	return s.SearchStatsOf(ctx, pq, origin)
+}
+
+// SearchStatsOf is SearchStats for a query parsed already.
+func (s *Store) SearchStatsOf(ctx context.Context, pq ParsedQuery, origin string) (*protocol.SearchStats, error) {
 	switch origin {
 	case "", OriginLocal:
 		origin = OriginLocal

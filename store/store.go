@@ -141,6 +141,9 @@ type Store struct {
 	fedMu sync.RWMutex
 	fed   fedState
 
+	updMu sync.Mutex
+	updCh chan struct{} // closed by notifyUpdated; nil until Updated asks
+
 	cleanMu sync.Mutex
 	cleanQ  []ds.Key // dirty markers whose index updates are on disk
 	cleanCh chan struct{}

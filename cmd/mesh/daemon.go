@@ -35,7 +35,7 @@ func initCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := node.WriteRepoConfig(g.repo, node.RepoConfig{}); err != nil {
+			if err := WriteRepoConfig(g.repo, RepoConfig{}); err != nil {
 				return err
 			}
 			id, err := nodeIDOf(key)
@@ -83,10 +83,10 @@ loopback only); libp2p listens on every --listen address.`,
 			if _, _, err := node.LoadOrCreateKey(g.repo); err != nil {
 				return err
 			}
-			if err := node.WriteRepoConfig(g.repo, node.RepoConfig{}); err != nil {
+			if err := WriteRepoConfig(g.repo, RepoConfig{}); err != nil {
 				return err
 			}
-			rc, err := node.LoadRepoConfig(g.repo)
+			rc, err := LoadRepoConfig(g.repo)
 			if err != nil {
 				return err
 			}

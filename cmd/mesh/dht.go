@@ -11,6 +11,7 @@ import (
 
 	"github.com/meshprotocol/mesh/dht"
 	"github.com/meshprotocol/mesh/node"
+	"github.com/meshprotocol/mesh/node/api"
 	"github.com/meshprotocol/mesh/protocol"
 )
 
@@ -49,12 +50,12 @@ func dhtFlags(c *cobra.Command) func(*cobra.Command, *node.Config) error {
 }
 
 // dhtBackend returns the daemon's DHT API; the DHT needs a running daemon.
-func (g *globals) dhtBackend(ctx context.Context) (node.DHTAPI, func(), error) {
+func (g *globals) dhtBackend(ctx context.Context) (api.DHT, func(), error) {
 	b, closeFn, err := g.backend(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	d, ok := b.(node.DHTAPI)
+	d, ok := b.(api.DHT)
 	if !ok {
 		closeFn()
 		return nil, nil, errors.New("this backend has no DHT")
@@ -65,9 +66,9 @@ func (g *globals) dhtBackend(ctx context.Context) (node.DHTAPI, func(), error) {
 // dhtErr says what to do about the usual DHT errors.
 func dhtErr(err error) error {
 	switch {
-	case errors.Is(err, node.ErrOffline):
+	case errors.Is(err, api.ErrOffline):
 		return errors.New("the DHT needs a running node: start `mesh daemon` first")
-	case errors.Is(err, node.ErrNoDHT):
+	case errors.Is(err, api.ErrNoDHT):
 		return errors.New("the DHT is off on this node (dht.mode \"off\" in config.json, or --dht-mode off)")
 	}
 	return err
@@ -103,7 +104,7 @@ when the DHT holds one. Needs a running daemon.`,
 			defer closeFn()
 			ctx, cancel := context.WithTimeout(c.Context(), timeout)
 			defer cancel()
-			var nodes []node.NodeInfo
+			var nodes []api.NodeInfo
 			if topic != "" {
 				nodes, err = d.TopicNodes(ctx, topic, limit)
 			} else {
@@ -113,7 +114,7 @@ when the DHT holds one. Needs a running daemon.`,
 				return dhtErr(err)
 			}
 			if nodes == nil {
-				nodes = []node.NodeInfo{}
+				nodes = []api.NodeInfo{}
 			}
 			if g.json {
 				return g.printJSON(nodes)
@@ -140,7 +141,7 @@ when the DHT holds one. Needs a running daemon.`,
 	return c
 }
 
-func printNodeInfo(g *globals, n node.NodeInfo) {
+func printNodeInfo(g *globals, n api.NodeInfo) {
 	g.printf("%s\n", n.NodeID)
 	if n.Record == nil {
 		g.printf("  (no node record in the DHT)\n")
@@ -187,7 +188,7 @@ func directoryNodeCmd(g *globals) *cobra.Command {
 			if g.json {
 				return g.printJSON(rec)
 			}
-			printNodeInfo(g, node.NodeInfo{NodeID: rec.NodeID, Addrs: rec.Addrs, Topics: rec.Topics, Roles: rec.Roles, Record: rec})
+			printNodeInfo(g, api.NodeInfo{NodeID: rec.NodeID, Addrs: rec.Addrs, Topics: rec.Topics, Roles: rec.Roles, Record: rec})
 			return nil
 		},
 	}

@@ -8,17 +8,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshprotocol/mesh/node"
+	"github.com/meshprotocol/mesh/node/api"
+	"github.com/meshprotocol/mesh/node/discovery"
 	"github.com/meshprotocol/mesh/protocol"
 )
 
 // writeConfig writes REPO/config.json before the daemon first starts.
-func writeConfig(t *testing.T, repo string, rc node.RepoConfig) {
+func writeConfig(t *testing.T, repo string, rc RepoConfig) {
 	t.Helper()
 	if err := os.MkdirAll(repo, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := node.WriteRepoConfig(repo, rc); err != nil {
+	if err := WriteRepoConfig(repo, rc); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -26,7 +27,7 @@ func writeConfig(t *testing.T, repo string, rc node.RepoConfig) {
 func TestCLIDirectoryNodes(t *testing.T) {
 	root := t.TempDir()
 	rboot, rpub, rq := filepath.Join(root, "boot"), filepath.Join(root, "pub"), filepath.Join(root, "q")
-	writeConfig(t, rboot, node.RepoConfig{DHT: node.DHTConfig{Mode: "server"}})
+	writeConfig(t, rboot, RepoConfig{DHT: discovery.Config{Mode: "server"}})
 	startDaemon(t, rboot)
 	var boot struct {
 		NodeID string   `json:"nodeId"`
@@ -36,8 +37,8 @@ func TestCLIDirectoryNodes(t *testing.T) {
 		t.Fatalf("id of boot: %+v %v", boot, err)
 	}
 	// The publisher and q know only the bootstrap node's address.
-	writeConfig(t, rpub, node.RepoConfig{Bootstrap: []string{boot.Addrs[0]}, Topics: []string{"rust"}, DHT: node.DHTConfig{Mode: "server"}})
-	writeConfig(t, rq, node.RepoConfig{Bootstrap: []string{boot.Addrs[0]}, DHT: node.DHTConfig{Mode: "client"}})
+	writeConfig(t, rpub, RepoConfig{Bootstrap: []string{boot.Addrs[0]}, Topics: []string{"rust"}, DHT: discovery.Config{Mode: "server"}})
+	writeConfig(t, rq, RepoConfig{Bootstrap: []string{boot.Addrs[0]}, DHT: discovery.Config{Mode: "client"}})
 	startDaemon(t, rpub)
 	startDaemon(t, rq)
 	var pub struct {
@@ -45,7 +46,7 @@ func TestCLIDirectoryNodes(t *testing.T) {
 	}
 	json.Unmarshal([]byte(mustMesh(t, rpub, "", "--json", "id")), &pub)
 
-	var nodes []node.NodeInfo
+	var nodes []api.NodeInfo
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		// Until q's routing table has a server the lookup fails ("no DHT

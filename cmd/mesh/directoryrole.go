@@ -8,6 +8,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshprotocol/mesh/node"
+	"github.com/meshprotocol/mesh/node/api"
+	"github.com/meshprotocol/mesh/node/directory"
 	"github.com/meshprotocol/mesh/protocol"
 )
 
@@ -36,7 +38,7 @@ func directoryDaemonFlags(c *cobra.Command) func(*cobra.Command, *node.Config) e
 	f.StringVar(&publicURL, "public-url", "", "the public API's URL as others reach it, stated in the policy")
 	f.StringVar(&contact, "contact", "", "who runs this directory, stated in the policy")
 	f.IntVar(&retention, "retention-days", 0, "serve lessons published at most this many days ago (0: until revoked or expired)")
-	f.Float64Var(&rate, "public-rate", 0, fmt.Sprintf("public API requests per second per client address (0: %d)", node.DefaultPublicRate))
+	f.Float64Var(&rate, "public-rate", 0, fmt.Sprintf("public API requests per second per client address (0: %d)", directory.DefaultPublicRate))
 	return func(c *cobra.Command, cfg *node.Config) error {
 		d := &cfg.Directory
 		fl := c.Flags()
@@ -72,10 +74,10 @@ func directoryDaemonFlags(c *cobra.Command) func(*cobra.Command, *node.Config) e
 }
 
 // directoryBackend runs fn with the daemon (or the offline repo) as a
-// node.DirectoryAPI.
-func (g *globals) directoryBackend(c *cobra.Command, fn func(node.DirectoryAPI) error) error {
-	return g.withBackend(c, func(b node.API) error {
-		d, ok := b.(node.DirectoryAPI)
+// api.Directory.
+func (g *globals) directoryBackend(c *cobra.Command, fn func(api.Directory) error) error {
+	return g.withBackend(c, func(b api.API) error {
+		d, ok := b.(api.Directory)
 		if !ok {
 			return fmt.Errorf("this backend does not manage directories")
 		}
@@ -93,7 +95,7 @@ registers at once and then every 30 minutes; the directory then syncs your publi
 The directory's public API URL, if known, is used by mesh directory search.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, a []string) error {
-			return g.directoryBackend(c, func(b node.DirectoryAPI) error {
+			return g.directoryBackend(c, func(b api.Directory) error {
 				e, err := b.DirectoryAdd(c.Context(), a[0])
 				if err != nil {
 					return err
@@ -125,7 +127,7 @@ func directoryListCmd(g *globals) *cobra.Command {
 		Short: "The directories this node registers with",
 		Args:  args(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
-			return g.directoryBackend(c, func(b node.DirectoryAPI) error {
+			return g.directoryBackend(c, func(b api.Directory) error {
 				list, err := b.DirectoryList(c.Context())
 				if err != nil {
 					return err
@@ -159,7 +161,7 @@ func directoryRemoveCmd(g *globals) *cobra.Command {
 		Short: "Stop registering with a directory",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, a []string) error {
-			return g.directoryBackend(c, func(b node.DirectoryAPI) error {
+			return g.directoryBackend(c, func(b api.Directory) error {
 				ok, err := b.DirectoryRemove(c.Context(), a[0])
 				if err != nil {
 					return err
@@ -175,7 +177,7 @@ func directoryRemoveCmd(g *globals) *cobra.Command {
 
 func directorySearchCmd(g *globals) *cobra.Command {
 	var (
-		req      node.DirectorySearchRequest
+		req      api.DirectorySearchRequest
 		deadline time.Duration
 	)
 	c := &cobra.Command{
@@ -203,15 +205,15 @@ drops them). With --peers, your trusted peers are searched too (as mesh search -
 	f.StringSliceVar(&req.Filters.Tags, "tags", nil, "only lessons with these tags")
 	f.StringSliceVar(&req.Filters.Topics, "topic", nil, "only lessons published on one of these topics")
 	f.StringSliceVar(&req.Filters.Types, "type", nil, "only lessons of these types")
-	f.DurationVar(&deadline, "deadline", node.DefaultDirectoryDeadline, "answer with what arrived by then")
+	f.DurationVar(&deadline, "deadline", directory.DefaultDirectoryDeadline, "answer with what arrived by then")
 	return c
 }
 
 // directorySearch runs and prints a search of several directories (and,
 // with req.Peers, of the trusted peers): mesh directory search, and mesh
 // search --directories.
-func (g *globals) directorySearch(c *cobra.Command, req node.DirectorySearchRequest) error {
-	return g.directoryBackend(c, func(b node.DirectoryAPI) error {
+func (g *globals) directorySearch(c *cobra.Command, req api.DirectorySearchRequest) error {
+	return g.directoryBackend(c, func(b api.Directory) error {
 		res, err := b.DirectorySearch(c.Context(), req)
 		if err != nil {
 			return err

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshprotocol/mesh/node"
+	"github.com/meshprotocol/mesh/node/httpapi"
 )
 
 // meshBin is the mesh binary built once for the end-to-end tests.
@@ -94,7 +94,7 @@ func startDaemon(t *testing.T, repo string) *daemon {
 // plus whatever the extra daemon flags add, and waits until its API answers.
 func startDaemonWith(t *testing.T, repo string, extra ...string) *daemon {
 	t.Helper()
-	os.Remove(filepath.Join(repo, node.APIFile))
+	os.Remove(filepath.Join(repo, httpapi.APIFile))
 	d := &daemon{logs: &bytes.Buffer{}, done: make(chan struct{})}
 	args := append([]string{"--repo", repo, "--api", "127.0.0.1:0", "daemon", "--no-mdns",
 		"--listen", "/ip4/127.0.0.1/tcp/0"}, extra...)
@@ -112,7 +112,7 @@ func startDaemonWith(t *testing.T, repo string, extra ...string) *daemon {
 			t.Fatalf("daemon exited: %s", d.logs)
 		default:
 		}
-		if b, err := os.ReadFile(filepath.Join(repo, node.APIFile)); err == nil {
+		if b, err := os.ReadFile(filepath.Join(repo, httpapi.APIFile)); err == nil {
 			d.api = strings.TrimSpace(string(b))
 			if resp, err := http.Get(d.api + "/amp/status"); err == nil {
 				resp.Body.Close()

@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/meshprotocol/mesh/node"
+	"github.com/meshprotocol/mesh/node/api"
 	"github.com/meshprotocol/mesh/protocol"
 )
 
@@ -97,7 +97,7 @@ func followingCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if g.json {
-				return g.printJSON(node.FollowingResponse{Topics: orEmpty(topics), Feeds: orEmpty(feeds)})
+				return g.printJSON(api.FollowingResponse{Topics: orEmpty(topics), Feeds: orEmpty(feeds)})
 			}
 			for _, t := range topics {
 				g.printf("topic %s\n", t)
@@ -161,7 +161,7 @@ func peersCmd(g *globals) *cobra.Command {
 			}
 			if g.json {
 				if ps == nil {
-					ps = []node.PeerInfo{}
+					ps = []api.PeerInfo{}
 				}
 				return g.printJSON(ps)
 			}
@@ -185,8 +185,8 @@ func syncCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer closeFn()
-			var total node.SyncProgress
-			err = b.Sync(c.Context(), func(p node.SyncProgress) {
+			var total api.SyncProgress
+			err = b.Sync(c.Context(), func(p api.SyncProgress) {
 				if g.json {
 					_ = g.printJSON(p)
 					return

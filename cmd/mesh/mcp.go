@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshprotocol/mesh/node"
+	"github.com/meshprotocol/mesh/node/mcpserver"
 )
 
 func mcpCmd(g *globals) *cobra.Command {
@@ -37,7 +38,7 @@ contents and queries are never logged.`,
 			}
 			defer closeFn()
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-			srv := node.NewMCPServer(b, &node.MCPOptions{Logger: log})
+			srv := mcpserver.New(b, node.Version, &mcpserver.Options{Logger: log})
 			err = srv.Run(ctx, &mcp.StdioTransport{})
 			if err == nil || errors.Is(err, io.EOF) || errors.Is(err, context.Canceled) {
 				return nil // the client hung up, or we were told to stop

@@ -10,6 +10,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshprotocol/mesh/node"
+	"github.com/meshprotocol/mesh/node/api"
+	"github.com/meshprotocol/mesh/node/reach"
 	"github.com/meshprotocol/mesh/protocol"
 )
 
@@ -32,7 +34,7 @@ func natFlags(c *cobra.Command) func(*cobra.Command, *node.Config) error {
 		noPortMap      bool
 		noAutoRelay    bool
 		keepRelayed    bool
-		rl             node.RelayConfig
+		rl             reach.RelayConfig
 		rlTTL, rlDur   time.Duration
 	)
 	f := c.Flags()
@@ -46,9 +48,9 @@ func natFlags(c *cobra.Command) func(*cobra.Command, *node.Config) error {
 	f.BoolVar(&noPortMap, "no-portmap", false, "do not ask the router for a port mapping (UPnP, NAT-PMP)")
 	f.BoolVar(&noAutoRelay, "no-autorelay", false, "never reserve relay slots")
 	f.BoolVar(&keepRelayed, "keep-relayed", false, "keep relayed connections open once a direct one exists")
-	f.IntVar(&rl.MaxReservations, "relay-max-reservations", 0, fmt.Sprintf("relay: nodes holding a slot at once (default %d)", node.DefaultRelayMaxReservations))
-	f.IntVar(&rl.MaxReservationsPerIP, "relay-max-reservations-per-ip", 0, fmt.Sprintf("relay: slots per IP address (default %d)", node.DefaultRelayMaxReservationsPerIP))
-	f.IntVar(&rl.MaxCircuits, "relay-max-circuits", 0, fmt.Sprintf("relay: relayed connections open at once per node (default %d)", node.DefaultRelayMaxCircuits))
+	f.IntVar(&rl.MaxReservations, "relay-max-reservations", 0, fmt.Sprintf("relay: nodes holding a slot at once (default %d)", reach.DefaultRelayMaxReservations))
+	f.IntVar(&rl.MaxReservationsPerIP, "relay-max-reservations-per-ip", 0, fmt.Sprintf("relay: slots per IP address (default %d)", reach.DefaultRelayMaxReservationsPerIP))
+	f.IntVar(&rl.MaxCircuits, "relay-max-circuits", 0, fmt.Sprintf("relay: relayed connections open at once per node (default %d)", reach.DefaultRelayMaxCircuits))
 	f.DurationVar(&rlTTL, "relay-reservation-ttl", 0, "relay: how long a slot lasts before it must be refreshed (default 1h)")
 	f.DurationVar(&rlDur, "relay-circuit-duration", 0, "relay: close each relayed connection after this long (default: no cap)")
 	f.Int64Var(&rl.CircuitBytes, "relay-circuit-bytes", 0, "relay: close each relayed connection after this many bytes each way (default: no cap)")
@@ -62,8 +64,8 @@ func natFlags(c *cobra.Command) func(*cobra.Command, *node.Config) error {
 				// Home nodes find relays in the DHT by this role.
 				cfg.DHT.Roles = append(cfg.DHT.Roles, protocol.RoleRelay)
 			}
-			if !changed("reachability") && (nc.Reachability == "" || nc.Reachability == node.ReachabilityAuto) {
-				nc.Reachability = node.ReachabilityPublic
+			if !changed("reachability") && (nc.Reachability == "" || nc.Reachability == reach.ReachabilityAuto) {
+				nc.Reachability = reach.ReachabilityPublic
 			}
 		}
 		if changed("relay-max-reservations") {
@@ -76,10 +78,10 @@ func natFlags(c *cobra.Command) func(*cobra.Command, *node.Config) error {
 			nc.Relay.MaxCircuits = rl.MaxCircuits
 		}
 		if changed("relay-reservation-ttl") {
-			nc.Relay.ReservationTTL = node.Duration(rlTTL)
+			nc.Relay.ReservationTTL = api.Duration(rlTTL)
 		}
 		if changed("relay-circuit-duration") {
-			nc.Relay.CircuitDuration = node.Duration(rlDur)
+			nc.Relay.CircuitDuration = api.Duration(rlDur)
 		}
 		if changed("relay-circuit-bytes") {
 			nc.Relay.CircuitBytes = rl.CircuitBytes
@@ -117,11 +119,11 @@ func natFlags(c *cobra.Command) func(*cobra.Command, *node.Config) error {
 
 // fillNetwork adds the daemon's network status to st when the backend did
 // not include it (the control API's status answer carries the AMP fields).
-func fillNetwork(ctx context.Context, b node.API, st *node.Status) {
+func fillNetwork(ctx context.Context, b api.API, st *api.Status) {
 	if st.Network != nil {
 		return
 	}
-	if na, ok := b.(node.NetworkAPI); ok {
+	if na, ok := b.(api.Network); ok {
 		if ns, err := na.Network(ctx); err == nil {
 			st.Network = ns
 		}
@@ -129,7 +131,7 @@ func fillNetwork(ctx context.Context, b node.API, st *node.Status) {
 }
 
 // printNetwork prints the network part of `mesh status`.
-func printNetwork(g *globals, st *node.Status) {
+func printNetwork(g *globals, st *api.Status) {
 	ns := st.Network
 	if ns == nil {
 		g.printf("network: offline (no daemon running)\n")
@@ -165,7 +167,7 @@ func printNetwork(g *globals, st *node.Status) {
 }
 
 // peerHow says how a peer is connected, for `mesh peers`.
-func peerHow(p node.PeerInfo) string {
+func peerHow(p api.PeerInfo) string {
 	switch {
 	case p.Relayed && p.Relay != "":
 		return "relayed via " + shortID(p.Relay)

@@ -11,7 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshprotocol/mesh/node"
+	"github.com/meshprotocol/mesh/node/api"
+	"github.com/meshprotocol/mesh/node/httpapi"
 )
 
 // TestDaemonNATFlags: bad reachability flags are usage errors (exit 2) with
@@ -62,14 +63,14 @@ func TestDaemonAnnounce(t *testing.T) {
 			t.Fatalf("daemon did not come up: %s", logs.String())
 		}
 	}
-	var info node.Info
+	var info api.Info
 	if err := json.Unmarshal([]byte(mustMesh(t, repo, "", "--json", "id")), &info); err != nil {
 		t.Fatal(err)
 	}
 	if len(info.Addrs) != 1 || info.Addrs[0] != tunnel+"/p2p/"+info.NodeID {
 		t.Fatalf("addresses %v, want only %s", info.Addrs, tunnel)
 	}
-	var st node.Status
+	var st api.Status
 	if err := json.Unmarshal([]byte(mustMesh(t, repo, "", "--json", "status")), &st); err != nil || st.Network == nil {
 		t.Fatalf("status: %+v %v", st, err)
 	}
@@ -85,7 +86,7 @@ func TestDaemonAnnounce(t *testing.T) {
 	// With the daemon gone, status says the node is offline.
 	cmd.Process.Kill()
 	<-done
-	os.Remove(filepath.Join(repo, node.APIFile))
+	os.Remove(filepath.Join(repo, httpapi.APIFile))
 	if out := mustMesh(t, repo, "", "status"); !strings.Contains(out, "network: offline") {
 		t.Errorf("offline status:\n%s", out)
 	}

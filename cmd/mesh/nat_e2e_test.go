@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/meshprotocol/mesh/internal/netns"
-	"github.com/meshprotocol/mesh/node"
+	"github.com/meshprotocol/mesh/node/api"
 )
 
 // requireNetns fails under CI and skips elsewhere when network namespaces
@@ -137,18 +137,18 @@ func TestNATTraversal(t *testing.T) {
 	// relay among its connected peers once AutoNAT says d is private.
 	d.d = start(d.NS, d.repo, "home d", "--bootstrap", relayVia[1])
 
-	status := func(h *natHome) node.Status {
+	status := func(h *natHome) api.Status {
 		t.Helper()
-		var st node.Status
+		var st api.Status
 		out := run(h.NS, h.repo, "--json", "status")
 		if err := json.Unmarshal([]byte(out), &st); err != nil || st.Network == nil {
 			t.Fatalf("status of %s: %v\n%s", h.name, err, out)
 		}
 		return st
 	}
-	peerOf := func(h *natHome, id string) (node.PeerInfo, bool) {
+	peerOf := func(h *natHome, id string) (api.PeerInfo, bool) {
 		t.Helper()
-		var ps []node.PeerInfo
+		var ps []api.PeerInfo
 		out := run(h.NS, h.repo, "--json", "peers")
 		if err := json.Unmarshal([]byte(out), &ps); err != nil {
 			t.Fatalf("peers of %s: %v\n%s", h.name, err, out)
@@ -158,7 +158,7 @@ func TestNATTraversal(t *testing.T) {
 				return p, true
 			}
 		}
-		return node.PeerInfo{}, false
+		return api.PeerInfo{}, false
 	}
 	began := time.Now()
 	step := func(what string) { t.Logf("%6.2fs  %s", time.Since(began).Seconds(), what) }

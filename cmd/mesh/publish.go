@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/meshprotocol/mesh/node"
+	"github.com/meshprotocol/mesh/node/api"
 	"github.com/meshprotocol/mesh/protocol"
 )
 
@@ -35,7 +35,7 @@ signed. The signed form is kept with the record; mesh export prints it.`,
 				return err
 			}
 			defer closeFn()
-			sl, err := b.Publish(c.Context(), a[0], node.PublishOptions{Visibility: visibility, Topics: topics})
+			sl, err := b.Publish(c.Context(), a[0], api.PublishOptions{Visibility: visibility, Topics: topics})
 			if err != nil {
 				return err
 			}

@@ -12,7 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/meshprotocol/mesh/node"
+	"github.com/meshprotocol/mesh/node/api"
+	"github.com/meshprotocol/mesh/node/directory"
 	"github.com/meshprotocol/mesh/protocol"
 	"github.com/meshprotocol/mesh/store"
 )
@@ -408,11 +409,11 @@ to merge in your trusted peers' answers too.`,
 				default:
 					return usagef("--directories merges in --sources trusted only, not %q", sources)
 				}
-				d := node.DefaultDirectoryDeadline
+				d := directory.DefaultDirectoryDeadline
 				if c.Flags().Changed("deadline") {
 					d = deadline
 				}
-				return g.directorySearch(c, node.DirectorySearchRequest{
+				return g.directorySearch(c, api.DirectorySearchRequest{
 					Query: q.Text, Limit: q.Limit, Directories: directoryURLs,
 					Peers: sources == "trusted", Hops: hops, DeadlineMs: d.Milliseconds(),
 					TrustedOnly: trustedOnly,
@@ -425,9 +426,9 @@ to merge in your trusted peers' answers too.`,
 			}
 			defer closeFn()
 			if sources != "" {
-				return g.searchNetwork(c, b, node.FedSearchRequest{
+				return g.searchNetwork(c, b, api.FedSearchRequest{
 					Query: q.Text, Limit: q.Limit, Hops: hops, Sources: sources,
-					DeadlineMs: deadline.Milliseconds(), FreshnessHalfLifeMs: freshness.Milliseconds(),
+					Deadline: deadline, FreshnessHalfLife: freshness,
 					Filters: protocol.SearchFilters{Tags: q.Tags, Since: q.Since, Types: typesOf(q.Type)},
 				})
 			}
@@ -502,7 +503,7 @@ func parseTime(s string) (int64, error) {
 }
 
 // searchNetwork runs and prints a federated search.
-func (g *globals) searchNetwork(c *cobra.Command, b node.API, req node.FedSearchRequest) error {
+func (g *globals) searchNetwork(c *cobra.Command, b api.API, req api.FedSearchRequest) error {
 	res, err := b.SearchNetwork(c.Context(), req)
 	if err != nil {
 		return err

@@ -13,6 +13,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshprotocol/mesh/node"
+	"github.com/meshprotocol/mesh/node/api"
+	"github.com/meshprotocol/mesh/node/httpapi"
 )
 
 // globals are the flags every command shares.
@@ -67,12 +69,12 @@ func args(check cobra.PositionalArgs) cobra.PositionalArgs {
 
 // backend returns the daemon's control API, or, when no daemon runs, the repo
 // opened in-process (offline). close must be called when done.
-func (g *globals) backend(ctx context.Context) (api node.API, close func(), err error) {
-	c, err := node.DialRepo(ctx, g.repo, g.api)
+func (g *globals) backend(ctx context.Context) (api api.API, close func(), err error) {
+	c, err := httpapi.DialRepo(ctx, g.repo, g.api)
 	if err == nil {
 		return c, func() {}, nil
 	}
-	if !errors.Is(err, node.ErrNoDaemon) || g.api != "" {
+	if !errors.Is(err, httpapi.ErrNoDaemon) || g.api != "" {
 		return nil, nil, err
 	}
 	if _, err := os.Stat(filepath.Join(g.repo, node.KeyFile)); errors.Is(err, fs.ErrNotExist) {

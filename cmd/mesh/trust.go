@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/meshprotocol/mesh/node"
+	"github.com/meshprotocol/mesh/node/api"
 	"github.com/meshprotocol/mesh/trust"
 )
 
@@ -27,7 +27,7 @@ func trustCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
-			return g.withBackend(c, func(b node.API) error {
+			return g.withBackend(c, func(b api.API) error {
 				if err := b.TrustSet(c.Context(), a[0], lvl, note); err != nil {
 					return err
 				}
@@ -42,7 +42,7 @@ func trustCmd(g *globals) *cobra.Command {
 		Short: "Remove a trust edge, and every path through it, at once",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, a []string) error {
-			return g.withBackend(c, func(b node.API) error {
+			return g.withBackend(c, func(b api.API) error {
 				if err := b.TrustRemove(c.Context(), a[0]); err != nil {
 					return err
 				}
@@ -55,14 +55,14 @@ func trustCmd(g *globals) *cobra.Command {
 		Short: "Trusted nodes, direct and through vouches, with hops",
 		Args:  args(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
-			return g.withBackend(c, func(b node.API) error {
+			return g.withBackend(c, func(b api.API) error {
 				rows, err := b.TrustList(c.Context())
 				if err != nil {
 					return err
 				}
 				if g.json {
 					if rows == nil {
-						rows = []node.TrustEntry{}
+						rows = []api.TrustEntry{}
 					}
 					return g.printJSON(rows)
 				}
@@ -83,7 +83,7 @@ func trustCmd(g *globals) *cobra.Command {
 		Short: "Show the trust path to a node",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, a []string) error {
-			return g.withBackend(c, func(b node.API) error {
+			return g.withBackend(c, func(b api.API) error {
 				p, err := b.TrustPath(c.Context(), a[0])
 				if err != nil {
 					return err
@@ -111,7 +111,7 @@ func trustCmd(g *globals) *cobra.Command {
 		Short: "Print the direct trust edges as JSON",
 		Args:  args(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
-			return g.withBackend(c, func(b node.API) error {
+			return g.withBackend(c, func(b api.API) error {
 				data, err := b.TrustExport(c.Context())
 				if err != nil {
 					return err
@@ -139,7 +139,7 @@ func trustCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return g.withBackend(c, func(b node.API) error {
+			return g.withBackend(c, func(b api.API) error {
 				added, err := b.TrustImport(c.Context(), data)
 				if err != nil {
 					return err
@@ -153,7 +153,7 @@ func trustCmd(g *globals) *cobra.Command {
 		Short: "Signed referrals received from peers (never acted on by themselves)",
 		Args:  args(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
-			return g.withBackend(c, func(b node.API) error {
+			return g.withBackend(c, func(b api.API) error {
 				rs, err := b.Referrals(c.Context())
 				if err != nil {
 					return err
@@ -191,7 +191,7 @@ func formatPath(hops []string) string {
 }
 
 // withBackend runs fn against the daemon or the repo.
-func (g *globals) withBackend(c *cobra.Command, fn func(node.API) error) error {
+func (g *globals) withBackend(c *cobra.Command, fn func(api.API) error) error {
 	b, closeFn, err := g.backend(c.Context())
 	if err != nil {
 		return err

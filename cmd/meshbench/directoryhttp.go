@@ -19,6 +19,7 @@ import (
 
 	"github.com/meshprotocol/mesh/internal/corpus"
 	"github.com/meshprotocol/mesh/node"
+	"github.com/meshprotocol/mesh/node/directory"
 	"github.com/meshprotocol/mesh/protocol"
 )
 
@@ -117,7 +118,7 @@ func runDirectoryHTTP(ctx context.Context, e *env, c directoryHTTPConfig) (*dire
 	defer cleanup()
 	d, err := node.New(ctx, node.Config{
 		RepoDir: dir, ListenAddrs: []string{}, DisableMDNS: true,
-		Directory: node.DirectoryConfig{Enabled: true, PublicAPI: "127.0.0.1:0", RateLimit: 1e9, RateBurst: 1 << 30},
+		Directory: directory.Config{Enabled: true, PublicAPI: "127.0.0.1:0", RateLimit: 1e9, RateBurst: 1 << 30},
 	})
 	if err != nil {
 		return nil, err
@@ -137,7 +138,7 @@ func runDirectoryHTTP(ctx context.Context, e *env, c directoryHTTPConfig) (*dire
 		}
 	}
 
-	url := d.PublicAPIURL() + "/v1/search"
+	url := d.Directory().PublicURL() + "/v1/search"
 	hc := &http.Client{
 		Timeout: c.timeout,
 		Transport: &http.Transport{

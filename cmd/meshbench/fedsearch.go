@@ -28,6 +28,7 @@ import (
 
 	"github.com/meshprotocol/mesh/internal/corpus"
 	"github.com/meshprotocol/mesh/node"
+	"github.com/meshprotocol/mesh/node/api"
 	"github.com/meshprotocol/mesh/protocol"
 	"github.com/meshprotocol/mesh/store"
 	"github.com/meshprotocol/mesh/trust"
@@ -254,7 +255,7 @@ func autoDeadline(lat time.Duration, hops int) time.Duration {
 			return d
 		}
 	}
-	return node.DefaultFedDeadline
+	return api.DefaultFedDeadline
 }
 
 // fedRef is the reference of one requester: an in-memory store of exactly
@@ -374,7 +375,7 @@ func runFedsearch(ctx context.Context, e *env, c fedsearchConfig) (*fedsearchRes
 			if err != nil {
 				return err
 			}
-			sl, err := nodes[i].Publish(ctx, id, node.PublishOptions{Visibility: protocol.VisibilityPublic})
+			sl, err := nodes[i].Publish(ctx, id, api.PublishOptions{Visibility: protocol.VisibilityPublic})
 			if err != nil {
 				return err
 			}
@@ -587,11 +588,11 @@ const mocknetWriteBuffer = 256
 // fedQuery runs one federated search. With c.pad the query is padded with
 // trailing spaces (which the query parser ignores) so that every request
 // is over mocknetWriteBuffer and pays the link latency, as on a real link.
-func fedQuery(ctx context.Context, n *node.Node, q string, c fedsearchConfig) (*node.FedResult, error) {
+func fedQuery(ctx context.Context, n *node.Node, q string, c fedsearchConfig) (*api.FedSearchResponse, error) {
 	if c.pad && len(q) < mocknetWriteBuffer {
 		q += strings.Repeat(" ", mocknetWriteBuffer-len(q))
 	}
-	return n.FederatedSearch(ctx, node.FedQuery{Query: q, Hops: c.hops, Limit: c.limit, Deadline: c.deadline, Sources: "trusted"})
+	return n.SearchNetwork(ctx, api.FedSearchRequest{Query: q, Hops: c.hops, Limit: c.limit, Deadline: c.deadline, Sources: "trusted"})
 }
 
 // runFedQueries runs the queries one after another, each from its

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/meshprotocol/mesh/internal/netns"
-	"github.com/meshprotocol/mesh/node"
+	"github.com/meshprotocol/mesh/node/api"
 )
 
 // The nat scenario: home nodes behind NAT, in network namespaces
@@ -257,7 +257,7 @@ func natRun(ctx context.Context, e *env, bin, dir string, wait time.Duration) (r
 	reserved := func(h home) func() bool {
 		return func() bool {
 			out, err := run(h.ns, h.repo, "--json", "status")
-			var s node.Status
+			var s api.Status
 			return err == nil && json.Unmarshal([]byte(out), &s) == nil && s.Network != nil && len(s.Network.Reservations) > 0
 		}
 	}
@@ -267,18 +267,18 @@ func natRun(ctx context.Context, e *env, bin, dir string, wait time.Duration) (r
 			return err == nil && strings.Contains(out, a.id)
 		}
 	}
-	peer := func(h home, id string) (node.PeerInfo, bool) {
+	peer := func(h home, id string) (api.PeerInfo, bool) {
 		out, err := run(h.ns, h.repo, "--json", "peers")
-		var ps []node.PeerInfo
+		var ps []api.PeerInfo
 		if err != nil || json.Unmarshal([]byte(out), &ps) != nil {
-			return node.PeerInfo{}, false
+			return api.PeerInfo{}, false
 		}
 		for _, p := range ps {
 			if p.ID == id {
 				return p, true
 			}
 		}
-		return node.PeerInfo{}, false
+		return api.PeerInfo{}, false
 	}
 	// a reaches b, then c, by node ID through the relay, once each holds a
 	// slot there.

@@ -17,6 +17,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/meshprotocol/mesh/node"
+	"github.com/meshprotocol/mesh/node/api"
 	"github.com/meshprotocol/mesh/protocol"
 	"github.com/meshprotocol/mesh/trust"
 )
@@ -174,7 +175,7 @@ func runPropagate(ctx context.Context, e *env, c propagateConfig) (*propagateRes
 			return nil, err
 		}
 		start := time.Now()
-		sl, err := nodes[p].Publish(ctx, id, node.PublishOptions{Visibility: "public", Topics: []string{"bench"}})
+		sl, err := nodes[p].Publish(ctx, id, api.PublishOptions{Visibility: "public", Topics: []string{"bench"}})
 		if err != nil {
 			return nil, err
 		}
@@ -312,7 +313,7 @@ func waitAll(ctx context.Context, nodes []*node.Node, skip int, timeout time.Dur
 		go func(n *node.Node) {
 			defer wg.Done()
 			for {
-				ch := n.Ingested()
+				ch := n.Store().Updated()
 				if cond(n) {
 					now := time.Now()
 					mu.Lock()

@@ -15,6 +15,7 @@ import (
 	"os"
 
 	"github.com/meshprotocol/mesh/node"
+	"github.com/meshprotocol/mesh/node/api"
 	"github.com/meshprotocol/mesh/protocol"
 	"github.com/meshprotocol/mesh/store"
 )
@@ -59,7 +60,7 @@ func run(ctx context.Context, repo string) error {
 	}
 	fmt.Fprintf(os.Stderr, "found %s (score %.2f)\n", id, res.Hits[0].Score)
 
-	sl, err := n.Publish(ctx, id, node.PublishOptions{Visibility: protocol.VisibilityPublic, Topics: []string{"rust"}})
+	sl, err := n.Publish(ctx, id, api.PublishOptions{Visibility: protocol.VisibilityPublic, Topics: []string{"rust"}})
 	if err != nil {
 		return err
 	}

@@ -1,12 +1,9 @@
-package node
-
-// This file holds reachability from behind NAT: AutoNAT v2, circuit relay v2 (client and service), DCUtR hole punching, UPnP/NAT-PMP and announced addresses.
+package reach
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
+	"log/slog"
 	"slices"
 	"sort"
 	"strings"
@@ -15,6 +12,7 @@ import (
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
@@ -25,11 +23,13 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 
+	"github.com/meshprotocol/mesh/internal/p2paddr"
+	"github.com/meshprotocol/mesh/node/api"
 	"github.com/meshprotocol/mesh/protocol"
 	"github.com/meshprotocol/mesh/trust"
 )
 
-// Reachability modes of NATConfig.Reachability and values of
+// Reachability modes of Config.Reachability and values of
 // NetworkStatus.Reachability.
 const (
 	ReachabilityAuto    = "auto"
@@ -41,12 +41,12 @@ const (
 // relayHopProto is the circuit relay v2 protocol a relay serves.
 const relayHopProto = "/libp2p/circuit/relay/0.2.0/hop"
 
-// NATConfig configures reachability from behind NAT: AutoNAT v2, circuit
+// Config configures reachability from behind NAT: AutoNAT v2, circuit
 // relay v2 (client and service), DCUtR hole punching, UPnP/NAT-PMP and
 // announced addresses. The zero value is what an embedded node wants: AutoNAT
 // decides reachability, relays are found among connected peers that run one,
 // hole punching is on, port mapping is off. The daemon turns port mapping on.
-type NATConfig struct {
+type Config struct {
 	// Reachability is "auto" (or ""): AutoNAT decides; "public": the node
 	// says it is reachable (a server with a public address); "private": the
 	// node says it is not (it reserves relay slots at once).
@@ -83,7 +83,7 @@ type NATConfig struct {
 	AppendAnnounce []string `json:"appendAnnounce,omitempty"`
 
 	// KeepRelayed keeps a relayed connection open after a direct one to the
-	// same peer exists. By default it is closed after RelayedGrace, which
+	// same peer exists. By default it is closed after relayedGrace, which
 	// frees the relay's circuit.
 	KeepRelayed bool `json:"keepRelayed,omitempty"`
 
@@ -108,7 +108,7 @@ type RelayConfig struct {
 	MaxCircuits int `json:"maxCircuits,omitempty"`
 	// ReservationTTL is how long a slot lasts before the node must refresh
 	// it (default 1h).
-	ReservationTTL Duration `json:"reservationTTL,omitzero"`
+	ReservationTTL api.Duration `json:"reservationTTL,omitzero"`
 	// CircuitDuration and CircuitBytes cap each relayed connection: after
 	// that time, or that many bytes in either direction, the relay closes
 	// it. Zero (the default) means no cap: a node behind a NAT that cannot
@@ -116,7 +116,7 @@ type RelayConfig struct {
 	// libp2p marks relayed connections as limited and GossipSub does not
 	// use them: they serve for hole punching and MESH's own stream
 	// protocols (sync, fetch, search) only.
-	CircuitDuration Duration `json:"circuitDuration,omitzero"`
+	CircuitDuration api.Duration `json:"circuitDuration,omitzero"`
 	CircuitBytes    int64    `json:"circuitBytes,omitempty"`
 	// BufferSize is the per-direction buffer of each relayed connection in
 	// bytes (default 4096).
@@ -135,45 +135,23 @@ const (
 	DefaultRelayBufferSize           = 4096
 )
 
-// RelayedGrace is how long a relayed connection stays open once a direct
-// connection to the same peer exists (unless NATConfig.KeepRelayed).
-var RelayedGrace = 3 * time.Second
+// relayedGrace is how long a relayed connection stays open once a direct
+// connection to the same peer exists (unless Config.KeepRelayed).
+var relayedGrace = 3 * time.Second
 
-// Duration is a time.Duration written as "90s", "1h" in config.json.
-type Duration time.Duration
 
-// MarshalJSON writes the duration as a string.
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
 
-// UnmarshalJSON reads "90s" or a number of seconds.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		var secs float64
-		if err2 := json.Unmarshal(b, &secs); err2 != nil {
-			return fmt.Errorf("duration: want a string such as \"90s\" or a number of seconds: %s", b)
-		}
-		*d = Duration(secs * float64(time.Second))
-		return nil
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("duration %q: %w", s, err)
-	}
-	*d = Duration(v)
-	return nil
-}
 
 // Validate checks the configuration and returns a clear error for the first
 // problem found.
-func (c NATConfig) Validate() error {
+func (c Config) Validate() error {
 	switch c.Reachability {
 	case "", ReachabilityAuto, ReachabilityPublic, ReachabilityPrivate:
 	default:
 		return fmt.Errorf("%w: reachability %q: want auto, public or private", protocol.ErrInvalid, c.Reachability)
 	}
 	for _, a := range c.StaticRelays {
-		if _, err := parseAddrInfo(a); err != nil {
+		if _, err := p2paddr.ParseAddrInfo(a); err != nil {
 			return fmt.Errorf("relay %q: %w", a, err)
 		}
 	}
@@ -217,10 +195,56 @@ func ParseAnnounceAddr(s string) (ma.Multiaddr, error) {
 	return m, nil
 }
 
-// natState is the part of Node that this file owns.
-type natState struct {
-	natMu        sync.Mutex
-	hostReady    chan struct{} // closed once n.host is set
+// Trust is what the relay service asks of the web of trust (*trust.Graph).
+// It must be safe for concurrent use.
+type Trust interface {
+	Blocked(nodeID string) bool
+	Level(nodeID string) (trust.Level, bool)
+}
+
+// Deps are what the service needs of the rest of the node.
+type Deps struct {
+	// Self is the node's ID.
+	Self peer.ID
+	// Trust refuses blocked nodes relay slots; nil trusts everyone.
+	Trust Trust
+	// Keep keeps the node connected to a peer (the static relays),
+	// redialling when the link drops; nil does nothing.
+	Keep func(peer.AddrInfo)
+	// RelayProviders finds nodes that provide the relay role (in the DHT),
+	// after the static relays and the connected peers that run one; nil
+	// finds none.
+	RelayProviders func(ctx context.Context, n int) ([]peer.AddrInfo, error)
+	// Addrs are the node's advertised addresses, each with /p2p/.
+	Addrs func() []ma.Multiaddr
+	// ListenAddrs are the node's listen multiaddrs; port mapping is off
+	// when they are all loopback.
+	ListenAddrs []string
+	// GivenHost says the host was given (mocknet): no hole punching, no
+	// port mapping.
+	GivenHost bool
+	// Logger receives the service's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Service is the reachability of one node: the libp2p options for AutoNAT,
+// relays, hole punching and port mapping, the loops that retry upgrades to
+// direct connections, the relay service, and the node's view of its own
+// reachability. It is safe for concurrent use.
+type Service struct {
+	cfg  Config
+	deps Deps
+	self peer.ID
+	log  *slog.Logger
+	host host.Host // set by Start
+
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	hostReady chan struct{} // closed once host is set
+
+	mu           sync.Mutex
 	reachV1      network.Reachability
 	reachable    []ma.Multiaddr // AutoNAT v2: confirmed reachable
 	unreachable  []ma.Multiaddr // AutoNAT v2: confirmed unreachable
@@ -234,10 +258,33 @@ type natState struct {
 	relayStats   *relayTracer
 }
 
-// natOptions are libp2p options added when the node starts its own host.
-func (n *Node) natOptions() []libp2p.Option {
-	c := n.cfg.NAT
-	n.initNATState()
+// New checks cfg and returns a service not started yet: give its Options
+// to libp2p, then call Start with the host.
+func New(cfg Config, deps Deps) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("nat: %w", err)
+	}
+	s := &Service{
+		cfg: cfg, deps: deps, self: deps.Self, log: deps.Logger,
+		hostReady:    make(chan struct{}),
+		holePunched:  map[peer.ID]time.Time{},
+		holePunchErr: map[peer.ID]string{},
+		punchSeen:    map[peer.ID]time.Time{},
+		upgrades:     map[peer.ID]*upgradeState{},
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.deps.Addrs == nil {
+		s.deps.Addrs = func() []ma.Multiaddr { return nil }
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// Options are the libp2p options of a host the node starts itself.
+func (s *Service) Options() []libp2p.Option {
+	c := s.cfg
 	opts := []libp2p.Option{
 		libp2p.EnableRelay(),
 		libp2p.EnableAutoNATv2(),
@@ -254,7 +301,7 @@ func (n *Node) natOptions() []libp2p.Option {
 		if k := len(c.StaticRelays); k > 0 && (c.NoRelayDiscovery || k > desired) {
 			desired = k
 		}
-		opts = append(opts, libp2p.EnableAutoRelayWithPeerSource(n.relayCandidates,
+		opts = append(opts, libp2p.EnableAutoRelayWithPeerSource(s.relayCandidates,
 			autorelay.WithNumRelays(desired),
 			autorelay.WithMinCandidates(1),
 			autorelay.WithBootDelay(0),
@@ -263,9 +310,9 @@ func (n *Node) natOptions() []libp2p.Option {
 		))
 	}
 	if !c.NoHolePunch {
-		opts = append(opts, libp2p.EnableHolePunching(holepunch.WithTracer(punchTracer{n}), holepunch.WithAddrFilter(punchAddrs{n})))
+		opts = append(opts, libp2p.EnableHolePunching(holepunch.WithTracer(punchTracer{s}), holepunch.WithAddrFilter(punchAddrs{s})))
 	}
-	if n.portMapping() {
+	if s.portMapping() {
 		opts = append(opts, libp2p.NATPortMap())
 	}
 	if len(c.Announce) > 0 || len(c.AppendAnnounce) > 0 {
@@ -275,7 +322,7 @@ func (n *Node) natOptions() []libp2p.Option {
 			if len(replace) > 0 {
 				out = append(out, replace...)
 				for _, a := range addrs {
-					if isRelayed(a) {
+					if p2paddr.IsRelayed(a) {
 						out = append(out, a)
 					}
 				}
@@ -292,16 +339,12 @@ func (n *Node) natOptions() []libp2p.Option {
 // configured to, and listening on something else than loopback (a node on
 // loopback only, in a test say, has nothing to map and must not talk to the
 // LAN's router).
-func (n *Node) portMapping() bool {
-	if c := n.cfg.NAT.PortMap; c == nil || !*c || n.cfg.Host != nil {
+func (s *Service) portMapping() bool {
+	if c := s.cfg.PortMap; c == nil || !*c || s.deps.GivenHost {
 		return false
 	}
-	listen := n.cfg.ListenAddrs
-	if listen == nil {
-		listen = DefaultListenAddrs
-	}
-	for _, s := range listen {
-		if m, err := ma.NewMultiaddr(s); err == nil && !manet.IsIPLoopback(m) {
+	for _, l := range s.deps.ListenAddrs {
+		if m, err := ma.NewMultiaddr(l); err == nil && !manet.IsIPLoopback(m) {
 			return true
 		}
 	}
@@ -318,38 +361,22 @@ func parseAnnounce(list []string) []ma.Multiaddr {
 	return out
 }
 
-func (n *Node) initNATState() {
-	n.natMu.Lock()
-	defer n.natMu.Unlock()
-	if n.hostReady == nil {
-		n.hostReady = make(chan struct{})
-		n.holePunched = map[peer.ID]time.Time{}
-		n.holePunchErr = map[peer.ID]string{}
-		n.punchSeen = map[peer.ID]time.Time{}
-		n.upgrades = map[peer.ID]*upgradeState{}
-	}
-}
-
-func isRelayed(a ma.Multiaddr) bool {
-	_, err := a.ValueForProtocol(ma.P_CIRCUIT)
-	return err == nil
-}
 
 // relayCandidates is AutoRelay's peer source: the static relays, then the
 // connected peers that run a relay, then the nodes that provide the relay
 // role in the DHT (a relay started by `mesh daemon --relay` provides it).
-func (n *Node) relayCandidates(ctx context.Context, num int) <-chan peer.AddrInfo {
+func (s *Service) relayCandidates(ctx context.Context, num int) <-chan peer.AddrInfo {
 	out := make(chan peer.AddrInfo, max(num, 1))
 	go func() {
 		defer close(out)
 		select {
-		case <-n.hostReady:
+		case <-s.hostReady:
 		case <-ctx.Done():
 			return
 		}
 		sent := map[peer.ID]bool{}
 		send := func(ai peer.AddrInfo) bool {
-			if sent[ai.ID] || ai.ID == n.id || len(sent) >= num {
+			if sent[ai.ID] || ai.ID == s.self || len(sent) >= num {
 				return len(sent) < num
 			}
 			sent[ai.ID] = true
@@ -360,8 +387,8 @@ func (n *Node) relayCandidates(ctx context.Context, num int) <-chan peer.AddrInf
 				return false
 			}
 		}
-		for _, s := range n.cfg.NAT.StaticRelays {
-			ai, err := parseAddrInfo(s)
+		for _, r := range s.cfg.StaticRelays {
+			ai, err := p2paddr.ParseAddrInfo(r)
 			if err != nil {
 				continue
 			}
@@ -369,37 +396,33 @@ func (n *Node) relayCandidates(ctx context.Context, num int) <-chan peer.AddrInf
 				return
 			}
 		}
-		if n.cfg.NAT.NoRelayDiscovery {
+		if s.cfg.NoRelayDiscovery {
 			return
 		}
-		for _, p := range n.host.Network().Peers() {
-			if protos, err := n.host.Peerstore().SupportsProtocols(p, relayHopProto); err != nil || len(protos) == 0 {
+		for _, p := range s.host.Network().Peers() {
+			if protos, err := s.host.Peerstore().SupportsProtocols(p, relayHopProto); err != nil || len(protos) == 0 {
 				continue
 			}
 			direct := false
-			for _, c := range n.host.Network().ConnsToPeer(p) {
-				direct = direct || !isRelayed(c.RemoteMultiaddr())
+			for _, c := range s.host.Network().ConnsToPeer(p) {
+				direct = direct || !p2paddr.IsRelayed(c.RemoteMultiaddr())
 			}
 			if !direct {
 				continue
 			}
-			if !send(peer.AddrInfo{ID: p, Addrs: n.host.Peerstore().Addrs(p)}) {
+			if !send(peer.AddrInfo{ID: p, Addrs: s.host.Peerstore().Addrs(p)}) {
 				return
 			}
 		}
 		// Then the nodes that provide the relay role in the DHT.
-		if len(sent) >= num {
-			return
-		}
-		d, err := n.getDHT()
-		if err != nil {
+		if len(sent) >= num || s.deps.RelayProviders == nil {
 			return
 		}
 		qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		provs, err := d.RoleProviders(qctx, protocol.RoleRelay, num)
+		provs, err := s.deps.RelayProviders(qctx, num)
 		if err != nil {
-			n.log.Debug("relays from the DHT", "err", err)
+			s.log.Debug("relays from the DHT", "err", err)
 			return
 		}
 		for _, ai := range provs {
@@ -411,19 +434,21 @@ func (n *Node) relayCandidates(ctx context.Context, num int) <-chan peer.AddrInf
 	return out
 }
 
-// startNAT runs after the host, federation, trust and peers are up.
-func (n *Node) startNAT(ctx context.Context) error {
-	n.initNATState()
-	close(n.hostReady)
-	c := n.cfg.NAT
-	if err := c.Validate(); err != nil {
-		return fmt.Errorf("node: nat: %w", err)
+// Start runs the service on h, the node's host: it keeps the static relays
+// connected, follows reachability, reservations and connections, retries
+// upgrades to direct connections, and runs the relay service if
+// configured. It runs after the host and the node's peer keeper are up.
+func (s *Service) Start(h host.Host) error {
+	s.host = h
+	close(s.hostReady)
+	c := s.cfg
+	for _, r := range c.StaticRelays {
+		ai, _ := p2paddr.ParseAddrInfo(r)
+		if s.deps.Keep != nil {
+			s.deps.Keep(*ai)
+		}
 	}
-	for _, s := range c.StaticRelays {
-		ai, _ := parseAddrInfo(s)
-		n.peers.keep(*ai)
-	}
-	bus := n.host.EventBus()
+	bus := s.host.EventBus()
 	sub, err := bus.Subscribe([]any{
 		new(event.EvtLocalReachabilityChanged),
 		new(event.EvtHostReachableAddrsChanged),
@@ -431,7 +456,7 @@ func (n *Node) startNAT(ctx context.Context) error {
 		new(event.EvtPeerConnectednessChanged),
 	}, eventbus.Name("mesh nat"))
 	if err != nil {
-		return fmt.Errorf("node: event bus: %w", err)
+		return fmt.Errorf("nat: event bus: %w", err)
 	}
 	if len(c.StaticRelays) > 0 && !c.NoAutoRelay && (c.Reachability == "" || c.Reachability == ReachabilityAuto) {
 		// AutoRelay starts looking for relays only when AutoNAT reports a
@@ -442,26 +467,26 @@ func (n *Node) startNAT(ctx context.Context) error {
 		em, err := bus.Emitter(new(event.EvtLocalReachabilityChanged), eventbus.Stateful)
 		if err == nil {
 			var cur event.EvtLocalReachabilityChanged
-			n.natMu.Lock()
-			cur.Reachability = n.reachV1
-			n.natMu.Unlock()
+			s.mu.Lock()
+			cur.Reachability = s.reachV1
+			s.mu.Unlock()
 			_ = em.Emit(cur)
 			_ = em.Close()
 		}
 	}
 	if c.Relay.Enabled {
-		if err := n.startRelayService(); err != nil {
+		if err := s.startRelayService(); err != nil {
 			sub.Close()
 			return err
 		}
 	}
-	n.wg.Add(1)
-	go n.natLoop(sub)
+	s.wg.Add(1)
+	go s.loop(sub)
 	return nil
 }
 
-func (n *Node) startRelayService() error {
-	r := n.cfg.NAT.Relay
+func (s *Service) startRelayService() error {
+	r := s.cfg.Relay
 	rc := relayv2.DefaultResources()
 	rc.MaxReservations = orDefault(r.MaxReservations, DefaultRelayMaxReservations)
 	rc.MaxReservationsPerIP = orDefault(r.MaxReservationsPerIP, DefaultRelayMaxReservationsPerIP)
@@ -481,15 +506,15 @@ func (n *Node) startRelayService() error {
 			rc.Limit.Data = 1 << 40
 		}
 	}
-	n.relayStats = &relayTracer{}
-	svc, err := relayv2.New(n.host, relayv2.WithResources(rc), relayv2.WithACL(relayACL{n}), relayv2.WithMetricsTracer(n.relayStats))
+	s.relayStats = &relayTracer{}
+	svc, err := relayv2.New(s.host, relayv2.WithResources(rc), relayv2.WithACL(relayACL{s}), relayv2.WithMetricsTracer(s.relayStats))
 	if err != nil {
-		return fmt.Errorf("node: relay service: %w", err)
+		return fmt.Errorf("nat: relay service: %w", err)
 	}
-	n.natMu.Lock()
-	n.relaySvc = svc
-	n.natMu.Unlock()
-	n.log.Info("relay service on", "max_reservations", rc.MaxReservations, "max_circuits", rc.MaxCircuits,
+	s.mu.Lock()
+	s.relaySvc = svc
+	s.mu.Unlock()
+	s.log.Info("relay service on", "max_reservations", rc.MaxReservations, "max_circuits", rc.MaxCircuits,
 		"circuit_limit", rc.Limit != nil)
 	return nil
 }
@@ -501,65 +526,65 @@ func orDefault(v, def int) int {
 	return def
 }
 
-// natLoop follows reachability, reservations and connections.
-func (n *Node) natLoop(sub event.Subscription) {
-	defer n.wg.Done()
+// loop follows reachability, reservations and connections.
+func (s *Service) loop(sub event.Subscription) {
+	defer s.wg.Done()
 	defer sub.Close()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
 		select {
-		case <-n.ctx.Done():
+		case <-s.ctx.Done():
 			return
 		case <-tick.C:
-			if !n.cfg.NAT.KeepRelayed {
-				n.closeRedundantRelayed()
+			if !s.cfg.KeepRelayed {
+				s.closeRedundantRelayed()
 			}
-			if !n.cfg.NAT.NoHolePunch && n.cfg.Host == nil {
-				n.retryUpgrades()
+			if !s.cfg.NoHolePunch && !s.deps.GivenHost {
+				s.retryUpgrades()
 			}
 		case ev, ok := <-sub.Out():
 			if !ok {
 				return
 			}
-			n.natMu.Lock()
+			s.mu.Lock()
 			switch e := ev.(type) {
 			case event.EvtLocalReachabilityChanged:
-				if n.reachV1 != e.Reachability {
-					n.log.Info("reachability", "autonat", e.Reachability.String())
+				if s.reachV1 != e.Reachability {
+					s.log.Info("reachability", "autonat", e.Reachability.String())
 				}
-				n.reachV1 = e.Reachability
+				s.reachV1 = e.Reachability
 			case event.EvtHostReachableAddrsChanged:
-				n.reachable, n.unreachable = e.Reachable, e.Unreachable
+				s.reachable, s.unreachable = e.Reachable, e.Unreachable
 			case event.EvtAutoRelayAddrsUpdated:
-				if len(e.RelayAddrs) > 0 && len(n.relayAddrs) == 0 {
-					n.log.Info("relay reservation", "addrs", len(e.RelayAddrs))
+				if len(e.RelayAddrs) > 0 && len(s.relayAddrs) == 0 {
+					s.log.Info("relay reservation", "addrs", len(e.RelayAddrs))
 				}
-				n.relayAddrs = e.RelayAddrs
+				s.relayAddrs = e.RelayAddrs
 			}
-			n.natMu.Unlock()
+			s.mu.Unlock()
 		}
 	}
 }
 
 // closeRedundantRelayed closes relayed connections to peers that have had a
-// direct connection for RelayedGrace: new streams already prefer the direct
+// direct connection for relayedGrace: new streams already prefer the direct
 // one, and the relay's circuit is freed.
-func (n *Node) closeRedundantRelayed() {
+func (s *Service) closeRedundantRelayed() {
 	now := time.Now()
-	for _, p := range n.host.Network().Peers() {
+	for _, p := range s.host.Network().Peers() {
 		var relayed []network.Conn
 		direct := false
-		for _, c := range n.host.Network().ConnsToPeer(p) {
-			if isRelayed(c.RemoteMultiaddr()) {
+		for _, c := range s.host.Network().ConnsToPeer(p) {
+			if p2paddr.IsRelayed(c.RemoteMultiaddr()) {
 				relayed = append(relayed, c)
-			} else if now.Sub(c.Stat().Opened) >= RelayedGrace {
+			} else if now.Sub(c.Stat().Opened) >= relayedGrace {
 				direct = true
 			}
 		}
 		if direct {
 			for _, c := range relayed {
-				n.log.Debug("closing relayed connection, a direct one exists", "peer", p.String())
+				s.log.Debug("closing relayed connection, a direct one exists", "peer", p.String())
 				_ = c.Close()
 			}
 		}
@@ -585,19 +610,19 @@ var (
 	punchQuiet    = 20 * time.Second
 )
 
-func (n *Node) retryUpgrades() {
+func (s *Service) retryUpgrades() {
 	now := time.Now()
-	net := n.host.Network()
-	n.natMu.Lock()
-	for p := range n.upgrades {
-		if net.Connectedness(p) != network.Connected || !peerRelayedOnly(net.ConnsToPeer(p)) {
-			delete(n.upgrades, p)
+	net := s.host.Network()
+	s.mu.Lock()
+	for p := range s.upgrades {
+		if net.Connectedness(p) != network.Connected || !p2paddr.RelayedOnly(net.ConnsToPeer(p)) {
+			delete(s.upgrades, p)
 		}
 	}
-	n.natMu.Unlock()
+	s.mu.Unlock()
 	for _, p := range net.Peers() {
 		conns := net.ConnsToPeer(p)
-		if !peerRelayedOnly(conns) {
+		if !p2paddr.RelayedOnly(conns) {
 			continue
 		}
 		var out network.Conn
@@ -609,176 +634,103 @@ func (n *Node) retryUpgrades() {
 		if out == nil {
 			continue // the other side dialled: it redials
 		}
-		if protos, err := n.host.Peerstore().SupportsProtocols(p, holepunch.Protocol); err != nil || len(protos) == 0 {
+		if protos, err := s.host.Peerstore().SupportsProtocols(p, holepunch.Protocol); err != nil || len(protos) == 0 {
 			continue
 		}
-		n.natMu.Lock()
-		st := n.upgrades[p]
+		s.mu.Lock()
+		st := s.upgrades[p]
 		if st == nil {
 			st = &upgradeState{next: out.Stat().Opened.Add(upgradeDelays[0])}
-			n.upgrades[p] = st
+			s.upgrades[p] = st
 		}
-		due := st.attempts < len(upgradeDelays) && now.After(st.next) && now.Sub(n.punchSeen[p]) > punchQuiet
+		due := st.attempts < len(upgradeDelays) && now.After(st.next) && now.Sub(s.punchSeen[p]) > punchQuiet
 		if due {
 			st.attempts++
 			if st.attempts < len(upgradeDelays) {
 				st.next = now.Add(upgradeDelays[st.attempts])
 			}
 		}
-		n.natMu.Unlock()
+		s.mu.Unlock()
 		if !due {
 			continue
 		}
 		ai := peer.AddrInfo{ID: p, Addrs: []ma.Multiaddr{out.RemoteMultiaddr()}}
-		n.log.Debug("no direct connection yet: redialling through the relay to punch again", "peer", p.String(), "attempt", st.attempts)
-		n.wg.Add(1)
+		s.log.Debug("no direct connection yet: redialling through the relay to punch again", "peer", p.String(), "attempt", st.attempts)
+		s.wg.Add(1)
 		go func() {
-			defer n.wg.Done()
+			defer s.wg.Done()
 			for _, c := range net.ConnsToPeer(p) {
-				if isRelayed(c.RemoteMultiaddr()) {
+				if p2paddr.IsRelayed(c.RemoteMultiaddr()) {
 					_ = c.Close()
 				}
 			}
-			ctx, cancel := context.WithTimeout(n.ctx, 15*time.Second)
+			ctx, cancel := context.WithTimeout(s.ctx, 15*time.Second)
 			defer cancel()
-			if err := n.host.Connect(ctx, ai); err != nil {
-				n.log.Debug("redial through the relay", "peer", p.String(), "err", err)
+			if err := s.host.Connect(ctx, ai); err != nil {
+				s.log.Debug("redial through the relay", "peer", p.String(), "err", err)
 			}
 		}()
 	}
 }
 
 // stopNAT runs in Close, before the host closes.
-func (n *Node) stopNAT() error {
-	n.natMu.Lock()
-	svc := n.relaySvc
-	n.relaySvc = nil
-	n.natMu.Unlock()
+// Close stops the relay service and the service's loops, and waits for
+// them. It runs before the host closes.
+func (s *Service) Close() error {
+	s.cancel()
+	s.wg.Wait()
+	s.mu.Lock()
+	svc := s.relaySvc
+	s.relaySvc = nil
+	s.mu.Unlock()
 	if svc != nil {
 		return svc.Close()
 	}
 	return nil
 }
 
-// natRoutes adds this file's control API routes (bearer token):
-//
-//	GET /api/v1/network -> NetworkStatus
-func (n *Node) natRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /api/v1/network", func(w http.ResponseWriter, r *http.Request) {
-		st, err := n.Network(r.Context())
-		if err != nil {
-			writeError(w, 0, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, st)
-	})
-}
-
-// NetworkAPI reports a node's reachability. *Node implements it in-process
-// and *Client over the control API.
-type NetworkAPI interface {
-	Network(ctx context.Context) (*NetworkStatus, error)
-}
-
-var (
-	_ NetworkAPI = (*Node)(nil)
-	_ NetworkAPI = (*Client)(nil)
-)
-
-// NetworkStatus is a node's view of its own reachability.
-type NetworkStatus struct {
-	// Reachability is public, private or unknown.
-	Reachability string `json:"reachability"`
-	// ReachabilitySource says who decided: "config" (forced by
-	// NATConfig.Reachability) or "autonat".
-	ReachabilitySource string `json:"reachabilitySource"`
-	// Addrs are the addresses the node advertises.
-	Addrs []string `json:"addrs"`
-	// ReachableAddrs and UnreachableAddrs are the public addresses AutoNAT
-	// v2 confirmed as reachable or not from the outside.
-	ReachableAddrs   []string `json:"reachableAddrs,omitempty"`
-	UnreachableAddrs []string `json:"unreachableAddrs,omitempty"`
-	// Reservations are the relays holding a slot for this node.
-	Reservations []RelayReservation `json:"reservations"`
-	// HolePunching and PortMapping say whether DCUtR and UPnP/NAT-PMP are on.
-	HolePunching bool `json:"holePunching"`
-	PortMapping  bool `json:"portMapping"`
-	// HolePunches counts the hole punches this node took part in.
-	HolePunches struct {
-		Succeeded int `json:"succeeded"`
-		Failed    int `json:"failed"`
-	} `json:"holePunches"`
-	// Peers counts connected peers by how they are connected.
-	Peers struct {
-		Direct  int `json:"direct"`
-		Relayed int `json:"relayed"`
-	} `json:"peers"`
-	// RelayService is set when this node runs a relay.
-	RelayService *RelayServiceStatus `json:"relayService,omitempty"`
-}
-
-// RelayReservation is a slot this node holds on a relay.
-type RelayReservation struct {
-	Relay string   `json:"relay"` // the relay's node ID
-	Addrs []string `json:"addrs"` // this node's addresses through that relay
-}
-
-// RelayServiceStatus describes the relay this node runs.
-type RelayServiceStatus struct {
-	Reservations    int    `json:"reservations"` // slots held now
-	Circuits        int    `json:"circuits"`     // relayed connections open now
-	CircuitsTotal   int    `json:"circuitsTotal"`
-	BytesRelayed    int64  `json:"bytesRelayed"`
-	MaxReservations int    `json:"maxReservations"`
-	MaxCircuits     int    `json:"maxCircuits"`
-	CircuitDuration string `json:"circuitDuration,omitempty"` // empty: no cap
-	CircuitBytes    int64  `json:"circuitBytes,omitempty"`    // 0: no cap
-	TrustedOnly     bool   `json:"trustedOnly,omitempty"`
-}
-
-// Network reports the node's reachability, relay reservations and relay
-// service. An offline node has none and gets ErrOffline.
-func (n *Node) Network(ctx context.Context) (*NetworkStatus, error) {
-	st := n.networkStatus()
-	if st == nil {
-		return nil, ErrOffline
-	}
-	return st, nil
-}
-
-func (n *Node) networkStatus() *NetworkStatus {
-	if n.host == nil {
+// Status reports the node's reachability, relay reservations and relay
+// service; nil before Start.
+func (s *Service) Status() *api.NetworkStatus {
+	if s.host == nil {
 		return nil
 	}
-	c := n.cfg.NAT
-	st := &NetworkStatus{
-		ReachabilitySource: "autonat",
-		HolePunching:       !c.NoHolePunch && n.cfg.Host == nil,
-		PortMapping:        n.portMapping(),
-		Reservations:       []RelayReservation{},
+	return s.networkStatus()
+}
+
+func (s *Service) networkStatus() *api.NetworkStatus {
+	if s.host == nil {
+		return nil
 	}
-	for _, a := range n.Addrs() {
+	c := s.cfg
+	st := &api.NetworkStatus{
+		ReachabilitySource: "autonat",
+		HolePunching:       !c.NoHolePunch && !s.deps.GivenHost,
+		PortMapping:        s.portMapping(),
+		Reservations:       []api.RelayReservation{},
+	}
+	for _, a := range s.deps.Addrs() {
 		st.Addrs = append(st.Addrs, a.String())
 	}
-	n.natMu.Lock()
-	v1 := n.reachV1
-	for _, a := range n.reachable {
+	s.mu.Lock()
+	v1 := s.reachV1
+	for _, a := range s.reachable {
 		st.ReachableAddrs = append(st.ReachableAddrs, a.String())
 	}
-	for _, a := range n.unreachable {
+	for _, a := range s.unreachable {
 		st.UnreachableAddrs = append(st.UnreachableAddrs, a.String())
 	}
 	byRelay := map[string][]string{}
-	for _, a := range n.relayAddrs {
-		if r := relayOf(a); r != "" {
-			byRelay[r] = append(byRelay[r], a.String()+"/p2p/"+n.id.String())
+	for _, a := range s.relayAddrs {
+		if r := p2paddr.RelayOf(a); r != "" {
+			byRelay[r] = append(byRelay[r], a.String()+"/p2p/"+s.self.String())
 		}
 	}
-	st.HolePunches.Succeeded, st.HolePunches.Failed = n.punches.ok, n.punches.failed
-	svc, stats := n.relaySvc, n.relayStats
-	n.natMu.Unlock()
+	st.HolePunches.Succeeded, st.HolePunches.Failed = s.punches.ok, s.punches.failed
+	svc, stats := s.relaySvc, s.relayStats
+	s.mu.Unlock()
 	for r, addrs := range byRelay {
-		st.Reservations = append(st.Reservations, RelayReservation{Relay: r, Addrs: addrs})
+		st.Reservations = append(st.Reservations, api.RelayReservation{Relay: r, Addrs: addrs})
 	}
 	sort.Slice(st.Reservations, func(i, j int) bool { return st.Reservations[i].Relay < st.Reservations[j].Relay })
 
@@ -792,8 +744,8 @@ func (n *Node) networkStatus() *NetworkStatus {
 	default:
 		st.Reachability = ReachabilityUnknown
 	}
-	for _, p := range n.host.Network().Peers() {
-		if peerRelayedOnly(n.host.Network().ConnsToPeer(p)) {
+	for _, p := range s.host.Network().Peers() {
+		if p2paddr.RelayedOnly(s.host.Network().ConnsToPeer(p)) {
 			st.Peers.Relayed++
 		} else {
 			st.Peers.Direct++
@@ -801,7 +753,7 @@ func (n *Node) networkStatus() *NetworkStatus {
 	}
 	if svc != nil {
 		r := c.Relay
-		rs := &RelayServiceStatus{
+		rs := &api.RelayServiceStatus{
 			MaxReservations: orDefault(r.MaxReservations, DefaultRelayMaxReservations),
 			MaxCircuits:     orDefault(r.MaxCircuits, DefaultRelayMaxCircuits),
 			CircuitBytes:    r.CircuitBytes,
@@ -818,71 +770,44 @@ func (n *Node) networkStatus() *NetworkStatus {
 	return st
 }
 
-// relayOf returns the relay's node ID in a circuit address
-// (".../p2p/<relay>/p2p-circuit..."), or "".
-func relayOf(a ma.Multiaddr) string {
-	relay := ""
-	for _, c := range a {
-		switch c.Code() {
-		case ma.P_P2P:
-			relay = c.Value()
-		case ma.P_CIRCUIT:
-			return relay
-		}
-	}
-	return ""
-}
 
-// peerRelayedOnly says whether every connection in conns goes through a
-// relay.
-func peerRelayedOnly(conns []network.Conn) bool {
-	if len(conns) == 0 {
-		return false
-	}
-	for _, c := range conns {
-		if !isRelayed(c.RemoteMultiaddr()) {
-			return false
-		}
-	}
-	return true
-}
 
-// holePunchedAt returns when the last successful hole punch with p ended.
-func (n *Node) holePunchedAt(p peer.ID) (time.Time, bool) {
-	n.natMu.Lock()
-	defer n.natMu.Unlock()
-	t, ok := n.holePunched[p]
+// HolePunchedAt returns when the last successful hole punch with p ended.
+func (s *Service) HolePunchedAt(p peer.ID) (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.holePunched[p]
 	return t, ok
 }
 
 // punchTracer records the outcome of each hole punch.
-type punchTracer struct{ n *Node }
+type punchTracer struct{ s *Service }
 
 func (t punchTracer) Trace(evt *holepunch.Event) {
-	n := t.n
+	s := t.s
 	if evt.Type != holepunch.ProtocolErrorEvtT && evt.Type != holepunch.DirectDialEvtT {
-		n.natMu.Lock()
-		n.punchSeen[evt.Remote] = time.Now()
-		n.natMu.Unlock()
+		s.mu.Lock()
+		s.punchSeen[evt.Remote] = time.Now()
+		s.mu.Unlock()
 	}
 	e, ok := evt.Evt.(*holepunch.EndHolePunchEvt)
 	if !ok {
 		if pe, ok := evt.Evt.(*holepunch.ProtocolErrorEvt); ok {
-			n.log.Debug("hole punch protocol error", "peer", evt.Remote.String(), "err", pe.Error)
+			s.log.Debug("hole punch protocol error", "peer", evt.Remote.String(), "err", pe.Error)
 		}
 		return
 	}
-	n.natMu.Lock()
+	s.mu.Lock()
 	if e.Success {
-		n.punches.ok++
-		n.holePunched[evt.Remote] = time.Now()
-		delete(n.holePunchErr, evt.Remote)
+		s.punches.ok++
+		s.holePunched[evt.Remote] = time.Now()
+		delete(s.holePunchErr, evt.Remote)
 	} else {
-		n.punches.failed++
-		n.holePunchErr[evt.Remote] = e.Error
+		s.punches.failed++
+		s.holePunchErr[evt.Remote] = e.Error
 	}
-	n.natMu.Unlock()
-	n.log.Debug("hole punch", "peer", evt.Remote.String(), "ok", e.Success, "took", e.EllapsedTime.String(), "err", e.Error)
+	s.mu.Unlock()
+	s.log.Debug("hole punch", "peer", evt.Remote.String(), "ok", e.Success, "took", e.EllapsedTime.String(), "err", e.Error)
 }
 
 // punchAddrs completes the addresses a node offers for hole punching. A node
@@ -894,10 +819,10 @@ func (t punchTracer) Trace(evt *holepunch.Event) {
 // Linux and most home routers do when they can), the NAT most likely keeps
 // the port of the node's other listener too: the node offers that address
 // as well, and both sides try both transports.
-type punchAddrs struct{ n *Node }
+type punchAddrs struct{ s *Service }
 
 func (f punchAddrs) FilterLocal(_ peer.ID, addrs []ma.Multiaddr) []ma.Multiaddr {
-	return inferPunchAddrs(addrs, f.n.host.Network().ListenAddresses())
+	return inferPunchAddrs(addrs, f.s.host.Network().ListenAddresses())
 }
 
 func (f punchAddrs) FilterRemote(_ peer.ID, addrs []ma.Multiaddr) []ma.Multiaddr { return addrs }
@@ -952,17 +877,17 @@ func inferPunchAddrs(observed, listen []ma.Multiaddr) []ma.Multiaddr {
 }
 
 // relayACL refuses blocked nodes and, with TrustedOnly, untrusted ones.
-type relayACL struct{ n *Node }
+type relayACL struct{ s *Service }
 
 func (a relayACL) AllowReserve(p peer.ID, _ ma.Multiaddr) bool {
-	t := a.n.trust
+	t := a.s.deps.Trust
 	if t == nil {
 		return true
 	}
 	if t.Blocked(p.String()) {
 		return false
 	}
-	if a.n.cfg.NAT.Relay.TrustedOnly {
+	if a.s.cfg.Relay.TrustedOnly {
 		lvl, ok := t.Level(p.String())
 		return ok && (lvl == trust.LevelFull || lvl == trust.LevelLimited)
 	}
@@ -970,7 +895,7 @@ func (a relayACL) AllowReserve(p peer.ID, _ ma.Multiaddr) bool {
 }
 
 func (a relayACL) AllowConnect(src peer.ID, _ ma.Multiaddr, dest peer.ID) bool {
-	t := a.n.trust
+	t := a.s.deps.Trust
 	return t == nil || (!t.Blocked(src.String()) && !t.Blocked(dest.String()))
 }
 
@@ -1014,4 +939,43 @@ func (r *relayTracer) BytesTransferred(cnt int) {
 	r.mu.Lock()
 	r.bytes += int64(cnt)
 	r.mu.Unlock()
+}
+// CircuitAddrs returns p's relay addresses through the relays this node
+// knows: its static relays and the relays holding a slot for it. A home
+// node reaches another home node that way, knowing only its ID and their
+// common relay.
+func (s *Service) CircuitAddrs(p peer.ID) []ma.Multiaddr {
+	relays := map[peer.ID][]ma.Multiaddr{}
+	for _, r := range s.cfg.StaticRelays {
+		if ai, err := p2paddr.ParseAddrInfo(r); err == nil {
+			relays[ai.ID] = append(relays[ai.ID], ai.Addrs...)
+		}
+	}
+	if st := s.Status(); st != nil {
+		for _, r := range st.Reservations {
+			if id, err := peer.Decode(r.Relay); err == nil {
+				relays[id] = append(relays[id], s.host.Peerstore().Addrs(id)...)
+			}
+		}
+	}
+	var out []ma.Multiaddr
+	for r, addrs := range relays {
+		if r == p {
+			continue
+		}
+		if len(addrs) == 0 {
+			addrs = s.host.Peerstore().Addrs(r)
+		}
+		suffix, err := ma.NewMultiaddr("/p2p/" + r.String() + "/p2p-circuit")
+		if err != nil {
+			continue
+		}
+		for _, a := range ma.Unique(addrs) {
+			if p2paddr.IsRelayed(a) {
+				continue
+			}
+			out = append(out, a.Encapsulate(suffix))
+		}
+	}
+	return out
 }

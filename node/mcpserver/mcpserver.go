@@ -1,4 +1,4 @@
-package node
+package mcpserver
 
 import (
 	"bytes"
@@ -12,6 +12,8 @@ import (
 
 	"github.com/google/jsonschema-go/jsonschema"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/meshprotocol/mesh/node/api"
 
 	"github.com/meshprotocol/mesh/protocol"
 	"github.com/meshprotocol/mesh/store"
@@ -30,18 +32,18 @@ const (
 	ToolExport      = "mesh_export"
 )
 
-// MCPOptions configure NewMCPServer. A nil *MCPOptions means all defaults.
-type MCPOptions struct {
+// Options configure New. A nil *Options means all defaults.
+type Options struct {
 	// Logger receives the MCP server's own logs (sessions, transport
 	// errors). Nil discards them. Tool arguments and results (record
 	// contents, queries) are never logged.
 	Logger *slog.Logger
 }
 
-// NewMCPServer returns an MCP server that serves AMP's MCP binding over api:
+// New returns an MCP server that serves AMP's MCP binding over api:
 // the tools amp_store, amp_search, amp_get, amp_delete, amp_list and
 // amp_status take and return the same JSON shapes as the REST binding
-// (StoreResponse, SearchResponse, ...); amp_agent_status, mesh_publish and
+// (api.StoreResponse, api.SearchResponse, ...); amp_agent_status, mesh_publish and
 // mesh_export add the rest of the node API. api may be a *Node (in-process)
 // or a *Client (a running daemon).
 //
@@ -55,8 +57,8 @@ type MCPOptions struct {
 //
 // Serve it with Run on a transport (mcp.StdioTransport for `mesh mcp`).
 // The server is safe for concurrent use.
-func NewMCPServer(api API, opts *MCPOptions) *mcp.Server {
-	var o MCPOptions
+func New(a api.API, version string, opts *Options) *mcp.Server {
+	var o Options
 	if opts != nil {
 		o = *opts
 	}
@@ -64,14 +66,14 @@ func NewMCPServer(api API, opts *MCPOptions) *mcp.Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := mcp.NewServer(&mcp.Implementation{Name: "mesh", Title: "MESH agent memory", Version: Version}, &mcp.ServerOptions{
+	s := mcp.NewServer(&mcp.Implementation{Name: "mesh", Title: "MESH agent memory", Version: version}, &mcp.ServerOptions{
 		Logger: log,
 		Instructions: "Agent memory (AMP) on a MESH node. Store lessons, checkpoints, snippets or " +
 			"any other record type with amp_store; find them with amp_search (words, \"phrases\", " +
 			"field comparisons such as humidity > 60) or amp_list. Records are private to this " +
 			"node unless published with mesh_publish.",
 	})
-	t := mcpTools{api: api}
+	t := tools{api: a}
 	readOnly := &mcp.ToolAnnotations{ReadOnlyHint: true, OpenWorldHint: ptr(false)}
 
 	addTool(s, log, &mcp.Tool{
@@ -154,6 +156,7 @@ type mcpSearchArgs struct {
 	Until      int64    `json:"until,omitempty" jsonschema:"only records created at or before this time, Unix milliseconds"`
 	Limit      int      `json:"limit,omitempty" jsonschema:"at most this many results, 1 to 100; default 10"`
 	MinScore   float64  `json:"min_score,omitempty" jsonschema:"drop results scoring below this, 0 to 1"`
+	Origin     string   `json:"origin,omitempty" jsonschema:"local (the default: this node's own records), remote (lessons received from other nodes, each with its key and publisher) or all"`
 }
 
 type mcpListArgs struct {
@@ -165,6 +168,7 @@ type mcpListArgs struct {
 	Limit      int      `json:"limit,omitempty" jsonschema:"page size, 1 to 1000; default 20"`
 	Offset     int      `json:"offset,omitempty" jsonschema:"skip this many records"`
 	Order      string   `json:"order,omitempty" jsonschema:"by created_at: desc (newest first, the default) or asc"`
+	Origin     string   `json:"origin,omitempty" jsonschema:"local (the default: this node's own records), remote (lessons received from other nodes) or all"`
 }
 
 type mcpAgentArgs struct {
@@ -177,12 +181,12 @@ type mcpPublishArgs struct {
 	Topics     []string `json:"topics,omitempty" jsonschema:"MESH topics to announce the record on"`
 }
 
-// mcpTools are the tool handlers over one API.
-type mcpTools struct {
-	api API
+// tools are the tool handlers over one API.
+type tools struct {
+	api api.API
 }
 
-func (t mcpTools) store(ctx context.Context, a *mcpStoreArgs) (*StoreResponse, string, error) {
+func (t tools) store(ctx context.Context, a *mcpStoreArgs) (*api.StoreResponse, string, error) {
 	if len(a.Record) == 0 || string(a.Record) == "null" {
 		return nil, "", fmt.Errorf("%w: record: required, a JSON object such as {\"type\":\"lesson\",\"title\":\"...\",\"content\":\"...\"}", protocol.ErrInvalid)
 	}
@@ -198,28 +202,36 @@ func (t mcpTools) store(ctx context.Context, a *mcpStoreArgs) (*StoreResponse, s
 	if created {
 		verb = "stored"
 	}
-	return &StoreResponse{Success: true, ID: id, Created: created}, fmt.Sprintf("%s %s %s", verb, rec.Type, id), nil
+	return &api.StoreResponse{Success: true, ID: id, Created: created}, fmt.Sprintf("%s %s %s", verb, rec.Type, id), nil
 }
 
-func (t mcpTools) search(ctx context.Context, a *mcpSearchArgs) (*SearchResponse, string, error) {
-	res, err := t.api.Search(ctx, store.Query{
-		Text: a.Query, Type: a.Type, Types: a.Types, Tags: a.Tags, Project: a.Project, Agent: a.Agent,
-		Visibility: a.Visibility, Since: a.Since, Until: a.Until, Limit: a.Limit, MinScore: a.MinScore,
-	})
+func (t tools) search(ctx context.Context, a *mcpSearchArgs) (*api.SearchResponse, string, error) {
+	req := api.SearchRequest{
+		Query: a.Query, Type: a.Type, Types: a.Types, Tags: a.Tags, Project: a.Project, Agent: a.Agent,
+		Visibility: a.Visibility, Since: a.Since, Until: a.Until, Limit: a.Limit, MinScore: a.MinScore, Origin: a.Origin,
+	}
+	q, err := req.StoreQuery()
 	if err != nil {
 		return nil, "", err
 	}
-	out := &SearchResponse{Success: true, Results: make([]SearchResult, 0, len(res.Hits)), Total: res.Total}
+	res, err := t.api.Search(ctx, q)
+	if err != nil {
+		return nil, "", err
+	}
+	out := api.NewSearchResponse(res)
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d of %d matches", len(res.Hits), res.Total)
 	for _, h := range res.Hits {
-		out.Results = append(out.Results, SearchResult{ID: h.ID, Score: h.Score, Record: h.Record})
-		fmt.Fprintf(&b, "\n%.3f %s %s", h.Score, h.ID, recordSummary(h.Record))
+		name := h.ID
+		if h.Key != "" {
+			name = h.Key
+		}
+		fmt.Fprintf(&b, "\n%.3f %s %s", h.Score, name, recordSummary(h.Record))
 	}
 	return out, b.String(), nil
 }
 
-func (t mcpTools) get(ctx context.Context, a *mcpIDArgs) (*RecordResponse, string, error) {
+func (t tools) get(ctx context.Context, a *mcpIDArgs) (*api.RecordResponse, string, error) {
 	if err := protocol.ValidateID(a.ID); err != nil {
 		return nil, "", err
 	}
@@ -227,10 +239,10 @@ func (t mcpTools) get(ctx context.Context, a *mcpIDArgs) (*RecordResponse, strin
 	if err != nil {
 		return nil, "", err
 	}
-	return &RecordResponse{Success: true, Record: rec}, rec.ID + " " + recordSummary(rec), nil
+	return &api.RecordResponse{Success: true, Record: rec}, rec.ID + " " + recordSummary(rec), nil
 }
 
-func (t mcpTools) delete(ctx context.Context, a *mcpIDArgs) (*DeleteResponse, string, error) {
+func (t tools) delete(ctx context.Context, a *mcpIDArgs) (*api.DeleteResponse, string, error) {
 	if err := protocol.ValidateID(a.ID); err != nil {
 		return nil, "", err
 	}
@@ -241,21 +253,19 @@ func (t mcpTools) delete(ctx context.Context, a *mcpIDArgs) (*DeleteResponse, st
 	if !deleted {
 		return nil, "", fmt.Errorf("delete %s: %w", a.ID, protocol.ErrUnknownLesson)
 	}
-	return &DeleteResponse{Success: true, Deleted: true}, "deleted " + a.ID, nil
+	return &api.DeleteResponse{Success: true, Deleted: true}, "deleted " + a.ID, nil
 }
 
-func (t mcpTools) list(ctx context.Context, a *mcpListArgs) (*ListResponse, string, error) {
+func (t tools) list(ctx context.Context, a *mcpListArgs) (*api.ListResponse, string, error) {
 	res, err := t.api.List(ctx, store.ListOptions{
 		Type: a.Type, Agent: a.Agent, Project: a.Project, Visibility: a.Visibility, Tags: a.Tags,
-		Limit: a.Limit, Offset: a.Offset, Order: a.Order,
+		Limit: a.Limit, Offset: a.Offset, Order: a.Order, Origin: a.Origin,
 	})
 	if err != nil {
 		return nil, "", err
 	}
-	recs := res.Records
-	if recs == nil {
-		recs = []*protocol.Lesson{}
-	}
+	out := api.NewListResponse(res)
+	recs := out.Records
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d of %d records", len(recs), res.Total)
 	if res.HasMore {
@@ -264,15 +274,15 @@ func (t mcpTools) list(ctx context.Context, a *mcpListArgs) (*ListResponse, stri
 	for _, r := range recs {
 		fmt.Fprintf(&b, "\n%s [%s] %s", r.ID, r.Type, recordSummary(r))
 	}
-	return &ListResponse{Success: true, Records: recs, Total: res.Total, HasMore: res.HasMore}, b.String(), nil
+	return out, b.String(), nil
 }
 
-func (t mcpTools) status(ctx context.Context, _ *struct{}) (*StatusResponse, string, error) {
+func (t tools) status(ctx context.Context, _ *struct{}) (*api.StatusResponse, string, error) {
 	st, err := t.api.Status(ctx)
 	if err != nil {
 		return nil, "", err
 	}
-	resp := statusResponse(st)
+	resp := api.NewStatusResponse(st)
 	health := "healthy"
 	if !st.Healthy {
 		health = "unhealthy"
@@ -280,22 +290,10 @@ func (t mcpTools) status(ctx context.Context, _ *struct{}) (*StatusResponse, str
 	return resp, fmt.Sprintf("node %s (mesh %s, %s): %d records", st.NodeID, st.Version, health, st.Total), nil
 }
 
-// statusResponse is the AMP status answer for st, as GET /amp/status gives it.
-func statusResponse(st *Status) *StatusResponse {
-	resp := &StatusResponse{Success: true, Healthy: st.Healthy, Version: st.Version, Protocol: AMPProtocol, NodeID: st.NodeID}
-	resp.Stats = map[string]int{"lessons": 0, "checkpoints": 0, "snippets": 0, "total_records": st.Total}
-	for typ, c := range st.Counts {
-		resp.Stats[ampStatsKey(typ)] = c
-	}
-	resp.Capabilities.Search = "bm25"
-	resp.Capabilities.MaxContentLength = protocol.MaxRecordSize
-	resp.Capabilities.SupportedTypes = []string{protocol.TypeLesson, protocol.TypeCheckpoint, protocol.TypeSnippet, "*"}
-	return resp
-}
 
-func (t mcpTools) agentStatus(ctx context.Context, a *mcpAgentArgs) (*AgentStatusResponse, string, error) {
-	if a.Agent == "" || len(a.Agent) > protocol.MaxIDLength {
-		return nil, "", fmt.Errorf("%w: agent: want 1 to %d bytes", protocol.ErrInvalid, protocol.MaxIDLength)
+func (t tools) agentStatus(ctx context.Context, a *mcpAgentArgs) (*api.AgentStatusResponse, string, error) {
+	if err := api.CheckAgent(a.Agent); err != nil {
+		return nil, "", err
 	}
 	st, err := t.api.AgentStatus(ctx, a.Agent)
 	if err != nil {
@@ -308,27 +306,24 @@ func (t mcpTools) agentStatus(ctx context.Context, a *mcpAgentArgs) (*AgentStatu
 	if len(st.Blockers) > 0 {
 		sum += fmt.Sprintf(", %d blocker(s)", len(st.Blockers))
 	}
-	return &AgentStatusResponse{
-		Success: true, Agent: st.Agent, Status: st.Status, WorkingOn: st.WorkingOn,
-		Blockers: st.Blockers, CheckpointID: st.CheckpointID, UpdatedAt: st.UpdatedAt,
-	}, sum, nil
+	return api.NewAgentStatusResponse(st), sum, nil
 }
 
-func (t mcpTools) publish(ctx context.Context, a *mcpPublishArgs) (*protocol.SignedLesson, string, error) {
+func (t tools) publish(ctx context.Context, a *mcpPublishArgs) (*protocol.SignedLesson, string, error) {
 	if err := protocol.ValidateID(a.ID); err != nil {
 		return nil, "", err
 	}
 	if a.Visibility != protocol.VisibilityPublic && a.Visibility != protocol.VisibilityUnlisted {
 		return nil, "", fmt.Errorf("%w: visibility %q: want public or unlisted", protocol.ErrInvalid, a.Visibility)
 	}
-	sl, err := t.api.Publish(ctx, a.ID, PublishOptions{Visibility: a.Visibility, Topics: a.Topics})
+	sl, err := t.api.Publish(ctx, a.ID, api.PublishOptions{Visibility: a.Visibility, Topics: a.Topics})
 	if err != nil {
 		return nil, "", err
 	}
 	return sl, fmt.Sprintf("published %s (%s) as %s", a.ID, a.Visibility, sl.Key()), nil
 }
 
-func (t mcpTools) export(ctx context.Context, a *mcpIDArgs) (*protocol.SignedLesson, string, error) {
+func (t tools) export(ctx context.Context, a *mcpIDArgs) (*protocol.SignedLesson, string, error) {
 	if err := protocol.ValidateID(a.ID); err != nil {
 		return nil, "", err
 	}
@@ -371,7 +366,7 @@ func addTool[In, Out any](s *mcp.Server, log *slog.Logger, t *mcp.Tool, op strin
 	in, out := schemaFor[In](), schemaFor[Out]()
 	resolved, err := in.Resolve(nil)
 	if err != nil {
-		panic(fmt.Sprintf("node: tool %s: input schema: %v", t.Name, err)) // a bug in the types above
+		panic(fmt.Sprintf("mcpserver: tool %s: input schema: %v", t.Name, err)) // a bug in the types above
 	}
 	t.InputSchema, t.OutputSchema = in, out
 	s.AddTool(t, func(ctx context.Context, req *mcp.CallToolRequest) (res *mcp.CallToolResult, _ error) {
@@ -479,7 +474,7 @@ func schemaFor[T any]() *jsonschema.Schema {
 		reflect.TypeFor[json.RawMessage](): recordSchema, // mcpStoreArgs.Record
 	}})
 	if err != nil {
-		panic(fmt.Sprintf("node: schema of %T: %v", *new(T), err)) // a bug in the types above
+		panic(fmt.Sprintf("mcpserver: schema of %T: %v", *new(T), err)) // a bug in the types above
 	}
 	return s
 }

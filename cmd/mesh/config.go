@@ -1,4 +1,4 @@
-package node
+package main
 
 import (
 	"encoding/json"
@@ -7,6 +7,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/meshprotocol/mesh/internal/atomicfile"
+	"github.com/meshprotocol/mesh/internal/p2paddr"
+	"github.com/meshprotocol/mesh/node/directory"
+	"github.com/meshprotocol/mesh/node/discovery"
+	"github.com/meshprotocol/mesh/node/reach"
 )
 
 // ConfigFile is the daemon's settings file inside the repo.
@@ -28,11 +34,11 @@ type RepoConfig struct {
 	// MDNS finds MESH nodes on the LAN. Nil means on.
 	MDNS *bool `json:"mdns,omitempty"`
 	// NAT: AutoNAT, relays, hole punching, port mapping, announce.
-	NAT NATConfig `json:"nat,omitzero"`
+	NAT reach.Config `json:"nat,omitzero"`
 	// DHT: the Kademlia directory.
-	DHT DHTConfig `json:"dht,omitzero"`
+	DHT discovery.Config `json:"dht,omitzero"`
 	// Directory: the directory role and the public HTTP API.
-	Directory DirectoryConfig `json:"directory,omitzero"`
+	Directory directory.Config `json:"directory,omitzero"`
 }
 
 // LoadRepoConfig reads REPO/config.json; a missing file gives the zero value.
@@ -52,7 +58,7 @@ func LoadRepoConfig(dir string) (RepoConfig, error) {
 		return c, fmt.Errorf("%s: %w", filepath.Join(dir, ConfigFile), err)
 	}
 	for _, a := range c.Bootstrap {
-		if _, err := parseAddrInfo(a); err != nil {
+		if _, err := p2paddr.ParseAddrInfo(a); err != nil {
 			return c, fmt.Errorf("%s: bootstrap %q: %w", filepath.Join(dir, ConfigFile), a, err)
 		}
 	}
@@ -75,5 +81,5 @@ func WriteRepoConfig(dir string, c RepoConfig) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, append(b, '\n'), 0o600)
+	return atomicfile.WriteFile(path, append(b, '\n'), 0o600)
 }

@@ -1,0 +1,277 @@
+package fedsearch
+
+import (
+	"container/list"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	libp2pproto "github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/meshprotocol/mesh/internal/streamrpc"
+	"github.com/meshprotocol/mesh/protocol"
+	"github.com/meshprotocol/mesh/store"
+)
+
+// seenIDs remembers recent request IDs, at most seenSize for at most
+// seenTTL.
+type seenIDs struct {
+	mu    sync.Mutex
+	ids   map[string]*list.Element // request ID -> element of order
+	order list.List                // of seenID, oldest first
+}
+
+type seenID struct {
+	id string
+	at time.Time
+}
+
+// first records a request ID and reports whether it is new.
+func (s *seenIDs) first(id string, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ids == nil {
+		s.ids = map[string]*list.Element{}
+	}
+	for e := s.order.Front(); e != nil; e = s.order.Front() {
+		se := e.Value.(seenID)
+		if now.Sub(se.at) < seenTTL && s.order.Len() < seenSize {
+			break
+		}
+		delete(s.ids, se.id)
+		s.order.Remove(e)
+	}
+	if _, dup := s.ids[id]; dup {
+		return false
+	}
+	s.ids[id] = s.order.PushBack(seenID{id: id, at: now})
+	return true
+}
+
+// handle answers one search request: from this node's store and, while
+// the request's ttl is above 1, from its trusted peers other than the
+// sender and the origin, with ttl-1 and a smaller budget. It waits for them
+// no longer than its own budget: what arrived in time is merged into the
+// answer, which is marked truncated if anything was missing. A request ID
+// seen recently is answered empty and not forwarded, so diamonds and loops
+// in the peer graph cost one answer each.
+func (s *Service) handle(ctx context.Context, r *streamrpc.Request) []byte {
+	resp := &protocol.SearchResponse{Type: protocol.MsgSearchResponse}
+	var req *protocol.SearchRequest
+	err := r.Err
+	switch {
+	case err != nil:
+	case s.trust.Blocked(r.From.String()):
+		err = fmt.Errorf("search: %w", protocol.ErrUntrusted)
+	case !s.limit.Allow(r.From.String(), r.Received):
+		err = fmt.Errorf("search: %w: at most %d searches a second", protocol.ErrRateLimited, peerRate)
+	default:
+		req, err = protocol.DecodeSearchRequest(r.Body)
+	}
+	if err == nil {
+		req.Clamp()
+		resp.RequestID = req.RequestID
+		budget := time.Duration(req.DeadlineMs) * time.Millisecond
+		r.SetDeadline(r.Received.Add(budget + time.Second))
+		select {
+		case s.inFlight <- struct{}{}:
+			if req.Origin != s.self.String() && s.seen.first(req.RequestID, r.Received) {
+				err = s.serve(ctx, r.Received.Add(budget), r.From, req, resp)
+			} // else seen before, or our own search come back: answered already
+			<-s.inFlight
+		default:
+			err = fmt.Errorf("search: %w: too many searches at once", protocol.ErrRateLimited)
+		}
+	}
+	if err != nil {
+		resp.Results = nil
+		e := protocol.NewError(err)
+		resp.Error = &e
+	}
+	b, err := resp.Encode()
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// serve fills resp for a new request, to be answered by deadline.
+func (s *Service) serve(ctx context.Context, deadline time.Time, from peer.ID, req *protocol.SearchRequest, resp *protocol.SearchResponse) error {
+	pq, err := store.ParseQuery(req.Query)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithDeadline(ctx, deadline.Add(-answerMargin(time.Until(deadline))))
+	defer cancel()
+
+	var fwd <-chan fanOutResult
+	if req.TTL > 1 {
+		budget := shrinkBudget(time.Until(deadline))
+		if budget >= minForward {
+			f := *req
+			f.TTL--
+			f.DeadlineMs = budget.Milliseconds()
+			fwd = s.fanOut(ctx, s.peers(from.String(), req.Origin), &f, nil)
+		}
+	}
+	local, err := s.local.PublicResults(ctx, pq, req.Filters, req.Limit)
+	if err != nil {
+		if errors.Is(err, protocol.ErrInvalid) {
+			return err
+		}
+		s.log.Warn("search local store", "err", err)
+	}
+	s.setTrustScores(local)
+	stats, err := s.local.SearchStats(ctx, pq)
+	if err != nil {
+		s.log.Warn("search local stats", "err", err)
+		stats = emptyStats(pq)
+	}
+	lists := [][]protocol.SearchResult{local}
+	if fwd != nil {
+		r := <-fwd
+		lists = append(lists, r.lists...)
+		resp.Truncated = r.truncated
+		for _, st := range r.stats {
+			stats.Merge(st)
+		}
+	}
+	resp.Stats = stats
+	var cut bool
+	resp.Results, cut = mergeResults(lists, protocol.MaxSearchResults, responseBudget-statsSize(stats))
+	resp.Truncated = resp.Truncated || cut
+	return nil
+}
+
+// setTrustScores fills in this node's trust in each result's publisher.
+func (s *Service) setTrustScores(rs []protocol.SearchResult) {
+	for i := range rs {
+		rs[i].TrustScore = s.trustScore(rs[i].SignedLesson.Signature.NodeID)
+	}
+}
+
+// trustScore is this node's trust in a publisher, 0 for none.
+func (s *Service) trustScore(nodeID string) float64 {
+	if nodeID == s.self.String() {
+		return 1
+	}
+	if s.trust.Blocked(nodeID) {
+		return 0
+	}
+	_, score, ok := s.trust.Path(nodeID)
+	if !ok {
+		return 0
+	}
+	return score
+}
+
+// emptyStats are the statistics of an empty corpus for pq, to add others'
+// to.
+func emptyStats(pq store.ParsedQuery) *protocol.SearchStats {
+	st := &protocol.SearchStats{DocFreq: map[string]int64{}}
+	for _, t := range store.QueryTerms(pq) {
+		st.DocFreq[t] = 0
+	}
+	return st
+}
+
+// statsSize bounds the encoded size of stats.
+func statsSize(st *protocol.SearchStats) int {
+	if st == nil {
+		return 0
+	}
+	return 256 + len(st.Vocab)*binary.MaxVarintLen32*4/3 + len(st.DocFreq)*(protocol.MaxSearchStatsTermLength+32)
+}
+
+// shrinkBudget is the budget a node gives the peers it forwards to.
+func shrinkBudget(d time.Duration) time.Duration {
+	return time.Duration(float64(d)*hopFactor) - hopMargin
+}
+
+// answerMargin is the time kept, out of a budget of d, to merge and send
+// an answer. A forwarder's answer carries its whole subtree's: better to
+// give up on one late peer than to be late with all of them.
+func answerMargin(d time.Duration) time.Duration {
+	return min(max(d/8, 2*time.Millisecond), 50*time.Millisecond)
+}
+
+// peers lists the connected peers to forward a search to: those with a
+// trust path, not blocked, other than the ones in except, and not known to
+// lack the search protocol.
+func (s *Service) peers(except ...string) []peer.ID {
+	var out []peer.ID
+	for _, p := range s.host.Network().Peers() {
+		id := p.String()
+		if p == s.self || slices.Contains(except, id) || s.trust.Blocked(id) {
+			continue
+		}
+		if _, _, ok := s.trust.Path(id); !ok {
+			continue
+		}
+		if !s.speaksSearch(p) {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// speaksSearch is false only for a peer identify says lacks the protocol.
+func (s *Service) speaksSearch(p peer.ID) bool {
+	ps := s.host.Peerstore()
+	protos, err := ps.GetProtocols(p)
+	if err != nil || len(protos) == 0 {
+		return true // not identified yet: try
+	}
+	ok, err := ps.SupportsProtocols(p, libp2pproto.ID(protocol.ProtocolSearch))
+	return err != nil || len(ok) > 0
+}
+
+// mergeResults merges lists of results, each best first: it takes them in
+// turn, one from each list, so every source's best come first, keeps the
+// newest publication of each lesson key, and stops at max results or
+// maxBytes of encoded lessons (cut is then true).
+func mergeResults(lists [][]protocol.SearchResult, max, maxBytes int) (out []protocol.SearchResult, cut bool) {
+	pos := map[string]int{} // lesson key -> index in out
+	total := 0
+	for i := 0; ; i++ {
+		more := false
+		for _, l := range lists {
+			if i >= len(l) {
+				continue
+			}
+			more = true
+			size := l[i].EncodedSize() // kept in l[i], encoded once
+			r := l[i]
+			if r.SignedLesson == nil {
+				continue
+			}
+			key := r.SignedLesson.Key()
+			if j, ok := pos[key]; ok {
+				if r.SignedLesson.Publication.PublishedAt > out[j].SignedLesson.Publication.PublishedAt {
+					out[j] = r // sizes differ a little; the slack covers it
+				}
+				continue
+			}
+			if len(out) == max {
+				return out, true
+			}
+			if size == 0 {
+				continue
+			}
+			if total += size + 256; total > maxBytes {
+				return out, true
+			}
+			pos[key] = len(out)
+			out = append(out, r)
+		}
+		if !more {
+			return out, false
+		}
+	}
+}

@@ -1,0 +1,76 @@
+package node
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/meshprotocol/mesh/internal/streamrpc"
+	"github.com/meshprotocol/mesh/node/api"
+	"github.com/meshprotocol/mesh/protocol"
+)
+
+// handleFetch answers /mesh/fetch/1.0.0: one lesson by its exact key.
+// Only lessons that were published (public or unlisted) are ever answered;
+// a private record has no publication and so is unknown to this handler.
+func (n *Node) handleFetch(ctx context.Context, r *streamrpc.Request) []byte {
+	resp := &protocol.FetchResponse{Type: protocol.MsgFetchResponse}
+	err := r.Err
+	if err == nil {
+		var req *protocol.FetchRequest
+		if req, err = protocol.DecodeFetchRequest(r.Body); err == nil {
+			resp.SignedLesson, resp.Revocation, err = serving{n}.Fetchable(ctx, req.Key)
+		}
+	}
+	if err != nil {
+		e := protocol.NewError(err)
+		resp.Error = &e
+	}
+	b, err := resp.Encode()
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// Fetch asks peer p for the lesson key (lessonId@nodeId) over
+// /mesh/fetch/1.0.0 and verifies what comes back. A revoked lesson answers
+// with its verified revocation and an error wrapping ErrAlreadyRevoked.
+func (n *Node) Fetch(ctx context.Context, p peer.ID, key string) (*protocol.SignedLesson, *protocol.Revocation, error) {
+	if n.host == nil {
+		return nil, nil, api.ErrOffline
+	}
+	if _, _, err := protocol.ParseKey(key); err != nil {
+		return nil, nil, err
+	}
+	req, _ := (&protocol.FetchRequest{Type: protocol.MsgFetch, Key: key}).Encode()
+	b, err := streamrpc.Call(ctx, n.host, p, protocol.ProtocolFetch, req, protocol.MaxFetchResponseSize)
+	if err != nil {
+		return nil, nil, fmt.Errorf("fetch %s from %s: %w", key, p, err)
+	}
+	resp, err := protocol.DecodeFetchResponse(b)
+	if err != nil {
+		return nil, nil, fmt.Errorf("fetch %s from %s: %w", key, p, err)
+	}
+	if resp.Error != nil {
+		return nil, nil, protocol.ErrorFor(resp.Error.Code, resp.Error.Message)
+	}
+	if resp.Revocation != nil {
+		if resp.Revocation.Key() != key {
+			return nil, nil, fmt.Errorf("fetch %s: %w: answer is about %s", key, protocol.ErrInvalid, resp.Revocation.Key())
+		}
+		if err := protocol.VerifyRevocation(resp.Revocation, protocol.VerifyOptions{AllowOld: true}); err != nil {
+			return nil, nil, fmt.Errorf("fetch %s: revocation: %w", key, err)
+		}
+		return nil, resp.Revocation, fmt.Errorf("%s: %w", key, protocol.ErrAlreadyRevoked)
+	}
+	sl := resp.SignedLesson
+	if sl.Key() != key {
+		return nil, nil, fmt.Errorf("fetch %s: %w: answer is %s", key, protocol.ErrInvalid, sl.Key())
+	}
+	if err := protocol.Verify(sl, protocol.VerifyOptions{AllowOld: true}); err != nil {
+		return nil, nil, fmt.Errorf("fetch %s: %w", key, err)
+	}
+	return sl, nil, nil
+}

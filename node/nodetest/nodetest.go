@@ -1,0 +1,291 @@
+// Package nodetest builds real MESH nodes for tests and benchmarks: on a
+// mocknet (real libp2p stacks, links with a latency of one's choosing, no
+// sockets), or on loopback (real TCP and QUIC), with the helpers every
+// multi-node test needs: connect, trust, wait for GossipSub's mesh, publish,
+// and wait for a condition.
+//
+// The functions that take a testing.TB fail the test on error and close
+// what they made in t.Cleanup. [Net] is the same without a testing.TB, for
+// meshbench.
+package nodetest
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/meshprotocol/mesh/node"
+	"github.com/meshprotocol/mesh/node/api"
+	"github.com/meshprotocol/mesh/protocol"
+	"github.com/meshprotocol/mesh/store"
+	"github.com/meshprotocol/mesh/trust"
+)
+
+// Loopback is where Local nodes listen: TCP and QUIC on 127.0.0.1, ports
+// the system picks.
+var Loopback = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
+
+// Net is a mocknet on which nodes are started: every node added is linked
+// to every node already there (links carry the latency given), and none is
+// connected until asked. It is safe for concurrent use.
+type Net struct {
+	mn mocknet.Mocknet
+
+	mu    sync.Mutex
+	nodes []*node.Node
+}
+
+// NewNet returns an empty mocknet whose links have latency.
+func NewNet(latency time.Duration) *Net {
+	mn := mocknet.New()
+	mn.SetLinkDefaults(mocknet.LinkOptions{Latency: latency})
+	return &Net{mn: mn}
+}
+
+// Mocknet is the underlying mocknet, to link, unlink or connect peers
+// directly.
+func (m *Net) Mocknet() mocknet.Mocknet { return m.mn }
+
+// Start starts a node on a new host of the mocknet, linked to every host
+// already there. cfg's PrivateKey and Host are set here; mDNS is off.
+func (m *Net) Start(ctx context.Context, cfg node.Config) (*node.Node, error) {
+	priv, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	i := len(m.nodes)
+	m.nodes = append(m.nodes, nil)
+	m.mu.Unlock()
+	addr := ma.StringCast(fmt.Sprintf("/ip4/127.%d.%d.%d/tcp/4001", 1+i/62500, i/250%250, i%250+1))
+	h, err := m.mn.AddPeer(priv, addr)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range m.mn.Peers() {
+		if p != h.ID() {
+			if _, err := m.mn.LinkPeers(h.ID(), p); err != nil {
+				return nil, err
+			}
+		}
+	}
+	cfg.PrivateKey, cfg.Host, cfg.DisableMDNS = priv, h, true
+	n, err := node.New(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	m.nodes[i] = n
+	m.mu.Unlock()
+	return n, nil
+}
+
+// Close closes every node started on the net, in parallel, then the net.
+func (m *Net) Close() error {
+	m.mu.Lock()
+	nodes := m.nodes
+	m.nodes = nil
+	m.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		if n != nil {
+			wg.Add(1)
+			go func() { defer wg.Done(); n.Close() }()
+		}
+	}
+	wg.Wait()
+	return m.mn.Close()
+}
+
+// ConnectNodes connects a to b (a dials b).
+func ConnectNodes(ctx context.Context, a, b *node.Node) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return a.Host().Connect(ctx, peer.AddrInfo{ID: b.ID(), Addrs: b.Host().Addrs()})
+}
+
+// TrustEach makes every node trust every other one fully.
+func TrustEach(nodes ...*node.Node) error {
+	for _, a := range nodes {
+		for _, b := range nodes {
+			if a != b {
+				if err := a.Trust().Set(b.ID().String(), trust.LevelFull, "test"); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// Mock starts n nodes on a mocknet of their own for this test, with links
+// of the given latency, each configured by cfg. They are linked, not
+// connected.
+func Mock(t testing.TB, n int, latency time.Duration, cfg node.Config) (*Net, []*node.Node) {
+	t.Helper()
+	m := NewNet(latency)
+	t.Cleanup(func() { m.Close() })
+	nodes := make([]*node.Node, n)
+	for i := range nodes {
+		nodes[i] = MockNode(t, m, cfg)
+	}
+	return m, nodes
+}
+
+// MockNode starts one more node on m.
+func MockNode(t testing.TB, m *Net, cfg node.Config) *node.Node {
+	t.Helper()
+	n, err := m.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// Local starts a node on loopback (real TCP and QUIC sockets, unless cfg
+// says otherwise) with mDNS off, and closes it when the test ends.
+func Local(t testing.TB, cfg node.Config) *node.Node {
+	t.Helper()
+	if cfg.ListenAddrs == nil {
+		cfg.ListenAddrs = Loopback
+	}
+	cfg.DisableMDNS = true // tests talk to loopback only
+	n, err := node.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+// Connect links a to b (a dials b).
+func Connect(t testing.TB, a, b *node.Node) {
+	t.Helper()
+	if err := ConnectNodes(context.Background(), a, b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TrustAll makes every node trust every other one fully.
+func TrustAll(t testing.TB, nodes ...*node.Node) {
+	t.Helper()
+	if err := TrustEach(nodes...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// SetTrust sets from's direct trust in to.
+func SetTrust(t testing.TB, from, to *node.Node, level trust.Level) {
+	t.Helper()
+	if err := from.Trust().Set(to.ID().String(), level, ""); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Timeout is how long Eventually waits.
+const Timeout = 20 * time.Second
+
+// Eventually polls cond until it holds, failing the test after Timeout.
+func Eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(Timeout)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+// WaitMesh waits until each node knows its connected neighbours subscribe
+// to topic, then for GossipSub's heartbeat to graft them into its mesh (a
+// message that arrives before then is delivered but not forwarded).
+func WaitMesh(t testing.TB, topic string, nodes ...*node.Node) {
+	t.Helper()
+	for _, n := range nodes {
+		want := len(n.Host().Network().Peers())
+		Eventually(t, "topic peers of "+n.ID().String(), func() bool { return len(n.Pubsub().TopicPeers(topic)) >= want })
+	}
+	time.Sleep(1500 * time.Millisecond)
+}
+
+// Line starts k nodes on a mocknet following topic, trusting each other,
+// connected a-b-c-..., with GossipSub's mesh formed: a message must be
+// forwarded to reach the far end.
+func Line(t testing.TB, k int, topic string) []*node.Node {
+	t.Helper()
+	_, nodes := Mock(t, k, 0, node.Config{Topics: []string{topic}})
+	TrustAll(t, nodes...)
+	for i := 0; i+1 < k; i++ {
+		Connect(t, nodes[i], nodes[i+1])
+	}
+	WaitMesh(t, topic, nodes...)
+	return nodes
+}
+
+// Publish stores a lesson on n and publishes it.
+func Publish(t testing.TB, n *node.Node, title, content, visibility string, topics ...string) *protocol.SignedLesson {
+	t.Helper()
+	ctx := context.Background()
+	id, _, err := n.Put(ctx, &protocol.Lesson{Type: "lesson", Title: title, Content: content, Tags: []string{"test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl, err := n.Publish(ctx, id, api.PublishOptions{Visibility: visibility, Topics: topics})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sl
+}
+
+// HasRemote reports whether n holds the lesson key from another node, in
+// its datastore and in its index (the store commits to the datastore, then
+// to the index: a test that searches next must wait for both).
+func HasRemote(n *node.Node, key string) bool {
+	ctx := context.Background()
+	sl, err := n.Store().Remote(ctx, key)
+	if err != nil {
+		return false
+	}
+	res, err := n.Store().Search(ctx, store.Query{Origin: store.OriginRemote, Publisher: sl.Signature.NodeID, Limit: store.MaxSearchLimit})
+	if err != nil {
+		return false
+	}
+	for _, h := range res.Hits {
+		if h.Key == key {
+			return true
+		}
+	}
+	return false
+}
+
+// ErrTimeout is returned by WaitUpdated when the time is up.
+var ErrTimeout = errors.New("nodetest: timed out")
+
+// WaitUpdated waits until cond holds, re-checking it each time n's store
+// takes in a received lesson or revocation, until timeout.
+func WaitUpdated(ctx context.Context, n *node.Node, timeout time.Duration, cond func() bool) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		ch := n.Store().Updated()
+		if cond() {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ErrTimeout
+		}
+	}
+}

@@ -1,0 +1,255 @@
+package node
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/peer"
+	libp2pproto "github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/meshprotocol/mesh/internal/streamrpc"
+	"github.com/meshprotocol/mesh/node/api"
+	"github.com/meshprotocol/mesh/protocol"
+	"github.com/meshprotocol/mesh/store"
+)
+
+// handleSync answers /mesh/sync/1.0.0: one page of the sync log.
+func (n *Node) handleSync(ctx context.Context, r *streamrpc.Request) []byte {
+	if r.Err != nil {
+		return nil
+	}
+	req, err := protocol.DecodeSyncRequest(r.Body)
+	if err != nil {
+		n.log.Debug("bad sync request", "peer", r.From.String(), "err", err)
+		return nil
+	}
+	after, err := parseCheckpoint(req.Checkpoint)
+	if err != nil {
+		return nil
+	}
+	entries, next, more, err := n.store.Log(ctx, after, req.Limit, store.LogFilter{Since: req.Since, Topics: req.Topics, Publishers: req.Publishers})
+	if err != nil {
+		n.log.Warn("sync log", "err", err)
+		return nil
+	}
+	resp := &protocol.SyncResponse{Type: protocol.MsgSyncResponse, Checkpoint: formatCheckpoint(next), HasMore: more}
+	for _, e := range entries {
+		switch {
+		case e.Lesson != nil && e.Lesson.Publication.Visibility == protocol.VisibilityPublic:
+			resp.Lessons = append(resp.Lessons, e.Lesson)
+		case e.Revocation != nil:
+			resp.Revocations = append(resp.Revocations, e.Revocation)
+		}
+	}
+	b, err := resp.Encode()
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+func formatCheckpoint(seq uint64) string { return fmt.Sprintf("%016x", seq) }
+
+func parseCheckpoint(s string) (uint64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	if len(s) != 16 {
+		return 0, fmt.Errorf("%w: checkpoint %q", protocol.ErrInvalid, s)
+	}
+	if _, err := hex.DecodeString(s); err != nil {
+		return 0, fmt.Errorf("%w: checkpoint %q", protocol.ErrInvalid, s)
+	}
+	return strconv.ParseUint(s, 16, 64)
+}
+
+// Sync runs a catch-up sync with every connected peer, one after another.
+func (n *Node) Sync(ctx context.Context, progress func(api.SyncProgress)) error {
+	if n.host == nil {
+		return api.ErrOffline
+	}
+	var errs []error
+	for _, p := range n.host.Network().Peers() {
+		if ok, _ := n.host.Peerstore().SupportsProtocols(p, libp2pproto.ID(protocol.ProtocolSync)); len(ok) == 0 {
+			continue
+		}
+		if _, err := n.SyncWith(ctx, p, progress); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// syncOnConnect syncs with each peer once it is identified and speaks the
+// sync protocol, so a node back from offline catches up on the lessons and
+// revocations it missed.
+func (n *Node) syncOnConnect(sub event.Subscription) {
+	defer n.wg.Done()
+	defer sub.Close()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case ev, ok := <-sub.Out():
+			if !ok {
+				return
+			}
+			e := ev.(event.EvtPeerIdentificationCompleted)
+			speaks := false
+			for _, p := range e.Protocols {
+				speaks = speaks || p == libp2pproto.ID(protocol.ProtocolSync)
+			}
+			if !speaks || n.trust.Blocked(e.Peer.String()) || n.trust.Limited(e.Peer.String()) {
+				continue // limited peers are searched, never synced from
+			}
+			n.wg.Add(1)
+			go func(p peer.ID) {
+				defer n.wg.Done()
+				if _, err := n.SyncWith(n.ctx, p, nil); err != nil && n.ctx.Err() == nil {
+					n.log.Debug("sync", "peer", p.String(), "err", err)
+				}
+			}(e.Peer)
+		}
+	}
+}
+
+// SyncWith pulls from peer p, page by page, every public lesson on the
+// followed topics and feeds and every revocation it has since the last
+// checkpoint with that peer, verifies each, and stores it. Checkpoints persist
+// across restarts. progress, if not nil, is called after each page.
+func (n *Node) SyncWith(ctx context.Context, p peer.ID, progress func(api.SyncProgress)) (api.SyncProgress, error) {
+	prog := api.SyncProgress{Peer: p.String()}
+	if n.host == nil {
+		return prog, api.ErrOffline
+	}
+	topics, feeds, err := n.Following(ctx)
+	if err != nil {
+		return prog, err
+	}
+	// One pass per kind of subscription: topics, then feeds.
+	for _, pass := range []protocol.SyncRequest{{Topics: topics}, {Publishers: feeds}} {
+		if len(pass.Topics) == 0 && len(pass.Publishers) == 0 {
+			continue
+		}
+		if err := n.syncPass(ctx, p, pass, &prog, progress); err != nil {
+			return prog, err
+		}
+	}
+	prog.Done = true
+	if progress != nil {
+		progress(prog)
+	}
+	return prog, nil
+}
+
+// peerLock returns the mutex that serializes syncs with peer p.
+func (n *Node) peerLock(p peer.ID) *sync.Mutex {
+	n.syncMu.Lock()
+	defer n.syncMu.Unlock()
+	if n.syncLocks == nil {
+		n.syncLocks = make(map[peer.ID]*sync.Mutex)
+	}
+	mu, ok := n.syncLocks[p]
+	if !ok {
+		mu = new(sync.Mutex)
+		n.syncLocks[p] = mu
+	}
+	return mu
+}
+
+func (n *Node) syncPass(ctx context.Context, p peer.ID, req protocol.SyncRequest, prog *api.SyncProgress, progress func(api.SyncProgress)) error {
+	mu := n.peerLock(p)
+	mu.Lock()
+	defer mu.Unlock()
+
+	sum := sha256.Sum256([]byte(strings.Join(req.Topics, ",") + "|" + strings.Join(req.Publishers, ",")))
+	cpKey := "sync/" + p.String() + "/" + hex.EncodeToString(sum[:8])
+	if b, err := n.store.GetMeta(ctx, cpKey); err == nil {
+		req.Checkpoint = string(b)
+	}
+	req.Type = protocol.MsgSyncRequest
+	req.Limit = protocol.MaxSyncPage
+	for page := 0; page < 100000; page++ {
+		b, _ := req.Encode()
+		ans, err := streamrpc.Call(ctx, n.host, p, protocol.ProtocolSync, b, protocol.MaxSyncResponseSize)
+		if err != nil {
+			return fmt.Errorf("sync with %s: %w", p, err)
+		}
+		resp, err := protocol.DecodeSyncResponse(ans)
+		if err != nil {
+			return fmt.Errorf("sync with %s: %w", p, err)
+		}
+		if _, err := parseCheckpoint(resp.Checkpoint); err != nil {
+			return fmt.Errorf("sync with %s: %w", p, err)
+		}
+		prog.Pages++
+		for _, sl := range resp.Lessons {
+			prog.Received++
+			if err := n.acceptSynced(sl, nil); err != nil {
+				prog.Invalid++
+				continue
+			}
+			if n.ingest(ctx, sl, nil) {
+				prog.Lessons++
+			}
+		}
+		for _, rev := range resp.Revocations {
+			prog.Received++
+			if err := n.acceptSynced(nil, rev); err != nil {
+				prog.Invalid++
+				continue
+			}
+			if n.ingest(ctx, nil, rev) {
+				prog.Revocations++
+			}
+		}
+		if resp.Checkpoint != "" {
+			req.Checkpoint = resp.Checkpoint
+			if err := n.store.SetMeta(ctx, cpKey, []byte(resp.Checkpoint)); err != nil {
+				return err
+			}
+		}
+		if progress != nil {
+			progress(*prog)
+		}
+		if !resp.HasMore {
+			return nil
+		}
+	}
+	return nil
+}
+
+// acceptSynced verifies a record received by sync: any past signing time is
+// fine (it may have been published while we were away), the future is not,
+// and lessons must be public.
+func (n *Node) acceptSynced(sl *protocol.SignedLesson, rev *protocol.Revocation) error {
+	opts := protocol.VerifyOptions{Now: n.now(), AllowOld: true}
+	if sl != nil {
+		if err := protocol.Verify(sl, opts); err != nil {
+			return err
+		}
+		if sl.Publication.Visibility != protocol.VisibilityPublic {
+			return fmt.Errorf("%w: synced lesson is not public", protocol.ErrInvalid)
+		}
+		if !n.acceptsPublisher(sl.Signature.NodeID) {
+			return fmt.Errorf("%w: %s", protocol.ErrUntrusted, sl.Signature.NodeID)
+		}
+		return nil
+	}
+	if err := protocol.VerifyRevocation(rev, opts); err != nil {
+		return err
+	}
+	// A revocation can only take something away, and only its author can
+	// sign one: accept it for a lesson held, or from a publisher accepted.
+	if _, held := n.store.HeldVersion(context.Background(), rev.Key()); !held && !n.acceptsPublisher(rev.NodeID) {
+		return fmt.Errorf("%w: %s", protocol.ErrUntrusted, rev.NodeID)
+	}
+	return nil
+}
