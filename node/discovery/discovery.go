@@ -693,4 +693,3 @@ func (s *Service) FindNode(ctx context.Context, nodeID string) (*api.NodeInfo, e
 	}
 	return info, nil
 }
-

@@ -377,6 +377,7 @@ func (c *Client) SearchNetwork(ctx context.Context, req api.FedSearchRequest) (*
 	var out api.FedSearchResponse
 	return &out, c.do(ctx, http.MethodPost, "/api/v1/search", req, &out)
 }
+
 // The Client's side of the DHT routes (see dhtRoutes).
 
 // DHTStatus reports the daemon's DHT.
@@ -479,6 +480,7 @@ func (c *Client) DirectorySearch(ctx context.Context, req api.DirectorySearchReq
 	}
 	return &res, nil
 }
+
 // Network reports the daemon's reachability, relay reservations and relay
 // service.
 func (c *Client) Network(ctx context.Context) (*api.NetworkStatus, error) {

@@ -290,7 +290,6 @@ func (t tools) status(ctx context.Context, _ *struct{}) (*api.StatusResponse, st
 	return resp, fmt.Sprintf("node %s (mesh %s, %s): %d records", st.NodeID, st.Version, health, st.Total), nil
 }
 
-
 func (t tools) agentStatus(ctx context.Context, a *mcpAgentArgs) (*api.AgentStatusResponse, string, error) {
 	if err := api.CheckAgent(a.Agent); err != nil {
 		return nil, "", err

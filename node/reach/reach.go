@@ -117,7 +117,7 @@ type RelayConfig struct {
 	// use them: they serve for hole punching and MESH's own stream
 	// protocols (sync, fetch, search) only.
 	CircuitDuration api.Duration `json:"circuitDuration,omitzero"`
-	CircuitBytes    int64    `json:"circuitBytes,omitempty"`
+	CircuitBytes    int64        `json:"circuitBytes,omitempty"`
 	// BufferSize is the per-direction buffer of each relayed connection in
 	// bytes (default 4096).
 	BufferSize int `json:"bufferSize,omitempty"`
@@ -138,9 +138,6 @@ const (
 // relayedGrace is how long a relayed connection stays open once a direct
 // connection to the same peer exists (unless Config.KeepRelayed).
 var relayedGrace = 3 * time.Second
-
-
-
 
 // Validate checks the configuration and returns a clear error for the first
 // problem found.
@@ -360,7 +357,6 @@ func parseAnnounce(list []string) []ma.Multiaddr {
 	}
 	return out
 }
-
 
 // relayCandidates is AutoRelay's peer source: the static relays, then the
 // connected peers that run a relay, then the nodes that provide the relay
@@ -770,8 +766,6 @@ func (s *Service) networkStatus() *api.NetworkStatus {
 	return st
 }
 
-
-
 // HolePunchedAt returns when the last successful hole punch with p ended.
 func (s *Service) HolePunchedAt(p peer.ID) (time.Time, bool) {
 	s.mu.Lock()
@@ -940,6 +934,7 @@ func (r *relayTracer) BytesTransferred(cnt int) {
 	r.bytes += int64(cnt)
 	r.mu.Unlock()
 }
+
 // CircuitAddrs returns p's relay addresses through the relays this node
 // knows: its static relays and the relays holding a slot for it. A home
 // node reaches another home node that way, knowing only its ID and their
