@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"context"
@@ -12,29 +12,17 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/meshprotocol/mesh/internal/repolock"
+	"github.com/meshprotocol/mesh/node"
+	"github.com/meshprotocol/mesh/node/api"
+	"github.com/meshprotocol/mesh/node/nodetest"
 	"github.com/meshprotocol/mesh/protocol"
 	"github.com/meshprotocol/mesh/store"
 )
 
-var loopback = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
-
-func newTestNode(t *testing.T, cfg Config) *Node {
-	t.Helper()
-	if cfg.ListenAddrs == nil {
-		cfg.ListenAddrs = loopback
-	}
-	cfg.DisableMDNS = true // tests talk to loopback only
-	n, err := New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
-	return n
-}
-
 func TestIdentityPersistsAndIsThePeerID(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
-	n := newTestNode(t, Config{RepoDir: dir})
+	n := nodetest.Local(t, node.Config{RepoDir: dir})
 	id := n.ID()
 	if n.Host().ID() != id {
 		t.Fatalf("host id %s != node id %s", n.Host().ID(), id)
@@ -43,7 +31,7 @@ func TestIdentityPersistsAndIsThePeerID(t *testing.T) {
 	if err != nil || want != id.String() {
 		t.Fatalf("node id %s is not the peer id of its key (%s, %v)", id, want, err)
 	}
-	st, err := os.Stat(filepath.Join(dir, KeyFile))
+	st, err := os.Stat(filepath.Join(dir, node.KeyFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,22 +56,23 @@ func TestIdentityPersistsAndIsThePeerID(t *testing.T) {
 	if err := n.Close(); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("second Close = %v, want net.ErrClosed", err)
 	}
-	n2 := newTestNode(t, Config{RepoDir: dir})
+	n2 := nodetest.Local(t, node.Config{RepoDir: dir})
 	if n2.ID() != id {
 		t.Fatalf("restart changed identity: %s -> %s", id, n2.ID())
 	}
 }
 
 func TestRefusesKeyReadableByOthers(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
-	n := newTestNode(t, Config{RepoDir: dir, Offline: true})
+	n := nodetest.New(t, node.Config{RepoDir: dir, Offline: true})
 	n.Close()
-	if err := os.Chmod(filepath.Join(dir, KeyFile), 0o644); err != nil {
+	if err := os.Chmod(filepath.Join(dir, node.KeyFile), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err := New(context.Background(), Config{RepoDir: dir, Offline: true})
-	if !errors.Is(err, ErrKeyPermissions) {
-		t.Fatalf("New = %v, want ErrKeyPermissions", err)
+	_, err := node.New(context.Background(), node.Config{RepoDir: dir, Offline: true})
+	if !errors.Is(err, node.ErrKeyPermissions) {
+		t.Fatalf("New = %v, want node.ErrKeyPermissions", err)
 	}
 	if !strings.Contains(err.Error(), "chmod 600") {
 		t.Fatalf("error %q does not say how to fix it", err)
@@ -91,17 +80,19 @@ func TestRefusesKeyReadableByOthers(t *testing.T) {
 }
 
 func TestSecondNodeOnRepoIsRefused(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
-	newTestNode(t, Config{RepoDir: dir, Offline: true})
-	_, err := New(context.Background(), Config{RepoDir: dir, Offline: true})
+	nodetest.New(t, node.Config{RepoDir: dir, Offline: true})
+	_, err := node.New(context.Background(), node.Config{RepoDir: dir, Offline: true})
 	if !errors.Is(err, repolock.ErrLocked) || !strings.Contains(err.Error(), "locked by pid") {
 		t.Fatalf("second New = %v, want a repo-locked error", err)
 	}
 }
 
 func TestPublishExport(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	n := newTestNode(t, Config{Offline: true})
+	n := nodetest.New(t, node.Config{Offline: true})
 	id, created, err := n.Put(ctx, &protocol.Lesson{Type: "lesson", Title: "t", Content: "c", Extra: nil})
 	if err != nil || !created {
 		t.Fatal(id, created, err)
@@ -109,10 +100,10 @@ func TestPublishExport(t *testing.T) {
 	if _, err := n.Export(ctx, id); !errors.Is(err, protocol.ErrUnknownLesson) {
 		t.Fatalf("export before publish = %v, want ErrUnknownLesson", err)
 	}
-	if _, err := n.Publish(ctx, id, PublishOptions{Visibility: "private"}); !errors.Is(err, protocol.ErrInvalid) {
+	if _, err := n.Publish(ctx, id, api.PublishOptions{Visibility: "private"}); !errors.Is(err, protocol.ErrInvalid) {
 		t.Fatalf("publish private = %v, want ErrInvalid", err)
 	}
-	sl, err := n.Publish(ctx, id, PublishOptions{Visibility: "unlisted", Topics: []string{"go"}})
+	sl, err := n.Publish(ctx, id, api.PublishOptions{Visibility: "unlisted", Topics: []string{"go"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,13 +124,14 @@ func TestPublishExport(t *testing.T) {
 	if err != nil || rec.Visibility != "unlisted" {
 		t.Fatalf("record visibility after publish = %q (%v)", rec.Visibility, err)
 	}
-	if _, err := n.Publish(ctx, "nope", PublishOptions{Visibility: "public"}); !errors.Is(err, store.ErrNotFound) {
+	if _, err := n.Publish(ctx, "nope", api.PublishOptions{Visibility: "public"}); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("publish missing = %v", err)
 	}
 }
 
 func TestIdentityDocument(t *testing.T) {
-	n := newTestNode(t, Config{})
+	t.Parallel()
+	n := nodetest.New(t, node.Config{})
 	doc, err := n.Identity()
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -112,7 +113,11 @@ func (k *peerKeeper) loop() {
 // passed.
 func (k *peerKeeper) redial() {
 	now := time.Now()
-	var due []*kept
+	type dial struct {
+		p    *kept
+		info peer.AddrInfo // a copy: keep may add addresses meanwhile
+	}
+	var due []dial
 	k.mu.Lock()
 	for id, p := range k.peers {
 		if k.n.host.Network().Connectedness(id) == network.Connected {
@@ -120,20 +125,21 @@ func (k *peerKeeper) redial() {
 			continue
 		}
 		if now.After(p.next) {
-			due = append(due, p)
+			due = append(due, dial{p, peer.AddrInfo{ID: p.info.ID, Addrs: slices.Clone(p.info.Addrs)}})
 		}
 	}
 	k.mu.Unlock()
-	for _, p := range due {
+	for _, d := range due {
+		p := d.p
 		ctx, cancel := context.WithTimeout(k.n.ctx, 15*time.Second)
-		err := k.n.host.Connect(ctx, p.info)
+		err := k.n.host.Connect(ctx, d.info)
 		cancel()
 		k.mu.Lock()
 		if err != nil {
 			p.backoff = min(max(2*p.backoff, backoffMin), backoffMax)
 			jitter := time.Duration(rand.Int64N(int64(p.backoff)/4 + 1))
 			p.next = time.Now().Add(p.backoff + jitter)
-			k.n.log.Debug("redial failed", "peer", p.info.ID.String(), "retry_in", p.backoff.String())
+			k.n.log.Debug("redial failed", "peer", d.info.ID.String(), "retry_in", p.backoff.String())
 		} else {
 			p.backoff = 0
 		}

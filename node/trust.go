@@ -165,16 +165,16 @@ func (n *Node) maybeFetchVouch(p peer.ID) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		if err := n.FetchVouch(n.ctx, p); err != nil && n.ctx.Err() == nil {
+		if err := n.fetchVouch(n.ctx, p); err != nil && n.ctx.Err() == nil {
 			n.log.Debug("vouch", "peer", p.String(), "err", err)
 		}
 	}()
 }
 
-// FetchVouch asks peer p for its signed list of fully trusted nodes over
+// fetchVouch asks peer p for its signed list of fully trusted nodes over
 // /mesh/trust/1.0.0, verifies it and caches it. p answers only the peers it
 // trusts fully.
-func (n *Node) FetchVouch(ctx context.Context, p peer.ID) error {
+func (n *Node) fetchVouch(ctx context.Context, p peer.ID) error {
 	n.vouchFetches.Add(1)
 	req, _ := (&protocol.TrustRequest{Type: protocol.MsgVouchRequest}).Encode()
 	b, err := streamrpc.Call(ctx, n.host, p, protocol.ProtocolTrust, req, protocol.MaxTrustResponseSize)

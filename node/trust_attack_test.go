@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"context"
@@ -8,65 +8,63 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 
+	"github.com/meshprotocol/mesh/node"
+	"github.com/meshprotocol/mesh/node/nodetest"
 	"github.com/meshprotocol/mesh/protocol"
 	"github.com/meshprotocol/mesh/trust"
 )
-
-func setTrust(t *testing.T, from, to *Node, level trust.Level) {
-	t.Helper()
-	if err := from.Trust().Set(to.ID().String(), level, ""); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // TestUntrustedPublisherNeverStored: a Sybil with no trust path publishes on
 // a topic a node follows; neither gossip nor sync ever stores its lessons,
 // while a trusted publisher's go through the same connections.
 func TestUntrustedPublisherNeverStored(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	a := newTestNode(t, Config{Topics: []string{"t"}})
-	honest := newTestNode(t, Config{Topics: []string{"t"}})
-	sybil := newTestNode(t, Config{Topics: []string{"t"}})
-	setTrust(t, a, honest, trust.LevelFull)
-	connect(t, a, honest)
-	connect(t, a, sybil)
-	waitMesh(t, "t", a, honest, sybil)
+	a := nodetest.New(t, node.Config{Topics: []string{"t"}})
+	honest := nodetest.New(t, node.Config{Topics: []string{"t"}})
+	sybil := nodetest.New(t, node.Config{Topics: []string{"t"}})
+	nodetest.SetTrust(t, a, honest, trust.LevelFull)
+	nodetest.Connect(t, a, honest)
+	nodetest.Connect(t, a, sybil)
+	nodetest.WaitMesh(t, "t", a, honest, sybil)
 
-	junk := publishLesson(t, sybil, "buy now", "sybil junk", "public", "t")
-	good := publishLesson(t, honest, "real", "honest lesson", "public", "t")
-	eventually(t, "the honest lesson", func() bool { return hasRemote(a, good.Key()) })
+	junk := nodetest.Publish(t, sybil, "buy now", "sybil junk", "public", "t")
+	good := nodetest.Publish(t, honest, "real", "honest lesson", "public", "t")
+	nodetest.Eventually(t, "the honest lesson", func() bool { return nodetest.HasRemote(a, good.Key()) })
 	if _, err := a.SyncWith(ctx, sybil.ID(), nil); err != nil {
 		t.Fatal(err)
 	}
-	if hasRemote(a, junk.Key()) {
+	if nodetest.HasRemote(a, junk.Key()) {
 		t.Fatal("a lesson of an untrusted publisher was stored")
 	}
-	if n := a.ps.Stats().Ignored["untrusted"]; n == 0 {
-		t.Fatalf("the untrusted announcement was not counted: %+v", a.ps.Stats())
+	if n := a.Pubsub().Stats().Ignored["untrusted"]; n == 0 {
+		t.Fatalf("the untrusted announcement was not counted: %+v", a.Pubsub().Stats())
 	}
 }
 
 // TestTransitiveTrustAndBlocking: a trusts b fully, b trusts c fully, so a
 // accepts c's lessons through b's vouch; x is vouched for by b but blocked by
 // a, so a ignores it and refuses its connections; removing b takes c's path
-// away at once.
+// away at once. It runs on loopback: the connection gater that refuses a
+// blocked node is an option of a host the node starts itself.
 func TestTransitiveTrustAndBlocking(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	a := newTestNode(t, Config{Topics: []string{"t"}})
-	b := newTestNode(t, Config{Topics: []string{"t"}})
-	c := newTestNode(t, Config{Topics: []string{"t"}})
-	x := newTestNode(t, Config{Topics: []string{"t"}})
-	setTrust(t, a, b, trust.LevelFull)
-	setTrust(t, b, a, trust.LevelFull)
-	setTrust(t, b, c, trust.LevelFull)
-	setTrust(t, b, x, trust.LevelFull)
-	setTrust(t, a, x, trust.LevelNone)
-	connect(t, a, b)
-	connect(t, c, b)
-	connect(t, x, b)
+	a := nodetest.Local(t, node.Config{Topics: []string{"t"}})
+	b := nodetest.Local(t, node.Config{Topics: []string{"t"}})
+	c := nodetest.Local(t, node.Config{Topics: []string{"t"}})
+	x := nodetest.Local(t, node.Config{Topics: []string{"t"}})
+	nodetest.SetTrust(t, a, b, trust.LevelFull)
+	nodetest.SetTrust(t, b, a, trust.LevelFull)
+	nodetest.SetTrust(t, b, c, trust.LevelFull)
+	nodetest.SetTrust(t, b, x, trust.LevelFull)
+	nodetest.SetTrust(t, a, x, trust.LevelNone)
+	nodetest.Connect(t, a, b)
+	nodetest.Connect(t, c, b)
+	nodetest.Connect(t, x, b)
 
 	// a fetches b's vouch when they connect.
-	eventually(t, "a path to c through b's vouch", func() bool {
+	nodetest.Eventually(t, "a path to c through b's vouch", func() bool {
 		hops, score, ok := a.Trust().Path(c.ID().String())
 		return ok && len(hops) == 3 && score == 0.5
 	})
@@ -82,12 +80,12 @@ func TestTransitiveTrustAndBlocking(t *testing.T) {
 			t.Fatal("a blocked node stays connected")
 		}
 	}
-	waitMesh(t, "t", a, b, c)
-	fromC := publishLesson(t, c, "from c", "transitively trusted", "public", "t")
-	fromX := publishLesson(t, x, "from x", "blocked publisher", "public", "t")
-	eventually(t, "c's lesson at a", func() bool { return hasRemote(a, fromC.Key()) })
+	nodetest.WaitMesh(t, "t", a, b, c)
+	fromC := nodetest.Publish(t, c, "from c", "transitively trusted", "public", "t")
+	fromX := nodetest.Publish(t, x, "from x", "blocked publisher", "public", "t")
+	nodetest.Eventually(t, "c's lesson at a", func() bool { return nodetest.HasRemote(a, fromC.Key()) })
 	_, _ = a.SyncWith(ctx, b.ID(), nil) // b relays x's lesson by sync too
-	if hasRemote(a, fromX.Key()) {
+	if nodetest.HasRemote(a, fromX.Key()) {
 		t.Fatal("a lesson of a blocked node was stored although trusted peers vouch for it")
 	}
 
@@ -98,7 +96,7 @@ func TestTransitiveTrustAndBlocking(t *testing.T) {
 	if _, _, ok := a.Trust().Path(c.ID().String()); ok {
 		t.Fatal("the path through a removed edge survived")
 	}
-	if a.acceptsPublisher(c.ID().String()) {
+	if node.AcceptsPublisher(a, c.ID().String()) {
 		t.Fatal("c is still accepted after its only path went away")
 	}
 }
@@ -106,18 +104,19 @@ func TestTransitiveTrustAndBlocking(t *testing.T) {
 // TestVouchOnlyForFullTrust: a node hands its vouch only to peers it trusts
 // fully.
 func TestVouchOnlyForFullTrust(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	a := newTestNode(t, Config{})
-	b := newTestNode(t, Config{})
-	stranger := newTestNode(t, Config{})
-	setTrust(t, b, a, trust.LevelFull)
-	setTrust(t, b, stranger, trust.LevelLimited)
-	connect(t, a, b)
-	connect(t, stranger, b)
-	if err := a.FetchVouch(ctx, b.ID()); err != nil {
+	a := nodetest.New(t, node.Config{})
+	b := nodetest.New(t, node.Config{})
+	stranger := nodetest.New(t, node.Config{})
+	nodetest.SetTrust(t, b, a, trust.LevelFull)
+	nodetest.SetTrust(t, b, stranger, trust.LevelLimited)
+	nodetest.Connect(t, a, b)
+	nodetest.Connect(t, stranger, b)
+	if err := node.FetchVouch(a, ctx, b.ID()); err != nil {
 		t.Fatalf("fully trusted peer: %v", err)
 	}
-	if err := stranger.FetchVouch(ctx, b.ID()); !errors.Is(err, protocol.ErrUntrusted) {
+	if err := node.FetchVouch(stranger, ctx, b.ID()); !errors.Is(err, protocol.ErrUntrusted) {
 		t.Fatalf("limited peer got a vouch: %v", err)
 	}
 }
@@ -125,16 +124,17 @@ func TestVouchOnlyForFullTrust(t *testing.T) {
 // TestLimitedPublisherNotSynced: lessons of a limited publisher are neither
 // stored from gossip nor synced.
 func TestLimitedPublisherNotSynced(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	a := newTestNode(t, Config{Topics: []string{"t"}})
-	l := newTestNode(t, Config{Topics: []string{"t"}})
-	setTrust(t, a, l, trust.LevelLimited)
-	connect(t, a, l)
-	waitMesh(t, "t", a, l)
-	sl := publishLesson(t, l, "limited", "from a limited peer", "public", "t")
+	a := nodetest.New(t, node.Config{Topics: []string{"t"}})
+	l := nodetest.New(t, node.Config{Topics: []string{"t"}})
+	nodetest.SetTrust(t, a, l, trust.LevelLimited)
+	nodetest.Connect(t, a, l)
+	nodetest.WaitMesh(t, "t", a, l)
+	sl := nodetest.Publish(t, l, "limited", "from a limited peer", "public", "t")
 	_, _ = a.SyncWith(ctx, l.ID(), nil)
 	time.Sleep(300 * time.Millisecond)
-	if hasRemote(a, sl.Key()) {
+	if nodetest.HasRemote(a, sl.Key()) {
 		t.Fatal("a limited publisher's lesson was stored")
 	}
 }
@@ -143,21 +143,22 @@ func TestLimitedPublisherNotSynced(t *testing.T) {
 // vouches when they connect and then stop; a vouch that says nothing new must
 // not set off another round (it once did, and the storm starved gossip).
 func TestVouchExchangeSettles(t *testing.T) {
-	nodes := []*Node{newTestNode(t, Config{}), newTestNode(t, Config{}), newTestNode(t, Config{}), newTestNode(t, Config{})}
-	trustAll(t, nodes...)
+	t.Parallel()
+	nodes := []*node.Node{nodetest.New(t, node.Config{}), nodetest.New(t, node.Config{}), nodetest.New(t, node.Config{}), nodetest.New(t, node.Config{})}
+	nodetest.TrustAll(t, nodes...)
 	for i := range nodes {
 		for j := i + 1; j < len(nodes); j++ {
-			connect(t, nodes[i], nodes[j])
+			nodetest.Connect(t, nodes[i], nodes[j])
 		}
 	}
 	total := func() int64 {
 		var s int64
 		for _, n := range nodes {
-			s += n.vouchFetches.Load()
+			s += node.VouchFetches(n)
 		}
 		return s
 	}
-	eventually(t, "the first vouches", func() bool { return total() >= int64(len(nodes)*(len(nodes)-1)) })
+	nodetest.Eventually(t, "the first vouches", func() bool { return total() >= int64(len(nodes)*(len(nodes)-1)) })
 	time.Sleep(2 * time.Second)
 	settled := total()
 	time.Sleep(2 * time.Second)

@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"bytes"
@@ -17,6 +17,9 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/meshprotocol/mesh/node"
+	"github.com/meshprotocol/mesh/node/api"
+	"github.com/meshprotocol/mesh/node/nodetest"
 	"github.com/meshprotocol/mesh/protocol"
 )
 
@@ -97,14 +100,15 @@ func (tp *tap) serve() {
 // private record's content may cross the wire; the public marker must (which
 // proves the recording sees content at all).
 func TestWireWatchNoPrivateContent(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	w := &wire{}
 	suffix := fmt.Sprintf("%08x", rand.Uint32())
 	privateMarker, publicMarker, unlistedMarker := "PRIVATEzz"+suffix, "PUBLICzz"+suffix, "UNLISTEDzz"+suffix
 
-	mk := func(topic string) *Node {
+	mk := func(topic string) *node.Node {
 		tp := newTap(t, w)
-		n := newTestNode(t, Config{
+		n := nodetest.Local(t, node.Config{
 			ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"},
 			Topics:      []string{topic},
 			Libp2pOptions: []libp2p.Option{
@@ -121,7 +125,7 @@ func TestWireWatchNoPrivateContent(t *testing.T) {
 		tp.serve()
 		return n
 	}
-	viaTap := func(a, b *Node) {
+	viaTap := func(a, b *node.Node) {
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		if err := a.Host().Connect(ctx, peer.AddrInfo{ID: b.ID(), Addrs: b.Host().Addrs()}); err != nil {
@@ -129,9 +133,9 @@ func TestWireWatchNoPrivateContent(t *testing.T) {
 		}
 	}
 	a, b := mk("lab"), mk("lab")
-	trustAll(t, a, b)
+	nodetest.TrustAll(t, a, b)
 	viaTap(b, a)
-	waitMesh(t, "lab", a, b)
+	nodetest.WaitMesh(t, "lab", a, b)
 
 	// The private record: in the title, the content, a tag and an extra field.
 	priv := &protocol.Lesson{Type: "lesson", Title: privateMarker, Content: "do not share " + privateMarker, Tags: []string{privateMarker}}
@@ -139,9 +143,9 @@ func TestWireWatchNoPrivateContent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub := publishLesson(t, a, "public "+publicMarker, "shared "+publicMarker, "public", "lab")
-	unl := publishLesson(t, a, "unlisted", "by link "+unlistedMarker, "unlisted")
-	eventually(t, "the public lesson at b", func() bool { return hasRemote(b, pub.Key()) })
+	pub := nodetest.Publish(t, a, "public "+publicMarker, "shared "+publicMarker, "public", "lab")
+	unl := nodetest.Publish(t, a, "unlisted", "by link "+unlistedMarker, "unlisted")
+	nodetest.Eventually(t, "the public lesson at b", func() bool { return nodetest.HasRemote(b, pub.Key()) })
 	if _, _, err := b.Fetch(ctx, a.ID(), unl.Key()); err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +153,7 @@ func TestWireWatchNoPrivateContent(t *testing.T) {
 		t.Fatal("a private record was fetchable")
 	}
 	// Publishing the private record as private is refused before anything moves.
-	if _, err := a.Publish(ctx, privID, PublishOptions{Visibility: "private"}); err == nil {
+	if _, err := a.Publish(ctx, privID, api.PublishOptions{Visibility: "private"}); err == nil {
 		t.Fatal("publish private succeeded")
 	}
 	if _, err := a.Revoke(ctx, pub.Lesson.ID, ""); err != nil {
@@ -157,9 +161,9 @@ func TestWireWatchNoPrivateContent(t *testing.T) {
 	}
 	// A late joiner syncs everything there is from a.
 	c := mk("lab")
-	trustAll(t, a, c)
+	nodetest.TrustAll(t, a, c)
 	viaTap(c, a)
-	eventually(t, "c to sync the revocation", func() bool { return c.Store().Revoked(ctx, pub.Key()) })
+	nodetest.Eventually(t, "c to sync the revocation", func() bool { return c.Store().Revoked(ctx, pub.Key()) })
 	if _, err := c.SyncWith(ctx, a.ID(), nil); err != nil {
 		t.Fatal(err)
 	}

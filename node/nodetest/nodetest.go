@@ -11,6 +11,7 @@ package nodetest
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -19,6 +20,8 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	ma "github.com/multiformats/go-multiaddr"
@@ -56,11 +59,22 @@ func NewNet(latency time.Duration) *Net {
 func (m *Net) Mocknet() mocknet.Mocknet { return m.mn }
 
 // Start starts a node on a new host of the mocknet, linked to every host
-// already there. cfg's PrivateKey and Host are set here; mDNS is off.
+// already there. cfg's Host is set here, and its PrivateKey when empty (to
+// the repo's key if it has a RepoDir); mDNS is off.
 func (m *Net) Start(ctx context.Context, cfg node.Config) (*node.Node, error) {
-	priv, _, err := crypto.GenerateEd25519Key(rand.Reader)
-	if err != nil {
-		return nil, err
+	priv := cfg.PrivateKey
+	var err error
+	switch {
+	case priv != nil:
+	case cfg.RepoDir != "":
+		// The repo's own identity, as a node started on it would have.
+		if priv, _, err = node.LoadOrCreateKey(cfg.RepoDir); err != nil {
+			return nil, err
+		}
+	default:
+		if priv, _, err = crypto.GenerateEd25519Key(rand.Reader); err != nil {
+			return nil, err
+		}
 	}
 	m.mu.Lock()
 	i := len(m.nodes)
@@ -83,10 +97,36 @@ func (m *Net) Start(ctx context.Context, cfg node.Config) (*node.Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	keys.Store(n, priv)
 	m.mu.Lock()
 	m.nodes[i] = n
 	m.mu.Unlock()
 	return n, nil
+}
+
+// NewHost adds a bare libp2p host to the mocknet, linked to every host
+// there: a fake peer that speaks whatever protocols the test gives it.
+func (m *Net) NewHost() (host.Host, error) {
+	priv, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	i := len(m.nodes)
+	m.nodes = append(m.nodes, nil)
+	m.mu.Unlock()
+	h, err := m.mn.AddPeer(priv, ma.StringCast(fmt.Sprintf("/ip4/127.%d.%d.%d/tcp/4001", 1+i/62500, i/250%250, i%250+1)))
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range m.mn.Peers() {
+		if p != h.ID() {
+			if _, err := m.mn.LinkPeers(h.ID(), p); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return h, nil
 }
 
 // Close closes every node started on the net, in parallel, then the net.
@@ -106,11 +146,29 @@ func (m *Net) Close() error {
 	return m.mn.Close()
 }
 
-// ConnectNodes connects a to b (a dials b).
+// ConnectNodes connects a to b (a dials b), and returns once both sides
+// count the connection (on a mocknet the dialled side learns of it a
+// little after the dialler).
 func ConnectNodes(ctx context.Context, a, b *node.Node) error {
+	return ConnectHosts(ctx, a.Host(), b.Host())
+}
+
+// ConnectHosts connects host a to host b (a dials b), and returns once
+// both sides count the connection.
+func ConnectHosts(ctx context.Context, a, b host.Host) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	return a.Host().Connect(ctx, peer.AddrInfo{ID: b.ID(), Addrs: b.Host().Addrs()})
+	if err := a.Connect(ctx, peer.AddrInfo{ID: b.ID(), Addrs: b.Addrs()}); err != nil {
+		return err
+	}
+	for b.Network().Connectedness(a.ID()) != network.Connected {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("nodetest: %s dialled %s, which never saw the connection: %w", a.ID(), b.ID(), ctx.Err())
+		case <-time.After(time.Millisecond):
+		}
+	}
+	return nil
 }
 
 // TrustEach makes every node trust every other one fully.
@@ -127,6 +185,68 @@ func TrustEach(nodes ...*node.Node) error {
 	return nil
 }
 
+// nets holds the mocknet of each test that called New or Host.
+var (
+	netsMu sync.Mutex
+	nets   = map[testing.TB]*Net{}
+)
+
+// keys holds the identity key of each node started here, for Key.
+var keys sync.Map // *node.Node -> crypto.PrivKey
+
+// netOf returns t's mocknet, made on first use and closed when t ends.
+func netOf(t testing.TB) *Net {
+	netsMu.Lock()
+	defer netsMu.Unlock()
+	m, ok := nets[t]
+	if !ok {
+		m = NewNet(0)
+		nets[t] = m
+		t.Cleanup(func() {
+			m.Close()
+			netsMu.Lock()
+			delete(nets, t)
+			netsMu.Unlock()
+		})
+	}
+	return m
+}
+
+// New starts a node on the test's mocknet (one per test: every node a test
+// starts with New can reach every other; a subtest has its own), configured
+// by cfg, and closes it when the test ends. An Offline cfg starts an
+// offline node and no host. Use Local for real sockets.
+func New(t testing.TB, cfg node.Config) *node.Node {
+	t.Helper()
+	if cfg.Offline {
+		return Local(t, cfg)
+	}
+	return MockNode(t, netOf(t), cfg)
+}
+
+// Host starts a bare libp2p host on the test's mocknet, for a fake peer.
+func Host(t testing.TB) host.Host {
+	t.Helper()
+	h, err := netOf(t).NewHost()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// Key is the identity key of a node started by this package.
+func Key(n *node.Node) ed25519.PrivateKey {
+	k, ok := keys.Load(n)
+	if !ok {
+		panic("nodetest: Key of a node this package did not start")
+	}
+	raw, err := k.(crypto.PrivKey).Raw()
+	if err != nil {
+		panic(err)
+	}
+	return ed25519.PrivateKey(raw)
+}
+
 // Mock starts n nodes on a mocknet of their own for this test, with links
 // of the given latency, each configured by cfg. They are linked, not
 // connected.
@@ -141,13 +261,15 @@ func Mock(t testing.TB, n int, latency time.Duration, cfg node.Config) (*Net, []
 	return m, nodes
 }
 
-// MockNode starts one more node on m.
+// MockNode starts one more node on m, and closes it when the test ends
+// (before what the test made earlier, such as its RepoDir).
 func MockNode(t testing.TB, m *Net, cfg node.Config) *node.Node {
 	t.Helper()
 	n, err := m.Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { n.Close() })
 	return n
 }
 
@@ -159,15 +281,42 @@ func Local(t testing.TB, cfg node.Config) *node.Node {
 		cfg.ListenAddrs = Loopback
 	}
 	cfg.DisableMDNS = true // tests talk to loopback only
+	if cfg.PrivateKey == nil && cfg.RepoDir == "" {
+		priv, _, err := crypto.GenerateEd25519Key(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.PrivateKey = priv
+	}
 	n, err := node.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cfg.PrivateKey != nil {
+		keys.Store(n, cfg.PrivateKey)
 	}
 	t.Cleanup(func() { n.Close() })
 	return n
 }
 
-// Connect links a to b (a dials b).
+// ConnectHost connects a bare host (a fake peer) to n, and returns once
+// both sides count the connection and n has identified h with the
+// protocols h serves now (a handler set just before connecting may
+// otherwise reach n only with identify's next push).
+func ConnectHost(t testing.TB, h host.Host, n *node.Node) {
+	t.Helper()
+	if err := ConnectHosts(context.Background(), h, n.Host()); err != nil {
+		t.Fatal(err)
+	}
+	want := h.Mux().Protocols()
+	Eventually(t, "identify of "+h.ID().String(), func() bool {
+		got, err := n.Host().Peerstore().SupportsProtocols(h.ID(), want...)
+		return err == nil && len(got) == len(want)
+	})
+}
+
+// Connect links a to b (a dials b), and returns once both sides count the
+// connection.
 func Connect(t testing.TB, a, b *node.Node) {
 	t.Helper()
 	if err := ConnectNodes(context.Background(), a, b); err != nil {

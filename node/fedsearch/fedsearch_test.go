@@ -1,4 +1,4 @@
-package node
+package fedsearch_test
 
 import (
 	"bufio"
@@ -21,25 +21,17 @@ import (
 	libp2pproto "github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/meshprotocol/mesh/internal/frame"
+	"github.com/meshprotocol/mesh/node"
+	"github.com/meshprotocol/mesh/node/api"
+	"github.com/meshprotocol/mesh/node/fedsearch"
+	"github.com/meshprotocol/mesh/node/nodetest"
 	"github.com/meshprotocol/mesh/protocol"
 	"github.com/meshprotocol/mesh/store"
 	"github.com/meshprotocol/mesh/trust"
 )
 
-// newSearchNode is newTestNode with the search handler registered.
-func newSearchNode(t *testing.T) *Node {
-	t.Helper()
-	n := newTestNode(t, Config{})
-	if !slices.Contains(n.Host().Mux().Protocols(), libp2pproto.ID(protocol.ProtocolSearch)) {
-		if err := n.startSearch(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return n
-}
-
 // trusts makes a trust b fully.
-func trusts(t *testing.T, a *Node, b peer.ID) {
+func trusts(t *testing.T, a *node.Node, b peer.ID) {
 	t.Helper()
 	if err := a.Trust().Set(b.String(), trust.LevelFull, ""); err != nil {
 		t.Fatal(err)
@@ -47,33 +39,13 @@ func trusts(t *testing.T, a *Node, b peer.ID) {
 }
 
 // vouched gives a the vouch of b, so that a trusts whom b trusts fully.
-func vouched(t *testing.T, a, b *Node) {
+func vouched(t *testing.T, a, b *node.Node) {
 	t.Helper()
-	v, err := b.Trust().SignVouch(b.edKey, time.Hour)
+	v, err := b.Trust().SignVouch(nodetest.Key(b), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Trust().AddVouch(v); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// newPlainHost starts a bare libp2p host on loopback, for fake peers.
-func newPlainHost(t *testing.T) host.Host {
-	t.Helper()
-	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableMetrics())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return h
-}
-
-func connectHost(t *testing.T, h host.Host, n *Node) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := h.Connect(ctx, peer.AddrInfo{ID: n.ID(), Addrs: n.Host().Addrs()}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -183,7 +155,7 @@ func peerOf(t *testing.T, key ed25519.PrivateKey) peer.ID {
 	return p
 }
 
-func hitKeys(r *FedResult) []string {
+func hitKeys(r *api.FedSearchResponse) []string {
 	var out []string
 	for _, h := range r.Results {
 		out = append(out, h.Key)
@@ -191,7 +163,7 @@ func hitKeys(r *FedResult) []string {
 	return out
 }
 
-func findHit(r *FedResult, key string) *FedHit {
+func findHit(r *api.FedSearchResponse, key string) *api.FedSearchHit {
 	for i := range r.Results {
 		if r.Results[i].Key == key {
 			return &r.Results[i]
@@ -204,24 +176,25 @@ func findHit(r *FedResult, key string) *FedHit {
 // through B with two hops, not with one, and never C's unlisted or private
 // records.
 func TestFederatedSearchChain(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	a, b, c := newSearchNode(t), newSearchNode(t), newSearchNode(t)
-	connect(t, a, b)
-	connect(t, b, c)
+	a, b, c := nodetest.New(t, node.Config{}), nodetest.New(t, node.Config{}), nodetest.New(t, node.Config{})
+	nodetest.Connect(t, a, b)
+	nodetest.Connect(t, b, c)
 	trusts(t, a, b.ID())
 	trusts(t, b, a.ID())
 	trusts(t, b, c.ID())
 	trusts(t, c, b.ID())
 	vouched(t, a, b) // a trusts c through b
 
-	pub := publishLesson(t, c, "Cargo parallel builds", "cargo parallel builds crash on a small VPS: use -j1", "public")
-	unlisted := publishLesson(t, c, "Cargo parallel unlisted", "cargo parallel builds, shared by link only", "unlisted")
+	pub := nodetest.Publish(t, c, "Cargo parallel builds", "cargo parallel builds crash on a small VPS: use -j1", "public")
+	unlisted := nodetest.Publish(t, c, "Cargo parallel unlisted", "cargo parallel builds, shared by link only", "unlisted")
 	if _, _, err := c.Put(ctx, &protocol.Lesson{Type: "lesson", Title: "Cargo parallel private", Content: "cargo parallel builds, my secret"}); err != nil {
 		t.Fatal(err)
 	}
-	own := publishLesson(t, b, "Parallel cargo at B", "cargo in parallel needs memory", "public")
+	own := nodetest.Publish(t, b, "Parallel cargo at B", "cargo in parallel needs memory", "public")
 
-	res, err := a.FederatedSearch(ctx, FedQuery{Query: "cargo parallel builds", Hops: 2, Deadline: 5 * time.Second})
+	res, err := a.SearchNetwork(ctx, api.FedSearchRequest{Query: "cargo parallel builds", Hops: 2, Deadline: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +211,7 @@ func TestFederatedSearchChain(t *testing.T) {
 	if h.Relevance <= 0 || h.Relevance > 1 || h.Trust != 0.5 || h.Freshness != 1 || h.Score != h.Relevance*h.Trust*h.Freshness {
 		t.Fatalf("scores %+v", h)
 	}
-	if err := protocol.Verify(h.Lesson, protocol.VerifyOptions{AllowOld: true}); err != nil {
+	if err := protocol.Verify(h.SignedLesson, protocol.VerifyOptions{AllowOld: true}); err != nil {
 		t.Fatal(err)
 	}
 	if findHit(res, unlisted.Key()) != nil {
@@ -249,22 +222,22 @@ func TestFederatedSearchChain(t *testing.T) {
 	}
 
 	// One hop: B answers, but does not forward to C.
-	res, err = a.FederatedSearch(ctx, FedQuery{Query: "cargo parallel builds", Hops: 1, Deadline: 5 * time.Second})
+	res, err = a.SearchNetwork(ctx, api.FedSearchRequest{Query: "cargo parallel builds", Hops: 1, Deadline: 5 * time.Second})
 	if err != nil || len(res.Results) != 1 || res.Results[0].Key != own.Key() {
 		t.Fatalf("one hop: %v %v", hitKeys(res), err)
 	}
 	// Asking C only, by node ID: an error while unreachable.
-	if _, err := a.FederatedSearch(ctx, FedQuery{Query: "cargo", Sources: c.ID().String(), Deadline: 5 * time.Second}); err == nil {
+	if _, err := a.SearchNetwork(ctx, api.FedSearchRequest{Query: "cargo", Sources: c.ID().String(), Deadline: 5 * time.Second}); err == nil {
 		t.Fatal("asking an unreachable node alone did not fail")
 	}
-	connect(t, a, c)
+	nodetest.Connect(t, a, c)
 	trusts(t, a, c.ID())
-	res, err = a.FederatedSearch(ctx, FedQuery{Query: "cargo", Sources: c.ID().String(), Deadline: 5 * time.Second})
+	res, err = a.SearchNetwork(ctx, api.FedSearchRequest{Query: "cargo", Sources: c.ID().String(), Deadline: 5 * time.Second})
 	if err != nil || len(res.Results) != 1 || res.Results[0].Key != pub.Key() {
 		t.Fatalf("sources=C: %v %v", hitKeys(res), err)
 	}
 	// A topic C's lesson is not on finds nothing.
-	res, err = a.FederatedSearch(ctx, FedQuery{Query: "cargo", Sources: "haskell", Deadline: 5 * time.Second})
+	res, err = a.SearchNetwork(ctx, api.FedSearchRequest{Query: "cargo", Sources: "haskell", Deadline: 5 * time.Second})
 	if err != nil || len(res.Results) != 0 {
 		t.Fatalf("sources=topic: %v %v", hitKeys(res), err)
 	}
@@ -274,8 +247,9 @@ func TestFederatedSearchChain(t *testing.T) {
 // lesson, an unlisted one and a valid one; only the valid one is kept and
 // the others are counted.
 func TestFederatedSearchDropsForgeries(t *testing.T) {
-	a := newSearchNode(t)
-	m := newPlainHost(t)
+	t.Parallel()
+	a := nodetest.New(t, node.Config{})
+	m := nodetest.Host(t)
 	key := newKey(t)
 	good := signAs(t, key, "good", "Borrow checker", "clone is not a fix for the borrow checker", "public")
 	forged := signAs(t, key, "forged", "Borrow checker", "clone is not a fix for the borrow checker", "public")
@@ -300,16 +274,16 @@ func TestFederatedSearchDropsForgeries(t *testing.T) {
 		return []protocol.SearchResult{{SignedLesson: forged, Score: 1e9}, {SignedLesson: hidden, Score: 1e9},
 			{SignedLesson: good, Score: 0.1}, {SignedLesson: &copied, Score: 1e9}, {SignedLesson: revoked}}
 	})
-	connectHost(t, m, a)
+	nodetest.ConnectHost(t, m, a)
 	trusts(t, a, m.ID())
 	trusts(t, a, peerOf(t, key))
 
-	res, err := a.FederatedSearch(context.Background(), FedQuery{Query: "borrow checker", Deadline: 5 * time.Second})
+	res, err := a.SearchNetwork(context.Background(), api.FedSearchRequest{Query: "borrow checker", Deadline: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Invalid != 3 || res.Revoked != 1 || len(res.Results) != 1 || res.Results[0].Key != good.Key() || res.Results[0].Via != m.ID().String() ||
-		res.Results[0].Lesson.Lesson.Content != good.Lesson.Content {
+		res.Results[0].SignedLesson.Lesson.Content != good.Lesson.Content {
 		t.Fatalf("invalid %d, revoked %d, results %v", res.Invalid, res.Revoked, hitKeys(res))
 	}
 }
@@ -318,8 +292,9 @@ func TestFederatedSearchDropsForgeries(t *testing.T) {
 // a trust path, or blocked even though a trusted node vouches for it, are
 // dropped and counted; a node with no trust path is not asked.
 func TestFederatedSearchDropsUntrusted(t *testing.T) {
-	a, b := newSearchNode(t), newSearchNode(t)
-	m, stranger := newPlainHost(t), newPlainHost(t)
+	t.Parallel()
+	a, b := nodetest.New(t, node.Config{}), nodetest.New(t, node.Config{})
+	m, stranger := nodetest.Host(t), nodetest.Host(t)
 	trusted, unknown, blocked := newKey(t), newKey(t), newKey(t)
 	trusts(t, a, b.ID())
 	trusts(t, a, m.ID())
@@ -339,10 +314,10 @@ func TestFederatedSearchDropsUntrusted(t *testing.T) {
 		}
 	})
 	never.serve(stranger, func(*protocol.SearchRequest) []protocol.SearchResult { return nil })
-	connectHost(t, m, a)
-	connectHost(t, stranger, a)
+	nodetest.ConnectHost(t, m, a)
+	nodetest.ConnectHost(t, stranger, a)
 
-	res, err := a.FederatedSearch(context.Background(), FedQuery{Query: "humidity", Deadline: 5 * time.Second})
+	res, err := a.SearchNetwork(context.Background(), api.FedSearchRequest{Query: "humidity", Deadline: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -358,23 +333,24 @@ func TestFederatedSearchDropsUntrusted(t *testing.T) {
 // answers costs at most the deadline; the answer is truncated and holds
 // what the live peer sent.
 func TestFederatedSearchDeadPeer(t *testing.T) {
-	a, b := newSearchNode(t), newSearchNode(t)
-	connect(t, a, b)
+	t.Parallel()
+	a, b := nodetest.New(t, node.Config{}), nodetest.New(t, node.Config{})
+	nodetest.Connect(t, a, b)
 	trusts(t, a, b.ID())
-	dead := newPlainHost(t)
+	dead := nodetest.Host(t)
 	hold := make(chan struct{})
 	t.Cleanup(func() { close(hold) })
 	dead.SetStreamHandler(libp2pproto.ID(protocol.ProtocolSearch), func(s network.Stream) {
 		<-hold
 		s.Reset()
 	})
-	connectHost(t, dead, a)
+	nodetest.ConnectHost(t, dead, a)
 	trusts(t, a, dead.ID())
-	live := publishLesson(t, b, "Sensor drift", "humidity sensors drift after a year", "public")
+	live := nodetest.Publish(t, b, "Sensor drift", "humidity sensors drift after a year", "public")
 
 	const deadline = 700 * time.Millisecond
 	start := time.Now()
-	res, err := a.FederatedSearch(context.Background(), FedQuery{Query: "humidity sensors", Deadline: deadline})
+	res, err := a.SearchNetwork(context.Background(), api.FedSearchRequest{Query: "humidity sensors", Deadline: deadline})
 	took := time.Since(start)
 	if err != nil {
 		t.Fatal(err)
@@ -390,14 +366,15 @@ func TestFederatedSearchDeadPeer(t *testing.T) {
 // TestSearchDuplicateNotForwarded: a request ID seen before is answered
 // empty and not forwarded again.
 func TestSearchDuplicateNotForwarded(t *testing.T) {
-	b := newSearchNode(t)
-	client, far := newPlainHost(t), newPlainHost(t)
+	t.Parallel()
+	b := nodetest.New(t, node.Config{})
+	client, far := nodetest.Host(t), nodetest.Host(t)
 	var fake fakeSearcher
 	fake.serve(far, func(*protocol.SearchRequest) []protocol.SearchResult { return nil })
-	connectHost(t, client, b)
-	connectHost(t, far, b)
+	nodetest.ConnectHost(t, client, b)
+	nodetest.ConnectHost(t, far, b)
 	trusts(t, b, far.ID())
-	publishLesson(t, b, "Sensor drift", "humidity sensors drift after a year", "public")
+	nodetest.Publish(t, b, "Sensor drift", "humidity sensors drift after a year", "public")
 
 	req := encodeReq(t, &protocol.SearchRequest{Query: "humidity", RequestID: "dup-1", Origin: client.ID().String(), TTL: 2, Hops: 2})
 	first := rawSearch(t, client, b.ID(), req)
@@ -415,10 +392,19 @@ func TestSearchDuplicateNotForwarded(t *testing.T) {
 
 // TestSearchMalformedRequest: malformed requests get INVALID_REQUEST, an
 // oversized one TOO_LARGE.
+//
+// It runs on loopback: over a mocknet, the client's CloseWrite after an
+// oversized request blocks for good once the server has answered and
+// closed.
 func TestSearchMalformedRequest(t *testing.T) {
-	b := newSearchNode(t)
-	client := newPlainHost(t)
-	connectHost(t, client, b)
+	t.Parallel()
+	b := nodetest.Local(t, node.Config{})
+	client, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableMetrics())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	nodetest.ConnectHost(t, client, b)
 	for _, tc := range []struct {
 		body string
 		want protocol.Code
@@ -440,12 +426,13 @@ func TestSearchMalformedRequest(t *testing.T) {
 // TestSearchAmplification: a huge ttl, limit and deadline are clamped
 // before forwarding, and a flood of requests is rate limited.
 func TestSearchAmplification(t *testing.T) {
-	b := newSearchNode(t)
-	client, far := newPlainHost(t), newPlainHost(t)
+	t.Parallel()
+	b := nodetest.New(t, node.Config{})
+	client, far := nodetest.Host(t), nodetest.Host(t)
 	var fake fakeSearcher
 	fake.serve(far, func(*protocol.SearchRequest) []protocol.SearchResult { return nil })
-	connectHost(t, client, b)
-	connectHost(t, far, b)
+	nodetest.ConnectHost(t, client, b)
+	nodetest.ConnectHost(t, far, b)
 	trusts(t, b, far.ID())
 
 	body := []byte(`{"type":"search","query":"x","requestId":"amp-0","ttl":50,"hops":50,"limit":10000,"deadlineMs":9007199254740991}`)
@@ -483,7 +470,7 @@ func TestSearchAmplification(t *testing.T) {
 	wg.Wait()
 	// The bucket refills while the flood runs, slowly on a loaded machine:
 	// allow the burst plus what it refilled, plus one.
-	allowed := int32(searchBurst + searchRate*time.Since(start).Seconds() + 1)
+	allowed := int32(fedsearch.PeerBurst + fedsearch.PeerRate*time.Since(start).Seconds() + 1)
 	if limited.Load() == 0 || served.Load() > allowed || limited.Load()+served.Load() != flood {
 		t.Fatalf("flood of %d: %d served, %d rate limited", flood, served.Load(), limited.Load())
 	}
@@ -495,37 +482,38 @@ func TestSearchAmplification(t *testing.T) {
 // TestRankHits: relevance is computed over the candidates; trust and
 // freshness multiply it.
 func TestRankHits(t *testing.T) {
+	t.Parallel()
 	key := newKey(t)
-	mk := func(id, content string, trust float64, age time.Duration) FedHit {
+	mk := func(id, content string, trust float64, age time.Duration) api.FedSearchHit {
 		sl := signAs(t, key, id, "", content, "public")
 		sl.Publication.PublishedAt = time.Now().Add(-age).UnixMilli()
-		return FedHit{Key: sl.Key(), Lesson: sl, Trust: trust}
+		return api.FedSearchHit{Key: sl.Key(), SignedLesson: sl, Trust: trust}
 	}
 	pq := mustParse(t, "cargo build")
-	hits := []FedHit{
+	hits := []api.FedSearchHit{
 		mk("a", "cargo build cargo build", 1, 0),
 		mk("b", "cargo", 1, 0),
 		mk("c", "unrelated text", 1, 0),
 		mk("d", "cargo build cargo build", 0.25, 0),
 	}
-	got := rankHits(hits, pq, 0, time.Now())
+	got := fedsearch.Rank(hits, pq, 0, time.Now())
 	var ids []string
 	for _, h := range got {
-		ids = append(ids, h.Lesson.Lesson.ID)
+		ids = append(ids, h.SignedLesson.Lesson.ID)
 	}
 	if want := []string{"a", "b", "d"}; !slices.Equal(ids, want) && !slices.Equal(ids, []string{"a", "d", "b"}) {
 		t.Fatalf("order %v", ids)
 	}
 	// Freshness halves per half-life.
-	hits = []FedHit{mk("old", "cargo build", 1, 2*time.Hour), mk("new", "cargo build", 1, 0)}
-	got = rankHits(hits, pq, time.Hour, time.Now())
-	if got[0].Lesson.Lesson.ID != "new" || got[1].Freshness > 0.26 || got[1].Freshness < 0.24 {
+	hits = []api.FedSearchHit{mk("old", "cargo build", 1, 2*time.Hour), mk("new", "cargo build", 1, 0)}
+	got = fedsearch.Rank(hits, pq, time.Hour, time.Now())
+	if got[0].SignedLesson.Lesson.ID != "new" || got[1].Freshness > 0.26 || got[1].Freshness < 0.24 {
 		t.Fatalf("freshness: %+v", got)
 	}
 	// A phrase must match in order.
-	hits = []FedHit{mk("p1", "build the cargo", 1, 0), mk("p2", "cargo build now", 1, 0)}
-	got = rankHits(hits, mustParse(t, `"cargo build"`), 0, time.Now())
-	if len(got) != 1 || got[0].Lesson.Lesson.ID != "p2" {
+	hits = []api.FedSearchHit{mk("p1", "build the cargo", 1, 0), mk("p2", "cargo build now", 1, 0)}
+	got = fedsearch.Rank(hits, mustParse(t, `"cargo build"`), 0, time.Now())
+	if len(got) != 1 || got[0].SignedLesson.Lesson.ID != "p2" {
 		t.Fatalf("phrase: %d hits", len(got))
 	}
 }
@@ -547,16 +535,17 @@ func mustParse(t *testing.T, q string) store.ParsedQuery {
 // node's or the candidates' own statistics would, ranks differently for
 // some query: the statistics of the lessons that did not match count.
 func TestFederatedSearchMatchesCentralIndex(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	a, b, c, d := newSearchNode(t), newSearchNode(t), newSearchNode(t), newSearchNode(t)
-	for _, p := range [][2]*Node{{a, b}, {b, a}, {a, c}, {c, a}, {b, d}, {d, b}} {
+	a, b, c, d := nodetest.New(t, node.Config{}), nodetest.New(t, node.Config{}), nodetest.New(t, node.Config{}), nodetest.New(t, node.Config{})
+	for _, p := range [][2]*node.Node{{a, b}, {b, a}, {a, c}, {c, a}, {b, d}, {d, b}} {
 		trusts(t, p[0], p[1].ID())
 	}
-	connect(t, a, b)
-	connect(t, a, c)
-	connect(t, b, d)
+	nodetest.Connect(t, a, b)
+	nodetest.Connect(t, a, c)
+	nodetest.Connect(t, b, d)
 	// a trusts d through b's vouch, fetched on connecting, at 0.5.
-	eventually(t, "a trust path to d", func() bool { _, _, ok := a.Trust().Path(d.ID().String()); return ok })
+	nodetest.Eventually(t, "a trust path to d", func() bool { _, _, ok := a.Trust().Path(d.ID().String()); return ok })
 
 	rng := rand.New(rand.NewPCG(4, 2))
 	pool := strings.Fields("cargo build parallel crash memory sensor humidity drift borrow checker")
@@ -577,7 +566,7 @@ func TestFederatedSearchMatchesCentralIndex(t *testing.T) {
 	t.Cleanup(func() { central.Close() })
 	var recs []*protocol.Lesson
 	keyOf := map[string]string{}
-	for i, n := range []*Node{a, b, c, d} {
+	for i, n := range []*node.Node{a, b, c, d} {
 		trustOf[n.ID().String()] = []float64{1, 1, 1, 0.5}[i]
 		// Few matching lessons per node (all are candidates: fewer than the
 		// limit), and a number of others that vary per node, so that each
@@ -587,7 +576,7 @@ func TestFederatedSearchMatchesCentralIndex(t *testing.T) {
 			if j < 4 {
 				content = words(pool, 1+rng.IntN(6)) + " " + words(filler, rng.IntN(20))
 			}
-			sl := publishLesson(t, n, words(filler, 2), content, "public")
+			sl := nodetest.Publish(t, n, words(filler, 2), content, "public")
 			l := sl.Lesson.Clone()
 			l.Visibility = protocol.VisibilityPublic
 			recs = append(recs, l)
@@ -602,7 +591,7 @@ func TestFederatedSearchMatchesCentralIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The stores have settled: make their search statistics exact.
-	for _, n := range []*Node{a, b, c, d} {
+	for _, n := range []*node.Node{a, b, c, d} {
 		if err := n.Store().RefreshSearchStats(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -610,7 +599,7 @@ func TestFederatedSearchMatchesCentralIndex(t *testing.T) {
 
 	differs := 0
 	for _, q := range []string{"cargo build", "sensor humidity drift", "memory crash", "borrow checker parallel", "cargo memory sensor"} {
-		res, err := a.FederatedSearch(ctx, FedQuery{Query: q, Hops: 2, Limit: 10, Deadline: 10 * time.Second})
+		res, err := a.SearchNetwork(ctx, api.FedSearchRequest{Query: q, Hops: 2, Limit: 10, Deadline: 10 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -649,16 +638,16 @@ func TestFederatedSearchMatchesCentralIndex(t *testing.T) {
 			}
 		}
 		// The same candidates, scored under their own statistics only.
-		var cands []FedHit
+		var cands []api.FedSearchHit
 		for _, w := range want {
-			for _, n := range []*Node{a, b, c, d} {
+			for _, n := range []*node.Node{a, b, c, d} {
 				if sl, err := n.Store().Publication(ctx, w.key[:strings.IndexByte(w.key, '@')]); err == nil && sl.Key() == w.key {
-					cands = append(cands, FedHit{Key: w.key, Lesson: sl, Trust: trustOf[sl.Signature.NodeID]})
+					cands = append(cands, api.FedSearchHit{Key: w.key, SignedLesson: sl, Trust: trustOf[sl.Signature.NodeID]})
 				}
 			}
 		}
 		var local []string
-		for _, h := range rankHits(cands, mustParse(t, q), 0, time.Now())[:len(wantKeys)] {
+		for _, h := range fedsearch.Rank(cands, mustParse(t, q), 0, time.Now())[:len(wantKeys)] {
 			local = append(local, h.Key)
 		}
 		if !slices.Equal(local, wantKeys) {
@@ -676,15 +665,16 @@ func TestFederatedSearchMatchesCentralIndex(t *testing.T) {
 // (not truncated), with both peers' lessons and the forwarder's statistics
 // covering its peer's corpus.
 func TestFederatedSearchReturnsWhenAllAnswered(t *testing.T) {
-	a, b := newSearchNode(t), newSearchNode(t)
-	connect(t, a, b)
+	t.Parallel()
+	a, b := nodetest.New(t, node.Config{}), nodetest.New(t, node.Config{})
+	nodetest.Connect(t, a, b)
 	trusts(t, a, b.ID())
 	trusts(t, b, a.ID())
 	hold := make(chan struct{})
 	t.Cleanup(func() { close(hold) })
 	key := newKey(t)
 	lingering := func(id string) host.Host {
-		h := newPlainHost(t)
+		h := nodetest.Host(t)
 		sl := signAs(t, key, id, "Sensor drift", "humidity sensors drift after a year "+id, "public")
 		h.SetStreamHandler(libp2pproto.ID(protocol.ProtocolSearch), func(s network.Stream) {
 			defer s.Reset()
@@ -705,14 +695,14 @@ func TestFederatedSearchReturnsWhenAllAnswered(t *testing.T) {
 		return h
 	}
 	direct, behind := lingering("direct"), lingering("behind")
-	connectHost(t, direct, a)
-	connectHost(t, behind, b)
+	nodetest.ConnectHost(t, direct, a)
+	nodetest.ConnectHost(t, behind, b)
 	trusts(t, a, direct.ID())
 	trusts(t, b, behind.ID())
 	trusts(t, a, peerOf(t, key))
-	own := publishLesson(t, b, "Humidity", "humidity sensors need calibration", "public")
+	own := nodetest.Publish(t, b, "Humidity", "humidity sensors need calibration", "public")
 
-	res, err := a.FederatedSearch(context.Background(), FedQuery{Query: "humidity sensors", Hops: 2, Deadline: time.Minute})
+	res, err := a.SearchNetwork(context.Background(), api.FedSearchRequest{Query: "humidity sensors", Hops: 2, Deadline: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -722,8 +712,8 @@ func TestFederatedSearchReturnsWhenAllAnswered(t *testing.T) {
 
 	// B's own answer carries its statistics and those of the peer behind it.
 	req := encodeReq(t, &protocol.SearchRequest{Query: "humidity sensors", RequestID: "stats-1", Origin: a.ID().String(), TTL: 2, Hops: 2, DeadlineMs: 60000})
-	client := newPlainHost(t)
-	connectHost(t, client, b)
+	client := nodetest.Host(t)
+	nodetest.ConnectHost(t, client, b)
 	resp := rawSearch(t, client, b.ID(), req)
 	if resp.Error != nil || resp.Truncated || resp.Stats == nil {
 		t.Fatalf("%+v", resp)
@@ -741,14 +731,15 @@ func TestFederatedSearchReturnsWhenAllAnswered(t *testing.T) {
 // requests are raw, as a stranger's would be (FederatedSearch re-scores what
 // it gets against the signed text and would hide the leak).
 func TestSearchNeverMatchesUnsharedText(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	b := newSearchNode(t)
-	client := newPlainHost(t)
-	connectHost(t, client, b)
+	b := nodetest.New(t, node.Config{})
+	client := nodetest.Host(t)
+	nodetest.ConnectHost(t, client, b)
 
-	edited := publishLesson(t, b, "Okapi stripes", "okapi stripes are on the legs", "public")
-	narrowed := publishLesson(t, b, "Giraffe spots", "giraffe spots are unique", "public")
-	kept := publishLesson(t, b, "Zebra stripes", "zebra stripes confuse flies", "public")
+	edited := nodetest.Publish(t, b, "Okapi stripes", "okapi stripes are on the legs", "public")
+	narrowed := nodetest.Publish(t, b, "Giraffe spots", "giraffe spots are unique", "public")
+	kept := nodetest.Publish(t, b, "Zebra stripes", "zebra stripes confuse flies", "public")
 	seq := 0
 	search := func(q string) []string {
 		t.Helper()
@@ -791,7 +782,7 @@ func TestSearchNeverMatchesUnsharedText(t *testing.T) {
 		t.Fatalf("the untouched lesson: %v", got)
 	}
 	// Republished, the edit is shared and found.
-	if _, err := b.Publish(ctx, edited.Lesson.ID, PublishOptions{Visibility: protocol.VisibilityPublic}); err != nil {
+	if _, err := b.Publish(ctx, edited.Lesson.ID, api.PublishOptions{Visibility: protocol.VisibilityPublic}); err != nil {
 		t.Fatal(err)
 	}
 	if got := search("password"); len(got) != 1 || got[0] != edited.Key() {
