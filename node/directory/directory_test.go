@@ -1,4 +1,4 @@
-package node
+package directory_test
 
 import (
 	"bytes"
@@ -6,86 +6,32 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/meshprotocol/mesh/node"
+	"github.com/meshprotocol/mesh/node/api"
+	"github.com/meshprotocol/mesh/node/directory"
+	"github.com/meshprotocol/mesh/node/httpapi"
+	"github.com/meshprotocol/mesh/node/nodetest"
 	"github.com/meshprotocol/mesh/protocol"
 	"github.com/meshprotocol/mesh/trust"
 )
 
-// newDirectory starts a directory node with its public API on loopback.
-func newDirectory(t *testing.T, topics ...string) *Node {
-	t.Helper()
-	return newTestNode(t, Config{Directory: DirectoryConfig{
-		Enabled: true, Topics: topics, PublicAPI: "127.0.0.1:0", Contact: "ops@example.org", RateLimit: 1000,
-	}})
-}
-
-// call makes one public API request and verifies the signed answer.
-func call(t *testing.T, method, url string, body []byte) (int, *protocol.VerifiedResponse, []byte) {
-	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := protocol.VerifyResponse(bytes.TrimSpace(raw), protocol.VerifyOptions{})
-	if err != nil {
-		t.Fatalf("%s %s: %d answer does not verify: %v\n%s", method, url, resp.StatusCode, err, raw)
-	}
-	return resp.StatusCode, v, raw
-}
-
-// publicSearch runs POST /v1/search and returns the verified answer.
-func publicSearch(t *testing.T, d *Node, query string) *protocol.DirectorySearchResponse {
-	t.Helper()
-	b, _ := json.Marshal(protocol.DirectorySearchRequest{Query: query})
-	status, v, raw := call(t, http.MethodPost, d.PublicAPIURL()+"/v1/search", b)
-	if status != http.StatusOK {
-		t.Fatalf("search %q: %d %s", query, status, raw)
-	}
-	if v.Directory.NodeID != d.ID().String() {
-		t.Fatalf("signed by %s, want %s", v.Directory.NodeID, d.ID())
-	}
-	r, err := protocol.DecodeDirectorySearchResponse(v.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
-
-func resultKeys(r *protocol.DirectorySearchResponse) []string {
-	var out []string
-	for _, x := range r.Results {
-		out = append(out, x.SignedLesson.Key())
-	}
-	return out
-}
-
 func TestDirectoryIndexesRegisteredPublisherAndDropsRevoked(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	d := newDirectory(t, "rust")
-	p := newTestNode(t, Config{Topics: []string{"rust"}})
+	m := newNet(t)
+	d := newDirectory(t, m, "rust")
+	p := nodetest.MockNode(t, m, node.Config{Topics: []string{"rust"}})
 	// p publishes before it knows the directory: public, unlisted, private.
-	pub := publishLesson(t, p, "Borrow checker", "restructure ownership instead of cloning", protocol.VisibilityPublic, "rust")
-	unl := publishLesson(t, p, "Unlisted note", "restructure ownership unlisted", protocol.VisibilityUnlisted)
+	pub := nodetest.Publish(t, p, "Borrow checker", "restructure ownership instead of cloning", protocol.VisibilityPublic, "rust")
+	unl := nodetest.Publish(t, p, "Unlisted note", "restructure ownership unlisted", protocol.VisibilityUnlisted)
 	privID, _, err := p.Put(ctx, &protocol.Lesson{Type: "lesson", Title: "Private", Content: "restructure ownership private secret"})
 	if err != nil {
 		t.Fatal(err)
@@ -99,15 +45,15 @@ func TestDirectoryIndexesRegisteredPublisherAndDropsRevoked(t *testing.T) {
 	if e.Error != "" || e.Registered == 0 || e.Policy == nil || e.Policy.Role != protocol.PolicyDirectory || e.NodeID != d.ID().String() {
 		t.Fatalf("registration: %+v", e)
 	}
-	if e.URL != d.PublicAPIURL() || !slices.Equal(e.Policy.Topics, []string{"rust"}) || e.Policy.Contact != "ops@example.org" {
+	if e.URL != publicURL(d) || !slices.Equal(e.Policy.Topics, []string{"rust"}) || e.Policy.Contact != "ops@example.org" {
 		t.Fatalf("policy: %+v", e.Policy)
 	}
-	if !slices.Contains(d.Registrants(), p.ID().String()) {
-		t.Fatalf("registrants %v", d.Registrants())
+	if !slices.Contains(d.Directory().Registrants(), p.ID().String()) {
+		t.Fatalf("registrants %v", d.Directory().Registrants())
 	}
-	status, v, _ := call(t, http.MethodGet, d.PublicAPIURL()+"/v1/nodes?topic=rust", nil)
+	status, v, _ := call(t, http.MethodGet, publicURL(d)+"/v1/nodes?topic=rust", nil)
 	var nodes struct {
-		Nodes []PublicNode `json:"nodes"`
+		Nodes []directory.PublicNode `json:"nodes"`
 	}
 	if json.Unmarshal(v.Body, &nodes) != nil || status != 200 || len(nodes.Nodes) != 1 || nodes.Nodes[0].NodeID != p.ID().String() || !nodes.Nodes[0].Registered {
 		t.Fatalf("nodes on rust: %d %s", status, v.Body)
@@ -116,30 +62,24 @@ func TestDirectoryIndexesRegisteredPublisherAndDropsRevoked(t *testing.T) {
 	if _, _, ok := d.Trust().Path(p.ID().String()); ok {
 		t.Fatal("the directory trusts the publisher: the test proves nothing")
 	}
-	eventually(t, "the directory syncs the registrant's public lesson", func() bool { return hasRemote(d, pub.Key()) })
-	if hasRemote(d, unl.Key()) {
+	nodetest.Eventually(t, "the directory syncs the registrant's public lesson", func() bool { return nodetest.HasRemote(d, pub.Key()) })
+	if nodetest.HasRemote(d, unl.Key()) {
 		t.Fatal("sync carried an unlisted lesson")
 	}
-	// The record is held (hasRemote reads the datastore) a moment before
-	// the index has it: ask until the search sees it.
-	var r *protocol.DirectorySearchResponse
-	eventually(t, "the directory's search finds the synced lesson", func() bool {
-		r = publicSearch(t, d, "restructure ownership")
-		return len(r.Results) > 0
-	})
+	r := publicSearch(t, d, "restructure ownership")
 	if !slices.Equal(resultKeys(r), []string{pub.Key()}) {
 		t.Fatalf("search: %v, want only %s", resultKeys(r), pub.Key())
 	}
 	if err := protocol.Verify(r.Results[0].SignedLesson, protocol.VerifyOptions{AllowOld: true}); err != nil {
 		t.Fatalf("a served lesson does not verify: %v", err)
 	}
-	// p's own public API (any node may enable one) gives the unlisted lesson by its
-	// exact key only, and the private record never.
-	status, _, _ = call(t, http.MethodGet, d.PublicAPIURL()+"/v1/lessons/"+privID+"@"+p.ID().String(), nil)
+	// The directory's public API gives the private record never, and a
+	// public lesson by its key.
+	status, _, _ = call(t, http.MethodGet, publicURL(d)+"/v1/lessons/"+privID+"@"+p.ID().String(), nil)
 	if status != http.StatusNotFound {
 		t.Fatalf("private record: %d", status)
 	}
-	status, v, _ = call(t, http.MethodGet, d.PublicAPIURL()+"/v1/lessons/"+pub.Key(), nil)
+	status, v, _ = call(t, http.MethodGet, publicURL(d)+"/v1/lessons/"+pub.Key(), nil)
 	if lr, err := protocol.DecodeDirectoryLessonResponse(v.Body); status != http.StatusOK || err != nil || lr.SignedLesson.Signature.Sig != pub.Signature.Sig {
 		t.Fatalf("lesson: %d %v %+v", status, err, lr)
 	}
@@ -147,19 +87,19 @@ func TestDirectoryIndexesRegisteredPublisherAndDropsRevoked(t *testing.T) {
 	// A revocation reaches the directory by gossip and takes the lesson
 	// out of every answer at once; the lesson endpoint answers 410 with
 	// the signed revocation.
-	waitMesh(t, "rust", p, d)
+	nodetest.WaitMesh(t, "rust", p, d)
 	rev, err := p.Revoke(ctx, pub.Lesson.ID, protocol.ReasonIncorrect)
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the directory applies the revocation", func() bool { return d.Store().Revoked(ctx, pub.Key()) })
-	if hasRemote(d, pub.Key()) {
+	nodetest.Eventually(t, "the directory applies the revocation", func() bool { return d.Store().Revoked(ctx, pub.Key()) })
+	if nodetest.HasRemote(d, pub.Key()) {
 		t.Fatal("revoked lesson still in the remote cache")
 	}
 	if keys := resultKeys(publicSearch(t, d, "restructure ownership")); len(keys) != 0 {
 		t.Fatalf("search after revocation: %v", keys)
 	}
-	status, v, _ = call(t, http.MethodGet, d.PublicAPIURL()+"/v1/lessons/"+pub.Key(), nil)
+	status, v, _ = call(t, http.MethodGet, publicURL(d)+"/v1/lessons/"+pub.Key(), nil)
 	lr, err := protocol.DecodeDirectoryLessonResponse(v.Body)
 	if status != http.StatusGone || err != nil || lr.Revocation == nil || lr.Code != protocol.CodeAlreadyRevoked {
 		t.Fatalf("revoked lesson: %d %v %+v", status, err, lr)
@@ -170,14 +110,39 @@ func TestDirectoryIndexesRegisteredPublisherAndDropsRevoked(t *testing.T) {
 
 	// A lesson published after registration arrives on the feed the
 	// directory follows.
-	later := publishLesson(t, p, "Lifetimes", "annotate lifetimes when the compiler asks", protocol.VisibilityPublic)
-	eventually(t, "a later publication reaches the directory", func() bool { return hasRemote(d, later.Key()) })
+	later := nodetest.Publish(t, p, "Lifetimes", "annotate lifetimes when the compiler asks", protocol.VisibilityPublic)
+	nodetest.Eventually(t, "a later publication reaches the directory", func() bool { return nodetest.HasRemote(d, later.Key()) })
 
-	// A blocked publisher is not indexed, whatever it registers.
+	// A blocked publisher is not indexed, whatever it registers: its
+	// registration is refused, and its lessons are refused on every path,
+	// here a sync from a node that holds one.
 	if err := d.Trust().Set(p.ID().String(), trust.LevelNone, "spam"); err != nil {
 		t.Fatal(err)
 	}
-	if d.acceptsPublisher(p.ID().String()) {
+	if _, err := p.Directory().RegisterWith(ctx, d.ID().String(), []string{addr}); err == nil {
+		t.Fatal("a directory takes the registration of a blocked publisher")
+	}
+	relay := nodetest.MockNode(t, m, node.Config{Topics: []string{"rust"}})
+	nodetest.SetTrust(t, relay, p, trust.LevelFull)
+	nodetest.Connect(t, relay, p)
+	blocked := nodetest.Publish(t, p, "Blocked", "restructure ownership, says a spammer", protocol.VisibilityPublic, "rust")
+	if _, err := relay.SyncWith(ctx, p.ID(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := relay.Store().Remote(ctx, blocked.Key()); err != nil {
+		t.Fatalf("the third node does not hold the blocked publisher's lesson: %v", err)
+	}
+	// The third node's own lesson comes after it in its sync log: once the
+	// directory holds that one, it has judged the blocked one.
+	control := nodetest.Publish(t, relay, "Control", "restructure ownership, says a bystander", protocol.VisibilityPublic, "rust")
+	nodetest.Connect(t, d, relay)
+	if _, err := d.SyncWith(ctx, relay.ID(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Store().Remote(ctx, control.Key()); err != nil {
+		t.Fatalf("the directory did not take the third node's own lesson: %v", err)
+	}
+	if _, err := d.Store().Remote(ctx, blocked.Key()); err == nil {
 		t.Fatal("a directory accepts a blocked publisher")
 	}
 
@@ -195,32 +160,31 @@ func TestDirectoryIndexesRegisteredPublisherAndDropsRevoked(t *testing.T) {
 }
 
 func TestDirectoryListPersistsAndBadTargets(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	repo := t.TempDir()
-	other := newTestNode(t, Config{}) // not a directory: registration fails
-	n, err := New(ctx, Config{RepoDir: repo, ListenAddrs: loopback, DisableMDNS: true, APIAddr: "127.0.0.1:0"})
+	repo := t.TempDir() // before the net: it is removed after the nodes close
+	m := newNet(t)
+	other := nodetest.MockNode(t, m, node.Config{}) // not a directory: registration fails
+	n := nodetest.MockNode(t, m, node.Config{RepoDir: repo, APIAddr: "127.0.0.1:0"})
+	var c api.Directory = httpapi.NewClient(n.APIURL(), n.Token()) // the control API, as the CLI uses it
+	e, err := c.DirectoryAdd(ctx, other.Addrs()[0].String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	var api DirectoryAPI = NewClient(n.APIURL(), n.Token()) // the control API, as the CLI uses it
-	e, err := api.DirectoryAdd(ctx, other.Addrs()[0].String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if list, err := api.DirectoryList(ctx); err != nil || len(list) != 1 || list[0].NodeID != other.ID().String() {
+	if list, err := c.DirectoryList(ctx); err != nil || len(list) != 1 || list[0].NodeID != other.ID().String() {
 		t.Fatalf("list over the control API: %+v %v", list, err)
 	}
-	if _, err := api.DirectorySearch(ctx, DirectorySearchRequest{Query: "x"}); !errors.Is(err, protocol.ErrInvalid) || !strings.Contains(err.Error(), "no directory") {
+	if _, err := c.DirectorySearch(ctx, api.DirectorySearchRequest{Query: "x"}); !errors.Is(err, protocol.ErrInvalid) || !strings.Contains(err.Error(), "no directory") {
 		t.Fatalf("search with no directory URL: %v", err)
 	}
-	if ok, err := api.DirectoryRemove(ctx, "nothing-like-it"); ok || err != nil {
+	if ok, err := c.DirectoryRemove(ctx, "nothing-like-it"); ok || err != nil {
 		t.Fatalf("removing what is not there: %v %v", ok, err)
 	}
 	if e.Error == "" || e.Registered != 0 {
 		t.Fatalf("registering with a node that is no directory: %+v", e)
 	}
 	for _, bad := range []string{"", "not an address", "/ip4/127.0.0.1/tcp/1", "ftp://x", "12D3KooWnope", "http://user:pw@host/"} {
-		if _, err := api.DirectoryAdd(ctx, bad); !errors.Is(err, protocol.ErrInvalid) {
+		if _, err := c.DirectoryAdd(ctx, bad); !errors.Is(err, protocol.ErrInvalid) {
 			t.Errorf("DirectoryAdd(%q): %v, want ErrInvalid", bad, err)
 		}
 	}
@@ -228,7 +192,7 @@ func TestDirectoryListPersistsAndBadTargets(t *testing.T) {
 		t.Errorf("adding itself: %v", err)
 	}
 	n.Close()
-	off, err := New(ctx, Config{RepoDir: repo, Offline: true})
+	off, err := node.New(ctx, node.Config{RepoDir: repo, Offline: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,8 +204,10 @@ func TestDirectoryListPersistsAndBadTargets(t *testing.T) {
 }
 
 func TestPublicAPIEverythingSigned(t *testing.T) {
-	d := newTestNode(t, Config{Directory: DirectoryConfig{Enabled: true, PublicAPI: "127.0.0.1:0", RateLimit: 1, RateBurst: 40}})
-	base := d.PublicAPIURL()
+	t.Parallel()
+	_, nodes := nodetest.Mock(t, 1, 0, node.Config{Directory: directory.Config{Enabled: true, PublicAPI: "127.0.0.1:0", RateLimit: 1, RateBurst: 40}})
+	d := nodes[0]
+	base := publicURL(d)
 	id := d.ID().String()
 
 	status, v, _ := call(t, http.MethodGet, base+"/.well-known/mesh/identity", nil)
@@ -275,6 +241,8 @@ func TestPublicAPIEverythingSigned(t *testing.T) {
 	}{
 		{"GET", "/v1/nope", "", 404, protocol.CodeInvalidRequest},
 		{"GET", "/v1/search", "", 405, protocol.CodeInvalidRequest},
+		{"DELETE", "/v1/policy", "", 405, protocol.CodeInvalidRequest},
+		{"POST", "/v1/lessons/x@" + id, "", 405, protocol.CodeInvalidRequest},
 		{"POST", "/v1/search", `{"query":`, 400, protocol.CodeInvalidRequest},
 		{"POST", "/v1/search", `{"query":"x","limit":1000}`, 400, protocol.CodeInvalidRequest},
 		{"POST", "/v1/search", `{"query":"` + strings.Repeat("x", protocol.MaxDirectoryRequestSize) + `"}`, 413, protocol.CodeTooLarge},
@@ -283,6 +251,12 @@ func TestPublicAPIEverythingSigned(t *testing.T) {
 		{"GET", "/v1/nodes?topic=a%20b", "", 400, protocol.CodeInvalidRequest},
 		{"GET", "/v1/nodes/" + id + "x", "", 400, protocol.CodeInvalidRequest},
 		{"GET", "/v1/nodes/" + peerOf(t, newKey(t)).String(), "", 404, protocol.CodeUnknownNode},
+		// No route: an empty node ID or lesson key, a path not in clean
+		// form (the mux would redirect, unsigned).
+		{"GET", "/v1/nodes/", "", 404, protocol.CodeInvalidRequest},
+		{"GET", "/v1/lessons/", "", 404, protocol.CodeInvalidRequest},
+		{"GET", "/v1//health", "", 404, protocol.CodeInvalidRequest},
+		{"GET", "/v1/x/../health", "", 404, protocol.CodeInvalidRequest},
 	}
 	for _, c := range errCases {
 		var body []byte
@@ -327,26 +301,22 @@ func TestPublicAPIEverythingSigned(t *testing.T) {
 	}
 }
 
-// maliciousDirectory serves a real directory's public API, but alters one
-// lesson of its search answers, injects a forged one and drops one, then
-// signs the result with the directory's own key: it is the directory that
-// lies, so its signature is valid and only the lessons' own signatures can
-// catch it.
-func maliciousDirectory(t *testing.T, d *Node, alter, drop string, forged *protocol.SignedLesson) string {
+// maliciousDirectory serves d's public API, but alters one lesson of its
+// search answers, injects a forged one and drops one, then signs the
+// result with d's own key: it is the directory that lies, so its signature
+// is valid and only the lessons' own signatures can catch it.
+func maliciousDirectory(t *testing.T, d *node.Node, alter, drop string, forged *protocol.SignedLesson) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	real := d.PublicHandler()
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	key := signingKey(t, d)
+	real := d.Directory().PublicHandler()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/v1/search" {
 			real.ServeHTTP(w, r)
 			return
 		}
-		rec := &recorder{header: http.Header{}}
+		rec := httptest.NewRecorder()
 		real.ServeHTTP(rec, r)
-		v, err := protocol.VerifyResponse(bytes.TrimSpace(rec.body.Bytes()), protocol.VerifyOptions{})
+		v, err := protocol.VerifyResponse(bytes.TrimSpace(rec.Body.Bytes()), protocol.VerifyOptions{})
 		if err != nil {
 			http.Error(w, err.Error(), 500)
 			return
@@ -370,54 +340,71 @@ func maliciousDirectory(t *testing.T, d *Node, alter, drop string, forged *proto
 		if len(resp.Results) > resp.Limit {
 			resp.Results = resp.Results[:resp.Limit]
 		}
-		d.writeSigned(w, http.StatusOK, resp)
-	})}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return "http://" + ln.Addr().String()
+		signed, err := protocol.SignSearchResponse(key, resp, time.Now())
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(append(signed, '\n'))
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
 
-type recorder struct {
-	header http.Header
-	body   bytes.Buffer
-	status int
+// switchingAPI serves one public API handler, then another: a URL that
+// comes to serve another node's answers.
+type switchingAPI struct {
+	mu sync.Mutex
+	h  http.Handler
 }
 
-func (r *recorder) Header() http.Header         { return r.header }
-func (r *recorder) Write(b []byte) (int, error) { return r.body.Write(b) }
-func (r *recorder) WriteHeader(s int)           { r.status = s }
+func (s *switchingAPI) set(h http.Handler) {
+	s.mu.Lock()
+	s.h = h
+	s.mu.Unlock()
+}
+
+func (s *switchingAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	h := s.h
+	s.mu.Unlock()
+	h.ServeHTTP(w, r)
+}
 
 func TestDirectorySearchCatchesMaliciousDirectory(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	d1, d2, d3 := newDirectory(t), newDirectory(t), newDirectory(t)
-	p1 := newTestNode(t, Config{})
-	p2 := newTestNode(t, Config{})
-	user := newTestNode(t, Config{})
+	m := newNet(t)
+	d1, d2, d3 := newDirectory(t, m), newDirectory(t, m), newDirectory(t, m)
+	p1 := nodetest.MockNode(t, m, node.Config{})
+	p2 := nodetest.MockNode(t, m, node.Config{})
+	user := nodetest.MockNode(t, m, node.Config{})
 
 	const word = "kubernetes"
 	var p1Lessons []*protocol.SignedLesson
 	for _, title := range []string{"Pod eviction", "Node drain", "Probe timeouts"} {
-		p1Lessons = append(p1Lessons, publishLesson(t, p1, title, word+" "+strings.ToLower(title)+" explained", protocol.VisibilityPublic))
+		p1Lessons = append(p1Lessons, nodetest.Publish(t, p1, title, word+" "+strings.ToLower(title)+" explained", protocol.VisibilityPublic))
 	}
-	p2Lesson := publishLesson(t, p2, "Helm rollback", word+" helm rollback after a failed upgrade", protocol.VisibilityPublic)
+	p2Lesson := nodetest.Publish(t, p2, "Helm rollback", word+" helm rollback after a failed upgrade", protocol.VisibilityPublic)
 	altered, dropped := p1Lessons[0], p1Lessons[1]
 
 	// p1 registers with all three directories; p2 with the malicious one
 	// only, so that its lesson can reach the user only through the peers.
-	for _, d := range []*Node{d1, d2, d3} {
-		if _, err := p1.RegisterWith(ctx, d.ID().String(), []string{d.Addrs()[0].String()}); err != nil {
+	for _, d := range []*node.Node{d1, d2, d3} {
+		if _, err := p1.Directory().RegisterWith(ctx, d.ID().String(), []string{d.Addrs()[0].String()}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := p2.RegisterWith(ctx, d3.ID().String(), []string{d3.Addrs()[0].String()}); err != nil {
+	if _, err := p2.Directory().RegisterWith(ctx, d3.ID().String(), []string{d3.Addrs()[0].String()}); err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range []*Node{d1, d2, d3} {
+	for _, d := range []*node.Node{d1, d2, d3} {
 		for _, sl := range p1Lessons {
-			eventually(t, "directories index p1", func() bool { return hasRemote(d, sl.Key()) })
+			nodetest.Eventually(t, "directories index p1", func() bool { return nodetest.HasRemote(d, sl.Key()) })
 		}
 	}
-	eventually(t, "d3 indexes p2", func() bool { return hasRemote(d3, p2Lesson.Key()) })
+	nodetest.Eventually(t, "d3 indexes p2", func() bool { return nodetest.HasRemote(d3, p2Lesson.Key()) })
 
 	// The forgery claims to be p1's, signed by another key.
 	forged := signAs(t, newKey(t), "forged-1", "Pod security", word+" disable pod security admission", protocol.VisibilityPublic)
@@ -426,20 +413,20 @@ func TestDirectorySearchCatchesMaliciousDirectory(t *testing.T) {
 
 	// The user adds the three directories by URL: their signed policies
 	// name their node IDs, and every answer must be signed by that node.
-	for _, u := range []string{d1.PublicAPIURL(), d2.PublicAPIURL(), evil} {
+	for _, u := range []string{publicURL(d1), publicURL(d2), evil} {
 		if _, err := user.DirectoryAdd(ctx, u); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// The user trusts p2 and is connected to it: a direct peer.
-	trusts(t, user, p2.ID())
-	connect(t, user, p2)
+	nodetest.SetTrust(t, user, p2, trust.LevelFull)
+	nodetest.Connect(t, user, p2)
 
-	res, err := user.DirectorySearch(ctx, DirectorySearchRequest{Query: word, Peers: true, Limit: 20})
+	res, err := user.DirectorySearch(ctx, api.DirectorySearchRequest{Query: word, Peers: true, Limit: 20})
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]DirectorySearchHit{}
+	got := map[string]api.DirectorySearchHit{}
 	for _, h := range res.Results {
 		got[h.Key] = h
 		if err := protocol.Verify(h.SignedLesson, protocol.VerifyOptions{AllowOld: true}); err != nil {
@@ -458,7 +445,7 @@ func TestDirectorySearchCatchesMaliciousDirectory(t *testing.T) {
 	if h, ok := got[p2Lesson.Key()]; !ok || !slices.Equal(h.Sources, []string{"peers"}) || !h.Trusted {
 		t.Fatalf("the lesson the malicious directory dropped: %+v, want it through the peers", h)
 	}
-	if h := got[altered.Key()]; h.Trusted || h.Trust != untrustedWeight {
+	if h := got[altered.Key()]; h.Trusted || h.Trust != directory.UntrustedWeight {
 		t.Fatalf("a publisher the user does not trust: trust %v trusted %v", h.Trust, h.Trusted)
 	}
 	if res.Invalid != 2 {
@@ -476,21 +463,21 @@ func TestDirectorySearchCatchesMaliciousDirectory(t *testing.T) {
 		}
 	}
 
-	// A directory answering with another node's signature is left out.
-	res, err = user.DirectorySearch(ctx, DirectorySearchRequest{Query: word, Directories: []string{d1.PublicAPIURL()}})
+	// A directory answering with another node's signature is left out:
+	// a URL listed as d2's (its policy said so) that now serves d1's
+	// answers.
+	res, err = user.DirectorySearch(ctx, api.DirectorySearchRequest{Query: word, Directories: []string{publicURL(d1)}})
 	if err != nil || len(res.Results) != 3 {
 		t.Fatalf("one honest directory: %v %+v", err, res)
 	}
-	list, _ := user.DirectoryList(ctx)
-	for i := range list {
-		if list[i].URL == d1.PublicAPIURL() {
-			list[i].NodeID = d2.ID().String() // as if d1's URL now served d2's answers
-		}
+	sw := &switchingAPI{h: d2.Directory().PublicHandler()}
+	swSrv := httptest.NewServer(sw)
+	t.Cleanup(swSrv.Close)
+	if e, err := user.DirectoryAdd(ctx, swSrv.URL); err != nil || e.NodeID != d2.ID().String() {
+		t.Fatalf("adding the URL while it serves d2: %+v %v", e, err)
 	}
-	if err := user.saveDirectories(ctx, list); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := user.DirectorySearch(ctx, DirectorySearchRequest{Query: word, Directories: []string{d1.PublicAPIURL()}}); err == nil || !strings.Contains(err.Error(), "not by the directory") {
+	sw.set(d1.Directory().PublicHandler())
+	if _, err := user.DirectorySearch(ctx, api.DirectorySearchRequest{Query: word, Directories: []string{swSrv.URL}}); err == nil || !strings.Contains(err.Error(), "not by the directory") {
 		t.Fatalf("an answer signed by the wrong node: %v", err)
 	}
 }
@@ -499,20 +486,22 @@ func TestDirectorySearchCatchesMaliciousDirectory(t *testing.T) {
 // answer from the DHT too: a topic's providers with their signed node
 // records, which a client can check itself.
 func TestPublicAPINodesFromDHT(t *testing.T) {
-	boot := dhtNode(t, "server", nil, Config{})
-	pub := dhtNode(t, "server", boot, Config{Topics: []string{"go"}})
-	d := dhtNode(t, "server", boot, Config{Directory: DirectoryConfig{Enabled: true, PublicAPI: "127.0.0.1:0", RateLimit: 1000}})
+	t.Parallel()
+	m := newNet(t)
+	boot := dhtNode(t, m, "server", nil, node.Config{})
+	pub := dhtNode(t, m, "server", boot, node.Config{Topics: []string{"go"}})
+	d := dhtNode(t, m, "server", boot, node.Config{Directory: directory.Config{Enabled: true, PublicAPI: "127.0.0.1:0", RateLimit: 1000}})
 	id := pub.ID().String()
 	var nodes struct {
-		Topic string       `json:"topic"`
-		Nodes []PublicNode `json:"nodes"`
+		Topic string                 `json:"topic"`
+		Nodes []directory.PublicNode `json:"nodes"`
 	}
-	eventually(t, "the topic's provider through the directory", func() bool {
-		status, v, _ := call(t, http.MethodGet, d.PublicAPIURL()+"/v1/nodes?topic=go&limit=5", nil)
+	nodetest.Eventually(t, "the topic's provider through the directory", func() bool {
+		status, v, _ := call(t, http.MethodGet, publicURL(d)+"/v1/nodes?topic=go&limit=5", nil)
 		if status != http.StatusOK || json.Unmarshal(v.Body, &nodes) != nil {
 			return false
 		}
-		return slices.ContainsFunc(nodes.Nodes, func(n PublicNode) bool { return n.NodeID == id && n.Record != nil })
+		return slices.ContainsFunc(nodes.Nodes, func(n directory.PublicNode) bool { return n.NodeID == id && n.Record != nil })
 	})
 	for _, n := range nodes.Nodes {
 		if n.NodeID == id {
@@ -521,15 +510,15 @@ func TestPublicAPINodesFromDHT(t *testing.T) {
 			}
 		}
 	}
-	status, v, _ := call(t, http.MethodGet, d.PublicAPIURL()+"/v1/nodes/"+id, nil)
+	status, v, _ := call(t, http.MethodGet, publicURL(d)+"/v1/nodes/"+id, nil)
 	var one struct {
-		Node PublicNode `json:"node"`
+		Node directory.PublicNode `json:"node"`
 	}
 	if status != http.StatusOK || json.Unmarshal(v.Body, &one) != nil || one.Node.Record == nil || one.Node.Record.NodeID != id {
 		t.Fatalf("node: %d %s", status, v.Body)
 	}
 	stranger := peerOf(t, newKey(t)).String()
-	if status, _, raw := call(t, http.MethodGet, d.PublicAPIURL()+"/v1/nodes/"+stranger, nil); status != http.StatusNotFound {
+	if status, _, raw := call(t, http.MethodGet, publicURL(d)+"/v1/nodes/"+stranger, nil); status != http.StatusNotFound {
 		t.Fatalf("a node nobody knows: %d %s", status, raw)
 	}
 }
@@ -538,26 +527,28 @@ func TestPublicAPINodesFromDHT(t *testing.T) {
 // with the lessons of the nodes registered with it, to a user connected to
 // the directory alone, who verifies them and applies its own trust.
 func TestDirectoryAnswersOverLibp2p(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	d := newDirectory(t)
-	p := newTestNode(t, Config{})
-	user := newTestNode(t, Config{})
-	sl := publishLesson(t, p, "Terraform state lock", "force-unlock only after checking nobody runs apply", protocol.VisibilityPublic)
-	if _, err := p.RegisterWith(ctx, d.ID().String(), []string{d.Addrs()[0].String()}); err != nil {
+	m := newNet(t)
+	d := newDirectory(t, m)
+	p := nodetest.MockNode(t, m, node.Config{})
+	user := nodetest.MockNode(t, m, node.Config{})
+	sl := nodetest.Publish(t, p, "Terraform state lock", "force-unlock only after checking nobody runs apply", protocol.VisibilityPublic)
+	if _, err := p.Directory().RegisterWith(ctx, d.ID().String(), []string{d.Addrs()[0].String()}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the directory indexes the lesson", func() bool { return hasRemote(d, sl.Key()) })
-	connect(t, user, d)
-	q := FedQuery{Query: "terraform force-unlock", Sources: d.ID().String(), Deadline: 10 * time.Second}
-	res, err := user.FederatedSearch(ctx, q)
+	nodetest.Eventually(t, "the directory indexes the lesson", func() bool { return nodetest.HasRemote(d, sl.Key()) })
+	nodetest.Connect(t, user, d)
+	q := api.FedSearchRequest{Query: "terraform force-unlock", Sources: d.ID().String(), Deadline: 10 * time.Second}
+	res, err := user.SearchNetwork(ctx, q)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(res.Results) != 0 || res.Untrusted != 1 {
 		t.Fatalf("a user who does not trust the publisher: %+v", res)
 	}
-	trusts(t, user, p.ID())
-	if res, err = user.FederatedSearch(ctx, q); err != nil || len(res.Results) != 1 || res.Results[0].Key != sl.Key() || res.Results[0].Via != d.ID().String() {
+	nodetest.SetTrust(t, user, p, trust.LevelFull)
+	if res, err = user.SearchNetwork(ctx, q); err != nil || len(res.Results) != 1 || res.Results[0].Key != sl.Key() || res.Results[0].Via != d.ID().String() {
 		t.Fatalf("through the directory: %+v %v", res, err)
 	}
 }
@@ -567,19 +558,21 @@ func TestDirectoryAnswersOverLibp2p(t *testing.T) {
 // query better; and nothing in the answer (results, more) tells a private
 // record exists.
 func TestPublicSearchNeverLeaksPrivate(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	n := newTestNode(t, Config{Directory: DirectoryConfig{PublicAPI: "127.0.0.1:0", RateLimit: 1000}})
+	_, nodes := nodetest.Mock(t, 1, 0, node.Config{Directory: directory.Config{PublicAPI: "127.0.0.1:0", RateLimit: 1000}})
+	n := nodes[0]
 	for i := range 4 { // private records that match "zebra" best
 		if _, _, err := n.Put(ctx, &protocol.Lesson{Type: "lesson", Title: "zebra zebra zebra", Content: fmt.Sprintf("zebra zebra secret %d", i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	unl := publishLesson(t, n, "zebra zebra unlisted", "zebra zebra", protocol.VisibilityUnlisted)
-	a := publishLesson(t, n, "Zebra crossing", "a zebra", protocol.VisibilityPublic)
-	b := publishLesson(t, n, "Another zebra", "stripes of a zebra", protocol.VisibilityPublic)
+	unl := nodetest.Publish(t, n, "zebra zebra unlisted", "zebra zebra", protocol.VisibilityUnlisted)
+	a := nodetest.Publish(t, n, "Zebra crossing", "a zebra", protocol.VisibilityPublic)
+	b := nodetest.Publish(t, n, "Another zebra", "stripes of a zebra", protocol.VisibilityPublic)
 	search := func(query string, limit int) *protocol.DirectorySearchResponse {
 		body, _ := json.Marshal(protocol.DirectorySearchRequest{Query: query, Limit: limit})
-		status, v, raw := call(t, http.MethodPost, n.PublicAPIURL()+"/v1/search", body)
+		status, v, raw := call(t, http.MethodPost, publicURL(n)+"/v1/search", body)
 		if status != 200 {
 			t.Fatalf("%d %s", status, raw)
 		}
@@ -623,30 +616,8 @@ func TestPublicSearchNeverLeaksPrivate(t *testing.T) {
 		t.Fatalf("a record narrowed to unlisted was found: %v more=%v", resultKeys(r), r.More)
 	}
 	// Not a directory: it serves its own lessons, and says so.
-	status, v, _ := call(t, http.MethodGet, n.PublicAPIURL()+"/v1/policy", nil)
+	status, v, _ := call(t, http.MethodGet, publicURL(n)+"/v1/policy", nil)
 	if pol, err := protocol.DecodeDirectoryPolicy(v.Body); status != 200 || err != nil || pol.Role != protocol.PolicyNode || pol.Registration != "" {
 		t.Fatalf("policy of a plain node: %+v %v", pol, err)
-	}
-}
-
-func TestClientLimiter(t *testing.T) {
-	l := newClientLimiter(2, 3, 4)
-	t0 := time.Unix(1000, 0)
-	for i := range 3 {
-		if !l.allow("a", t0) {
-			t.Fatalf("request %d of a burst of 3 refused", i)
-		}
-	}
-	if l.allow("a", t0) {
-		t.Fatal("a fourth request at once allowed")
-	}
-	if !l.allow("a", t0.Add(500*time.Millisecond)) || l.allow("a", t0.Add(500*time.Millisecond)) {
-		t.Fatal("half a second at 2/s refills exactly one token")
-	}
-	for i := range 100 { // many clients: the map stays bounded
-		l.allow(fmt.Sprint("client", i), t0)
-		if len(l.buckets) > 4 {
-			t.Fatalf("%d buckets kept, the bound is 4", len(l.buckets))
-		}
 	}
 }

@@ -1,11 +1,10 @@
-package node
+package directory_test
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshprotocol/mesh/node"
+	"github.com/meshprotocol/mesh/node/nodetest"
 	"github.com/meshprotocol/mesh/protocol"
 )
 
@@ -21,7 +22,7 @@ import (
 // instead: CI must run the independent verifier.
 func httpVerifier(t *testing.T) (nodeBin, dir string) {
 	t.Helper()
-	dir, err := filepath.Abs(filepath.Join("..", "protocol", "testdata", "interop"))
+	dir, err := filepath.Abs(filepath.Join("..", "..", "protocol", "testdata", "interop"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,26 +64,29 @@ func runHTTPVerifier(t *testing.T, nodeBin, dir string, body []byte, args ...str
 // loopback and has the independent verifier check them, and tampered
 // copies of them.
 func TestInteropHTTPResponse(t *testing.T) {
+	t.Parallel()
 	nodeBin, dir := httpVerifier(t)
 	ctx := context.Background()
-	d := newDirectory(t)
-	p := newTestNode(t, Config{})
-	a := publishLesson(t, p, "Flaky CI", "retry the network step, not the whole job \"quoted\" <&> é 🦀", protocol.VisibilityPublic)
-	b := publishLesson(t, p, "Flaky CI again", "pin the runner image; retry the network step", protocol.VisibilityPublic)
-	if _, err := p.RegisterWith(ctx, d.ID().String(), []string{d.Addrs()[0].String()}); err != nil {
+	m := newNet(t)
+	d := newDirectory(t, m)
+	key := signingKey(t, d)
+	p := nodetest.MockNode(t, m, node.Config{})
+	a := nodetest.Publish(t, p, "Flaky CI", "retry the network step, not the whole job \"quoted\" <&> é 🦀", protocol.VisibilityPublic)
+	b := nodetest.Publish(t, p, "Flaky CI again", "pin the runner image; retry the network step", protocol.VisibilityPublic)
+	if _, err := p.Directory().RegisterWith(ctx, d.ID().String(), []string{d.Addrs()[0].String()}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the directory indexes both lessons", func() bool { return hasRemote(d, a.Key()) && hasRemote(d, b.Key()) })
+	nodetest.Eventually(t, "the directory indexes both lessons", func() bool { return nodetest.HasRemote(d, a.Key()) && nodetest.HasRemote(d, b.Key()) })
 	if _, err := p.Revoke(ctx, b.Lesson.ID, protocol.ReasonOutdated); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.RegisterWith(ctx, d.ID().String(), nil); err != nil { // the directory syncs the revocation
+	if _, err := p.Directory().RegisterWith(ctx, d.ID().String(), nil); err != nil { // the directory syncs the revocation
 		t.Fatal(err)
 	}
-	eventually(t, "the directory applies the revocation", func() bool { return d.Store().Revoked(ctx, b.Key()) })
-	publishLesson(t, p, "Second", "retry the network step once more", protocol.VisibilityPublic)
+	nodetest.Eventually(t, "the directory applies the revocation", func() bool { return d.Store().Revoked(ctx, b.Key()) })
+	nodetest.Publish(t, p, "Second", "retry the network step once more", protocol.VisibilityPublic)
 
-	base := d.PublicAPIURL()
+	base := publicURL(d)
 	fetch := func(method, path, body string) []byte {
 		var rd *strings.Reader
 		if body != "" {
@@ -149,7 +153,7 @@ func TestInteropHTTPResponse(t *testing.T) {
 		{time.Now().AddDate(-1, 0, 0), []string{"--allow-old"}, true, "ok   response"},
 		{time.Now().Add(time.Hour), []string{"--allow-old"}, false, "future"},
 	} {
-		signed, err := protocol.SignResponse(d.edKey, polRaw, c.at)
+		signed, err := protocol.SignResponse(key, polRaw, c.at)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -189,9 +193,11 @@ func TestInteropHTTPResponse(t *testing.T) {
 	delete(body, protocol.ServedAtField)
 	raw, _ := json.Marshal(body)
 	raw = bytes.Replace(raw, []byte("not the whole job"), []byte("not the whole jab"), 1)
-	rec := httptest.NewRecorder()
-	d.writeSigned(rec, 200, json.RawMessage(raw))
-	out, ok := runHTTPVerifier(t, nodeBin, dir, rec.Body.Bytes())
+	resigned, err := protocol.SignResponse(key, raw, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, ok := runHTTPVerifier(t, nodeBin, dir, resigned)
 	if ok || !strings.Contains(out, "ok   response") || !strings.Contains(out, "FAIL results[") {
 		t.Fatalf("a re-signed answer with an altered lesson:\n%s", out)
 	}
