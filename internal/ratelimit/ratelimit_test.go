@@ -71,3 +71,25 @@ func TestConcurrent(t *testing.T) {
 		t.Fatalf("keeps %d keys, the bound is 64", k.Len())
 	}
 }
+
+func TestRefillsOneTokenAtATime(t *testing.T) {
+	k := New(2, 3, 4)
+	now := time.Unix(1000, 0)
+	for k.Allow("a", now) {
+	}
+	// Half a second at 2/s refills exactly one token.
+	if !k.Allow("a", now.Add(500*time.Millisecond)) || k.Allow("a", now.Add(500*time.Millisecond)) {
+		t.Fatal("half a second at 2/s does not refill exactly one token")
+	}
+}
+
+func TestManyKeysStayBounded(t *testing.T) {
+	k := New(2, 3, 4)
+	now := time.Unix(1000, 0)
+	for i := range 100 {
+		k.Allow(fmt.Sprint("client", i), now)
+		if k.Len() > 4 {
+			t.Fatalf("%d keys kept after %d clients, the bound is 4", k.Len(), i+1)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"path"
 	"runtime"
 	"strconv"
 	"strings"
@@ -162,9 +163,29 @@ func (a *publicAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeSignedError(w, http.StatusTooManyRequests, fmt.Errorf("%w: the server is busy", protocol.ErrRateLimited))
 		return
 	}
+	if r.Method != http.MethodConnect && !canonicalPath(r.URL.EscapedPath()) {
+		// The mux would redirect to the clean path with a body of its own,
+		// unsigned: no such route, signed.
+		s.writeSignedError(w, http.StatusNotFound, fmt.Errorf("%w: no route %s %s", protocol.ErrInvalid, r.Method, truncateStr(r.URL.Path)))
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), publicTimeout)
 	defer cancel()
 	a.mux.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// canonicalPath reports whether p is a path the mux routes as it is:
+// rooted, with no empty, "." or ".." element (a trailing slash is kept).
+// The mux redirects any other path to its clean form.
+func canonicalPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c == p
 }
 
 // clientAddr is the bucket key of a request: the peer's IPv4 address, or
