@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -20,15 +19,14 @@ import (
 	"sync"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/network"
 	libp2pproto "github.com/libp2p/go-libp2p/core/protocol"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
-	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/meshprotocol/mesh/internal/corpus"
 	"github.com/meshprotocol/mesh/node"
 	"github.com/meshprotocol/mesh/node/api"
+	"github.com/meshprotocol/mesh/node/nodetest"
 	"github.com/meshprotocol/mesh/protocol"
 	"github.com/meshprotocol/mesh/store"
 	"github.com/meshprotocol/mesh/trust"
@@ -308,36 +306,20 @@ func runFedsearch(ctx context.Context, e *env, c fedsearchConfig) (*fedsearchRes
 	}
 	e.logf("loaded %d corpus docs and %d queries in %s", len(docs), len(queries), time.Since(start).Round(time.Millisecond))
 
-	mn := mocknet.New()
-	defer mn.Close()
-	mn.SetLinkDefaults(mocknet.LinkOptions{Latency: c.latency})
+	net := nodetest.NewNet(c.latency)
+	net.LinkNone() // links only along the trust graph's edges, below
+	mn := net.Mocknet()
 	nodes := make([]*node.Node, c.nodes)
 	holeDone := make(chan struct{})
 	var closeHoles sync.Once
 	defer func() {
 		closeHoles.Do(func() { close(holeDone) })
-		var wg sync.WaitGroup
-		for _, n := range nodes {
-			if n != nil {
-				wg.Add(1)
-				go func(n *node.Node) { defer wg.Done(); n.Close() }(n)
-			}
-		}
-		wg.Wait()
+		net.Close()
 	}()
 	e.logf("starting %d nodes on mocknet, %s links", c.nodes, c.latency)
 	for i := range nodes {
-		priv, _, err := crypto.GenerateEd25519Key(rand.Reader)
-		if err != nil {
-			return nil, err
-		}
-		addr := ma.StringCast(fmt.Sprintf("/ip4/127.0.%d.%d/tcp/4001", i/250, i%250+1))
-		h, err := mn.AddPeer(priv, addr)
-		if err != nil {
-			return nil, err
-		}
-		nodes[i], err = node.New(ctx, node.Config{PrivateKey: priv, Host: h, DisableMDNS: true, TrustDepth: c.depth})
-		if err != nil {
+		var err error
+		if nodes[i], err = net.Start(ctx, node.Config{TrustDepth: c.depth}); err != nil {
 			return nil, err
 		}
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,14 +11,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/crypto"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
-	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/meshprotocol/mesh/node"
 	"github.com/meshprotocol/mesh/node/api"
+	"github.com/meshprotocol/mesh/node/nodetest"
 	"github.com/meshprotocol/mesh/protocol"
-	"github.com/meshprotocol/mesh/trust"
 )
 
 // propagateResult is the JSON line of the propagate scenario.
@@ -72,51 +69,27 @@ func runPropagate(ctx context.Context, e *env, c propagateConfig) (*propagateRes
 		return nil, errors.New("-nodes must be at least 3, -messages positive, -degree at least 2")
 	}
 	rng := mrand.New(mrand.NewPCG(c.seed, c.seed^0x9e3779b97f4a7c15))
-	mn := mocknet.New()
-	defer mn.Close()
-	mn.SetLinkDefaults(mocknet.LinkOptions{Latency: c.latency})
+	net := nodetest.NewNet(c.latency)
+	net.LinkNone() // links only along the graph's edges, below
+	defer net.Close()
+	mn := net.Mocknet()
 
 	// The late joiner is node 0: created now, linked and connected only after
 	// the publishing and revoking are done.
 	total := c.nodes + 1 // the network, plus the late joiner (node 0)
 	nodes := make([]*node.Node, total)
-	defer func() {
-		var wg sync.WaitGroup
-		for _, n := range nodes {
-			if n != nil {
-				wg.Add(1)
-				go func(n *node.Node) { defer wg.Done(); n.Close() }(n)
-			}
-		}
-		wg.Wait()
-	}()
 	e.logf("starting %d nodes on mocknet, %s links", total, c.latency)
 	for i := range nodes {
-		priv, _, err := crypto.GenerateEd25519Key(rand.Reader)
-		if err != nil {
-			return nil, err
-		}
-		addr := ma.StringCast(fmt.Sprintf("/ip4/127.0.%d.%d/tcp/4001", i/250, i%250+1))
-		h, err := mn.AddPeer(priv, addr)
-		if err != nil {
-			return nil, err
-		}
-		nodes[i], err = node.New(ctx, node.Config{PrivateKey: priv, Host: h, Topics: []string{"bench"}, DisableMDNS: true})
-		if err != nil {
+		var err error
+		if nodes[i], err = net.Start(ctx, node.Config{Topics: []string{"bench"}}); err != nil {
 			return nil, err
 		}
 	}
 
 	// Every node trusts every publisher directly: trust is not what this
 	// scenario measures, and the default refuses untrusted publishers.
-	for _, a := range nodes {
-		for _, b := range nodes {
-			if a != b {
-				if err := a.Trust().Set(b.ID().String(), trust.LevelFull, ""); err != nil {
-					return nil, err
-				}
-			}
-		}
+	if err := nodetest.TrustEach(nodes...); err != nil {
+		return nil, err
 	}
 
 	// A sparse random connected graph among nodes 1..N-1: a random spanning

@@ -43,8 +43,9 @@ var Loopback = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
 type Net struct {
 	mn mocknet.Mocknet
 
-	mu    sync.Mutex
-	nodes []*node.Node
+	mu      sync.Mutex
+	nodes   []*node.Node
+	noLinks bool
 }
 
 // NewNet returns an empty mocknet whose links have latency.
@@ -52,6 +53,15 @@ func NewNet(latency time.Duration) *Net {
 	mn := mocknet.New()
 	mn.SetLinkDefaults(mocknet.LinkOptions{Latency: latency})
 	return &Net{mn: mn}
+}
+
+// LinkNone makes the hosts started from now on unlinked: the caller links
+// the pairs it wants through Mocknet (a benchmark's sparse graph, where a
+// node must not reach one it has no edge to).
+func (m *Net) LinkNone() {
+	m.mu.Lock()
+	m.noLinks = true
+	m.mu.Unlock()
 }
 
 // Mocknet is the underlying mocknet, to link, unlink or connect peers
@@ -76,21 +86,9 @@ func (m *Net) Start(ctx context.Context, cfg node.Config) (*node.Node, error) {
 			return nil, err
 		}
 	}
-	m.mu.Lock()
-	i := len(m.nodes)
-	m.nodes = append(m.nodes, nil)
-	m.mu.Unlock()
-	addr := ma.StringCast(fmt.Sprintf("/ip4/127.%d.%d.%d/tcp/4001", 1+i/62500, i/250%250, i%250+1))
-	h, err := m.mn.AddPeer(priv, addr)
+	h, i, err := m.addHost(priv)
 	if err != nil {
 		return nil, err
-	}
-	for _, p := range m.mn.Peers() {
-		if p != h.ID() {
-			if _, err := m.mn.LinkPeers(h.ID(), p); err != nil {
-				return nil, err
-			}
-		}
 	}
 	cfg.PrivateKey, cfg.Host, cfg.DisableMDNS = priv, h, true
 	n, err := node.New(ctx, cfg)
@@ -111,22 +109,32 @@ func (m *Net) NewHost() (host.Host, error) {
 	if err != nil {
 		return nil, err
 	}
+	h, _, err := m.addHost(priv)
+	return h, err
+}
+
+// addHost adds a host with key priv, linked to every host there unless
+// LinkNone was called, and returns it and its slot in m.nodes.
+func (m *Net) addHost(priv crypto.PrivKey) (host.Host, int, error) {
 	m.mu.Lock()
 	i := len(m.nodes)
 	m.nodes = append(m.nodes, nil)
+	link := !m.noLinks
 	m.mu.Unlock()
 	h, err := m.mn.AddPeer(priv, ma.StringCast(fmt.Sprintf("/ip4/127.%d.%d.%d/tcp/4001", 1+i/62500, i/250%250, i%250+1)))
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	for _, p := range m.mn.Peers() {
-		if p != h.ID() {
-			if _, err := m.mn.LinkPeers(h.ID(), p); err != nil {
-				return nil, err
+	if link {
+		for _, p := range m.mn.Peers() {
+			if p != h.ID() {
+				if _, err := m.mn.LinkPeers(h.ID(), p); err != nil {
+					return nil, 0, err
+				}
 			}
 		}
 	}
-	return h, nil
+	return h, i, nil
 }
 
 // Close closes every node started on the net, in parallel, then the net.
