@@ -93,67 +93,20 @@ func (n *Node) VerifyKey(ctx context.Context, key string) (*api.VerifyReport, er
 	if err != nil {
 		return nil, err
 	}
-	rep := &api.VerifyReport{Key: key, NodeID: nodeID}
-	publisher, _ := peer.Decode(nodeID)
-	var sl *protocol.SignedLesson
-	var rev *protocol.Revocation
-
-	switch {
-	case nodeID == n.id.String():
-		sl, err = n.store.Publication(ctx, lessonID)
-		rep.Source = "this node"
-	default:
-		sl, err = n.store.Remote(ctx, key)
-		rep.Source = "local cache"
-	}
-	if err != nil {
-		sl = nil
-	}
-	if tomb, terr := n.store.Tombstone(ctx, key); terr == nil {
-		rev = tomb
-	}
-	// The publisher is asked when it can be reached: for the lesson if we
-	// lack it, and in any case for its revocation status.
-	askedPublisher := false
+	f := &verifyFind{rep: &api.VerifyReport{Key: key, NodeID: nodeID}}
+	n.findLocally(ctx, f, lessonID)
 	if n.host != nil && nodeID != n.id.String() {
-		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		got, grev, ferr := n.Fetch(fctx, publisher, key)
-		cancel()
-		switch {
-		case ferr == nil:
-			askedPublisher = true
-			if sl == nil || got.Publication.PublishedAt > sl.Publication.PublishedAt {
-				sl, rep.Source = got, "publisher"
-			}
-		case errors.Is(ferr, protocol.ErrAlreadyRevoked) && grev != nil:
-			askedPublisher, rev = true, grev
-		case errors.Is(ferr, protocol.ErrUnknownLesson):
-			askedPublisher = true
-		}
-		if sl == nil && rev == nil {
-			for _, p := range n.host.Network().Peers() {
-				if p == publisher || n.host.Network().Connectedness(p) != network.Connected {
-					continue
-				}
-				fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				got, grev, ferr := n.Fetch(fctx, p, key)
-				cancel()
-				if ferr == nil {
-					sl, rep.Source = got, "peer "+p.String()
-					break
-				}
-				if grev != nil {
-					rev = grev
-					break
-				}
-			}
+		n.askPublisher(ctx, f)
+		if f.sl == nil && f.rev == nil {
+			n.askPeers(ctx, f)
 		}
 	}
+	rep, sl, rev := f.rep, f.sl, f.rev
 	switch {
 	case rev != nil:
 		rep.Revoked = true
-		rep.RevocationSource = "revoked: " + revocationSource(askedPublisher, rev)
-	case askedPublisher:
+		rep.RevocationSource = "revoked: " + revocationSource(f.askedPublisher, rev)
+	case f.askedPublisher:
 		rep.RevocationSource = "the publisher says it is not revoked"
 	case nodeID == n.id.String():
 		rep.RevocationSource = "this node published it and has not revoked it"
@@ -168,6 +121,79 @@ func (n *Node) VerifyKey(ctx context.Context, key string) (*api.VerifyReport, er
 		}
 		return rep, nil
 	}
+	n.checkSignature(rep, sl)
+	return rep, nil
+}
+
+// verifyFind is what VerifyKey found of a lesson so far.
+type verifyFind struct {
+	rep            *api.VerifyReport
+	sl             *protocol.SignedLesson
+	rev            *protocol.Revocation
+	askedPublisher bool
+}
+
+// findLocally looks the lesson and its tombstone up in the store.
+func (n *Node) findLocally(ctx context.Context, f *verifyFind, lessonID string) {
+	var err error
+	if f.rep.NodeID == n.id.String() {
+		f.sl, err = n.store.Publication(ctx, lessonID)
+		f.rep.Source = "this node"
+	} else {
+		f.sl, err = n.store.Remote(ctx, f.rep.Key)
+		f.rep.Source = "local cache"
+	}
+	if err != nil {
+		f.sl = nil
+	}
+	if tomb, err := n.store.Tombstone(ctx, f.rep.Key); err == nil {
+		f.rev = tomb
+	}
+}
+
+// askPublisher asks the publisher, when it can be reached, for the lesson
+// if this node lacks it, and in any case for its revocation status.
+func (n *Node) askPublisher(ctx context.Context, f *verifyFind) {
+	publisher, _ := peer.Decode(f.rep.NodeID)
+	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	got, grev, err := n.Fetch(fctx, publisher, f.rep.Key)
+	cancel()
+	switch {
+	case err == nil:
+		f.askedPublisher = true
+		if f.sl == nil || got.Publication.PublishedAt > f.sl.Publication.PublishedAt {
+			f.sl, f.rep.Source = got, "publisher"
+		}
+	case errors.Is(err, protocol.ErrAlreadyRevoked) && grev != nil:
+		f.askedPublisher, f.rev = true, grev
+	case errors.Is(err, protocol.ErrUnknownLesson):
+		f.askedPublisher = true
+	}
+}
+
+// askPeers asks the connected peers other than the publisher, one after
+// another, until one has the lesson or its revocation.
+func (n *Node) askPeers(ctx context.Context, f *verifyFind) {
+	for _, p := range n.host.Network().Peers() {
+		if p.String() == f.rep.NodeID || n.host.Network().Connectedness(p) != network.Connected {
+			continue
+		}
+		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		got, grev, err := n.Fetch(fctx, p, f.rep.Key)
+		cancel()
+		if err == nil {
+			f.sl, f.rep.Source = got, "peer "+p.String()
+			return
+		}
+		if grev != nil {
+			f.rev = grev
+			return
+		}
+	}
+}
+
+// checkSignature verifies the lesson found and fills the report with it.
+func (n *Node) checkSignature(rep *api.VerifyReport, sl *protocol.SignedLesson) {
 	rep.Lesson = sl
 	rep.Timestamp, rep.PublishedAt = sl.Signature.Timestamp, sl.Publication.PublishedAt
 	if pk, err := base64.StdEncoding.DecodeString(sl.Signature.PublicKey); err == nil && len(pk) == 32 {
@@ -175,13 +201,12 @@ func (n *Node) VerifyKey(ctx context.Context, key string) (*api.VerifyReport, er
 	}
 	if err := protocol.Verify(sl, protocol.VerifyOptions{Now: n.now(), AllowOld: true}); err != nil {
 		rep.Error = err.Error()
-		return rep, nil
+		return
 	}
-	rep.Valid = sl.Key() == key
+	rep.Valid = sl.Key() == rep.Key
 	if !rep.Valid {
 		rep.Error = fmt.Sprintf("%v: got %s", protocol.ErrInvalid, sl.Key())
 	}
-	return rep, nil
 }
 
 func revocationSource(askedPublisher bool, rev *protocol.Revocation) string {

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshprotocol/mesh/node"
+	"github.com/meshprotocol/mesh/node/api"
 	"github.com/meshprotocol/mesh/protocol"
 )
 
@@ -20,9 +21,13 @@ const (
 	defaultAPI = "127.0.0.1:8765"
 )
 
+// defaultListen are the daemon's libp2p listen addresses: TCP and QUIC on
+// 4001, and WebSocket on 4002, so that a tunnel or a reverse proxy
+// terminating TLS can forward wss to it (--announce).
 var defaultListen = []string{
 	"/ip4/0.0.0.0/tcp/4001",
 	"/ip4/0.0.0.0/udp/4001/quic-v1",
+	"/ip4/0.0.0.0/tcp/4002/ws",
 }
 
 func initCmd(g *globals) *cobra.Command {
@@ -141,16 +146,11 @@ loopback only); libp2p listens on every --listen address.`,
 	c.Flags().StringArrayVar(&topics, "topic", nil, "MESH topic to follow (repeatable; also config.json and mesh follow)")
 	c.Flags().BoolVar(&noMDNS, "no-mdns", false, "do not discover MESH nodes on the LAN by multicast DNS")
 	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "debug logging")
-	for _, add := range daemonFlagSets {
-		applies = append(applies, add(c))
-	}
+	// The subsystems' flags (nat.go, dht.go, directoryrole.go): each adds
+	// its flags and returns what applies them on top of config.json's.
+	applies = append(applies, dhtFlags(c), directoryDaemonFlags(c), natFlags(c))
 	return c
 }
-
-// daemonFlagSets add flags to `mesh daemon` from other files of this
-// package (NAT, DHT, directory). Each returns the function that applies the
-// parsed flags on top of config.json's settings.
-var daemonFlagSets []func(c *cobra.Command) func(*cobra.Command, *node.Config) error
 
 func idCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
@@ -158,25 +158,22 @@ func idCmd(g *globals) *cobra.Command {
 		Short: "Show the node ID, fingerprint and addresses",
 		Args:  args(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
-			b, closeFn, err := g.backend(c.Context())
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			info, err := b.Info(c.Context())
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return g.printJSON(info)
-			}
-			g.printf("node ID:     %s\nfingerprint: %s\n", info.NodeID, info.Fingerprint)
-			if len(info.Addrs) == 0 {
-				g.printf("addresses:   none (the daemon is not running)\n")
-			} else {
-				g.printf("addresses:\n  %s\n", strings.Join(info.Addrs, "\n  "))
-			}
-			return nil
+			return g.withBackend(c, func(b api.API) error {
+				info, err := b.Info(c.Context())
+				if err != nil {
+					return err
+				}
+				if g.json {
+					return g.printJSON(info)
+				}
+				g.printf("node ID:     %s\nfingerprint: %s\n", info.NodeID, info.Fingerprint)
+				if len(info.Addrs) == 0 {
+					g.printf("addresses:   none (the daemon is not running)\n")
+				} else {
+					g.printf("addresses:\n  %s\n", strings.Join(info.Addrs, "\n  "))
+				}
+				return nil
+			})
 		},
 	}
 }

@@ -15,11 +15,6 @@ import (
 	"github.com/meshprotocol/mesh/protocol"
 )
 
-func init() {
-	daemonFlagSets = append(daemonFlagSets, dhtFlags)
-	directorySubcommands = append(directorySubcommands, directoryNodesCmd, directoryNodeCmd, directoryFindCmd, directoryDHTCmd)
-}
-
 // dhtFlags adds the DHT flags of `mesh daemon`.
 func dhtFlags(c *cobra.Command) func(*cobra.Command, *node.Config) error {
 	var (
@@ -49,27 +44,11 @@ func dhtFlags(c *cobra.Command) func(*cobra.Command, *node.Config) error {
 	}
 }
 
-// dhtBackend returns the daemon's DHT API; the DHT needs a running daemon.
-func (g *globals) dhtBackend(ctx context.Context) (api.DHT, func(), error) {
-	b, closeFn, err := g.backend(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	d, ok := b.(api.DHT)
-	if !ok {
-		closeFn()
-		return nil, nil, errors.New("this backend has no DHT")
-	}
-	return d, closeFn, nil
-}
-
-// dhtErr says what to do about the usual DHT errors.
+// dhtErr says what to do about an offline node's DHT error (the error of a
+// daemon whose DHT is off says so itself).
 func dhtErr(err error) error {
-	switch {
-	case errors.Is(err, api.ErrOffline):
+	if errors.Is(err, api.ErrOffline) {
 		return errors.New("the DHT needs a running node: start `mesh daemon` first")
-	case errors.Is(err, api.ErrNoDHT):
-		return errors.New("the DHT is off on this node (dht.mode \"off\" in config.json, or --dht-mode off)")
 	}
 	return err
 }
@@ -97,41 +76,39 @@ when the DHT holds one. Needs a running daemon.`,
 			if limit < 0 || limit > dht.MaxProviders {
 				return usagef("--limit %d: want 0 to %d", limit, dht.MaxProviders)
 			}
-			d, closeFn, err := g.dhtBackend(c.Context())
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			ctx, cancel := context.WithTimeout(c.Context(), timeout)
-			defer cancel()
-			var nodes []api.NodeInfo
-			if topic != "" {
-				nodes, err = d.TopicNodes(ctx, topic, limit)
-			} else {
-				nodes, err = d.Directories(ctx, limit)
-			}
-			if err != nil {
-				return dhtErr(err)
-			}
-			if nodes == nil {
-				nodes = []api.NodeInfo{}
-			}
-			if g.json {
-				return g.printJSON(nodes)
-			}
-			what := "topic " + topic
-			if role != "" {
-				what = "role " + role
-			}
-			if len(nodes) == 0 {
-				g.printf("no nodes found for %s\n", what)
+			return g.withBackend(c, func(d api.API) error {
+				ctx, cancel := context.WithTimeout(c.Context(), timeout)
+				defer cancel()
+				var nodes []api.NodeInfo
+				var err error
+				if topic != "" {
+					nodes, err = d.TopicNodes(ctx, topic, limit)
+				} else {
+					nodes, err = d.Directories(ctx, limit)
+				}
+				if err != nil {
+					return dhtErr(err)
+				}
+				if nodes == nil {
+					nodes = []api.NodeInfo{}
+				}
+				if g.json {
+					return g.printJSON(nodes)
+				}
+				what := "topic " + topic
+				if role != "" {
+					what = "role " + role
+				}
+				if len(nodes) == 0 {
+					g.printf("no nodes found for %s\n", what)
+					return nil
+				}
+				g.printf("%d node(s) for %s:\n", len(nodes), what)
+				for _, n := range nodes {
+					printNodeInfo(g, n)
+				}
 				return nil
-			}
-			g.printf("%d node(s) for %s:\n", len(nodes), what)
-			for _, n := range nodes {
-				printNodeInfo(g, n)
-			}
-			return nil
+			})
 		},
 	}
 	c.Flags().StringVar(&topic, "topic", "", "MESH topic, e.g. rust")
@@ -170,26 +147,23 @@ func directoryNodeCmd(g *globals) *cobra.Command {
 			if _, err := protocol.PublicKeyOf(a[0]); err != nil {
 				return usageError{err}
 			}
-			d, closeFn, err := g.dhtBackend(c.Context())
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			ctx, cancel := context.WithTimeout(c.Context(), timeout)
-			defer cancel()
-			rec, err := d.NodeRecord(ctx, a[0])
-			if err != nil {
-				return dhtErr(err)
-			}
-			// Verified here too: the daemon is asked to look, not trusted.
-			if err := protocol.VerifyNodeRecord(rec, protocol.VerifyOptions{}); err != nil {
-				return fmt.Errorf("the record of %s does not verify: %w", a[0], err)
-			}
-			if g.json {
-				return g.printJSON(rec)
-			}
-			printNodeInfo(g, api.NodeInfo{NodeID: rec.NodeID, Addrs: rec.Addrs, Topics: rec.Topics, Roles: rec.Roles, Record: rec})
-			return nil
+			return g.withBackend(c, func(d api.API) error {
+				ctx, cancel := context.WithTimeout(c.Context(), timeout)
+				defer cancel()
+				rec, err := d.NodeRecord(ctx, a[0])
+				if err != nil {
+					return dhtErr(err)
+				}
+				// Verified here too: the daemon is asked to look, not trusted.
+				if err := protocol.VerifyNodeRecord(rec, protocol.VerifyOptions{}); err != nil {
+					return fmt.Errorf("the record of %s does not verify: %w", a[0], err)
+				}
+				if g.json {
+					return g.printJSON(rec)
+				}
+				printNodeInfo(g, api.NodeInfo{NodeID: rec.NodeID, Addrs: rec.Addrs, Topics: rec.Topics, Roles: rec.Roles, Record: rec})
+				return nil
+			})
 		},
 	}
 	c.Flags().DurationVar(&timeout, "timeout", time.Minute, "give up after this long")
@@ -202,44 +176,41 @@ func directoryDHTCmd(g *globals) *cobra.Command {
 		Short: "Show the DHT: mode, routing table, the node record published",
 		Args:  args(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
-			d, closeFn, err := g.dhtBackend(c.Context())
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			st, err := d.DHTStatus(c.Context())
-			if err != nil {
-				return dhtErr(err)
-			}
-			if g.json {
-				return g.printJSON(st)
-			}
-			if !st.Enabled {
-				if st.Mode == "offline" {
-					g.printf("DHT: no daemon runs (start `mesh daemon`)\n")
+			return g.withBackend(c, func(d api.API) error {
+				st, err := d.DHTStatus(c.Context())
+				if err != nil {
+					return dhtErr(err)
+				}
+				if g.json {
+					return g.printJSON(st)
+				}
+				if !st.Enabled {
+					if st.Mode == "offline" {
+						g.printf("DHT: no daemon runs (start `mesh daemon`)\n")
+					} else {
+						g.printf("DHT: off\n")
+					}
+					return nil
+				}
+				serving := "client"
+				if st.Serving {
+					serving = "server"
+				}
+				g.printf("DHT %s: mode %s, now a %s\nrouting table: %d peer(s)\n", st.Protocol, st.Mode, serving, st.RoutingTable)
+				if st.Record != nil {
+					g.printf("node record: published %s, expires %s\n",
+						time.UnixMilli(st.PublishedAt).UTC().Format(time.RFC3339), time.UnixMilli(st.Record.ExpiresAt).UTC().Format(time.RFC3339))
 				} else {
-					g.printf("DHT: off\n")
+					g.printf("node record: not published yet (no DHT peers?)\n")
+				}
+				if len(st.Provided) > 0 {
+					g.printf("provides: %s\n", strings.Join(st.Provided, ", "))
+				}
+				if st.LastError != "" {
+					g.printf("last error: %s\n", st.LastError)
 				}
 				return nil
-			}
-			serving := "client"
-			if st.Serving {
-				serving = "server"
-			}
-			g.printf("DHT %s: mode %s, now a %s\nrouting table: %d peer(s)\n", st.Protocol, st.Mode, serving, st.RoutingTable)
-			if st.Record != nil {
-				g.printf("node record: published %s, expires %s\n",
-					time.UnixMilli(st.PublishedAt).UTC().Format(time.RFC3339), time.UnixMilli(st.Record.ExpiresAt).UTC().Format(time.RFC3339))
-			} else {
-				g.printf("node record: not published yet (no DHT peers?)\n")
-			}
-			if len(st.Provided) > 0 {
-				g.printf("provides: %s\n", strings.Join(st.Provided, ", "))
-			}
-			if st.LastError != "" {
-				g.printf("last error: %s\n", st.LastError)
-			}
-			return nil
+			})
 		},
 	}
 }
@@ -254,24 +225,21 @@ func directoryFindCmd(g *globals) *cobra.Command {
 			if _, err := protocol.PublicKeyOf(a[0]); err != nil {
 				return usageError{err}
 			}
-			d, closeFn, err := g.dhtBackend(c.Context())
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			ctx, cancel := context.WithTimeout(c.Context(), timeout)
-			defer cancel()
-			info, err := d.FindNode(ctx, a[0])
-			if err != nil {
-				return dhtErr(err)
-			}
-			if g.json {
-				return g.printJSON(info)
-			}
-			for _, addr := range info.Addrs {
-				g.printf("%s\n", addr)
-			}
-			return nil
+			return g.withBackend(c, func(d api.API) error {
+				ctx, cancel := context.WithTimeout(c.Context(), timeout)
+				defer cancel()
+				info, err := d.FindNode(ctx, a[0])
+				if err != nil {
+					return dhtErr(err)
+				}
+				if g.json {
+					return g.printJSON(info)
+				}
+				for _, addr := range info.Addrs {
+					g.printf("%s\n", addr)
+				}
+				return nil
+			})
 		},
 	}
 	c.Flags().DurationVar(&timeout, "timeout", time.Minute, "give up after this long")

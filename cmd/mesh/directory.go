@@ -2,17 +2,16 @@ package main
 
 import "github.com/spf13/cobra"
 
-// directorySubcommands are the subcommands of `mesh directory`, added by the
-// files that implement them (DHT lookups, directory registration).
-var directorySubcommands []func(g *globals) *cobra.Command
-
 func directoryCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "directory",
 		Short: "Find nodes by topic and manage the directories this node registers with",
 	}
-	for _, sub := range directorySubcommands {
-		c.AddCommand(sub(g))
-	}
+	c.AddCommand(
+		// DHT lookups (dht.go).
+		directoryNodesCmd(g), directoryNodeCmd(g), directoryFindCmd(g), directoryDHTCmd(g),
+		// The directories this node registers with (directoryrole.go).
+		directoryAddCmd(g), directoryListCmd(g), directoryRemoveCmd(g), directorySearchCmd(g),
+	)
 	return c
 }

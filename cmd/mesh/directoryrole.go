@@ -16,11 +16,6 @@ import (
 // This file adds the directory role's daemon flags and `mesh directory
 // add|list|remove|search`.
 
-func init() {
-	daemonFlagSets = append(daemonFlagSets, directoryDaemonFlags)
-	directorySubcommands = append(directorySubcommands, directoryAddCmd, directoryListCmd, directoryRemoveCmd, directorySearchCmd)
-}
-
 func directoryDaemonFlags(c *cobra.Command) func(*cobra.Command, *node.Config) error {
 	var (
 		enabled   bool
@@ -73,18 +68,6 @@ func directoryDaemonFlags(c *cobra.Command) func(*cobra.Command, *node.Config) e
 	}
 }
 
-// directoryBackend runs fn with the daemon (or the offline repo) as a
-// api.Directory.
-func (g *globals) directoryBackend(c *cobra.Command, fn func(api.Directory) error) error {
-	return g.withBackend(c, func(b api.API) error {
-		d, ok := b.(api.Directory)
-		if !ok {
-			return fmt.Errorf("this backend does not manage directories")
-		}
-		return fn(d)
-	})
-}
-
 func directoryAddCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "add <multiaddr|nodeId|URL>",
@@ -95,7 +78,7 @@ registers at once and then every 30 minutes; the directory then syncs your publi
 The directory's public API URL, if known, is used by mesh directory search.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, a []string) error {
-			return g.directoryBackend(c, func(b api.Directory) error {
+			return g.withBackend(c, func(b api.API) error {
 				e, err := b.DirectoryAdd(c.Context(), a[0])
 				if err != nil {
 					return err
@@ -127,7 +110,7 @@ func directoryListCmd(g *globals) *cobra.Command {
 		Short: "The directories this node registers with",
 		Args:  args(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
-			return g.directoryBackend(c, func(b api.Directory) error {
+			return g.withBackend(c, func(b api.API) error {
 				list, err := b.DirectoryList(c.Context())
 				if err != nil {
 					return err
@@ -161,7 +144,7 @@ func directoryRemoveCmd(g *globals) *cobra.Command {
 		Short: "Stop registering with a directory",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, a []string) error {
-			return g.directoryBackend(c, func(b api.Directory) error {
+			return g.withBackend(c, func(b api.API) error {
 				ok, err := b.DirectoryRemove(c.Context(), a[0])
 				if err != nil {
 					return err
@@ -213,7 +196,7 @@ drops them). With --peers, your trusted peers are searched too (as mesh search -
 // with req.Peers, of the trusted peers): mesh directory search, and mesh
 // search --directories.
 func (g *globals) directorySearch(c *cobra.Command, req api.DirectorySearchRequest) error {
-	return g.directoryBackend(c, func(b api.Directory) error {
+	return g.withBackend(c, func(b api.API) error {
 		res, err := b.DirectorySearch(c.Context(), req)
 		if err != nil {
 			return err

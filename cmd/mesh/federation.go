@@ -25,20 +25,17 @@ get the revocation when they sync). The record stays on this node, private.`,
 			default:
 				return usagef("--reason %q: want outdated, incorrect, private or other", reason)
 			}
-			b, closeFn, err := g.backend(c.Context())
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			rev, err := b.Revoke(c.Context(), a[0], reason)
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return g.printJSON(rev)
-			}
-			g.printf("revoked %s\n", rev.Key())
-			return nil
+			return g.withBackend(c, func(b api.API) error {
+				rev, err := b.Revoke(c.Context(), a[0], reason)
+				if err != nil {
+					return err
+				}
+				if g.json {
+					return g.printJSON(rev)
+				}
+				g.printf("revoked %s\n", rev.Key())
+				return nil
+			})
 		},
 	}
 	c.Flags().StringVar(&reason, "reason", "", "outdated, incorrect, private or other")
@@ -55,28 +52,26 @@ func followCmd(g *globals, add bool) *cobra.Command {
 		Short: short,
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, a []string) error {
-			b, closeFn, err := g.backend(c.Context())
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			if add {
-				err = b.Follow(c.Context(), a[0])
-			} else {
-				err = b.Unfollow(c.Context(), a[0])
-			}
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return g.printJSON(map[string]any{"success": true})
-			}
-			if add {
-				g.printf("following %s\n", a[0])
-			} else {
-				g.printf("no longer following %s\n", a[0])
-			}
-			return nil
+			return g.withBackend(c, func(b api.API) error {
+				var err error
+				if add {
+					err = b.Follow(c.Context(), a[0])
+				} else {
+					err = b.Unfollow(c.Context(), a[0])
+				}
+				if err != nil {
+					return err
+				}
+				if g.json {
+					return g.printJSON(map[string]any{"success": true})
+				}
+				if add {
+					g.printf("following %s\n", a[0])
+				} else {
+					g.printf("no longer following %s\n", a[0])
+				}
+				return nil
+			})
 		},
 	}
 }
@@ -87,28 +82,25 @@ func followingCmd(g *globals) *cobra.Command {
 		Short: "List followed topics and feeds",
 		Args:  args(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
-			b, closeFn, err := g.backend(c.Context())
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			topics, feeds, err := b.Following(c.Context())
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return g.printJSON(api.FollowingResponse{Topics: orEmpty(topics), Feeds: orEmpty(feeds)})
-			}
-			for _, t := range topics {
-				g.printf("topic %s\n", t)
-			}
-			for _, f := range feeds {
-				g.printf("feed  %s\n", f)
-			}
-			if len(topics)+len(feeds) == 0 {
-				g.printf("following nothing: mesh follow TOPIC|NODEID\n")
-			}
-			return nil
+			return g.withBackend(c, func(b api.API) error {
+				topics, feeds, err := b.Following(c.Context())
+				if err != nil {
+					return err
+				}
+				if g.json {
+					return g.printJSON(api.FollowingResponse{Topics: orEmpty(topics), Feeds: orEmpty(feeds)})
+				}
+				for _, t := range topics {
+					g.printf("topic %s\n", t)
+				}
+				for _, f := range feeds {
+					g.printf("feed  %s\n", f)
+				}
+				if len(topics)+len(feeds) == 0 {
+					g.printf("following nothing: mesh follow TOPIC|NODEID\n")
+				}
+				return nil
+			})
 		},
 	}
 }
@@ -126,20 +118,17 @@ func connectCmd(g *globals) *cobra.Command {
 		Short: "Connect to a peer (/ip4/.../tcp/4001/p2p/12D3KooW...) and stay connected",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, a []string) error {
-			b, closeFn, err := g.backend(c.Context())
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			p, err := b.Connect(c.Context(), a[0])
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return g.printJSON(map[string]any{"success": true, "peer": p.String()})
-			}
-			g.printf("connected to %s\n", p)
-			return nil
+			return g.withBackend(c, func(b api.API) error {
+				p, err := b.Connect(c.Context(), a[0])
+				if err != nil {
+					return err
+				}
+				if g.json {
+					return g.printJSON(map[string]any{"success": true, "peer": p.String()})
+				}
+				g.printf("connected to %s\n", p)
+				return nil
+			})
 		},
 	}
 }
@@ -150,26 +139,23 @@ func peersCmd(g *globals) *cobra.Command {
 		Short: "List connected peers",
 		Args:  args(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
-			b, closeFn, err := g.backend(c.Context())
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			ps, err := b.Peers(c.Context())
-			if err != nil {
-				return err
-			}
-			if g.json {
-				if ps == nil {
-					ps = []api.PeerInfo{}
+			return g.withBackend(c, func(b api.API) error {
+				ps, err := b.Peers(c.Context())
+				if err != nil {
+					return err
 				}
-				return g.printJSON(ps)
-			}
-			for _, p := range ps {
-				g.printf("%s  %-8s %-7s %s\n", p.ID, p.Direction, peerHow(p), strings.Join(p.Addrs, " "))
-			}
-			g.printf("%d peers\n", len(ps))
-			return nil
+				if g.json {
+					if ps == nil {
+						ps = []api.PeerInfo{}
+					}
+					return g.printJSON(ps)
+				}
+				for _, p := range ps {
+					g.printf("%s  %-8s %-7s %s\n", p.ID, p.Direction, peerHow(p), strings.Join(p.Addrs, " "))
+				}
+				g.printf("%d peers\n", len(ps))
+				return nil
+			})
 		},
 	}
 }
@@ -180,33 +166,30 @@ func syncCmd(g *globals) *cobra.Command {
 		Short: "Catch up now with every connected peer, showing progress",
 		Args:  args(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
-			b, closeFn, err := g.backend(c.Context())
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			var total api.SyncProgress
-			err = b.Sync(c.Context(), func(p api.SyncProgress) {
-				if g.json {
-					_ = g.printJSON(p)
-					return
+			return g.withBackend(c, func(b api.API) error {
+				var total api.SyncProgress
+				err := b.Sync(c.Context(), func(p api.SyncProgress) {
+					if g.json {
+						_ = g.printJSON(p)
+						return
+					}
+					state := "syncing"
+					if p.Done {
+						state = "done"
+						total.Lessons += p.Lessons
+						total.Revocations += p.Revocations
+					}
+					g.printf("%s %s: page %d, %d received, %d lessons and %d revocations stored, %d invalid\n",
+						state, shortID(p.Peer), p.Pages, p.Received, p.Lessons, p.Revocations, p.Invalid)
+				})
+				if err != nil {
+					return err
 				}
-				state := "syncing"
-				if p.Done {
-					state = "done"
-					total.Lessons += p.Lessons
-					total.Revocations += p.Revocations
+				if !g.json {
+					g.printf("sync finished: %d lessons, %d revocations\n", total.Lessons, total.Revocations)
 				}
-				g.printf("%s %s: page %d, %d received, %d lessons and %d revocations stored, %d invalid\n",
-					state, shortID(p.Peer), p.Pages, p.Received, p.Lessons, p.Revocations, p.Invalid)
+				return nil
 			})
-			if err != nil {
-				return err
-			}
-			if !g.json {
-				g.printf("sync finished: %d lessons, %d revocations\n", total.Lessons, total.Revocations)
-			}
-			return nil
 		},
 	}
 }

@@ -15,13 +15,6 @@ import (
 	"github.com/meshprotocol/mesh/protocol"
 )
 
-func init() {
-	// The daemon also listens for WebSocket connections, so that a tunnel or
-	// a reverse proxy terminating TLS can forward wss to it (--announce).
-	defaultListen = append(defaultListen, "/ip4/0.0.0.0/tcp/4002/ws")
-	daemonFlagSets = append(daemonFlagSets, natFlags)
-}
-
 // natFlags adds the reachability flags of `mesh daemon`.
 func natFlags(c *cobra.Command) func(*cobra.Command, *node.Config) error {
 	var (

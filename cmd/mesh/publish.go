@@ -30,20 +30,17 @@ signed. The signed form is kept with the record; mesh export prints it.`,
 			if visibility != protocol.VisibilityPublic && visibility != protocol.VisibilityUnlisted {
 				return usagef("--visibility %q: want public or unlisted", visibility)
 			}
-			b, closeFn, err := g.backend(c.Context())
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			sl, err := b.Publish(c.Context(), a[0], api.PublishOptions{Visibility: visibility, Topics: topics})
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return g.printJSON(sl)
-			}
-			g.printf("published %s (%s)\nkey: %s\n", a[0], visibility, sl.Key())
-			return nil
+			return g.withBackend(c, func(b api.API) error {
+				sl, err := b.Publish(c.Context(), a[0], api.PublishOptions{Visibility: visibility, Topics: topics})
+				if err != nil {
+					return err
+				}
+				if g.json {
+					return g.printJSON(sl)
+				}
+				g.printf("published %s (%s)\nkey: %s\n", a[0], visibility, sl.Key())
+				return nil
+			})
 		},
 	}
 	c.Flags().StringVar(&visibility, "visibility", protocol.VisibilityPublic, "public or unlisted")
@@ -57,16 +54,13 @@ func exportCmd(g *globals) *cobra.Command {
 		Short: "Print a published record's SignedLesson JSON",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, a []string) error {
-			b, closeFn, err := g.backend(c.Context())
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			sl, err := b.Export(c.Context(), a[0])
-			if err != nil {
-				return err
-			}
-			return g.printJSON(sl)
+			return g.withBackend(c, func(b api.API) error {
+				sl, err := b.Export(c.Context(), a[0])
+				if err != nil {
+					return err
+				}
+				return g.printJSON(sl)
+			})
 		},
 	}
 }
@@ -180,12 +174,12 @@ func printVerify(g *globals, rep verifyReport, err error) {
 // verifyKey verifies a lesson by key through the node and prints the seed's
 // five lines.
 func (g *globals) verifyKey(c *cobra.Command, key string) error {
-	b, closeFn, err := g.backend(c.Context())
-	if err != nil {
+	var rep *api.VerifyReport
+	err := g.withBackend(c, func(b api.API) error {
+		var err error
+		rep, err = b.VerifyKey(c.Context(), key)
 		return err
-	}
-	defer closeFn()
-	rep, err := b.VerifyKey(c.Context(), key)
+	})
 	if err != nil {
 		return err
 	}

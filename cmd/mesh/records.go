@@ -96,24 +96,21 @@ Examples:
 			if ttl > 0 {
 				rec.ExpiresAt = time.Now().Add(ttl).UnixMilli()
 			}
-			b, closeFn, err := g.backend(c.Context())
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			newID, created, err := b.Put(c.Context(), rec)
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return g.printJSON(map[string]any{"success": true, "id": newID, "created": created})
-			}
-			verb := "updated"
-			if created {
-				verb = "stored"
-			}
-			g.printf("%s %s\n", verb, newID)
-			return nil
+			return g.withBackend(c, func(b api.API) error {
+				newID, created, err := b.Put(c.Context(), rec)
+				if err != nil {
+					return err
+				}
+				if g.json {
+					return g.printJSON(map[string]any{"success": true, "id": newID, "created": created})
+				}
+				verb := "updated"
+				if created {
+					verb = "stored"
+				}
+				g.printf("%s %s\n", verb, newID)
+				return nil
+			})
 		},
 	}
 	f := c.Flags()
@@ -140,20 +137,17 @@ func getCmd(g *globals) *cobra.Command {
 		Short: "Show one record",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, a []string) error {
-			b, closeFn, err := g.backend(c.Context())
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			rec, err := b.Get(c.Context(), a[0])
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return g.printJSON(rec)
-			}
-			printRecord(g, rec)
-			return nil
+			return g.withBackend(c, func(b api.API) error {
+				rec, err := b.Get(c.Context(), a[0])
+				if err != nil {
+					return err
+				}
+				if g.json {
+					return g.printJSON(rec)
+				}
+				printRecord(g, rec)
+				return nil
+			})
 		},
 	}
 }
@@ -209,31 +203,28 @@ func listCmd(g *globals) *cobra.Command {
 			if o.Order != "" && o.Order != "asc" && o.Order != "desc" {
 				return usagef("--order %q: want asc or desc", o.Order)
 			}
-			b, closeFn, err := g.backend(c.Context())
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			res, err := b.List(c.Context(), o)
-			if err != nil {
-				return err
-			}
-			if g.json {
-				recs := res.Records
-				if recs == nil {
-					recs = []*protocol.Lesson{}
+			return g.withBackend(c, func(b api.API) error {
+				res, err := b.List(c.Context(), o)
+				if err != nil {
+					return err
 				}
-				return g.printJSON(map[string]any{"success": true, "records": recs, "total": res.Total, "has_more": res.HasMore})
-			}
-			for _, r := range res.Records {
-				g.printf("%-28s %-10s %s\n", r.ID, r.Type, summary(r))
-			}
-			more := ""
-			if res.HasMore {
-				more = " (more: use --offset)"
-			}
-			g.printf("%d of %d%s\n", len(res.Records), res.Total, more)
-			return nil
+				if g.json {
+					recs := res.Records
+					if recs == nil {
+						recs = []*protocol.Lesson{}
+					}
+					return g.printJSON(map[string]any{"success": true, "records": recs, "total": res.Total, "has_more": res.HasMore})
+				}
+				for _, r := range res.Records {
+					g.printf("%-28s %-10s %s\n", r.ID, r.Type, summary(r))
+				}
+				more := ""
+				if res.HasMore {
+					more = " (more: use --offset)"
+				}
+				g.printf("%d of %d%s\n", len(res.Records), res.Total, more)
+				return nil
+			})
 		},
 	}
 	f := c.Flags()
@@ -269,23 +260,20 @@ func deleteCmd(g *globals) *cobra.Command {
 		Short: "Delete a record (and its publication)",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, a []string) error {
-			b, closeFn, err := g.backend(c.Context())
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			deleted, err := b.Delete(c.Context(), a[0])
-			if err != nil {
-				return err
-			}
-			if !deleted {
-				return fmt.Errorf("delete %s: %w", a[0], protocol.ErrUnknownLesson)
-			}
-			if g.json {
-				return g.printJSON(map[string]any{"success": true, "deleted": true})
-			}
-			g.printf("deleted %s\n", a[0])
-			return nil
+			return g.withBackend(c, func(b api.API) error {
+				deleted, err := b.Delete(c.Context(), a[0])
+				if err != nil {
+					return err
+				}
+				if !deleted {
+					return fmt.Errorf("delete %s: %w", a[0], protocol.ErrUnknownLesson)
+				}
+				if g.json {
+					return g.printJSON(map[string]any{"success": true, "deleted": true})
+				}
+				g.printf("deleted %s\n", a[0])
+				return nil
+			})
 		},
 	}
 }
@@ -296,30 +284,27 @@ func statusCmd(g *globals) *cobra.Command {
 		Short: "Node health and record counts per type",
 		Args:  args(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
-			b, closeFn, err := g.backend(c.Context())
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			st, err := b.Status(c.Context())
-			if err != nil {
-				return err
-			}
-			fillNetwork(c.Context(), b, st)
-			if g.json {
-				return g.printJSON(st)
-			}
-			g.printf("node:    %s\nversion: %s\nhealthy: %v\nrecords: %d\n", st.NodeID, st.Version, st.Healthy, st.Total)
-			types := make([]string, 0, len(st.Counts))
-			for t := range st.Counts {
-				types = append(types, t)
-			}
-			sort.Strings(types)
-			for _, t := range types {
-				g.printf("  %-12s %d\n", t, st.Counts[t])
-			}
-			printNetwork(g, st)
-			return nil
+			return g.withBackend(c, func(b api.API) error {
+				st, err := b.Status(c.Context())
+				if err != nil {
+					return err
+				}
+				fillNetwork(c.Context(), b, st)
+				if g.json {
+					return g.printJSON(st)
+				}
+				g.printf("node:    %s\nversion: %s\nhealthy: %v\nrecords: %d\n", st.NodeID, st.Version, st.Healthy, st.Total)
+				types := make([]string, 0, len(st.Counts))
+				for t := range st.Counts {
+					types = append(types, t)
+				}
+				sort.Strings(types)
+				for _, t := range types {
+					g.printf("  %-12s %d\n", t, st.Counts[t])
+				}
+				printNetwork(g, st)
+				return nil
+			})
 		},
 	}
 }
@@ -330,26 +315,23 @@ func agentStatusCmd(g *globals) *cobra.Command {
 		Short: "An agent's state (idle, in_progress, blocked) from its latest checkpoint",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, a []string) error {
-			b, closeFn, err := g.backend(c.Context())
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			st, err := b.AgentStatus(c.Context(), a[0])
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return g.printJSON(st)
-			}
-			g.printf("%s: %s\n", st.Agent, st.Status)
-			if st.WorkingOn != "" {
-				g.printf("  working on: %s\n", st.WorkingOn)
-			}
-			for _, bl := range st.Blockers {
-				g.printf("  blocked by: %s\n", bl)
-			}
-			return nil
+			return g.withBackend(c, func(b api.API) error {
+				st, err := b.AgentStatus(c.Context(), a[0])
+				if err != nil {
+					return err
+				}
+				if g.json {
+					return g.printJSON(st)
+				}
+				g.printf("%s: %s\n", st.Agent, st.Status)
+				if st.WorkingOn != "" {
+					g.printf("  working on: %s\n", st.WorkingOn)
+				}
+				for _, bl := range st.Blockers {
+					g.printf("  blocked by: %s\n", bl)
+				}
+				return nil
+			})
 		},
 	}
 }
@@ -420,42 +402,39 @@ to merge in your trusted peers' answers too.`,
 					Filters:     protocol.SearchFilters{Tags: q.Tags, Since: q.Since, Types: typesOf(q.Type)},
 				})
 			}
-			b, closeFn, err := g.backend(c.Context())
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			if sources != "" {
-				return g.searchNetwork(c, b, api.FedSearchRequest{
-					Query: q.Text, Limit: q.Limit, Hops: hops, Sources: sources,
-					Deadline: deadline, FreshnessHalfLife: freshness,
-					Filters: protocol.SearchFilters{Tags: q.Tags, Since: q.Since, Types: typesOf(q.Type)},
-				})
-			}
-			res, err := b.Search(c.Context(), q)
-			if err != nil {
-				return err
-			}
-			if g.json {
-				out := []map[string]any{}
-				for _, h := range res.Hits {
-					r := map[string]any{"id": h.ID, "score": h.Score, "record": h.Record}
-					if h.Key != "" {
-						r["key"], r["publisher"] = h.Key, h.Publisher
+			return g.withBackend(c, func(b api.API) error {
+				if sources != "" {
+					return g.searchNetwork(c, b, api.FedSearchRequest{
+						Query: q.Text, Limit: q.Limit, Hops: hops, Sources: sources,
+						Deadline: deadline, FreshnessHalfLife: freshness,
+						Filters: protocol.SearchFilters{Tags: q.Tags, Since: q.Since, Types: typesOf(q.Type)},
+					})
+				}
+				res, err := b.Search(c.Context(), q)
+				if err != nil {
+					return err
+				}
+				if g.json {
+					out := []map[string]any{}
+					for _, h := range res.Hits {
+						r := map[string]any{"id": h.ID, "score": h.Score, "record": h.Record}
+						if h.Key != "" {
+							r["key"], r["publisher"] = h.Key, h.Publisher
+						}
+						out = append(out, r)
 					}
-					out = append(out, r)
+					return g.printJSON(map[string]any{"success": true, "results": out, "total": res.Total})
 				}
-				return g.printJSON(map[string]any{"success": true, "results": out, "total": res.Total})
-			}
-			for _, h := range res.Hits {
-				from := ""
-				if h.Key != "" {
-					from = "  (from " + shortID(h.Publisher) + ")"
+				for _, h := range res.Hits {
+					from := ""
+					if h.Key != "" {
+						from = "  (from " + shortID(h.Publisher) + ")"
+					}
+					g.printf("%.3f  %-28s %s%s\n", h.Score, h.ID, summary(h.Record), from)
 				}
-				g.printf("%.3f  %-28s %s%s\n", h.Score, h.ID, summary(h.Record), from)
-			}
-			g.printf("%d of %d matches\n", len(res.Hits), res.Total)
-			return nil
+				g.printf("%d of %d matches\n", len(res.Hits), res.Total)
+				return nil
+			})
 		},
 	}
 	f := c.Flags()

@@ -87,6 +87,16 @@ func (g *globals) backend(ctx context.Context) (api api.API, close func(), err e
 	return n, func() { n.Close() }, nil
 }
 
+// withBackend runs fn against the daemon or the repo.
+func (g *globals) withBackend(c *cobra.Command, fn func(api.API) error) error {
+	b, closeFn, err := g.backend(c.Context())
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	return fn(b)
+}
+
 func (g *globals) printJSON(v any) error {
 	enc := json.NewEncoder(g.out)
 	enc.SetEscapeHTML(false)

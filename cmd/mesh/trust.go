@@ -190,16 +190,6 @@ func formatPath(hops []string) string {
 	return fmt.Sprintf("%s (%d %s)", strings.Join(parts, " → "), n, unit)
 }
 
-// withBackend runs fn against the daemon or the repo.
-func (g *globals) withBackend(c *cobra.Command, fn func(api.API) error) error {
-	b, closeFn, err := g.backend(c.Context())
-	if err != nil {
-		return err
-	}
-	defer closeFn()
-	return fn(b)
-}
-
 // done prints v as JSON with --json, else the formatted text.
 func (g *globals) done(v any, format string, a ...any) error {
 	if g.json {

@@ -12,5 +12,5 @@ var (
 	ErrOffline = fmt.Errorf("%w: the node is offline", protocol.ErrUnavailable)
 	// ErrNoDHT is returned by the DHT operations of a node that runs none.
 	// It wraps protocol.ErrUnavailable.
-	ErrNoDHT = fmt.Errorf("%w: the DHT is off on this node", protocol.ErrUnavailable)
+	ErrNoDHT = fmt.Errorf("%w: the DHT is off on this node (dht.mode \"off\" in config.json, or mesh daemon --dht-mode off)", protocol.ErrUnavailable)
 )
