@@ -158,21 +158,13 @@ func idCmd(g *globals) *cobra.Command {
 		Short: "Show the node ID, fingerprint and addresses",
 		Args:  args(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
-			return g.withBackend(c, func(b api.API) error {
-				info, err := b.Info(c.Context())
-				if err != nil {
-					return err
-				}
-				if g.json {
-					return g.printJSON(info)
-				}
+			return show(g, c, func(b api.API) (*api.Info, error) { return b.Info(c.Context()) }, func(info *api.Info) {
 				g.printf("node ID:     %s\nfingerprint: %s\n", info.NodeID, info.Fingerprint)
 				if len(info.Addrs) == 0 {
 					g.printf("addresses:   none (the daemon is not running)\n")
 				} else {
 					g.printf("addresses:\n  %s\n", strings.Join(info.Addrs, "\n  "))
 				}
-				return nil
 			})
 		},
 	}

@@ -78,14 +78,7 @@ registers at once and then every 30 minutes; the directory then syncs your publi
 The directory's public API URL, if known, is used by mesh directory search.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, a []string) error {
-			return g.withBackend(c, func(b api.API) error {
-				e, err := b.DirectoryAdd(c.Context(), a[0])
-				if err != nil {
-					return err
-				}
-				if g.json {
-					return g.printJSON(e)
-				}
+			return show(g, c, func(b api.API) (*api.DirectoryEntry, error) { return b.DirectoryAdd(c.Context(), a[0]) }, func(e *api.DirectoryEntry) {
 				g.printf("added directory %s\n", orDash(e.NodeID))
 				switch {
 				case e.Registered != 0:
@@ -98,7 +91,6 @@ The directory's public API URL, if known, is used by mesh directory search.`,
 				if e.URL != "" {
 					g.printf("public API: %s\n", e.URL)
 				}
-				return nil
 			})
 		},
 	}
@@ -110,14 +102,7 @@ func directoryListCmd(g *globals) *cobra.Command {
 		Short: "The directories this node registers with",
 		Args:  args(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
-			return g.withBackend(c, func(b api.API) error {
-				list, err := b.DirectoryList(c.Context())
-				if err != nil {
-					return err
-				}
-				if g.json {
-					return g.printJSON(list)
-				}
+			return show(g, c, func(b api.API) ([]api.DirectoryEntry, error) { return b.DirectoryList(c.Context()) }, func(list []api.DirectoryEntry) {
 				for _, e := range list {
 					state := "never registered"
 					if e.Registered != 0 {
@@ -132,7 +117,6 @@ func directoryListCmd(g *globals) *cobra.Command {
 					}
 				}
 				g.printf("%d directories\n", len(list))
-				return nil
 			})
 		},
 	}

@@ -25,16 +25,8 @@ get the revocation when they sync). The record stays on this node, private.`,
 			default:
 				return usagef("--reason %q: want outdated, incorrect, private or other", reason)
 			}
-			return g.withBackend(c, func(b api.API) error {
-				rev, err := b.Revoke(c.Context(), a[0], reason)
-				if err != nil {
-					return err
-				}
-				if g.json {
-					return g.printJSON(rev)
-				}
+			return show(g, c, func(b api.API) (*protocol.Revocation, error) { return b.Revoke(c.Context(), a[0], reason) }, func(rev *protocol.Revocation) {
 				g.printf("revoked %s\n", rev.Key())
-				return nil
 			})
 		},
 	}

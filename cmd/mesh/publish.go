@@ -30,16 +30,10 @@ signed. The signed form is kept with the record; mesh export prints it.`,
 			if visibility != protocol.VisibilityPublic && visibility != protocol.VisibilityUnlisted {
 				return usagef("--visibility %q: want public or unlisted", visibility)
 			}
-			return g.withBackend(c, func(b api.API) error {
-				sl, err := b.Publish(c.Context(), a[0], api.PublishOptions{Visibility: visibility, Topics: topics})
-				if err != nil {
-					return err
-				}
-				if g.json {
-					return g.printJSON(sl)
-				}
+			return show(g, c, func(b api.API) (*protocol.SignedLesson, error) {
+				return b.Publish(c.Context(), a[0], api.PublishOptions{Visibility: visibility, Topics: topics})
+			}, func(sl *protocol.SignedLesson) {
 				g.printf("published %s (%s)\nkey: %s\n", a[0], visibility, sl.Key())
-				return nil
 			})
 		},
 	}

@@ -137,16 +137,8 @@ func getCmd(g *globals) *cobra.Command {
 		Short: "Show one record",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, a []string) error {
-			return g.withBackend(c, func(b api.API) error {
-				rec, err := b.Get(c.Context(), a[0])
-				if err != nil {
-					return err
-				}
-				if g.json {
-					return g.printJSON(rec)
-				}
+			return show(g, c, func(b api.API) (*protocol.Lesson, error) { return b.Get(c.Context(), a[0]) }, func(rec *protocol.Lesson) {
 				printRecord(g, rec)
-				return nil
 			})
 		},
 	}
@@ -315,14 +307,7 @@ func agentStatusCmd(g *globals) *cobra.Command {
 		Short: "An agent's state (idle, in_progress, blocked) from its latest checkpoint",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, a []string) error {
-			return g.withBackend(c, func(b api.API) error {
-				st, err := b.AgentStatus(c.Context(), a[0])
-				if err != nil {
-					return err
-				}
-				if g.json {
-					return g.printJSON(st)
-				}
+			return show(g, c, func(b api.API) (*store.AgentStatus, error) { return b.AgentStatus(c.Context(), a[0]) }, func(st *store.AgentStatus) {
 				g.printf("%s: %s\n", st.Agent, st.Status)
 				if st.WorkingOn != "" {
 					g.printf("  working on: %s\n", st.WorkingOn)
@@ -330,7 +315,6 @@ func agentStatusCmd(g *globals) *cobra.Command {
 				for _, bl := range st.Blockers {
 					g.printf("  blocked by: %s\n", bl)
 				}
-				return nil
 			})
 		},
 	}

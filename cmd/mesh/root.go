@@ -97,6 +97,22 @@ func (g *globals) withBackend(c *cobra.Command, fn func(api.API) error) error {
 	return fn(b)
 }
 
+// show runs get against the daemon or the repo and prints what it
+// returns: as JSON with --json, else with text.
+func show[T any](g *globals, c *cobra.Command, get func(api.API) (T, error), text func(T)) error {
+	return g.withBackend(c, func(b api.API) error {
+		v, err := get(b)
+		if err != nil {
+			return err
+		}
+		if g.json {
+			return g.printJSON(v)
+		}
+		text(v)
+		return nil
+	})
+}
+
 func (g *globals) printJSON(v any) error {
 	enc := json.NewEncoder(g.out)
 	enc.SetEscapeHTML(false)

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshprotocol/mesh/node/api"
+	"github.com/meshprotocol/mesh/protocol"
 	"github.com/meshprotocol/mesh/trust"
 )
 
@@ -83,14 +84,7 @@ func trustCmd(g *globals) *cobra.Command {
 		Short: "Show the trust path to a node",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, a []string) error {
-			return g.withBackend(c, func(b api.API) error {
-				p, err := b.TrustPath(c.Context(), a[0])
-				if err != nil {
-					return err
-				}
-				if g.json {
-					return g.printJSON(p)
-				}
+			return show(g, c, func(b api.API) (*api.TrustPathInfo, error) { return b.TrustPath(c.Context(), a[0]) }, func(p *api.TrustPathInfo) {
 				switch {
 				case p.Blocked:
 					g.printf("%s is blocked (level none)\n", a[0])
@@ -102,7 +96,6 @@ func trustCmd(g *globals) *cobra.Command {
 						g.printf("limited: searched, never synced from\n")
 					}
 				}
-				return nil
 			})
 		},
 	}
@@ -153,19 +146,11 @@ func trustCmd(g *globals) *cobra.Command {
 		Short: "Signed referrals received from peers (never acted on by themselves)",
 		Args:  args(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
-			return g.withBackend(c, func(b api.API) error {
-				rs, err := b.Referrals(c.Context())
-				if err != nil {
-					return err
-				}
-				if g.json {
-					return g.printJSON(rs)
-				}
+			return show(g, c, func(b api.API) ([]*protocol.Referral, error) { return b.Referrals(c.Context()) }, func(rs []*protocol.Referral) {
 				for _, r := range rs {
 					g.printf("%s recommends %s: %s\n", shortID(r.NodeID), r.Subject, r.Note)
 				}
 				g.printf("%d referrals; to act on one: mesh trust add NODEID\n", len(rs))
-				return nil
 			})
 		},
 	}
