@@ -250,7 +250,7 @@ func TestPublicAPIEverythingSigned(t *testing.T) {
 		{"GET", "/v1/lessons/x@" + id, "", 404, protocol.CodeUnknownLesson},
 		{"GET", "/v1/nodes?topic=a%20b", "", 400, protocol.CodeInvalidRequest},
 		{"GET", "/v1/nodes/" + id + "x", "", 400, protocol.CodeInvalidRequest},
-		{"GET", "/v1/nodes/" + peerOf(t, newKey(t)).String(), "", 404, protocol.CodeUnknownNode},
+		{"GET", "/v1/nodes/" + nodetest.PeerOf(t, nodetest.NewKey(t)).String(), "", 404, protocol.CodeUnknownNode},
 		// No route: an empty node ID or lesson key, a path not in clean
 		// form (the mux would redirect, unsigned).
 		{"GET", "/v1/nodes/", "", 404, protocol.CodeInvalidRequest},
@@ -307,7 +307,7 @@ func TestPublicAPIEverythingSigned(t *testing.T) {
 // is valid and only the lessons' own signatures can catch it.
 func maliciousDirectory(t *testing.T, d *node.Node, alter, drop string, forged *protocol.SignedLesson) string {
 	t.Helper()
-	key := signingKey(t, d)
+	key := nodetest.Key(d)
 	real := d.Directory().PublicHandler()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/v1/search" {
@@ -407,7 +407,7 @@ func TestDirectorySearchCatchesMaliciousDirectory(t *testing.T) {
 	nodetest.Eventually(t, "d3 indexes p2", func() bool { return nodetest.HasRemote(d3, p2Lesson.Key()) })
 
 	// The forgery claims to be p1's, signed by another key.
-	forged := signAs(t, newKey(t), "forged-1", "Pod security", word+" disable pod security admission", protocol.VisibilityPublic)
+	forged := nodetest.SignAs(t, nodetest.NewKey(t), "forged-1", "Pod security", word+" disable pod security admission", protocol.VisibilityPublic)
 	forged.Signature.NodeID, forged.Signature.PublicKey = p1Lessons[2].Signature.NodeID, p1Lessons[2].Signature.PublicKey
 	evil := maliciousDirectory(t, d3, altered.Key(), p2Lesson.Key(), forged)
 
@@ -517,7 +517,7 @@ func TestPublicAPINodesFromDHT(t *testing.T) {
 	if status != http.StatusOK || json.Unmarshal(v.Body, &one) != nil || one.Node.Record == nil || one.Node.Record.NodeID != id {
 		t.Fatalf("node: %d %s", status, v.Body)
 	}
-	stranger := peerOf(t, newKey(t)).String()
+	stranger := nodetest.PeerOf(t, nodetest.NewKey(t)).String()
 	if status, _, raw := call(t, http.MethodGet, publicURL(d)+"/v1/nodes/"+stranger, nil); status != http.StatusNotFound {
 		t.Fatalf("a node nobody knows: %d %s", status, raw)
 	}

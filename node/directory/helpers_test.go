@@ -2,14 +2,10 @@ package directory_test
 
 import (
 	"bytes"
-	"crypto/ed25519"
 	"encoding/json"
 	"io"
 	"net/http"
 	"testing"
-	"time"
-
-	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/meshprotocol/mesh/node"
 	"github.com/meshprotocol/mesh/node/directory"
@@ -92,55 +88,6 @@ func resultKeys(r *protocol.DirectorySearchResponse) []string {
 		out = append(out, x.SignedLesson.Key())
 	}
 	return out
-}
-
-// signingKey is n's Ed25519 key as its libp2p host holds it, for a test
-// that signs as n (a directory that lies, say).
-func signingKey(t *testing.T, n *node.Node) ed25519.PrivateKey {
-	t.Helper()
-	k := n.Host().Peerstore().PrivKey(n.ID())
-	if k == nil {
-		t.Fatal("the host holds no private key")
-	}
-	raw, err := k.Raw()
-	if err != nil || len(raw) != ed25519.PrivateKeySize {
-		t.Fatalf("the host's key is no Ed25519 key: %d bytes, %v", len(raw), err)
-	}
-	return ed25519.PrivateKey(raw)
-}
-
-func newKey(t *testing.T) ed25519.PrivateKey {
-	t.Helper()
-	_, k, err := ed25519.GenerateKey(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-func peerOf(t *testing.T, key ed25519.PrivateKey) peer.ID {
-	t.Helper()
-	id, err := protocol.NodeID(key.Public().(ed25519.PublicKey))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := peer.Decode(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// signAs signs a lesson with key, published now.
-func signAs(t *testing.T, key ed25519.PrivateKey, id, title, content, visibility string) *protocol.SignedLesson {
-	t.Helper()
-	now := time.Now()
-	sl, err := protocol.Sign(key, &protocol.Lesson{ID: id, Type: "lesson", Title: title, Content: content, CreatedAt: now.UnixMilli()},
-		protocol.Publication{Visibility: visibility, PublishedAt: now.UnixMilli()}, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sl
 }
 
 // dhtNode starts a node on m whose DHT runs in mode and knows only boot.

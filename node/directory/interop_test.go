@@ -69,7 +69,7 @@ func TestInteropHTTPResponse(t *testing.T) {
 	ctx := context.Background()
 	m := newNet(t)
 	d := newDirectory(t, m)
-	key := signingKey(t, d)
+	key := nodetest.Key(d)
 	p := nodetest.MockNode(t, m, node.Config{})
 	a := nodetest.Publish(t, p, "Flaky CI", "retry the network step, not the whole job \"quoted\" <&> é 🦀", protocol.VisibilityPublic)
 	b := nodetest.Publish(t, p, "Flaky CI again", "pin the runner image; retry the network step", protocol.VisibilityPublic)

