@@ -23,15 +23,8 @@ func (n *Node) handleFetch(ctx context.Context, r *streamrpc.Request) []byte {
 			resp.SignedLesson, resp.Revocation, err = serving{n}.Fetchable(ctx, req.Key)
 		}
 	}
-	if err != nil {
-		e := protocol.NewError(err)
-		resp.Error = &e
-	}
-	b, err := resp.Encode()
-	if err != nil {
-		return nil
-	}
-	return b
+	resp.Error = protocol.ErrorOf(err)
+	return streamrpc.Encode(resp)
 }
 
 // Fetch asks peer p for the lesson key (lessonId@nodeId) over

@@ -176,17 +176,9 @@ func (n *Node) maybeFetchVouch(p peer.ID) {
 // trusts fully.
 func (n *Node) fetchVouch(ctx context.Context, p peer.ID) error {
 	n.vouchFetches.Add(1)
-	req, _ := (&protocol.TrustRequest{Type: protocol.MsgVouchRequest}).Encode()
-	b, err := streamrpc.Call(ctx, n.host, p, protocol.ProtocolTrust, req, protocol.MaxTrustResponseSize)
+	resp, err := n.trustCall(ctx, p, &protocol.TrustRequest{Type: protocol.MsgVouchRequest})
 	if err != nil {
 		return err
-	}
-	resp, err := protocol.DecodeTrustResponse(b)
-	if err != nil {
-		return err
-	}
-	if resp.Error != nil {
-		return protocol.ErrorFor(resp.Error.Code, resp.Error.Message)
 	}
 	if resp.Vouch == nil {
 		return fmt.Errorf("%w: trust answer without a vouch", protocol.ErrInvalid)
@@ -210,19 +202,28 @@ func (n *Node) SendReferral(ctx context.Context, p peer.ID, subject, note string
 	if err != nil {
 		return err
 	}
-	req, _ := (&protocol.TrustRequest{Type: protocol.MsgReferral, Referral: r}).Encode()
-	b, err := streamrpc.Call(ctx, n.host, p, protocol.ProtocolTrust, req, protocol.MaxTrustResponseSize)
+	_, err = n.trustCall(ctx, p, &protocol.TrustRequest{Type: protocol.MsgReferral, Referral: r})
+	return err
+}
+
+// trustCall sends one /mesh/trust/1.0.0 request to p; an error answer is
+// an error matching its code.
+func (n *Node) trustCall(ctx context.Context, p peer.ID, req *protocol.TrustRequest) (*protocol.TrustResponse, error) {
+	b, err := req.Encode()
 	if err != nil {
-		return err
+		return nil, err
+	}
+	if b, err = streamrpc.Call(ctx, n.host, p, protocol.ProtocolTrust, b, protocol.MaxTrustResponseSize); err != nil {
+		return nil, err
 	}
 	resp, err := protocol.DecodeTrustResponse(b)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if resp.Error != nil {
-		return protocol.ErrorFor(resp.Error.Code, resp.Error.Message)
+		return nil, protocol.ErrorFor(resp.Error.Code, resp.Error.Message)
 	}
-	return nil
+	return resp, nil
 }
 
 // handleTrust answers /mesh/trust/1.0.0: a vouch request from a peer this
@@ -255,15 +256,8 @@ func (n *Node) handleTrust(_ context.Context, r *streamrpc.Request) []byte {
 			}
 		}
 	}
-	if err != nil {
-		e := protocol.NewError(err)
-		resp.Error = &e
-	}
-	b, err := resp.Encode()
-	if err != nil {
-		return nil
-	}
-	return b
+	resp.Error = protocol.ErrorOf(err)
+	return streamrpc.Encode(resp)
 }
 
 // ownVouch returns this node's signed vouch, re-signing it only when its

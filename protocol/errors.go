@@ -217,6 +217,16 @@ func NewError(err error) Error {
 	return Error{Error: true, Code: CodeOf(err), Message: err.Error()}
 }
 
+// ErrorOf is the wire form of err for an answer's error field: nil for a
+// nil err.
+func ErrorOf(err error) *Error {
+	if err == nil {
+		return nil
+	}
+	e := NewError(err)
+	return &e
+}
+
 func invalidf(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
 }

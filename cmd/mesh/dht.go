@@ -44,6 +44,19 @@ func dhtFlags(c *cobra.Command) func(*cobra.Command, *node.Config) error {
 	}
 }
 
+// lookupNode checks nodeID, then runs fn against the daemon with a context
+// bounded by timeout.
+func (g *globals) lookupNode(c *cobra.Command, nodeID string, timeout time.Duration, fn func(context.Context, api.API) error) error {
+	if _, err := protocol.PublicKeyOf(nodeID); err != nil {
+		return usageError{err}
+	}
+	return g.withBackend(c, func(d api.API) error {
+		ctx, cancel := context.WithTimeout(c.Context(), timeout)
+		defer cancel()
+		return fn(ctx, d)
+	})
+}
+
 // dhtErr says what to do about an offline node's DHT error (the error of a
 // daemon whose DHT is off says so itself).
 func dhtErr(err error) error {
@@ -144,12 +157,7 @@ func directoryNodeCmd(g *globals) *cobra.Command {
 		Short: "Show a node's signed record from the DHT, verified",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, a []string) error {
-			if _, err := protocol.PublicKeyOf(a[0]); err != nil {
-				return usageError{err}
-			}
-			return g.withBackend(c, func(d api.API) error {
-				ctx, cancel := context.WithTimeout(c.Context(), timeout)
-				defer cancel()
+			return g.lookupNode(c, a[0], timeout, func(ctx context.Context, d api.API) error {
 				rec, err := d.NodeRecord(ctx, a[0])
 				if err != nil {
 					return dhtErr(err)
@@ -222,12 +230,7 @@ func directoryFindCmd(g *globals) *cobra.Command {
 		Short: "Resolve a node's addresses through the DHT",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, a []string) error {
-			if _, err := protocol.PublicKeyOf(a[0]); err != nil {
-				return usageError{err}
-			}
-			return g.withBackend(c, func(d api.API) error {
-				ctx, cancel := context.WithTimeout(c.Context(), timeout)
-				defer cancel()
+			return g.lookupNode(c, a[0], timeout, func(ctx context.Context, d api.API) error {
 				info, err := d.FindNode(ctx, a[0])
 				if err != nil {
 					return dhtErr(err)

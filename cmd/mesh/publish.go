@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"time"
@@ -94,16 +93,7 @@ Exits 1 if the lesson is invalid, revoked or not found.`,
 					return g.verifyKey(c, a[0])
 				}
 			}
-			var r io.Reader = os.Stdin
-			if a[0] != "-" {
-				f, err := os.Open(a[0])
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				r = f
-			}
-			data, err := io.ReadAll(io.LimitReader(r, protocol.MaxSignedLessonSize+1))
+			data, err := readInput(a[0], protocol.MaxSignedLessonSize)
 			if err != nil {
 				return err
 			}

@@ -15,6 +15,7 @@ import (
 	"github.com/meshprotocol/mesh/node"
 	"github.com/meshprotocol/mesh/node/api"
 	"github.com/meshprotocol/mesh/node/httpapi"
+	"github.com/meshprotocol/mesh/protocol"
 )
 
 // globals are the flags every command shares.
@@ -95,6 +96,30 @@ func (g *globals) withBackend(c *cobra.Command, fn func(api.API) error) error {
 	}
 	defer closeFn()
 	return fn(b)
+}
+
+// readInput reads a file, or standard input for "-", refusing more than max
+// bytes with an error that names the file and the limit.
+func readInput(name string, max int64) ([]byte, error) {
+	var r io.Reader = os.Stdin
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
+	} else {
+		name = "standard input"
+	}
+	data, err := io.ReadAll(io.LimitReader(r, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("%s: %w: over the limit of %d bytes", name, protocol.ErrTooLarge, max)
+	}
+	return data, nil
 }
 
 // show runs get against the daemon or the repo and prints what it

@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -119,16 +117,7 @@ func trustCmd(g *globals) *cobra.Command {
 		Short: "Add the edges of an export (never changes or removes an edge you have)",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, a []string) error {
-			var r io.Reader = os.Stdin
-			if a[0] != "-" {
-				f, err := os.Open(a[0])
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				r = f
-			}
-			data, err := io.ReadAll(io.LimitReader(r, trust.MaxImportSize+1))
+			data, err := readInput(a[0], trust.MaxImportSize)
 			if err != nil {
 				return err
 			}

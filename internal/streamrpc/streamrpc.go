@@ -90,6 +90,16 @@ func (r *Request) SetDeadline(t time.Time) { _ = r.stream.SetDeadline(t) }
 // the server stops.
 type Handler func(ctx context.Context, req *Request) []byte
 
+// Encode is a handler's answer: the encoding of resp, or nil (the stream
+// is reset) if it does not encode.
+func Encode(resp interface{ Encode() ([]byte, error) }) []byte {
+	b, err := resp.Encode()
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
 // Serve returns a stream handler that reads one request frame of at most
 // max bytes within timeout, calls h, and writes its answer. A request that
 // cannot be read (a broken stream, a bad length) resets the stream; one

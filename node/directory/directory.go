@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -306,9 +307,7 @@ func (s *Service) Policy() *protocol.DirectoryPolicy {
 	if s.cfg.Enabled {
 		p.Role = protocol.PolicyDirectory
 		p.Registration = protocol.ProtocolDirectory
-		for _, t := range s.cfg.Topics {
-			p.Topics = appendUnique(p.Topics, strings.ToLower(t))
-		}
+		p.Topics = lowerUnique(s.cfg.Topics)
 		capped, dropped := protocol.CapTopics(p.Topics)
 		if dropped != "" && s.policyTopicsCapped.CompareAndSwap(false, true) {
 			s.log.Warn("more topics than a directory policy can hold; it lists the first ones in sorted order",
@@ -324,13 +323,15 @@ func (s *Service) Policy() *protocol.DirectoryPolicy {
 	return p
 }
 
-func appendUnique(list []string, s string) []string {
-	for _, x := range list {
-		if x == s {
-			return list
+// lowerUnique is topics in lower case, each once, in their order.
+func lowerUnique(topics []string) []string {
+	out := []string{}
+	for _, t := range topics {
+		if t = strings.ToLower(t); !slices.Contains(out, t) {
+			out = append(out, t)
 		}
 	}
-	return append(list, s)
+	return out
 }
 
 func truncateStr(s string) string {

@@ -165,20 +165,12 @@ func (s *Service) handleRegister(_ context.Context, r *streamrpc.Request) []byte
 	if err == nil {
 		err = s.register(r.From, reg.Topics)
 	}
-	if err != nil {
-		e := protocol.NewError(err)
-		resp.Error = &e
-	} else {
+	resp.Error = protocol.ErrorOf(err)
+	if err == nil {
 		resp.Policy = s.Policy()
-	}
-	b, err := resp.Encode()
-	if err != nil {
-		return nil
-	}
-	if resp.Error == nil {
 		s.startRegistrantSync(r.From)
 	}
-	return b
+	return streamrpc.Encode(resp)
 }
 
 // startRegistrantSync syncs from registrant p in the background, unless
@@ -225,9 +217,9 @@ func (s *Service) register(p peer.ID, topics []string) error {
 	if !known && len(s.registrants) >= maxRegistrants {
 		return fmt.Errorf("register: %w: this directory holds %d registrations, its limit", protocol.ErrRateLimited, maxRegistrants)
 	}
-	r := registrant{At: s.now().UnixMilli()}
-	for _, t := range topics {
-		r.Topics = appendUnique(r.Topics, strings.ToLower(t))
+	r := registrant{At: s.now().UnixMilli(), Topics: lowerUnique(topics)}
+	if len(r.Topics) == 0 {
+		r.Topics = nil
 	}
 	if err := s.saveRegistrant(s.ctx, id, r); err != nil {
 		return err

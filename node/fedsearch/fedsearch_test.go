@@ -329,17 +329,26 @@ func TestFederatedSearchDeadPeer(t *testing.T) {
 	}
 }
 
-// TestSearchDuplicateNotForwarded: a request ID seen before is answered
-// empty and not forwarded again.
-func TestSearchDuplicateNotForwarded(t *testing.T) {
-	t.Parallel()
-	b := nodetest.New(t, node.Config{})
+// forwarder starts a node b with two fake peers: a client that sends it
+// raw requests, and a far peer b trusts, which records what b forwards to
+// it and answers nothing.
+func forwarder(t *testing.T) (b *node.Node, client host.Host, fake *fakeSearcher) {
+	t.Helper()
+	b = nodetest.New(t, node.Config{})
 	client, far := nodetest.Host(t), nodetest.Host(t)
-	var fake fakeSearcher
+	fake = &fakeSearcher{}
 	fake.serve(far, func(*protocol.SearchRequest) []protocol.SearchResult { return nil })
 	nodetest.ConnectHost(t, client, b)
 	nodetest.ConnectHost(t, far, b)
 	trusts(t, b, far.ID())
+	return b, client, fake
+}
+
+// TestSearchDuplicateNotForwarded: a request ID seen before is answered
+// empty and not forwarded again.
+func TestSearchDuplicateNotForwarded(t *testing.T) {
+	t.Parallel()
+	b, client, fake := forwarder(t)
 	nodetest.Publish(t, b, "Sensor drift", "humidity sensors drift after a year", "public")
 
 	req := encodeReq(t, &protocol.SearchRequest{Query: "humidity", RequestID: "dup-1", Origin: client.ID().String(), TTL: 2, Hops: 2})
@@ -393,13 +402,7 @@ func TestSearchMalformedRequest(t *testing.T) {
 // before forwarding, and a flood of requests is rate limited.
 func TestSearchAmplification(t *testing.T) {
 	t.Parallel()
-	b := nodetest.New(t, node.Config{})
-	client, far := nodetest.Host(t), nodetest.Host(t)
-	var fake fakeSearcher
-	fake.serve(far, func(*protocol.SearchRequest) []protocol.SearchResult { return nil })
-	nodetest.ConnectHost(t, client, b)
-	nodetest.ConnectHost(t, far, b)
-	trusts(t, b, far.ID())
+	b, client, fake := forwarder(t)
 
 	body := []byte(`{"type":"search","query":"x","requestId":"amp-0","ttl":50,"hops":50,"limit":10000,"deadlineMs":9007199254740991}`)
 	if resp := rawSearch(t, client, b.ID(), body); resp.Error != nil {

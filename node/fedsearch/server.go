@@ -90,14 +90,9 @@ func (s *Service) handle(ctx context.Context, r *streamrpc.Request) []byte {
 	}
 	if err != nil {
 		resp.Results = nil
-		e := protocol.NewError(err)
-		resp.Error = &e
+		resp.Error = protocol.ErrorOf(err)
 	}
-	b, err := resp.Encode()
-	if err != nil {
-		return nil
-	}
-	return b
+	return streamrpc.Encode(resp)
 }
 
 // serve fills resp for a new request, to be answered by deadline.
