@@ -1,4 +1,4 @@
-package node
+package httpapi_test
 
 import (
 	"context"
@@ -6,11 +6,14 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/meshprotocol/mesh/node"
+	"github.com/meshprotocol/mesh/node/httpapi"
 )
 
 // FuzzAMP sends arbitrary bodies to every AMP route of a real node and
-// checks that the node never panics, never answers 5xx, and that a request it
-// refused changed nothing.
+// checks that the handler never panics, never answers 5xx, answers JSON,
+// and that a request it refused changed nothing.
 func FuzzAMP(f *testing.F) {
 	for _, s := range []string{
 		ampStoreLesson, ampStoreCheckpoint, ampSearch,
@@ -18,26 +21,28 @@ func FuzzAMP(f *testing.F) {
 		`{"record":{"type":"lesson","tags":[1]}}`, `{"query":"humidity > 60%"}`,
 		`{"query":"\"unterminated phrase"}`, `{"query":"x","since":-5,"until":1e300}`,
 		`[]`, `null`, `{"record":{"type":"lesson","expires_at":1.5}}`,
+		`{"operation":"search","query":"x","origin":"remote"}`, `{"operation":"agent_status","agent":""}`,
+		`{"operation":"delete","id":"nope"}`, `{"operation":"status"}`,
 	} {
 		f.Add(s)
 	}
-	n, err := New(context.Background(), Config{Offline: true})
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { n.Close() })
-	h := n.Handler()
+	n := offlineNode(f, node.Config{})
+	h := httpapi.Handler(n, testToken)
 	f.Fuzz(func(t *testing.T, body string) {
-		for _, path := range []string{"/amp/store", "/amp/search", "/amp"} {
+		for _, path := range []string{"/amp/store", "/amp/search", "/amp", "/api/v1/amp/store", "/api/v1/amp/search", "/api/v1/amp"} {
 			before, err := n.Status(context.Background())
 			if err != nil {
 				t.Fatal(err)
 			}
 			req := httptest.NewRequest(http.MethodPost, "http://127.0.0.1"+path, strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+testToken)
 			w := httptest.NewRecorder()
 			h.ServeHTTP(w, req)
 			if w.Code >= 500 {
 				t.Fatalf("POST %s %q: %d %s", path, body, w.Code, w.Body)
+			}
+			if ct := w.Header().Get("Content-Type"); ct != "application/json" {
+				t.Fatalf("POST %s %q: Content-Type %q: %s", path, body, ct, w.Body)
 			}
 			if w.Code != http.StatusOK {
 				after, err := n.Status(context.Background())

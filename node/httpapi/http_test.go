@@ -1,4 +1,4 @@
-package node
+package httpapi_test
 
 import (
 	"context"
@@ -6,9 +6,14 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
+	"github.com/meshprotocol/mesh/node"
+	"github.com/meshprotocol/mesh/node/api"
+	"github.com/meshprotocol/mesh/node/httpapi"
+	"github.com/meshprotocol/mesh/node/nodetest"
 	"github.com/meshprotocol/mesh/protocol"
 	"github.com/meshprotocol/mesh/store"
 )
@@ -51,6 +56,14 @@ const (
 }`
 )
 
+// maxRequestBody is the handler's cap on request bodies (unexported there):
+// a record of protocol.MaxRecordSize bytes and room for the request around it.
+const maxRequestBody = protocol.MaxRecordSize + 16<<10
+
+// testToken is the control API token of the handlers the tests serve.
+const testToken = "0123456789abcdef0123456789abcdef"
+
+// apiClient sends raw requests to an HTTP API and decodes the JSON answers.
 type apiClient struct {
 	t    *testing.T
 	base string
@@ -86,12 +99,30 @@ func (c apiClient) do(method, path, body string, hdr ...string) (int, map[string
 	return resp.StatusCode, m
 }
 
-func startAPI(t *testing.T) (*Node, apiClient) {
-	n := newTestNode(t, Config{RepoDir: t.TempDir(), APIAddr: "127.0.0.1:0"})
-	return n, apiClient{t: t, base: n.APIURL()}
+// offlineNode starts a node without libp2p (the AMP binding needs only its
+// store), closed when the test ends.
+func offlineNode(t testing.TB, cfg node.Config) *node.Node {
+	t.Helper()
+	cfg.Offline = true
+	return nodetest.Local(t, cfg)
+}
+
+// serve serves httpapi.Handler over n on a loopback port of its own.
+func serve(t *testing.T, n *node.Node) apiClient {
+	t.Helper()
+	srv := httptest.NewServer(httpapi.Handler(n, testToken))
+	t.Cleanup(srv.Close)
+	return apiClient{t: t, base: srv.URL}
+}
+
+// startAPI starts a node and serves its HTTP API on loopback.
+func startAPI(t *testing.T) (*node.Node, apiClient) {
+	n := offlineNode(t, node.Config{})
+	return n, serve(t, n)
 }
 
 func TestAMPRestBinding(t *testing.T) {
+	t.Parallel()
 	_, c := startAPI(t)
 
 	code, m := c.do("POST", "/amp/store", ampStoreLesson)
@@ -125,6 +156,13 @@ func TestAMPRestBinding(t *testing.T) {
 	hit := results[0].(map[string]any)
 	if hit["id"] != lessonID || hit["score"].(float64) <= 0 || hit["record"].(map[string]any)["title"] != "Always validate user input" {
 		t.Fatalf("hit: %v", hit)
+	}
+	// An own record has no key or publisher: AMP clients see AMP's shape.
+	if _, ok := hit["key"]; ok {
+		t.Errorf("own hit carries a key: %v", hit)
+	}
+	if _, ok := hit["publisher"]; ok {
+		t.Errorf("own hit carries a publisher: %v", hit)
 	}
 
 	code, m = c.do("GET", "/amp/records/"+cpID, "")
@@ -163,6 +201,7 @@ func TestAMPRestBinding(t *testing.T) {
 }
 
 func TestAMPBadRequests(t *testing.T) {
+	t.Parallel()
 	n, c := startAPI(t)
 	cases := []struct {
 		name, method, path, body string
@@ -180,16 +219,24 @@ func TestAMPBadRequests(t *testing.T) {
 		{"limit type", "POST", "/amp/search", `{"query":"x","limit":"ten"}`, 400, protocol.CodeInvalidRequest, "limit"},
 		{"bad list limit", "GET", "/amp/records?limit=-1", "", 400, protocol.CodeInvalidRequest, "limit"},
 		{"bad order", "GET", "/amp/records?order=sideways", "", 400, protocol.CodeInvalidRequest, "order"},
+		{"bad origin", "GET", "/amp/records?origin=elsewhere", "", 400, protocol.CodeInvalidRequest, "origin"},
+		{"bad search origin", "POST", "/amp/search", `{"query":"x","origin":"elsewhere"}`, 400, protocol.CodeInvalidRequest, "origin"},
 		{"bad id", "GET", "/amp/records/..%2f..%2fetc", "", 400, protocol.CodeInvalidRequest, "id"},
 		{"unknown", "GET", "/amp/records/lesson_00", "", 404, protocol.CodeUnknownLesson, "lesson_00"},
 		{"unknown op", "POST", "/amp", `{"operation":"explode"}`, 400, protocol.CodeInvalidRequest, "explode"},
+		{"no route", "GET", "/amp/nowhere", "", 404, protocol.CodeInvalidRequest, "no route"},
+		{"no route at all", "GET", "/nowhere", "", 404, protocol.CodeInvalidRequest, "no route"},
+		{"wrong method", "GET", "/amp/store", "", 405, protocol.CodeInvalidRequest, "use POST"},
+		{"wrong method on a record", "POST", "/amp/records/lesson_00", "", 405, protocol.CodeInvalidRequest, "use GET or DELETE"},
+		{"wrong method on identity", "POST", "/.well-known/mesh/identity", "", 405, protocol.CodeInvalidRequest, "use GET"},
 		{"too large", "POST", "/amp/store", `{"record":{"type":"lesson","content":"` + strings.Repeat("a", maxRequestBody) + `"}}`, 413, protocol.CodeTooLarge, "bytes"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			c := c
 			c.t = t
 			code, m := c.do(tc.method, tc.path, tc.body)
-			if code != tc.status || m["code"] != string(tc.code) || m["success"] != false {
+			if code != tc.status || m["code"] != string(tc.code) || m["success"] != false || m["error"] != true {
 				t.Fatalf("%d %v, want %d %s", code, m, tc.status, tc.code)
 			}
 			if msg, _ := m["message"].(string); !strings.Contains(msg, tc.says) {
@@ -204,51 +251,82 @@ func TestAMPBadRequests(t *testing.T) {
 }
 
 func TestAPIRefusesRebindingAndCrossOrigin(t *testing.T) {
+	t.Parallel()
 	_, c := startAPI(t)
 	for _, tc := range []struct {
 		name string
+		path string
 		hdr  []string
 		want int
 	}{
-		{"rebinding host", []string{"Host", "evil.example:8765"}, 403},
-		{"lan host", []string{"Host", "192.168.1.5:8765"}, 403},
-		{"cross origin", []string{"Origin", "http://evil.example"}, 403},
-		{"cross site fetch", []string{"Sec-Fetch-Site", "cross-site"}, 403},
-		{"localhost", []string{"Host", "localhost:8765"}, 200},
-		{"ipv6 loopback", []string{"Host", "[::1]:8765"}, 200},
-		{"same origin", nil, 200},
+		{"rebinding host", "/amp/status", []string{"Host", "evil.example:8765"}, 403},
+		{"lan host", "/amp/status", []string{"Host", "192.168.1.5:8765"}, 403},
+		{"cross origin", "/amp/status", []string{"Origin", "http://evil.example"}, 403},
+		{"cross site fetch", "/amp/status", []string{"Sec-Fetch-Site", "cross-site"}, 403},
+		{"same site fetch", "/amp/status", []string{"Sec-Fetch-Site", "same-site"}, 403},
+		// The control API is guarded the same way, before its token is
+		// even looked at.
+		{"control rebinding", "/api/v1/info", []string{"Host", "evil.example:8765", "Authorization", "Bearer " + testToken}, 403},
+		{"control cross origin", "/api/v1/info", []string{"Origin", "http://evil.example", "Authorization", "Bearer " + testToken}, 403},
+		{"identity rebinding", "/.well-known/mesh/identity", []string{"Host", "evil.example"}, 403},
+		{"localhost", "/amp/status", []string{"Host", "localhost:8765"}, 200},
+		{"ipv6 loopback", "/amp/status", []string{"Host", "[::1]:8765"}, 200},
+		{"same origin", "/amp/status", nil, 200},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			c := c
 			c.t = t
 			hdr := tc.hdr
 			if tc.name == "same origin" {
 				hdr = []string{"Origin", c.base}
 			}
-			code, m := c.do("GET", "/amp/status", "", hdr...)
+			code, m := c.do("GET", tc.path, "", hdr...)
 			if code != tc.want {
 				t.Fatalf("%d %v, want %d", code, m, tc.want)
+			}
+			if code == 403 && (m["code"] != string(protocol.CodeInvalidRequest) || m["success"] != false) {
+				t.Fatalf("refusal %v: want an INVALID_REQUEST error body", m)
 			}
 		})
 	}
 }
 
+// TestControlAPIAndClient runs a node the way the daemon does (a repo, an
+// API address) and drives it with the Client that DialRepo finds.
 func TestControlAPIAndClient(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	n, c := startAPI(t)
-	code, _ := c.do("GET", "/api/v1/info", "")
-	if code != 401 {
-		t.Fatalf("control API without token: %d", code)
+	dir := t.TempDir()
+	n := offlineNode(t, node.Config{RepoDir: dir, APIAddr: "127.0.0.1:0"})
+	c := apiClient{t: t, base: n.APIURL()}
+	code, m := c.do("GET", "/api/v1/info", "")
+	if code != 401 || m["code"] != string(protocol.CodeUnauthorized) {
+		t.Fatalf("control API without token: %d %v", code, m)
 	}
-	code, _ = c.do("POST", "/api/v1/publish", `{"id":"x","visibility":"public"}`, "Authorization", "Bearer wrong")
-	if code != 401 {
-		t.Fatalf("control API with wrong token: %d", code)
+	code, m = c.do("POST", "/api/v1/publish", `{"id":"x","visibility":"public"}`, "Authorization", "Bearer wrong")
+	if code != 401 || m["code"] != string(protocol.CodeUnauthorized) {
+		t.Fatalf("control API with wrong token: %d %v", code, m)
 	}
-	cl, err := DialRepo(ctx, n.cfg.RepoDir, "")
+	if _, err := httpapi.NewClient(n.APIURL(), "wrong").Info(ctx); !errors.Is(err, protocol.ErrUnauthorized) {
+		t.Fatalf("client with a wrong token: %v, want ErrUnauthorized", err)
+	}
+	// Unknown routes and methods of the control API answer JSON errors
+	// too, behind the token.
+	for _, tc := range []struct {
+		method, path string
+		status       int
+	}{{"GET", "/api/v1/nowhere", 404}, {"GET", "/api/v1/publish", 405}, {"GET", "/api/v1/amp/nowhere", 404}} {
+		code, m = c.do(tc.method, tc.path, "", "Authorization", "Bearer "+n.Token())
+		if code != tc.status || m["code"] != string(protocol.CodeInvalidRequest) {
+			t.Errorf("%s %s: %d %v, want %d INVALID_REQUEST", tc.method, tc.path, code, m, tc.status)
+		}
+	}
+	cl, err := httpapi.DialRepo(ctx, dir, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	info, err := cl.Info(ctx)
-	if err != nil || info.NodeID != n.ID().String() {
+	if err != nil || info.NodeID != n.ID().String() || info.API != n.APIURL() {
 		t.Fatalf("info %+v %v", info, err)
 	}
 	id, created, err := cl.Put(ctx, &protocol.Lesson{Type: "reading", Content: "basement humidity", Extra: map[string]json.RawMessage{"humidity": json.RawMessage("64")}})
@@ -262,7 +340,7 @@ func TestControlAPIAndClient(t *testing.T) {
 	if _, err := cl.Export(ctx, id); !errors.Is(err, protocol.ErrUnknownLesson) {
 		t.Fatalf("export unpublished = %v", err)
 	}
-	sl, err := cl.Publish(ctx, id, PublishOptions{Visibility: "public"})
+	sl, err := cl.Publish(ctx, id, api.PublishOptions{Visibility: "public"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,7 +351,7 @@ func TestControlAPIAndClient(t *testing.T) {
 	if err := protocol.Verify(got, protocol.VerifyOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	code, m := c.do("GET", "/.well-known/mesh/identity", "")
+	code, m = c.do("GET", "/.well-known/mesh/identity", "")
 	if code != 200 || m["nodeId"] != n.ID().String() {
 		t.Fatalf("identity: %d %v", code, m)
 	}
@@ -291,5 +369,11 @@ func TestControlAPIAndClient(t *testing.T) {
 	}
 	if _, err := cl.Export(ctx, id); err == nil {
 		t.Fatal("publication survived the record's deletion")
+	}
+	// The daemon's repo tells the CLI where it is; a closed node does not
+	// answer any more.
+	n.Close()
+	if _, err := httpapi.DialRepo(ctx, dir, ""); !errors.Is(err, httpapi.ErrNoDaemon) {
+		t.Fatalf("dial a stopped daemon: %v, want ErrNoDaemon", err)
 	}
 }
