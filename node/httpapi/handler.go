@@ -41,8 +41,9 @@ type Backend interface {
 //
 // Every route refuses a non-loopback Host header (DNS rebinding) and browser
 // cross-origin requests, and caps request bodies. Errors are JSON bodies
-// {success:false, error:true, code, message} with the HTTP status of the
-// code (protocol.HTTPStatus); an unknown route answers 404 and a known one
+// (ErrorBody: success:false, error:true, code, message, and reason for the
+// api errors a code does not tell apart) with the HTTP status of the code
+// (protocol.HTTPStatus); an unknown route answers 404 and a known one
 // asked with another method 405, as JSON too.
 func Handler(b Backend, token string) http.Handler {
 	h := &handler{b: b}
@@ -124,7 +125,7 @@ func guard(next http.Handler) http.Handler {
 				return
 			}
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxRequestBody)
+		r.Body = http.MaxBytesReader(w, r.Body, bodyCap(r.URL.Path))
 		next.ServeHTTP(w, r)
 	})
 }
