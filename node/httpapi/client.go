@@ -83,7 +83,11 @@ func DialRepo(ctx context.Context, repoDir, addr string) (*Client, error) {
 // becomes an error matching the protocol sentinels.
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
-	if in != nil {
+	switch in := in.(type) {
+	case nil:
+	case rawBody:
+		body = bytes.NewReader(in)
+	default:
 		b, err := json.Marshal(in)
 		if err != nil {
 			return err
@@ -110,7 +114,11 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if err != nil {
 		return err
 	}
-	if out == nil {
+	switch out := out.(type) {
+	case nil:
+		return nil
+	case *rawBody:
+		*out = b
 		return nil
 	}
 	if err := json.Unmarshal(b, out); err != nil {
@@ -122,13 +130,17 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 // maxAnswer caps what the client reads of an answer.
 const maxAnswer = 64 << 20
 
+// rawBody is a request or answer body sent or kept byte for byte: JSON
+// the backend reads or made itself (a trust export).
+type rawBody []byte
+
 // errorOf turns an error answer into an error matching the protocol
 // sentinel of its code.
 func (c *Client) errorOf(resp *http.Response, method, path string) error {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	var e ErrorBody
 	if json.Unmarshal(b, &e) == nil && e.Code != "" {
-		return protocol.ErrorFor(e.Code, e.Message)
+		return e.Err()
 	}
 	return fmt.Errorf("api %s %s: %s", method, path, resp.Status)
 }
@@ -215,6 +227,9 @@ func (c *Client) Status(ctx context.Context) (*api.Status, error) {
 
 // AgentStatus reports an agent's state.
 func (c *Client) AgentStatus(ctx context.Context, agent string) (*store.AgentStatus, error) {
+	if err := api.CheckAgent(agent); err != nil {
+		return nil, err // an empty agent has no path to send it on
+	}
 	var out api.AgentStatusResponse
 	if err := c.do(ctx, http.MethodGet, "/api/v1/amp/agents/"+url.PathEscape(agent)+"/status", nil, &out); err != nil {
 		return nil, err
@@ -304,9 +319,7 @@ func (c *Client) Sync(ctx context.Context, progress func(api.SyncProgress)) erro
 	for {
 		var line struct {
 			api.SyncProgress
-			Error   bool          `json:"error"`
-			Code    protocol.Code `json:"code"`
-			Message string        `json:"message"`
+			ErrorBody
 		}
 		if err := dec.Decode(&line); err != nil {
 			if errors.Is(err, io.EOF) {
@@ -315,7 +328,7 @@ func (c *Client) Sync(ctx context.Context, progress func(api.SyncProgress)) erro
 			return fmt.Errorf("api sync: bad answer: %w", err)
 		}
 		if line.Error {
-			return protocol.ErrorFor(line.Code, line.Message)
+			return line.Err()
 		}
 		if progress != nil {
 			progress(line.SyncProgress)
@@ -345,18 +358,23 @@ func (c *Client) TrustPath(ctx context.Context, nodeID string) (*api.TrustPathIn
 	return &out, c.do(ctx, http.MethodGet, "/api/v1/trust/path/"+url.PathEscape(nodeID), nil, &out)
 }
 
-// TrustExport returns the direct edges as JSON.
+// TrustExport returns the direct edges as JSON, byte for byte as the
+// daemon's node made them.
 func (c *Client) TrustExport(ctx context.Context) ([]byte, error) {
-	var out json.RawMessage
-	return out, c.do(ctx, http.MethodGet, "/api/v1/trust/export", nil, &out)
+	var out rawBody
+	if err := c.do(ctx, http.MethodGet, "/api/v1/trust/export", nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
-// TrustImport adds the edges of an export.
+// TrustImport adds the edges of an export. data goes to the daemon's node
+// as it is, to be checked there.
 func (c *Client) TrustImport(ctx context.Context, data []byte) (int, error) {
 	var out struct {
 		Added int `json:"added"`
 	}
-	err := c.do(ctx, http.MethodPost, "/api/v1/trust/import", json.RawMessage(data), &out)
+	err := c.do(ctx, http.MethodPost, "/api/v1/trust/import", rawBody(data), &out)
 	return out.Added, err
 }
 

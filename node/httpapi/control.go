@@ -4,14 +4,14 @@ import (
 	"encoding/json"
 	"net/http"
 
-	"github.com/meshprotocol/mesh/dht"
 	"github.com/meshprotocol/mesh/node/api"
-	"github.com/meshprotocol/mesh/protocol"
 	"github.com/meshprotocol/mesh/trust"
 )
 
 // controlRoutes are the control API's routes beside the AMP ones (bearer
-// token). Each is one method of api.API:
+// token). Each is one method of api.API, and adds nothing to it: what a
+// request carries goes to the backend as it is, to be checked there, so
+// that a Client gets the answer, and the error, the node itself gives.
 //
 //	GET  /api/v1/info                          -> Info
 //	GET  /api/v1/status                        -> Status (with Network)
@@ -23,7 +23,7 @@ import (
 //	GET  /api/v1/following                     -> FollowingResponse
 //	POST /api/v1/connect     {"addr"}          -> {"peer"}
 //	GET  /api/v1/peers                         -> [PeerInfo]
-//	POST /api/v1/sync                          -> NDJSON SyncProgress lines, an error line last if a peer failed
+//	POST /api/v1/sync                          -> NDJSON SyncProgress lines, an ErrorBody line last if a peer failed
 //	POST /api/v1/search      FedSearchRequest  -> FedSearchResponse
 //	POST /api/v1/trust/set   {"nodeId","level","note"}
 //	POST /api/v1/trust/remove {"nodeId"}
@@ -55,23 +55,19 @@ func (h *handler) controlRoutes(mux *http.ServeMux) {
 	})
 	mux.HandleFunc("POST /api/v1/publish", func(w http.ResponseWriter, r *http.Request) {
 		var req api.PublishRequest
-		if !decode(w, r, &req) || !validID(w, req.ID) {
+		if !decode(w, r, &req) {
 			return
 		}
 		v, err := b.Publish(r.Context(), req.ID, req.PublishOptions)
 		writeResult(w, v, err)
 	})
 	mux.HandleFunc("GET /api/v1/export/{id}", func(w http.ResponseWriter, r *http.Request) {
-		id := r.PathValue("id")
-		if !validID(w, id) {
-			return
-		}
-		v, err := b.Export(r.Context(), id)
+		v, err := b.Export(r.Context(), r.PathValue("id"))
 		writeResult(w, v, err)
 	})
 	mux.HandleFunc("POST /api/v1/revoke", func(w http.ResponseWriter, r *http.Request) {
 		var req api.RevokeRequest
-		if !decode(w, r, &req) || !validID(w, req.ID) {
+		if !decode(w, r, &req) {
 			return
 		}
 		v, err := b.Revoke(r.Context(), req.ID, req.Reason)
@@ -131,7 +127,8 @@ type targetRequest struct {
 
 // handleSync syncs with every connected peer, streaming one SyncProgress
 // JSON line per page so the CLI can show progress. If any peer failed, the
-// last line is an error body ({"error":true,"code","message"}).
+// last line is an ErrorBody (error true), with the error that joins every
+// peer's failure, as Sync returns it.
 func (h *handler) handleSync(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
@@ -144,7 +141,7 @@ func (h *handler) handleSync(w http.ResponseWriter, r *http.Request) {
 		}
 	})
 	if err != nil {
-		_ = enc.Encode(protocol.NewError(err))
+		_ = enc.Encode(newErrorBody(err))
 	}
 }
 
@@ -178,15 +175,18 @@ func (h *handler) trustRoutes(mux *http.ServeMux) {
 	})
 	mux.HandleFunc("GET /api/v1/trust/export", func(w http.ResponseWriter, r *http.Request) {
 		data, err := b.TrustExport(r.Context())
-		writeResult(w, json.RawMessage(data), err)
-	})
-	mux.HandleFunc("POST /api/v1/trust/import", func(w http.ResponseWriter, r *http.Request) {
-		m, err := readBody(r)
 		if err != nil {
 			writeError(w, 0, err)
 			return
 		}
-		data, _ := json.Marshal(m)
+		writeRaw(w, data) // the node's bytes: mesh trust export saves them as they are
+	})
+	mux.HandleFunc("POST /api/v1/trust/import", func(w http.ResponseWriter, r *http.Request) {
+		data, err := readAll(r) // the backend reads the export itself
+		if err != nil {
+			writeError(w, 0, err)
+			return
+		}
 		added, err := b.TrustImport(r.Context(), data)
 		writeResult(w, map[string]int{"added": added}, err)
 	})
@@ -207,17 +207,12 @@ func (h *handler) dhtRoutes(mux *http.ServeMux) {
 		writeResult(w, st, err)
 	})
 	mux.HandleFunc("GET /api/v1/dht/nodes", func(w http.ResponseWriter, r *http.Request) {
-		limit, err := intParam(r.URL.Query(), "limit", dht.MaxProviders)
+		limit, err := intParam(r.URL.Query(), "limit", -1) // the backend caps it
 		if err != nil {
 			writeError(w, 0, err)
 			return
 		}
-		topic := r.URL.Query().Get("topic")
-		if topic == "" {
-			writeError(w, 0, errMissing("topic"))
-			return
-		}
-		nodes, err := b.TopicNodes(r.Context(), topic, limit)
+		nodes, err := b.TopicNodes(r.Context(), r.URL.Query().Get("topic"), limit)
 		writeResult(w, nonNil(nodes), err)
 	})
 	mux.HandleFunc("GET /api/v1/dht/nodes/{nodeId}", func(w http.ResponseWriter, r *http.Request) {
@@ -225,7 +220,7 @@ func (h *handler) dhtRoutes(mux *http.ServeMux) {
 		writeResult(w, rec, err)
 	})
 	mux.HandleFunc("GET /api/v1/dht/directories", func(w http.ResponseWriter, r *http.Request) {
-		limit, err := intParam(r.URL.Query(), "limit", dht.MaxProviders)
+		limit, err := intParam(r.URL.Query(), "limit", -1) // the backend caps it
 		if err != nil {
 			writeError(w, 0, err)
 			return

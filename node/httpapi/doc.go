@@ -14,9 +14,11 @@
 //
 // Every route refuses non-loopback Host headers (DNS rebinding) and
 // browser cross-origin requests, and caps request bodies. Errors carry the
-// wire code of protocol's error table and its HTTP status.
+// wire code of protocol's error table and its HTTP status, and a reason
+// for the errors the API documents beyond a code ([ErrorBody]).
 //
 // [Client] implements api.API over the control API with the same results
-// and errors as the node itself; [DialRepo] finds the daemon of a repo.
+// and errors as the node itself (contract_test.go runs one table of
+// operations against both); [DialRepo] finds the daemon of a repo.
 // [Start] runs the server a daemon uses.
 package httpapi

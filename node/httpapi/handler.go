@@ -41,8 +41,10 @@ type Backend interface {
 //
 // Every route refuses a non-loopback Host header (DNS rebinding) and browser
 // cross-origin requests, and caps request bodies. Errors are JSON bodies
-// {success:false, error:true, code, message} with the HTTP status of the
-// code (protocol.HTTPStatus).
+// (ErrorBody: success:false, error:true, code, message, and reason for the
+// api errors a code does not tell apart) with the HTTP status of the code
+// (protocol.HTTPStatus); an unknown route answers 404 and a known one
+// asked with another method 405, as JSON too.
 func Handler(b Backend, token string) http.Handler {
 	h := &handler{b: b}
 	amp := http.NewServeMux()
@@ -54,11 +56,13 @@ func Handler(b Backend, token string) http.Handler {
 	amp.HandleFunc("GET /amp/status", h.handleStatus)
 	amp.HandleFunc("GET /amp/agents/{agent}/status", h.handleAgentStatus)
 	amp.HandleFunc("POST /amp", h.handleOperation)
+	amp.HandleFunc("/", noRoute(amp))
 
 	ctl := http.NewServeMux()
 	ctl.Handle("/api/v1/amp/", http.StripPrefix("/api/v1", amp))
 	ctl.Handle("/api/v1/amp", http.StripPrefix("/api/v1", amp))
 	h.controlRoutes(ctl)
+	ctl.HandleFunc("/", noRoute(ctl))
 
 	root := http.NewServeMux()
 	root.Handle("/amp/", amp)
@@ -68,10 +72,34 @@ func Handler(b Backend, token string) http.Handler {
 		writeResult(w, doc, err)
 	})
 	root.Handle("/api/v1/", requireToken(token, ctl))
-	root.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Errorf("%w: no route %s %s", protocol.ErrInvalid, r.Method, r.URL.Path))
-	})
+	root.HandleFunc("/", noRoute(root))
 	return guard(root)
+}
+
+// noRoute answers what no route of mux takes, as every other error is
+// answered (a JSON error body), instead of ServeMux's plain-text pages: 405
+// with an Allow header if the path is served for other methods, else 404.
+// It is mux's catch-all "/" route.
+func noRoute(mux *http.ServeMux) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var allow []string
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodDelete} {
+			if m == r.Method {
+				continue
+			}
+			probe := *r
+			probe.Method = m
+			if _, pattern := mux.Handler(&probe); pattern != "" && pattern != "/" {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			writeError(w, http.StatusMethodNotAllowed, fmt.Errorf("%w: %s %s: use %s", protocol.ErrInvalid, r.Method, r.URL.Path, strings.Join(allow, " or ")))
+			return
+		}
+		writeError(w, http.StatusNotFound, fmt.Errorf("%w: no route %s %s", protocol.ErrInvalid, r.Method, r.URL.Path))
+	}
 }
 
 type handler struct {
@@ -97,7 +125,7 @@ func guard(next http.Handler) http.Handler {
 				return
 			}
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxRequestBody)
+		r.Body = http.MaxBytesReader(w, r.Body, bodyCap(r.URL.Path))
 		next.ServeHTTP(w, r)
 	})
 }
