@@ -63,7 +63,7 @@ func (n *Node) List(ctx context.Context, o store.ListOptions) (*store.ListResult
 
 // Search searches the local store. A hit of the node's own records has no
 // Publisher; one of a lesson received from another node has its key and
-// publisher.
+// publisher (its signed form is Export's, or VerifyKey's, to ask for).
 func (n *Node) Search(ctx context.Context, q store.Query) (*store.SearchResult, error) {
 	res, err := n.store.Search(ctx, q)
 	if err != nil {
@@ -71,15 +71,20 @@ func (n *Node) Search(ctx context.Context, q store.Query) (*store.SearchResult, 
 	}
 	self := n.id.String()
 	for i := range res.Hits {
-		if res.Hits[i].Publisher == self {
-			res.Hits[i].Publisher = ""
+		h := &res.Hits[i]
+		if h.Publisher == self {
+			h.Publisher = ""
 		}
+		h.Signed, h.Encoded = nil, nil // the store's serving data, not the AMP answer
 	}
 	return res, nil
 }
 
 // AgentStatus reports an agent's state from its latest checkpoint.
 func (n *Node) AgentStatus(ctx context.Context, agent string) (*store.AgentStatus, error) {
+	if err := api.CheckAgent(agent); err != nil {
+		return nil, err
+	}
 	return n.store.AgentStatus(ctx, agent)
 }
 

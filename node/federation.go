@@ -249,6 +249,9 @@ func (n *Node) announce(ctx context.Context, a *protocol.Announcement, topics []
 // publication, keeps a tombstone, and announces the revocation, so every node
 // that holds the lesson deletes it. Revoking twice gives ErrAlreadyRevoked.
 func (n *Node) Revoke(ctx context.Context, id, reason string) (*protocol.Revocation, error) {
+	if err := protocol.ValidateID(id); err != nil {
+		return nil, fmt.Errorf("revoke: %w", err)
+	}
 	key := id + "@" + n.id.String()
 	if _, err := n.store.Tombstone(ctx, key); err == nil {
 		return nil, fmt.Errorf("revoke %s: %w", id, protocol.ErrAlreadyRevoked)

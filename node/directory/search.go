@@ -176,7 +176,7 @@ func (s *Service) Search(ctx context.Context, req api.DirectorySearchRequest) (*
 	res := ms.res
 	if len(ms.order) > 0 && !slices.ContainsFunc(res.Directories, func(d api.DirectoryAnswer) bool { return d.Error == "" }) &&
 		!(req.Peers && fedErr == nil && s.host != nil) {
-		return res, fmt.Errorf("directory search: no directory answered: %w", errors.New(res.Warnings[0]))
+		return nil, fmt.Errorf("directory search: %w: no directory answered: %s", protocol.ErrUnreachable, res.Warnings[0])
 	}
 	return res, nil
 }

@@ -857,8 +857,7 @@ func ampCases() []contractCase {
 		}},
 		{name: "agent status long agent", world: solo, want: protocol.ErrInvalid, op: func(ctx context.Context, a api.API, w *world) (any, error) {
 			return a.AgentStatus(ctx, strings.Repeat("a", protocol.MaxIDLength+1))
-		}, drift: "api.CheckAgent caps an agent-status request at protocol.MaxIDLength bytes, and the AMP binding, MCP and the Client apply it; " +
-			"*node.Node.AgentStatus does not (the store takes up to 4×MaxTagLength bytes)"},
+		}},
 	}
 }
 
@@ -932,9 +931,8 @@ func publisherCases() []contractCase {
 		{name: "revoke unpublished", world: solo, want: protocol.ErrUnknownLesson, op: func(ctx context.Context, a api.API, w *world) (any, error) {
 			return a.Revoke(ctx, "cp-1", "")
 		}},
-		// The node answers an id it never published, well-formed or not,
-		// as unknown.
-		{name: "revoke bad id", world: solo, want: protocol.ErrUnknownLesson, op: func(ctx context.Context, a api.API, w *world) (any, error) {
+		// A malformed id is a bad request, as for publish and export.
+		{name: "revoke bad id", world: solo, want: protocol.ErrInvalid, op: func(ctx context.Context, a api.API, w *world) (any, error) {
 			return a.Revoke(ctx, "../etc", "")
 		}},
 	}
