@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/peer"
 	libp2pproto "github.com/libp2p/go-libp2p/core/protocol"
 
@@ -38,7 +37,8 @@ func (c checker) HeldVersion(ctx context.Context, key string) (int64, bool) {
 func (c checker) Trusted(nodeID string) bool { return c.n.acceptsPublisher(nodeID) }
 
 // startFederation starts GossipSub, the fetch and sync handlers, and the
-// loops that store deliveries and sync with peers as they connect.
+// loop that stores deliveries (peers are synced with as they are
+// identified: see trustLoop).
 func (n *Node) startFederation() error {
 	params := pubsub.DefaultParams()
 	if n.cfg.Pubsub != nil {
@@ -74,13 +74,8 @@ func (n *Node) startFederation() error {
 			return fmt.Errorf("node: follow %s: %w", id, err)
 		}
 	}
-	sub, err := n.host.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted))
-	if err != nil {
-		return fmt.Errorf("node: event bus: %w", err)
-	}
-	n.wg.Add(2)
+	n.wg.Add(1)
 	go n.deliveryLoop()
-	go n.syncOnConnect(sub)
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -87,37 +88,21 @@ func (n *Node) Sync(ctx context.Context, progress func(api.SyncProgress)) error 
 	return errors.Join(errs...)
 }
 
-// syncOnConnect syncs with each peer once it is identified and speaks the
+// syncOnIdentified syncs with a peer once it is identified and speaks the
 // sync protocol, so a node back from offline catches up on the lessons and
-// revocations it missed.
-func (n *Node) syncOnConnect(sub event.Subscription) {
-	defer n.wg.Done()
-	defer sub.Close()
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case ev, ok := <-sub.Out():
-			if !ok {
-				return
-			}
-			e := ev.(event.EvtPeerIdentificationCompleted)
-			speaks := false
-			for _, p := range e.Protocols {
-				speaks = speaks || p == libp2pproto.ID(protocol.ProtocolSync)
-			}
-			if !speaks || n.trust.Blocked(e.Peer.String()) || n.trust.Limited(e.Peer.String()) {
-				continue // limited peers are searched, never synced from
-			}
-			n.wg.Add(1)
-			go func(p peer.ID) {
-				defer n.wg.Done()
-				if _, err := n.SyncWith(n.ctx, p, nil); err != nil && n.ctx.Err() == nil {
-					n.log.Debug("sync", "peer", p.String(), "err", err)
-				}
-			}(e.Peer)
-		}
+// revocations it missed. Limited peers are searched, never synced from.
+func (n *Node) syncOnIdentified(e event.EvtPeerIdentificationCompleted) {
+	if !slices.Contains(e.Protocols, libp2pproto.ID(protocol.ProtocolSync)) ||
+		n.trust.Blocked(e.Peer.String()) || n.trust.Limited(e.Peer.String()) {
+		return
 	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if _, err := n.SyncWith(n.ctx, e.Peer, nil); err != nil && n.ctx.Err() == nil {
+			n.log.Debug("sync", "peer", e.Peer.String(), "err", err)
+		}
+	}()
 }
 
 // SyncWith pulls from peer p, page by page, every public lesson on the

@@ -93,6 +93,9 @@ func (n *Node) startTrust() error {
 	return nil
 }
 
+// trustLoop acts on trust changes and on peers as they are identified: it
+// asks a fully trusted peer for its vouch and syncs with it (sync.go), and
+// re-fetches vouches every vouchRefresh.
 func (n *Node) trustLoop(sub event.Subscription) {
 	defer n.wg.Done()
 	defer sub.Close()
@@ -108,7 +111,9 @@ func (n *Node) trustLoop(sub event.Subscription) {
 			if !ok {
 				return
 			}
-			n.maybeFetchVouch(ev.(event.EvtPeerIdentificationCompleted).Peer)
+			e := ev.(event.EvtPeerIdentificationCompleted)
+			n.maybeFetchVouch(e.Peer)
+			n.syncOnIdentified(e)
 		case <-changed:
 			// Any change: drop blocked peers. Only a peer newly trusted
 			// fully is asked for its vouch; a vouch arriving changes the

@@ -2,7 +2,6 @@ package directory
 
 import (
 	"context"
-	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 
@@ -102,21 +102,18 @@ func openStore(t *testing.T, dir string) *store.Store {
 	return s
 }
 
+// newPeer is the ID of a fresh key: a registrant that runs no node.
 func newPeer(t *testing.T) peer.ID {
 	t.Helper()
-	pub, _, err := ed25519.GenerateKey(nil)
-	if err != nil {
-		t.Fatal(err)
+	_, pub, err := crypto.GenerateEd25519Key(nil)
+	if err == nil {
+		var p peer.ID
+		if p, err = peer.IDFromPublicKey(pub); err == nil {
+			return p
+		}
 	}
-	id, err := protocol.NodeID(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := peer.Decode(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
+	t.Fatal(err)
+	return ""
 }
 
 // TestDirectoryRegistrationsExpire: a registration not renewed within

@@ -45,80 +45,61 @@ import (
 //	POST /api/v1/directory/search DirectorySearchRequest -> DirectorySearchResult
 func (h *handler) controlRoutes(mux *http.ServeMux) {
 	b := h.b
-	mux.HandleFunc("GET /api/v1/info", func(w http.ResponseWriter, r *http.Request) {
-		v, err := b.Info(r.Context())
-		writeResult(w, v, err)
-	})
-	mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, r *http.Request) {
-		v, err := b.Status(r.Context())
-		writeResult(w, v, err)
-	})
-	mux.HandleFunc("POST /api/v1/publish", func(w http.ResponseWriter, r *http.Request) {
-		var req api.PublishRequest
-		if !decode(w, r, &req) {
-			return
-		}
-		v, err := b.Publish(r.Context(), req.ID, req.PublishOptions)
-		writeResult(w, v, err)
-	})
-	mux.HandleFunc("GET /api/v1/export/{id}", func(w http.ResponseWriter, r *http.Request) {
-		v, err := b.Export(r.Context(), r.PathValue("id"))
-		writeResult(w, v, err)
-	})
-	mux.HandleFunc("POST /api/v1/revoke", func(w http.ResponseWriter, r *http.Request) {
-		var req api.RevokeRequest
-		if !decode(w, r, &req) {
-			return
-		}
-		v, err := b.Revoke(r.Context(), req.ID, req.Reason)
-		writeResult(w, v, err)
-	})
-	mux.HandleFunc("POST /api/v1/follow", func(w http.ResponseWriter, r *http.Request) {
-		var req targetRequest
-		if decode(w, r, &req) {
-			writeResult(w, nil, b.Follow(r.Context(), req.Target))
-		}
-	})
-	mux.HandleFunc("POST /api/v1/unfollow", func(w http.ResponseWriter, r *http.Request) {
-		var req targetRequest
-		if decode(w, r, &req) {
-			writeResult(w, nil, b.Unfollow(r.Context(), req.Target))
-		}
-	})
-	mux.HandleFunc("GET /api/v1/following", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /api/v1/info", get(func(r *http.Request) (any, error) { return b.Info(r.Context()) }))
+	mux.HandleFunc("GET /api/v1/status", get(func(r *http.Request) (any, error) { return b.Status(r.Context()) }))
+	mux.HandleFunc("POST /api/v1/publish", post(func(r *http.Request, req *api.PublishRequest) (any, error) {
+		return b.Publish(r.Context(), req.ID, req.PublishOptions)
+	}))
+	mux.HandleFunc("GET /api/v1/export/{id}", get(func(r *http.Request) (any, error) { return b.Export(r.Context(), r.PathValue("id")) }))
+	mux.HandleFunc("POST /api/v1/revoke", post(func(r *http.Request, req *api.RevokeRequest) (any, error) {
+		return b.Revoke(r.Context(), req.ID, req.Reason)
+	}))
+	mux.HandleFunc("POST /api/v1/follow", post(func(r *http.Request, req *targetRequest) (any, error) {
+		return nil, b.Follow(r.Context(), req.Target)
+	}))
+	mux.HandleFunc("POST /api/v1/unfollow", post(func(r *http.Request, req *targetRequest) (any, error) {
+		return nil, b.Unfollow(r.Context(), req.Target)
+	}))
+	mux.HandleFunc("GET /api/v1/following", get(func(r *http.Request) (any, error) {
 		topics, feeds, err := b.Following(r.Context())
-		writeResult(w, api.FollowingResponse{Topics: nonNil(topics), Feeds: nonNil(feeds)}, err)
-	})
-	mux.HandleFunc("POST /api/v1/connect", func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			Addr string `json:"addr"`
-		}
-		if !decode(w, r, &req) {
-			return
-		}
+		return api.FollowingResponse{Topics: nonNil(topics), Feeds: nonNil(feeds)}, err
+	}))
+	mux.HandleFunc("POST /api/v1/connect", post(func(r *http.Request, req *struct {
+		Addr string `json:"addr"`
+	}) (any, error) {
 		p, err := b.Connect(r.Context(), req.Addr)
-		writeResult(w, map[string]any{"success": true, "peer": p.String()}, err)
-	})
-	mux.HandleFunc("GET /api/v1/peers", func(w http.ResponseWriter, r *http.Request) {
-		ps, err := b.Peers(r.Context())
-		writeResult(w, nonNil(ps), err)
-	})
+		return map[string]any{"success": true, "peer": p.String()}, err
+	}))
+	mux.HandleFunc("GET /api/v1/peers", get(func(r *http.Request) (any, error) { return nonNilE(b.Peers(r.Context())) }))
 	mux.HandleFunc("POST /api/v1/sync", h.handleSync)
-	mux.HandleFunc("POST /api/v1/search", func(w http.ResponseWriter, r *http.Request) {
-		var req api.FedSearchRequest
-		if !decode(w, r, &req) {
-			return
-		}
-		v, err := b.SearchNetwork(r.Context(), req)
-		writeResult(w, v, err)
-	})
+	mux.HandleFunc("POST /api/v1/search", post(func(r *http.Request, req *api.FedSearchRequest) (any, error) {
+		return b.SearchNetwork(r.Context(), *req)
+	}))
 	h.trustRoutes(mux)
-	mux.HandleFunc("GET /api/v1/network", func(w http.ResponseWriter, r *http.Request) {
-		v, err := b.Network(r.Context())
-		writeResult(w, v, err)
-	})
+	mux.HandleFunc("GET /api/v1/network", get(func(r *http.Request) (any, error) { return b.Network(r.Context()) }))
 	h.dhtRoutes(mux)
 	h.directoryRoutes(mux)
+}
+
+// get is a route that answers what fn returns.
+func get(fn func(r *http.Request) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		v, err := fn(r)
+		writeResult(w, v, err)
+	}
+}
+
+// post is a route that decodes its JSON body into a Req and answers what
+// fn returns for it.
+func post[Req any](fn func(r *http.Request, req *Req) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req Req
+		if !decode(w, r, &req) {
+			return
+		}
+		v, err := fn(r, &req)
+		writeResult(w, v, err)
+	}
 }
 
 type targetRequest struct {
@@ -147,32 +128,20 @@ func (h *handler) handleSync(w http.ResponseWriter, r *http.Request) {
 
 func (h *handler) trustRoutes(mux *http.ServeMux) {
 	b := h.b
-	mux.HandleFunc("POST /api/v1/trust/set", func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			NodeID string      `json:"nodeId"`
-			Level  trust.Level `json:"level"`
-			Note   string      `json:"note"`
-		}
-		if decode(w, r, &req) {
-			writeResult(w, nil, b.TrustSet(r.Context(), req.NodeID, req.Level, req.Note))
-		}
-	})
-	mux.HandleFunc("POST /api/v1/trust/remove", func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			NodeID string `json:"nodeId"`
-		}
-		if decode(w, r, &req) {
-			writeResult(w, nil, b.TrustRemove(r.Context(), req.NodeID))
-		}
-	})
-	mux.HandleFunc("GET /api/v1/trust/list", func(w http.ResponseWriter, r *http.Request) {
-		l, err := b.TrustList(r.Context())
-		writeResult(w, nonNil(l), err)
-	})
-	mux.HandleFunc("GET /api/v1/trust/path/{id}", func(w http.ResponseWriter, r *http.Request) {
-		p, err := b.TrustPath(r.Context(), r.PathValue("id"))
-		writeResult(w, p, err)
-	})
+	mux.HandleFunc("POST /api/v1/trust/set", post(func(r *http.Request, req *struct {
+		NodeID string      `json:"nodeId"`
+		Level  trust.Level `json:"level"`
+		Note   string      `json:"note"`
+	}) (any, error) {
+		return nil, b.TrustSet(r.Context(), req.NodeID, req.Level, req.Note)
+	}))
+	mux.HandleFunc("POST /api/v1/trust/remove", post(func(r *http.Request, req *struct {
+		NodeID string `json:"nodeId"`
+	}) (any, error) {
+		return nil, b.TrustRemove(r.Context(), req.NodeID)
+	}))
+	mux.HandleFunc("GET /api/v1/trust/list", get(func(r *http.Request) (any, error) { return nonNilE(b.TrustList(r.Context())) }))
+	mux.HandleFunc("GET /api/v1/trust/path/{id}", get(func(r *http.Request) (any, error) { return b.TrustPath(r.Context(), r.PathValue("id")) }))
 	mux.HandleFunc("GET /api/v1/trust/export", func(w http.ResponseWriter, r *http.Request) {
 		data, err := b.TrustExport(r.Context())
 		if err != nil {
@@ -190,81 +159,48 @@ func (h *handler) trustRoutes(mux *http.ServeMux) {
 		added, err := b.TrustImport(r.Context(), data)
 		writeResult(w, map[string]int{"added": added}, err)
 	})
-	mux.HandleFunc("GET /api/v1/trust/referrals", func(w http.ResponseWriter, r *http.Request) {
-		rs, err := b.Referrals(r.Context())
-		writeResult(w, nonNil(rs), err)
-	})
-	mux.HandleFunc("GET /api/v1/verify/{key}", func(w http.ResponseWriter, r *http.Request) {
-		rep, err := b.VerifyKey(r.Context(), r.PathValue("key"))
-		writeResult(w, rep, err)
-	})
+	mux.HandleFunc("GET /api/v1/trust/referrals", get(func(r *http.Request) (any, error) { return nonNilE(b.Referrals(r.Context())) }))
+	mux.HandleFunc("GET /api/v1/verify/{key}", get(func(r *http.Request) (any, error) { return b.VerifyKey(r.Context(), r.PathValue("key")) }))
 }
 
 func (h *handler) dhtRoutes(mux *http.ServeMux) {
 	b := h.b
-	mux.HandleFunc("GET /api/v1/dht", func(w http.ResponseWriter, r *http.Request) {
-		st, err := b.DHTStatus(r.Context())
-		writeResult(w, st, err)
-	})
-	mux.HandleFunc("GET /api/v1/dht/nodes", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /api/v1/dht", get(func(r *http.Request) (any, error) { return b.DHTStatus(r.Context()) }))
+	mux.HandleFunc("GET /api/v1/dht/nodes", get(func(r *http.Request) (any, error) {
 		limit, err := intParam(r.URL.Query(), "limit", -1) // the backend caps it
 		if err != nil {
-			writeError(w, 0, err)
-			return
+			return nil, err
 		}
-		nodes, err := b.TopicNodes(r.Context(), r.URL.Query().Get("topic"), limit)
-		writeResult(w, nonNil(nodes), err)
-	})
-	mux.HandleFunc("GET /api/v1/dht/nodes/{nodeId}", func(w http.ResponseWriter, r *http.Request) {
-		rec, err := b.NodeRecord(r.Context(), r.PathValue("nodeId"))
-		writeResult(w, rec, err)
-	})
-	mux.HandleFunc("GET /api/v1/dht/directories", func(w http.ResponseWriter, r *http.Request) {
+		return nonNilE(b.TopicNodes(r.Context(), r.URL.Query().Get("topic"), limit))
+	}))
+	mux.HandleFunc("GET /api/v1/dht/nodes/{nodeId}", get(func(r *http.Request) (any, error) { return b.NodeRecord(r.Context(), r.PathValue("nodeId")) }))
+	mux.HandleFunc("GET /api/v1/dht/directories", get(func(r *http.Request) (any, error) {
 		limit, err := intParam(r.URL.Query(), "limit", -1) // the backend caps it
 		if err != nil {
-			writeError(w, 0, err)
-			return
+			return nil, err
 		}
-		nodes, err := b.Directories(r.Context(), limit)
-		writeResult(w, nonNil(nodes), err)
-	})
-	mux.HandleFunc("GET /api/v1/dht/find/{nodeId}", func(w http.ResponseWriter, r *http.Request) {
-		info, err := b.FindNode(r.Context(), r.PathValue("nodeId"))
-		writeResult(w, info, err)
-	})
+		return nonNilE(b.Directories(r.Context(), limit))
+	}))
+	mux.HandleFunc("GET /api/v1/dht/find/{nodeId}", get(func(r *http.Request) (any, error) { return b.FindNode(r.Context(), r.PathValue("nodeId")) }))
 }
 
 func (h *handler) directoryRoutes(mux *http.ServeMux) {
 	b := h.b
-	mux.HandleFunc("POST /api/v1/directory/add", func(w http.ResponseWriter, r *http.Request) {
-		var req targetRequest
-		if !decode(w, r, &req) {
-			return
-		}
-		e, err := b.DirectoryAdd(r.Context(), req.Target)
-		writeResult(w, e, err)
-	})
-	mux.HandleFunc("GET /api/v1/directory/list", func(w http.ResponseWriter, r *http.Request) {
-		list, err := b.DirectoryList(r.Context())
-		writeResult(w, nonNil(list), err)
-	})
-	mux.HandleFunc("POST /api/v1/directory/remove", func(w http.ResponseWriter, r *http.Request) {
-		var req targetRequest
-		if !decode(w, r, &req) {
-			return
-		}
+	mux.HandleFunc("POST /api/v1/directory/add", post(func(r *http.Request, req *targetRequest) (any, error) {
+		return b.DirectoryAdd(r.Context(), req.Target)
+	}))
+	mux.HandleFunc("GET /api/v1/directory/list", get(func(r *http.Request) (any, error) { return nonNilE(b.DirectoryList(r.Context())) }))
+	mux.HandleFunc("POST /api/v1/directory/remove", post(func(r *http.Request, req *targetRequest) (any, error) {
 		ok, err := b.DirectoryRemove(r.Context(), req.Target)
-		writeResult(w, map[string]any{"success": true, "removed": ok}, err)
-	})
-	mux.HandleFunc("POST /api/v1/directory/search", func(w http.ResponseWriter, r *http.Request) {
-		var req api.DirectorySearchRequest
-		if !decode(w, r, &req) {
-			return
-		}
-		res, err := b.DirectorySearch(r.Context(), req)
-		writeResult(w, res, err)
-	})
+		return map[string]any{"success": true, "removed": ok}, err
+	}))
+	mux.HandleFunc("POST /api/v1/directory/search", post(func(r *http.Request, req *api.DirectorySearchRequest) (any, error) {
+		return b.DirectorySearch(r.Context(), *req)
+	}))
 }
+
+// nonNilE is nonNil for a result with its error.
+func nonNilE[T any](s []T, err error) ([]T, error) { return nonNil(s), err }
 
 func nonNil[T any](s []T) []T {
 	if s == nil {

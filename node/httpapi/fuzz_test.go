@@ -9,6 +9,7 @@ import (
 
 	"github.com/meshprotocol/mesh/node"
 	"github.com/meshprotocol/mesh/node/httpapi"
+	"github.com/meshprotocol/mesh/node/nodetest"
 )
 
 // FuzzAMP sends arbitrary bodies to every AMP route of a real node and
@@ -16,7 +17,7 @@ import (
 // and that a request it refused changed nothing.
 func FuzzAMP(f *testing.F) {
 	for _, s := range []string{
-		ampStoreLesson, ampStoreCheckpoint, ampSearch,
+		nodetest.AMPStoreLesson, nodetest.AMPStoreCheckpoint, nodetest.AMPSearch,
 		`{"operation":"list","limit":-1}`, `{"operation":"get","id":"../x"}`,
 		`{"record":{"type":"lesson","tags":[1]}}`, `{"query":"humidity > 60%"}`,
 		`{"query":"\"unterminated phrase"}`, `{"query":"x","since":-5,"until":1e300}`,

@@ -18,44 +18,6 @@ import (
 	"github.com/meshprotocol/mesh/store"
 )
 
-// The request bodies below are the AMP spec's own examples.
-const (
-	ampStoreLesson = `{
-  "operation": "store",
-  "record": {
-    "type": "lesson",
-    "title": "Always validate user input before database queries",
-    "content": "SQL injection remains one of the most common vulnerabilities. Always use parameterized queries.",
-    "tags": ["security", "sql", "validation", "databases"],
-    "severity": "critical"
-  }
-}`
-	ampStoreCheckpoint = `{
-  "operation": "store",
-  "record": {
-    "type": "checkpoint",
-    "agent": "dev-agent-01",
-    "working_on": "Implementing OAuth2 flow for GitHub integration",
-    "state": {
-      "decisions": ["Using authorization code flow (not implicit) for security"],
-      "blockers": ["Waiting for GitHub OAuth app credentials from DevOps"],
-      "artifacts": ["src/auth/github.ts"],
-      "flags": ["IN_PROGRESS", "BLOCKED"]
-    },
-    "project": "myapp-backend",
-    "session_id": "session_abc123"
-  }
-}`
-	ampSearch = `{
-  "operation": "search",
-  "query": "parameterized queries injection",
-  "type": "lesson",
-  "tags": ["sql"],
-  "limit": 10,
-  "min_score": 0.1
-}`
-)
-
 // maxRequestBody is the handler's cap on request bodies (unexported there):
 // a record of protocol.MaxRecordSize bytes and room for the request around it.
 const maxRequestBody = protocol.MaxRecordSize + 16<<10
@@ -125,7 +87,7 @@ func TestAMPRestBinding(t *testing.T) {
 	t.Parallel()
 	_, c := startAPI(t)
 
-	code, m := c.do("POST", "/amp/store", ampStoreLesson)
+	code, m := c.do("POST", "/amp/store", nodetest.AMPStoreLesson)
 	if code != 200 || m["success"] != true || m["created"] != true {
 		t.Fatalf("store lesson: %d %v", code, m)
 	}
@@ -133,7 +95,7 @@ func TestAMPRestBinding(t *testing.T) {
 	if !strings.HasPrefix(lessonID, "lesson_") {
 		t.Fatalf("id %q, want lesson_<hex>", lessonID)
 	}
-	code, m = c.do("POST", "/amp/store", ampStoreCheckpoint)
+	code, m = c.do("POST", "/amp/store", nodetest.AMPStoreCheckpoint)
 	if code != 200 || m["success"] != true {
 		t.Fatalf("store checkpoint: %d %v", code, m)
 	}
@@ -145,7 +107,7 @@ func TestAMPRestBinding(t *testing.T) {
 		t.Fatalf("upsert: %d %v", code, m)
 	}
 
-	code, m = c.do("POST", "/amp/search", ampSearch)
+	code, m = c.do("POST", "/amp/search", nodetest.AMPSearch)
 	if code != 200 || m["success"] != true {
 		t.Fatalf("search: %d %v", code, m)
 	}

@@ -23,44 +23,6 @@ import (
 	"github.com/meshprotocol/mesh/protocol"
 )
 
-// The request bodies below are the AMP spec's own examples.
-const (
-	ampStoreLesson = `{
-  "operation": "store",
-  "record": {
-    "type": "lesson",
-    "title": "Always validate user input before database queries",
-    "content": "SQL injection remains one of the most common vulnerabilities. Always use parameterized queries.",
-    "tags": ["security", "sql", "validation", "databases"],
-    "severity": "critical"
-  }
-}`
-	ampStoreCheckpoint = `{
-  "operation": "store",
-  "record": {
-    "type": "checkpoint",
-    "agent": "dev-agent-01",
-    "working_on": "Implementing OAuth2 flow for GitHub integration",
-    "state": {
-      "decisions": ["Using authorization code flow (not implicit) for security"],
-      "blockers": ["Waiting for GitHub OAuth app credentials from DevOps"],
-      "artifacts": ["src/auth/github.ts"],
-      "flags": ["IN_PROGRESS", "BLOCKED"]
-    },
-    "project": "myapp-backend",
-    "session_id": "session_abc123"
-  }
-}`
-	ampSearch = `{
-  "operation": "search",
-  "query": "parameterized queries injection",
-  "type": "lesson",
-  "tags": ["sql"],
-  "limit": 10,
-  "min_score": 0.1
-}`
-)
-
 // testToken is the control API token of the handlers the tests serve.
 const testToken = "0123456789abcdef0123456789abcdef"
 
@@ -306,7 +268,7 @@ func TestMCPAMP(t *testing.T) {
 
 	// store: the AMP request bodies work as arguments, "operation" and all.
 	var st api.StoreResponse
-	sum, _ := callOK(t, cs, mcpserver.ToolStore, jsonArgs(t, ampStoreLesson), &st)
+	sum, _ := callOK(t, cs, mcpserver.ToolStore, jsonArgs(t, nodetest.AMPStoreLesson), &st)
 	if !st.Success || !st.Created || !strings.HasPrefix(st.ID, "lesson_") {
 		t.Fatalf("store lesson: %+v", st)
 	}
@@ -317,7 +279,7 @@ func TestMCPAMP(t *testing.T) {
 	// created_at has millisecond resolution and ties break by the random
 	// ID: the node's clock (stepClock) keeps the records in distinct
 	// milliseconds, so list order is defined.
-	callOK(t, cs, mcpserver.ToolStore, jsonArgs(t, ampStoreCheckpoint), &st)
+	callOK(t, cs, mcpserver.ToolStore, jsonArgs(t, nodetest.AMPStoreCheckpoint), &st)
 	if !st.Created || !strings.HasPrefix(st.ID, "checkpoint_") {
 		t.Fatalf("store checkpoint: %+v", st)
 	}
@@ -338,11 +300,11 @@ func TestMCPAMP(t *testing.T) {
 
 	// search: the spec's example, answered as REST answers it.
 	var sr api.SearchResponse
-	_, got := callOK(t, cs, mcpserver.ToolSearch, jsonArgs(t, ampSearch), &sr)
+	_, got := callOK(t, cs, mcpserver.ToolSearch, jsonArgs(t, nodetest.AMPSearch), &sr)
 	if sr.Total != 1 || len(sr.Results) != 1 || sr.Results[0].ID != lessonID || sr.Results[0].Record.Severity != "critical" {
 		t.Fatalf("search: %s", got)
 	}
-	if want := restPOST(t, n, "/amp/search", ampSearch); !jsonEqual(t, got, want) {
+	if want := restPOST(t, n, "/amp/search", nodetest.AMPSearch); !jsonEqual(t, got, want) {
 		t.Errorf("search: MCP %s, REST %s", got, want)
 	}
 
@@ -573,14 +535,14 @@ func TestMCPOverClient(t *testing.T) {
 	cs := mcpSession(t, httpapi.NewClient(srv.URL, testToken), nil)
 
 	var st api.StoreResponse
-	callOK(t, cs, mcpserver.ToolStore, jsonArgs(t, ampStoreLesson), &st)
-	callOK(t, cs, mcpserver.ToolStore, jsonArgs(t, ampStoreCheckpoint), nil)
+	callOK(t, cs, mcpserver.ToolStore, jsonArgs(t, nodetest.AMPStoreLesson), &st)
+	callOK(t, cs, mcpserver.ToolStore, jsonArgs(t, nodetest.AMPStoreCheckpoint), nil)
 	if rec, err := n.Get(context.Background(), st.ID); err != nil || rec.Severity != "critical" {
 		t.Fatalf("the daemon's node does not hold the record: %v %v", rec, err)
 	}
 	var sr api.SearchResponse
-	_, got := callOK(t, cs, mcpserver.ToolSearch, jsonArgs(t, ampSearch), &sr)
-	if want := restPOST(t, n, "/amp/search", ampSearch); !jsonEqual(t, got, want) {
+	_, got := callOK(t, cs, mcpserver.ToolSearch, jsonArgs(t, nodetest.AMPSearch), &sr)
+	if want := restPOST(t, n, "/amp/search", nodetest.AMPSearch); !jsonEqual(t, got, want) {
 		t.Errorf("search: MCP %s, REST %s", got, want)
 	}
 	var sres api.StatusResponse

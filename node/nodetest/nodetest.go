@@ -468,3 +468,42 @@ func WaitUpdated(ctx context.Context, n *node.Node, timeout time.Duration, cond 
 		}
 	}
 }
+
+// The AMP spec's own example request bodies: storing a lesson, storing a
+// checkpoint, and a search that finds the lesson.
+const (
+	AMPStoreLesson = `{
+  "operation": "store",
+  "record": {
+    "type": "lesson",
+    "title": "Always validate user input before database queries",
+    "content": "SQL injection remains one of the most common vulnerabilities. Always use parameterized queries.",
+    "tags": ["security", "sql", "validation", "databases"],
+    "severity": "critical"
+  }
+}`
+	AMPStoreCheckpoint = `{
+  "operation": "store",
+  "record": {
+    "type": "checkpoint",
+    "agent": "dev-agent-01",
+    "working_on": "Implementing OAuth2 flow for GitHub integration",
+    "state": {
+      "decisions": ["Using authorization code flow (not implicit) for security"],
+      "blockers": ["Waiting for GitHub OAuth app credentials from DevOps"],
+      "artifacts": ["src/auth/github.ts"],
+      "flags": ["IN_PROGRESS", "BLOCKED"]
+    },
+    "project": "myapp-backend",
+    "session_id": "session_abc123"
+  }
+}`
+	AMPSearch = `{
+  "operation": "search",
+  "query": "parameterized queries injection",
+  "type": "lesson",
+  "tags": ["sql"],
+  "limit": 10,
+  "min_score": 0.1
+}`
+)
