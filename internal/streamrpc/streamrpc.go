@@ -48,7 +48,7 @@ func Call(ctx context.Context, h host.Host, p peer.ID, proto string, req []byte,
 	}
 	if err := frame.Write(s, req); err != nil {
 		s.Reset()
-		return nil, err
+		return nil, deadlineErr(ctx, err)
 	}
 	// The answer is what counts: a peer that answers before our half-close
 	// lands may already have closed its side (over QUIC, CloseWrite then
@@ -57,12 +57,22 @@ func Call(ctx context.Context, h host.Host, p peer.ID, proto string, req []byte,
 	b, err := frame.Read(bufio.NewReader(s), max)
 	if err != nil {
 		s.Reset()
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, err
+		return nil, deadlineErr(ctx, err)
 	}
 	return b, nil
+}
+
+// deadlineErr is ctx's error if the exchange ended because ctx is done or
+// its deadline passed (the stream's deadline, set to the same time, may
+// fire first), else err.
+func deadlineErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return err
 }
 
 // Request is one request read by Serve.
