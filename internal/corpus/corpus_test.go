@@ -258,11 +258,12 @@ func TestLoadTooMany(t *testing.T) {
 }
 
 func TestQueries(t *testing.T) {
-	docs, err := Load(500, 1)
+	c, err := Build(newTree(t).config())
 	if err != nil {
-		if raceEnabled {
-			t.Skip("the full corpus under the race detector is too slow")
-		}
+		t.Fatal(err)
+	}
+	docs, err := c.Load(500, 1)
+	if err != nil {
 		t.Fatal(err)
 	}
 	q1 := Queries(docs, 50, 3)
