@@ -55,6 +55,7 @@ type directoryHTTPResult struct {
 	Conns    int     `json:"conns"`
 	// MeanResults is the mean number of results of the answers checked.
 	MeanResults float64 `json:"mean_results"`
+	corpusInfo
 }
 
 type directoryHTTPConfig struct {
@@ -86,7 +87,7 @@ func runDirectoryHTTP(ctx context.Context, e *env, c directoryHTTPConfig) (*dire
 		return nil, errors.New("-n, -rate, -requests, -conns, -limit, -publishers, -workers and -timeout must be positive, -warmup not negative")
 	}
 	start := time.Now()
-	docs, err := corpus.Load(c.n, c.seed)
+	docs, info, err := loadCorpus(e, c.n, c.seed)
 	if err != nil {
 		return nil, err
 	}
@@ -247,6 +248,7 @@ func runDirectoryHTTP(ctx context.Context, e *env, c directoryHTTPConfig) (*dire
 	res := &directoryHTTPResult{
 		Scenario: "directory-http", Records: c.n, Rate: c.rate, Requests: c.requests,
 		P50Ms: ms(percentile(ok, 50)), P99Ms: ms(percentile(ok, 99)), Errors: int(errs.Load()), Conns: c.conns,
+		corpusInfo: info,
 	}
 	if k := checked.Load(); k > 0 {
 		res.MeanResults = float64(results.Load()) / float64(k)

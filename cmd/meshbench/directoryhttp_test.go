@@ -16,6 +16,7 @@ func TestDirectoryHTTP(t *testing.T) {
 		}
 	}
 	positive(t, m, "p50_ms", "p99_ms", "mean_results")
+	corpusKeys(t, m)
 	if m["errors"] != float64(0) {
 		t.Errorf("errors = %v, want 0", m["errors"])
 	}

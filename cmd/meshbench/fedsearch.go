@@ -149,6 +149,7 @@ type fedsearchResult struct {
 	DeadMaxMs         float64 `json:"dead_max_ms"`
 	DeadRecall        float64 `json:"dead_recall_at_10"`
 	DeadTruncated     int     `json:"dead_truncated"`
+	corpusInfo
 	// The keys of the issue, last so that they are easy to find.
 	BoundMs         float64 `json:"bound_ms"`
 	P50Ms           float64 `json:"p50_ms"`
@@ -295,7 +296,7 @@ func runFedsearch(ctx context.Context, e *env, c fedsearchConfig) (*fedsearchRes
 
 	rng := mrand.New(mrand.NewPCG(c.seed, c.seed^0x6665647365617263)) // "fedsearc"
 	start := time.Now()
-	docs, err := corpus.Load(c.nodes*c.lessons, int64(c.seed))
+	docs, info, err := loadCorpus(e, c.nodes*c.lessons, int64(c.seed))
 	if err != nil {
 		return nil, err
 	}
@@ -537,8 +538,8 @@ func runFedsearch(ctx context.Context, e *env, c fedsearchConfig) (*fedsearchRes
 		FedVsIdeal: round(fedIdeal.mean(), 4), CandStatsRecall: round(candStats.mean(), 4), RecallUntruncated: round(complete.mean(), 4),
 		DeadNodes: nDead, DeadP50Ms: round(quantile(deadRun.ms, 0.5), 1), DeadP99Ms: round(quantile(deadRun.ms, 0.99), 1),
 		DeadMaxMs: round(deadRun.max(), 1), DeadRecall: round(deadRecall.mean(), 4), DeadTruncated: deadRun.truncated,
-		BoundMs: round(ms(bound), 1),
-		P50Ms:   round(p50, 1), P99Ms: round(quantile(healthy.ms, 0.99), 1),
+		corpusInfo: info, BoundMs: round(ms(bound), 1),
+		P50Ms: round(p50, 1), P99Ms: round(quantile(healthy.ms, 0.99), 1),
 		RecallAt10:      round(recall.mean(), 4),
 		DeadPeerExtraMs: round(quantile(deadRun.ms, 0.5)-p50, 1),
 	}, nil

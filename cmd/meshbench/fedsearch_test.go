@@ -21,6 +21,7 @@ func TestFedsearch(t *testing.T) {
 		t.Errorf("bound_ms = %v, want hops × 2 × latency = 20", m["bound_ms"])
 	}
 	positive(t, m, "p50_ms", "p99_ms", "dead_p50_ms", "deadline_ms", "mean_reach_nodes", "mean_ref_lessons")
+	corpusKeys(t, m)
 	if m["p99_ms"].(float64) < m["p50_ms"].(float64) {
 		t.Errorf("p99 %v < p50 %v", m["p99_ms"], m["p50_ms"])
 	}

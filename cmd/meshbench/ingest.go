@@ -26,6 +26,7 @@ type ingestResult struct {
 	Ratio      float64 `json:"ratio"`
 	Workers    int     `json:"workers"`
 	Batch      int     `json:"batch"`
+	corpusInfo
 }
 
 // verifyPasses is how many times phase 1 verifies the whole set.
@@ -64,7 +65,7 @@ func runIngest(ctx context.Context, e *env, c ingestConfig) (*ingestResult, erro
 		return nil, errors.New("-n, -batch, -publishers and -workers must be positive")
 	}
 	start := time.Now()
-	docs, err := corpus.Load(c.n, c.seed)
+	docs, info, err := loadCorpus(e, c.n, c.seed)
 	if err != nil {
 		return nil, err
 	}
@@ -179,6 +180,7 @@ func runIngest(ctx context.Context, e *env, c ingestConfig) (*ingestResult, erro
 		IngestPerS: round(in, 1),
 		Workers:    c.workers,
 		Batch:      c.batch,
+		corpusInfo: info,
 	}
 	if v > 0 {
 		res.Ratio = round(in/v, 4)

@@ -7,10 +7,14 @@
 //	meshbench idle [-records 1000] [-wait 20s] [-mesh BIN]
 //
 // Every scenario prints progress to stderr and exactly one JSON object, its
-// result, as the last line of stdout. The text comes from internal/corpus
-// (the doc comments of the Go standard library and module cache). Stores
-// live in a temporary directory that is removed at the end, unless -dir is
-// given. -pprof DIR writes a CPU profile of each measured phase to DIR.
+// result, as the last line of stdout. The text comes from internal/corpus:
+// the doc comments of the Go source tree and of exactly the modules go.mod
+// requires (run `go mod download` first on a fresh machine), topped up to
+// 1,200,000 docs with docs generated from their sentences. Every scenario that
+// uses it puts corpus_hash and corpus_docs in its JSON line: the same hash
+// on two machines is the same docs. Stores live in a temporary directory that
+// is removed at the end, unless -dir is given. -pprof DIR writes a CPU profile
+// of each measured phase to DIR.
 //
 // Parallelism: the ingest scenario runs both of its phases, the raw Ed25519
 // verification and the durable ingest, on -workers goroutines (default
@@ -55,7 +59,11 @@ Usage:
   meshbench help [scenario]  show the flags of a scenario
 
 Each scenario prints progress to stderr and one JSON object as the last line of
-stdout.
+stdout. ingest, search, fedsearch and directory-http draw their text from the
+corpus of internal/corpus (the doc comments of the Go source tree and of the
+modules in go.mod, which ` + "`go mod download`" + ` fetches, plus docs generated
+from their sentences: 1,200,000 in all) and put its corpus_hash and
+corpus_docs in the JSON line.
 `
 
 // scenario is one subcommand.

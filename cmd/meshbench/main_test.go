@@ -27,6 +27,18 @@ func lastJSON(t *testing.T, args ...string) map[string]any {
 	return m
 }
 
+// corpusKeys checks that a result names its corpus: a SHA-256 in hex and
+// at least a million docs.
+func corpusKeys(t *testing.T, m map[string]any) {
+	t.Helper()
+	if h, ok := m["corpus_hash"].(string); !ok || len(h) != 64 || strings.Trim(h, "0123456789abcdef") != "" {
+		t.Errorf("corpus_hash = %v, want 64 hex digits", m["corpus_hash"])
+	}
+	if n, ok := m["corpus_docs"].(float64); !ok || n < 1_000_000 {
+		t.Errorf("corpus_docs = %v, want at least 1,000,000", m["corpus_docs"])
+	}
+}
+
 // positive checks that every key is a number greater than zero.
 func positive(t *testing.T, m map[string]any, keys ...string) {
 	t.Helper()
@@ -44,6 +56,7 @@ func TestIngest(t *testing.T) {
 		t.Fatalf("got %v", m)
 	}
 	positive(t, m, "verify_per_s", "ingest_per_s", "ratio")
+	corpusKeys(t, m)
 	if m["ratio"].(float64) != 0 {
 		want := m["ingest_per_s"].(float64) / m["verify_per_s"].(float64)
 		if r := m["ratio"].(float64); r < want*0.99 || r > want*1.01 {
@@ -60,6 +73,7 @@ func TestSearch(t *testing.T) {
 		t.Fatalf("got %v", m)
 	}
 	positive(t, m, "p50_ms", "p99_ms", "index_mb", "mean_hits")
+	corpusKeys(t, m)
 	if v, ok := m["rebuild_s"].(float64); !ok || v < 0 {
 		t.Errorf("rebuild_s = %v, want a number >= 0", m["rebuild_s"])
 	}

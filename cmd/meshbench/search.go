@@ -28,6 +28,7 @@ type searchResult struct {
 	RebuildS float64 `json:"rebuild_s"`
 	BuildS   float64 `json:"build_s"`
 	MeanHits float64 `json:"mean_hits"`
+	corpusInfo
 }
 
 type searchConfig struct {
@@ -57,7 +58,7 @@ func runSearch(ctx context.Context, e *env, c searchConfig) (*searchResult, erro
 		return nil, errors.New("-n, -queries and -batch must be positive, -warmup not negative")
 	}
 	start := time.Now()
-	docs, err := corpus.Load(c.n, c.seed)
+	docs, info, err := loadCorpus(e, c.n, c.seed)
 	if err != nil {
 		return nil, err
 	}
@@ -202,6 +203,8 @@ func runSearch(ctx context.Context, e *env, c searchConfig) (*searchResult, erro
 		RebuildS: round(rebuildDur.Seconds(), 3),
 		BuildS:   round(buildDur.Seconds(), 3),
 		MeanHits: round(float64(hits)/float64(len(queries)), 2),
+
+		corpusInfo: info,
 	}, nil
 }
 

@@ -3,6 +3,8 @@ package corpus
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"go/ast"
 	"go/doc/comment"
 	"go/parser"
@@ -18,19 +20,29 @@ import (
 	"unicode/utf8"
 )
 
-// Doc is one corpus entry: a paragraph of documentation.
+// Doc is one corpus entry: a paragraph of documentation, or a generated doc
+// made of sentences of one file's paragraphs.
 type Doc struct {
-	// ID is derived from the content: "d" and 20 hex digits of its SHA-256.
-	// It is a valid protocol record ID and unique within the corpus.
+	// ID is derived from the content: "d" (a paragraph) or "g" (generated)
+	// and 20 hex digits of the SHA-256 of the lower-cased content. It is a
+	// valid protocol record ID and unique within the corpus.
 	ID string `json:"id"`
 	// Title is "pkg.Symbol" for the doc of a declaration, or the first
-	// sentence of the paragraph for a package doc.
+	// sentence of the paragraph for a package doc; a generated doc has the
+	// title of the paragraph its first sentence comes from.
 	Title string `json:"title"`
-	// Content is the paragraph, whitespace collapsed to single spaces.
+	// Content is the text, whitespace collapsed to single spaces.
 	Content string `json:"content"`
 	// Tags are the elements of the package's import path.
 	Tags []string `json:"tags"`
 }
+
+// ID prefixes and the number of hash bytes an ID carries.
+const (
+	realPrefix = "d"
+	genPrefix  = "g"
+	idBytes    = 10
+)
 
 // Limits on what counts as a paragraph worth keeping.
 const (
@@ -54,13 +66,15 @@ type goFile struct {
 }
 
 // listFiles walks the sources in order and returns their non-test Go files
-// in a deterministic order.
-func listFiles(srcs []source) []goFile {
+// in a deterministic order (lexical within each source). An unreadable
+// directory is an error: skipping it would make the corpus depend on the
+// machine.
+func listFiles(srcs []source) ([]goFile, error) {
 	var out []goFile
 	for _, s := range srcs {
-		_ = filepath.WalkDir(s.dir, func(p string, d fs.DirEntry, err error) error {
+		err := filepath.WalkDir(s.dir, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
-				return nil // unreadable: skip, best effort
+				return err
 			}
 			name := d.Name()
 			if d.IsDir() {
@@ -69,12 +83,12 @@ func listFiles(srcs []source) []goFile {
 				}
 				return nil
 			}
-			if !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
+			if !d.Type().IsRegular() || !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
 				return nil
 			}
 			rel, err := filepath.Rel(s.dir, filepath.Dir(p))
 			if err != nil {
-				return nil
+				return err
 			}
 			ip := path.Join(s.prefix, filepath.ToSlash(rel))
 			if ip == "." || ip == "" {
@@ -83,8 +97,11 @@ func listFiles(srcs []source) []goFile {
 			out = append(out, goFile{path: p, importPath: ip})
 			return nil
 		})
+		if err != nil {
+			return nil, fmt.Errorf("corpus: list %s: %w", s.dir, err)
+		}
 	}
-	return out
+	return out, nil
 }
 
 // rawPara is a paragraph before de-duplication.
@@ -95,9 +112,13 @@ type rawPara struct {
 }
 
 // extractAll parses every file with GOMAXPROCS workers and returns the
-// cleaned, de-duplicated docs in file order.
-func extractAll(files []goFile) []Doc {
+// cleaned, de-duplicated docs in file order, and where each file's docs start:
+// the docs of file group g are docs[groups[g]:groups[g+1]] (files without docs
+// have no group). A file that cannot be read is an error; one that does not
+// parse contributes nothing, on every machine alike.
+func extractAll(files []goFile) (docs []Doc, groups []int32, err error) {
 	results := make([][]rawPara, len(files))
+	errs := make([]error, len(files))
 	var next int
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -115,15 +136,18 @@ func extractAll(files []goFile) []Doc {
 				if i >= len(files) {
 					return
 				}
-				results[i] = extractFile(&p, files[i])
+				results[i], errs[i] = extractFile(&p, files[i])
 			}
 		}()
 	}
 	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, nil, err
+	}
 
 	seen := make(map[[sha256.Size]byte]struct{})
-	var docs []Doc
 	for _, rs := range results {
+		start := len(docs)
 		for _, r := range rs {
 			for _, text := range splitLong(r.text) {
 				if len(text) < minChars {
@@ -141,29 +165,36 @@ func extractAll(files []goFile) []Doc {
 					title = firstSentence(text)
 				}
 				docs = append(docs, Doc{
-					ID:      "d" + hex.EncodeToString(key[:10]),
+					ID:      realPrefix + hex.EncodeToString(key[:idBytes]),
 					Title:   title,
 					Content: text,
 					Tags:    r.tags,
 				})
 			}
 		}
+		if len(docs) > start {
+			groups = append(groups, int32(start))
+		}
 	}
-	return docs
+	groups = append(groups, int32(len(docs)))
+	return docs, groups, nil
 }
 
 // extractFile returns the usable paragraphs of one file's comments: the
 // package doc, the docs of declarations (titled "pkg.Symbol"), then every other
 // comment (titled by its first sentence).
-func extractFile(p *comment.Parser, f goFile) []rawPara {
+func extractFile(p *comment.Parser, f goFile) ([]rawPara, error) {
 	src, err := os.ReadFile(f.path)
-	if err != nil || isGenerated(src) {
-		return nil
+	if err != nil {
+		return nil, fmt.Errorf("corpus: %w", err)
+	}
+	if isGenerated(src) {
+		return nil, nil
 	}
 	fset := token.NewFileSet()
 	file, err := parser.ParseFile(fset, f.path, src, parser.ParseComments|parser.SkipObjectResolution)
 	if err != nil || file.Name == nil {
-		return nil
+		return nil, nil
 	}
 	pkg := file.Name.Name
 	if pkg == "main" || strings.HasSuffix(pkg, "_test") {
@@ -233,7 +264,7 @@ func extractFile(p *comment.Parser, f goFile) []rawPara {
 	for _, cg := range file.Comments {
 		add("", cg)
 	}
-	return out
+	return out, nil
 }
 
 // addFields adds the docs of the exported fields of a struct type or the
@@ -420,6 +451,13 @@ func splitLong(s string) []string {
 // with an upper-case letter, and not after common abbreviations.
 func sentences(s string) []string {
 	var out []string
+	splitSentences(s, func(off, end int) { out = append(out, s[off:end]) })
+	return out
+}
+
+// splitSentences calls fn with the bounds of each sentence of s, in order;
+// consecutive sentences are one space apart.
+func splitSentences(s string, fn func(off, end int)) {
 	start := 0
 	for i := 0; i+2 < len(s); i++ {
 		c := s[i]
@@ -435,10 +473,10 @@ func sentences(s string) []string {
 		case "e.g.", "i.e.", "etc.", "vs.", "cf.", "no.", "mr.", "dr.":
 			continue
 		}
-		out = append(out, s[start:i+1])
+		fn(start, i+1)
 		start = i + 2
 	}
-	return append(out, s[start:])
+	fn(start, len(s))
 }
 
 // firstSentence returns the first sentence of s, cut at a word boundary if it
