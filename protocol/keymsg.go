@@ -101,8 +101,12 @@ func (r *KeyResponse) Encode() ([]byte, error) { return encodeJSON(r) }
 
 // KeyErrorResponse is the answer for a key that is not given: err's code
 // (ACCESS_DENIED for ErrAccessDenied, NOT_FOUND for ErrNotFound, …) and
-// message. For a revoked key use KeyRevokedResponse.
+// message (nil is taken as UNAVAILABLE). For a revoked key use
+// KeyRevokedResponse: KEY_REVOKED needs its revokedAt.
 func KeyErrorResponse(keyID string, err error) *KeyResponse {
+	if err == nil {
+		err = fmt.Errorf("%w: no error given", ErrUnavailable)
+	}
 	e := NewError(err)
 	return &KeyResponse{Type: MsgKeyResponse, KeyID: keyID, Error: e.Code, Message: e.Message}
 }
