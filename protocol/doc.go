@@ -23,10 +23,21 @@
 // Revocations and identity documents are signed over the canonical JSON of the
 // record without its signature field.
 //
+// # Encrypted lessons and keys
+//
+// An [EncryptedLesson] carries a lesson encrypted with AES-256-GCM under a key
+// its author keeps; its signature covers the encrypted form, so provenance is
+// checked without the key ([VerifyEncrypted]) and [DecryptLesson] needs it.
+// Keys cross the network only inside a secure channel ([KeyResponse] on
+// [ProtocolKeys]) or sealed to one node with HPKE ([SealKey], [OpenKey]), under
+// the author's signed [KeyPolicy], optionally split k-of-n for escrow nodes
+// ([SplitKey], [CombineShares], [NewEscrow]). A hard revoke is the lesson's
+// ordinary [Revocation]: it revokes its keys too ([Revocation.RevokesKeyOf]).
+//
 // # Decoding
 //
 // Every decoder ([DecodeLesson], [DecodeSignedLesson], [DecodeRevocation],
-// [DecodeIdentity]) first checks a size cap, then requires I-JSON (valid
+// [DecodeIdentity], [DecodeEncryptedLesson], [DecodeKeyPolicy], …) first checks a size cap, then requires I-JSON (valid
 // UTF-8, no duplicate object keys, no lone surrogates) and only then parses.
 // Field names are matched exactly (encoding/json would accept "NodeId" for
 // "nodeId"), null and ill-typed values are refused, so what a decoder accepts

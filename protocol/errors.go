@@ -38,6 +38,12 @@ const (
 	// CodeUnauthorized is returned when a request lacks the credentials
 	// its API needs (the control API's bearer token).
 	CodeUnauthorized Code = "UNAUTHORIZED"
+	// CodeAccessDenied is returned when a key policy does not admit the
+	// requester (a key server or escrow node refusing a key or a share).
+	CodeAccessDenied Code = "ACCESS_DENIED"
+	// CodeKeyRevoked is returned, forever, for a lesson key its author
+	// revoked (the seed's "Cryptographic Revocation").
+	CodeKeyRevoked Code = "KEY_REVOKED"
 )
 
 // Sentinel errors. Wire codes map onto them with [CodeOf] and [ErrorFor].
@@ -75,6 +81,14 @@ var (
 	ErrUnreachable = errors.New("unreachable")
 	// ErrUnauthorized: the request lacks the credentials its API needs.
 	ErrUnauthorized = errors.New("unauthorized")
+	// ErrAccessDenied: the key policy does not admit the requester.
+	ErrAccessDenied = errors.New("access denied")
+	// ErrKeyRevoked: the key was revoked; the content it encrypted is gone.
+	ErrKeyRevoked = errors.New("key revoked")
+	// ErrDecrypt: a ciphertext or sealed key does not open: the key is
+	// wrong, or the ciphertext, nonce, tag or what they are bound to was
+	// altered. Errors that match it match ErrInvalid too.
+	ErrDecrypt = errors.New("cannot decrypt")
 )
 
 // codeTable is the one table of MESH's errors: each wire code, the
@@ -97,6 +111,8 @@ var codeTable = []struct {
 	{CodeNotFound, ErrNotFound, 404},
 	{CodeAlreadyRevoked, ErrAlreadyRevoked, 409},
 	{CodeUntrustedNode, ErrUntrusted, 403},
+	{CodeAccessDenied, ErrAccessDenied, 403},
+	{CodeKeyRevoked, ErrKeyRevoked, 410},
 	{CodeRateLimited, ErrRateLimited, 429},
 	{CodeUnavailable, ErrUnavailable, 503},
 	{CodeUnreachable, ErrUnreachable, 502},

@@ -9,7 +9,7 @@ import (
 
 func TestCodeOfErrorForRoundTrip(t *testing.T) {
 	codes := []Code{CodeInvalidSignature, CodeUntrustedNode, CodeUnknownLesson, CodeAlreadyRevoked,
-		CodeRateLimited, CodeInvalidRequest, CodeTooLarge, CodeInternal, Code("SOMETHING_NEW")}
+		CodeRateLimited, CodeInvalidRequest, CodeTooLarge, CodeInternal, CodeAccessDenied, CodeKeyRevoked, Code("SOMETHING_NEW")}
 	for _, code := range codes {
 		for _, msg := range []string{"", "lesson a@b"} {
 			t.Run(string(code)+"/"+msg, func(t *testing.T) {
@@ -49,6 +49,8 @@ func TestErrorForSentinels(t *testing.T) {
 		CodeInvalidRequest:   ErrInvalid,
 		CodeTooLarge:         ErrTooLarge,
 		CodeUnknownNode:      ErrUnknownNode,
+		CodeAccessDenied:     ErrAccessDenied,
+		CodeKeyRevoked:       ErrKeyRevoked,
 	} {
 		if err := ErrorFor(code, "x"); !errors.Is(err, sentinel) {
 			t.Errorf("ErrorFor(%s) = %v, not %v", code, err, sentinel)
@@ -88,6 +90,9 @@ func TestCodeOf(t *testing.T) {
 		{fmt.Errorf("x: %w", ErrTimestamp), CodeInvalidRequest},
 		{fmt.Errorf("x: %w", ErrUnsupportedVersion), CodeInvalidRequest},
 		{fmt.Errorf("x: %w", ErrTooLarge), CodeTooLarge},
+		{fmt.Errorf("x: %w", ErrAccessDenied), CodeAccessDenied},
+		{fmt.Errorf("x: %w", ErrKeyRevoked), CodeKeyRevoked},
+		{fmt.Errorf("x: %w: %w", ErrDecrypt, ErrInvalid), CodeInvalidRequest},
 		{&RemoteError{}, CodeInternal},
 	}
 	for _, tt := range tests {

@@ -29,14 +29,33 @@ type goldenManifest struct {
 	NodeID      string         `json:"nodeId"`
 	Fingerprint string         `json:"fingerprint"`
 	Vectors     []goldenVector `json:"vectors"`
+	// Encryption holds what it takes to check the encrypted vectors past
+	// their signatures: the lesson key, the exact plaintext and AAD, and
+	// the keys of the nodes keys and shares are sealed to.
+	Encryption *goldenEncryption `json:"encryption,omitempty"`
+}
+
+type goldenEncryption struct {
+	Comment     string   `json:"comment"`
+	LessonKey   string   `json:"lessonKey"`   // hex; AES-256 key of encrypted-lesson.json
+	Plaintext   string   `json:"plaintext"`   // file: the exact bytes encrypted
+	AAD         string   `json:"aad"`         // file: the exact GCM additional data
+	ReaderSeed  string   `json:"readerSeed"`  // hex Ed25519 seed of the node the HTTP answer is sealed to
+	ReaderID    string   `json:"readerId"`    // its node ID
+	KeyResponse string   `json:"keyResponse"` // file: the HTTP answer, key sealed to the reader
+	SealInfo    string   `json:"sealInfo"`    // the HPKE info of that sealed key
+	EscrowSeeds []string `json:"escrowSeeds"` // hex Ed25519 seeds of the escrow nodes of key-policy.json, in its order
 }
 
 type goldenVector struct {
 	Name      string `json:"name"`
-	Kind      string `json:"kind"`      // signedLesson, revocation or identity
+	Kind      string `json:"kind"`      // signedLesson, revocation, identity, encryptedLesson, keyPolicy or keyRequest
 	Document  string `json:"document"`  // file: the JSON document as sent
 	Canonical string `json:"canonical"` // file: the exact bytes signed
 	Signature string `json:"signature"` // base64, as in the document
+	// SignerSeed is the hex Ed25519 seed of the signer when it is not the
+	// manifest's (a reader's key request).
+	SignerSeed string `json:"signerSeed,omitempty"`
 }
 
 func goldenKey(t testing.TB) ed25519.PrivateKey {
@@ -140,6 +159,15 @@ func buildGolden(t *testing.T) (goldenManifest, goldenFiles) {
 	}
 	add("identity", "identity", d, payload, d.Signature)
 
+	setSigner := func(name, seed string) {
+		for i := range m.Vectors {
+			if m.Vectors[i].Name == name {
+				m.Vectors[i].SignerSeed = seed
+			}
+		}
+	}
+	m.Encryption = addGoldenEncrypted(t, key, add, setSigner, files)
+
 	mb, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		t.Fatal(err)
@@ -167,9 +195,12 @@ func TestGolden(t *testing.T) {
 			t.Fatalf("%v (run go test ./protocol -run TestGolden -update)", err)
 		}
 		if !bytes.Equal(got, want) {
-			t.Errorf("%s differs from what this code produces: the wire format changed.\n got %q\nwant %q", name, got, want)
+			t.Errorf("%s differs from what this code produces: the wire format changed (or, for the sealed keys "+
+				"and shares, crypto/hpke or CIRCL now draw randomness differently under cryptotest.SetGlobalRandom).\n got %q\nwant %q", name, got, want)
 		}
 	}
+
+	checkGoldenEncryption(t, m)
 
 	// The checked-in documents decode, verify, and canonicalize to the
 	// checked-in signed bytes.
@@ -202,6 +233,29 @@ func TestGolden(t *testing.T) {
 				}
 				err = VerifyIdentity(d, opts)
 				payload, _ = d.signingPayload()
+			case "encryptedLesson":
+				e, derr := DecodeEncryptedLesson(doc)
+				if derr != nil {
+					t.Fatal(derr)
+				}
+				err = VerifyEncrypted(e, opts)
+				payload, _ = EncryptedSigningPayload(e, e.Signature.Timestamp)
+			case "keyPolicy":
+				p, derr := DecodeKeyPolicy(doc)
+				if derr != nil {
+					t.Fatal(derr)
+				}
+				err = VerifyKeyPolicy(p, opts)
+				payload, _ = p.signingPayload()
+			case "keyRequest":
+				var r SignedKeyRequest
+				if derr := json.Unmarshal(doc, &r); derr != nil {
+					t.Fatal(derr)
+				}
+				err = VerifyKeyRequest(&r, opts)
+				payload = r.SigningPayload()
+			default:
+				t.Fatalf("unknown kind %s", v.Kind)
 			}
 			if err != nil {
 				t.Fatalf("verify: %v", err)

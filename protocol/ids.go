@@ -12,6 +12,9 @@ const (
 	ProtocolSearch   = "/mesh/search/1.0.0"
 	ProtocolIdentity = "/mesh/identity/1.0.0"
 	ProtocolTrust    = "/mesh/trust/1.0.0"
+	// ProtocolKeys serves lesson keys (and escrow shares) to the readers a
+	// key policy admits: KeyRequest in, KeyResponse out.
+	ProtocolKeys = "/mesh/keys/1.0.0"
 	// DHTPrefix is the Kademlia protocol prefix: MESH runs its own DHT and
 	// never joins the IPFS one.
 	DHTPrefix = "/mesh"

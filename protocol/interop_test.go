@@ -139,6 +139,87 @@ func TestInteropNode(t *testing.T) {
 	})
 }
 
+// TestInteropNodeEncrypted runs the independent verifier over freshly made
+// encrypted lessons, key policies and signed key requests: it checks their
+// signatures (not decryption), and must refuse tampered copies.
+func TestInteropNodeEncrypted(t *testing.T) {
+	node := interopNode(t)
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("random seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 0x6b657973))
+
+	const n = 12
+	var good, bad bytes.Buffer
+	line := func(buf *bytes.Buffer, b []byte) {
+		buf.Write(b)
+		buf.WriteByte('\n')
+	}
+	for i := range n {
+		key := ed25519.NewKeyFromSeed(randBytes(rng, 32))
+		nodeID := testNodeID(t, key)
+		l := &Lesson{ID: "enc-" + strconv.Itoa(i), Type: TypeLesson, Title: randString(rng), Content: randString(rng),
+			CreatedAt: testNow.UnixMilli(), Extra: map[string]json.RawMessage{}}
+		for range 1 + rng.IntN(4) {
+			k := randString(rng)
+			if _, known := knownFields[k]; known || k == "" {
+				continue
+			}
+			l.Extra[k] = json.RawMessage(randJSON(rng, 3))
+		}
+		el, err := EncryptLesson(randBytes(rng, LessonKeySize), l, EncryptParams{NodeID: nodeID, KeyID: NewKeyID()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		el, err = SignEncrypted(key, el, Publication{Visibility: VisibilityPublic, Topics: []string{"interop"}}, testNow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		enc, _ := el.Encode()
+		line(&good, enc)
+		tampered := *el
+		tampered.Encryption.KeyEndpoint += "x"
+		enc, _ = tampered.Encode()
+		line(&bad, enc)
+
+		var allowed []string
+		for range 1 + rng.IntN(3) {
+			allowed = append(allowed, testNodeID(t, ed25519.NewKeyFromSeed(randBytes(rng, 32))))
+		}
+		p, err := SignKeyPolicy(key, KeyPolicy{KeyID: el.Encryption.KeyID, LessonID: l.ID, Access: AccessExplicit, AllowedNodes: allowed}, testNow)
+		if i%2 == 1 {
+			p, err = SignKeyPolicy(key, KeyPolicy{KeyID: el.Encryption.KeyID, LessonID: l.ID, Access: AccessTrusted,
+				MinTrustScore: float64(rng.IntN(1000)) / 999, ExpiresAt: testNow.Add(time.Hour).UnixMilli()}, testNow)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		pb, _ := p.Encode()
+		line(&good, pb)
+		tp := *p
+		tp.Access, tp.MinTrustScore, tp.AllowedNodes = AccessPublic, 0, nil
+		pb, _ = tp.Encode()
+		line(&bad, pb)
+
+		r, err := SignKeyRequest(key, el.Encryption.KeyID, testNow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rb, _ := json.Marshal(r)
+		line(&good, rb)
+		tr := *r
+		tr.KeyID += "x"
+		rb, _ = json.Marshal(&tr)
+		line(&bad, rb)
+	}
+	if out, ok := runVerifier(t, node, good.Bytes(), "--jsonl"); !ok {
+		t.Fatalf("the independent verifier rejects what we signed (seed %d):\n%s\n%s", seed, out, good.Bytes())
+	}
+	out, ok := runVerifier(t, node, bad.Bytes(), "--jsonl")
+	if ok || strings.Count(out, "FAIL line") != 3*n {
+		t.Fatalf("the independent verifier accepts tampered records:\n%s", out)
+	}
+}
+
 func randBytes(rng *rand.Rand, n int) []byte {
 	b := make([]byte, n)
 	for i := range b {

@@ -16,6 +16,17 @@ const (
 	MaxRevocationSize = 4 << 10
 	// MaxIdentitySize caps an encoded identity document.
 	MaxIdentitySize = 16 << 10
+	// MaxEncryptedLessonSize caps an encoded EncryptedLesson: the base64 of
+	// a ciphertext of at most MaxRecordSize bytes, and the rest.
+	MaxEncryptedLessonSize = (MaxRecordSize+2)/3*4 + 16<<10
+	// MaxKeyPolicySize caps an encoded KeyPolicy (MaxAllowedNodes node IDs
+	// and MaxEscrowShares sealed shares at most).
+	MaxKeyPolicySize = 96 << 10
+	// MaxKeyRequestSize caps a KeyRequest on ProtocolKeys.
+	MaxKeyRequestSize = 1 << 10
+	// MaxKeyResponseSize caps a KeyResponse (with the revocation it may
+	// carry).
+	MaxKeyResponseSize = MaxRevocationSize + 4<<10
 
 	// MaxIDLength caps a record ID.
 	MaxIDLength = 128
@@ -25,6 +36,12 @@ const (
 	MaxTagLength = 128
 	// MaxTypeLength caps a record type.
 	MaxTypeLength = 64
+	// MaxKeyEndpointLength caps an EncryptedLesson's keyEndpoint.
+	MaxKeyEndpointLength = 1024
+	// MaxAllowedNodes caps a KeyPolicy's allowedNodes.
+	MaxAllowedNodes = 1024
+	// MaxEscrowShares caps a KeyPolicy's escrow shares (n of k-of-n).
+	MaxEscrowShares = 32
 )
 
 // DefaultTimestampWindow is how far a fresh announcement's signing time may be

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Independent verifier for MESH signed records. It shares no code with the Go
+// Independent verifier for MESH signed records (lessons, revocations, identity
+// documents, encrypted lessons, key policies and signed key requests). It shares no code with the Go
 // implementation: RFC 8785 comes from the `canonicalize` package (the
 // reference implementation), Ed25519 from node:crypto, and the libp2p peer ID
 // is derived here by hand. See README.md for usage.
@@ -72,10 +73,13 @@ export function fingerprint(rawKey) {
 function detectKind(doc) {
   if (doc && typeof doc === 'object' && !Array.isArray(doc)) {
     if ('lesson' in doc) return 'signedLesson';
+    if ('ciphertext' in doc) return 'encryptedLesson';
     if (doc.type === 'revocation') return 'revocation';
     if ('version' in doc) return 'identity';
+    if ('access' in doc) return 'keyPolicy';
+    if ('keyId' in doc && 'sig' in doc) return 'keyRequest';
   }
-  throw new Error('cannot tell what kind of record this is (want a SignedLesson, Revocation or identity document)');
+  throw new Error('cannot tell what kind of record this is (want a SignedLesson, EncryptedLesson, Revocation, identity document, key policy or signed key request)');
 }
 
 // signedParts returns what a record's signature covers and who signed it.
@@ -98,6 +102,42 @@ function signedParts(kind, doc) {
       const body = { ...doc };
       delete body.signature;
       return { payload: canonicalize(body), nodeId: doc.nodeId, publicKey: s.publicKey, sig: s.sig, key: `${doc.lessonId}@${doc.nodeId}` };
+    }
+    case 'encryptedLesson': {
+      const s = doc.signature;
+      if (!s || typeof s !== 'object') throw new Error('signature block missing');
+      if (s.algorithm !== 'ed25519') throw new Error(`algorithm ${JSON.stringify(s.algorithm)}, want "ed25519"`);
+      if (!Number.isSafeInteger(s.timestamp)) throw new Error('signature.timestamp: want an integer');
+      const e = doc.encryption;
+      if (!e || typeof e !== 'object') throw new Error('encryption block missing');
+      if (e.algorithm !== 'aes-256-gcm') throw new Error(`encryption.algorithm ${JSON.stringify(e.algorithm)}, want "aes-256-gcm"`);
+      if (strictBase64(e.nonce, 'encryption.nonce').length !== 12) throw new Error('encryption.nonce: want 12 bytes');
+      if (strictBase64(e.tag, 'encryption.tag').length !== 16) throw new Error('encryption.tag: want 16 bytes');
+      strictBase64(doc.ciphertext, 'ciphertext');
+      // The signed bytes: canonical JSON of {lessonId, encryption, ciphertext,
+      // publication, timestamp}; the key is not needed.
+      const payload = canonicalize({
+        lessonId: doc.lessonId, encryption: e, ciphertext: doc.ciphertext,
+        publication: doc.publication, timestamp: s.timestamp,
+      });
+      return { payload, nodeId: s.nodeId, publicKey: s.publicKey, sig: s.sig, key: `${doc.lessonId}@${s.nodeId} (encrypted, ${e.keyId})` };
+    }
+    case 'keyPolicy': {
+      const s = doc.signature;
+      if (!s || typeof s !== 'object') throw new Error('signature block missing');
+      if (s.algorithm !== 'ed25519') throw new Error(`algorithm ${JSON.stringify(s.algorithm)}, want "ed25519"`);
+      // The signed bytes: canonical JSON of the document without signature;
+      // nodeId is the author.
+      const body = { ...doc };
+      delete body.signature;
+      return { payload: canonicalize(body), nodeId: doc.nodeId, publicKey: s.publicKey, sig: s.sig, key: `${doc.keyId} of ${doc.lessonId}@${doc.nodeId} (${doc.access})` };
+    }
+    case 'keyRequest': {
+      if (!Number.isSafeInteger(doc.timestamp)) throw new Error('timestamp: want an integer');
+      // The signed bytes of GET /mesh/v1/keys/{keyId}: canonical JSON of
+      // {keyId, nodeId, publicKey, timestamp}.
+      const payload = canonicalize({ keyId: doc.keyId, nodeId: doc.nodeId, publicKey: doc.publicKey, timestamp: doc.timestamp });
+      return { payload, nodeId: doc.nodeId, publicKey: doc.publicKey, sig: doc.sig, key: `${doc.keyId} asked by ${doc.nodeId}` };
     }
     case 'identity': {
       if (doc.version !== 'mesh/1.0') throw new Error(`version ${JSON.stringify(doc.version)}, want "mesh/1.0"`);
@@ -150,12 +190,15 @@ function verifyVectors(dir) {
         fail(`canonical bytes differ from ${v.canonical}:\n  canonicalize: ${r.payload}\n  checked in:   ${want}`);
       }
       if (r.sig !== v.signature) fail('signature differs from the manifest');
-      if (!r.rawKey.equals(raw)) fail('signed by a key other than the seed\'s');
+      // A vector signed by another node (a reader asking for a key) names
+      // that node's seed; every other vector is signed by the manifest's.
+      const signer = v.signerSeed ? rawPublicKeyFromSeed(v.signerSeed) : raw;
+      if (!r.rawKey.equals(signer)) fail(`signed by a key other than the ${v.signerSeed ? 'signerSeed\'s' : 'seed\'s'}`);
       if (Buffer.from(text, 'utf8').equals(want)) fail('document is already canonical: it tests nothing');
-      console.log(`ok   ${v.name.padEnd(14)} ${r.key}`);
+      console.log(`ok   ${v.name.padEnd(16)} ${r.key}`);
     } catch (e) {
       failed++;
-      console.log(`FAIL ${v.name.padEnd(14)} ${e.message}`);
+      console.log(`FAIL ${v.name.padEnd(16)} ${e.message}`);
     }
   }
   return failed === 0;
@@ -205,11 +248,14 @@ function verifyStdin(kind, printCanonical) {
   }
 }
 
+const KINDS = ['signedLesson', 'revocation', 'identity', 'encryptedLesson', 'keyPolicy', 'keyRequest'];
+
 const usage = `usage:
   node verify.mjs [--vectors DIR]                 verify the golden vectors (default DIR: ../golden)
   node verify.mjs --stdin [--kind K] [--print-canonical]
                                                   verify one record read from standard input;
-                                                  K is signedLesson, revocation or identity
+                                                  K is signedLesson, revocation, identity,
+                                                  encryptedLesson, keyPolicy or keyRequest
                                                   (default: detected from the document)
   node verify.mjs --jsonl [--kind K]              verify one record per line of standard input
 exit status: 0 verified, 1 did not verify, 2 usage error`;
@@ -224,7 +270,7 @@ function main(argv) {
       case '--vectors': dir = argv[++i]; if (!dir) return usageError(); break;
       case '--stdin': mode = 'stdin'; break;
       case '--jsonl': mode = 'jsonl'; break;
-      case '--kind': kind = argv[++i]; if (!['signedLesson', 'revocation', 'identity'].includes(kind)) return usageError(); break;
+      case '--kind': kind = argv[++i]; if (!KINDS.includes(kind)) return usageError(); break;
       case '--print-canonical': printCanonical = true; break;
       case '-h': case '--help': console.log(usage); return 0;
       default: return usageError();
