@@ -130,6 +130,9 @@ type ListOptions struct {
 	Order string
 	// Origin is as in Query: "" (OriginLocal) lists own records only.
 	Origin string
+	// Publisher, when set, keeps only the lessons of this node ID, as in
+	// Query.
+	Publisher string
 }
 
 // ListResult is one page of List.
@@ -537,7 +540,7 @@ func (s *Store) List(ctx context.Context, o ListOptions) (*ListResult, error) {
 	if err := checkCommon(o.Project, o.Agent, o.Tags); err != nil {
 		return nil, fmt.Errorf("store: list: %w", err)
 	}
-	if err := checkOrigin(o.Origin, ""); err != nil {
+	if err := checkOrigin(o.Origin, o.Publisher); err != nil {
 		return nil, fmt.Errorf("store: list: %w", err)
 	}
 	leave, err := s.beginRead()
@@ -556,7 +559,10 @@ func (s *Store) List(ctx context.Context, o ListOptions) (*ListResult, error) {
 	if o.Visibility != "" {
 		filters = append(filters, term(fieldVisibility, o.Visibility))
 	}
-	filters, _ = s.appendOrigin(filters, o.Origin, "")
+	filters, none := s.appendOrigin(filters, o.Origin, o.Publisher)
+	if none {
+		return &ListResult{}, nil
+	}
 	filters = appendCommon(filters, o.Project, o.Agent, o.Tags)
 	bq := liveQuery(now)
 	addFilters(bq, filters)
