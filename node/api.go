@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/meshprotocol/mesh/node/api"
 	"github.com/meshprotocol/mesh/protocol"
@@ -46,9 +47,83 @@ func (n *Node) Put(ctx context.Context, rec *protocol.Lesson) (string, bool, err
 	return n.store.Put(ctx, rec)
 }
 
-// Get returns a record.
+// Get returns a record by id, or a lesson by its key lessonId@nodeId: one
+// of this node's, one it received, or, if it holds neither, one its
+// publisher or a connected peer hands out (verified). A bare id that is
+// not one of this node's records names the lesson received under that id,
+// if there is exactly one.
 func (n *Node) Get(ctx context.Context, id string) (*protocol.Lesson, error) {
-	return n.store.Get(ctx, id)
+	key, err := n.resolveKey(ctx, id)
+	if key == "" || err != nil {
+		return n.store.Get(ctx, id)
+	}
+	lessonID, nodeID, err := protocol.ParseKey(key)
+	if err != nil {
+		return nil, err
+	}
+	if nodeID == n.id.String() {
+		return n.store.Get(ctx, lessonID)
+	}
+	sl, err := n.findLesson(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	rec := sl.Lesson
+	rec.Visibility = sl.Publication.Visibility
+	return &rec, nil
+}
+
+// resolveKey says which lesson key id names: id itself if it is a key; for
+// a bare id that is not one of this node's records, the key of the one
+// lesson received under it; "" for one of this node's own records (or an
+// id nothing is known under).
+func (n *Node) resolveKey(ctx context.Context, id string) (string, error) {
+	if strings.Contains(id, "@") {
+		if _, _, err := protocol.ParseKey(id); err != nil {
+			return "", err
+		}
+		return id, nil
+	}
+	if _, err := n.store.Get(ctx, id); err == nil || !errors.Is(err, store.ErrNotFound) {
+		return "", nil
+	}
+	switch keys := n.store.RemoteKeys(id); len(keys) {
+	case 0:
+		return "", nil
+	case 1:
+		return keys[0], nil
+	default:
+		return "", fmt.Errorf("%w: %d received lessons have the id %s; name one: %s", protocol.ErrInvalid, len(keys), id, strings.Join(keys, ", "))
+	}
+}
+
+// findLesson returns the signed lesson key: from this node's publications
+// or its cache of received lessons, else from its publisher, else from a
+// connected peer that hands it out. A revoked lesson is an error wrapping
+// protocol.ErrAlreadyRevoked.
+func (n *Node) findLesson(ctx context.Context, key string) (*protocol.SignedLesson, error) {
+	lessonID, nodeID, err := protocol.ParseKey(key)
+	if err != nil {
+		return nil, err
+	}
+	f := &verifyFind{rep: &api.VerifyReport{Key: key, NodeID: nodeID}}
+	n.findLocally(ctx, f, lessonID)
+	if f.sl == nil && f.rev == nil && n.host != nil && nodeID != n.id.String() {
+		n.askPublisher(ctx, f)
+		if f.sl == nil && f.rev == nil {
+			n.askPeers(ctx, f)
+		}
+	}
+	switch {
+	case f.rev != nil:
+		return nil, fmt.Errorf("%s: %w", key, protocol.ErrAlreadyRevoked)
+	case f.sl == nil:
+		return nil, fmt.Errorf("%w: %s: not held here, and neither its publisher nor a connected peer has it", protocol.ErrUnknownLesson, key)
+	}
+	if err := protocol.Verify(f.sl, protocol.VerifyOptions{Now: n.now(), AllowOld: true}); err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	return f.sl, nil
 }
 
 // Delete removes a record and its publication.
@@ -94,7 +169,9 @@ func (n *Node) Status(ctx context.Context) (*api.Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &api.Status{Healthy: true, Version: Version, NodeID: n.id.String(), Counts: st.Counts, Total: st.Total, Network: n.reach.Status()}, nil
+	_, pend := n.pending.list()
+	return &api.Status{Healthy: true, Version: Version, NodeID: n.id.String(), Counts: st.Counts, Total: st.Total,
+		Remote: st.Remote, Pending: pend, Network: n.reach.Status()}, nil
 }
 
 // Publish signs the record id for publication with the node's key, keeps
@@ -129,8 +206,20 @@ func (n *Node) Publish(ctx context.Context, id string, opts api.PublishOptions) 
 	return sl, nil
 }
 
-// Export returns the signed form of a published record.
+// Export returns the signed form of a published record, or of a lesson by
+// its key (as Get finds it).
 func (n *Node) Export(ctx context.Context, id string) (*protocol.SignedLesson, error) {
+	key, err := n.resolveKey(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("export %s: %w", id, err)
+	}
+	if key != "" {
+		if lessonID, nodeID, _ := protocol.ParseKey(key); nodeID == n.id.String() {
+			id = lessonID
+		} else {
+			return n.findLesson(ctx, key)
+		}
+	}
 	sl, err := n.store.Publication(ctx, id)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {

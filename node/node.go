@@ -160,6 +160,8 @@ type Node struct {
 	syncMu    sync.Mutex // guards syncLocks
 	syncLocks map[peer.ID]*sync.Mutex
 
+	pending pending // publishers refused for trust
+
 	vouchMu      sync.Mutex
 	vouch        *protocol.Vouch // this node's signed vouch, reused while valid
 	vouchFetches atomic.Int64    // vouch requests sent, for tests

@@ -178,7 +178,12 @@ func (n *Node) syncPass(ctx context.Context, p peer.ID, req protocol.SyncRequest
 		for _, sl := range resp.Lessons {
 			prog.Received++
 			if err := n.acceptSynced(sl, nil); err != nil {
-				prog.Invalid++
+				if errors.Is(err, protocol.ErrUntrusted) {
+					prog.Untrusted++
+					n.refused(sl.Signature.NodeID, sl.Key(), sl.Publication.Topics, p)
+				} else {
+					prog.Invalid++
+				}
 				continue
 			}
 			if n.ingest(ctx, sl, nil) {
@@ -188,7 +193,9 @@ func (n *Node) syncPass(ctx context.Context, p peer.ID, req protocol.SyncRequest
 		for _, rev := range resp.Revocations {
 			prog.Received++
 			if err := n.acceptSynced(nil, rev); err != nil {
-				prog.Invalid++
+				if !errors.Is(err, protocol.ErrUntrusted) {
+					prog.Invalid++
+				}
 				continue
 			}
 			if n.ingest(ctx, nil, rev) {

@@ -19,7 +19,25 @@ import (
 // TrustSet adds or changes a direct trust edge (full, limited, or none to
 // block). It takes effect at once.
 func (n *Node) TrustSet(ctx context.Context, nodeID string, level trust.Level, note string) error {
-	return n.trust.Set(nodeID, level, note)
+	if err := n.trust.Set(nodeID, level, note); err != nil {
+		return err
+	}
+	if level == trust.LevelNone {
+		return n.dropBlocked(ctx, nodeID)
+	}
+	return nil
+}
+
+// dropBlocked takes a blocked publisher's lessons out of every read path
+// at once: the cache of received lessons (search, get, list, directory
+// answers) and the list of refused publishers. Gossip stops forwarding
+// them by itself: the validator asks the trust graph.
+func (n *Node) dropBlocked(ctx context.Context, nodeID string) error {
+	n.pending.take(nodeID)
+	if _, err := n.store.DropPublisher(ctx, nodeID); err != nil {
+		return fmt.Errorf("block %s: %w", nodeID, err)
+	}
+	return nil
 }
 
 // TrustRemove removes a direct edge and every path through it.
@@ -76,7 +94,18 @@ func (n *Node) TrustExport(ctx context.Context) ([]byte, error) { return n.trust
 
 // TrustImport adds the edges of an export; existing edges are never changed.
 func (n *Node) TrustImport(ctx context.Context, data []byte) (int, error) {
-	return n.trust.Import(data)
+	added, err := n.trust.Import(data)
+	if err != nil {
+		return added, err
+	}
+	for _, e := range n.trust.Edges() {
+		if e.Level == trust.LevelNone {
+			if err := n.dropBlocked(ctx, e.NodeID); err != nil {
+				return added, err
+			}
+		}
+	}
+	return added, nil
 }
 
 // Referrals lists the signed referrals received from peers.

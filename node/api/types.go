@@ -35,9 +35,21 @@ type Status struct {
 	NodeID  string         `json:"nodeId"`
 	Counts  map[string]int `json:"counts"`
 	Total   int            `json:"total"`
+	// Remote counts the lessons received from other nodes and held.
+	Remote int `json:"remote"`
+	// Pending sums the lessons refused because their publishers are not
+	// trusted (Trust.TrustPending lists them).
+	Pending PendingSummary `json:"pending"`
 	// Network is the node's reachability, relay reservations and relay
 	// service; nil for an offline node.
 	Network *NetworkStatus `json:"network,omitempty"`
+}
+
+// PendingSummary counts the untrusted publishers whose lessons were
+// refused, and those lessons.
+type PendingSummary struct {
+	Publishers int `json:"publishers"`
+	Lessons    int `json:"lessons"`
 }
 
 // PeerInfo describes one connected peer.
@@ -64,7 +76,25 @@ type SyncProgress struct {
 	Revocations int    `json:"revocations"` // applied so far
 	Received    int    `json:"received"`    // records received, stored or not
 	Invalid     int    `json:"invalid"`     // records that failed verification
-	Done        bool   `json:"done"`
+	// Untrusted counts the valid lessons refused because this node does
+	// not trust their publisher (see Trust.TrustPending).
+	Untrusted int  `json:"untrusted"`
+	Done      bool `json:"done"`
+}
+
+// PendingPublisher is a publisher whose valid lessons this node refused
+// because it does not trust it: what it published and when, never the
+// content. Trusting it brings its lessons in at once.
+type PendingPublisher struct {
+	NodeID string `json:"nodeId"`
+	// Topics are the topics its refused lessons were published on.
+	Topics []string `json:"topics"`
+	// Lessons counts the distinct lessons refused.
+	Lessons int `json:"lessons"`
+	// FirstSeen and LastSeen are when the first and the last were refused,
+	// Unix ms.
+	FirstSeen int64 `json:"firstSeen"`
+	LastSeen  int64 `json:"lastSeen"`
 }
 
 // TrustEntry is one row of the trust list: a direct edge, or a node trusted

@@ -384,6 +384,13 @@ func (c *Client) Referrals(ctx context.Context) ([]*protocol.Referral, error) {
 	return out, c.do(ctx, http.MethodGet, "/api/v1/trust/referrals", nil, &out)
 }
 
+// TrustPending lists the publishers whose lessons the daemon refused
+// because it does not trust them.
+func (c *Client) TrustPending(ctx context.Context) ([]api.PendingPublisher, error) {
+	var out []api.PendingPublisher
+	return out, c.do(ctx, http.MethodGet, "/api/v1/trust/pending", nil, &out)
+}
+
 // VerifyKey verifies a lesson by key on the daemon.
 func (c *Client) VerifyKey(ctx context.Context, key string) (*api.VerifyReport, error) {
 	var out api.VerifyReport

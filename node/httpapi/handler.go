@@ -221,7 +221,7 @@ func (h *handler) handleGet(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) doGet(w http.ResponseWriter, r *http.Request, id string) {
-	if err := protocol.ValidateID(id); err != nil {
+	if err := api.CheckRef(id); err != nil {
 		writeError(w, 0, err)
 		return
 	}

@@ -1,0 +1,154 @@
+package node_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/meshprotocol/mesh/node"
+	"github.com/meshprotocol/mesh/node/api"
+	"github.com/meshprotocol/mesh/node/nodetest"
+	"github.com/meshprotocol/mesh/protocol"
+	"github.com/meshprotocol/mesh/store"
+	"github.com/meshprotocol/mesh/trust"
+)
+
+// TestReceivedLessonCanBeOpened: a lesson received from another node opens
+// by its key and by its bare id, exports as signed, lists with the remote
+// origin or its publisher, and counts in the status; a lesson this node
+// does not hold is fetched from its publisher.
+func TestReceivedLessonCanBeOpened(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	nodes := nodetest.Line(t, 2, "ops")
+	a, b := nodes[0], nodes[1]
+	sl := nodetest.Publish(t, a, "Rotate leaked keys", "revoke and rotate leaked credentials first", protocol.VisibilityPublic, "ops")
+	nodetest.Eventually(t, "b to receive the lesson", func() bool { return nodetest.HasRemote(b, sl.Key()) })
+
+	for _, ref := range []string{sl.Key(), sl.Lesson.ID} {
+		rec, err := b.Get(ctx, ref)
+		if err != nil || rec.ID != sl.Lesson.ID || rec.Content != sl.Lesson.Content || rec.Visibility != protocol.VisibilityPublic {
+			t.Fatalf("get %s: %+v, %v", ref, rec, err)
+		}
+		got, err := b.Export(ctx, ref)
+		if err != nil || got.Key() != sl.Key() || protocol.Verify(got, protocol.VerifyOptions{AllowOld: true}) != nil {
+			t.Fatalf("export %s: %v", ref, err)
+		}
+	}
+	for _, o := range []store.ListOptions{{Origin: store.OriginRemote}, {Origin: store.OriginAll, Publisher: a.ID().String()}} {
+		l, err := b.List(ctx, o)
+		if err != nil || l.Total != 1 || l.Keys[0] != sl.Key() {
+			t.Fatalf("list %+v: %+v, %v", o, l, err)
+		}
+	}
+	st, err := b.Status(ctx)
+	if err != nil || st.Remote != 1 || st.Total != 0 {
+		t.Fatalf("status counts own %d, received %d (%v); want 0 and 1", st.Total, st.Remote, err)
+	}
+
+	// An unlisted lesson never travels by gossip: b fetches it by key.
+	hidden := nodetest.Publish(t, a, "Unlisted", "shared by link only", protocol.VisibilityUnlisted)
+	rec, err := b.Get(ctx, hidden.Key())
+	if err != nil || rec.Content != hidden.Lesson.Content {
+		t.Fatalf("get an unlisted lesson held only by its publisher: %+v, %v", rec, err)
+	}
+	if _, err := b.Get(ctx, "nothing@"+a.ID().String()); !errors.Is(err, protocol.ErrUnknownLesson) {
+		t.Fatalf("get a lesson nobody has: %v", err)
+	}
+	if _, err := b.Get(ctx, "bad@key@"); !errors.Is(err, protocol.ErrInvalid) {
+		t.Fatalf("get a malformed key: %v", err)
+	}
+}
+
+// TestUntrustedPublicationsAreListedThenBroughtIn: a node that follows a
+// topic refuses the lessons of a publisher it does not trust, lists that
+// publisher (not the content) as pending and counts it in its status;
+// trusting the publisher brings its lessons in at once, with no sync
+// asked for.
+func TestUntrustedPublicationsAreListedThenBroughtIn(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, nodes := nodetest.Mock(t, 2, 0, node.Config{Topics: []string{"ops"}})
+	a, b := nodes[0], nodes[1]
+	nodetest.SetTrust(t, a, b, trust.LevelFull)
+	nodetest.Connect(t, b, a)
+	nodetest.WaitMesh(t, "ops", a, b)
+	sl := nodetest.Publish(t, a, "Rotate leaked keys", "revoke and rotate leaked credentials first", protocol.VisibilityPublic, "ops")
+
+	nodetest.Eventually(t, "b to list a as pending", func() bool {
+		p, err := b.TrustPending(ctx)
+		return err == nil && len(p) == 1 && p[0].NodeID == a.ID().String() && p[0].Lessons == 1 && slices.Equal(p[0].Topics, []string{"ops"})
+	})
+	st, err := b.Status(ctx)
+	if err != nil || st.Pending != (api.PendingSummary{Publishers: 1, Lessons: 1}) || st.Remote != 0 {
+		t.Fatalf("status pending %+v remote %d, %v", st.Pending, st.Remote, err)
+	}
+	if nodetest.HasRemote(b, sl.Key()) {
+		t.Fatal("an untrusted publisher's lesson was stored")
+	}
+
+	if err := b.TrustSet(ctx, a.ID().String(), trust.LevelFull, ""); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, "the lesson at b once it trusts a", func() bool { return nodetest.HasRemote(b, sl.Key()) })
+	if p, _ := b.TrustPending(ctx); len(p) != 0 {
+		t.Fatalf("still pending after trusting: %+v", p)
+	}
+}
+
+// TestTrustPathsInAnyOrder: C trusts B, B trusts C and A: in every order
+// of the three trust adds, C gets the two-hop path to A at once (B pushes
+// its new vouch; a node newly trusting a peer asks for its vouch).
+func TestTrustPathsInAnyOrder(t *testing.T) {
+	t.Parallel()
+	type add struct{ from, to int } // indexes into a, b, c
+	adds := []add{{2, 1}, {1, 2}, {1, 0}}
+	orders := [][]int{{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}}
+	for _, order := range orders {
+		t.Run(fmt.Sprint(order), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			_, n := nodetest.Mock(t, 3, 0, node.Config{})
+			a, b, c := n[0], n[1], n[2]
+			nodetest.Connect(t, c, b)
+			nodetest.Connect(t, a, b)
+			for _, i := range order {
+				from, to := n[adds[i].from], n[adds[i].to]
+				if err := from.TrustSet(ctx, to.ID().String(), trust.LevelFull, ""); err != nil {
+					t.Fatal(err)
+				}
+			}
+			nodetest.Eventually(t, "C's path to A through B", func() bool {
+				p, err := c.TrustPath(ctx, a.ID().String())
+				return err == nil && p.Trusted && slices.Equal(p.Hops, []string{c.ID().String(), b.ID().String(), a.ID().String()})
+			})
+		})
+	}
+}
+
+// TestBlockTakesLessonsAway: blocking a publisher removes its lessons from
+// search, get and list at once.
+func TestBlockTakesLessonsAway(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	nodes := nodetest.Line(t, 2, "ops")
+	a, b := nodes[0], nodes[1]
+	sl := nodetest.Publish(t, a, "Rotate leaked keys", "revoke and rotate leaked credentials first", protocol.VisibilityPublic, "ops")
+	nodetest.Eventually(t, "b to receive the lesson", func() bool { return nodetest.HasRemote(b, sl.Key()) })
+
+	if err := b.TrustSet(ctx, a.ID().String(), trust.LevelNone, "spam"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := b.Search(ctx, store.Query{Text: "leaked credentials", Origin: store.OriginAll})
+	if err != nil || len(res.Hits) != 0 {
+		t.Fatalf("search after the block: %+v, %v", res, err)
+	}
+	if l, err := b.List(ctx, store.ListOptions{Origin: store.OriginRemote}); err != nil || l.Total != 0 {
+		t.Fatalf("list after the block: %+v, %v", l, err)
+	}
+	if _, err := b.Store().Remote(ctx, sl.Key()); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the blocked publisher's lesson is still held: %v", err)
+	}
+}
