@@ -243,6 +243,11 @@ type DHTStatus struct {
 	Mode         string `json:"mode"`    // as configured: auto, server, client, off
 	Serving      bool   `json:"serving"` // in server mode now
 	RoutingTable int    `json:"routingTable"`
+	// LAN says the LAN DHT runs (it always serves, among nodes on private
+	// or loopback addresses), LANRoutingTable how many of RoutingTable's
+	// servers are in it.
+	LAN             bool `json:"lan"`
+	LANRoutingTable int  `json:"lanRoutingTable"`
 	// Record is the node record last published, PublishedAt when (Unix ms).
 	Record      *protocol.NodeRecord `json:"record,omitempty"`
 	PublishedAt int64                `json:"publishedAt,omitempty"`
