@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	libp2pproto "github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/meshprotocol/mesh/internal/streamrpc"
 	"github.com/meshprotocol/mesh/node/api"
@@ -43,7 +43,7 @@ func (n *Node) newKeys() {
 		},
 	}
 	if n.host != nil {
-		deps.Host = n.host
+		deps.Host, deps.Relearn = n.host, n.relearnAll
 	}
 	n.keys = keys.New(n.cfg.Keys, deps)
 }
@@ -346,34 +346,49 @@ func (n *Node) findPublished(ctx context.Context, key string) found {
 	return f
 }
 
-// keysOnIdentified tells the key subsystem a peer is there (it sends the
-// notices kept for it) and, until the node has re-learned its
-// revocations since it started, re-learns them from that peer.
+// keysOnIdentified tells the key subsystem a peer is there: it sends the
+// notices kept for it.
 func (n *Node) keysOnIdentified(e event.EvtPeerIdentificationCompleted) {
-	p := e.Peer
-	n.keys.PeerSeen(p)
-	if n.keys.IsRelearned() || !slices.Contains(e.Protocols, libp2pproto.ID(protocol.ProtocolSync)) ||
-		n.trust.Blocked(p.String()) || n.trust.Limited(p.String()) {
-		return
-	}
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		if err := n.relearn(n.ctx, p); err != nil {
-			n.log.Debug("relearn revocations", "peer", p.String(), "err", err)
-			return
-		}
-		n.keys.Relearned()
-	}()
+	n.keys.PeerSeen(e.Peer)
 }
 
-// relearn pulls from p every revocation it holds of the lessons of this
-// node and of the authors whose escrow shares it holds, from the start of
-// p's log (not from a checkpoint: a node restored from an old backup must
-// hear again what it revoked since the backup), and applies them. It takes
-// nothing else from the answers.
-func (n *Node) relearn(ctx context.Context, p peer.ID) error {
-	pubs := n.keys.RelearnPublishers(ctx)
+// relearnAll re-learns from every connected peer (but blocked and limited
+// ones), at once, the revocations they hold of the lessons of publishers
+// (this node's, and those of the authors whose escrow shares it holds).
+// It succeeds if one peer answered.
+func (n *Node) relearnAll(ctx context.Context, publishers []string) error {
+	var peers []peer.ID
+	for _, p := range n.host.Network().Peers() {
+		if !n.trust.Blocked(p.String()) && !n.trust.Limited(p.String()) {
+			peers = append(peers, p)
+		}
+	}
+	if len(peers) == 0 {
+		return errors.New("no peer to ask")
+	}
+	errs := make([]error, len(peers))
+	var wg sync.WaitGroup
+	for i, p := range peers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = n.relearn(ctx, p, publishers)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err == nil {
+			return nil
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// relearn pulls from p every revocation it holds of the lessons of
+// publishers, from the start of p's log (not from a checkpoint: a node
+// restored from an old backup must hear again what it revoked since the
+// backup), and applies them. It takes nothing else from the answers.
+func (n *Node) relearn(ctx context.Context, p peer.ID, pubs []string) error {
 	req := protocol.SyncRequest{Type: protocol.MsgSyncRequest, Publishers: pubs, Limit: protocol.MaxSyncPage}
 	for range 100000 {
 		b, _ := req.Encode()

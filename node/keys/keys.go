@@ -114,6 +114,11 @@ type Deps struct {
 	// FollowFeed makes the node follow a publisher's feed (an escrow node
 	// follows the authors whose shares it holds); nil for none.
 	FollowFeed func(ctx context.Context, nodeID string) error
+	// Relearn asks the connected peers for the revocations they hold of
+	// the lessons of RelearnPublishers and applies them; nil if at least
+	// one peer answered. The first key request after a start waits for
+	// it (see Relearned). Nil means nothing to re-learn (an offline node).
+	Relearn func(ctx context.Context, publishers []string) error
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger receives the service's logs; nil discards them. Keys and
@@ -138,10 +143,13 @@ type Service struct {
 
 	limit *ratelimit.Keyed
 
-	// ready is closed once the node has re-learned its revocations from a
-	// peer after the start (or needs not to: an offline node).
+	// ready is closed once the node has re-learned its revocations from its
+	// peers after the start (or needs not to: an offline node).
 	ready     chan struct{}
 	readyOnce sync.Once
+	// relearnMu makes the key requests that come before ready share one
+	// re-learning.
+	relearnMu sync.Mutex
 
 	// ownMu serializes changes to this node's keys (new readers, policy
 	// changes, revocations), which read, change and write a key record.
@@ -172,8 +180,10 @@ func New(cfg Config, deps Deps) *Service {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.cache.init(s)
-	if s.host == nil {
+	if s.host == nil || deps.Relearn == nil {
 		s.Relearned()
+	}
+	if s.host == nil {
 		return s
 	}
 	s.host.SetStreamHandler(libp2pproto.ID(protocol.ProtocolKeys),
@@ -208,8 +218,10 @@ func (s *Service) Close() error {
 
 // Relearned says the node has re-learned the revocations its peers hold of
 // its lessons, and of the lessons it holds escrow shares of, since it
-// started: from now on it serves keys and shares. The node calls it after
-// its first catch-up of those revocations with a peer.
+// started: from now on it serves keys and shares. The first key request
+// after a start runs Deps.Relearn over the connected peers, and calls it
+// when one of them answered: a node restored from an old backup hears of
+// what it revoked since before it hands out a key.
 func (s *Service) Relearned() { s.readyOnce.Do(func() { close(s.ready) }) }
 
 // IsRelearned reports whether Relearned was called.
@@ -239,17 +251,27 @@ func (s *Service) RelearnPublishers(ctx context.Context) []string {
 	return out
 }
 
-// waitReady waits for Relearned, at most Config.RelearnWait.
+// waitReady re-learns the node's revocations from its peers, once after a
+// start (Deps.Relearn, at most Config.RelearnWait): until one peer has
+// answered, nothing is served.
 func (s *Service) waitReady(ctx context.Context) error {
-	t := time.NewTimer(s.cfg.RelearnWait)
-	defer t.Stop()
-	select {
-	case <-s.ready:
+	if s.IsRelearned() {
 		return nil
-	case <-t.C:
-	case <-ctx.Done():
 	}
-	return fmt.Errorf("%w: the node is re-learning its revocations from its peers since it started; ask again shortly", protocol.ErrUnavailable)
+	s.relearnMu.Lock()
+	defer s.relearnMu.Unlock()
+	if s.IsRelearned() {
+		return nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.RelearnWait)
+	defer cancel()
+	err := s.deps.Relearn(rctx, s.RelearnPublishers(rctx))
+	if err == nil {
+		s.Relearned()
+		return nil
+	}
+	s.log.Debug("keys: relearn", "err", err)
+	return fmt.Errorf("%w: the node is re-learning its revocations from its peers since it started (%v); ask again shortly", protocol.ErrUnavailable, err)
 }
 
 // goTracked runs f on a goroutine Close waits for.
