@@ -2,7 +2,11 @@ package keys_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"errors"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +19,7 @@ import (
 	"github.com/meshprotocol/mesh/internal/streamrpc"
 	"github.com/meshprotocol/mesh/node"
 	"github.com/meshprotocol/mesh/node/api"
+	"github.com/meshprotocol/mesh/node/directory"
 	"github.com/meshprotocol/mesh/node/keys"
 	"github.com/meshprotocol/mesh/node/nodetest"
 	"github.com/meshprotocol/mesh/protocol"
@@ -571,5 +576,264 @@ func TestRelearnGate(t *testing.T) {
 	}
 	if !a.Keys().IsRelearned() {
 		t.Fatal("served a key without having re-learned")
+	}
+}
+
+// TestRotate: mesh keys rotate re-encrypts under a new key and republishes
+// (the newer publication supersedes the old at every node), the old key is
+// KEY_REVOKED (rotated), its escrow shares are deleted, the new ones
+// delivered, and a reader drops the old key at once.
+func TestRotate(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	net := nodetest.NewNet(0)
+	t.Cleanup(func() { net.Close() })
+	w := newEscrowWorld(t, func(cfg node.Config) *node.Node { return nodetest.MockNode(t, net, cfg) })
+	a, b := w.author, w.reader
+	nodetest.WaitMesh(t, "lab", a, b)
+	id := secret(t, a, "MARKER-ROTATE")
+	res := publishEncrypted(t, a, id, api.PolicyOptions{Access: protocol.AccessTrusted, EscrowNodes: w.escrowIDs(), Threshold: 2})
+	old := res.EncryptedLesson
+	nodetest.Eventually(t, "the first version at b", func() bool { return b.Store().Encrypted(old.Key()) })
+	if _, err := b.Keys().Read(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	rot, err := a.KeyRotate(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	el := rot.EncryptedLesson
+	if el.Encryption.KeyID == old.Encryption.KeyID || el.Publication.PublishedAt <= old.Publication.PublishedAt || rot.Key.Threshold != 2 {
+		t.Fatalf("rotation %+v", rot)
+	}
+	for _, s := range rot.Notices {
+		if !s.Delivered {
+			t.Fatalf("rotation notice to %s (%s): %s", s.NodeID, s.Role, s.Error)
+		}
+	}
+	if b.Keys().Cached(old.Encryption.KeyID) {
+		t.Fatal("the reader kept the rotated key")
+	}
+	if r := rawAsk(t, b.Host(), a.ID(), old.Encryption.KeyID); r.Error != protocol.CodeKeyRevoked || r.Revocation != nil {
+		t.Fatalf("the old key: %+v", r)
+	}
+	for _, e := range w.escrow {
+		if _, err := e.Store().EscrowShare(ctx, old.Encryption.KeyID); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("escrow node kept the rotated share: %v", err)
+		}
+		if _, err := e.Store().EscrowShare(ctx, el.Encryption.KeyID); err != nil {
+			t.Fatalf("escrow node lacks the new share: %v", err)
+		}
+	}
+	nodetest.Eventually(t, "the new version at b", func() bool {
+		got, err := b.Store().RemoteEncrypted(ctx, el.Key())
+		return err == nil && got.Encryption.KeyID == el.Encryption.KeyID
+	})
+	got, err := b.ReadLesson(ctx, el.Key())
+	if err != nil || got.KeyID != el.Encryption.KeyID || !strings.Contains(got.Lesson.Content, "MARKER-ROTATE") {
+		t.Fatalf("read after rotation: %+v %v", got, err)
+	}
+	if _, err := b.Keys().Read(ctx, old); !errors.Is(err, protocol.ErrKeyRevoked) {
+		t.Fatalf("the old ciphertext after rotation: %v", err)
+	}
+	list, _ := a.KeyList(ctx)
+	var live, rotated int
+	for _, k := range list {
+		if k.Revoked && k.RevokeReason == "rotated" {
+			rotated++
+		} else if !k.Revoked {
+			live++
+		}
+	}
+	if live != 1 || rotated != 1 {
+		t.Fatalf("key list after rotation %+v", list)
+	}
+}
+
+// TestTampering: a flipped ciphertext, a swapped nonce, tag or keyId, and
+// a blob moved under another lesson ID are refused with a clear error,
+// whether the change breaks the signature or the tamperer signed it again.
+func TestTampering(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, nodes := nodetest.Mock(t, 2, 0, node.Config{})
+	a, b := nodes[0], nodes[1]
+	nodetest.TrustAll(t, a, b)
+	nodetest.Connect(t, b, a)
+	el := publishEncrypted(t, a, secret(t, a, "MARKER-TAMPER"), api.PolicyOptions{}).EncryptedLesson
+	other := publishEncrypted(t, a, secret(t, a, "MARKER-OTHER"), api.PolicyOptions{}).EncryptedLesson
+	if _, err := b.Keys().Read(ctx, el); err != nil {
+		t.Fatal(err)
+	}
+	mallory := nodetest.NewKey(t)
+	flip := func(s string) string {
+		c := []byte(s)
+		c[len(c)/2] ^= 1
+		if c[len(c)/2] == '=' || c[len(c)/2] > 'z' {
+			c[len(c)/2] = 'A'
+		}
+		return string(c)
+	}
+	cases := []struct {
+		name   string
+		change func(e *protocol.EncryptedLesson)
+	}{
+		{"flipped ciphertext", func(e *protocol.EncryptedLesson) { e.Ciphertext = flip(e.Ciphertext) }},
+		{"swapped nonce", func(e *protocol.EncryptedLesson) { e.Encryption.Nonce = other.Encryption.Nonce }},
+		{"swapped tag", func(e *protocol.EncryptedLesson) { e.Encryption.Tag = other.Encryption.Tag }},
+		{"swapped keyId", func(e *protocol.EncryptedLesson) { e.Encryption.KeyID = other.Encryption.KeyID }},
+		{"moved under another lessonId", func(e *protocol.EncryptedLesson) { e.LessonID = other.LessonID }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			// As it arrives: the author's signature no longer covers it.
+			e := *el
+			tc.change(&e)
+			_, err := b.Keys().Read(ctx, &e)
+			wantCode(t, err, protocol.ErrInvalidSignature, "signature does not match")
+		})
+		t.Run(tc.name+", re-signed by its author's key", func(t *testing.T) {
+			// Even the author's own key cannot move a blob: the GCM AAD binds
+			// keyId, lessonId and publisher, and the tag the bytes.
+			e := *el
+			tc.change(&e)
+			e.Signature = protocol.Signature{}
+			s, err := protocol.SignEncrypted(nodetest.Key(a), &e, e.Publication, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = b.Keys().Read(ctx, s)
+			if !errors.Is(err, protocol.ErrDecrypt) && !errors.Is(err, protocol.ErrKeyRevoked) {
+				t.Fatalf("got %v, want a decryption failure", err)
+			}
+			if errors.Is(err, protocol.ErrDecrypt) && !strings.Contains(err.Error(), "wrong key, or the ciphertext, nonce, tag, keyId, lessonId or publisher was altered") {
+				t.Fatalf("unclear error: %v", err)
+			}
+		})
+	}
+	t.Run("re-signed as another publisher", func(t *testing.T) {
+		e := *el
+		e.Signature = protocol.Signature{}
+		id := nodetest.PeerOf(t, mallory).String()
+		e.Signature.NodeID = id
+		s, err := protocol.SignEncrypted(mallory, &e, e.Publication, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Mallory runs no key server: the key cannot even be asked for;
+		// with the right key anyway, the AAD names the real publisher.
+		if _, err := b.Keys().Read(ctx, s); err == nil {
+			t.Fatal("a blob re-signed by another node was read")
+		}
+		key, _ := a.Store().LessonKey(ctx, el.Encryption.KeyID)
+		if _, err := protocol.DecryptLesson(s, key.Key); !errors.Is(err, protocol.ErrDecrypt) {
+			t.Fatalf("decrypt of a blob moved to another publisher: %v", err)
+		}
+	})
+}
+
+// httpKey asks base's GET /mesh/v1/keys/{keyId} as the node whose key is
+// key (nil: unsigned), and checks the answer's signature.
+func httpKey(t *testing.T, base, keyID string, key ed25519.PrivateKey) (int, *protocol.KeyResponse, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, base+protocol.KeyHTTPPrefix+keyID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key != nil {
+		sr, err := protocol.SignKeyRequest(key, keyID, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range sr.KeyRequestHeaders() {
+			req.Header.Set(k, v)
+		}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	kr, signer, err := protocol.VerifyKeyResponseHTTP(body, protocol.VerifyOptions{})
+	if err != nil {
+		t.Fatalf("answer %d %s: %v", resp.StatusCode, body, err)
+	}
+	return resp.StatusCode, kr, signer
+}
+
+// TestKeyOverHTTP: the seed's GET /mesh/v1/keys/{keyId} on the public API
+// answers a signed request with the key sealed to the requester (useless
+// to anyone else, safe on plain HTTP), an escrow node with its share
+// sealed the same way; unsigned, denied, unknown and revoked requests get
+// their codes; every answer is signed by the serving node.
+func TestKeyOverHTTP(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	net := nodetest.NewNet(0)
+	t.Cleanup(func() { net.Close() })
+	public := directory.Config{PublicAPI: "127.0.0.1:0"}
+	w := newEscrowWorld(t, func(cfg node.Config) *node.Node {
+		cfg.Directory = public
+		return nodetest.MockNode(t, net, cfg)
+	})
+	a, b := w.author, w.reader
+	outsider := nodetest.NewKey(t)
+	el := publishEncrypted(t, a, secret(t, a, "MARKER-HTTP"), api.PolicyOptions{Access: protocol.AccessTrusted, EscrowNodes: w.escrowIDs(), Threshold: 2}).EncryptedLesson
+	keyID := el.Encryption.KeyID
+	base := a.Directory().PublicURL()
+	bKey := nodetest.Key(b)
+
+	status, kr, signer := httpKey(t, base, keyID, bKey)
+	if status != http.StatusOK || signer != a.ID().String() || kr.SealedKey == "" || kr.Key != "" || kr.Policy == nil {
+		t.Fatalf("%d %+v signed by %s", status, kr, signer)
+	}
+	sealed, _ := base64.StdEncoding.DecodeString(kr.SealedKey)
+	key, err := protocol.OpenKey(bKey, sealed, protocol.KeySealInfo(keyID, b.ID().String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, err := protocol.DecryptLesson(el, key); err != nil || !strings.Contains(l.Content, "MARKER-HTTP") {
+		t.Fatalf("decrypt with the key from HTTP: %v", err)
+	}
+	if _, err := protocol.OpenKey(outsider, sealed, protocol.KeySealInfo(keyID, b.ID().String())); !errors.Is(err, protocol.ErrDecrypt) {
+		t.Fatalf("someone else opened the sealed key: %v", err)
+	}
+
+	// An escrow node's public API: its share, sealed to the requester.
+	status, kr, signer = httpKey(t, w.escrow[0].Directory().PublicURL(), keyID, bKey)
+	if status != http.StatusOK || signer != w.escrow[0].ID().String() || kr.SealedShare == "" || kr.Policy == nil {
+		t.Fatalf("escrow: %d %+v", status, kr)
+	}
+	sealed, _ = base64.StdEncoding.DecodeString(kr.SealedShare)
+	if _, err := protocol.OpenKey(bKey, sealed, protocol.ShareSealInfo(keyID, b.ID().String())); err != nil {
+		t.Fatalf("the sealed share does not open: %v", err)
+	}
+
+	for _, tc := range []struct {
+		name   string
+		keyID  string
+		key    ed25519.PrivateKey
+		status int
+		code   protocol.Code
+	}{
+		{"unsigned", keyID, nil, http.StatusUnauthorized, protocol.CodeUnauthorized},
+		{"outside the policy", keyID, outsider, http.StatusForbidden, protocol.CodeAccessDenied},
+		{"unknown key", "kNoSuchKey", bKey, http.StatusNotFound, protocol.CodeNotFound},
+	} {
+		status, kr, _ := httpKey(t, base, tc.keyID, tc.key)
+		if status != tc.status || kr.Error != tc.code {
+			t.Errorf("%s: %d %+v, want %d %s", tc.name, status, kr, tc.status, tc.code)
+		}
+	}
+
+	if _, err := a.RevokeHard(ctx, el.LessonID, ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*node.Node{a, w.escrow[0]} {
+		status, kr, _ := httpKey(t, n.Directory().PublicURL(), keyID, bKey)
+		if status != http.StatusGone || kr.Error != protocol.CodeKeyRevoked || kr.RevokedAt == 0 {
+			t.Fatalf("after the revoke, %s answered %d %+v", n.ID(), status, kr)
+		}
 	}
 }

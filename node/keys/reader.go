@@ -45,7 +45,7 @@ func (s *Service) Read(ctx context.Context, el *protocol.EncryptedLesson) (*Plai
 		return nil, fmt.Errorf("read %s: %w", el.Key(), err)
 	}
 	keyID := el.Encryption.KeyID
-	digest := sha256.Sum256([]byte(el.Ciphertext))
+	digest := sealedDigest(el)
 	if l, exp, ok := s.cache.plain(keyID, digest); ok {
 		return &Plain{Lesson: l, KeyID: keyID, ExpiresAt: exp, From: "memory"}, nil
 	}
@@ -62,6 +62,21 @@ func (s *Service) Read(ctx context.Context, el *protocol.EncryptedLesson) (*Plai
 		s.cache.put(el.Key(), keyID, key, exp, l, digest)
 	}
 	return &Plain{Lesson: l.Clone(), KeyID: keyID, ExpiresAt: exp, From: from}, nil
+}
+
+// sealedDigest names everything a decryption depends on: the AAD (key ID,
+// lesson ID, publisher), the nonce, the tag and the ciphertext. Plaintext
+// is served from memory only for exactly what decrypted to it.
+func sealedDigest(el *protocol.EncryptedLesson) [sha256.Size]byte {
+	h := sha256.New()
+	h.Write(protocol.EncryptionAAD(el.Encryption.KeyID, el.LessonID, el.Signature.NodeID))
+	for _, part := range []string{el.Encryption.Nonce, el.Encryption.Tag, el.Ciphertext} {
+		h.Write([]byte{0})
+		h.Write([]byte(part))
+	}
+	var d [sha256.Size]byte
+	h.Sum(d[:0])
+	return d
 }
 
 // Status says whether el's key is available to this node, fetching it if
@@ -396,7 +411,7 @@ type cached struct {
 	key       []byte
 	expires   time.Time
 	lesson    *protocol.Lesson
-	digest    [sha256.Size]byte // of the ciphertext lesson decrypted
+	digest    [sha256.Size]byte // sealedDigest of what lesson was decrypted from
 }
 
 // maxPolicies bounds the policies remembered.
