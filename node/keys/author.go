@@ -29,6 +29,17 @@ func (s *Service) policyOf(keyID, lessonID string, key []byte, opts api.PolicyOp
 	}
 	if len(opts.EscrowNodes) > 0 || opts.Threshold != 0 {
 		nodes := slices.Clone(opts.EscrowNodes)
+		k := opts.Threshold
+		if k == 0 {
+			k = len(nodes)/2 + 1
+		}
+		if len(nodes) < 2 || len(nodes) > protocol.MaxEscrowShares || k < 2 || k > len(nodes) {
+			return nil, fmt.Errorf("%w: escrow wants 2 to %d escrow nodes and a threshold from 2 to their number (got %d nodes, threshold %d)",
+				protocol.ErrInvalid, protocol.MaxEscrowShares, len(nodes), k)
+		}
+		if u := slices.Compact(slices.Sorted(slices.Values(nodes))); len(u) != len(nodes) {
+			return nil, fmt.Errorf("%w: an escrow node is listed twice", protocol.ErrInvalid)
+		}
 		for i, id := range nodes {
 			if _, err := protocol.PublicKeyOf(id); err != nil {
 				return nil, fmt.Errorf("escrow node %d: %w", i+1, err)
@@ -40,17 +51,6 @@ func (s *Service) policyOf(keyID, lessonID string, key []byte, opts api.PolicyOp
 				return nil, fmt.Errorf("%w: escrow node %s is not trusted fully by this node: an escrow node holds a share of the key; run mesh trust set %s full first",
 					protocol.ErrUntrusted, id, id)
 			}
-		}
-		if u := slices.Compact(slices.Sorted(slices.Values(nodes))); len(u) != len(nodes) {
-			return nil, fmt.Errorf("%w: an escrow node is listed twice", protocol.ErrInvalid)
-		}
-		k := opts.Threshold
-		if k == 0 {
-			k = len(nodes)/2 + 1
-		}
-		if len(nodes) < 2 || k < 2 || k > len(nodes) {
-			return nil, fmt.Errorf("%w: escrow wants at least 2 escrow nodes and a threshold from 2 to their number (got %d nodes, threshold %d)",
-				protocol.ErrInvalid, len(nodes), k)
 		}
 		e, err := protocol.NewEscrow(key, keyID, k, nodes)
 		if err != nil {
