@@ -331,6 +331,9 @@ func (n *Node) findPublished(ctx context.Context, key string) found {
 		f.source, f.err = "publisher", nil
 		return f
 	}
+	if f.err != nil && protocol.CodeOf(f.err) == protocol.CodeInternal {
+		f.err = fmt.Errorf("%w: the publisher could not be reached, nor a connected peer that holds the lesson: %v", protocol.ErrUnreachable, f.err)
+	}
 	for _, p := range n.host.Network().Peers() {
 		if p == publisher || n.host.Network().Connectedness(p) != network.Connected {
 			continue

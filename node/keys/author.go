@@ -257,6 +257,20 @@ func (s *Service) Retire(ctx context.Context, oldKeyID string, newPolicy *protoc
 	if err == nil {
 		err = s.store.RevokeKeys(ctx, store.RevokedKey{KeyID: oldKeyID, LessonID: old.LessonID, NodeID: s.self, RevokedAt: s.now().UnixMilli(), Reason: store.KeyRetired})
 	}
+	if err == nil {
+		// The old key's readers are the lesson's: a hard revoke of the new
+		// key reaches them too.
+		if k, kerr := s.store.LessonKey(ctx, newPolicy.KeyID); kerr == nil {
+			for _, r := range old.Readers {
+				if !contains(k.Readers, r) && len(k.Readers) < store.MaxKeyReaders {
+					k.Readers = append(k.Readers, r)
+				}
+			}
+			if perr := s.store.PutLessonKey(ctx, k); perr != nil {
+				s.log.Warn("keys: carry the readers over to the new key", "err", perr)
+			}
+		}
+	}
 	s.ownMu.Unlock()
 	if err != nil {
 		s.log.Warn("keys: retire the rotated key", "err", err)
