@@ -1,6 +1,7 @@
 package keys
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -141,14 +142,45 @@ func (s *Service) fetchKey(ctx context.Context, el *protocol.EncryptedLesson) (k
 	if s.host == nil {
 		return nil, exp, "", fmt.Errorf("%w: the node is offline: it cannot ask for the key", protocol.ErrUnavailable)
 	}
+	// The author's answer, when it comes, is the one that counts. When the
+	// author is not connected (it may be offline: dialling it can take a
+	// while), escrow is asked at the same time, for when it does not come.
+	type escrowAnswer struct {
+		key  []byte
+		exp  time.Time
+		from string
+		err  error
+	}
+	var escrowCh chan escrowAnswer
+	if p, err := peer.Decode(author); err == nil && len(s.host.Network().ConnsToPeer(p)) == 0 {
+		escrowCh = make(chan escrowAnswer, 1)
+		ectx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			var a escrowAnswer
+			a.key, a.exp, a.from, a.err = s.askEscrow(ectx, el)
+			escrowCh <- a
+		}()
+	}
 	key, exp, authorErr := s.askAuthor(ctx, el)
-	if authorErr == nil {
+	if authorErr == nil || errors.Is(authorErr, protocol.ErrKeyRevoked) || errors.Is(authorErr, protocol.ErrAccessDenied) {
+		if escrowCh != nil {
+			if a := <-escrowCh; a.key != nil {
+				clear(a.key)
+			}
+		}
+		if authorErr != nil {
+			return nil, exp, "", authorErr
+		}
 		return key, exp, "author", nil
 	}
-	if errors.Is(authorErr, protocol.ErrKeyRevoked) || errors.Is(authorErr, protocol.ErrAccessDenied) {
-		return nil, exp, "", authorErr
+	var escrowErr error
+	if escrowCh != nil {
+		a := <-escrowCh
+		key, exp, from, escrowErr = a.key, a.exp, a.from, a.err
+	} else {
+		key, exp, from, escrowErr = s.askEscrow(ctx, el)
 	}
-	key, exp, from, escrowErr := s.askEscrow(ctx, el)
 	if escrowErr == nil {
 		return key, exp, from, nil
 	}
@@ -164,6 +196,9 @@ func (s *Service) fetchKey(ctx context.Context, el *protocol.EncryptedLesson) (k
 func (s *Service) ask(ctx context.Context, p peer.ID, el *protocol.EncryptedLesson) (*protocol.KeyResponse, error) {
 	keyID := el.Encryption.KeyID
 	req, _ := (&protocol.KeyRequest{Type: protocol.MsgKeyRequest, KeyID: keyID}).Encode()
+	if pad := min(s.cfg.MinRequestSize, protocol.MaxKeyRequestSize) - len(req); pad > 0 {
+		req = append(req, bytes.Repeat([]byte{' '}, pad)...)
+	}
 	b, err := s.call(ctx, p, protocol.ProtocolKeys, req, protocol.MaxKeyResponseSize)
 	if err != nil {
 		return nil, err
