@@ -142,52 +142,86 @@ func (s *Service) fetchKey(ctx context.Context, el *protocol.EncryptedLesson) (k
 	if s.host == nil {
 		return nil, exp, "", fmt.Errorf("%w: the node is offline: it cannot ask for the key", protocol.ErrUnavailable)
 	}
-	// The author's answer, when it comes, is the one that counts. When the
-	// author is not connected (it may be offline: dialling it can take a
-	// while), escrow is asked at the same time, for when it does not come.
-	type escrowAnswer struct {
-		key  []byte
-		exp  time.Time
-		from string
-		err  error
+	// A connected author is asked, and escrow only if it cannot answer.
+	// An author that is not connected may be offline, and dialling it can
+	// take a while: then the author and the escrow nodes are asked at once,
+	// and the first key wins. An escrow node answers by the same signed
+	// policy, never for a key it knows revoked, and re-learns its authors'
+	// revocations after a start before it answers at all.
+	p, err := peer.Decode(author)
+	if err != nil {
+		return nil, exp, "", err
 	}
-	var escrowCh chan escrowAnswer
-	if p, err := peer.Decode(author); err == nil && len(s.host.Network().ConnsToPeer(p)) == 0 {
-		escrowCh = make(chan escrowAnswer, 1)
-		ectx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		go func() {
-			var a escrowAnswer
-			a.key, a.exp, a.from, a.err = s.askEscrow(ectx, el)
-			escrowCh <- a
-		}()
-	}
-	key, exp, authorErr := s.askAuthor(ctx, el)
-	if authorErr == nil || errors.Is(authorErr, protocol.ErrKeyRevoked) || errors.Is(authorErr, protocol.ErrAccessDenied) {
-		if escrowCh != nil {
-			if a := <-escrowCh; a.key != nil {
-				clear(a.key)
-			}
+	if len(s.host.Network().ConnsToPeer(p)) > 0 {
+		key, exp, authorErr := s.askAuthor(ctx, el)
+		if authorErr == nil {
+			return key, exp, "author", nil
 		}
-		if authorErr != nil {
+		if errors.Is(authorErr, protocol.ErrKeyRevoked) || errors.Is(authorErr, protocol.ErrAccessDenied) {
 			return nil, exp, "", authorErr
 		}
-		return key, exp, "author", nil
+		key, exp, from, escrowErr := s.askEscrow(ctx, el)
+		return key, exp, from, s.bothFailed(authorErr, escrowErr)
 	}
-	var escrowErr error
-	if escrowCh != nil {
-		a := <-escrowCh
-		key, exp, from, escrowErr = a.key, a.exp, a.from, a.err
-	} else {
-		key, exp, from, escrowErr = s.askEscrow(ctx, el)
+	type answer struct {
+		key    []byte
+		exp    time.Time
+		from   string
+		err    error
+		author bool
 	}
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch := make(chan answer, 2)
+	go func() {
+		key, exp, err := s.askAuthor(actx, el)
+		ch <- answer{key, exp, "author", err, true}
+	}()
+	go func() {
+		key, exp, from, err := s.askEscrow(actx, el)
+		ch <- answer{key, exp, from, err, false}
+	}()
+	var authorErr, escrowErr error
+	for range 2 {
+		a := <-ch
+		switch {
+		case a.err == nil:
+			cancel()
+			go func() { // the other answer, if it brings a key, is dropped
+				if b := <-ch; b.key != nil {
+					clear(b.key)
+				}
+			}()
+			return a.key, a.exp, a.from, nil
+		case a.author:
+			authorErr = a.err
+			if errors.Is(a.err, protocol.ErrKeyRevoked) || errors.Is(a.err, protocol.ErrAccessDenied) {
+				cancel()
+				go func() {
+					if b := <-ch; b.key != nil {
+						clear(b.key)
+					}
+				}()
+				return nil, exp, "", a.err
+			}
+		default:
+			escrowErr = a.err
+		}
+	}
+	return nil, exp, "", s.bothFailed(authorErr, escrowErr)
+}
+
+// bothFailed is the error of a key neither the author nor escrow gave:
+// the escrow nodes' KEY_REVOKED or ACCESS_DENIED if they said so, else
+// UNREACHABLE with both reasons.
+func (s *Service) bothFailed(authorErr, escrowErr error) error {
 	if escrowErr == nil {
-		return key, exp, from, nil
+		return nil
 	}
 	if errors.Is(escrowErr, protocol.ErrKeyRevoked) || errors.Is(escrowErr, protocol.ErrAccessDenied) {
-		return nil, exp, "", escrowErr
+		return escrowErr
 	}
-	return nil, exp, "", fmt.Errorf("%w: the author could not give the key (%v), and escrow could not either (%v)", protocol.ErrUnreachable, authorErr, escrowErr)
+	return fmt.Errorf("%w: the author could not give the key (%v), and escrow could not either (%v)", protocol.ErrUnreachable, authorErr, escrowErr)
 }
 
 // ask sends a key request to p and decodes its answer; a KEY_REVOKED
