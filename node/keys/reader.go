@@ -301,13 +301,14 @@ func (s *Service) capExpiry(expiresAt int64) time.Time {
 
 // askEscrow gathers k shares of el's key from its escrow nodes: those of a
 // policy this node has seen, else whichever connected peers hold one (the
-// first share answer carries the policy, which names the others).
+// first share answer carries the policy, which names the others). It asks
+// them all at once and stops as soon as k shares of holders the policy
+// names are in: a slow or offline escrow node costs nothing while k others
+// answer.
 func (s *Service) askEscrow(ctx context.Context, el *protocol.EncryptedLesson) ([]byte, time.Time, string, error) {
 	keyID := el.Encryption.KeyID
-	var policy *protocol.KeyPolicy
-	if p := s.cache.policy(keyID); p != nil {
-		policy = p
-	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // the answers still out are not waited for
 	type answer struct {
 		node  string
 		share []byte
@@ -315,72 +316,83 @@ func (s *Service) askEscrow(ctx context.Context, el *protocol.EncryptedLesson) (
 		p     *protocol.KeyPolicy
 		err   error
 	}
-	shares := map[string]answer{}
-	var errs []error
+	results := make(chan answer, maxEscrowAsk+protocol.MaxEscrowShares)
 	asked := map[string]bool{el.Signature.NodeID: true, s.self: true}
-	askAll := func(ids []peer.ID) {
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		for _, p := range ids {
-			if asked[p.String()] {
-				continue
-			}
-			asked[p.String()] = true
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				a := answer{node: p.String()}
-				resp, err := s.ask(ctx, p, el)
-				if err == nil {
-					var raw []byte
-					if raw, err = base64.StdEncoding.DecodeString(resp.Share); err != nil || resp.Share == "" {
-						err = fmt.Errorf("%w: %s answered without a share", protocol.ErrUnreachable, p)
-					}
-					a.share, a.exp, a.p = raw, resp.ExpiresAt, resp.Policy
-				}
-				a.err = err
-				mu.Lock()
-				defer mu.Unlock()
-				if err != nil {
-					errs = append(errs, err)
-					return
-				}
-				shares[a.node] = a
-			}()
+	pending := 0
+	ask := func(p peer.ID) {
+		if asked[p.String()] {
+			return
 		}
-		wg.Wait()
+		asked[p.String()] = true
+		pending++
+		go func() {
+			a := answer{node: p.String()}
+			resp, err := s.ask(ctx, p, el)
+			if err == nil {
+				var raw []byte
+				if raw, err = base64.StdEncoding.DecodeString(resp.Share); err != nil || resp.Share == "" {
+					err = fmt.Errorf("%w: %s answered without a share", protocol.ErrUnreachable, p)
+				}
+				a.share, a.exp, a.p = raw, resp.ExpiresAt, resp.Policy
+			}
+			a.err = err
+			results <- a
+		}()
 	}
-	holders := func(p *protocol.KeyPolicy) []peer.ID {
-		var out []peer.ID
+	askHolders := func(p *protocol.KeyPolicy) {
 		if p.Escrow == nil {
-			return nil
+			return
 		}
 		for _, sh := range p.Escrow.Shares {
 			if id, err := peer.Decode(sh.NodeID); err == nil {
-				out = append(out, id)
+				ask(id)
 			}
 		}
-		return out
 	}
+	policy := s.cache.policy(keyID)
 	if policy != nil {
-		askAll(holders(policy))
+		askHolders(policy)
 	} else {
-		askAll(s.keyPeers())
-		for _, a := range shares {
-			if a.p != nil {
-				policy = a.p
-				break
+		for _, p := range s.keyPeers() {
+			ask(p)
+		}
+	}
+	shares := map[string]answer{}
+	var errs []error
+	enough := func() bool {
+		if policy == nil || policy.Escrow == nil {
+			return false
+		}
+		n := 0
+		for id := range shares {
+			if named(policy, id) {
+				n++
 			}
 		}
-		if policy != nil {
+		return n >= policy.Escrow.Threshold
+	}
+	for pending > 0 && !enough() {
+		var a answer
+		select {
+		case a = <-results:
+		case <-ctx.Done():
+			return nil, time.Time{}, "", fmt.Errorf("%w: key %s: escrow: %v", protocol.ErrUnreachable, keyID, ctx.Err())
+		}
+		pending--
+		if a.err != nil {
+			errs = append(errs, a.err)
+			continue
+		}
+		shares[a.node] = a
+		if policy == nil && a.p != nil {
+			policy = a.p
 			s.cache.rememberPolicy(policy)
-			askAll(holders(policy))
+			askHolders(policy)
 		}
 	}
 	if policy == nil || policy.Escrow == nil {
 		return nil, time.Time{}, "", s.escrowFailure(keyID, errs, "no escrow node of this key was found among the connected peers")
 	}
-	// Keep only shares of holders the policy names, under its threshold.
 	var got [][]byte
 	var from []string
 	exp := int64(0)
