@@ -845,3 +845,34 @@ func TestKeyOverHTTP(t *testing.T) {
 		}
 	}
 }
+
+// TestReaderMemoryExpires: a reader keeps a key and its plaintext in
+// memory no longer than the answer's expiresAt (the author's KeyTTL), and
+// asks the author again after.
+func TestReaderMemoryExpires(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, nodes := nodetest.Mock(t, 2, 0, node.Config{Keys: keys.Config{KeyTTL: 300 * time.Millisecond}})
+	a, b := nodes[0], nodes[1]
+	nodetest.TrustAll(t, a, b)
+	nodetest.Connect(t, b, a)
+	el := publishEncrypted(t, a, secret(t, a, "MARKER-TTL"), api.PolicyOptions{}).EncryptedLesson
+	p, err := b.Keys().Read(ctx, el)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Until(p.ExpiresAt); d <= 0 || d > 300*time.Millisecond {
+		t.Fatalf("expires in %s, want within the author's 300 ms", d)
+	}
+	if !b.Keys().Cached(el.Encryption.KeyID) {
+		t.Fatal("not held after the read")
+	}
+	nodetest.Eventually(t, "the key and plaintext to leave b's memory", func() bool { return !b.Keys().Cached(el.Encryption.KeyID) })
+	if time.Now().Before(p.ExpiresAt) {
+		t.Fatal("dropped before its expiresAt") // harmless, but the clock is off
+	}
+	p2, err := b.Keys().Read(ctx, el)
+	if err != nil || p2.From != "author" {
+		t.Fatalf("read after the expiry: %+v %v", p2, err)
+	}
+}
