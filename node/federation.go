@@ -290,6 +290,11 @@ func (n *Node) revoke(ctx context.Context, id, reason string, hard bool) (*proto
 	} else if el, err := n.store.EncryptedPublication(ctx, id); err == nil {
 		pub, encrypted = &el.Publication, true
 	}
+	if pub == nil && n.keys.HasKeys(ctx, id) {
+		// Published encrypted, then deleted or made private: its key still
+		// lives, and still opens every copy out there.
+		pub, encrypted = &protocol.Publication{Visibility: protocol.VisibilityPublic}, true
+	}
 	if pub == nil {
 		return nil, nil, fmt.Errorf("revoke %s: %w: it was never published", id, protocol.ErrUnknownLesson)
 	}

@@ -328,6 +328,22 @@ func (s *Service) PushRevocation(ctx context.Context, rev *protocol.Revocation, 
 	return s.notify(ctx, &protocol.KeyNotice{Type: protocol.MsgKeyNotice, Revocation: rev}, to)
 }
 
+// HasKeys reports whether this node holds a live key of its lesson
+// lessonID (its record may have been deleted or made private since: the
+// key can still be revoked).
+func (s *Service) HasKeys(ctx context.Context, lessonID string) bool {
+	all, err := s.store.LessonKeys(ctx)
+	if err != nil {
+		return false
+	}
+	for _, k := range all {
+		if k.LessonID == lessonID {
+			return true
+		}
+	}
+	return false
+}
+
 // KeyOf returns the policy of this node's key keyID.
 func (s *Service) KeyOf(ctx context.Context, keyID string) (*api.KeyInfo, error) {
 	k, err := s.currentKey(ctx, keyID)

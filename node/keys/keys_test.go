@@ -876,3 +876,30 @@ func TestReaderMemoryExpires(t *testing.T) {
 		t.Fatalf("read after the expiry: %+v %v", p2, err)
 	}
 }
+
+// TestHardRevokeAfterDelete: a record published encrypted and then
+// deleted still has a live key, which opens every copy out there: a hard
+// revoke kills it all the same.
+func TestHardRevokeAfterDelete(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, nodes := nodetest.Mock(t, 2, 0, node.Config{})
+	a, b := nodes[0], nodes[1]
+	nodetest.TrustAll(t, a, b)
+	nodetest.Connect(t, b, a)
+	id := secret(t, a, "MARKER-DELETED")
+	el := publishEncrypted(t, a, id, api.PolicyOptions{}).EncryptedLesson
+	if _, err := a.Delete(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Keys().Read(ctx, el); err != nil {
+		t.Fatalf("the key outlives the record: %v", err)
+	}
+	out, err := a.RevokeHard(ctx, id, "")
+	if err != nil || len(out.KeyIDs) != 1 {
+		t.Fatalf("hard revoke of a deleted record: %+v %v", out, err)
+	}
+	if r := rawAsk(t, b.Host(), a.ID(), el.Encryption.KeyID); r.Error != protocol.CodeKeyRevoked {
+		t.Fatalf("after the revoke: %+v", r)
+	}
+}
