@@ -123,3 +123,42 @@ func publicGet(t *testing.T, url string) []byte {
 	}
 	return b
 }
+
+// TestSyncPagesLargeLessons: a late joiner syncs more large encrypted
+// lessons than one sync answer can hold (its cap is 8 MiB; each is the
+// base64 of ~120 KiB): the answering node ends pages early, and every
+// lesson arrives.
+func TestSyncPagesLargeLessons(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, nodes := nodetest.Mock(t, 2, 0, node.Config{Topics: []string{"big"}})
+	a, b := nodes[0], nodes[1]
+	nodetest.TrustAll(t, a, b)
+	const count = 80 // ~13 MiB in all
+	big := strings.Repeat("z", 120<<10)
+	var keys []string
+	for i := range count {
+		id, _, err := a.Put(ctx, &protocol.Lesson{Type: "lesson", Title: "big", Content: big})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := a.PublishEncrypted(ctx, id, api.EncryptOptions{Topics: []string{"big"}})
+		if err != nil {
+			t.Fatal(i, err)
+		}
+		keys = append(keys, res.EncryptedLesson.Key())
+	}
+	nodetest.Connect(t, b, a)
+	prog, err := b.SyncWith(ctx, a.ID(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if prog.Pages < 2 {
+		t.Errorf("%d pages for %d large lessons", prog.Pages, count)
+	}
+	for _, k := range keys {
+		if !b.Store().Encrypted(k) {
+			t.Fatalf("%s did not arrive by sync (%+v)", k, prog)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -41,7 +42,17 @@ func (n *Node) handleSync(ctx context.Context, r *streamrpc.Request) []byte {
 		return nil
 	}
 	resp := &protocol.SyncResponse{Type: protocol.MsgSyncResponse, Checkpoint: formatCheckpoint(next), HasMore: more}
-	for _, e := range entries {
+	// A page holds what fits the answer's cap: large lessons (an encrypted
+	// one is the base64 of up to 128 KiB) end it early, and the rest comes
+	// with the next page.
+	size := 0
+	for i, e := range entries {
+		n := syncEntrySize(e)
+		if i > 0 && size+n > syncPageBudget {
+			resp.Checkpoint, resp.HasMore = formatCheckpoint(entries[i-1].Seq), true
+			break
+		}
+		size += n
 		switch {
 		case e.Lesson != nil && e.Lesson.Publication.Visibility == protocol.VisibilityPublic:
 			resp.Lessons = append(resp.Lessons, e.Lesson)
@@ -56,6 +67,25 @@ func (n *Node) handleSync(ctx context.Context, r *streamrpc.Request) []byte {
 		return nil
 	}
 	return b
+}
+
+// syncPageBudget is what the records of one sync answer may take, leaving
+// room under protocol.MaxSyncResponseSize for the envelope.
+const syncPageBudget = protocol.MaxSyncResponseSize - 64<<10
+
+// syncEntrySize is the encoded size of a log entry's record (0 if it does
+// not encode: it is then left out anyway).
+func syncEntrySize(e store.LogEntry) int {
+	var b []byte
+	switch {
+	case e.Lesson != nil:
+		b, _ = e.Lesson.Encode()
+	case e.Encrypted != nil:
+		b, _ = e.Encrypted.Encode()
+	case e.Revocation != nil:
+		b, _ = json.Marshal(e.Revocation)
+	}
+	return len(b) + 1
 }
 
 func formatCheckpoint(seq uint64) string { return fmt.Sprintf("%016x", seq) }
