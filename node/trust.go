@@ -114,6 +114,7 @@ func (n *Node) trustLoop(sub event.Subscription) {
 			e := ev.(event.EvtPeerIdentificationCompleted)
 			n.maybeFetchVouch(e.Peer)
 			n.syncOnIdentified(e)
+			n.keysOnIdentified(e)
 		case <-changed:
 			// Any change: drop blocked peers. Only a peer newly trusted
 			// fully is asked for its vouch; a vouch arriving changes the

@@ -141,18 +141,29 @@ func (s *Service) check(ctx context.Context, topic string, data []byte, local bo
 	var publishedAt int64
 	switch a.Type {
 	case protocol.MsgPublication:
-		sl := a.SignedLesson
-		if err := protocol.Verify(sl, opts); err != nil {
-			return nil, classify(err)
+		var pub *protocol.Publication
+		if sl := a.SignedLesson; sl != nil {
+			if err := protocol.Verify(sl, opts); err != nil {
+				return nil, classify(err)
+			}
+			if sl.Lesson.Visibility != "" && sl.Lesson.Visibility != protocol.VisibilityPublic {
+				return nil, reject(ReasonNotPublic)
+			}
+			key, publisher, pub = sl.Key(), sl.Signature.NodeID, &sl.Publication
+		} else {
+			el := a.EncryptedLesson // DecodeAnnouncement gives one of the two
+			if err := protocol.VerifyEncrypted(el, opts); err != nil {
+				return nil, classify(err)
+			}
+			key, publisher, pub = el.Key(), el.Signature.NodeID, &el.Publication
 		}
-		if sl.Publication.Visibility != protocol.VisibilityPublic ||
-			(sl.Lesson.Visibility != "" && sl.Lesson.Visibility != protocol.VisibilityPublic) {
+		if pub.Visibility != protocol.VisibilityPublic {
 			return nil, reject(ReasonNotPublic)
 		}
-		if kind == kindTopic && !hasTopic(sl.Publication.Topics, name) {
+		if kind == kindTopic && !hasTopic(pub.Topics, name) {
 			return nil, reject(ReasonWrongTopic)
 		}
-		key, publisher, publishedAt = sl.Key(), sl.Signature.NodeID, sl.Publication.PublishedAt
+		publishedAt = pub.PublishedAt
 	case protocol.MsgRevocation:
 		r := a.Revocation
 		if err := protocol.VerifyRevocation(r, opts); err != nil {
@@ -183,7 +194,7 @@ func (s *Service) check(ctx context.Context, topic string, data []byte, local bo
 	if ctx.Err() != nil {
 		return nil, ignore(ReasonTimeout)
 	}
-	if a.SignedLesson != nil && ok {
+	if a.Type == protocol.MsgPublication && ok {
 		switch {
 		case held == publishedAt:
 			return nil, ignore(ReasonDuplicate)

@@ -119,6 +119,8 @@ func logKeys(t testing.TB, s *Store, limit int, f LogFilter) []string {
 			}
 			last = e.Seq
 			switch {
+			case e.Encrypted != nil && e.Lesson == nil && e.Revocation == nil:
+				out = append(out, fmt.Sprintf("E %s@%d", e.Encrypted.Key(), e.Encrypted.Publication.PublishedAt))
 			case e.Lesson != nil && e.Revocation == nil:
 				out = append(out, fmt.Sprintf("L %s@%d", e.Lesson.Key(), e.Lesson.Publication.PublishedAt))
 			case e.Revocation != nil && e.Lesson == nil:
