@@ -223,6 +223,9 @@ func (n *Node) Export(ctx context.Context, id string) (*protocol.SignedLesson, e
 	sl, err := n.store.Publication(ctx, id)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
+			if _, eerr := n.store.EncryptedPublication(ctx, id); eerr == nil {
+				return nil, fmt.Errorf("export %s: %w: it is published encrypted: its EncryptedLesson is ExportEncrypted's (mesh export prints it)", id, protocol.ErrUnknownLesson)
+			}
 			if _, gerr := n.store.Get(ctx, id); gerr == nil {
 				return nil, fmt.Errorf("export %s: %w: the record is not published; run: mesh publish %s --visibility public|unlisted", id, protocol.ErrUnknownLesson, id)
 			}

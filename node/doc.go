@@ -44,6 +44,9 @@
 //     connection gater that refuses blocked nodes, and verification by key.
 //   - peers.go: the peers kept connected (bootstrap, relays, mesh connect)
 //     with backoff, mDNS, and the list of peers.
+//   - encrypted.go: the api.Keys methods (publish encrypted, read, hard
+//     revoke, key policies and rotation) over the keys subsystem, and the
+//     re-learning of revocations from peers the key server waits for.
 //
 // The subsystems, each in its own package behind small interfaces it
 // declares (the node satisfies them; none reaches into another's state):
@@ -55,6 +58,8 @@
 //   - reach: AutoNAT, relays, hole punching, port mapping.
 //   - directory: registrations, the signed public HTTP API, and the search
 //     of several directories.
+//   - keys: lesson keys and policies of encrypted lessons, the key server,
+//     escrow, readers' in-memory keys, hard revoke and rotation.
 //   - httpapi: the loopback AMP REST and control API, and its Client.
 //   - mcpserver: the MCP tools over api.API.
 //   - api: the API and its wire types; nodetest: real nodes for tests.

@@ -12,6 +12,8 @@ import (
 	libp2pproto "github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/meshprotocol/mesh/internal/streamrpc"
+	"github.com/meshprotocol/mesh/node/api"
+	"github.com/meshprotocol/mesh/node/keys"
 	"github.com/meshprotocol/mesh/protocol"
 	"github.com/meshprotocol/mesh/pubsub"
 	"github.com/meshprotocol/mesh/store"
@@ -109,13 +111,17 @@ func (n *Node) loadFollows(ctx context.Context) (follows, error) {
 func (n *Node) deliveryLoop() {
 	defer n.wg.Done()
 	for d := range n.ps.Deliveries() {
-		n.ingest(n.ctx, d.Announcement.SignedLesson, d.Announcement.Revocation)
+		a := d.Announcement
+		n.ingest(n.ctx, a.SignedLesson, a.EncryptedLesson, a.Revocation)
 	}
 }
 
-// ingest stores one verified lesson or revocation; duplicates, superseded
-// versions and replays of revoked lessons are dropped quietly.
-func (n *Node) ingest(ctx context.Context, sl *protocol.SignedLesson, rev *protocol.Revocation) (stored bool) {
+// ingest stores one verified lesson (signed or encrypted) or revocation;
+// duplicates, superseded versions and replays of revoked lessons are
+// dropped quietly. The key subsystem hears of what was stored: a
+// revocation kills the keys and shares it revokes and the plaintext a
+// reader holds, a newer encrypted version retires the keys of the older.
+func (n *Node) ingest(ctx context.Context, sl *protocol.SignedLesson, el *protocol.EncryptedLesson, rev *protocol.Revocation) (stored bool) {
 	var err error
 	switch {
 	case sl != nil:
@@ -123,8 +129,17 @@ func (n *Node) ingest(ctx context.Context, sl *protocol.SignedLesson, rev *proto
 			return false
 		}
 		err = n.store.PutRemote(ctx, sl)
+	case el != nil:
+		if el.Signature.NodeID == n.id.String() {
+			return false
+		}
+		if err = n.store.PutRemoteEncrypted(ctx, el); err == nil {
+			n.keys.OnPublication(el)
+		}
 	case rev != nil:
-		err = n.store.Revoke(ctx, rev)
+		if err = n.store.Revoke(ctx, rev); err == nil {
+			n.keys.OnRevocation(ctx, rev)
+		}
 	}
 	switch {
 	case err == nil:
@@ -252,19 +267,70 @@ func (n *Node) Revoke(ctx context.Context, id, reason string) (*protocol.Revocat
 	if _, err := n.store.Tombstone(ctx, key); err == nil {
 		return nil, fmt.Errorf("revoke %s: %w", id, protocol.ErrAlreadyRevoked)
 	}
-	pub, err := n.store.Publication(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("revoke %s: %w: it was never published", id, protocol.ErrUnknownLesson)
+	rev, _, err := n.revoke(ctx, id, reason, false)
+	return rev, err
+}
+
+// revoke signs a revocation of id, kills the keys of an encrypted
+// publication first (durably), keeps the tombstone, announces it, and
+// pushes it to the readers and escrow nodes of the keys: at once for a
+// hard revoke (whose result says who was told), in the background
+// otherwise. hard refuses a lesson published signed: it has no key.
+func (n *Node) revoke(ctx context.Context, id, reason string, hard bool) (*protocol.Revocation, *api.HardRevokeResult, error) {
+	if err := protocol.ValidateID(id); err != nil {
+		return nil, nil, fmt.Errorf("revoke: %w", err)
+	}
+	key := id + "@" + n.id.String()
+	if _, err := n.store.Tombstone(ctx, key); err == nil {
+		return nil, nil, fmt.Errorf("revoke %s: %w", id, protocol.ErrAlreadyRevoked)
+	}
+	var pub *protocol.Publication
+	encrypted := false
+	if sl, err := n.store.Publication(ctx, id); err == nil {
+		pub = &sl.Publication
+	} else if el, err := n.store.EncryptedPublication(ctx, id); err == nil {
+		pub, encrypted = &el.Publication, true
+	}
+	if pub == nil && n.keys.HasKeys(ctx, id) {
+		// Published encrypted, then deleted or made private: its key still
+		// lives, and still opens every copy out there.
+		pub, encrypted = &protocol.Publication{Visibility: protocol.VisibilityPublic}, true
+	}
+	if pub == nil {
+		return nil, nil, fmt.Errorf("revoke %s: %w: it was never published", id, protocol.ErrUnknownLesson)
+	}
+	if hard && !encrypted {
+		return nil, nil, fmt.Errorf("revoke %s: %w: it was published signed, so there is no key to delete and its copies stay readable; "+
+			"mesh revoke %s (without --hard) takes it back as far as nodes comply; publish lessons with --encrypt to be able to revoke them for good",
+			id, keys.ErrNotEncrypted, id)
 	}
 	rev, err := protocol.SignRevocation(n.edKey, id, reason, n.now())
 	if err != nil {
-		return nil, fmt.Errorf("revoke %s: %w", id, err)
+		return nil, nil, fmt.Errorf("revoke %s: %w", id, err)
+	}
+	// The keys die first, durably: whatever happens next, KEY_REVOKED.
+	killed, err := n.keys.KillKeys(ctx, rev)
+	if err != nil {
+		return nil, nil, err
 	}
 	if err := n.store.Revoke(ctx, rev); err != nil {
-		return nil, fmt.Errorf("revoke %s: %w", id, err)
+		return nil, nil, fmt.Errorf("revoke %s: %w", id, err)
 	}
-	if pub.Publication.Visibility == protocol.VisibilityPublic {
-		n.announce(ctx, &protocol.Announcement{Type: protocol.MsgRevocation, Revocation: rev}, pub.Publication.Topics)
+	if pub.Visibility == protocol.VisibilityPublic {
+		n.announce(ctx, &protocol.Announcement{Type: protocol.MsgRevocation, Revocation: rev}, pub.Topics)
 	}
-	return rev, nil
+	res := &api.HardRevokeResult{KeyIDs: []string{}}
+	for _, k := range killed {
+		res.KeyIDs = append(res.KeyIDs, k.KeyID)
+	}
+	if hard {
+		res.Notices = nonNilNotices(n.keys.PushRevocation(ctx, rev, killed))
+	} else if len(killed) > 0 {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.keys.PushRevocation(n.ctx, rev, killed)
+		}()
+	}
+	return rev, res, nil
 }

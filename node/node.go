@@ -25,6 +25,7 @@ import (
 	"github.com/meshprotocol/mesh/node/discovery"
 	"github.com/meshprotocol/mesh/node/fedsearch"
 	"github.com/meshprotocol/mesh/node/httpapi"
+	"github.com/meshprotocol/mesh/node/keys"
 	"github.com/meshprotocol/mesh/node/reach"
 	"github.com/meshprotocol/mesh/protocol"
 	"github.com/meshprotocol/mesh/pubsub"
@@ -124,6 +125,11 @@ type Config struct {
 	// HTTP API. The zero value plays no directory role and serves no
 	// public API.
 	Directory directory.Config
+
+	// Keys tunes the key subsystem of encrypted lessons (how long readers
+	// may keep a key, how long key requests wait for the node to re-learn
+	// its revocations after a start). The zero value is what a node wants.
+	Keys keys.Config
 }
 
 // Node is one MESH node: an Ed25519 identity, a libp2p host whose peer ID is
@@ -150,6 +156,7 @@ type Node struct {
 	reach  *reach.Service
 	disc   *discovery.Service
 	dir    *directory.Service
+	keys   *keys.Service
 	http   *httpapi.Server
 
 	ctx    context.Context // lives until Close
@@ -202,10 +209,10 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := n.newSubsystems(); err != nil {
 		return nil, err
 	}
-	if !cfg.Offline {
-		if err := n.startOnline(ctx); err != nil {
-			return nil, err
-		}
+	if cfg.Offline {
+		n.newKeys()
+	} else if err := n.startOnline(ctx); err != nil {
+		return nil, err
 	}
 	n.search = fedsearch.New(fedsearch.Config{Host: n.host, Self: n.id, Local: serving{n}, Trust: n.trust, Now: n.now, Logger: n.log})
 	n.dir = directory.New(cfg.Directory, n.directoryDeps())
@@ -266,6 +273,7 @@ func (n *Node) startOnline(ctx context.Context) error {
 	if err := n.startHost(ctx); err != nil {
 		return err
 	}
+	n.newKeys()
 	if err := n.startFederation(); err != nil {
 		return err
 	}
@@ -371,7 +379,7 @@ func (n *Node) startDirectory(ctx context.Context) error {
 // directoryDeps are what the directory subsystem is given of the node.
 func (n *Node) directoryDeps() directory.Deps {
 	d := directory.Deps{
-		Self: n.id, Key: n.edKey, Host: n.host, Meta: n.store, Local: serving{n}, Trust: n.trust,
+		Self: n.id, Key: n.edKey, Host: n.host, Meta: n.store, Local: serving{n}, Trust: n.trust, Keys: n.keys,
 		Following: n.Following, SearchNetwork: n.SearchNetwork, Identity: n.Identity, Addrs: n.Addrs,
 		Version: Version, Now: n.now, Logger: n.log,
 		SyncPublisher: func(ctx context.Context, p peer.ID) error {
@@ -466,6 +474,9 @@ func (n *Node) teardown() error {
 	}
 	if n.dir != nil {
 		errs = append(errs, n.dir.Close())
+	}
+	if n.keys != nil {
+		errs = append(errs, n.keys.Close())
 	}
 	if n.reach != nil {
 		errs = append(errs, n.reach.Close())

@@ -146,14 +146,52 @@ func (s serving) publicHits(ctx context.Context, hits []store.Hit, f *protocol.S
 // Fetchable finds what may be handed out for key: a tombstone first, then
 // this node's own publication, then a cached remote lesson; public or
 // unlisted only. A private record has no publication and so is unknown
-// here.
+// here; so is, here, a lesson published encrypted (FetchableEncrypted).
 func (s serving) Fetchable(ctx context.Context, key string) (*protocol.SignedLesson, *protocol.Revocation, error) {
+	sl, el, rev, err := s.published(ctx, key)
+	if el != nil {
+		return nil, nil, fmt.Errorf("%w: %s", protocol.ErrUnknownLesson, key)
+	}
+	return sl, rev, err
+}
+
+// FetchableEncrypted is Fetchable for a lesson published encrypted: its
+// EncryptedLesson, the ciphertext anyone may hold, public or unlisted;
+// else an error wrapping protocol.ErrUnknownLesson.
+func (s serving) FetchableEncrypted(ctx context.Context, key string) (*protocol.EncryptedLesson, error) {
+	_, el, _, err := s.published(ctx, key)
+	if err == nil && el == nil {
+		err = fmt.Errorf("%w: %s", protocol.ErrUnknownLesson, key)
+	}
+	return el, err
+}
+
+// published finds what may be handed out for key, in the form it is held:
+// a tombstone first, then this node's own publication (signed or
+// encrypted), then a cached remote lesson (signed or encrypted); public or
+// unlisted only.
+func (s serving) published(ctx context.Context, key string) (*protocol.SignedLesson, *protocol.EncryptedLesson, *protocol.Revocation, error) {
 	if rev, err := s.n.store.Tombstone(ctx, key); err == nil {
-		return nil, rev, nil
+		return nil, nil, rev, nil
 	}
 	lessonID, nodeID, err := protocol.ParseKey(key)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
+	}
+	shared := func(p *protocol.Publication) bool {
+		return p.Visibility == protocol.VisibilityPublic || p.Visibility == protocol.VisibilityUnlisted
+	}
+	if s.n.store.Encrypted(key) {
+		var el *protocol.EncryptedLesson
+		if nodeID == s.n.id.String() {
+			el, err = s.n.store.EncryptedPublication(ctx, lessonID)
+		} else {
+			el, err = s.n.store.RemoteEncrypted(ctx, key)
+		}
+		if err == nil && shared(&el.Publication) {
+			return nil, el, nil, nil
+		}
+		return nil, nil, nil, fmt.Errorf("%w: %s", protocol.ErrUnknownLesson, key)
 	}
 	var sl *protocol.SignedLesson
 	if nodeID == s.n.id.String() {
@@ -161,8 +199,8 @@ func (s serving) Fetchable(ctx context.Context, key string) (*protocol.SignedLes
 	} else {
 		sl, err = s.n.store.Remote(ctx, key)
 	}
-	if err != nil || (sl.Publication.Visibility != protocol.VisibilityPublic && sl.Publication.Visibility != protocol.VisibilityUnlisted) {
-		return nil, nil, fmt.Errorf("%w: %s", protocol.ErrUnknownLesson, key)
+	if err != nil || !shared(&sl.Publication) {
+		return nil, nil, nil, fmt.Errorf("%w: %s", protocol.ErrUnknownLesson, key)
 	}
-	return sl, nil, nil
+	return sl, nil, nil, nil
 }

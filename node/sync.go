@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -41,10 +42,22 @@ func (n *Node) handleSync(ctx context.Context, r *streamrpc.Request) []byte {
 		return nil
 	}
 	resp := &protocol.SyncResponse{Type: protocol.MsgSyncResponse, Checkpoint: formatCheckpoint(next), HasMore: more}
-	for _, e := range entries {
+	// A page holds what fits the answer's cap: large lessons (an encrypted
+	// one is the base64 of up to 128 KiB) end it early, and the rest comes
+	// with the next page.
+	size := 0
+	for i, e := range entries {
+		n := syncEntrySize(e)
+		if i > 0 && size+n > syncPageBudget {
+			resp.Checkpoint, resp.HasMore = formatCheckpoint(entries[i-1].Seq), true
+			break
+		}
+		size += n
 		switch {
 		case e.Lesson != nil && e.Lesson.Publication.Visibility == protocol.VisibilityPublic:
 			resp.Lessons = append(resp.Lessons, e.Lesson)
+		case e.Encrypted != nil && e.Encrypted.Publication.Visibility == protocol.VisibilityPublic:
+			resp.EncryptedLessons = append(resp.EncryptedLessons, e.Encrypted)
 		case e.Revocation != nil:
 			resp.Revocations = append(resp.Revocations, e.Revocation)
 		}
@@ -54,6 +67,25 @@ func (n *Node) handleSync(ctx context.Context, r *streamrpc.Request) []byte {
 		return nil
 	}
 	return b
+}
+
+// syncPageBudget is what the records of one sync answer may take, leaving
+// room under protocol.MaxSyncResponseSize for the envelope.
+const syncPageBudget = protocol.MaxSyncResponseSize - 64<<10
+
+// syncEntrySize is the encoded size of a log entry's record (0 if it does
+// not encode: it is then left out anyway).
+func syncEntrySize(e store.LogEntry) int {
+	var b []byte
+	switch {
+	case e.Lesson != nil:
+		b, _ = e.Lesson.Encode()
+	case e.Encrypted != nil:
+		b, _ = e.Encrypted.Encode()
+	case e.Revocation != nil:
+		b, _ = json.Marshal(e.Revocation)
+	}
+	return len(b) + 1
 }
 
 func formatCheckpoint(seq uint64) string { return fmt.Sprintf("%016x", seq) }
@@ -177,7 +209,7 @@ func (n *Node) syncPass(ctx context.Context, p peer.ID, req protocol.SyncRequest
 		prog.Pages++
 		for _, sl := range resp.Lessons {
 			prog.Received++
-			if err := n.acceptSynced(sl, nil); err != nil {
+			if err := n.acceptSynced(sl, nil, nil); err != nil {
 				if errors.Is(err, protocol.ErrUntrusted) {
 					prog.Untrusted++
 					n.refused(sl.Signature.NodeID, sl.Key(), sl.Publication.Topics, p)
@@ -186,19 +218,34 @@ func (n *Node) syncPass(ctx context.Context, p peer.ID, req protocol.SyncRequest
 				}
 				continue
 			}
-			if n.ingest(ctx, sl, nil) {
+			if n.ingest(ctx, sl, nil, nil) {
+				prog.Lessons++
+			}
+		}
+		for _, el := range resp.EncryptedLessons {
+			prog.Received++
+			if err := n.acceptSynced(nil, el, nil); err != nil {
+				if errors.Is(err, protocol.ErrUntrusted) {
+					prog.Untrusted++
+					n.refused(el.Signature.NodeID, el.Key(), el.Publication.Topics, p)
+				} else {
+					prog.Invalid++
+				}
+				continue
+			}
+			if n.ingest(ctx, nil, el, nil) {
 				prog.Lessons++
 			}
 		}
 		for _, rev := range resp.Revocations {
 			prog.Received++
-			if err := n.acceptSynced(nil, rev); err != nil {
+			if err := n.acceptSynced(nil, nil, rev); err != nil {
 				if !errors.Is(err, protocol.ErrUntrusted) {
 					prog.Invalid++
 				}
 				continue
 			}
-			if n.ingest(ctx, nil, rev) {
+			if n.ingest(ctx, nil, nil, rev) {
 				prog.Revocations++
 			}
 		}
@@ -220,18 +267,28 @@ func (n *Node) syncPass(ctx context.Context, p peer.ID, req protocol.SyncRequest
 
 // acceptSynced verifies a record received by sync: any past signing time is
 // fine (it may have been published while we were away), the future is not,
-// and lessons must be public.
-func (n *Node) acceptSynced(sl *protocol.SignedLesson, rev *protocol.Revocation) error {
+// and lessons (signed or encrypted) must be public.
+func (n *Node) acceptSynced(sl *protocol.SignedLesson, el *protocol.EncryptedLesson, rev *protocol.Revocation) error {
 	opts := protocol.VerifyOptions{Now: n.now(), AllowOld: true}
-	if sl != nil {
-		if err := protocol.Verify(sl, opts); err != nil {
-			return err
+	if sl != nil || el != nil {
+		var pub *protocol.Publication
+		var publisher string
+		if sl != nil {
+			if err := protocol.Verify(sl, opts); err != nil {
+				return err
+			}
+			pub, publisher = &sl.Publication, sl.Signature.NodeID
+		} else {
+			if err := protocol.VerifyEncrypted(el, opts); err != nil {
+				return err
+			}
+			pub, publisher = &el.Publication, el.Signature.NodeID
 		}
-		if sl.Publication.Visibility != protocol.VisibilityPublic {
+		if pub.Visibility != protocol.VisibilityPublic {
 			return fmt.Errorf("%w: synced lesson is not public", protocol.ErrInvalid)
 		}
-		if !n.acceptsPublisher(sl.Signature.NodeID) {
-			return fmt.Errorf("%w: %s", protocol.ErrUntrusted, sl.Signature.NodeID)
+		if !n.acceptsPublisher(publisher) {
+			return fmt.Errorf("%w: %s", protocol.ErrUntrusted, publisher)
 		}
 		return nil
 	}

@@ -116,6 +116,7 @@ func (n *Node) trustLoop(sub event.Subscription) {
 			e := ev.(event.EvtPeerIdentificationCompleted)
 			n.maybeFetchVouch(e.Peer)
 			n.syncOnIdentified(e)
+			n.keysOnIdentified(e)
 		case <-changed:
 			// Any change: drop blocked peers, and bring in the lessons of
 			// refused publishers now accepted. Only a peer newly trusted

@@ -126,7 +126,7 @@ func (n *Node) VerifyKey(ctx context.Context, key string) (*api.VerifyReport, er
 	n.findLocally(ctx, f, lessonID)
 	if n.host != nil && nodeID != n.id.String() {
 		n.askPublisher(ctx, f)
-		if f.sl == nil && f.rev == nil {
+		if f.sl == nil && f.el == nil && f.rev == nil {
 			n.askPeers(ctx, f)
 		}
 	}
@@ -143,6 +143,10 @@ func (n *Node) VerifyKey(ctx context.Context, key string) (*api.VerifyReport, er
 		rep.RevocationSource = "publisher unreachable; no revocation in this node's cache"
 	}
 	rep.TrustPath, rep.TrustScore, rep.Trusted = n.trust.Path(nodeID)
+	if sl == nil && f.el != nil {
+		n.checkEncrypted(ctx, rep, f.el, rev != nil)
+		return rep, nil
+	}
 	if sl == nil {
 		rep.Error = fmt.Sprintf("%v: %s was not found locally, at its publisher, or at any connected peer", protocol.ErrUnknownLesson, key)
 		if rev != nil {
@@ -158,6 +162,7 @@ func (n *Node) VerifyKey(ctx context.Context, key string) (*api.VerifyReport, er
 type verifyFind struct {
 	rep            *api.VerifyReport
 	sl             *protocol.SignedLesson
+	el             *protocol.EncryptedLesson
 	rev            *protocol.Revocation
 	askedPublisher bool
 }
@@ -168,9 +173,19 @@ func (n *Node) findLocally(ctx context.Context, f *verifyFind, lessonID string) 
 	if f.rep.NodeID == n.id.String() {
 		f.sl, err = n.store.Publication(ctx, lessonID)
 		f.rep.Source = "this node"
+		if err != nil {
+			if el, eerr := n.store.EncryptedPublication(ctx, lessonID); eerr == nil {
+				f.el = el
+			}
+		}
 	} else {
 		f.sl, err = n.store.Remote(ctx, f.rep.Key)
 		f.rep.Source = "local cache"
+		if err != nil {
+			if el, eerr := n.store.RemoteEncrypted(ctx, f.rep.Key); eerr == nil {
+				f.el = el
+			}
+		}
 	}
 	if err != nil {
 		f.sl = nil
@@ -185,13 +200,24 @@ func (n *Node) findLocally(ctx context.Context, f *verifyFind, lessonID string) 
 func (n *Node) askPublisher(ctx context.Context, f *verifyFind) {
 	publisher, _ := peer.Decode(f.rep.NodeID)
 	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	got, grev, err := n.Fetch(fctx, publisher, f.rep.Key)
+	got, gotEnc, grev, err := n.fetchAny(fctx, publisher, f.rep.Key)
 	cancel()
+	held := int64(0)
+	if f.sl != nil {
+		held = f.sl.Publication.PublishedAt
+	} else if f.el != nil {
+		held = f.el.Publication.PublishedAt
+	}
 	switch {
+	case err == nil && gotEnc != nil:
+		f.askedPublisher = true
+		if gotEnc.Publication.PublishedAt > held {
+			f.sl, f.el, f.rep.Source = nil, gotEnc, "publisher"
+		}
 	case err == nil:
 		f.askedPublisher = true
-		if f.sl == nil || got.Publication.PublishedAt > f.sl.Publication.PublishedAt {
-			f.sl, f.rep.Source = got, "publisher"
+		if got.Publication.PublishedAt > held {
+			f.sl, f.el, f.rep.Source = got, nil, "publisher"
 		}
 	case errors.Is(err, protocol.ErrAlreadyRevoked) && grev != nil:
 		f.askedPublisher, f.rev = true, grev
@@ -208,10 +234,10 @@ func (n *Node) askPeers(ctx context.Context, f *verifyFind) {
 			continue
 		}
 		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		got, grev, err := n.Fetch(fctx, p, f.rep.Key)
+		got, gotEnc, grev, err := n.fetchAny(fctx, p, f.rep.Key)
 		cancel()
 		if err == nil {
-			f.sl, f.rep.Source = got, "peer "+p.String()
+			f.sl, f.el, f.rep.Source = got, gotEnc, "peer "+p.String()
 			return
 		}
 		if grev != nil {
@@ -236,6 +262,31 @@ func (n *Node) checkSignature(rep *api.VerifyReport, sl *protocol.SignedLesson) 
 	if !rep.Valid {
 		rep.Error = fmt.Sprintf("%v: got %s", protocol.ErrInvalid, sl.Key())
 	}
+}
+
+// checkEncrypted verifies an encrypted lesson found, fills the report
+// with it, and says whether its key is still available to this node (a
+// revoked lesson's is not: nothing is asked).
+func (n *Node) checkEncrypted(ctx context.Context, rep *api.VerifyReport, el *protocol.EncryptedLesson, revoked bool) {
+	rep.EncryptedLesson = el
+	rep.Timestamp, rep.PublishedAt = el.Signature.Timestamp, el.Publication.PublishedAt
+	if pk, err := base64.StdEncoding.DecodeString(el.Signature.PublicKey); err == nil && len(pk) == 32 {
+		rep.Fingerprint = protocol.Fingerprint(pk)
+	}
+	if err := protocol.VerifyEncrypted(el, protocol.VerifyOptions{Now: n.now(), AllowOld: true}); err != nil {
+		rep.Error = err.Error()
+		return
+	}
+	rep.Valid = el.Key() == rep.Key
+	if !rep.Valid {
+		rep.Error = fmt.Sprintf("%v: got %s", protocol.ErrInvalid, el.Key())
+		return
+	}
+	if revoked {
+		rep.KeyStatus = &api.KeyStatus{KeyID: el.Encryption.KeyID, Key: el.Key(), Status: api.KeyRevoked, Detail: "the lesson is revoked, and with it its key"}
+		return
+	}
+	rep.KeyStatus = n.keys.Status(ctx, el)
 }
 
 func revocationSource(askedPublisher bool, rev *protocol.Revocation) string {

@@ -369,12 +369,14 @@ func DecodeDirectorySearchResponse(body []byte) (*DirectorySearchResponse, error
 }
 
 // DirectoryLessonResponse is the signed answer to GET
-// /v1/lessons/{lessonId}@{nodeId}: the lesson as signed by its publisher,
-// or, for a revoked lesson (status 410), its signed revocation.
+// /v1/lessons/{lessonId}@{nodeId}: the lesson as signed by its publisher
+// (signedLesson, or encryptedLesson for one published encrypted), or, for
+// a revoked lesson (status 410), its signed revocation.
 type DirectoryLessonResponse struct {
-	Key          string        `json:"key"`
-	SignedLesson *SignedLesson `json:"signedLesson,omitempty"`
-	Revocation   *Revocation   `json:"revocation,omitempty"`
+	Key             string           `json:"key"`
+	SignedLesson    *SignedLesson    `json:"signedLesson,omitempty"`
+	EncryptedLesson *EncryptedLesson `json:"encryptedLesson,omitempty"`
+	Revocation      *Revocation      `json:"revocation,omitempty"`
 	// Error is set on the 410 answer for a revoked lesson.
 	Error   bool   `json:"error,omitempty"`
 	Code    Code   `json:"code,omitempty"`
@@ -386,14 +388,14 @@ type DirectoryLessonResponse struct {
 // their decoders' rules. It checks that what it carries is about Key; it
 // does not verify signatures.
 func DecodeDirectoryLessonResponse(body []byte) (*DirectoryLessonResponse, error) {
-	if len(body) > MaxSignedLessonSize+MaxRevocationSize+4<<10 {
+	if len(body) > maxPublishedSize+MaxRevocationSize+4<<10 {
 		return nil, fmt.Errorf("directory lesson response: %w: %d bytes", ErrTooLarge, len(body))
 	}
 	o, err := parseObject("directory lesson response", body)
 	if err != nil {
 		return nil, err
 	}
-	if err := o.only([]string{"key"}, "signedLesson", "revocation", "error", "code", "message", ServedAtField); err != nil {
+	if err := o.only([]string{"key"}, "signedLesson", "encryptedLesson", "revocation", "error", "code", "message", ServedAtField); err != nil {
 		return nil, err
 	}
 	r := &DirectoryLessonResponse{}
@@ -403,10 +405,24 @@ func DecodeDirectoryLessonResponse(body []byte) (*DirectoryLessonResponse, error
 	if _, _, err := ParseKey(r.Key); err != nil {
 		return nil, err
 	}
-	if o.has("signedLesson") == o.has("revocation") {
-		return nil, invalidf("directory lesson response: want exactly one of signedLesson and revocation")
+	carried := 0
+	for _, m := range []string{"signedLesson", "encryptedLesson", "revocation"} {
+		if o.has(m) {
+			carried++
+		}
 	}
-	if o.has("signedLesson") {
+	if carried != 1 {
+		return nil, invalidf("directory lesson response: want exactly one of signedLesson, encryptedLesson and revocation")
+	}
+	if o.has("encryptedLesson") {
+		r.EncryptedLesson = new(EncryptedLesson)
+		if err := r.EncryptedLesson.UnmarshalJSON(o.members["encryptedLesson"]); err != nil {
+			return nil, fmt.Errorf("directory lesson response: %w", err)
+		}
+		if r.EncryptedLesson.Key() != r.Key {
+			return nil, invalidf("directory lesson response: asked for %s, the lesson is %s", truncate(r.Key), truncate(r.EncryptedLesson.Key()))
+		}
+	} else if o.has("signedLesson") {
 		r.SignedLesson = new(SignedLesson)
 		if err := r.SignedLesson.unmarshalChecked(o.members["signedLesson"]); err != nil {
 			return nil, fmt.Errorf("directory lesson response: %w", err)

@@ -308,6 +308,20 @@ func VerifyEncrypted(e *EncryptedLesson, opts VerifyOptions) error {
 	return e.Publication.Validate()
 }
 
+// Validate checks that e is well formed, as VerifyEncrypted does, without
+// the signature and the clock: the lesson ID, the encryption block, the
+// ciphertext, the publication, and that signature.nodeId is a node ID. It
+// is for a store re-reading what it verified before.
+func (e *EncryptedLesson) Validate() error {
+	if err := e.validateContent(); err != nil {
+		return err
+	}
+	if _, err := PublicKeyOf(e.Signature.NodeID); err != nil {
+		return fmt.Errorf("encrypted lesson.signature.nodeId: %w", err)
+	}
+	return e.Publication.Validate()
+}
+
 // validateContent checks the lesson ID, the encryption block and the
 // ciphertext (not the publication nor the signature).
 func (e *EncryptedLesson) validateContent() error {

@@ -106,6 +106,36 @@ func addGoldenEncrypted(t *testing.T, key ed25519.PrivateKey, add func(name, kin
 	}
 	files["key-response-http.json"] = append(rb, '\n')
 
+	// The messages that carry these records, one JSON line each.
+	share, err := escrow.OpenShare(ed25519.NewKeyFromSeed(goldenNodeSeed(goldenEscrowByte[0])), goldenKeyID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev, err := SignRevocation(key, l.ID, ReasonPrivate, testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var messages []string
+	for _, m := range []struct {
+		name string
+		msg  interface{ Encode() ([]byte, error) }
+	}{
+		{"announcement-encrypted", &Announcement{Type: MsgPublication, EncryptedLesson: el}},
+		{"fetch-response-encrypted", &FetchResponse{Type: MsgFetchResponse, EncryptedLesson: el}},
+		{"sync-response-encrypted", &SyncResponse{Type: MsgSyncResponse, EncryptedLessons: []*EncryptedLesson{el}, Revocations: []*Revocation{rev}, Checkpoint: "0000000000000002"}},
+		{"key-response-share", &KeyResponse{Type: MsgKeyResponse, KeyID: goldenKeyID, Share: base64.StdEncoding.EncodeToString(share), ExpiresAt: testNow.Add(time.Hour).UnixMilli(), Policy: p}},
+		{"key-notice-policy", &KeyNotice{Type: MsgKeyNotice, Policy: p}},
+		{"key-notice-revocation", &KeyNotice{Type: MsgKeyNotice, Revocation: rev}},
+		{"key-notice-ack", &KeyNoticeAck{Type: MsgKeyNoticeAck}},
+	} {
+		b, err := m.msg.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[m.name+".json"] = append(b, '\n')
+		messages = append(messages, m.name+".json")
+	}
+
 	return &goldenEncryption{
 		Comment: "encrypted-lesson.json decrypts with lessonKey (AES-256-GCM, nonce and tag from the document, AAD encrypted-lesson.aad) to encrypted-lesson.plaintext; " +
 			"key-response-http.json answers key-request.json, its sealedKey opens (HPKE base mode, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20-Poly1305, info sealInfo) " +
@@ -118,6 +148,7 @@ func addGoldenEncrypted(t *testing.T, key ed25519.PrivateKey, add func(name, kin
 		KeyResponse: "key-response-http.json",
 		SealInfo:    string(KeySealInfo(goldenKeyID, readerID)),
 		EscrowSeeds: escrowSeeds,
+		Messages:    messages,
 	}
 }
 
@@ -184,6 +215,61 @@ func checkGoldenEncryption(t *testing.T, m goldenManifest) {
 		key, err := CombineShares([][]byte{shares[pair[0]], shares[pair[1]]})
 		if err != nil || !bytes.Equal(key, lk) {
 			t.Fatalf("golden shares %v do not combine to the lesson key: %v", pair, err)
+		}
+	}
+
+	// The messages decode, and what they carry verifies.
+	opts := VerifyOptions{Now: testNow}
+	if len(g.Messages) != 7 {
+		t.Fatalf("vectors.json lists %d messages, want 7", len(g.Messages))
+	}
+	for _, name := range g.Messages {
+		b := bytes.TrimSpace(read(name))
+		var err error
+		switch name {
+		case "announcement-encrypted.json":
+			var a *Announcement
+			if a, err = DecodeAnnouncement(b); err == nil {
+				err = VerifyEncrypted(a.EncryptedLesson, opts)
+			}
+		case "fetch-response-encrypted.json":
+			var r *FetchResponse
+			if r, err = DecodeFetchResponse(b); err == nil {
+				err = VerifyEncrypted(r.EncryptedLesson, opts)
+			}
+		case "sync-response-encrypted.json":
+			var r *SyncResponse
+			if r, err = DecodeSyncResponse(b); err == nil {
+				if err = VerifyEncrypted(r.EncryptedLessons[0], opts); err == nil {
+					err = VerifyRevocation(r.Revocations[0], opts)
+				}
+			}
+		case "key-response-share.json":
+			var r *KeyResponse
+			if r, err = DecodeKeyResponse(b); err == nil {
+				if err = VerifyKeyPolicy(r.Policy, opts); err == nil {
+					s, _ := base64.StdEncoding.DecodeString(r.Share)
+					if k, cerr := CombineShares([][]byte{s, shares[1]}); cerr != nil || !bytes.Equal(k, lk) {
+						t.Fatalf("the share of %s does not combine to the lesson key: %v", name, cerr)
+					}
+				}
+			}
+		case "key-notice-policy.json", "key-notice-revocation.json":
+			var n *KeyNotice
+			if n, err = DecodeKeyNotice(b); err == nil {
+				if n.Policy != nil {
+					err = VerifyKeyPolicy(n.Policy, opts)
+				} else if err = VerifyRevocation(n.Revocation, opts); err == nil && !n.Revocation.RevokesKeyOf(p) {
+					t.Fatalf("%s does not revoke the key of key-policy.json", name)
+				}
+			}
+		case "key-notice-ack.json":
+			_, err = DecodeKeyNoticeAck(b)
+		default:
+			t.Fatalf("unknown golden message %s", name)
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
 		}
 	}
 }

@@ -45,6 +45,10 @@ type goldenEncryption struct {
 	KeyResponse string   `json:"keyResponse"` // file: the HTTP answer, key sealed to the reader
 	SealInfo    string   `json:"sealInfo"`    // the HPKE info of that sealed key
 	EscrowSeeds []string `json:"escrowSeeds"` // hex Ed25519 seeds of the escrow nodes of key-policy.json, in its order
+	// Messages are files of the messages that carry these records (an
+	// announcement, a fetch and a sync answer, an escrow node's share
+	// answer, key notices), one JSON line each.
+	Messages []string `json:"messages"`
 }
 
 type goldenVector struct {

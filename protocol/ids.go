@@ -15,6 +15,10 @@ const (
 	// ProtocolKeys serves lesson keys (and escrow shares) to the readers a
 	// key policy admits: KeyRequest in, KeyResponse out.
 	ProtocolKeys = "/mesh/keys/1.0.0"
+	// ProtocolKeyNotice carries an author's notices about its keys to the
+	// nodes holding something of them (escrow nodes, readers it served):
+	// KeyNotice in, KeyNoticeAck out.
+	ProtocolKeyNotice = "/mesh/keynotice/1.0.0"
 	// DHTPrefix is the Kademlia protocol prefix: MESH runs its own DHT and
 	// never joins the IPFS one.
 	DHTPrefix = "/mesh"

@@ -3,6 +3,7 @@ package protocol
 import (
 	"crypto/ed25519"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
@@ -23,9 +24,10 @@ const KeyHTTPPrefix = "/mesh/v1/keys/"
 // may be from the server's clock, either way.
 const DefaultKeyRequestWindow = 5 * time.Minute
 
-// maxKeyResponseDepth caps a KeyResponse's nesting: the answer, the
-// revocation it may carry, and the revocation's signature block.
-const maxKeyResponseDepth = 3
+// maxKeyResponseDepth caps a KeyResponse's nesting: the answer and the
+// revocation it may carry with its signature block (3), or the key policy
+// it may carry with its escrow block, shares and one share (5).
+const maxKeyResponseDepth = 1 + maxKeyPolicyDepth
 
 // KeyRequest asks a key server (the author, or an escrow node) for a key
 // over ProtocolKeys. The requester is the peer at the other end of the
@@ -82,6 +84,12 @@ func DecodeKeyRequest(data []byte) (*KeyRequest, error) {
 // expiresAt (Unix ms) is how long the reader may keep the key, and the
 // plaintext it decrypts, before asking again. A KEY_REVOKED answer is
 // final; it may carry the author's signed Revocation of the lesson.
+//
+// An answer that gives a key or a share may also carry the key's signed
+// KeyPolicy ("policy"): an escrow node sends it with its share, so the
+// reader learns the threshold and where the other shares are; the author
+// may send it with the key, so the reader knows the escrow nodes to ask
+// when the author is offline later.
 type KeyResponse struct {
 	Type        string      `json:"type"` // MsgKeyResponse
 	KeyID       string      `json:"keyId"`
@@ -94,6 +102,7 @@ type KeyResponse struct {
 	RevokedAt   int64       `json:"revokedAt,omitempty"`
 	Message     string      `json:"message,omitempty"`
 	Revocation  *Revocation `json:"revocation,omitempty"`
+	Policy      *KeyPolicy  `json:"policy,omitempty"` // the key's policy, with a key or share
 }
 
 // Encode returns the JSON encoding of r.
@@ -173,6 +182,9 @@ func (r *KeyResponse) validate() error {
 		if r.Revocation != nil && r.Error != CodeKeyRevoked {
 			return invalidf("key response: only KEY_REVOKED carries a revocation")
 		}
+		if r.Policy != nil {
+			return invalidf("key response: an error answer carries no policy")
+		}
 		if len(r.Message) > MaxNoteLength {
 			return invalidf("key response.message: at most %d bytes", MaxNoteLength)
 		}
@@ -186,6 +198,14 @@ func (r *KeyResponse) validate() error {
 	}
 	if r.ExpiresAt <= 0 || r.ExpiresAt > maxSafeInt {
 		return invalidf("key response.expiresAt: want Unix milliseconds")
+	}
+	if r.Policy != nil {
+		if r.Policy.KeyID != r.KeyID {
+			return invalidf("key response: the policy is of key %s, the answer of %s", truncate(r.Policy.KeyID), truncate(r.KeyID))
+		}
+		if err := r.Policy.validate(); err != nil {
+			return fmt.Errorf("key response: %w", err)
+		}
 	}
 	switch {
 	case r.Key != "":
@@ -210,7 +230,7 @@ func DecodeKeyResponse(data []byte) (*KeyResponse, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := o.only([]string{"type", "keyId"}, "key", "sealedKey", "share", "sealedShare", "expiresAt", "error", "revokedAt", "message", "revocation"); err != nil {
+	if err := o.only([]string{"type", "keyId"}, "key", "sealedKey", "share", "sealedShare", "expiresAt", "error", "revokedAt", "message", "revocation", "policy"); err != nil {
 		return nil, err
 	}
 	r := &KeyResponse{}
@@ -259,6 +279,12 @@ func DecodeKeyResponse(data []byte) (*KeyResponse, error) {
 	if o.has("revocation") {
 		r.Revocation = new(Revocation)
 		if err := r.Revocation.UnmarshalJSON(o.members["revocation"]); err != nil {
+			return nil, fmt.Errorf("key response: %w", err)
+		}
+	}
+	if o.has("policy") {
+		r.Policy = new(KeyPolicy)
+		if err := r.Policy.UnmarshalJSON(o.members["policy"]); err != nil {
 			return nil, fmt.Errorf("key response: %w", err)
 		}
 	}
@@ -389,4 +415,29 @@ func ParseKeyRequestHeaders(keyID string, header func(name string) string) (*Sig
 	}
 	r.Timestamp = n
 	return r, nil
+}
+
+// VerifyKeyResponseHTTP checks a signed answer of GET /mesh/v1/keys/{keyId}
+// (the public HTTP API signs every answer: see VerifyResponse, whose opts
+// it takes) and decodes the KeyResponse it carries, without the servedAt
+// the signature added. signer is the node that signed the answer: the
+// author for a key, an escrow node for a share.
+func VerifyKeyResponseHTTP(data []byte, opts VerifyOptions) (resp *KeyResponse, signer string, err error) {
+	vr, err := VerifyResponse(data, opts)
+	if err != nil {
+		return nil, "", fmt.Errorf("key response: %w", err)
+	}
+	o, err := parseObject("key response", vr.Body)
+	if err != nil {
+		return nil, "", err
+	}
+	delete(o.members, ServedAtField)
+	body, err := json.Marshal(o.members)
+	if err != nil {
+		return nil, "", invalidf("key response: %v", err)
+	}
+	if resp, err = DecodeKeyResponse(body); err != nil {
+		return nil, "", err
+	}
+	return resp, vr.Directory.NodeID, nil
 }

@@ -115,7 +115,7 @@ func TestKeyResponse(t *testing.T) {
 		{"error true", `{"type":"keyResponse","keyId":"k1","error":true}`, "want a string"},
 		{"wrong type", `{"type":"keyRequest","keyId":"k1","key":"` + b64(key) + `","expiresAt":1}`, "want \"keyResponse\""},
 		{"bad revocation", `{"type":"keyResponse","keyId":"k1","error":"KEY_REVOKED","revokedAt":5,"revocation":{"type":"revocation"}}`, "revocation"},
-		{"too deep", `{"type":"keyResponse","keyId":"k1","message":[[[]]]}`, "nested 4 levels deep"},
+		{"too deep", `{"type":"keyResponse","keyId":"k1","message":[[[[[]]]]]}`, "nested 6 levels deep"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := DecodeKeyResponse([]byte(tt.in))

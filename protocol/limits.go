@@ -24,9 +24,13 @@ const (
 	MaxKeyPolicySize = 96 << 10
 	// MaxKeyRequestSize caps a KeyRequest on ProtocolKeys.
 	MaxKeyRequestSize = 1 << 10
-	// MaxKeyResponseSize caps a KeyResponse (with the revocation it may
-	// carry).
-	MaxKeyResponseSize = MaxRevocationSize + 4<<10
+	// MaxKeyResponseSize caps a KeyResponse (with the revocation or the
+	// key policy it may carry).
+	MaxKeyResponseSize = max(MaxRevocationSize, MaxKeyPolicySize) + 4<<10
+	// MaxKeyNoticeSize caps a KeyNotice (a key policy or a revocation).
+	MaxKeyNoticeSize = max(MaxRevocationSize, MaxKeyPolicySize) + 1<<10
+	// MaxKeyNoticeAckSize caps a KeyNoticeAck.
+	MaxKeyNoticeAckSize = 4 << 10
 
 	// MaxIDLength caps a record ID.
 	MaxIDLength = 128

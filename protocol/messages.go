@@ -18,12 +18,13 @@ const (
 
 // Size caps of federation messages.
 const (
-	// MaxAnnouncementSize caps one GossipSub message.
-	MaxAnnouncementSize = MaxSignedLessonSize + 1<<10
+	// MaxAnnouncementSize caps one GossipSub message: the larger of a
+	// SignedLesson and an EncryptedLesson, and the envelope.
+	MaxAnnouncementSize = maxPublishedSize + 1<<10
 	// MaxFetchRequestSize caps a fetch request.
 	MaxFetchRequestSize = 1 << 10
 	// MaxFetchResponseSize caps a fetch answer.
-	MaxFetchResponseSize = MaxSignedLessonSize + MaxRevocationSize + 1<<10
+	MaxFetchResponseSize = maxPublishedSize + MaxRevocationSize + 1<<10
 	// MaxSyncRequestSize caps a sync request.
 	MaxSyncRequestSize = 16 << 10
 	// MaxSyncResponseSize caps one page of a sync answer.
@@ -32,12 +33,22 @@ const (
 	MaxSyncPage = 256
 )
 
+// maxPublishedSize is the larger of the two forms a publication travels
+// in: a SignedLesson or an EncryptedLesson.
+const maxPublishedSize = max(MaxSignedLessonSize, MaxEncryptedLessonSize)
+
 // Announcement is what travels on a GossipSub topic: a publication or a
-// revocation, never both.
+// revocation, never both. A publication is signed in the clear
+// (SignedLesson) or encrypted (EncryptedLesson), exactly one of them:
+//
+//	{"type":"publication","signedLesson":{…}}
+//	{"type":"publication","encryptedLesson":{…}}
+//	{"type":"revocation","revocation":{…}}
 type Announcement struct {
-	Type         string        `json:"type"` // MsgPublication or MsgRevocation
-	SignedLesson *SignedLesson `json:"signedLesson,omitempty"`
-	Revocation   *Revocation   `json:"revocation,omitempty"`
+	Type            string           `json:"type"` // MsgPublication or MsgRevocation
+	SignedLesson    *SignedLesson    `json:"signedLesson,omitempty"`
+	EncryptedLesson *EncryptedLesson `json:"encryptedLesson,omitempty"`
+	Revocation      *Revocation      `json:"revocation,omitempty"`
 }
 
 // Encode returns the JSON encoding of a.
@@ -60,12 +71,14 @@ func DecodeAnnouncement(data []byte) (*Announcement, error) {
 	a := &Announcement{Type: typ}
 	switch typ {
 	case MsgPublication:
-		if err := o.only([]string{"type", "signedLesson"}); err != nil {
+		if err := o.only([]string{"type"}, "signedLesson", "encryptedLesson"); err != nil {
 			return nil, err
 		}
-		a.SignedLesson = new(SignedLesson)
-		if err := a.SignedLesson.unmarshalChecked(o.members["signedLesson"]); err != nil {
-			return nil, fmt.Errorf("announcement: %w", err)
+		if o.has("signedLesson") == o.has("encryptedLesson") {
+			return nil, invalidf("announcement: a publication carries exactly one of signedLesson and encryptedLesson")
+		}
+		if err := decodePublished(o, "announcement", &a.SignedLesson, &a.EncryptedLesson); err != nil {
+			return nil, err
 		}
 	case MsgRevocation:
 		if err := o.only([]string{"type", "revocation"}); err != nil {
@@ -79,6 +92,24 @@ func DecodeAnnouncement(data []byte) (*Announcement, error) {
 		return nil, invalidf("announcement: type %q: want %s or %s", truncate(typ), MsgPublication, MsgRevocation)
 	}
 	return a, nil
+}
+
+// decodePublished decodes o's signedLesson or encryptedLesson member,
+// whichever it has, into sl or el.
+func decodePublished(o object, what string, sl **SignedLesson, el **EncryptedLesson) error {
+	if o.has("signedLesson") {
+		*sl = new(SignedLesson)
+		if err := (*sl).unmarshalChecked(o.members["signedLesson"]); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+	}
+	if o.has("encryptedLesson") {
+		*el = new(EncryptedLesson)
+		if err := (*el).UnmarshalJSON(o.members["encryptedLesson"]); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+	}
+	return nil
 }
 
 // FetchRequest asks a node for one lesson by its exact key
@@ -119,13 +150,15 @@ func DecodeFetchRequest(data []byte) (*FetchRequest, error) {
 	return r, nil
 }
 
-// FetchResponse answers a FetchRequest: the lesson, or the revocation that
-// took it back, or an error (UNKNOWN_LESSON for anything not fetchable).
+// FetchResponse answers a FetchRequest: the lesson (signed, or encrypted),
+// or the revocation that took it back, or an error (UNKNOWN_LESSON for
+// anything not fetchable).
 type FetchResponse struct {
-	Type         string        `json:"type"` // MsgFetchResponse
-	SignedLesson *SignedLesson `json:"signedLesson,omitempty"`
-	Revocation   *Revocation   `json:"revocation,omitempty"`
-	Error        *Error        `json:"error,omitempty"`
+	Type            string           `json:"type"` // MsgFetchResponse
+	SignedLesson    *SignedLesson    `json:"signedLesson,omitempty"`
+	EncryptedLesson *EncryptedLesson `json:"encryptedLesson,omitempty"`
+	Revocation      *Revocation      `json:"revocation,omitempty"`
+	Error           *Error           `json:"error,omitempty"`
 }
 
 // Encode returns the JSON encoding of r.
@@ -140,7 +173,7 @@ func DecodeFetchResponse(data []byte) (*FetchResponse, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := o.only([]string{"type"}, "signedLesson", "revocation", "error"); err != nil {
+	if err := o.only([]string{"type"}, "signedLesson", "encryptedLesson", "revocation", "error"); err != nil {
 		return nil, err
 	}
 	r := &FetchResponse{}
@@ -150,11 +183,11 @@ func DecodeFetchResponse(data []byte) (*FetchResponse, error) {
 	if r.Type != MsgFetchResponse {
 		return nil, invalidf("fetch response: type %q, want %q", truncate(r.Type), MsgFetchResponse)
 	}
-	if o.has("signedLesson") {
-		r.SignedLesson = new(SignedLesson)
-		if err := r.SignedLesson.unmarshalChecked(o.members["signedLesson"]); err != nil {
-			return nil, fmt.Errorf("fetch response: %w", err)
-		}
+	if o.has("signedLesson") && o.has("encryptedLesson") {
+		return nil, invalidf("fetch response: carries both a signedLesson and an encryptedLesson")
+	}
+	if err := decodePublished(o, "fetch response", &r.SignedLesson, &r.EncryptedLesson); err != nil {
+		return nil, err
 	}
 	if o.has("revocation") {
 		r.Revocation = new(Revocation)
@@ -168,7 +201,7 @@ func DecodeFetchResponse(data []byte) (*FetchResponse, error) {
 			return nil, err
 		}
 	}
-	if r.SignedLesson == nil && r.Revocation == nil && r.Error == nil {
+	if r.SignedLesson == nil && r.EncryptedLesson == nil && r.Revocation == nil && r.Error == nil {
 		return nil, invalidf("fetch response: carries no lesson, revocation or error")
 	}
 	return r, nil
@@ -241,13 +274,16 @@ func DecodeSyncRequest(data []byte) (*SyncRequest, error) {
 	return r, nil
 }
 
-// SyncResponse is one page of a sync answer.
+// SyncResponse is one page of a sync answer. EncryptedLessons is optional
+// on the wire (absent when empty, so a page without them is what older
+// nodes sent); the page's limit counts all three lists together.
 type SyncResponse struct {
-	Type        string          `json:"type"` // MsgSyncResponse
-	Lessons     []*SignedLesson `json:"lessons"`
-	Revocations []*Revocation   `json:"revocations"`
-	Checkpoint  string          `json:"checkpoint"`
-	HasMore     bool            `json:"hasMore"`
+	Type             string             `json:"type"` // MsgSyncResponse
+	Lessons          []*SignedLesson    `json:"lessons"`
+	EncryptedLessons []*EncryptedLesson `json:"encryptedLessons,omitempty"`
+	Revocations      []*Revocation      `json:"revocations"`
+	Checkpoint       string             `json:"checkpoint"`
+	HasMore          bool               `json:"hasMore"`
 }
 
 // Encode returns the JSON encoding of r; nil lists encode as [].
@@ -271,7 +307,7 @@ func DecodeSyncResponse(data []byte) (*SyncResponse, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := o.only([]string{"type", "lessons", "revocations", "checkpoint", "hasMore"}); err != nil {
+	if err := o.only([]string{"type", "lessons", "revocations", "checkpoint", "hasMore"}, "encryptedLessons"); err != nil {
 		return nil, err
 	}
 	r := &SyncResponse{}
@@ -288,8 +324,17 @@ func DecodeSyncResponse(data []byte) (*SyncResponse, error) {
 	if err := json.Unmarshal(o.members["revocations"], &revs); err != nil || o.members["revocations"][0] != '[' {
 		return nil, invalidf("sync response.revocations: want an array")
 	}
-	if len(lessons)+len(revs) > MaxSyncPage {
-		return nil, fmt.Errorf("sync response: %w: %d records in one page, the limit is %d", ErrTooLarge, len(lessons)+len(revs), MaxSyncPage)
+	var encrypted []json.RawMessage
+	if raw, ok := o.members["encryptedLessons"]; ok {
+		if err := json.Unmarshal(raw, &encrypted); err != nil || raw[0] != '[' {
+			return nil, invalidf("sync response.encryptedLessons: want an array")
+		}
+		if len(encrypted) == 0 {
+			return nil, invalidf("sync response.encryptedLessons: empty: omit the field instead")
+		}
+	}
+	if n := len(lessons) + len(encrypted) + len(revs); n > MaxSyncPage {
+		return nil, fmt.Errorf("sync response: %w: %d records in one page, the limit is %d", ErrTooLarge, n, MaxSyncPage)
 	}
 	for i, raw := range lessons {
 		sl := new(SignedLesson)
@@ -297,6 +342,13 @@ func DecodeSyncResponse(data []byte) (*SyncResponse, error) {
 			return nil, fmt.Errorf("sync response.lessons[%d]: %w", i, err)
 		}
 		r.Lessons = append(r.Lessons, sl)
+	}
+	for i, raw := range encrypted {
+		el := new(EncryptedLesson)
+		if err := el.UnmarshalJSON(raw); err != nil {
+			return nil, fmt.Errorf("sync response.encryptedLessons[%d]: %w", i, err)
+		}
+		r.EncryptedLessons = append(r.EncryptedLessons, el)
 	}
 	for i, raw := range revs {
 		rv := new(Revocation)

@@ -116,13 +116,21 @@ func FuzzDecodeAnnouncement(f *testing.F) {
 	b, _ = (&Announcement{Type: MsgRevocation, Revocation: rev}).Encode()
 	f.Add(b)
 	f.Add([]byte(`{"type":"publication","signedLesson":null}`))
+	b, _ = (&Announcement{Type: MsgPublication, EncryptedLesson: mustEncrypt(f, key, testLesson(), testLessonKey(2), "k1")}).Encode()
+	f.Add(b)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		a, err := DecodeAnnouncement(data)
 		if err != nil {
 			return
 		}
-		if (a.SignedLesson == nil) == (a.Revocation == nil) {
-			t.Fatalf("decoded announcement carries %v and %v", a.SignedLesson, a.Revocation)
+		carried := 0
+		for _, set := range []bool{a.SignedLesson != nil, a.EncryptedLesson != nil, a.Revocation != nil} {
+			if set {
+				carried++
+			}
+		}
+		if carried != 1 {
+			t.Fatalf("decoded announcement carries %v, %v and %v", a.SignedLesson, a.EncryptedLesson, a.Revocation)
 		}
 		if _, err := a.Encode(); err != nil {
 			t.Fatalf("re-encode: %v", err)
@@ -138,21 +146,31 @@ func FuzzDecodeSyncAndFetch(f *testing.F) {
 	f.Add(b)
 	b, _ = (&FetchResponse{Type: MsgFetchResponse, SignedLesson: sl}).Encode()
 	f.Add(b)
+	el := mustEncrypt(f, testKey(4), testLesson(), testLessonKey(2), "k1")
+	b, _ = (&FetchResponse{Type: MsgFetchResponse, EncryptedLesson: el}).Encode()
+	f.Add(b)
+	b, _ = (&SyncResponse{Type: MsgSyncResponse, EncryptedLessons: []*EncryptedLesson{el}}).Encode()
+	f.Add(b)
 	f.Add([]byte(`{"type":"fetch","key":"a@12D3KooWAbc"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if r, err := DecodeSyncRequest(data); err == nil && (r.Limit < 0 || r.Since < 0) {
 			t.Fatalf("accepted %+v", r)
 		}
-		if r, err := DecodeSyncResponse(data); err == nil && len(r.Lessons)+len(r.Revocations) > MaxSyncPage {
-			t.Fatalf("accepted a page of %d", len(r.Lessons)+len(r.Revocations))
+		if r, err := DecodeSyncResponse(data); err == nil && len(r.Lessons)+len(r.EncryptedLessons)+len(r.Revocations) > MaxSyncPage {
+			t.Fatalf("accepted a page of %d", len(r.Lessons)+len(r.EncryptedLessons)+len(r.Revocations))
 		}
 		if r, err := DecodeFetchRequest(data); err == nil {
 			if _, _, err := ParseKey(r.Key); err != nil {
 				t.Fatalf("accepted key %q", r.Key)
 			}
 		}
-		if r, err := DecodeFetchResponse(data); err == nil && r.SignedLesson == nil && r.Revocation == nil && r.Error == nil {
-			t.Fatal("accepted an empty fetch response")
+		if r, err := DecodeFetchResponse(data); err == nil {
+			if r.SignedLesson == nil && r.EncryptedLesson == nil && r.Revocation == nil && r.Error == nil {
+				t.Fatal("accepted an empty fetch response")
+			}
+			if r.SignedLesson != nil && r.EncryptedLesson != nil {
+				t.Fatal("accepted a fetch response with both a signed and an encrypted lesson")
+			}
 		}
 	})
 }

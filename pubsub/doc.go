@@ -5,8 +5,9 @@
 //
 // # Topics
 //
-// Every message is a [protocol.Announcement] (a signed lesson or a
-// revocation) on a topic under protocol.TopicRoot:
+// Every message is a [protocol.Announcement] (a signed lesson, an encrypted
+// one, validated alike without its key, or a revocation) on a topic under
+// protocol.TopicRoot:
 //
 //	/mesh/1/topic/<name>    protocol.TopicName: one per MESH topic, lower case
 //	/mesh/1/feed/<nodeId>   protocol.FeedName: everything one publisher announces

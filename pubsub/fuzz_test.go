@@ -22,7 +22,8 @@ func FuzzCheck(f *testing.F) {
 		f.Fatal(err)
 	}
 	id := nodeIDOf(f, key)
-	for _, a := range []*protocol.Announcement{pubAnn(sl), revAnn(rev)} {
+	el := encryptLesson(f, key, "sealed", now, protocol.VisibilityPublic, "rust")
+	for _, a := range []*protocol.Announcement{pubAnn(sl), revAnn(rev), encAnn(el)} {
 		b := encode(f, a)
 		f.Add(protocol.TopicName("rust"), b)
 		f.Add(protocol.FeedName(id), b)
@@ -57,6 +58,19 @@ func FuzzCheck(f *testing.F) {
 				}
 				if kind == kindTopic && !hasTopic(a.SignedLesson.Publication.Topics, name) {
 					t.Fatal("accepted a lesson off its topics")
+				}
+			case a.EncryptedLesson != nil:
+				if err := protocol.VerifyEncrypted(a.EncryptedLesson, protocol.VerifyOptions{Now: now}); err != nil {
+					t.Fatalf("accepted an encrypted lesson that does not verify: %v", err)
+				}
+				if a.EncryptedLesson.Publication.Visibility != protocol.VisibilityPublic {
+					t.Fatal("accepted an encrypted lesson that is not public")
+				}
+				if kind == kindFeed && a.EncryptedLesson.Signature.NodeID != name {
+					t.Fatal("accepted a spoofed feed message")
+				}
+				if kind == kindTopic && !hasTopic(a.EncryptedLesson.Publication.Topics, name) {
+					t.Fatal("accepted an encrypted lesson off its topics")
 				}
 			case a.Revocation != nil:
 				if err := protocol.VerifyRevocation(a.Revocation, protocol.VerifyOptions{Now: now}); err != nil {

@@ -282,6 +282,25 @@ func signLesson(t testing.TB, key ed25519.PrivateKey, id string, now time.Time, 
 	return sl
 }
 
+// encryptLesson makes an encrypted lesson signed by key at now.
+func encryptLesson(t testing.TB, key ed25519.PrivateKey, id string, now time.Time, vis string, topics ...string) *protocol.EncryptedLesson {
+	t.Helper()
+	l := &protocol.Lesson{ID: id, Type: protocol.TypeLesson, Title: "secret " + id, Content: "sealed words"}
+	el, err := protocol.EncryptLesson(protocol.NewLessonKey(), l, protocol.EncryptParams{NodeID: nodeIDOf(t, key), KeyID: "k" + id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	el, err = protocol.SignEncrypted(key, el, protocol.Publication{Visibility: vis, PublishedAt: now.UnixMilli(), Topics: topics}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return el
+}
+
+func encAnn(el *protocol.EncryptedLesson) *protocol.Announcement {
+	return &protocol.Announcement{Type: protocol.MsgPublication, EncryptedLesson: el}
+}
+
 func pubAnn(sl *protocol.SignedLesson) *protocol.Announcement {
 	return &protocol.Announcement{Type: protocol.MsgPublication, SignedLesson: sl}
 }
@@ -325,6 +344,8 @@ func collect(t testing.TB, svc *Service) *collector {
 func deliveryKey(d Delivery) string {
 	if a := d.Announcement; a.Revocation != nil {
 		return "revocation:" + a.Revocation.Key()
+	} else if a.EncryptedLesson != nil {
+		return fmt.Sprintf("encrypted:%s:%d", a.EncryptedLesson.Key(), a.EncryptedLesson.Publication.PublishedAt)
 	} else {
 		return fmt.Sprintf("lesson:%s:%d", a.SignedLesson.Key(), a.SignedLesson.Publication.PublishedAt)
 	}

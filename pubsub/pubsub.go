@@ -476,21 +476,26 @@ func (s *Service) Announce(ctx context.Context, a *protocol.Announcement, topics
 		return fmt.Errorf("%w: encode: %v", ErrAnnouncement, err)
 	}
 	var publisher, key string
+	var pub *protocol.Publication
 	switch {
-	case a.Type == protocol.MsgPublication && a.SignedLesson != nil && a.Revocation == nil:
-		publisher, key = a.SignedLesson.Signature.NodeID, a.SignedLesson.Key()
-		if a.SignedLesson.Publication.Visibility != protocol.VisibilityPublic {
-			return fmt.Errorf("%w: lesson %s is %s", ErrNotPublic, key, a.SignedLesson.Publication.Visibility)
+	case a.Type == protocol.MsgPublication && a.SignedLesson != nil && a.EncryptedLesson == nil && a.Revocation == nil:
+		publisher, key, pub = a.SignedLesson.Signature.NodeID, a.SignedLesson.Key(), &a.SignedLesson.Publication
+	case a.Type == protocol.MsgPublication && a.EncryptedLesson != nil && a.SignedLesson == nil && a.Revocation == nil:
+		publisher, key, pub = a.EncryptedLesson.Signature.NodeID, a.EncryptedLesson.Key(), &a.EncryptedLesson.Publication
+	case a.Type == protocol.MsgRevocation && a.Revocation != nil && a.SignedLesson == nil && a.EncryptedLesson == nil:
+		publisher = a.Revocation.NodeID
+	default:
+		return fmt.Errorf("%w: want a publication with a signed or an encrypted lesson, or a revocation, one only", ErrAnnouncement)
+	}
+	if pub != nil {
+		if pub.Visibility != protocol.VisibilityPublic {
+			return fmt.Errorf("%w: lesson %s is %s", ErrNotPublic, key, pub.Visibility)
 		}
 		for _, t := range topics {
-			if !hasTopic(a.SignedLesson.Publication.Topics, strings.ToLower(t)) {
+			if !hasTopic(pub.Topics, strings.ToLower(t)) {
 				return fmt.Errorf("%w: lesson %s is not published on topic %q", ErrAnnouncement, key, t)
 			}
 		}
-	case a.Type == protocol.MsgRevocation && a.Revocation != nil && a.SignedLesson == nil:
-		publisher = a.Revocation.NodeID
-	default:
-		return fmt.Errorf("%w: want a publication with a signed lesson or a revocation, not both", ErrAnnouncement)
 	}
 	names := []string{protocol.FeedName(publisher)}
 	for _, t := range topics {

@@ -92,6 +92,42 @@ func TestAttacks(t *testing.T) {
 			},
 		},
 		{
+			name: "encrypted: tampered ciphertext", reject: true, reason: ReasonSignature,
+			build: func(t *testing.T, ar *arena) []byte {
+				el := encryptLesson(t, ar.pub.key, "tampered-enc", now, protocol.VisibilityPublic, "rust")
+				el.Ciphertext = "A" + el.Ciphertext[1:]
+				return encode(t, encAnn(el))
+			},
+		},
+		{
+			name: "encrypted: moved under another lesson ID", reject: true, reason: ReasonSignature,
+			build: func(t *testing.T, ar *arena) []byte {
+				el := encryptLesson(t, ar.pub.key, "moved", now, protocol.VisibilityPublic, "rust")
+				el.LessonID = "elsewhere"
+				return encode(t, encAnn(el))
+			},
+		},
+		{
+			name: "encrypted: unlisted announced", reject: true, reason: ReasonNotPublic,
+			build: func(t *testing.T, ar *arena) []byte {
+				return encode(t, encAnn(encryptLesson(t, ar.pub.key, "unlisted-enc", now, protocol.VisibilityUnlisted, "rust")))
+			},
+		},
+		{
+			name: "encrypted: off its topics", reject: true, reason: ReasonWrongTopic,
+			build: func(t *testing.T, ar *arena) []byte {
+				return encode(t, encAnn(encryptLesson(t, ar.pub.key, "offtopic-enc", now, protocol.VisibilityPublic, "go")))
+			},
+		},
+		{
+			name: "encrypted: replay of the version held", reason: ReasonDuplicate,
+			build: func(t *testing.T, ar *arena) []byte {
+				el := encryptLesson(t, ar.pub.key, "held-enc", now, protocol.VisibilityPublic, "rust")
+				ar.both(func(c *fakeChecker) { c.setHeld(el.Key(), el.Publication.PublishedAt) })
+				return encode(t, encAnn(el))
+			},
+		},
+		{
 			name: "nodeId does not match publicKey", reject: true, reason: ReasonKeyMismatch,
 			build: func(t *testing.T, ar *arena) []byte {
 				// The attacker signs with its own key and claims the

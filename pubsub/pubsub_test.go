@@ -328,6 +328,8 @@ func TestAnnounceRefuses(t *testing.T) {
 	tampered := signLesson(t, a.key, "x", now, protocol.VisibilityPublic, "rust")
 	tampered.Lesson.Content = "changed"
 	rev, _ := protocol.SignRevocation(other, "r", "", now)
+	encGood := encryptLesson(t, a.key, "eg", now, protocol.VisibilityPublic, "rust")
+	encUnlisted := encryptLesson(t, a.key, "eu", now, protocol.VisibilityUnlisted, "rust")
 	for _, tc := range []struct {
 		name   string
 		a      *protocol.Announcement
@@ -342,6 +344,9 @@ func TestAnnounceRefuses(t *testing.T) {
 		{"bad topic", pubAnn(good), []string{"rust", "a/b"}, ErrAnnouncement},
 		{"both", &protocol.Announcement{Type: protocol.MsgPublication, SignedLesson: good, Revocation: rev}, nil, ErrAnnouncement},
 		{"neither", &protocol.Announcement{Type: protocol.MsgRevocation}, nil, ErrAnnouncement},
+		{"encrypted unlisted", encAnn(encUnlisted), nil, ErrNotPublic},
+		{"encrypted topic not published on", encAnn(encGood), []string{"go"}, ErrAnnouncement},
+		{"signed and encrypted", &protocol.Announcement{Type: protocol.MsgPublication, SignedLesson: good, EncryptedLesson: encGood}, nil, ErrAnnouncement},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := a.svc.Announce(ctx, tc.a, tc.topics); !errors.Is(err, tc.want) {
@@ -356,6 +361,33 @@ func TestAnnounceRefuses(t *testing.T) {
 	}
 	if err := a.svc.Announce(ctx, pubAnn(good), []string{"RUST"}); err != nil {
 		t.Errorf("announce: %v", err)
+	}
+	if err := a.svc.Announce(ctx, encAnn(encGood), []string{"rust"}); err != nil {
+		t.Errorf("announce encrypted: %v", err)
+	}
+}
+
+// TestEncryptedPropagation: an encrypted lesson crosses a line of
+// validating nodes like a signed one, and arrives as it was sent.
+func TestEncryptedPropagation(t *testing.T) {
+	_, nodes, cols := line(t, 4, "rust", 0)
+	pub := nodes[0]
+	el := encryptLesson(t, pub.key, "enc", time.Now(), protocol.VisibilityPublic, "rust")
+	if err := pub.svc.Announce(context.Background(), encAnn(el), []string{"rust"}); err != nil {
+		t.Fatal(err)
+	}
+	key := fmt.Sprintf("encrypted:%s:%d", el.Key(), el.Publication.PublishedAt)
+	for j, c := range cols[1:] {
+		waitFor(t, 15*time.Second, fmt.Sprintf("node %d to receive %s", j+1, key), func() bool { return c.has(key) })
+	}
+	for _, c := range cols[1:] {
+		c.mu.Lock()
+		for _, d := range c.got {
+			if d.Announcement.EncryptedLesson == nil || d.Announcement.EncryptedLesson.Ciphertext != el.Ciphertext {
+				t.Errorf("delivered %+v", d.Announcement)
+			}
+		}
+		c.mu.Unlock()
 	}
 }
 

@@ -108,9 +108,15 @@ func (s *Service) validator(ctx context.Context, from peer.ID, msg *gossipsub.Me
 	if v.result == gossipsub.ValidationAccept {
 		msg.ValidatorData = a
 	}
-	if v.reason == ReasonUntrusted && a != nil && a.SignedLesson != nil && s.refused != nil {
-		sl := a.SignedLesson
-		s.refused(Refusal{Key: sl.Key(), Publisher: sl.Signature.NodeID, Topics: sl.Publication.Topics, ReceivedFrom: msg.ReceivedFrom})
+	if v.reason == ReasonUntrusted && a != nil && s.refused != nil {
+		switch {
+		case a.SignedLesson != nil:
+			sl := a.SignedLesson
+			s.refused(Refusal{Key: sl.Key(), Publisher: sl.Signature.NodeID, Topics: sl.Publication.Topics, ReceivedFrom: msg.ReceivedFrom})
+		case a.EncryptedLesson != nil:
+			el := a.EncryptedLesson
+			s.refused(Refusal{Key: el.Key(), Publisher: el.Signature.NodeID, Topics: el.Publication.Topics, ReceivedFrom: msg.ReceivedFrom})
+		}
 	}
 	if !local {
 		s.count(v, time.Since(start))
@@ -145,18 +151,29 @@ func (s *Service) check(ctx context.Context, topic string, data []byte, local bo
 	var publishedAt int64
 	switch a.Type {
 	case protocol.MsgPublication:
-		sl := a.SignedLesson
-		if err := protocol.Verify(sl, opts); err != nil {
-			return nil, classify(err)
+		var pub *protocol.Publication
+		if sl := a.SignedLesson; sl != nil {
+			if err := protocol.Verify(sl, opts); err != nil {
+				return nil, classify(err)
+			}
+			if sl.Lesson.Visibility != "" && sl.Lesson.Visibility != protocol.VisibilityPublic {
+				return nil, reject(ReasonNotPublic)
+			}
+			key, publisher, pub = sl.Key(), sl.Signature.NodeID, &sl.Publication
+		} else {
+			el := a.EncryptedLesson // DecodeAnnouncement gives one of the two
+			if err := protocol.VerifyEncrypted(el, opts); err != nil {
+				return nil, classify(err)
+			}
+			key, publisher, pub = el.Key(), el.Signature.NodeID, &el.Publication
 		}
-		if sl.Publication.Visibility != protocol.VisibilityPublic ||
-			(sl.Lesson.Visibility != "" && sl.Lesson.Visibility != protocol.VisibilityPublic) {
+		if pub.Visibility != protocol.VisibilityPublic {
 			return nil, reject(ReasonNotPublic)
 		}
-		if kind == kindTopic && !hasTopic(sl.Publication.Topics, name) {
+		if kind == kindTopic && !hasTopic(pub.Topics, name) {
 			return nil, reject(ReasonWrongTopic)
 		}
-		key, publisher, publishedAt = sl.Key(), sl.Signature.NodeID, sl.Publication.PublishedAt
+		publishedAt = pub.PublishedAt
 	case protocol.MsgRevocation:
 		r := a.Revocation
 		if err := protocol.VerifyRevocation(r, opts); err != nil {
@@ -187,7 +204,7 @@ func (s *Service) check(ctx context.Context, topic string, data []byte, local bo
 	if ctx.Err() != nil {
 		return nil, ignore(ReasonTimeout)
 	}
-	if a.SignedLesson != nil && ok {
+	if a.Type == protocol.MsgPublication && ok {
 		switch {
 		case held == publishedAt:
 			return nil, ignore(ReasonDuplicate)

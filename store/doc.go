@@ -38,6 +38,20 @@
 // tombstones and the log's entries are kept in memory too (loaded at Open),
 // so HeldVersion, Revoked and Log's filtering never read the disk.
 //
+// # Encrypted lessons and key material
+//
+// An EncryptedLesson (protocol) is kept like a signed lesson, under the
+// same key and rules: PutRemoteEncrypted caches another publisher's,
+// PutEncryptedPublication keeps this node's (and removes a signed
+// publication of the record, so its words are no longer served in the
+// clear); the newest publishedAt of either form wins, Revoke takes either
+// back, Log serves both. Their words are in the ciphertext: they are not
+// indexed, so Search and List never return them. The key material of the
+// keys subsystem lives here too (keys.go): this node's lesson keys and
+// policies, the escrow shares it holds for others, and the key IDs it
+// revoked, which RevokeKeys writes in the same commit that deletes the
+// keys, so that a revoked key stays revoked across restarts and kill -9.
+//
 // # Expiry
 //
 // A record or remote lesson whose expires_at (Unix ms) has passed is gone

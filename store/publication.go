@@ -93,6 +93,9 @@ func (s *Store) PutPublication(ctx context.Context, sl *protocol.SignedLesson) e
 	var markers []ds.Key
 	err = b.Put(ctx, pubKey(id), data)
 	if err == nil {
+		err = b.Delete(ctx, epubKey(id)) // an encrypted publication it supersedes
+	}
+	if err == nil {
 		err = b.Put(ctx, recordKey(id), recData)
 	}
 	if err == nil && public {

@@ -155,6 +155,9 @@ func (s *Store) write(ctx context.Context, recs []*protocol.Lesson) ([]PutResult
 			if err := b.Delete(ctx, pubKey(r.ID)); err != nil {
 				return nil, err
 			}
+			if err := b.Delete(ctx, epubKey(r.ID)); err != nil {
+				return nil, err
+			}
 			unpublished = append(unpublished, r.ID)
 		}
 		if s.indexDir != "" {
@@ -261,6 +264,9 @@ func (s *Store) deleteLocked(ctx context.Context, ids []string) error {
 			return err
 		}
 		if err := b.Delete(ctx, pubKey(id)); err != nil {
+			return err
+		}
+		if err := b.Delete(ctx, epubKey(id)); err != nil {
 			return err
 		}
 		if s.indexDir != "" {

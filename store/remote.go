@@ -22,6 +22,7 @@ type version struct {
 	expiresAt   int64  // the signed lesson's expires_at, 0 = never
 	seq         uint64 // of its log entry; 0 = not in the log (unlisted)
 	nodeID      string // own publications: the signer (the key is id@nodeID)
+	enc         bool   // an EncryptedLesson (in /epub/ or /eremote/), not a SignedLesson
 }
 
 // tombInfo is what the store remembers in memory of a tombstone.
@@ -39,8 +40,9 @@ type fedState struct {
 	log    logIndex
 }
 
-func remoteKey(nodeID, id string) ds.Key { return ds.RawKey(nsRemote + nodeID + "/" + id) }
-func tombKey(nodeID, id string) ds.Key   { return ds.RawKey(nsTomb + nodeID + "/" + id) }
+func remoteKey(nodeID, id string) ds.Key    { return ds.RawKey(nsRemote + nodeID + "/" + id) }
+func encRemoteKey(nodeID, id string) ds.Key { return ds.RawKey(nsEncRemote + nodeID + "/" + id) }
+func tombKey(nodeID, id string) ds.Key      { return ds.RawKey(nsTomb + nodeID + "/" + id) }
 
 // isRemoteDoc reports whether an index document id is the key of a remote
 // lesson (lessonId@nodeId) rather than a record id.
@@ -169,6 +171,9 @@ func (s *Store) putRemote(ctx context.Context, sl *protocol.SignedLesson) error 
 	}
 	if err == nil && held && old.seq != 0 {
 		err = b.Delete(ctx, logKey(old.seq))
+	}
+	if err == nil && held && old.enc {
+		err = b.Delete(ctx, encRemoteKey(node, id)) // superseded by this signed version
 	}
 	if err == nil && s.indexDir != "" {
 		k := s.markerKey(key)
@@ -415,16 +420,23 @@ func (s *Store) revoke(ctx context.Context, rev *protocol.Revocation) error {
 		err = b.Put(ctx, logKey(seq), encodeLogValue(meta))
 	}
 	if err == nil && heldRemote {
-		err = b.Delete(ctx, remoteKey(node, id))
+		if oldRemote.enc {
+			err = b.Delete(ctx, encRemoteKey(node, id))
+		} else {
+			err = b.Delete(ctx, remoteKey(node, id))
+		}
 		if err == nil && oldRemote.seq != 0 {
 			err = b.Delete(ctx, logKey(oldRemote.seq))
 		}
-		if err == nil {
+		if err == nil && !oldRemote.enc {
 			err = marker(key)
 		}
 	}
 	if err == nil && own {
 		err = b.Delete(ctx, pubKey(id))
+		if err == nil {
+			err = b.Delete(ctx, epubKey(id))
+		}
 		if err == nil && heldOwn && oldOwn.seq != 0 {
 			err = b.Delete(ctx, logKey(oldOwn.seq))
 		}
@@ -460,9 +472,10 @@ func (s *Store) revoke(ctx context.Context, rev *protocol.Revocation) error {
 		}
 	})
 	settled = true
-	if s.idx != nil && (heldRemote || rec != nil) {
+	indexed := heldRemote && !oldRemote.enc // encrypted lessons are not in the index
+	if s.idx != nil && (indexed || rec != nil) {
 		ib := s.idx.NewBatch()
-		if heldRemote {
+		if indexed {
 			ib.Delete(key)
 		}
 		if rec != nil {
@@ -614,6 +627,51 @@ func (s *Store) loadFederation(ctx context.Context) error {
 			v.seq = m.seq
 		}
 		f.remote[key] = v
+	})
+	if err != nil {
+		return err
+	}
+
+	// Remote encrypted lessons.
+	err = s.scan(ctx, dsq.Query{Prefix: nsEncRemote}, "remote encrypted lessons", func(k string, value []byte) {
+		key, ok := keyFromPath(strings.TrimPrefix(k, nsEncRemote))
+		el, err := decodeEncrypted(value)
+		if err == nil && (!ok || el.Key() != key) {
+			err = errors.New("remote encrypted lesson under another key")
+		}
+		if err != nil {
+			s.log.Warn("remote encrypted lesson unreadable", "err", err)
+			return
+		}
+		v := version{publishedAt: el.Publication.PublishedAt, enc: true}
+		if m := latest[kk{key, kindEncRemote}]; m != nil && m.at == v.publishedAt {
+			v.seq = m.seq
+		}
+		if old, held := f.remote[key]; held && old.publishedAt >= v.publishedAt {
+			return // both forms of one key (never written so): the newer wins
+		}
+		f.remote[key] = v
+	})
+	if err != nil {
+		return err
+	}
+
+	// Own encrypted publications.
+	err = s.scan(ctx, dsq.Query{Prefix: nsEncPub}, "encrypted publications", func(k string, value []byte) {
+		id := strings.TrimPrefix(k, nsEncPub)
+		el, err := decodeEncrypted(value)
+		if err == nil && el.LessonID != id {
+			err = errors.New("encrypted publication under another id")
+		}
+		if err != nil {
+			s.log.Warn("encrypted publication unreadable", "id", truncate(id), "err", err)
+			return
+		}
+		v := version{publishedAt: el.Publication.PublishedAt, nodeID: el.Signature.NodeID, enc: true}
+		if m := latest[kk{el.Key(), kindEncPublication}]; m != nil && m.at == v.publishedAt {
+			v.seq = m.seq
+		}
+		f.own[id] = v
 	})
 	if err != nil {
 		return err

@@ -119,6 +119,8 @@ func logKeys(t testing.TB, s *Store, limit int, f LogFilter) []string {
 			}
 			last = e.Seq
 			switch {
+			case e.Encrypted != nil && e.Lesson == nil && e.Revocation == nil:
+				out = append(out, fmt.Sprintf("E %s@%d", e.Encrypted.Key(), e.Encrypted.Publication.PublishedAt))
 			case e.Lesson != nil && e.Revocation == nil:
 				out = append(out, fmt.Sprintf("L %s@%d", e.Lesson.Key(), e.Lesson.Publication.PublishedAt))
 			case e.Revocation != nil && e.Lesson == nil:
@@ -938,6 +940,9 @@ func TestRemoteKeysAndDropPublisher(t *testing.T) {
 	mustPutRemote(t, s, p.sign(t, "tip", "tip", "caching advice from p", "public", t0))
 	mustPutRemote(t, s, p.sign(t, "tip2", "tip two", "more caching advice from p", "public", t0))
 	mustPutRemote(t, s, q.sign(t, "tip", "tip", "caching advice from q", "public", t0))
+	if err := s.PutRemoteEncrypted(ctx, p.encrypt(t, "sealed", "sealed advice from p", "public", t0)); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Revoke(ctx, p.revoke(t, "gone", t0)); err != nil {
 		t.Fatal(err)
 	}
@@ -958,7 +963,7 @@ func TestRemoteKeysAndDropPublisher(t *testing.T) {
 	}
 
 	n, err := s.DropPublisher(ctx, p.id)
-	if err != nil || n != 2 {
+	if err != nil || n != 3 {
 		t.Fatalf("DropPublisher = %d, %v", n, err)
 	}
 	check := func(s *Store) {
@@ -968,6 +973,9 @@ func TestRemoteKeysAndDropPublisher(t *testing.T) {
 		}
 		if _, err := s.Remote(ctx, "tip@"+p.id); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("Remote after the drop: %v", err)
+		}
+		if _, err := s.RemoteEncrypted(ctx, "sealed@"+p.id); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("RemoteEncrypted after the drop: %v", err)
 		}
 		if !s.Revoked(ctx, "gone@"+p.id) {
 			t.Fatal("the drop took the tombstone too")

@@ -868,7 +868,7 @@ func (s *Store) reindexLocked(ctx context.Context, ids []string) {
 	s.applyIndex(ib, markers)
 }
 
-// deleteRemoteLocked deletes expired remote lessons from the datastore (one
+// deleteRemoteLocked deletes remote lessons, signed or encrypted, from the datastore (one
 // batch), the index and memory. Their log entries stay, skipped, until a
 // newer version or a tombstone replaces them. The keys' stripes are locked.
 func (s *Store) deleteRemoteLocked(ctx context.Context, keys []string) error {
@@ -880,6 +880,12 @@ func (s *Store) deleteRemoteLocked(ctx context.Context, keys []string) error {
 	for _, key := range keys {
 		if err := b.Delete(ctx, keyPath(nsRemote, key)); err != nil {
 			return err
+		}
+		// The key may name an encrypted lesson: its copy has its own key.
+		if id, node, err := protocol.ParseKey(key); err == nil {
+			if err := b.Delete(ctx, encRemoteKey(node, id)); err != nil {
+				return err
+			}
 		}
 		if s.indexDir != "" {
 			k := s.markerKey(key)

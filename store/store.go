@@ -75,6 +75,11 @@ type Options struct {
 //	/tomb/<nodeId>/<id>       a tombstone: the Revocation of lesson id@nodeId (JSON)
 //	/log/<16 hex digits>      an entry of the sync log: kind, key and time (JSON)
 //	/nmeta/<key>              the node's small state (GetMeta, SetMeta)
+//	/epub/<id>                the EncryptedLesson publishing record <id>
+//	/eremote/<nodeId>/<id>    a remote encrypted lesson (EncryptedLesson JSON)
+//	/keys/own/<keyId>         a lesson key of this node's, with its policy (LessonKey JSON)
+//	/keys/revoked/<keyId>     a revoked key: KEY_REVOKED forever (RevokedKey JSON)
+//	/keys/escrow/<keyId>      an escrow share held for another node: its KeyPolicy (JSON)
 //
 // Index documents and dirty markers of remote lessons use the key
 // lessonId@nodeId as the id; record ids cannot contain '@'.
@@ -86,6 +91,11 @@ const (
 	nsTomb        = "/tomb/"
 	nsLog         = "/log/"
 	nsNodeMeta    = "/nmeta/"
+	nsEncPub      = "/epub/"
+	nsEncRemote   = "/eremote/"
+	nsKeysOwn     = "/keys/own/"
+	nsKeysRevoked = "/keys/revoked/"
+	nsKeysEscrow  = "/keys/escrow/"
 	keyFormat     = "/meta/format"
 	keyGeneration = "/meta/generation"
 )
@@ -95,6 +105,7 @@ const formatVersion = "1"
 
 func recordKey(id string) ds.Key { return ds.RawKey(nsRecords + id) }
 func pubKey(id string) ds.Key    { return ds.RawKey(nsPub + id) }
+func epubKey(id string) ds.Key   { return ds.RawKey(nsEncPub + id) }
 
 // numStripes is the number of per-id locks. Writes of one id are serialized
 // so that the datastore and the index see them in the same order; writes of
@@ -165,6 +176,10 @@ type Store struct {
 
 	// shared caches decoded own publications for SharedPublication.
 	shared decodedCache
+
+	// keysMu serializes the writes of key material (keys.go), so that a
+	// key revoked is never written back by a write that raced it.
+	keysMu sync.Mutex
 
 	cancel context.CancelFunc
 	life   context.Context // cancelled by Close

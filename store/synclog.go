@@ -17,13 +17,14 @@ import (
 	"github.com/meshprotocol/mesh/protocol"
 )
 
-// LogEntry is one entry of the sync log: a public lesson (Lesson set) or a
-// tombstone (Revocation set).
+// LogEntry is one entry of the sync log: a public lesson (Lesson set, or
+// Encrypted for one published encrypted) or a tombstone (Revocation set).
 type LogEntry struct {
 	// Seq is the entry's sequence number: entries are numbered in the order
 	// this node got them, and a later entry has a larger Seq.
 	Seq        uint64
 	Lesson     *protocol.SignedLesson
+	Encrypted  *protocol.EncryptedLesson
 	Revocation *protocol.Revocation
 }
 
@@ -47,9 +48,16 @@ const (
 	kindPublication byte = 'p' // this node's publication; body in /pub/<id>
 	kindRemote      byte = 'r' // a remote lesson; body in /remote/<nodeId>/<id>
 	kindRevocation  byte = 't' // a tombstone; body in /tomb/<nodeId>/<id>
+	// kindEncPublication is this node's encrypted publication; body in
+	// /epub/<id>.
+	kindEncPublication byte = 'q'
+	// kindEncRemote is a remote encrypted lesson; body in
+	// /eremote/<nodeId>/<id>.
+	kindEncRemote byte = 'e'
 )
 
-var kindNames = map[byte]string{kindPublication: "publication", kindRemote: "remote", kindRevocation: "revocation"}
+var kindNames = map[byte]string{kindPublication: "publication", kindRemote: "remote", kindRevocation: "revocation",
+	kindEncPublication: "encPublication", kindEncRemote: "encRemote"}
 
 // logMeta is a log entry as the store keeps it in memory, and (without
 // seq, which is in the key) as the value of /log/<seq>: enough to filter
@@ -211,10 +219,10 @@ func (s *Store) liveLocked(m *logMeta, now int64) bool {
 		return v.seq == m.seq && (now == 0 || v.expiresAt == 0 || v.expiresAt > now)
 	}
 	switch m.kind {
-	case kindRemote:
+	case kindRemote, kindEncRemote:
 		v, ok := s.fed.remote[m.key]
 		return ok && live(v)
-	case kindPublication:
+	case kindPublication, kindEncPublication:
 		id, node, _ := splitKey(m.key)
 		v, ok := s.fed.own[id]
 		return ok && v.nodeID == node && live(v)
@@ -244,8 +252,8 @@ func (f *LogFilter) match(m *logMeta) bool {
 }
 
 // Log returns the sync log: every public lesson this node holds (its own
-// public publications and the public remote lessons it cached) and every
-// tombstone, in the order this node got them. Unlisted lessons are never in
+// public publications and the public remote lessons it cached, signed or
+// encrypted) and every tombstone, in the order this node got them. Unlisted lessons are never in
 // it, private records never.
 //
 // Log returns up to limit entries with Seq > after that match f, the seq to
@@ -336,6 +344,24 @@ func (s *Store) logBody(ctx context.Context, m *logMeta, now int64) (LogEntry, e
 			return e, ErrNotFound
 		}
 		e.Lesson = sl
+	case kindEncRemote:
+		el, err := s.loadRemoteEncrypted(ctx, m.key)
+		if err != nil {
+			return e, err
+		}
+		if el.Publication.PublishedAt != m.at {
+			return e, ErrNotFound
+		}
+		e.Encrypted = el
+	case kindEncPublication:
+		el, err := s.loadEncryptedPublication(ctx, id)
+		if err != nil {
+			return e, err
+		}
+		if el.Key() != m.key || el.Publication.PublishedAt != m.at || el.Publication.Visibility != protocol.VisibilityPublic {
+			return e, ErrNotFound
+		}
+		e.Encrypted = el
 	case kindPublication:
 		rec, err := s.load(ctx, id)
 		if err != nil {

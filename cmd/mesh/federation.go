@@ -12,12 +12,19 @@ import (
 
 func revokeCmd(g *globals) *cobra.Command {
 	var reason string
+	var hard bool
 	c := &cobra.Command{
 		Use:   "revoke ID",
-		Short: "Take a publication back, everywhere",
+		Short: "Take a publication back, everywhere (--hard: delete the key of an encrypted one)",
 		Long: `Sign a revocation of a published record and announce it: every node that holds the
 lesson deletes it and refuses it from then on, including nodes that were offline (they
-get the revocation when they sync). The record stays on this node, private.`,
+get the revocation when they sync). The record stays on this node, private.
+
+That is best effort: a node that does not comply keeps its copy. With --hard, for a
+lesson published with --encrypt, the key is deleted first and marked revoked for good
+(KEY_REVOKED, across restarts), the revocation is announced and pushed to every reader
+given the key and every escrow node: every copy of the ciphertext, compliant or not,
+becomes unreadable. What a reader already decrypted and saved is out of reach.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, a []string) error {
 			switch reason {
@@ -25,12 +32,19 @@ get the revocation when they sync). The record stays on this node, private.`,
 			default:
 				return usagef("--reason %q: want outdated, incorrect, private or other", reason)
 			}
+			if hard {
+				return show(g, c, func(b api.API) (*api.HardRevokeResult, error) { return b.RevokeHard(c.Context(), a[0], reason) }, func(r *api.HardRevokeResult) {
+					g.printf("revoked %s for good: key %s deleted (KEY_REVOKED from now on)\n", r.Revocation.Key(), strings.Join(r.KeyIDs, ", "))
+					printNotices(g, r.Notices)
+				})
+			}
 			return show(g, c, func(b api.API) (*protocol.Revocation, error) { return b.Revoke(c.Context(), a[0], reason) }, func(rev *protocol.Revocation) {
 				g.printf("revoked %s\n", rev.Key())
 			})
 		},
 	}
 	c.Flags().StringVar(&reason, "reason", "", "outdated, incorrect, private or other")
+	c.Flags().BoolVar(&hard, "hard", false, "for a lesson published encrypted: delete its key, so that every copy becomes unreadable")
 	return c
 }
 

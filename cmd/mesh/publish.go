@@ -18,16 +18,47 @@ func publishCmd(g *globals) *cobra.Command {
 	var (
 		visibility string
 		topics     []string
+		encrypt    bool
+		policy     policyFlags
 	)
 	c := &cobra.Command{
 		Use:   "publish ID",
-		Short: "Sign a record for publication (public or unlisted)",
+		Short: "Sign a record for publication (public or unlisted), in the clear or encrypted",
 		Long: `Sign a record with the node's Ed25519 key for publication. Private records are never
-signed. The signed form is kept with the record; mesh export prints it.`,
+signed. The signed form is kept with the record; mesh export prints it.
+
+With --encrypt, the record is encrypted (AES-256-GCM) under a new random key that stays on
+this node, and the encrypted form is signed and published: every node may hold and forward
+it, only the readers the key's policy admits get the key (mesh get ID@NODE on their node),
+and mesh revoke ID --hard deletes the key, so that every copy becomes unreadable.
+
+  --access trusted      nodes with a trust path from this node (the default), --min-trust 0.5
+                        for a minimum trust score (1 direct, halved per hop)
+  --access explicit     only the nodes given with --allow (repeatable or comma-separated)
+  --access public       anyone
+  --escrow A,B,C        k-of-n shares of the key on nodes you trust fully, so that readers can
+  --threshold 2         read while this node is offline (default k: a majority)`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, a []string) error {
 			if visibility != protocol.VisibilityPublic && visibility != protocol.VisibilityUnlisted {
 				return usagef("--visibility %q: want public or unlisted", visibility)
+			}
+			if !encrypt {
+				if name := policy.changed(c); name != "" {
+					return usagef("--%s applies to encrypted publications: add --encrypt", name)
+				}
+			} else {
+				opts, err := policy.options(api.PolicyOptions{})
+				if err != nil {
+					return err
+				}
+				return show(g, c, func(b api.API) (*api.EncryptedPublication, error) {
+					return b.PublishEncrypted(c.Context(), a[0], api.EncryptOptions{Visibility: visibility, Topics: topics, Policy: opts})
+				}, func(p *api.EncryptedPublication) {
+					g.printf("published %s encrypted (%s)\nkey: %s\n", a[0], visibility, p.EncryptedLesson.Key())
+					printKeyInfo(g, p.Key)
+					printNotices(g, p.Notices)
+				})
 			}
 			return show(g, c, func(b api.API) (*protocol.SignedLesson, error) {
 				return b.Publish(c.Context(), a[0], api.PublishOptions{Visibility: visibility, Topics: topics})
@@ -38,16 +69,25 @@ signed. The signed form is kept with the record; mesh export prints it.`,
 	}
 	c.Flags().StringVar(&visibility, "visibility", protocol.VisibilityPublic, "public or unlisted")
 	c.Flags().StringSliceVar(&topics, "topic", nil, "MESH topics to announce on (repeatable or comma-separated)")
+	c.Flags().BoolVar(&encrypt, "encrypt", false, "publish encrypted under a new key this node keeps (see --access, --escrow)")
+	policy.register(c)
 	return c
 }
 
 func exportCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "export ID",
-		Short: "Print a published record's SignedLesson JSON",
+		Short: "Print a published record's SignedLesson JSON (its EncryptedLesson if published encrypted)",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, a []string) error {
 			return g.withBackend(c, func(b api.API) error {
+				el, err := b.ExportEncrypted(c.Context(), a[0])
+				if err == nil {
+					return g.printJSON(el)
+				}
+				if !errors.Is(err, protocol.ErrUnknownLesson) {
+					return err
+				}
 				sl, err := b.Export(c.Context(), a[0])
 				if err != nil {
 					return err
@@ -76,14 +116,18 @@ type verifyReport struct {
 func verifyCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "verify lessonId@nodeId | FILE | -",
-		Short: "Verify a lesson: by key on the network, or a SignedLesson file offline",
+		Short: "Verify a lesson: by key on the network, or a SignedLesson or EncryptedLesson file offline",
 		Long: `mesh verify lessonId@nodeId fetches the lesson (local cache, else its publisher,
 else any connected peer), checks its Ed25519 signature, asks the publisher whether it
-was revoked, and shows the trust path to the author.
+was revoked, and shows the trust path to the author; for an encrypted lesson, whether
+its key is still available to this node.
 
-mesh verify FILE (or - for stdin) checks a SignedLesson JSON document (from mesh
-export) offline: the signature over its RFC 8785 canonical form, that the author's
-node ID is the signing key, and that the timestamp is not in the future.
+mesh verify FILE (or - for stdin) checks a SignedLesson or EncryptedLesson JSON
+document (from mesh export) offline: the signature over its RFC 8785 canonical form
+(of an EncryptedLesson, over the ciphertext: no key needed), that the author's node ID
+is the signing key, and that the timestamp is not in the future. For an EncryptedLesson,
+a running daemon is asked whether the key is still available (not revoked, and served
+to this node); without one, that is not checked.
 
 Exits 1 if the lesson is invalid, revoked or not found.`,
 		Args: args(cobra.ExactArgs(1)),
@@ -93,9 +137,12 @@ Exits 1 if the lesson is invalid, revoked or not found.`,
 					return g.verifyKey(c, a[0])
 				}
 			}
-			data, err := readInput(a[0], protocol.MaxSignedLessonSize)
+			data, err := readInput(a[0], max(protocol.MaxSignedLessonSize, protocol.MaxEncryptedLessonSize))
 			if err != nil {
 				return err
+			}
+			if isEncrypted(data) {
+				return g.verifyEncrypted(c, data)
 			}
 			rep := verifyReport{Algorithm: protocol.AlgorithmEd25519,
 				Revocation: "not checked: offline verification has no revocation source",

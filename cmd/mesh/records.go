@@ -133,10 +133,23 @@ Examples:
 
 func getCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "get ID",
-		Short: "Show one record",
-		Args:  args(cobra.ExactArgs(1)),
+		Use:   "get ID | lessonId@nodeId",
+		Short: "Show one record, or a lesson of any node by key (decrypted if it is encrypted and you may read it)",
+		Long: `mesh get ID shows one of this node's records.
+
+mesh get lessonId@nodeId finds that lesson (here, at its publisher, at a connected peer),
+verifies its signature and shows it; an encrypted one is decrypted with its key, fetched
+from the author (or k of its escrow nodes) if its policy admits this node. When it cannot
+be read, it says why: ACCESS_DENIED, KEY_REVOKED, UNREACHABLE. The plaintext is held in
+the daemon's memory only, until the key expires or is revoked.`,
+		Args: args(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, a []string) error {
+			if strings.Contains(a[0], "@") {
+				if _, _, err := protocol.ParseKey(a[0]); err != nil {
+					return usageError{err}
+				}
+				return g.readKey(c, a[0])
+			}
 			return show(g, c, func(b api.API) (*protocol.Lesson, error) { return b.Get(c.Context(), a[0]) }, func(rec *protocol.Lesson) {
 				printRecord(g, rec)
 			})

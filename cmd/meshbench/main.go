@@ -56,6 +56,7 @@ Usage:
   meshbench dht [flags]       node-record and topic-provider lookups in a private MESH DHT on mocknet
   meshbench directory-http [flags] signed HTTP search on a 100k-lesson directory at a fixed rate
   meshbench nat [flags]       relayed and hole-punched federation behind real NATs (network namespaces; root)
+  meshbench keys [flags]      key fetch, escrow reconstruction, revoke-to-denied and AES-GCM throughput on mocknet
   meshbench help [scenario]  show the flags of a scenario
 
 Each scenario prints progress to stderr and one JSON object as the last line of

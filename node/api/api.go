@@ -19,6 +19,7 @@ import (
 type API interface {
 	AMP
 	Publisher
+	Keys
 	Federation
 	Trust
 	Directory

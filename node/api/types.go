@@ -134,6 +134,11 @@ type VerifyReport struct {
 	TrustPath        []string               `json:"trustPath,omitempty"`
 	TrustScore       float64                `json:"trustScore"`
 	Lesson           *protocol.SignedLesson `json:"signedLesson,omitempty"`
+	// EncryptedLesson is set instead of Lesson for a lesson published
+	// encrypted, and KeyStatus says whether its key is still available to
+	// this node.
+	EncryptedLesson *protocol.EncryptedLesson `json:"encryptedLesson,omitempty"`
+	KeyStatus       *KeyStatus                `json:"keyStatus,omitempty"`
 }
 
 // DirectoryEntry is a directory this node registers with.

@@ -133,6 +133,11 @@ type Local interface {
 	// revocation, else a publication that is public or unlisted, else an
 	// error wrapping protocol.ErrUnknownLesson.
 	Fetchable(ctx context.Context, key string) (*protocol.SignedLesson, *protocol.Revocation, error)
+	// FetchableEncrypted is what the node hands out for a lesson key
+	// published encrypted: its EncryptedLesson (ciphertext anyone may
+	// hold), public or unlisted, else an error wrapping
+	// protocol.ErrUnknownLesson.
+	FetchableEncrypted(ctx context.Context, key string) (*protocol.EncryptedLesson, error)
 	// Revoked reports whether the node holds a revocation of key.
 	Revoked(ctx context.Context, key string) bool
 	// RetentionCutoff is the oldest publishedAt the node serves, Unix ms;
@@ -145,6 +150,13 @@ type Local interface {
 type Trust interface {
 	Path(nodeID string) (hops []string, score float64, ok bool)
 	Blocked(nodeID string) bool
+}
+
+// KeyServer answers the seed's GET /mesh/v1/keys/{keyId} (the node's key
+// subsystem): header reads the request's headers. It must be safe for
+// concurrent use.
+type KeyServer interface {
+	ServeKeyHTTP(ctx context.Context, keyID string, header func(string) string) *protocol.KeyResponse
 }
 
 // Lookup is the node's DHT lookups, for the public API's nodes answers.
@@ -166,6 +178,8 @@ type Deps struct {
 	Feeds Feeds
 	Local Local
 	Trust Trust
+	// Keys serves lesson keys on the public API; nil for none.
+	Keys KeyServer
 	// Lookup is the DHT; nil for none.
 	Lookup Lookup
 	// Following lists the followed topics and feeds.

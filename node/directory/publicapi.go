@@ -77,10 +77,12 @@ func newPublicAPI(s *Service) *publicAPI {
 	a.mux.HandleFunc("GET /v1/health", s.handlePublicHealth)
 	a.mux.HandleFunc("GET /v1/policy", func(w http.ResponseWriter, r *http.Request) { s.writeSigned(w, http.StatusOK, s.Policy()) })
 	a.mux.HandleFunc("GET /.well-known/mesh/identity", s.handlePublicIdentity)
+	a.mux.HandleFunc("GET "+protocol.KeyHTTPPrefix+"{keyId}", s.handlePublicKey)
 	// Any other method on a known path: a signed 405.
 	for path, method := range map[string]string{
 		"/v1/search": "POST", "/v1/lessons/{key}": "GET", "/v1/nodes": "GET", "/v1/nodes/{id}": "GET",
 		"/v1/health": "GET", "/v1/policy": "GET", "/.well-known/mesh/identity": "GET",
+		protocol.KeyHTTPPrefix + "{keyId}": "GET",
 	} {
 		a.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", method+", OPTIONS")
@@ -130,6 +132,7 @@ func (s *Service) startPublicAPI(addr string) error {
 //	GET  /v1/health                        liveness and counts
 //	GET  /v1/policy                        protocol.DirectoryPolicy
 //	GET  /.well-known/mesh/identity        {"identity": the self-signed identity document}
+//	GET  /mesh/v1/keys/{keyId}             a lesson key (or escrow share) sealed to the signed requester (Deps.Keys)
 //
 // Every body is signed (see protocol.SignResponse). Each client address has
 // a token bucket (Config.RateLimit); past it, and past
@@ -144,7 +147,7 @@ func (a *publicAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Vary", "Origin")
 	if r.Method == http.MethodOptions {
 		h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
-		h.Set("Access-Control-Allow-Headers", "Content-Type")
+		h.Set("Access-Control-Allow-Headers", "Content-Type, "+protocol.HeaderNodeID+", "+protocol.HeaderPublicKey+", "+protocol.HeaderTimestamp+", "+protocol.HeaderSignature)
 		h.Set("Access-Control-Max-Age", publicCORSMaxAge)
 		w.WriteHeader(http.StatusNoContent)
 		return
@@ -351,8 +354,15 @@ func (s *Service) handlePublicLesson(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sl, rev, err := s.deps.Local.Fetchable(r.Context(), key)
-	if sl != nil && sl.Publication.PublishedAt < s.deps.Local.RetentionCutoff() {
-		sl, err = nil, fmt.Errorf("%w: %s: published before this node's retention", protocol.ErrUnknownLesson, key)
+	var el *protocol.EncryptedLesson
+	if sl == nil && rev == nil {
+		if e, eerr := s.deps.Local.FetchableEncrypted(r.Context(), key); eerr == nil {
+			el, err = e, nil
+		}
+	}
+	cutoff := s.deps.Local.RetentionCutoff()
+	if sl != nil && sl.Publication.PublishedAt < cutoff || el != nil && el.Publication.PublishedAt < cutoff {
+		sl, el, err = nil, nil, fmt.Errorf("%w: %s: published before this node's retention", protocol.ErrUnknownLesson, key)
 	}
 	switch {
 	case rev != nil:
@@ -360,9 +370,31 @@ func (s *Service) handlePublicLesson(w http.ResponseWriter, r *http.Request) {
 		s.writeSigned(w, http.StatusGone, &protocol.DirectoryLessonResponse{Key: key, Revocation: rev, Error: true, Code: e.Code, Message: e.Message})
 	case err != nil:
 		s.writeSignedError(w, 0, err)
+	case el != nil:
+		s.writeSigned(w, http.StatusOK, &protocol.DirectoryLessonResponse{Key: key, EncryptedLesson: el})
 	default:
 		s.writeSigned(w, http.StatusOK, &protocol.DirectoryLessonResponse{Key: key, SignedLesson: sl})
 	}
+}
+
+// handlePublicKey answers the seed's GET /mesh/v1/keys/{keyId}: a request
+// signed by the requester's node key (headers Mesh-Node-Id,
+// Mesh-Public-Key, Mesh-Timestamp, Mesh-Signature) gets the key, or this
+// node's escrow share of it, sealed to the requester, if the key's policy
+// admits it; else KEY_REVOKED (410), ACCESS_DENIED (403), NOT_FOUND (404)
+// or UNAUTHORIZED (401, unsigned). The answer is signed like every other.
+func (s *Service) handlePublicKey(w http.ResponseWriter, r *http.Request) {
+	keyID := r.PathValue("keyId")
+	if s.deps.Keys == nil {
+		s.writeSignedError(w, 0, fmt.Errorf("%w: this node serves no keys", protocol.ErrNotFound))
+		return
+	}
+	resp := s.deps.Keys.ServeKeyHTTP(r.Context(), keyID, r.Header.Get)
+	status := http.StatusOK
+	if err := resp.Err(); err != nil {
+		status = protocol.HTTPStatus(err)
+	}
+	s.writeSigned(w, status, resp)
 }
 
 // PublicNode is one node in a nodes answer of the public API.

@@ -20,6 +20,7 @@ const maxRequestBody = protocol.MaxRecordSize + 16<<10
 // export may be as large as the node imports (trust.MaxImportSize).
 var bodyCaps = map[string]int64{
 	"/api/v1/trust/import": trust.MaxImportSize,
+	"/api/v1/keys/status":  protocol.MaxEncryptedLessonSize,
 }
 
 // bodyCap is the cap on the body of a request to path.

@@ -166,6 +166,7 @@ var contractSentinels = append([]error{
 	protocol.ErrInvalid, protocol.ErrUnsupportedVersion, protocol.ErrUnknownLesson, protocol.ErrUnknownNode,
 	protocol.ErrNotFound, protocol.ErrAlreadyRevoked, protocol.ErrUntrusted, protocol.ErrRateLimited,
 	protocol.ErrUnavailable, protocol.ErrUnreachable, protocol.ErrUnauthorized,
+	protocol.ErrAccessDenied, protocol.ErrKeyRevoked,
 }, reasonSentinels...)
 
 var reasonSentinels = []error{api.ErrOffline, api.ErrNoDHT, dht.ErrNotFound}
@@ -252,7 +253,11 @@ func scrub(key string, v any) any {
 			return nil
 		}
 		for i, e := range v {
-			v[i] = scrub("", e)
+			if randomFields[key] {
+				v[i] = scrub(key, e) // a list of random values
+			} else {
+				v[i] = scrub("", e)
+			}
 		}
 	case float64:
 		if clockFields[key] && v != 0 {
@@ -261,6 +266,9 @@ func scrub(key string, v any) any {
 	case string:
 		if (key == "sig" || key == "signature") && v != "" {
 			return "<signature>"
+		}
+		if randomFields[key] && v != "" {
+			return "<random>"
 		}
 	}
 	return v
@@ -659,7 +667,7 @@ func contractCases() []contractCase {
 	var cases []contractCase
 	for _, group := range [][]contractCase{
 		ampCases(), publisherCases(), federationCases(), syncCases(), trustCases(),
-		directoryCases(), dhtCases(), networkCases(),
+		directoryCases(), dhtCases(), networkCases(), keyCases(),
 	} {
 		cases = append(cases, group...)
 	}

@@ -44,6 +44,8 @@ import (
 //	GET  /api/v1/directory/list                -> [DirectoryEntry]
 //	POST /api/v1/directory/remove {"target"}   -> {"removed"}
 //	POST /api/v1/directory/search DirectorySearchRequest -> DirectorySearchResult
+//	     /api/v1/publish/encrypted, /export/encrypted/{id}, /read/{key},
+//	     /revoke/hard, /keys...    encrypted lessons and keys (keyRoutes)
 func (h *handler) controlRoutes(mux *http.ServeMux) {
 	b := h.b
 	mux.HandleFunc("GET /api/v1/info", get(func(r *http.Request) (any, error) { return b.Info(r.Context()) }))
@@ -80,6 +82,7 @@ func (h *handler) controlRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/network", get(func(r *http.Request) (any, error) { return b.Network(r.Context()) }))
 	h.dhtRoutes(mux)
 	h.directoryRoutes(mux)
+	h.keyRoutes(mux)
 }
 
 // get is a route that answers what fn returns.

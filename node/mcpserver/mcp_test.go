@@ -209,7 +209,8 @@ func TestMCPListTools(t *testing.T) {
 		}
 	}
 	slices.Sort(names)
-	want := []string{"amp_agent_status", "amp_delete", "amp_get", "amp_list", "amp_search", "amp_status", "amp_store", "mesh_export", "mesh_publish"}
+	want := []string{"amp_agent_status", "amp_delete", "amp_get", "amp_list", "amp_search", "amp_status", "amp_store", "mesh_export",
+		"mesh_key_status", "mesh_keys_list", "mesh_keys_policy", "mesh_keys_rotate", "mesh_publish", "mesh_publish_encrypted", "mesh_read", "mesh_revoke_hard"}
 	if !slices.Equal(names, want) {
 		t.Fatalf("tools %v, want %v", names, want)
 	}

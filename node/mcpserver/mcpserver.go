@@ -44,7 +44,8 @@ type Options struct {
 // the tools amp_store, amp_search, amp_get, amp_delete, amp_list and
 // amp_status take and return the same JSON shapes as the REST binding
 // (api.StoreResponse, api.SearchResponse, ...); amp_agent_status, mesh_publish and
-// mesh_export add the rest of the node API. api may be a *Node (in-process)
+// mesh_export add the rest of the node API, and the mesh_*encrypted, mesh_read,
+// mesh_revoke_hard and mesh_key* tools its encrypted lessons and keys. api may be a *Node (in-process)
 // or a *Client (a running daemon).
 //
 // A tool's result carries the answer as structured content, and as text: a
@@ -128,6 +129,7 @@ func New(a api.API, version string, opts *Options) *mcp.Server {
 			"library and Ed25519 (mesh verify FILE).",
 		Annotations: readOnly,
 	}, "export", t.export)
+	addKeyTools(s, log, t)
 	return s
 }
 
