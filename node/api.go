@@ -29,6 +29,14 @@ func (n *Node) Info(ctx context.Context) (*api.Info, error) {
 	for _, a := range n.Addrs() {
 		info.Addrs = append(info.Addrs, a.String())
 	}
+	if n.host != nil {
+		for _, a := range n.host.Network().ListenAddresses() {
+			info.Listen = append(info.Listen, a.String())
+		}
+	}
+	if n.dir != nil {
+		info.PublicAPI = n.dir.PublicURL()
+	}
 	return info, nil
 }
 

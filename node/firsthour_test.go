@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/meshprotocol/mesh/node"
@@ -151,4 +153,30 @@ func TestBlockTakesLessonsAway(t *testing.T) {
 	if _, err := b.Store().Remote(ctx, sl.Key()); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("the blocked publisher's lesson is still held: %v", err)
 	}
+}
+
+// TestBusyListenAddressIsAnError: a node told to listen on a TCP port
+// another process holds does not start (libp2p alone would start on the
+// QUIC address that worked), and the error names the address.
+func TestBusyListenAddressIsAnError(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	busy := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port)
+	_, err = node.New(context.Background(), node.Config{ListenAddrs: []string{busy, "/ip4/127.0.0.1/udp/0/quic-v1"}, DisableMDNS: true})
+	if !errors.Is(err, node.ErrNotListening) || !strings.Contains(err.Error(), busy) {
+		t.Fatalf("New on a busy port: %v", err)
+	}
+	// Every address busy: libp2p refuses, and the error is the same kind.
+	_, err = node.New(context.Background(), node.Config{ListenAddrs: []string{busy}, DisableMDNS: true})
+	if !errors.Is(err, node.ErrNotListening) || !strings.Contains(err.Error(), busy) {
+		t.Fatalf("New on only a busy port: %v", err)
+	}
+	// Port 0 and the port once freed are fine.
+	l.Close()
+	nodetest.Local(t, node.Config{ListenAddrs: []string{busy, "/ip4/127.0.0.1/udp/0/quic-v1"}})
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -354,9 +355,15 @@ func (n *Node) startHost(ctx context.Context) error {
 	opts = append(opts, n.cfg.Libp2pOptions...)
 	h, err := libp2p.New(opts...)
 	if err != nil {
+		if strings.Contains(err.Error(), "failed to listen") { // libp2p's swarm, when no address could be bound
+			return fmt.Errorf("node: %w on %s: %w", ErrNotListening, strings.Join(listen, ", "), err)
+		}
 		return fmt.Errorf("node: start libp2p: %w", err)
 	}
 	n.host = h
+	if err := checkListening(h, listen); err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
 	return ctx.Err()
 }
 

@@ -37,25 +37,46 @@ func defaultRepo() string {
 	return filepath.Join(home, ".mesh")
 }
 
-func newRoot() *cobra.Command {
-	g := &globals{out: os.Stdout}
+func newRoot(g *globals) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "mesh",
 		Short:         "MESH: a federated, signed knowledge network for agent memories",
+		Version:       versionLine(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetVersionTemplate("mesh {{.Version}}\n")
 	root.PersistentFlags().StringVar(&g.repo, "repo", defaultRepo(), "repo directory (env MESH_REPO)")
 	root.PersistentFlags().StringVar(&g.api, "api", "", "daemon API address (default: read from the repo)")
-	root.PersistentFlags().BoolVar(&g.json, "json", false, "print JSON")
+	root.PersistentFlags().BoolVar(&g.json, "json", false, "print JSON: exactly one value (one per line while streaming), errors included")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
-		initCmd(g), daemonCmd(g), idCmd(g),
+		initCmd(g), daemonCmd(g), idCmd(g), versionCmd(g),
 		storeCmd(g), getCmd(g), listCmd(g), deleteCmd(g), statusCmd(g), agentStatusCmd(g), searchCmd(g),
 		publishCmd(g), exportCmd(g), verifyCmd(g),
 		revokeCmd(g), keysCmd(g), followCmd(g, true), followCmd(g, false), followingCmd(g), connectCmd(g), peersCmd(g), syncCmd(g), trustCmd(g), mcpCmd(g), directoryCmd(g),
 	)
+	strictGroups(root)
 	return root
+}
+
+// strictGroups makes a command that only groups others ("mesh trust")
+// refuse an unknown subcommand as a usage error (cobra accepts any
+// arguments there and prints the help); called bare, it prints its help.
+func strictGroups(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		strictGroups(sub)
+	}
+	if !c.HasSubCommands() || c.Run != nil || c.RunE != nil || !c.HasParent() {
+		return
+	}
+	c.Args = func(c *cobra.Command, a []string) error {
+		if len(a) > 0 {
+			return usagef("unknown command %q for %q (see %s --help)", a[0], c.CommandPath(), c.CommandPath())
+		}
+		return nil
+	}
+	c.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
 }
 
 // args wraps a cobra argument check so that its failure is a usage error.

@@ -24,8 +24,16 @@ type Info struct {
 	Fingerprint string            `json:"fingerprint"`
 	PublicKey   ed25519.PublicKey `json:"publicKey"`
 	Addrs       []string          `json:"addrs"`
-	API         string            `json:"api,omitempty"`
-	Online      bool              `json:"online"`
+	// Listen is what libp2p listens on, as bound ("/ip4/0.0.0.0/tcp/4001"):
+	// Addrs are the addresses peers may dial, Listen the sockets open.
+	Listen []string `json:"listen,omitempty"`
+	// API is the base URL of the node's HTTP API (the AMP binding under
+	// /amp, the control API under /api/v1), "" if it serves none.
+	API string `json:"api,omitempty"`
+	// PublicAPI is the base URL of the directory's public HTTP API, "" if
+	// it serves none.
+	PublicAPI string `json:"publicApi,omitempty"`
+	Online    bool   `json:"online"`
 }
 
 // Status is a node's health and record counts.
