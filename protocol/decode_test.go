@@ -69,7 +69,7 @@ func TestDecodersRejectGarbage(t *testing.T) {
 		{"bad utf-8", "{\"a\":\"\xff\"}", "UTF-8"},
 		{"lone surrogate", `{"a":"\udc00"}`, "surrogate"},
 		{"duplicate keys", `{"a":1,"a":1}`, "Duplicate key"},
-		{"deep nesting", strings.Repeat(`[`, 20000) + strings.Repeat(`]`, 20000), "nesting"},
+		{"deep nesting", strings.Repeat(`[`, 20000) + strings.Repeat(`]`, 20000), "levels deep"},
 		{"NaN", `{"a":NaN}`, "not I-JSON"},
 		{"leading zero", `{"a":01}`, "not I-JSON"},
 	}

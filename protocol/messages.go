@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"unicode/utf8"
 )
 
 // Message types, the "type" field of every federation message.
@@ -248,6 +249,10 @@ type SyncResponse struct {
 	Revocations []*Revocation   `json:"revocations"`
 	Checkpoint  string          `json:"checkpoint"`
 	HasMore     bool            `json:"hasMore"`
+	// Invalid counts the items of a decoded page that were left out
+	// because they did not decode (a record nested too deep, say): one bad
+	// item does not cost the rest of the page. Never sent.
+	Invalid int `json:"-"`
 }
 
 // Encode returns the JSON encoding of r; nil lists encode as [].
@@ -263,11 +268,14 @@ func (r *SyncResponse) Encode() ([]byte, error) {
 }
 
 // DecodeSyncResponse decodes one sync page. It does not verify the records.
+// The envelope must be well formed; an item that does not decode (not
+// I-JSON, nested deeper than MaxRecordDepth, a bad field) is left out and
+// counted in Invalid, so that one bad record does not stall a sync.
 func DecodeSyncResponse(data []byte) (*SyncResponse, error) {
 	if len(data) > MaxSyncResponseSize {
 		return nil, fmt.Errorf("sync response: %w: %d bytes, the limit is %d", ErrTooLarge, len(data), MaxSyncResponseSize)
 	}
-	o, err := parseObject("sync response", data)
+	o, err := parseEnvelope("sync response", data, "type", "checkpoint", "hasMore")
 	if err != nil {
 		return nil, err
 	}
@@ -281,27 +289,30 @@ func DecodeSyncResponse(data []byte) (*SyncResponse, error) {
 	if r.Type != MsgSyncResponse {
 		return nil, invalidf("sync response: type %q, want %q", truncate(r.Type), MsgSyncResponse)
 	}
-	var lessons, revs []json.RawMessage
-	if err := json.Unmarshal(o.members["lessons"], &lessons); err != nil || o.members["lessons"][0] != '[' {
+	lessons, isArray := splitArray(o.members["lessons"], MaxSyncPage+1)
+	if !isArray {
 		return nil, invalidf("sync response.lessons: want an array")
 	}
-	if err := json.Unmarshal(o.members["revocations"], &revs); err != nil || o.members["revocations"][0] != '[' {
+	revs, isArray := splitArray(o.members["revocations"], MaxSyncPage+1)
+	if !isArray {
 		return nil, invalidf("sync response.revocations: want an array")
 	}
 	if len(lessons)+len(revs) > MaxSyncPage {
-		return nil, fmt.Errorf("sync response: %w: %d records in one page, the limit is %d", ErrTooLarge, len(lessons)+len(revs), MaxSyncPage)
+		return nil, fmt.Errorf("sync response: %w: more than %d records in one page, the limit is %d", ErrTooLarge, MaxSyncPage, MaxSyncPage)
 	}
-	for i, raw := range lessons {
+	for _, raw := range lessons {
 		sl := new(SignedLesson)
-		if err := sl.unmarshalChecked(raw); err != nil {
-			return nil, fmt.Errorf("sync response.lessons[%d]: %w", i, err)
+		if err := sl.UnmarshalJSON(raw); err != nil {
+			r.Invalid++
+			continue
 		}
 		r.Lessons = append(r.Lessons, sl)
 	}
-	for i, raw := range revs {
+	for _, raw := range revs {
 		rv := new(Revocation)
 		if err := rv.UnmarshalJSON(raw); err != nil {
-			return nil, fmt.Errorf("sync response.revocations[%d]: %w", i, err)
+			r.Invalid++
+			continue
 		}
 		r.Revocations = append(r.Revocations, rv)
 	}
@@ -316,6 +327,30 @@ func DecodeSyncResponse(data []byte) (*SyncResponse, error) {
 		return nil, invalidf("sync response.hasMore: want true or false")
 	}
 	return r, nil
+}
+
+// parseEnvelope is parseObject for a message that carries a list of
+// items, each decoded (and, if bad, left out) on its own: it checks the
+// top-level object (member names, no duplicates) and the members named in
+// checked as I-JSON, but not the others, which the caller splits with
+// splitArray and decodes item by item with a decoder that checks its
+// input. An item nested too deep thus costs that item, not the message.
+func parseEnvelope(path string, data []byte, checked ...string) (object, error) {
+	ms, isObject, err := splitIJSONObject(data)
+	if err != nil {
+		if !utf8.Valid(data) {
+			return object{}, invalidf("%s: not valid UTF-8", path)
+		}
+		return object{}, prefixErr(path, err)
+	}
+	for _, m := range ms {
+		if contains(checked, m.name) {
+			if err := checkIJSONDepth(m.value, 1); err != nil {
+				return object{}, prefixErr(path+"."+m.name, err)
+			}
+		}
+	}
+	return newObject(path, ms, isObject)
 }
 
 func decodeError(data []byte, e *Error) error {
