@@ -61,6 +61,12 @@ type Config struct {
 	// picks a free port. If empty, no HTTP server runs.
 	APIAddr string
 
+	// APIOpen serves the AMP REST binding (/amp/...) on APIAddr without
+	// the bearer token, to every user of the machine, as AMP specifies it:
+	// for single-user machines. False, the default, requires the repo's
+	// token (RepoDir/api.token) on every route.
+	APIOpen bool
+
 	// Offline skips the libp2p host: the node has its identity and store and
 	// can sign, but does not network. The CLI uses it when no daemon runs.
 	Offline bool
@@ -183,6 +189,9 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		}
 	}()
 	if cfg.RepoDir != "" {
+		if err := secureRepo(cfg.RepoDir, n.log); err != nil {
+			return nil, err
+		}
 		if n.lock, err = repolock.Acquire(cfg.RepoDir); err != nil {
 			return nil, fmt.Errorf("node: %w", err)
 		}
@@ -211,8 +220,11 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	if cfg.APIAddr != "" {
-		if n.http, err = httpapi.Start(httpapi.Config{Addr: cfg.APIAddr, Backend: n, RepoDir: cfg.RepoDir, Logger: n.log}); err != nil {
+		if n.http, err = httpapi.Start(httpapi.Config{Addr: cfg.APIAddr, Backend: n, RepoDir: cfg.RepoDir, Logger: n.log, AMPOpen: cfg.APIOpen}); err != nil {
 			return nil, fmt.Errorf("node: %w", err)
+		}
+		if cfg.APIOpen {
+			n.log.Warn("api open: the AMP routes (/amp/) answer every local user without the api token; any user of this machine can read and delete private records", "api", n.http.URL())
 		}
 	}
 	n.log.Info("node started", "peer", n.id.String(), "offline", cfg.Offline)

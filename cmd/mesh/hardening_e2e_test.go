@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"crypto/ed25519"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -141,5 +142,71 @@ func TestNestingBomb(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &res); err != nil || len(res.Results) != 1 || res.Results[0].Publisher != h.ID().String() {
 			t.Fatalf("the good lessons of the page were not all stored: search %q: %s %v", q, out, err)
 		}
+	}
+}
+
+// TestAMPNeedsToken (issue 13 item 3): another local user without the
+// repo's token gets 401 UNAUTHORIZED from every AMP route and changes
+// nothing; the CLI and MCP (which read the token) work; --api-open serves
+// /amp/ without it and warns; a repo directory open to other users is
+// tightened to 0700.
+func TestAMPNeedsToken(t *testing.T) {
+	repo := filepath.Join(t.TempDir(), "repo")
+	mustMesh(t, repo, "", "init")
+	if err := os.Chmod(repo, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, repo)
+	if fi, err := os.Stat(repo); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("repo mode after start: %v %v, want 0700", fi.Mode(), err)
+	}
+	if !strings.Contains(d.logs.String(), "tightened to 0700") {
+		t.Fatalf("no warning about the repo's mode: %s", d.logs)
+	}
+	out := mustMesh(t, repo, "", "--json", "store", "--title", "secret", "--content", "my private note")
+	var st struct {
+		ID string `json:"id"`
+	}
+	json.Unmarshal([]byte(out), &st)
+	for _, rq := range []struct{ method, path, body string }{
+		{"GET", "/amp/records", ""},
+		{"GET", "/amp/records/" + st.ID, ""},
+		{"DELETE", "/amp/records/" + st.ID, ""},
+		{"POST", "/amp/search", `{"query":"private"}`},
+		{"POST", "/amp/store", `{"record":{"type":"lesson","title":"x"}}`},
+		{"POST", "/amp", `{"operation":"get","id":"` + st.ID + `"}`},
+		{"GET", "/amp/status", ""},
+		{"GET", "/amp/nowhere", ""},
+	} {
+		for _, tok := range []string{"", "wrong-token"} {
+			code, body := ampDo(t, d, tok, rq.method, rq.path, rq.body)
+			if code != 401 || !strings.Contains(body, `"UNAUTHORIZED"`) || !strings.Contains(body, "api.token") {
+				t.Fatalf("%s %s with token %q: %d %s", rq.method, rq.path, tok, code, body)
+			}
+		}
+	}
+	if code, body := ampDo(t, d, token(t, repo), "GET", "/amp/records/"+st.ID, ""); code != 200 || !strings.Contains(body, "my private note") {
+		t.Fatalf("with the token: %d %s", code, body)
+	}
+	if out := mustMesh(t, repo, "", "get", st.ID); !strings.Contains(out, "my private note") {
+		t.Fatalf("the CLI: %s", out)
+	}
+	cs, _ := mcpClient(t, repo)
+	var got map[string]any
+	mcpCall(t, cs, "amp_get", map[string]any{"id": st.ID}, &got)
+	if !strings.Contains(fmt.Sprint(got), "my private note") {
+		t.Fatalf("mesh mcp: %v", got)
+	}
+	d.stop(t)
+
+	d = startDaemonWith(t, repo, "--api-open")
+	if code, body := ampDo(t, d, "", "GET", "/amp/records/"+st.ID, ""); code != 200 {
+		t.Fatalf("--api-open without a token: %d %s", code, body)
+	}
+	if code, _ := ampDo(t, d, "", "GET", "/api/v1/info", ""); code != 401 {
+		t.Fatalf("--api-open opened the control API: %d", code)
+	}
+	if !strings.Contains(d.logs.String(), "api open") {
+		t.Fatalf("--api-open without a warning: %s", d.logs)
 	}
 }

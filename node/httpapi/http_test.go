@@ -29,6 +29,9 @@ const testToken = "0123456789abcdef0123456789abcdef"
 type apiClient struct {
 	t    *testing.T
 	base string
+	// tok, if set, is sent as the bearer token when hdr names no
+	// Authorization.
+	tok string
 }
 
 func (c apiClient) do(method, path, body string, hdr ...string) (int, map[string]any) {
@@ -40,6 +43,9 @@ func (c apiClient) do(method, path, body string, hdr ...string) (int, map[string
 	req, err := http.NewRequest(method, c.base+path, rd)
 	if err != nil {
 		c.t.Fatal(err)
+	}
+	if c.tok != "" {
+		req.Header.Set("Authorization", "Bearer "+c.tok)
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
 		if hdr[i] == "Host" {
@@ -74,7 +80,7 @@ func serve(t *testing.T, n *node.Node) apiClient {
 	t.Helper()
 	srv := httptest.NewServer(httpapi.Handler(n, testToken))
 	t.Cleanup(srv.Close)
-	return apiClient{t: t, base: srv.URL}
+	return apiClient{t: t, base: srv.URL, tok: testToken}
 }
 
 // startAPI starts a node and serves its HTTP API on loopback.
