@@ -5,14 +5,18 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -208,5 +212,150 @@ func TestAMPNeedsToken(t *testing.T) {
 	}
 	if !strings.Contains(d.logs.String(), "api open") {
 		t.Fatalf("--api-open without a warning: %s", d.logs)
+	}
+}
+
+// clientFrom is an HTTP client whose connections come from the loopback
+// address src (127.0.0.2, say).
+func clientFrom(src string) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 2}}
+}
+
+// TestPublicAPISlowClients (issue 13 item 2): 300 connections from
+// 127.0.0.1 that start a POST and never finish its body do not keep
+// 127.0.0.2 from getting 200 from /v1/health and /v1/search. The
+// directory allows 1000 requests a second per address, so its rate limit
+// does not stop the 300 (the probe needed 15 s at 19 a second to get past
+// the default): the request slots and the bounds per client must.
+func TestPublicAPISlowClients(t *testing.T) {
+	repo := filepath.Join(t.TempDir(), "dir")
+	public := freePort(t)
+	startDaemonWith(t, repo, "--directory", "--directory-topic", "rust", "--public-api", public, "--public-rate", "1000")
+	base := "http://" + public
+
+	const slow = 300
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	var held atomic.Int64
+	go func() {
+		defer close(done)
+		conns := make([]net.Conn, 0, slow)
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		// Open them, and reopen what the server closes, until told to
+		// stop (at most 20 rounds).
+		for round := 0; round < 20; round++ {
+			live := conns[:0]
+			for _, c := range conns {
+				c.SetReadDeadline(time.Now().Add(time.Millisecond))
+				if _, err := c.Read(make([]byte, 1)); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+					c.Close()
+					continue
+				}
+				live = append(live, c)
+			}
+			conns = live
+			for len(conns) < slow {
+				c, err := (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.1")}, Timeout: time.Second}).Dial("tcp", public)
+				if err != nil {
+					break
+				}
+				c.Write([]byte("POST /v1/search HTTP/1.1\r\nHost: " + public + "\r\nContent-Type: application/json\r\nContent-Length: 4000\r\n\r\n{\"query\":"))
+				conns = append(conns, c)
+			}
+			held.Store(int64(len(conns)))
+			select {
+			case <-stop:
+				return
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+
+	hc := clientFrom("127.0.0.2")
+	time.Sleep(time.Second) // the slow connections are in
+	for i := 0; i < 40; i++ {
+		resp, err := hc.Get(base + "/v1/health")
+		if err != nil {
+			t.Fatalf("health %d: %v", i, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("health %d from 127.0.0.2 during the slow flood: %s", i, resp.Status)
+		}
+		resp, err = hc.Post(base+"/v1/search", "application/json", strings.NewReader(`{"query":"cargo build","limit":5}`))
+		if err != nil {
+			t.Fatalf("search %d: %v", i, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("search %d from 127.0.0.2 during the slow flood: %s %s", i, resp.Status, body)
+		}
+		if _, err := protocol.VerifyResponse(bytes.TrimSpace(body), protocol.VerifyOptions{}); err != nil {
+			t.Fatalf("search answer not signed: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond) // within the default 20 requests/s
+	}
+	t.Logf("slow connections held open by the flood at the end: %d of %d", held.Load(), slow)
+}
+
+// TestStrictEnvelope (issue 13 item 7): the AMP envelope is parsed as
+// strictly as records (duplicate top-level keys and invalid UTF-8 are 400
+// and store nothing), unknown AMP routes and wrong methods answer JSON
+// errors, and the public API's 431 is signed.
+func TestStrictEnvelope(t *testing.T) {
+	repo := filepath.Join(t.TempDir(), "dir")
+	public := freePort(t)
+	d := startDaemonWith(t, repo, "--directory", "--public-api", public)
+	tok := token(t, repo)
+	for _, tc := range []struct {
+		method, path, body string
+		status             int
+		says               string
+	}{
+		{"POST", "/amp/store", `{"record":{"type":"lesson","title":"a"},"record":{"type":"lesson","title":"b"}}`, 400, "Duplicate key"},
+		{"POST", "/amp", `{"operation":"status","operation":"store","record":{"type":"lesson","title":"c"}}`, 400, "Duplicate key"},
+		{"POST", "/amp/store", "{\"record\":{\"type\":\"lesson\",\"title\":\"d\"},\"agent\":\"\xff\"}", 400, "UTF-8"},
+		{"POST", "/amp/store", "{\"record\":{\"type\":\"lesson\",\"title\":\"\xc3(\"}}", 400, "UTF-8"},
+		{"GET", "/amp/nowhere", "", 404, "no route"},
+		{"PUT", "/amp/store", "", 405, "use POST"},
+		{"PATCH", "/amp/records/x", "", 405, "use GET or DELETE"},
+		{"GET", "/nowhere", "", 404, "no route"},
+	} {
+		code, body := ampDo(t, d, tok, tc.method, tc.path, tc.body)
+		var e struct {
+			Error   bool   `json:"error"`
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		}
+		if err := json.Unmarshal([]byte(body), &e); err != nil || code != tc.status || !e.Error || e.Code != "INVALID_REQUEST" || !strings.Contains(e.Message, tc.says) {
+			t.Errorf("%s %s %.60q: %d %s (%v), want %d INVALID_REQUEST saying %q", tc.method, tc.path, tc.body, code, body, err, tc.status, tc.says)
+		}
+	}
+	if code, body := ampDo(t, d, tok, "GET", "/amp/status", ""); code != 200 || !strings.Contains(body, `"total_records":0`) {
+		t.Fatalf("the bad requests stored something: %d %s", code, body)
+	}
+
+	req, _ := http.NewRequest("GET", "http://"+public+"/v1/health", nil)
+	req.Header.Set("X-Big", strings.Repeat("a", 9<<10))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 431 {
+		t.Fatalf("9 KiB of headers: %s %s", resp.Status, body)
+	}
+	v, err := protocol.VerifyResponse(bytes.TrimSpace(body), protocol.VerifyOptions{})
+	if err != nil || !strings.Contains(string(v.Body), "TOO_LARGE") {
+		t.Fatalf("the 431 is not signed: %v %s", err, body)
 	}
 }
