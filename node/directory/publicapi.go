@@ -66,7 +66,7 @@ const (
 	// 431 that nobody can sign.
 	publicMaxHeaderBytes    = 8 << 10
 	publicServerHeaderBytes = 64 << 10
-	publicBodyTimeout   = 5 * time.Second
+	publicBodyTimeout       = 5 * time.Second
 )
 
 // publicAPI is the state of the public API handler.
