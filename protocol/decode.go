@@ -190,3 +190,9 @@ func DecodeEnvelope(data []byte, later ...string) (map[string]json.RawMessage, e
 	}
 	return o.members, nil
 }
+
+// CheckJSON reports whether data is one I-JSON text (valid UTF-8, no
+// duplicate keys, no lone surrogates, numbers in range) nested at most
+// MaxDepth deep, for a caller that decodes it with encoding/json
+// afterwards.
+func CheckJSON(data []byte) error { return checkIJSON(data) }

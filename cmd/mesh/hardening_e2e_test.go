@@ -6,6 +6,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -357,5 +359,75 @@ func TestStrictEnvelope(t *testing.T) {
 	v, err := protocol.VerifyResponse(bytes.TrimSpace(body), protocol.VerifyOptions{})
 	if err != nil || !strings.Contains(string(v.Body), "TOO_LARGE") {
 		t.Fatalf("the 431 is not signed: %v %s", err, body)
+	}
+}
+
+// TestMCPMalformedLine (issue 13 item 6): `mesh mcp` answers a line that is
+// not JSON with a JSON-RPC -32700 error, and one that is JSON but no
+// JSON-RPC message with -32600, and keeps serving the session: the calls
+// around them get their answers.
+func TestMCPMalformedLine(t *testing.T) {
+	repo := filepath.Join(t.TempDir(), "repo")
+	mustMesh(t, repo, "", "init")
+	startDaemon(t, repo)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, meshBin, "--repo", repo, "mcp")
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer stdin.Close()
+	lines := []string{
+		`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"probe","version":"1"}}}`,
+		`{"jsonrpc":"2.0","method":"notifications/initialized"}`,
+		`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"amp_status","arguments":{}}}`,
+		`{this is not json`,
+		`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"amp_store","arguments":{"record":{"type":"lesson","title":"after the bad line"}}}}`,
+		"\xff\xfe",
+		`{"hello":"world"}`,
+		`[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]`,
+		`{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"amp_status","arguments":{}}}`,
+	}
+	go func() {
+		for _, l := range lines {
+			io.WriteString(stdin, l+"\n")
+		}
+	}()
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	answered := map[string]bool{}
+	parseErrors, invalid := 0, 0
+	for !(answered["2"] && answered["3"] && answered["4"] && parseErrors == 3 && invalid == 1) && sc.Scan() {
+		var m struct {
+			ID    json.RawMessage `json:"id"`
+			Error *struct {
+				Code int `json:"code"`
+			} `json:"error"`
+			Result json.RawMessage `json:"result"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("mesh mcp wrote a line that is not JSON: %q", sc.Bytes())
+		}
+		switch {
+		case m.Error != nil && string(m.ID) == "null" && m.Error.Code == -32700:
+			parseErrors++
+		case m.Error != nil && string(m.ID) == "null" && m.Error.Code == -32600:
+			invalid++
+		case m.Error == nil && len(m.Result) > 0:
+			answered[string(m.ID)] = true
+			if string(m.ID) == "3" && strings.Contains(string(m.Result), `"isError":true`) {
+				t.Fatalf("store after the bad line failed: %s", m.Result)
+			}
+		default:
+			t.Fatalf("unexpected answer: %s", sc.Bytes())
+		}
+	}
+	if !(answered["2"] && answered["3"] && answered["4"]) || parseErrors != 3 || invalid != 1 {
+		t.Fatalf("answered %v, %d parse errors, %d invalid requests; stderr: %s", answered, parseErrors, invalid, stderr.String())
 	}
 }
