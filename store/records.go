@@ -94,7 +94,7 @@ func prepare(rec *protocol.Lesson) (*protocol.Lesson, error) {
 // write stores prepared records: one datastore batch (records and their
 // dirty markers, synced), then one index batch.
 func (s *Store) write(ctx context.Context, recs []*protocol.Lesson) ([]PutResult, error) {
-	leave, err := s.beginWrite()
+	leave, err := s.beginAdd()
 	if err != nil {
 		return nil, err
 	}

@@ -62,6 +62,14 @@ type Options struct {
 	// and own publications are told from remote lessons by where they are
 	// stored only.
 	SelfID string
+
+	// DiskReserve is the free space, in bytes, below which writes that
+	// add data (Put, PutPublication, PutRemote) are refused with
+	// ErrInsufficientStorage, so that the disk never fills under the
+	// datastore; deletes, revocations and reads go on. Zero means
+	// DefaultDiskReserve; negative turns the check off. A store without
+	// Dir has no disk and no check.
+	DiskReserve int64
 }
 
 // Datastore key layout. Every key lives under one of these namespaces:
@@ -116,6 +124,7 @@ type Store struct {
 	selfID     string
 	generation string // of the datastore, see keyGeneration
 	an         analyzers
+	disk       *diskGuard // nil: no check
 
 	stripes [numStripes]sync.Mutex
 
@@ -225,6 +234,12 @@ func Open(opts Options) (*Store, error) {
 	}
 	if opts.Dir != "" {
 		s.indexDir = filepath.Join(opts.Dir, "index")
+		switch {
+		case opts.DiskReserve == 0:
+			s.disk = &diskGuard{dir: opts.Dir, reserve: DefaultDiskReserve}
+		case opts.DiskReserve > 0:
+			s.disk = &diskGuard{dir: opts.Dir, reserve: uint64(opts.DiskReserve)}
+		}
 	}
 	ctx := context.Background()
 	if err := s.initMeta(ctx); err != nil {
@@ -835,6 +850,15 @@ func (s *Store) lockIDs(ids ...string) func() {
 			s.stripes[i].Unlock()
 		}
 	}
+}
+
+// beginAdd is beginWrite for a write that adds data: it is refused while
+// the disk has less than the reserve free.
+func (s *Store) beginAdd() (func(), error) {
+	if err := s.disk.check(); err != nil {
+		return nil, err
+	}
+	return s.beginWrite()
 }
 
 // beginWrite enters a write: it holds gate shared and mu shared. The

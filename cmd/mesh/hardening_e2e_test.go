@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -429,5 +430,130 @@ func TestMCPMalformedLine(t *testing.T) {
 	}
 	if !(answered["2"] && answered["3"] && answered["4"]) || parseErrors != 3 || invalid != 1 {
 		t.Fatalf("answered %v, %d parse errors, %d invalid requests; stderr: %s", answered, parseErrors, invalid, stderr.String())
+	}
+}
+
+// smallTmpfs mounts a tmpfs of size bytes for this test and returns its
+// path. It needs root: it skips without it, except under CI=true, where it
+// fails.
+func smallTmpfs(t *testing.T, size int64) string {
+	t.Helper()
+	if os.Getuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("this test mounts a tmpfs and needs root; CI runs as root")
+		}
+		t.Skip("needs root to mount a tmpfs")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d,mode=0700", size), "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	return dir
+}
+
+// freeOn is the free space of the file system of dir.
+func freeOn(t *testing.T, dir string) int64 {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	return int64(st.Bavail) * st.Bsize
+}
+
+// fill writes a file of n bytes (or until the disk is full, if n < 0) and
+// returns its path.
+func fill(t *testing.T, path string, n int64) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := bytes.Repeat([]byte{0x5a}, 1<<20)
+	for written := int64(0); n < 0 || written < n; written += int64(len(buf)) {
+		if n >= 0 && n-written < int64(len(buf)) {
+			buf = buf[:n-written]
+		}
+		if _, err := f.Write(buf); err != nil {
+			if n < 0 {
+				return // full
+			}
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestFullDisk (issue 13 item 4): on a small tmpfs, a daemon refuses writes
+// with 507 INSUFFICIENT_STORAGE (saying how much is free) before the disk
+// is full, and also once it is full to the last byte; it keeps answering
+// reads and does not die; writes resume when space returns; and every
+// acknowledged write is there after kill -9 and a restart.
+func TestFullDisk(t *testing.T) {
+	mnt := smallTmpfs(t, 160<<20)
+	repo := filepath.Join(mnt, "repo")
+	d := startDaemon(t, repo)
+	tok := token(t, repo)
+	var acked []string
+	store := func(i int) (int, string) {
+		code, body := ampDo(t, d, tok, "POST", "/amp/store", fmt.Sprintf(`{"record":{"type":"lesson","title":"full disk %d","content":"marker%d `+strings.Repeat("x", 2000)+`"}}`, i, i))
+		if code == 200 {
+			var st struct {
+				ID string `json:"id"`
+			}
+			json.Unmarshal([]byte(body), &st)
+			acked = append(acked, st.ID)
+		}
+		return code, body
+	}
+	for i := 0; i < 20; i++ {
+		if code, body := store(i); code != 200 {
+			t.Fatalf("store %d: %d %s", i, code, body)
+		}
+	}
+
+	// Leave 40 MiB free: under the 64 MiB reserve.
+	filler := filepath.Join(mnt, "filler")
+	fill(t, filler, freeOn(t, mnt)-40<<20)
+	code, body := store(100)
+	if code != 507 || !strings.Contains(body, "INSUFFICIENT_STORAGE") || !strings.Contains(body, "MiB free") {
+		t.Fatalf("store with 40 MiB free: %d %s", code, body)
+	}
+	// Full to the last byte.
+	fill(t, filler+"2", -1)
+	for i := 0; i < 5; i++ {
+		if code, body := store(200 + i); code != 507 {
+			t.Fatalf("store on a full disk: %d %s", code, body)
+		}
+	}
+	select {
+	case <-d.done:
+		t.Fatalf("the daemon died on a full disk: %s", d.logs)
+	default:
+	}
+	if code, body := ampDo(t, d, tok, "GET", "/amp/records/"+acked[0], ""); code != 200 {
+		t.Fatalf("read on a full disk: %d %s", code, body)
+	}
+	if code, body := ampDo(t, d, tok, "POST", "/amp/search", `{"query":"marker3"}`); code != 200 || !strings.Contains(body, acked[3]) {
+		t.Fatalf("search on a full disk: %d %s", code, body)
+	}
+	if out := mustMesh(t, repo, "", "status"); !strings.Contains(out, "records: 20") {
+		t.Fatalf("status on a full disk: %s", out)
+	}
+
+	// Space returns: writes resume by themselves.
+	os.Remove(filler)
+	os.Remove(filler + "2")
+	if code, body := store(300); code != 200 {
+		t.Fatalf("store after space returned: %d %s", code, body)
+	}
+
+	d.kill()
+	d = startDaemon(t, repo)
+	tok = token(t, repo)
+	for _, id := range acked {
+		if code, body := ampDo(t, d, tok, "GET", "/amp/records/"+id, ""); code != 200 {
+			t.Fatalf("acknowledged record %s lost after kill -9: %d %s", id, code, body)
+		}
 	}
 }
