@@ -634,3 +634,95 @@ func TestDamagedStorage(t *testing.T) {
 		t.Fatalf("status after a damaged log: %s", st)
 	}
 }
+
+// TestSmallerHardening (issue 13 item 8): a record's type cannot change by
+// upsert; the API's 401 carries its own code; mesh verify takes
+// revocation files and a UTF-8 BOM and names the size limit; an unknown
+// key in config.json is an error naming it; a flood is refused with
+// signed 429s that are not signed once per request.
+func TestSmallerHardening(t *testing.T) {
+	repo := filepath.Join(t.TempDir(), "repo")
+	public := freePort(t)
+	d := startDaemonWith(t, repo, "--directory", "--public-api", public)
+	tok := token(t, repo)
+
+	if code, body := ampDo(t, d, tok, "POST", "/amp/store", `{"record":{"id":"reading_1","type":"reading","content":"basement","humidity":64}}`); code != 200 {
+		t.Fatalf("store reading: %d %s", code, body)
+	}
+	code, body := ampDo(t, d, tok, "POST", "/amp/store", `{"record":{"id":"reading_1","type":"lesson","content":"now a lesson?"}}`)
+	if code != 400 || !strings.Contains(body, "INVALID_REQUEST") || !strings.Contains(body, `\"reading\"`) || !strings.Contains(body, "type cannot change") {
+		t.Fatalf("type change: %d %s", code, body)
+	}
+	if code, body := ampDo(t, d, tok, "GET", "/amp/records/reading_1", ""); code != 200 || !strings.Contains(body, `"type":"reading"`) || !strings.Contains(body, "basement") {
+		t.Fatalf("the reading after a refused type change: %d %s", code, body)
+	}
+	if code, body := ampDo(t, d, "", "GET", "/api/v1/info", ""); code != 401 || !strings.Contains(body, `"code":"UNAUTHORIZED"`) {
+		t.Fatalf("control API without a token: %d %s", code, body)
+	}
+
+	// mesh verify: a revocation file, a BOM, the size limit.
+	key := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, 32))
+	rev, err := protocol.SignRevocation(key, "lesson_1", "outdated", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, _ := json.Marshal(rev)
+	dir := t.TempDir()
+	revFile := filepath.Join(dir, "rev.json")
+	os.WriteFile(revFile, append([]byte("\xef\xbb\xbf"), rb...), 0o644)
+	if out := mustMesh(t, repo, "", "verify", revFile); !strings.Contains(out, "✓ Signature valid") || !strings.Contains(out, "Revocation of lesson_1@") {
+		t.Fatalf("verify a revocation: %s", out)
+	}
+	bad := strings.Replace(string(rb), "outdated", "incorrect", 1)
+	os.WriteFile(revFile, []byte(bad), 0o644)
+	if r := mesh(t, repo, "", "verify", revFile); r.code != 1 || !strings.Contains(r.stdout+r.stderr, "invalid") {
+		t.Fatalf("verify a tampered revocation: %+v", r)
+	}
+	sl := signAs(t, key, "lesson_2", "BOM", "saved by an editor with a BOM")
+	sb, _ := sl.Encode()
+	slFile := filepath.Join(dir, "lesson.json")
+	os.WriteFile(slFile, append([]byte("\xef\xbb\xbf"), sb...), 0o644)
+	if out := mustMesh(t, repo, "", "verify", slFile); !strings.Contains(out, "✓ Signature valid") {
+		t.Fatalf("verify with a BOM: %s", out)
+	}
+	big := filepath.Join(dir, "big.json")
+	os.WriteFile(big, bytes.Repeat([]byte(" "), 1<<20), 0o644)
+	if r := mesh(t, repo, "", "verify", big); r.code == 0 || !strings.Contains(r.stderr, fmt.Sprint(protocol.MaxSignedLessonSize)) || strings.Contains(r.stderr, fmt.Sprint(1<<20)) {
+		t.Fatalf("verify a 1 MiB file: %+v", r)
+	}
+
+	// A flood from one address: 429s, each signed, not each signed anew.
+	hc := clientFrom("127.0.0.3")
+	bodies := map[string]bool{}
+	refused := 0
+	for i := 0; i < 300; i++ {
+		resp, err := hc.Get("http://" + public + "/v1/health")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 429 {
+			continue
+		}
+		refused++
+		if !bodies[string(b)] {
+			if _, err := protocol.VerifyResponse(bytes.TrimSpace(b), protocol.VerifyOptions{}); err != nil {
+				t.Fatalf("a 429 not signed: %v %s", err, b)
+			}
+			bodies[string(b)] = true
+		}
+	}
+	if refused < 200 || len(bodies)*20 > refused {
+		t.Fatalf("%d refused with %d distinct signed bodies: want most refused, with a signature reused", refused, len(bodies))
+	}
+	d.stop(t)
+
+	// config.json with a misspelt key.
+	cfg, _ := os.ReadFile(filepath.Join(repo, "config.json"))
+	os.WriteFile(filepath.Join(repo, "config.json"), bytes.Replace(cfg, []byte(`"bootstrap"`), []byte(`"bootstraps"`), 1), 0o600)
+	r := mesh(t, repo, "", "--api", "127.0.0.1:0", "daemon", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0")
+	if r.code == 0 || !strings.Contains(r.stderr, `unknown key "bootstraps"`) {
+		t.Fatalf("daemon with a misspelt config key: %+v", r)
+	}
+}
