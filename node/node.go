@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -60,6 +61,14 @@ type Config struct {
 	// httpapi). It must be a loopback address ("127.0.0.1:8765"); port 0
 	// picks a free port. If empty, no HTTP server runs.
 	APIAddr string
+
+	// MaxConnsPerIP bounds the connections the node holds with one IPv4
+	// address or IPv6 /64, on every address including loopback (libp2p
+	// leaves loopback unlimited), so that one address cannot take every
+	// connection. Zero means DefaultMaxConnsPerIP; negative leaves
+	// libp2p's defaults (8 per address, loopback unlimited). Nodes that
+	// run many peers on one machine's loopback may need more.
+	MaxConnsPerIP int
 
 	// APIOpen serves the AMP REST binding (/amp/...) on APIAddr without
 	// the bearer token, to every user of the machine, as AMP specifies it:
@@ -149,6 +158,9 @@ type Node struct {
 	host  host.Host
 	ps    *pubsub.Service
 	peers *peerKeeper
+	// allow is the resource manager's allowlist (connlimits.go); nil if
+	// Config.Libp2pOptions set a resource manager of their own.
+	allow *rcmgr.Allowlist
 	mdns  io.Closer
 
 	// The subsystems, each in its own package.
@@ -285,6 +297,7 @@ func (n *Node) startOnline(ctx context.Context) error {
 	if err := n.startPeers(); err != nil {
 		return err
 	}
+	n.startConnKeeper()
 	// A given host runs the DHT itself, not through the routed wrapper,
 	// which would route through itself.
 	dhtHost := n.host
@@ -354,6 +367,11 @@ func (n *Node) startHost(ctx context.Context) error {
 	opts = append(opts, n.reach.Options()...)
 	opts = append(opts, n.disc.Options()...)
 	opts = append(opts, n.cfg.Libp2pOptions...)
+	limits, err := n.connLimitOptions()
+	if err != nil {
+		return fmt.Errorf("node: connection limits: %w", err)
+	}
+	opts = append(opts, limits...) // after Libp2pOptions: they give way
 	h, err := libp2p.New(opts...)
 	if err != nil {
 		return fmt.Errorf("node: start libp2p: %w", err)

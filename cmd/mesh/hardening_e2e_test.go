@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -27,6 +28,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 
 	"github.com/meshprotocol/mesh/internal/frame"
 	"github.com/meshprotocol/mesh/node/httpapi"
@@ -724,5 +727,158 @@ func TestSmallerHardening(t *testing.T) {
 	r := mesh(t, repo, "", "--api", "127.0.0.1:0", "daemon", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0")
 	if r.code == 0 || !strings.Contains(r.stderr, `unknown key "bootstraps"`) {
 		t.Fatalf("daemon with a misspelt config key: %+v", r)
+	}
+}
+
+// rssMB is the resident memory of process pid, in MiB.
+func rssMB(t *testing.T, pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return -1
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			var kb float64
+			fmt.Sscan(f[1], &kb)
+			return kb / 1024
+		}
+	}
+	return -1
+}
+
+// TestConnectionFlood (issue 13 item 9): 2,000 fresh identities dial a
+// daemon from 64 loopback addresses and hold what they get, while a peer
+// it trusts fully (seen before at its address) connects and receives a
+// publication. Each address holds at most 8 connections; the trusted peer
+// gets in through the resource manager's allowlist though every inbound
+// slot is taken. The daemon's RSS before, during and after is logged.
+func TestConnectionFlood(t *testing.T) {
+	const flood, addrs, concurrency = 2000, 64, 64 // 40 more from one address first
+	rd, rt := filepath.Join(t.TempDir(), "d"), filepath.Join(t.TempDir(), "t")
+	d := startDaemonWith(t, rd, "--topic", "rust")
+	tr := startDaemonWith(t, rt, "--listen", "/ip4/127.0.0.2/tcp/0", "--topic", "rust")
+	var idd, idt struct {
+		NodeID string   `json:"nodeId"`
+		Addrs  []string `json:"addrs"`
+	}
+	json.Unmarshal([]byte(mustMesh(t, rd, "", "--json", "id")), &idd)
+	json.Unmarshal([]byte(mustMesh(t, rt, "", "--json", "id")), &idt)
+	if len(idd.Addrs) == 0 || len(idt.Addrs) == 0 {
+		t.Fatalf("ids: %+v %+v", idd, idt)
+	}
+	mustMesh(t, rd, "", "trust", "add", idt.NodeID, "--level", "full")
+	mustMesh(t, rt, "", "trust", "add", idd.NodeID, "--level", "full")
+	mustMesh(t, rt, "", "connect", idd.Addrs[0]) // d sees t at 127.0.0.2
+	tr.stop(t)
+
+	before := rssMB(t, d.cmd.Process.Pid)
+	target, err := peer.AddrInfoFromString(idd.Addrs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	hosts := make(chan host.Host, flood+40)
+	defer func() {
+		close(hosts)
+		for h := range hosts {
+			h.Close()
+		}
+	}()
+	// One address holds at most 8 connections (libp2p leaves loopback
+	// unlimited; the node does not).
+	var one atomic.Int64
+	var owg sync.WaitGroup
+	for i := 0; i < 40; i++ {
+		owg.Add(1)
+		go func() {
+			defer owg.Done()
+			h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.2.1/tcp/0"), libp2p.Transport(tcp.NewTCPTransport),
+				libp2p.DisableRelay(), libp2p.DisableMetrics(), libp2p.ResourceManager(&network.NullResourceManager{}))
+			if err != nil {
+				return
+			}
+			hosts <- h
+			dctx, dcancel := context.WithTimeout(ctx, 10*time.Second)
+			defer dcancel()
+			if h.Connect(dctx, *target) == nil {
+				one.Add(1)
+			}
+		}()
+	}
+	owg.Wait()
+	if one.Load() > 8 {
+		t.Fatalf("40 identities from one address: %d connected, want at most 8", one.Load())
+	}
+
+	var connected, refused atomic.Int64
+	sem := make(chan struct{}, concurrency)
+	var wg sync.WaitGroup
+	for i := 0; i < flood && ctx.Err() == nil; i++ {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			h, err := libp2p.New(libp2p.ListenAddrStrings(fmt.Sprintf("/ip4/127.0.1.%d/tcp/0", 1+i%addrs)),
+				libp2p.Transport(tcp.NewTCPTransport), libp2p.DisableRelay(), libp2p.DisableMetrics(),
+				libp2p.ResourceManager(&network.NullResourceManager{}))
+			if err != nil {
+				return
+			}
+			hosts <- h
+			dctx, dcancel := context.WithTimeout(ctx, 10*time.Second)
+			defer dcancel()
+			if err := h.Connect(dctx, *target); err != nil {
+				refused.Add(1)
+			} else {
+				connected.Add(1)
+			}
+		}(i)
+	}
+	wg.Wait()
+	during := rssMB(t, d.cmd.Process.Pid)
+	t.Logf("flood: %d identities from %d addresses: %d connected, %d refused", flood, addrs, connected.Load(), refused.Load())
+
+	// The trusted peer comes back while the flood holds its connections.
+	tr = startDaemonWith(t, rt, "--listen", "/ip4/127.0.0.2/tcp/0", "--topic", "rust", "--bootstrap", idd.Addrs[0])
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(mustMesh(t, rt, "", "peers"), idd.NodeID) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the trusted peer could not connect during the flood: %s", tr.logs)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	var st struct {
+		ID string `json:"id"`
+	}
+	json.Unmarshal([]byte(mustMesh(t, rd, "", "--json", "store", "--title", "Flood survivor", "--content", "published while two thousand identities knock")), &st)
+	mustMesh(t, rd, "", "publish", st.ID, "--visibility", "public", "--topic", "rust")
+	for {
+		var res struct {
+			Results []struct {
+				Publisher string `json:"publisher"`
+			} `json:"results"`
+		}
+		json.Unmarshal([]byte(mustMesh(t, rt, "", "--json", "search", "--origin", "remote", "two thousand identities")), &res)
+		if len(res.Results) == 1 && res.Results[0].Publisher == idd.NodeID {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the trusted peer never received the publication during the flood")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	cancel()
+	close(hosts)
+	for h := range hosts {
+		h.Close()
+	}
+	hosts = make(chan host.Host)
+	time.Sleep(2 * time.Second)
+	after := rssMB(t, d.cmd.Process.Pid)
+	t.Logf("daemon RSS: before %.1f MiB, during %.1f MiB, after %.1f MiB", before, during, after)
+	if connected.Load() > 8*addrs {
+		t.Fatalf("%d flood connections held: more than %d per address", connected.Load(), 8)
 	}
 }
