@@ -161,6 +161,11 @@ func syncCmd(g *globals) *cobra.Command {
 			return g.withBackend(c, func(b api.API) error {
 				var total api.SyncProgress
 				err := b.Sync(c.Context(), func(p api.SyncProgress) {
+					if p.Done {
+						total.Lessons += p.Lessons
+						total.Revocations += p.Revocations
+						total.Invalid += p.Invalid
+					}
 					if g.json {
 						_ = g.printJSON(p)
 						return
@@ -168,9 +173,6 @@ func syncCmd(g *globals) *cobra.Command {
 					state := "syncing"
 					if p.Done {
 						state = "done"
-						total.Lessons += p.Lessons
-						total.Revocations += p.Revocations
-						total.Invalid += p.Invalid
 					}
 					g.printf("%s %s: page %d, %d received, %d lessons and %d revocations stored, %d invalid\n",
 						state, shortID(p.Peer), p.Pages, p.Received, p.Lessons, p.Revocations, p.Invalid)
