@@ -99,7 +99,7 @@ func (n *Node) connLimitOptions() ([]libp2p.Option, error) {
 // trusted ones as the trust graph says, each at every address the node
 // knows or sees it at.
 func (n *Node) startConnKeeper() {
-	k := &connKeeper{n: n, listed: map[string]bool{}, protected: map[peer.ID]bool{}}
+	k := &connKeeper{n: n, listed: map[string]bool{}, entries: map[peer.ID][]ma.Multiaddr{}, protected: map[peer.ID]bool{}}
 	for _, list := range [][]string{n.cfg.Bootstrap, n.cfg.NAT.StaticRelays} {
 		for _, a := range list {
 			if ai, err := p2paddr.ParseAddrInfo(a); err == nil {
@@ -124,7 +124,8 @@ type connKeeper struct {
 	static []peer.ID // bootstrap and relay peers
 
 	mu        sync.Mutex
-	listed    map[string]bool // allowlist entries added
+	listed    map[string]bool            // allowlist entries added
+	entries   map[peer.ID][]ma.Multiaddr // the same, by peer
 	protected map[peer.ID]bool
 }
 
@@ -160,6 +161,7 @@ func (k *connKeeper) keep(p peer.ID, addrs ...ma.Multiaddr) {
 		}
 		if err := k.n.allow.Add(entry); err == nil {
 			k.listed[entry.String()] = true
+			k.entries[p] = append(k.entries[p], entry)
 		}
 	}
 }
@@ -182,6 +184,11 @@ func (k *connKeeper) loop() {
 			if !k.relies(p) {
 				delete(k.protected, p)
 				k.n.host.ConnManager().Unprotect(p, protectTag)
+				for _, e := range k.entries[p] {
+					_ = k.n.allow.Remove(e)
+					delete(k.listed, e.String())
+				}
+				delete(k.entries, p)
 			}
 		}
 		k.mu.Unlock()
