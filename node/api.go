@@ -94,7 +94,7 @@ func (n *Node) Status(ctx context.Context) (*api.Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &api.Status{Healthy: true, Version: Version, NodeID: n.id.String(), Counts: st.Counts, Total: st.Total, Network: n.reach.Status()}, nil
+	return &api.Status{Healthy: true, Version: Version, NodeID: n.id.String(), Counts: st.Counts, Total: st.Total, Network: n.reach.Status(), LastRecovery: st.LastRecovery}, nil
 }
 
 // Publish signs the record id for publication with the node's key, keeps
