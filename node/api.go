@@ -179,7 +179,7 @@ func (n *Node) Status(ctx context.Context) (*api.Status, error) {
 	}
 	_, pend := n.pending.list()
 	return &api.Status{Healthy: true, Version: Version, NodeID: n.id.String(), Counts: st.Counts, Total: st.Total,
-		Remote: st.Remote, Pending: pend, Network: n.reach.Status()}, nil
+		Remote: st.Remote, Pending: pend, Network: n.reach.Status(), LastRecovery: st.LastRecovery}, nil
 }
 
 // Publish signs the record id for publication with the node's key, keeps

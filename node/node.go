@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -62,6 +63,20 @@ type Config struct {
 	// httpapi). It must be a loopback address ("127.0.0.1:8765"); port 0
 	// picks a free port. If empty, no HTTP server runs.
 	APIAddr string
+
+	// MaxConnsPerIP bounds the connections the node holds with one IPv4
+	// address or IPv6 /64, on every address including loopback (libp2p
+	// leaves loopback unlimited), so that one address cannot take every
+	// connection. Zero means DefaultMaxConnsPerIP; negative leaves
+	// libp2p's defaults (8 per address, loopback unlimited). Nodes that
+	// run many peers on one machine's loopback may need more.
+	MaxConnsPerIP int
+
+	// APIOpen serves the AMP REST binding (/amp/...) on APIAddr without
+	// the bearer token, to every user of the machine, as AMP specifies it:
+	// for single-user machines. False, the default, requires the repo's
+	// token (RepoDir/api.token) on every route.
+	APIOpen bool
 
 	// Offline skips the libp2p host: the node has its identity and store and
 	// can sign, but does not network. The CLI uses it when no daemon runs.
@@ -150,6 +165,9 @@ type Node struct {
 	host  host.Host
 	ps    *pubsub.Service
 	peers *peerKeeper
+	// allow is the resource manager's allowlist (connlimits.go); nil if
+	// Config.Libp2pOptions set a resource manager of their own.
+	allow *rcmgr.Allowlist
 	mdns  io.Closer
 
 	// The subsystems, each in its own package.
@@ -193,6 +211,9 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		}
 	}()
 	if cfg.RepoDir != "" {
+		if err := secureRepo(cfg.RepoDir, n.log); err != nil {
+			return nil, err
+		}
 		if n.lock, err = repolock.Acquire(cfg.RepoDir); err != nil {
 			return nil, fmt.Errorf("node: %w", err)
 		}
@@ -221,8 +242,11 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	if cfg.APIAddr != "" {
-		if n.http, err = httpapi.Start(httpapi.Config{Addr: cfg.APIAddr, Backend: n, RepoDir: cfg.RepoDir, Logger: n.log}); err != nil {
+		if n.http, err = httpapi.Start(httpapi.Config{Addr: cfg.APIAddr, Backend: n, RepoDir: cfg.RepoDir, Logger: n.log, AMPOpen: cfg.APIOpen}); err != nil {
 			return nil, fmt.Errorf("node: %w", err)
+		}
+		if cfg.APIOpen {
+			n.log.Warn("api open: the AMP routes (/amp/) answer every local user without the api token; any user of this machine can read and delete private records", "api", n.http.URL())
 		}
 	}
 	n.log.Info("node started", "peer", n.id.String(), "offline", cfg.Offline)
@@ -284,6 +308,7 @@ func (n *Node) startOnline(ctx context.Context) error {
 	if err := n.startPeers(); err != nil {
 		return err
 	}
+	n.startConnKeeper()
 	// A given host runs the DHT itself, not through the routed wrapper,
 	// which would route through itself.
 	dhtHost := n.host
@@ -353,6 +378,11 @@ func (n *Node) startHost(ctx context.Context) error {
 	opts = append(opts, n.reach.Options()...)
 	opts = append(opts, n.disc.Options()...)
 	opts = append(opts, n.cfg.Libp2pOptions...)
+	limits, err := n.connLimitOptions()
+	if err != nil {
+		return fmt.Errorf("node: connection limits: %w", err)
+	}
+	opts = append(opts, limits...) // after Libp2pOptions: they give way
 	h, err := libp2p.New(opts...)
 	if err != nil {
 		if strings.Contains(err.Error(), "failed to listen") { // libp2p's swarm, when no address could be bound

@@ -207,6 +207,10 @@ func (n *Node) syncPass(ctx context.Context, p peer.ID, req protocol.SyncRequest
 			return fmt.Errorf("sync with %s: %w", p, err)
 		}
 		prog.Pages++
+		// Items of the page that did not even decode were left out
+		// (protocol.SyncResponse.Invalid): counted, not fatal.
+		prog.Received += resp.Invalid
+		prog.Invalid += resp.Invalid
 		for _, sl := range resp.Lessons {
 			prog.Received++
 			if err := n.acceptSynced(sl, nil, nil); err != nil {

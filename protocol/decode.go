@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"sort"
 	"strings"
+	"unicode/utf8"
 )
 
 // object is a JSON object whose members are matched by exact name.
@@ -157,3 +158,41 @@ func jsonStrings(raw json.RawMessage) ([]string, error) {
 }
 
 var errNotString = invalidf("want a string")
+
+// DecodeEnvelope decodes the JSON object of a request that carries records
+// or other values its caller decodes with a decoder of their own (the AMP
+// binding's {"operation":…, "record":{…}}): it refuses invalid UTF-8
+// anywhere, duplicate member names, anything but one object, and checks
+// every member but those named in later as I-JSON nested at most MaxDepth
+// deep. The members named in later are returned unchecked: the caller
+// must decode them strictly (DecodeLesson, say), which names its own
+// limits. It does not cap the size: the caller does, before reading.
+func DecodeEnvelope(data []byte, later ...string) (map[string]json.RawMessage, error) {
+	if !utf8.Valid(data) {
+		return nil, invalidf("body: not valid UTF-8")
+	}
+	all := []string{}
+	ms, isObject, err := splitIJSONObject(data)
+	if err != nil {
+		return nil, prefixErr("body", err)
+	}
+	for _, m := range ms {
+		if !contains(later, m.name) {
+			all = append(all, m.name)
+		}
+	}
+	o, err := parseEnvelope("body", data, all...)
+	if err != nil {
+		return nil, err
+	}
+	if !isObject {
+		return nil, invalidf("body: must be a JSON object")
+	}
+	return o.members, nil
+}
+
+// CheckJSON reports whether data is one I-JSON text (valid UTF-8, no
+// duplicate keys, no lone surrogates, numbers in range) nested at most
+// MaxDepth deep, for a caller that decodes it with encoding/json
+// afterwards.
+func CheckJSON(data []byte) error { return checkIJSON(data) }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // decoders lists every decoder with its cap, for the table tests and fuzzers.
@@ -69,7 +70,7 @@ func TestDecodersRejectGarbage(t *testing.T) {
 		{"bad utf-8", "{\"a\":\"\xff\"}", "UTF-8"},
 		{"lone surrogate", `{"a":"\udc00"}`, "surrogate"},
 		{"duplicate keys", `{"a":1,"a":1}`, "Duplicate key"},
-		{"deep nesting", strings.Repeat(`[`, 20000) + strings.Repeat(`]`, 20000), "nesting"},
+		{"deep nesting", strings.Repeat(`[`, 20000) + strings.Repeat(`]`, 20000), "levels deep"},
 		{"NaN", `{"a":NaN}`, "not I-JSON"},
 		{"leading zero", `{"a":01}`, "not I-JSON"},
 	}
@@ -169,4 +170,41 @@ func TestReencodingDoesNotGrow(t *testing.T) {
 	if _, err := DecodeSignedLesson(mustEncode(t, s)); err != nil {
 		t.Fatalf("signed lesson does not decode: %v", err)
 	}
+}
+
+// FuzzDecodeEnvelope: DecodeEnvelope never panics; what it accepts is one
+// JSON object of valid UTF-8 with distinct member names, whose members but
+// the later ones are I-JSON within MaxDepth, as encoding/json finds them.
+func FuzzDecodeEnvelope(f *testing.F) {
+	for _, s := range []string{
+		`{"operation":"store","record":{"type":"lesson"}}`, `{"record":{},"record":{}}`, "{\"a\":\"\xff\"}",
+		`{"record":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}`,
+		`{"x":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}`, `[]`, `null`, `{"a":1} x`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := DecodeEnvelope(data, "record")
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error %v does not match ErrInvalid", err)
+			}
+			return
+		}
+		if !utf8.Valid(data) {
+			t.Fatal("accepted invalid UTF-8")
+		}
+		var want map[string]json.RawMessage
+		if json.Unmarshal(data, &want) != nil && m["record"] == nil {
+			t.Fatalf("accepted what encoding/json refuses: %q", data)
+		}
+		for name, v := range m {
+			if name == "record" {
+				continue
+			}
+			if err := checkIJSON(v); err != nil {
+				t.Fatalf("member %q not I-JSON: %v", name, err)
+			}
+		}
+	})
 }

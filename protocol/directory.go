@@ -292,6 +292,9 @@ type DirectorySearchResponse struct {
 	// than Results.
 	More    bool           `json:"more"`
 	Results []SearchResult `json:"results"`
+	// Invalid counts the results of a decoded answer that were left out
+	// because they did not decode. Never sent.
+	Invalid int `json:"-"`
 }
 
 // Encode returns the JSON encoding (the unsigned body); nil Results
@@ -361,7 +364,8 @@ func DecodeDirectorySearchResponse(body []byte) (*DirectorySearchResponse, error
 	for i, raw := range elems {
 		res, err := decodeSearchResult(fmt.Sprintf("directory search response.results[%d]", i), raw)
 		if err != nil {
-			return nil, err
+			r.Invalid++ // one bad result does not cost the others
+			continue
 		}
 		r.Results = append(r.Results, res)
 	}

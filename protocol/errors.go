@@ -44,6 +44,10 @@ const (
 	// CodeKeyRevoked is returned, forever, for a lesson key its author
 	// revoked (the seed's "Cryptographic Revocation").
 	CodeKeyRevoked Code = "KEY_REVOKED"
+	// CodeInsufficientStorage is returned when the node refuses a write
+	// because its disk is (nearly) full; reads go on, and writes resume
+	// once space returns.
+	CodeInsufficientStorage Code = "INSUFFICIENT_STORAGE"
 )
 
 // Sentinel errors. Wire codes map onto them with [CodeOf] and [ErrorFor].
@@ -85,6 +89,9 @@ var (
 	ErrAccessDenied = errors.New("access denied")
 	// ErrKeyRevoked: the key was revoked; the content it encrypted is gone.
 	ErrKeyRevoked = errors.New("key revoked")
+	// ErrInsufficientStorage: the node's disk is (nearly) full; the write
+	// was refused and changed nothing.
+	ErrInsufficientStorage = errors.New("insufficient storage")
 	// ErrDecrypt: a ciphertext or sealed key does not open: the key is
 	// wrong, or the ciphertext, nonce, tag or what they are bound to was
 	// altered. Errors that match it match ErrInvalid too.
@@ -117,6 +124,7 @@ var codeTable = []struct {
 	{CodeUnavailable, ErrUnavailable, 503},
 	{CodeUnreachable, ErrUnreachable, 502},
 	{CodeUnauthorized, ErrUnauthorized, 401},
+	{CodeInsufficientStorage, ErrInsufficientStorage, 507},
 	{CodeInternal, nil, 500},
 }
 

@@ -18,15 +18,17 @@ import (
 // canonicalized by an independent verifier: RFC 8259 JSON, strings of valid
 // UTF-8 whose \u escapes pair surrogates correctly, no duplicate object keys
 // (compared after unescaping), numbers that fit an IEEE 754 double, and at
-// most maxJSONDepth nested arrays and objects. FuzzIJSONMatchesJCS holds the
-// two to the same answer on every input.
+// most MaxDepth nested arrays and objects. FuzzIJSONMatchesJCS holds the
+// two to the same answer on every input no deeper than MaxDepth (jcs allows
+// 10000 levels, far more than any MESH document needs, and more than some
+// other implementations accept).
 //
 // It does in one pass, without allocating for ordinary documents, what
 // jcs.Transform did as a check: parse the whole text into a tree, sort every
 // object, and write the canonical form out, only to throw it away.
 
-// maxJSONDepth is jcs's (and encoding/json's) nesting limit.
-const maxJSONDepth = 10000
+// maxJSONDepth is the nesting limit of every document (MaxDepth).
+const maxJSONDepth = MaxDepth
 
 // member is one member of a JSON object: its unescaped name and the raw
 // bytes of its value (no surrounding whitespace).
@@ -55,7 +57,7 @@ type ijsonParser struct {
 var (
 	errJSONEOF   = errors.New("Unexpected EOF reached")
 	errJSONUTF8  = errors.New("Invalid UTF-8 sequence")
-	errJSONDepth = fmt.Errorf("Maximum nesting depth of %d exceeded", maxJSONDepth)
+	errJSONDepth = fmt.Errorf("nested more than %d levels deep (the limit of every MESH document)", maxJSONDepth)
 )
 
 // checkIJSON rejects input that is not I-JSON: invalid UTF-8, lone

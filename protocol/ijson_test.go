@@ -3,6 +3,7 @@ package protocol
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,6 +59,9 @@ func FuzzIJSONMatchesJCS(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		_, jcsErr := jcs.Transform(data)
 		err := checkIJSON(data)
+		if tooDeep(data, err) {
+			return
+		}
 		if (err == nil) != (jcsErr == nil) {
 			t.Fatalf("checkIJSON: %v, jcs.Transform: %v\ninput %q", err, jcsErr, truncate(string(data)))
 		}
@@ -102,22 +106,42 @@ func FuzzIJSONMatchesJCS(f *testing.F) {
 func TestIJSONSeedsMatchJCS(t *testing.T) {
 	for _, s := range ijsonSeeds {
 		_, jcsErr := jcs.Transform([]byte(s))
-		if err := checkIJSON([]byte(s)); (err == nil) != (jcsErr == nil) {
+		err := checkIJSON([]byte(s))
+		if tooDeep([]byte(s), err) {
+			continue
+		}
+		if (err == nil) != (jcsErr == nil) {
 			t.Errorf("%q: checkIJSON %v, jcs %v", truncate(s), err, jcsErr)
 		}
 	}
 }
 
+// tooDeep reports whether data nests deeper than MaxDepth, where checkIJSON
+// must refuse it (err, naming the limit) whatever jcs, which allows 10000
+// levels, says. It fails the test if checkIJSON accepted it.
+func tooDeep(data []byte, err error) bool {
+	if jsonDepth(data) <= MaxDepth {
+		return false
+	}
+	if err == nil {
+		panic(fmt.Sprintf("%q: nested %d deep, accepted", truncate(string(data)), jsonDepth(data)))
+	}
+	return true
+}
+
 func TestIJSONDepthInContext(t *testing.T) {
 	deep := func(n int) []byte { return []byte(strings.Repeat("[", n) + strings.Repeat("]", n)) }
-	if err := checkIJSONDepth(deep(9998), 2); err != nil {
-		t.Fatalf("9998 deep at depth 2: %v", err)
+	if err := checkIJSONDepth(deep(MaxDepth-2), 2); err != nil {
+		t.Fatalf("%d deep at depth 2: %v", MaxDepth-2, err)
 	}
-	if err := checkIJSONDepth(deep(9999), 2); err == nil {
-		t.Fatal("9999 deep at depth 2 accepted")
+	if err := checkIJSONDepth(deep(MaxDepth-1), 2); err == nil {
+		t.Fatalf("%d deep at depth 2 accepted", MaxDepth-1)
+	}
+	if err := checkIJSON(deep(20000)); err == nil || !strings.Contains(err.Error(), "64 levels deep") {
+		t.Fatalf("20000 deep: %v, want the limit named", err)
 	}
 	// Against jcs, in context.
-	for _, n := range []int{9998, 9999} {
+	for _, n := range []int{MaxDepth - 2} {
 		doc := append(append([]byte(`{"a":{"b":`), deep(n)...), "}}"...)
 		_, jcsErr := jcs.Transform(doc)
 		if err := checkIJSONDepth(deep(n), 2); (err == nil) != (jcsErr == nil) {

@@ -162,12 +162,15 @@ var knownFields = map[string]knownField{
 // (I-JSON, RFC 7493).
 const maxSafeInt = 1<<53 - 1
 
-// UnmarshalJSON decodes a record. It rejects input over MaxRecordSize, input
-// that is not I-JSON (invalid UTF-8, duplicate keys), a non-object, and known
+// UnmarshalJSON decodes a record. It rejects input over MaxRecordSize or
+// nested deeper than MaxRecordDepth, input that is not I-JSON (invalid UTF-8, duplicate keys), a non-object, and known
 // fields of the wrong type.
 func (l *Lesson) UnmarshalJSON(data []byte) error {
 	if len(data) > MaxRecordSize {
 		return fmt.Errorf("record: %w: %d bytes, the limit is %d", ErrTooLarge, len(data), MaxRecordSize)
+	}
+	if err := checkRecordDepth(data); err != nil {
+		return err
 	}
 	ms, isObject, err := parseIJSONObject(data)
 	if err != nil {
@@ -176,12 +179,23 @@ func (l *Lesson) UnmarshalJSON(data []byte) error {
 	return l.decodeMembers(ms, isObject)
 }
 
+// checkRecordDepth refuses a record nested deeper than MaxRecordDepth.
+func checkRecordDepth(data []byte) error {
+	if d := jsonDepth(data); d > MaxRecordDepth {
+		return invalidf("record: nested %d levels deep, the limit is %d", d, MaxRecordDepth)
+	}
+	return nil
+}
+
 // unmarshalChecked is UnmarshalJSON for data already checked as I-JSON as
 // part of a larger document (the lesson member of a SignedLesson): it does
 // not check it again. Never call it on anything else.
 func (l *Lesson) unmarshalChecked(data []byte) error {
 	if len(data) > MaxRecordSize {
 		return fmt.Errorf("record: %w: %d bytes, the limit is %d", ErrTooLarge, len(data), MaxRecordSize)
+	}
+	if err := checkRecordDepth(data); err != nil {
+		return err
 	}
 	ms, isObject, err := splitIJSONObject(data)
 	if err != nil {

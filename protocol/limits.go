@@ -32,6 +32,19 @@ const (
 	// MaxKeyNoticeAckSize caps a KeyNoticeAck.
 	MaxKeyNoticeAckSize = 4 << 10
 
+	// MaxRecordDepth caps how deeply one AMP record nests arrays and
+	// objects, the record itself counting one: {"a":[{}]} is 3 deep. A
+	// deeper record is refused wherever it enters (the AMP and MCP store,
+	// every decoder of a signed lesson), so that every envelope that wraps
+	// a lesson stays far below MaxDepth and below the 10000 levels other
+	// JSON implementations (RFC 8785 libraries, Python's json) give up at.
+	MaxRecordDepth = 32
+	// MaxDepth caps the nesting of any JSON document a decoder accepts:
+	// a record of MaxRecordDepth levels inside the deepest envelope (a
+	// signed directory answer: response, body, results, result, signed
+	// lesson, lesson) with room to spare.
+	MaxDepth = 64
+
 	// MaxIDLength caps a record ID.
 	MaxIDLength = 128
 	// MaxTags caps the number of tags or topics on a record.

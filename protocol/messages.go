@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"unicode/utf8"
 )
 
 // Message types, the "type" field of every federation message.
@@ -284,6 +285,10 @@ type SyncResponse struct {
 	Revocations      []*Revocation      `json:"revocations"`
 	Checkpoint       string             `json:"checkpoint"`
 	HasMore          bool               `json:"hasMore"`
+	// Invalid counts the items of a decoded page that were left out
+	// because they did not decode (a record nested too deep, say): one bad
+	// item does not cost the rest of the page. Never sent.
+	Invalid int `json:"-"`
 }
 
 // Encode returns the JSON encoding of r; nil lists encode as [].
@@ -299,11 +304,14 @@ func (r *SyncResponse) Encode() ([]byte, error) {
 }
 
 // DecodeSyncResponse decodes one sync page. It does not verify the records.
+// The envelope must be well formed; an item that does not decode (not
+// I-JSON, nested deeper than MaxRecordDepth, a bad field) is left out and
+// counted in Invalid, so that one bad record does not stall a sync.
 func DecodeSyncResponse(data []byte) (*SyncResponse, error) {
 	if len(data) > MaxSyncResponseSize {
 		return nil, fmt.Errorf("sync response: %w: %d bytes, the limit is %d", ErrTooLarge, len(data), MaxSyncResponseSize)
 	}
-	o, err := parseObject("sync response", data)
+	o, err := parseEnvelope("sync response", data, "type", "checkpoint", "hasMore")
 	if err != nil {
 		return nil, err
 	}
@@ -317,16 +325,17 @@ func DecodeSyncResponse(data []byte) (*SyncResponse, error) {
 	if r.Type != MsgSyncResponse {
 		return nil, invalidf("sync response: type %q, want %q", truncate(r.Type), MsgSyncResponse)
 	}
-	var lessons, revs []json.RawMessage
-	if err := json.Unmarshal(o.members["lessons"], &lessons); err != nil || o.members["lessons"][0] != '[' {
+	lessons, isArray := splitArray(o.members["lessons"], MaxSyncPage+1)
+	if !isArray {
 		return nil, invalidf("sync response.lessons: want an array")
 	}
-	if err := json.Unmarshal(o.members["revocations"], &revs); err != nil || o.members["revocations"][0] != '[' {
+	revs, isArray := splitArray(o.members["revocations"], MaxSyncPage+1)
+	if !isArray {
 		return nil, invalidf("sync response.revocations: want an array")
 	}
-	var encrypted []json.RawMessage
+	var encrypted [][]byte
 	if raw, ok := o.members["encryptedLessons"]; ok {
-		if err := json.Unmarshal(raw, &encrypted); err != nil || raw[0] != '[' {
+		if encrypted, isArray = splitArray(raw, MaxSyncPage+1); !isArray {
 			return nil, invalidf("sync response.encryptedLessons: want an array")
 		}
 		if len(encrypted) == 0 {
@@ -336,24 +345,27 @@ func DecodeSyncResponse(data []byte) (*SyncResponse, error) {
 	if n := len(lessons) + len(encrypted) + len(revs); n > MaxSyncPage {
 		return nil, fmt.Errorf("sync response: %w: %d records in one page, the limit is %d", ErrTooLarge, n, MaxSyncPage)
 	}
-	for i, raw := range lessons {
+	for _, raw := range lessons {
 		sl := new(SignedLesson)
-		if err := sl.unmarshalChecked(raw); err != nil {
-			return nil, fmt.Errorf("sync response.lessons[%d]: %w", i, err)
+		if err := sl.UnmarshalJSON(raw); err != nil {
+			r.Invalid++
+			continue
 		}
 		r.Lessons = append(r.Lessons, sl)
 	}
-	for i, raw := range encrypted {
+	for _, raw := range encrypted {
 		el := new(EncryptedLesson)
 		if err := el.UnmarshalJSON(raw); err != nil {
-			return nil, fmt.Errorf("sync response.encryptedLessons[%d]: %w", i, err)
+			r.Invalid++
+			continue
 		}
 		r.EncryptedLessons = append(r.EncryptedLessons, el)
 	}
-	for i, raw := range revs {
+	for _, raw := range revs {
 		rv := new(Revocation)
 		if err := rv.UnmarshalJSON(raw); err != nil {
-			return nil, fmt.Errorf("sync response.revocations[%d]: %w", i, err)
+			r.Invalid++
+			continue
 		}
 		r.Revocations = append(r.Revocations, rv)
 	}
@@ -368,6 +380,30 @@ func DecodeSyncResponse(data []byte) (*SyncResponse, error) {
 		return nil, invalidf("sync response.hasMore: want true or false")
 	}
 	return r, nil
+}
+
+// parseEnvelope is parseObject for a message that carries a list of
+// items, each decoded (and, if bad, left out) on its own: it checks the
+// top-level object (member names, no duplicates) and the members named in
+// checked as I-JSON, but not the others, which the caller splits with
+// splitArray and decodes item by item with a decoder that checks its
+// input. An item nested too deep thus costs that item, not the message.
+func parseEnvelope(path string, data []byte, checked ...string) (object, error) {
+	ms, isObject, err := splitIJSONObject(data)
+	if err != nil {
+		if !utf8.Valid(data) {
+			return object{}, invalidf("%s: not valid UTF-8", path)
+		}
+		return object{}, prefixErr(path, err)
+	}
+	for _, m := range ms {
+		if contains(checked, m.name) {
+			if err := checkIJSONDepth(m.value, 1); err != nil {
+				return object{}, prefixErr(path+"."+m.name, err)
+			}
+		}
+	}
+	return newObject(path, ms, isObject)
 }
 
 func decodeError(data []byte, e *Error) error {

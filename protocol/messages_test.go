@@ -174,3 +174,47 @@ func FuzzDecodeSyncAndFetch(f *testing.F) {
 		}
 	})
 }
+
+// TestSyncPageSkipsBadItems: a sync page with one bad item (a record nested
+// 9990 levels deep, say) keeps the others and counts the bad one.
+func TestSyncPageSkipsBadItems(t *testing.T) {
+	sl := mustSign(t, testKey(7), testLesson())
+	slb := string(mustEncode(t, sl))
+	deep := strings.Replace(slb, `"lesson":{`, `"lesson":{"x":`+strings.Repeat("[", 9990)+strings.Repeat("]", 9990)+`,`, 1)
+	if !strings.Contains(deep, "[[[[") {
+		t.Fatal("no lesson member to nest in")
+	}
+	over := strings.Replace(slb, `"lesson":{`, `"lesson":{"x":`+strings.Repeat("[", MaxRecordDepth)+strings.Repeat("]", MaxRecordDepth)+`,`, 1)
+	for _, bad := range []string{deep, over, `{}`, "\"\xff\"", `17`} {
+		page := `{"type":"syncResponse","lessons":[` + slb + `,` + bad + `,` + slb + `],"revocations":[{"x":1}],"checkpoint":"00000000000000f3","hasMore":true}`
+		r, err := DecodeSyncResponse([]byte(page))
+		if err != nil {
+			t.Fatalf("%.60q: %v", bad, err)
+		}
+		if len(r.Lessons) != 2 || r.Invalid != 2 || !r.HasMore || r.Checkpoint != "00000000000000f3" {
+			t.Fatalf("%.60q: %d lessons, %d invalid, %+v", bad, len(r.Lessons), r.Invalid, r)
+		}
+	}
+	// A record exactly MaxRecordDepth deep is fine.
+	ok := strings.Replace(slb, `"lesson":{`, `"lesson":{"x":`+strings.Repeat("[", MaxRecordDepth-1)+strings.Repeat("]", MaxRecordDepth-1)+`,`, 1)
+	if r, err := DecodeSyncResponse([]byte(`{"type":"syncResponse","lessons":[` + ok + `],"revocations":[],"checkpoint":"","hasMore":false}`)); err != nil || r.Invalid != 0 || len(r.Lessons) != 1 {
+		t.Fatalf("a record %d deep: %v %+v", MaxRecordDepth, err, r)
+	}
+	// A broken envelope is still an error.
+	for _, in := range []string{`{"type":"syncResponse","lessons":[`, `{"type":"syncResponse","type":"syncResponse","lessons":[],"revocations":[],"checkpoint":"","hasMore":false}`, "{\"type\":\"sync\xffResponse\",\"lessons\":[],\"revocations\":[],\"checkpoint\":\"\",\"hasMore\":false}"} {
+		if _, err := DecodeSyncResponse([]byte(in)); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("%q: %v", in, err)
+		}
+	}
+}
+
+func TestLessonDepthCap(t *testing.T) {
+	nest := func(n int) string { return strings.Repeat("[", n-1) + strings.Repeat("]", n-1) }
+	if _, err := DecodeLesson([]byte(`{"type":"lesson","x":` + nest(MaxRecordDepth) + `}`)); err != nil {
+		t.Fatalf("%d deep: %v", MaxRecordDepth, err)
+	}
+	_, err := DecodeLesson([]byte(`{"type":"lesson","x":` + nest(MaxRecordDepth+1) + `}`))
+	wantErr(t, err, ErrInvalid, "the limit is 32")
+	_, err = DecodeLesson([]byte(`{"type":"lesson","x":` + nest(9998) + `}`))
+	wantErr(t, err, ErrInvalid, "the limit is 32")
+}

@@ -367,6 +367,10 @@ type SearchResponse struct {
 	// candidate alike. Absent from a repeated request's empty answer and
 	// from nodes that predate it.
 	Stats *SearchStats `json:"stats,omitempty"`
+	// Invalid counts the results of a decoded answer that were left out
+	// because they did not decode (a record nested too deep, say). Never
+	// sent.
+	Invalid int `json:"-"`
 }
 
 // Encode returns the JSON encoding of r; nil Results encode as []. The
@@ -444,12 +448,13 @@ func (r *SearchResult) appendJSON(b *bytes.Buffer) error {
 
 // DecodeSearchResponse decodes a search answer: size cap, at most
 // MaxSearchResults results, exact field names, stats within their caps
-// (see SearchStats). It does not verify the lessons.
+// (see SearchStats). A result that does not decode is left out and counted
+// in Invalid. It does not verify the lessons.
 func DecodeSearchResponse(data []byte) (*SearchResponse, error) {
 	if len(data) > MaxSearchResponseSize {
 		return nil, fmt.Errorf("search response: %w: %d bytes, the limit is %d", ErrTooLarge, len(data), MaxSearchResponseSize)
 	}
-	o, err := parseObject("search response", data)
+	o, err := parseEnvelope("search response", data, "type", "requestId", "truncated", "error", "stats")
 	if err != nil {
 		return nil, err
 	}
@@ -475,9 +480,16 @@ func DecodeSearchResponse(data []byte) (*SearchResponse, error) {
 	}
 	r.Results = make([]SearchResult, 0, len(elems))
 	for i, raw := range elems {
+		// Each result is checked on its own (parseEnvelope did not): a
+		// bad one is left out and counted, the others kept.
+		if checkIJSONDepth(raw, 2) != nil {
+			r.Invalid++
+			continue
+		}
 		res, err := decodeSearchResult(fmt.Sprintf("search response.results[%d]", i), raw)
 		if err != nil {
-			return nil, err
+			r.Invalid++
+			continue
 		}
 		r.Results = append(r.Results, res)
 	}

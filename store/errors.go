@@ -34,6 +34,12 @@ var (
 	// protocol.ErrUnsupportedVersion) holds too.
 	ErrUnsupportedFormat error = &sentinel{"unsupported datastore format", protocol.ErrUnsupportedVersion}
 
+	// ErrInsufficientStorage: the disk of the store has less free space
+	// than its reserve (Options.DiskReserve); the write was refused and
+	// changed nothing. errors.Is(err, protocol.ErrInsufficientStorage)
+	// holds too (HTTP 507).
+	ErrInsufficientStorage error = &sentinel{"disk nearly full", protocol.ErrInsufficientStorage}
+
 	// ErrIndexUnavailable: the search index could not be opened or rebuilt.
 	// Get, Put and Delete still work; reopen the store to rebuild the index.
 	ErrIndexUnavailable error = &sentinel{"search index unavailable", nil}

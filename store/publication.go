@@ -46,7 +46,7 @@ func (s *Store) PutPublication(ctx context.Context, sl *protocol.SignedLesson) e
 	if len(data) > protocol.MaxSignedLessonSize {
 		return fmt.Errorf("store: put publication %s: %w: %w: %d bytes, the limit is %d", id, protocol.ErrInvalid, protocol.ErrTooLarge, len(data), protocol.MaxSignedLessonSize)
 	}
-	leave, err := s.beginWrite()
+	leave, err := s.beginAdd()
 	if err != nil {
 		return fmt.Errorf("store: put publication %s: %w", id, err)
 	}

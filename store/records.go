@@ -94,7 +94,7 @@ func prepare(rec *protocol.Lesson) (*protocol.Lesson, error) {
 // write stores prepared records: one datastore batch (records and their
 // dirty markers, synced), then one index batch.
 func (s *Store) write(ctx context.Context, recs []*protocol.Lesson) ([]PutResult, error) {
-	leave, err := s.beginWrite()
+	leave, err := s.beginAdd()
 	if err != nil {
 		return nil, err
 	}
@@ -131,6 +131,15 @@ func (s *Store) write(ctx context.Context, recs []*protocol.Lesson) ([]PutResult
 			order = append(order, r.ID)
 		}
 		created := old == nil || expired(old, now)
+		if !created && old.Type != r.Type {
+			// An upsert that would turn a reading into a lesson, say:
+			// refused, so that a record's type means what it says.
+			err := invalidf("record %s is a %q, not a %q: a record's type cannot change; delete it first, or store the new one under another id", r.ID, old.Type, r.Type)
+			if len(recs) > 1 {
+				return nil, fmt.Errorf("record %d: %w", i, err)
+			}
+			return nil, err
+		}
 		if created {
 			if r.CreatedAt == 0 {
 				r.CreatedAt = now

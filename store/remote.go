@@ -128,7 +128,7 @@ func (s *Store) putRemote(ctx context.Context, sl *protocol.SignedLesson) error 
 		return fmt.Errorf("store: put remote %s: %w", key, err)
 	}
 
-	leave, err := s.beginWrite()
+	leave, err := s.beginAdd()
 	if err != nil {
 		return fmt.Errorf("store: put remote %s: %w", key, err)
 	}

@@ -606,6 +606,10 @@ type Status struct {
 	Remote int
 	// Tombstones is the number of revocations kept.
 	Tombstones int
+	// LastRecovery says what the last recovery of the datastore did
+	// (a damaged write-ahead log found at start-up, or Repair), with its
+	// time; "" if there was none (see RecoveryFile).
+	LastRecovery string
 }
 
 // maxStatusTypes caps the number of distinct types Status reports.
@@ -640,7 +644,7 @@ func (s *Store) Status(ctx context.Context) (*Status, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: status: %w", err)
 	}
-	st := &Status{Counts: map[string]int{}, Total: int(res.Total), Remote: int(rres.Total)}
+	st := &Status{Counts: map[string]int{}, Total: int(res.Total), Remote: int(rres.Total), LastRecovery: LastRecovery(s.dir)}
 	s.fedMu.RLock()
 	st.Tombstones = len(s.fed.tombs)
 	s.fedMu.RUnlock()

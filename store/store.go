@@ -62,6 +62,14 @@ type Options struct {
 	// and own publications are told from remote lessons by where they are
 	// stored only.
 	SelfID string
+
+	// DiskReserve is the free space, in bytes, below which writes that
+	// add data (Put, PutPublication, PutRemote) are refused with
+	// ErrInsufficientStorage, so that the disk never fills under the
+	// datastore; deletes, revocations and reads go on. Zero means
+	// DefaultDiskReserve; negative turns the check off. A store without
+	// Dir has no disk and no check.
+	DiskReserve int64
 }
 
 // Datastore key layout. Every key lives under one of these namespaces:
@@ -127,6 +135,8 @@ type Store struct {
 	selfID     string
 	generation string // of the datastore, see keyGeneration
 	an         analyzers
+	disk       *diskGuard // nil: no check
+	dir        string     // Options.Dir
 
 	stripes [numStripes]sync.Mutex
 
@@ -217,6 +227,7 @@ func Open(opts Options) (*Store, error) {
 	if s.an, err = newAnalyzers(newMapping()); err != nil {
 		return nil, err
 	}
+	var watch *corruptionWatch // of a pebble datastore opened here
 	var start [8]byte
 	_, _ = rand.Read(start[:])
 	s.seq.Store(binary.BigEndian.Uint64(start[:]) >> 1)
@@ -228,11 +239,37 @@ func Open(opts Options) (*Store, error) {
 		if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 			return nil, fmt.Errorf("store: open: %w", err)
 		}
-		d, err := pebbleds.NewDatastore(filepath.Join(opts.Dir, "datastore"),
+		dbDir := filepath.Join(opts.Dir, "datastore")
+		watch = &corruptionWatch{dir: opts.Dir, log: s.log}
+		// Pebble replays a damaged write-ahead log up to the damage and
+		// says nothing: wals reads each log it replayed, to tell.
+		wals := &walCheck{}
+		d, err := pebbleds.NewDatastore(dbDir,
+			pebbleds.WithPebbleOpts(&pebble.Options{
+				Logger:        pebbleLogger{log: s.log, wals: wals},
+				EventListener: &pebble.EventListener{DataCorruption: watch.dataCorruption},
+			}),
 			pebbleds.WithPebbleWriteOptions(pebble.Sync),
 			pebbleds.WithCacheSize(64<<20))
 		if err != nil {
-			return nil, fmt.Errorf("store: open datastore: %w", err)
+			return nil, fmt.Errorf("store: open datastore: %w", watch.wrap(err))
+		}
+		// Read every block once, so that damage is found and told now,
+		// not by whichever request happens upon it.
+		if err := verifyDatastore(d.DB); err != nil {
+			d.Close()
+			return nil, watch.wrap(err)
+		}
+		for _, dm := range wals.found() {
+			s.log.Warn("datastore: " + dm.String() + "; the search index is rebuilt from what is left; nothing else to do unless records are missing (then restore the repo from a backup)")
+			if err := noteRecovery(opts.Dir, "start-up: "+dm.String(), s.now()); err != nil {
+				s.log.Warn("datastore: note recovery", "err", err)
+			}
+			// The index may hold records the datastore lost.
+			if err := os.RemoveAll(filepath.Join(opts.Dir, "index")); err != nil {
+				d.Close()
+				return nil, fmt.Errorf("store: open: %w", err)
+			}
 		}
 		s.ds, s.ownDS = d, true
 	default:
@@ -240,23 +277,30 @@ func Open(opts Options) (*Store, error) {
 	}
 	if opts.Dir != "" {
 		s.indexDir = filepath.Join(opts.Dir, "index")
+		switch {
+		case opts.DiskReserve == 0:
+			s.disk = &diskGuard{dir: opts.Dir, reserve: DefaultDiskReserve}
+		case opts.DiskReserve > 0:
+			s.disk = &diskGuard{dir: opts.Dir, reserve: uint64(opts.DiskReserve)}
+		}
 	}
 	ctx := context.Background()
 	if err := s.initMeta(ctx); err != nil {
 		s.closeDS()
-		return nil, err
+		return nil, watch.wrap(err)
 	}
 	if err := s.loadFederation(ctx); err != nil {
 		s.closeDS()
-		return nil, err
+		return nil, watch.wrap(err)
 	}
 	if err := s.initIndex(ctx); err != nil {
 		if s.idx != nil {
 			_ = s.idx.Close()
 		}
 		s.closeDS()
-		return nil, err
+		return nil, watch.wrap(err)
 	}
+	s.dir = opts.Dir
 
 	lctx, cancel := context.WithCancel(context.Background())
 	s.cancel, s.life = cancel, lctx
@@ -850,6 +894,15 @@ func (s *Store) lockIDs(ids ...string) func() {
 			s.stripes[i].Unlock()
 		}
 	}
+}
+
+// beginAdd is beginWrite for a write that adds data: it is refused while
+// the disk has less than the reserve free.
+func (s *Store) beginAdd() (func(), error) {
+	if err := s.disk.check(); err != nil {
+		return nil, err
+	}
+	return s.beginWrite()
 }
 
 // beginWrite enters a write: it holds gate shared and mu shared. The

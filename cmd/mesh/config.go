@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/meshprotocol/mesh/internal/atomicfile"
 	"github.com/meshprotocol/mesh/internal/p2paddr"
@@ -54,8 +56,18 @@ func LoadRepoConfig(dir string) (RepoConfig, error) {
 	if len(b) > 1<<20 {
 		return c, fmt.Errorf("%s: over 1 MiB", filepath.Join(dir, ConfigFile))
 	}
-	if err := json.Unmarshal(b, &c); err != nil {
+	// A misspelt key ("bootstraps") would be ignored in silence: refused,
+	// naming it.
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return c, fmt.Errorf("%s: unknown key %s: check its spelling (the keys are api, listen, bootstrap, topics, mdns, nat, dht and directory; see docs/nat.md, docs/dht.md, docs/directory.md for theirs)", filepath.Join(dir, ConfigFile), name)
+		}
 		return c, fmt.Errorf("%s: %w", filepath.Join(dir, ConfigFile), err)
+	}
+	if dec.More() {
+		return c, fmt.Errorf("%s: more than one JSON value", filepath.Join(dir, ConfigFile))
 	}
 	for _, a := range c.Bootstrap {
 		if _, err := p2paddr.ParseAddrInfo(a); err != nil {

@@ -69,6 +69,7 @@ func daemonCmd(g *globals) *cobra.Command {
 		bootstrap []string
 		topics    []string
 		noMDNS    bool
+		apiOpen   bool
 		verbose   bool
 		applies   []func(*cobra.Command, *node.Config) error
 	)
@@ -78,7 +79,9 @@ func daemonCmd(g *globals) *cobra.Command {
 		Long: `Run a MESH node on the repo, creating the repo and identity on first start.
 
 The AMP REST binding and the control API listen on --api (default ` + defaultAPI + `,
-loopback only); libp2p listens on every --listen address.`,
+loopback only) and need the bearer token in the repo's api.token file (the CLI and
+mesh mcp read it themselves); --api-open serves /amp/ without it, for single-user
+machines. libp2p listens on every --listen address.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
 			level := slog.LevelInfo
@@ -119,6 +122,7 @@ loopback only); libp2p listens on every --listen address.`,
 				NAT:         rc.NAT,
 				DHT:         rc.DHT,
 				Directory:   rc.Directory,
+				APIOpen:     apiOpen,
 			}
 			for _, apply := range applies {
 				if err := apply(c, &cfg); err != nil {
@@ -147,6 +151,7 @@ loopback only); libp2p listens on every --listen address.`,
 	c.Flags().StringArrayVar(&bootstrap, "bootstrap", nil, "peer multiaddr (/p2p/<id>) to connect to and keep (repeatable; also config.json)")
 	c.Flags().StringArrayVar(&topics, "topic", nil, "MESH topic to follow (repeatable; also config.json and mesh follow)")
 	c.Flags().BoolVar(&noMDNS, "no-mdns", false, "do not discover MESH nodes on the LAN by multicast DNS")
+	c.Flags().BoolVar(&apiOpen, "api-open", false, "serve the AMP REST binding (/amp/) to every local user without the repo's api.token (single-user machines only)")
 	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "debug logging")
 	// The subsystems' flags (nat.go, dht.go, directoryrole.go): each adds
 	// its flags and returns what applies them on top of config.json's.

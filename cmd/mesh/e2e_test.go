@@ -79,8 +79,28 @@ func mustMesh(t *testing.T, repo, stdin string, args ...string) string {
 type daemon struct {
 	cmd  *exec.Cmd
 	api  string
+	repo string
 	logs *bytes.Buffer
 	done chan struct{}
+}
+
+// bearer adds the repo's API token to every request: the AMP routes need
+// it (unless the daemon runs with --api-open).
+type bearer struct{ repo string }
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	tok, err := os.ReadFile(filepath.Join(b.repo, httpapi.TokenFile))
+	if err == nil {
+		r = r.Clone(r.Context())
+		r.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// client is an HTTP client for the daemon's API that sends the repo's
+// token.
+func (d *daemon) client(timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: bearer{d.repo}}
 }
 
 // startDaemon runs `mesh daemon` on repo, on loopback only (TCP and QUIC),
@@ -95,7 +115,7 @@ func startDaemon(t *testing.T, repo string) *daemon {
 func startDaemonWith(t *testing.T, repo string, extra ...string) *daemon {
 	t.Helper()
 	os.Remove(filepath.Join(repo, httpapi.APIFile))
-	d := &daemon{logs: &bytes.Buffer{}, done: make(chan struct{})}
+	d := &daemon{repo: repo, logs: &bytes.Buffer{}, done: make(chan struct{})}
 	args := append([]string{"--repo", repo, "--api", "127.0.0.1:0", "daemon", "--no-mdns",
 		"--listen", "/ip4/127.0.0.1/tcp/0"}, extra...)
 	d.cmd = exec.Command(meshBin, args...)
@@ -114,7 +134,7 @@ func startDaemonWith(t *testing.T, repo string, extra ...string) *daemon {
 		}
 		if b, err := os.ReadFile(filepath.Join(repo, httpapi.APIFile)); err == nil {
 			d.api = strings.TrimSpace(string(b))
-			if resp, err := http.Get(d.api + "/amp/status"); err == nil {
+			if resp, err := d.client(10 * time.Second).Get(d.api + "/amp/status"); err == nil {
 				resp.Body.Close()
 				if resp.StatusCode == 200 {
 					return d
@@ -250,7 +270,7 @@ func TestKill9LosesNothing(t *testing.T) {
 		n     atomic.Int64
 		wg    sync.WaitGroup
 	)
-	hc := &http.Client{Timeout: 10 * time.Second}
+	hc := d.client(10 * time.Second)
 	stop := make(chan struct{})
 	for w := 0; w < workers; w++ {
 		wg.Add(1)

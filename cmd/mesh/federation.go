@@ -175,6 +175,11 @@ func syncCmd(g *globals) *cobra.Command {
 			return g.withBackend(c, func(b api.API) error {
 				var total api.SyncProgress
 				err := b.Sync(c.Context(), func(p api.SyncProgress) {
+					if p.Done {
+						total.Lessons += p.Lessons
+						total.Revocations += p.Revocations
+						total.Invalid += p.Invalid
+					}
 					if g.json {
 						_ = g.printJSON(p)
 						return
@@ -182,8 +187,6 @@ func syncCmd(g *globals) *cobra.Command {
 					state := "syncing"
 					if p.Done {
 						state = "done"
-						total.Lessons += p.Lessons
-						total.Revocations += p.Revocations
 					}
 					g.printf("%s %s: page %d, %d received, %d lessons and %d revocations stored, %d invalid\n",
 						state, shortID(p.Peer), p.Pages, p.Received, p.Lessons, p.Revocations, p.Invalid)
@@ -192,7 +195,10 @@ func syncCmd(g *globals) *cobra.Command {
 					return err
 				}
 				if !g.json {
-					g.printf("sync finished: %d lessons, %d revocations\n", total.Lessons, total.Revocations)
+					g.printf("sync finished: %d lessons, %d revocations, %d invalid\n", total.Lessons, total.Revocations, total.Invalid)
+				}
+				if total.Invalid > 0 {
+					return fmt.Errorf("%d records received were invalid and skipped (bad signature, or a record that does not decode, such as one nested over %d levels); the rest was stored", total.Invalid, protocol.MaxRecordDepth)
 				}
 				return nil
 			})

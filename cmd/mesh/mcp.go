@@ -9,7 +9,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/spf13/cobra"
 
 	"github.com/meshprotocol/mesh/node"
@@ -39,7 +38,9 @@ contents and queries are never logged.`,
 			defer closeFn()
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 			srv := mcpserver.New(b, node.Version, &mcpserver.Options{Logger: log})
-			err = srv.Run(ctx, &mcp.StdioTransport{})
+			// Not the SDK's StdioTransport: one malformed line would end the
+			// session; this one answers it -32700 and goes on.
+			err = srv.Run(ctx, &mcpserver.LineTransport{Reader: os.Stdin, Writer: os.Stdout})
 			if err == nil || errors.Is(err, io.EOF) || errors.Is(err, context.Canceled) {
 				return nil // the client hung up, or we were told to stop
 			}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -183,7 +182,7 @@ func TestMCPStdioDaemon(t *testing.T) {
 
 	var st mcpStored
 	mcpCall(t, cs, "amp_store", map[string]any{"record": map[string]any{"type": "reading", "content": "basement humidity", "humidity": 64}}, &st)
-	resp, err := http.Get(d.api + "/amp/records/" + st.ID)
+	resp, err := d.client(10 * time.Second).Get(d.api + "/amp/records/" + st.ID)
 	if err != nil {
 		t.Fatal(err)
 	}

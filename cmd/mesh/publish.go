@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -127,7 +129,8 @@ document (from mesh export) offline: the signature over its RFC 8785 canonical f
 (of an EncryptedLesson, over the ciphertext: no key needed), that the author's node ID
 is the signing key, and that the timestamp is not in the future. For an EncryptedLesson,
 a running daemon is asked whether the key is still available (not revoked, and served
-to this node); without one, that is not checked.
+to this node); without one, that is not checked. A Revocation file is checked the
+same way (signed by the lesson's publisher).
 
 Exits 1 if the lesson is invalid, revoked or not found.`,
 		Args: args(cobra.ExactArgs(1)),
@@ -140,6 +143,11 @@ Exits 1 if the lesson is invalid, revoked or not found.`,
 			data, err := readInput(a[0], max(protocol.MaxSignedLessonSize, protocol.MaxEncryptedLessonSize))
 			if err != nil {
 				return err
+			}
+			// A file saved by an editor that marks UTF-8 with a BOM.
+			data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+			if isRevocation(data) {
+				return g.verifyRevocationFile(data)
 			}
 			if isEncrypted(data) {
 				return g.verifyEncrypted(c, data)
@@ -176,6 +184,62 @@ Exits 1 if the lesson is invalid, revoked or not found.`,
 			return nil
 		},
 	}
+}
+
+// isRevocation reports whether data is a JSON object whose "type" is
+// "revocation".
+func isRevocation(data []byte) bool {
+	var probe struct {
+		Type string `json:"type"`
+	}
+	return json.Unmarshal(data, &probe) == nil && probe.Type == protocol.MsgRevocation
+}
+
+// revocationReport is mesh verify's report on a Revocation file.
+type revocationReport struct {
+	Valid       bool   `json:"valid"`
+	Algorithm   string `json:"algorithm"`
+	Revokes     string `json:"revokes,omitempty"`
+	NodeID      string `json:"nodeId,omitempty"`
+	Fingerprint string `json:"fingerprint,omitempty"`
+	RevokedAt   string `json:"revokedAt,omitempty"`
+	Reason      string `json:"reason,omitempty"`
+	Error       string `json:"error,omitempty"`
+}
+
+// verifyRevocationFile checks a Revocation offline: its signature, and
+// that it is signed by the lesson's publisher.
+func (g *globals) verifyRevocationFile(data []byte) error {
+	rep := revocationReport{Algorithm: protocol.AlgorithmEd25519}
+	rev, err := protocol.DecodeRevocation(data)
+	if err == nil {
+		err = protocol.VerifyRevocation(rev, protocol.VerifyOptions{AllowOld: true})
+		rep.Revokes, rep.NodeID, rep.Reason = rev.Key(), rev.NodeID, rev.Reason
+		rep.RevokedAt = time.UnixMilli(rev.RevokedAt).UTC().Format(time.RFC3339)
+		if pk, kerr := base64.StdEncoding.DecodeString(rev.Signature.PublicKey); kerr == nil && len(pk) == 32 {
+			rep.Fingerprint = protocol.Fingerprint(pk)
+		}
+	}
+	rep.Valid = err == nil
+	if err != nil {
+		rep.Error = err.Error()
+	}
+	if g.json {
+		if perr := g.printJSON(rep); perr != nil {
+			return perr
+		}
+	} else if err != nil {
+		g.printf("✗ Revocation invalid: %v\n", err)
+	} else {
+		g.printf("✓ Signature valid (ed25519)\n✓ Revocation of %s by its publisher %s (fingerprint: %s)\n✓ Revoked at: %s\n", rep.Revokes, rep.NodeID, rep.Fingerprint, rep.RevokedAt)
+		if rep.Reason != "" {
+			g.printf("  Reason: %s\n", rep.Reason)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("verification failed: %w", err)
+	}
+	return nil
 }
 
 func printVerify(g *globals, rep verifyReport, err error) {

@@ -307,6 +307,9 @@ func statusCmd(g *globals) *cobra.Command {
 				for _, t := range types {
 					g.printf("  %-12s %d\n", t, st.Counts[t])
 				}
+				if st.LastRecovery != "" {
+					g.printf("last recovery: %s\n", st.LastRecovery)
+				}
 				printNetwork(g, st)
 				return nil
 			})

@@ -84,7 +84,7 @@ func runIdle(ctx context.Context, e *env, c idleConfig) (*idleResult, error) {
 		return nil, err
 	}
 	e.logf("daemon pid %d at %s; storing %d records", cmd.Process.Pid, api, c.records)
-	hc := &http.Client{Timeout: 10 * time.Second}
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: bearer{repo}}
 	for i := 0; i < c.records; i++ {
 		body := fmt.Sprintf(`{"operation":"store","record":{"type":"lesson","title":"idle record %d","content":"a lesson stored before the daemon idles, number %d"}}`, i, i)
 		resp, err := hc.Post(api+"/amp/store", "application/json", strings.NewReader(body))
@@ -123,7 +123,7 @@ func waitAPI(repo string, timeout time.Duration) (string, error) {
 	for time.Now().Before(deadline) {
 		if b, err := os.ReadFile(filepath.Join(repo, "api")); err == nil {
 			api := strings.TrimSpace(string(b))
-			if resp, err := http.Get(api + "/amp/status"); err == nil {
+			if resp, err := (&http.Client{Timeout: 10 * time.Second, Transport: bearer{repo}}).Get(api + "/amp/status"); err == nil {
 				resp.Body.Close()
 				if resp.StatusCode == 200 {
 					return api, nil
@@ -157,4 +157,17 @@ func procStatus(pid int) (map[string]int64, error) {
 		}
 	}
 	return out, sc.Err()
+}
+
+// bearer adds the repo's API token (api.token) to every request: the
+// daemon's AMP routes need it.
+type bearer struct{ repo string }
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	tok, err := os.ReadFile(filepath.Join(b.repo, "api.token"))
+	if err == nil {
+		r = r.Clone(r.Context())
+		r.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	}
+	return http.DefaultTransport.RoundTrip(r)
 }

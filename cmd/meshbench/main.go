@@ -42,6 +42,9 @@ import (
 )
 
 func main() {
+	if spec := os.Getenv(loadEnv); spec != "" {
+		os.Exit(runLoadClient(spec, os.Stdout)) // a child of the http scenario
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -55,6 +58,7 @@ Usage:
   meshbench fedsearch [flags] federated search latency, recall and dead peers over a trust graph on mocknet
   meshbench dht [flags]       node-record and topic-provider lookups in a private MESH DHT on mocknet
   meshbench directory-http [flags] signed HTTP search on a 100k-lesson directory at a fixed rate
+  meshbench http [flags]      public API: search p50/p99 at 500/s, and the CPU cost of a refusal in a 10x flood
   meshbench nat [flags]       relayed and hole-punched federation behind real NATs (network namespaces; root)
   meshbench keys [flags]      key fetch, escrow reconstruction, revoke-to-denied and AES-GCM throughput on mocknet
   meshbench help [scenario]  show the flags of a scenario

@@ -51,6 +51,10 @@ type Status struct {
 	// Network is the node's reachability, relay reservations and relay
 	// service; nil for an offline node.
 	Network *NetworkStatus `json:"network,omitempty"`
+	// LastRecovery says what the last recovery of the node's datastore
+	// did and when (a damaged write-ahead log found at start-up, or mesh
+	// repair); empty if there was none.
+	LastRecovery string `json:"lastRecovery,omitempty"`
 }
 
 // PendingSummary counts the untrusted publishers whose lessons were

@@ -1,6 +1,7 @@
 package directory
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -43,6 +45,28 @@ const (
 	publicAnswerBudget = 1 << 20
 	// publicCORSMaxAge is how long a browser may cache a preflight, in s.
 	publicCORSMaxAge = "600"
+	// publicMaxConns bounds the connections the public API holds at once,
+	// and publicMaxConnsPerClient those of one client (an IPv4 address or
+	// an IPv6 /64, see clientKey): a connection over either is closed as
+	// soon as it is accepted, so one address cannot hold them all.
+	publicMaxConns          = 4096
+	publicMaxConnsPerClient = 32
+	// publicMaxBodiesPerClient bounds the request bodies of one client
+	// being read at once: a client that starts bodies it never finishes
+	// is refused (429) past it. A request takes one of publicMaxInFlight
+	// slots only once its body is read.
+	publicMaxBodiesPerClient = 4
+	// publicHeaderTimeout bounds reading a request's headers, and
+	// publicBodyTimeout its body (at most MaxDirectoryRequestSize bytes:
+	// an honest client sends it at once).
+	publicHeaderTimeout = 3 * time.Second
+	// publicMaxHeaderBytes caps a request's line and headers: over it the
+	// answer is a signed 431. net/http refuses headers over
+	// publicServerHeaderBytes before any handler sees them, with a plain
+	// 431 that nobody can sign.
+	publicMaxHeaderBytes    = 8 << 10
+	publicServerHeaderBytes = 64 << 10
+	publicBodyTimeout       = 5 * time.Second
 )
 
 // publicAPI is the state of the public API handler.
@@ -56,6 +80,23 @@ type publicAPI struct {
 	// behind it); the others wait their turn, at most inFlight of them,
 	// rather than all sharing the cores at once.
 	searching chan struct{}
+
+	// bodies counts the request bodies being read per client key.
+	bodiesMu sync.Mutex
+	bodies   map[string]int
+
+	// refusals are signed refusal bodies, kept for the second they were
+	// signed in: a flood is refused without an Ed25519 signature per
+	// request, and every answer is still signed.
+	refusalsMu sync.Mutex
+	refusals   map[string]signedRefusal
+}
+
+// signedRefusal is a signed error body and the Unix second it was signed
+// in.
+type signedRefusal struct {
+	sec  int64
+	body []byte
 }
 
 func newPublicAPI(s *Service) *publicAPI {
@@ -68,7 +109,8 @@ func newPublicAPI(s *Service) *publicAPI {
 		burst = max(int(2*rate), 1)
 	}
 	a := &publicAPI{s: s, lim: ratelimit.New(rate, burst, publicMaxClients),
-		inFlight: make(chan struct{}, publicMaxInFlight), searching: make(chan struct{}, 2*runtime.GOMAXPROCS(0))}
+		inFlight: make(chan struct{}, publicMaxInFlight), searching: make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
+		bodies: make(map[string]int), refusals: make(map[string]signedRefusal)}
 	a.mux = http.NewServeMux()
 	a.mux.HandleFunc("POST /v1/search", a.handleSearch)
 	a.mux.HandleFunc("GET /v1/lessons/{key}", s.handlePublicLesson)
@@ -102,13 +144,14 @@ func (s *Service) startPublicAPI(addr string) error {
 		return fmt.Errorf("directory: public api listen %s: %w", addr, err)
 	}
 	s.publicURL = "http://" + ln.Addr().String()
+	ln = newClientLimitListener(ln, publicMaxConns, publicMaxConnsPerClient)
 	s.public = &http.Server{
 		Handler:           s.PublicHandler(),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
+		ReadHeaderTimeout: publicHeaderTimeout,
+		ReadTimeout:       publicHeaderTimeout + publicBodyTimeout,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       time.Minute,
-		MaxHeaderBytes:    8 << 10,
+		MaxHeaderBytes:    publicServerHeaderBytes,
 		// The server's own log lines could carry request details.
 		ErrorLog: log.New(io.Discard, "", 0),
 	}
@@ -153,17 +196,30 @@ func (a *publicAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.Set("Access-Control-Expose-Headers", "Retry-After")
-	if !a.lim.Allow(clientAddr(r), s.now()) {
-		h.Set("Retry-After", "1")
-		s.writeSignedError(w, http.StatusTooManyRequests, fmt.Errorf("%w: too many requests from your address; slow down", protocol.ErrRateLimited))
+	client := clientAddr(r)
+	if headerSize(r) > publicMaxHeaderBytes {
+		// net/http answers headers far over the cap (publicServerHeaderBytes)
+		// itself, unsigned; these are answered here, signed.
+		a.refuse(w, http.StatusRequestHeaderFieldsTooLarge, "headers", fmt.Errorf("%w: request headers over %d bytes", protocol.ErrTooLarge, publicMaxHeaderBytes))
 		return
+	}
+	if !a.lim.Allow(client, s.now()) {
+		a.refuse(w, http.StatusTooManyRequests, "rate", fmt.Errorf("%w: too many requests from your address; slow down", protocol.ErrRateLimited))
+		return
+	}
+	// The body is read before the request takes a slot, under a deadline
+	// and a bound per client: a slow body holds its connection, nothing
+	// that others need.
+	if r.Body != nil && r.Body != http.NoBody {
+		if !a.readBody(w, r, client) {
+			return
+		}
 	}
 	select {
 	case a.inFlight <- struct{}{}:
 		defer func() { <-a.inFlight }()
 	default:
-		h.Set("Retry-After", "1")
-		s.writeSignedError(w, http.StatusTooManyRequests, fmt.Errorf("%w: the server is busy", protocol.ErrRateLimited))
+		a.refuse(w, http.StatusTooManyRequests, "busy", fmt.Errorf("%w: the server is busy", protocol.ErrRateLimited))
 		return
 	}
 	if r.Method != http.MethodConnect && !canonicalPath(r.URL.EscapedPath()) {
@@ -175,6 +231,85 @@ func (a *publicAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), publicTimeout)
 	defer cancel()
 	a.mux.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// readBody reads r's body, at most MaxDirectoryRequestSize bytes within
+// publicBodyTimeout, as one of at most publicMaxBodiesPerClient bodies the
+// client has open, and puts it back in r as a buffer. On failure it
+// answers and returns false.
+func (a *publicAPI) readBody(w http.ResponseWriter, r *http.Request, client string) bool {
+	a.bodiesMu.Lock()
+	if a.bodies[client] >= publicMaxBodiesPerClient {
+		a.bodiesMu.Unlock()
+		a.refuse(w, http.StatusTooManyRequests, "bodies", fmt.Errorf("%w: more than %d unfinished request bodies from your address", protocol.ErrRateLimited, publicMaxBodiesPerClient))
+		return false
+	}
+	a.bodies[client]++
+	a.bodiesMu.Unlock()
+	defer func() {
+		a.bodiesMu.Lock()
+		if a.bodies[client]--; a.bodies[client] <= 0 {
+			delete(a.bodies, client)
+		}
+		a.bodiesMu.Unlock()
+	}()
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(publicBodyTimeout))
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, protocol.MaxDirectoryRequestSize))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			a.s.writeSignedError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("%w: the body is over %d bytes", protocol.ErrTooLarge, protocol.MaxDirectoryRequestSize))
+		} else {
+			a.s.writeSignedError(w, http.StatusBadRequest, fmt.Errorf("%w: reading the body: %v", protocol.ErrInvalid, err))
+		}
+		return false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(data))
+	return true
+}
+
+// refuse answers status with the signed error body of err, signed at most
+// once a second per kind of refusal: refusing a flood costs no signature
+// per request, and the answer is still signed.
+func (a *publicAPI) refuse(w http.ResponseWriter, status int, kind string, err error) {
+	now := a.s.now()
+	a.refusalsMu.Lock()
+	c, ok := a.refusals[kind]
+	if !ok || c.sec != now.Unix() {
+		body, serr := encodeJSONNoEscape(protocol.NewError(err))
+		if serr == nil {
+			body, serr = protocol.SignResponse(a.s.deps.Key, body, now)
+		}
+		if serr != nil {
+			a.refusalsMu.Unlock()
+			a.s.writeSignedError(w, status, err)
+			return
+		}
+		c = signedRefusal{sec: now.Unix(), body: append(body, '\n')}
+		a.refusals[kind] = c
+	}
+	a.refusalsMu.Unlock()
+	h := w.Header()
+	if status == http.StatusTooManyRequests {
+		h.Set("Retry-After", "1")
+	}
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Length", strconv.Itoa(len(c.body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(c.body)
+}
+
+// headerSize is about what r's request line and headers took on the wire.
+func headerSize(r *http.Request) int {
+	n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + len(r.Host) + 12
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
 }
 
 // canonicalPath reports whether p is a path the mux routes as it is:

@@ -324,6 +324,7 @@ func (ms *multiSearch) collect(a directoryAnswer) {
 		return
 	}
 	da.Results = len(a.resp.Results)
+	ms.res.Invalid += a.resp.Invalid // results that did not even decode
 	vopts := protocol.VerifyOptions{Now: ms.s.now(), AllowOld: true}
 	for _, r := range a.resp.Results {
 		sl := r.SignedLesson

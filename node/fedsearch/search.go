@@ -90,6 +90,7 @@ func (s *Service) Search(ctx context.Context, q api.FedSearchRequest) (*api.FedS
 		}
 		lists = append(lists, r.lists...)
 		res.Truncated = res.Truncated || r.truncated
+		res.Invalid += r.invalid
 		for _, st := range r.stats {
 			if stats == nil {
 				stats = emptyStats(pq)
@@ -157,6 +158,9 @@ type fanOutResult struct {
 	stats     []*protocol.SearchStats // of the answers that carry them
 	truncated bool
 	err       error // the first peer's failure, if any
+	// invalid counts the results the answers carried that did not
+	// decode (protocol.SearchResponse.Invalid).
+	invalid int
 }
 
 // fanOut sends req to peers in parallel and delivers, once all answered or
@@ -228,6 +232,7 @@ func (r *fanOutResult) add(p peer.ID, resp *protocol.SearchResponse, err error) 
 			}
 		}
 		r.lists = append(r.lists, resp.Results)
+		r.invalid += resp.Invalid
 		if resp.Stats != nil {
 			r.stats = append(r.stats, resp.Stats)
 		}

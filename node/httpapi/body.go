@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 
 	"github.com/meshprotocol/mesh/dht"
 	"github.com/meshprotocol/mesh/node/api"
@@ -153,9 +154,13 @@ func readBody(r *http.Request) (map[string]json.RawMessage, error) {
 	if err != nil {
 		return nil, err
 	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil || m == nil {
-		return nil, fmt.Errorf("%w: body must be a JSON object", protocol.ErrInvalid)
+	// Strictly, as the records themselves: a duplicate member name or
+	// invalid UTF-8 is refused, not resolved by encoding/json's "last one
+	// wins" and U+FFFD. A record is decoded by protocol.DecodeLesson,
+	// which names its own depth limit.
+	m, err := protocol.DecodeEnvelope(b, "record")
+	if err != nil {
+		return nil, fmt.Errorf("%w: body must be a JSON object: %s", protocol.ErrInvalid, strings.TrimPrefix(err.Error(), protocol.ErrInvalid.Error()+": body: "))
 	}
 	return m, nil
 }

@@ -26,7 +26,7 @@ type Backend interface {
 
 // Handler serves the node's HTTP API:
 //
-//	POST   /amp/store, /amp/search        AMP REST binding (no auth, loopback only)
+//	POST   /amp/store, /amp/search        AMP REST binding (bearer token unless open)
 //	GET    /amp/records/{id}
 //	DELETE /amp/records/{id}
 //	GET    /amp/records?type=&agent=&project=&limit=&offset=&order=
@@ -39,13 +39,22 @@ type Backend interface {
 //	                                      plus the rest of api.API (see
 //	                                      controlRoutes)
 //
-// Every route refuses a non-loopback Host header (DNS rebinding) and browser
-// cross-origin requests, and caps request bodies. Errors are JSON bodies
+// The AMP routes need the bearer token as the control API does (other
+// users of the machine can reach loopback too); HandlerOpen serves them
+// without it. Every route refuses a non-loopback Host header (DNS
+// rebinding) and browser cross-origin requests, and caps request bodies. Errors are JSON bodies
 // (ErrorBody: success:false, error:true, code, message, and reason for the
 // api errors a code does not tell apart) with the HTTP status of the code
 // (protocol.HTTPStatus); an unknown route answers 404 and a known one
 // asked with another method 405, as JSON too.
-func Handler(b Backend, token string) http.Handler {
+func Handler(b Backend, token string) http.Handler { return newHandler(b, token, false) }
+
+// HandlerOpen is Handler with the AMP routes (/amp/...) open to every local
+// user without the token, as AMP's binding is specified: for a machine with
+// one user. The control API still needs the token.
+func HandlerOpen(b Backend, token string) http.Handler { return newHandler(b, token, true) }
+
+func newHandler(b Backend, token string, ampOpen bool) http.Handler {
 	h := &handler{b: b}
 	amp := http.NewServeMux()
 	amp.HandleFunc("POST /amp/store", h.handleStore)
@@ -65,8 +74,12 @@ func Handler(b Backend, token string) http.Handler {
 	ctl.HandleFunc("/", noRoute(ctl))
 
 	root := http.NewServeMux()
-	root.Handle("/amp/", amp)
-	root.Handle("/amp", amp)
+	var rootAMP http.Handler = amp
+	if !ampOpen {
+		rootAMP = requireToken(token, amp)
+	}
+	root.Handle("/amp/", rootAMP)
+	root.Handle("/amp", rootAMP)
 	root.HandleFunc("GET /.well-known/mesh/identity", func(w http.ResponseWriter, r *http.Request) {
 		doc, err := b.Identity()
 		writeResult(w, doc, err)
@@ -147,7 +160,7 @@ func requireToken(token string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
-			writeError(w, 0, fmt.Errorf("%w: the control API needs the bearer token from the repo's %s file", protocol.ErrUnauthorized, TokenFile))
+			writeError(w, 0, fmt.Errorf("%w: this API needs the bearer token from the repo's %s file (Authorization: Bearer <token>); mesh daemon --api-open serves /amp/ without it", protocol.ErrUnauthorized, TokenFile))
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -29,6 +29,9 @@ const testToken = "0123456789abcdef0123456789abcdef"
 type apiClient struct {
 	t    *testing.T
 	base string
+	// tok, if set, is sent as the bearer token when hdr names no
+	// Authorization.
+	tok string
 }
 
 func (c apiClient) do(method, path, body string, hdr ...string) (int, map[string]any) {
@@ -40,6 +43,9 @@ func (c apiClient) do(method, path, body string, hdr ...string) (int, map[string
 	req, err := http.NewRequest(method, c.base+path, rd)
 	if err != nil {
 		c.t.Fatal(err)
+	}
+	if c.tok != "" {
+		req.Header.Set("Authorization", "Bearer "+c.tok)
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
 		if hdr[i] == "Host" {
@@ -74,7 +80,7 @@ func serve(t *testing.T, n *node.Node) apiClient {
 	t.Helper()
 	srv := httptest.NewServer(httpapi.Handler(n, testToken))
 	t.Cleanup(srv.Close)
-	return apiClient{t: t, base: srv.URL}
+	return apiClient{t: t, base: srv.URL, tok: testToken}
 }
 
 // startAPI starts a node and serves its HTTP API on loopback.
@@ -191,6 +197,15 @@ func TestAMPBadRequests(t *testing.T) {
 		{"wrong method", "GET", "/amp/store", "", 405, protocol.CodeInvalidRequest, "use POST"},
 		{"wrong method on a record", "POST", "/amp/records/lesson_00", "", 405, protocol.CodeInvalidRequest, "use GET or DELETE"},
 		{"wrong method on identity", "POST", "/.well-known/mesh/identity", "", 405, protocol.CodeInvalidRequest, "use GET"},
+		{"duplicate envelope key", "POST", "/amp/store", `{"record":{"type":"lesson","content":"a"},"record":{"type":"lesson","content":"b"}}`, 400, protocol.CodeInvalidRequest, "Duplicate key"},
+		{"duplicate operation", "POST", "/amp", `{"operation":"status","operation":"store","record":{"type":"lesson"}}`, 400, protocol.CodeInvalidRequest, "Duplicate key"},
+		{"envelope not utf-8", "POST", "/amp/store", "{\"record\":{\"type\":\"lesson\"},\"x\":\"\xff\"}", 400, protocol.CodeInvalidRequest, "UTF-8"},
+		{"record not utf-8", "POST", "/amp/store", "{\"record\":{\"type\":\"lesson\",\"title\":\"\xc3\"}}", 400, protocol.CodeInvalidRequest, "UTF-8"},
+		{"record 33 deep", "POST", "/amp/store", `{"record":{"type":"lesson","x":` + strings.Repeat("[", 32) + strings.Repeat("]", 32) + `}}`, 400, protocol.CodeInvalidRequest, "nested 33 levels deep, the limit is 32"},
+		{"record 9998 deep", "POST", "/amp/store", `{"record":{"type":"lesson","x":` + strings.Repeat("[", 9997) + strings.Repeat("]", 9997) + `}}`, 400, protocol.CodeInvalidRequest, "the limit is 32"},
+		{"envelope too deep", "POST", "/amp/search", `{"query":"x","filters":` + strings.Repeat("[", 9997) + strings.Repeat("]", 9997) + `}`, 400, protocol.CodeInvalidRequest, "64 levels deep"},
+		{"wrong method on store", "PUT", "/amp/store", "", 405, protocol.CodeInvalidRequest, "use POST"},
+		{"wrong method on /amp", "GET", "/amp", "", 405, protocol.CodeInvalidRequest, "use POST"},
 		{"too large", "POST", "/amp/store", `{"record":{"type":"lesson","content":"` + strings.Repeat("a", maxRequestBody) + `"}}`, 413, protocol.CodeTooLarge, "bytes"},
 	}
 	for _, tc := range cases {

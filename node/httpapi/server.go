@@ -40,6 +40,10 @@ type Config struct {
 	RepoDir string
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
+	// AMPOpen serves the AMP routes (/amp/...) without the bearer token,
+	// to any local user (see HandlerOpen). False, the default, requires
+	// the token on every route.
+	AMPOpen bool
 }
 
 // Server serves the node's HTTP API on loopback until Close.
@@ -76,7 +80,7 @@ func Start(cfg Config) (*Server, error) {
 	}
 	s.url = "http://" + ln.Addr().String()
 	s.srv = &http.Server{
-		Handler:           Handler(cfg.Backend, s.token),
+		Handler:           newHandler(cfg.Backend, s.token, cfg.AMPOpen),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,

@@ -166,6 +166,7 @@ func rest(t *testing.T, n *node.Node, method, path, body string) []byte {
 	t.Helper()
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
 	req.Host = "127.0.0.1"
+	req.Header.Set("Authorization", "Bearer "+testToken)
 	w := httptest.NewRecorder()
 	httpapi.Handler(n, testToken).ServeHTTP(w, req)
 	if w.Code != http.StatusOK {
