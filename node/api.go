@@ -51,8 +51,48 @@ func (n *Node) Identity() (*protocol.Identity, error) {
 }
 
 // Put stores (upserts) a record.
+//
+// Visibility means one thing: a record stored public or unlisted is
+// published (signed, kept, and announced if public) as it is stored, on
+// the topics of its current publication if it has one; stored unchanged
+// while its publication is current, it is not signed again. A record
+// published encrypted is not published in the clear this way: storing it
+// public is refused (mesh publish --encrypt publishes the change). Stored
+// private, a record stops being shared here (its publication is dropped;
+// mesh revoke takes it back from the network).
 func (n *Node) Put(ctx context.Context, rec *protocol.Lesson) (string, bool, error) {
-	return n.store.Put(ctx, rec)
+	vis := ""
+	if rec != nil {
+		vis = rec.Visibility
+	}
+	shared := vis == protocol.VisibilityPublic || vis == protocol.VisibilityUnlisted
+	if shared && rec.ID != "" {
+		if _, err := n.store.EncryptedPublication(ctx, rec.ID); err == nil {
+			return "", false, fmt.Errorf("store %s: %w: it is published encrypted; storing it %s would publish it in the clear: publish the change with mesh publish --encrypt %s, or store it private", rec.ID, protocol.ErrInvalid, vis, rec.ID)
+		}
+		if n.store.Revoked(ctx, rec.ID+"@"+n.id.String()) {
+			return "", false, fmt.Errorf("store %s: %w: a revoked lesson stays revoked; store it under a new id (or private)", rec.ID, protocol.ErrAlreadyRevoked)
+		}
+	}
+	id, created, err := n.store.Put(ctx, rec)
+	if err != nil || !shared {
+		return id, created, err
+	}
+	cur, err := n.store.Get(ctx, id)
+	if err != nil {
+		return id, created, err
+	}
+	var topics []string
+	if sl, err := n.store.Publication(ctx, id); err == nil {
+		if _, _, err := n.store.SharedPublication(ctx, cur); err == nil && sl.Publication.Visibility == vis {
+			return id, created, nil // published as it is
+		}
+		topics = sl.Publication.Topics
+	}
+	if _, err := n.Publish(ctx, id, api.PublishOptions{Visibility: vis, Topics: topics}); err != nil {
+		return id, created, fmt.Errorf("stored %s, but publishing it failed (it is kept; mesh publish %s retries): %w", id, id, err)
+	}
+	return id, created, nil
 }
 
 // Get returns a record by id, or a lesson by its key lessonId@nodeId: one
@@ -110,23 +150,17 @@ func (n *Node) resolveKey(ctx context.Context, id string) (string, error) {
 // connected peer that hands it out. A revoked lesson is an error wrapping
 // protocol.ErrAlreadyRevoked.
 func (n *Node) findLesson(ctx context.Context, key string) (*protocol.SignedLesson, error) {
-	lessonID, nodeID, err := protocol.ParseKey(key)
+	f, err := n.lookup(ctx, key)
 	if err != nil {
 		return nil, err
-	}
-	f := &verifyFind{rep: &api.VerifyReport{Key: key, NodeID: nodeID}}
-	n.findLocally(ctx, f, lessonID)
-	if f.sl == nil && f.rev == nil && n.host != nil && nodeID != n.id.String() {
-		n.askPublisher(ctx, f)
-		if f.sl == nil && f.rev == nil {
-			n.askPeers(ctx, f)
-		}
 	}
 	switch {
 	case f.rev != nil:
 		return nil, fmt.Errorf("%s: %w", key, protocol.ErrAlreadyRevoked)
+	case f.el != nil:
+		return nil, fmt.Errorf("%w: %s is published encrypted: mesh get %s decrypts it if its key policy admits this node", protocol.ErrUnknownLesson, key, key)
 	case f.sl == nil:
-		return nil, fmt.Errorf("%w: %s: not held here, and neither its publisher nor a connected peer has it", protocol.ErrUnknownLesson, key)
+		return nil, f.notFound()
 	}
 	if err := protocol.Verify(f.sl, protocol.VerifyOptions{Now: n.now(), AllowOld: true}); err != nil {
 		return nil, fmt.Errorf("%s: %w", key, err)

@@ -8,6 +8,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/meshprotocol/mesh/node"
 	"github.com/meshprotocol/mesh/node/api"
@@ -179,4 +182,95 @@ func TestBusyListenAddressIsAnError(t *testing.T) {
 	// Port 0 and the port once freed are fine.
 	l.Close()
 	nodetest.Local(t, node.Config{ListenAddrs: []string{busy, "/ip4/127.0.0.1/udp/0/quic-v1"}})
+}
+
+// TestStoredPublicIsPublished: a record stored public is published as it
+// is stored (and announced: a peer following the node's feed receives it);
+// stored again unchanged it is not signed again; changed, it is published
+// anew on the same topics; a record published encrypted is never
+// published in the clear by a store.
+func TestStoredPublicIsPublished(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	nodes := nodetest.Line(t, 2, "ops")
+	a, b := nodes[0], nodes[1]
+	rec := &protocol.Lesson{Type: "lesson", Title: "Stored public", Content: "a record stored public is a publication", Visibility: protocol.VisibilityPublic}
+	id, _, err := a.Put(ctx, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl, err := a.Export(ctx, id)
+	if err != nil || sl.Publication.Visibility != protocol.VisibilityPublic || sl.Lesson.Content != rec.Content {
+		t.Fatalf("export after a public store: %+v, %v", sl, err)
+	}
+	if err := b.Follow(ctx, "ops"); err != nil {
+		t.Fatal(err)
+	}
+	// Again, unchanged: the same publication.
+	rec.ID = id
+	if _, _, err := a.Put(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := a.Export(ctx, id); err != nil || again.Publication.PublishedAt != sl.Publication.PublishedAt {
+		t.Fatalf("an unchanged store signed again: %+v, %v", again, err)
+	}
+	// Published on a topic, then changed by a store: published anew there.
+	if _, err := a.Publish(ctx, id, api.PublishOptions{Visibility: protocol.VisibilityPublic, Topics: []string{"ops"}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Millisecond)
+	rec.Content = "changed by a store"
+	if _, _, err := a.Put(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	changed, err := a.Export(ctx, id)
+	if err != nil || changed.Lesson.Content != rec.Content || !slices.Equal(changed.Publication.Topics, []string{"ops"}) {
+		t.Fatalf("export after a changed store: %+v, %v", changed, err)
+	}
+	nodetest.Eventually(t, "b to receive the changed lesson", func() bool {
+		got, err := b.Store().Remote(ctx, changed.Key())
+		return err == nil && got.Lesson.Content == rec.Content
+	})
+	// Stored private: no longer shared here.
+	rec.Visibility = protocol.VisibilityPrivate
+	if _, _, err := a.Put(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Export(ctx, id); err == nil {
+		t.Fatal("a record stored private still exports its publication")
+	}
+	// Published encrypted: a public store is refused, and nothing changes.
+	eid, _, err := a.Put(ctx, &protocol.Lesson{Type: "lesson", Title: "Sealed", Content: "for readers with the key"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.PublishEncrypted(ctx, eid, api.EncryptOptions{Topics: []string{"ops"}}); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = a.Put(ctx, &protocol.Lesson{ID: eid, Type: "lesson", Title: "Sealed", Content: "for readers with the key", Visibility: protocol.VisibilityPublic})
+	if !errors.Is(err, protocol.ErrInvalid) || !strings.Contains(err.Error(), "encrypted") {
+		t.Fatalf("a public store of an encrypted publication: %v", err)
+	}
+	if _, err := a.Store().Publication(ctx, eid); err == nil {
+		t.Fatal("a signed (clear) publication exists for an encrypted one")
+	}
+}
+
+// TestSecondNodeOnSamePortRefused: libp2p binds TCP with SO_REUSEPORT, so
+// a second node on a port a first one holds would bind it too and share
+// its connections; New refuses it instead.
+func TestSecondNodeOnSamePortRefused(t *testing.T) {
+	t.Parallel()
+	first := nodetest.Local(t, node.Config{ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}})
+	var port string
+	for _, a := range first.Host().Network().ListenAddresses() {
+		if v, err := a.ValueForProtocol(ma.P_TCP); err == nil {
+			port = v
+		}
+	}
+	addr := "/ip4/127.0.0.1/tcp/" + port
+	_, err := node.New(context.Background(), node.Config{ListenAddrs: []string{addr}, DisableMDNS: true})
+	if !errors.Is(err, node.ErrNotListening) || !strings.Contains(err.Error(), addr) {
+		t.Fatalf("a second node on %s: %v", addr, err)
+	}
 }

@@ -196,12 +196,17 @@ func printBanner(g *globals, info *api.Info, cfg node.Config) {
 }
 
 func idCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var quiet bool
+	c := &cobra.Command{
 		Use:   "id",
 		Short: "Show the node ID, fingerprint and addresses",
 		Args:  args(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
 			return show(g, c, func(b api.API) (*api.Info, error) { return b.Info(c.Context()) }, func(info *api.Info) {
+				if quiet {
+					g.printf("%s\n", info.NodeID)
+					return
+				}
 				g.printf("node ID:     %s\nfingerprint: %s\n", info.NodeID, info.Fingerprint)
 				if len(info.Addrs) == 0 {
 					g.printf("addresses:   none (the daemon is not running)\n")
@@ -211,6 +216,8 @@ func idCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
+	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "print the node ID only")
+	return c
 }
 
 func nodeIDOf(key interface{ Raw() ([]byte, error) }) (string, error) {

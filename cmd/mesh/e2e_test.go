@@ -116,7 +116,7 @@ func startDaemonWith(t *testing.T, repo string, extra ...string) *daemon {
 	t.Helper()
 	os.Remove(filepath.Join(repo, httpapi.APIFile))
 	d := &daemon{repo: repo, logs: &bytes.Buffer{}, done: make(chan struct{})}
-	args := append([]string{"--repo", repo, "--api", "127.0.0.1:0", "daemon", "--no-mdns",
+	args := append([]string{"--repo", repo, "--api", "127.0.0.1:0", "daemon", "--no-mdns", "--no-portmap",
 		"--listen", "/ip4/127.0.0.1/tcp/0"}, extra...)
 	d.cmd = exec.Command(meshBin, args...)
 	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
@@ -238,7 +238,7 @@ func TestCLIEndToEnd(t *testing.T) {
 	}
 
 	// A second daemon on the same repo is refused, naming the pid.
-	r := mesh(t, repo, "", "--api", "127.0.0.1:0", "daemon", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0")
+	r := mesh(t, repo, "", "--api", "127.0.0.1:0", "daemon", "--no-mdns", "--no-portmap", "--listen", "/ip4/127.0.0.1/tcp/0")
 	if r.code != 1 || !strings.Contains(r.stderr, fmt.Sprintf("locked by pid %d", d.cmd.Process.Pid)) {
 		t.Fatalf("second daemon: %+v", r)
 	}

@@ -90,7 +90,7 @@ func TestCLIEncrypted(t *testing.T) {
 
 	// Keys: list, policy, rotate.
 	out = mustMesh(t, ra, "", "keys", "list")
-	if !strings.Contains(out, "author") || !strings.Contains(out, "explicit access") || !strings.Contains(out, "1 keys") {
+	if !strings.Contains(out, "author") || !strings.Contains(out, "explicit access") || !strings.Contains(out, "1 key\n") {
 		t.Fatalf("keys list: %s", out)
 	}
 	out = mustMesh(t, ra, "", "keys", "policy", id, "--allow", b.NodeID+","+c.NodeID)

@@ -38,7 +38,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		code = 2
 	}
 	// --json may not have been parsed when the flags were wrong.
-	if g.json || slices.Contains(args, "--json") || slices.Contains(args, "--json=true") {
+	if !g.printed && (g.json || slices.Contains(args, "--json") || slices.Contains(args, "--json=true")) {
 		_ = g.printJSON(errorJSON(err, code == 2))
 	}
 	fmt.Fprintln(stderr, "mesh:", err)

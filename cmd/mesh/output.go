@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"runtime"
 	"runtime/debug"
@@ -11,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshprotocol/mesh/dht"
+	"github.com/meshprotocol/mesh/internal/repolock"
 	"github.com/meshprotocol/mesh/node"
 	"github.com/meshprotocol/mesh/node/httpapi"
 	"github.com/meshprotocol/mesh/protocol"
@@ -29,10 +31,12 @@ const codeUsage = "USAGE"
 
 // jsonError is how --json prints an error: {"error":{"code","message"}}.
 type jsonError struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
+	Error errorBody `json:"error"`
+}
+
+type errorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
 }
 
 func errorJSON(err error, usage bool) jsonError {
@@ -50,10 +54,25 @@ func errorCode(err error) string {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return string(protocol.CodeNotFound)
-	case errors.Is(err, httpapi.ErrNoDaemon):
+	case errors.Is(err, httpapi.ErrNoDaemon), errors.Is(err, repolock.ErrLocked):
 		return string(protocol.CodeUnavailable)
 	}
 	return string(protocol.CodeOf(err))
+}
+
+// codedError is an error whose message is its own and whose code (for
+// --json and errors.Is) is its sentinel's.
+type codedError struct {
+	msg      string
+	sentinel error
+}
+
+func (e codedError) Error() string { return e.msg }
+func (e codedError) Unwrap() error { return e.sentinel }
+
+// coded formats an error that matches sentinel without repeating its text.
+func coded(sentinel error, format string, a ...any) error {
+	return codedError{msg: fmt.Sprintf(format, a...), sentinel: sentinel}
 }
 
 // versionInfo is what mesh version prints.

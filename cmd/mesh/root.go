@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -24,6 +26,9 @@ type globals struct {
 	api  string
 	json bool
 	out  io.Writer
+	// printed is set once a JSON value went out: an error after it is
+	// then not printed as a second value.
+	printed bool
 }
 
 func defaultRepo() string {
@@ -101,13 +106,30 @@ func (g *globals) backend(ctx context.Context) (api api.API, close func(), err e
 		return nil, nil, err
 	}
 	if _, err := os.Stat(filepath.Join(g.repo, node.KeyFile)); errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, fmt.Errorf("no MESH repo at %s: run `mesh init` (or `mesh daemon`) first, or pass --repo", g.repo)
+		return nil, nil, coded(protocol.ErrNotFound, "no MESH repo at %s: run `mesh init` (or `mesh daemon`) first, or pass --repo", g.repo)
 	}
 	n, err := node.New(ctx, node.Config{RepoDir: g.repo, Offline: true})
 	if err != nil {
 		return nil, nil, err
 	}
 	return n, func() { n.Close() }, nil
+}
+
+// waitDaemon waits until the repo's daemon answers, at most d.
+func (g *globals) waitDaemon(ctx context.Context, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	for {
+		_, err := httpapi.DialRepo(ctx, g.repo, g.api)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return coded(protocol.ErrUnavailable, "no daemon answered on %s within %v: %v", g.repo, d, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // withBackend runs fn against the daemon or the repo.
@@ -144,6 +166,23 @@ func readInput(name string, max int64) ([]byte, error) {
 	return data, nil
 }
 
+// notJSON is nil if data is one JSON value, else an error naming the input
+// ("bad.json: not JSON: …", standard input for "-").
+func notJSON(name string, data []byte) error {
+	var v any
+	err := json.Unmarshal(data, &v)
+	if err == nil {
+		return nil
+	}
+	if name == "-" {
+		name = "standard input"
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return coded(protocol.ErrInvalid, "%s: not JSON: it is empty", name)
+	}
+	return coded(protocol.ErrInvalid, "%s: not JSON: %v", name, err)
+}
+
 // show runs get against the daemon or the repo and prints what it
 // returns: as JSON with --json, else with text.
 func show[T any](g *globals, c *cobra.Command, get func(api.API) (T, error), text func(T)) error {
@@ -160,10 +199,20 @@ func show[T any](g *globals, c *cobra.Command, get func(api.API) (T, error), tex
 	})
 }
 
+// printJSON prints v, indented: the one JSON value of a command.
 func (g *globals) printJSON(v any) error {
+	g.printed = true
 	enc := json.NewEncoder(g.out)
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// printLine prints v on one line: one value of a stream.
+func (g *globals) printLine(v any) error {
+	g.printed = true
+	enc := json.NewEncoder(g.out)
+	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
 }
 

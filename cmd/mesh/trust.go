@@ -134,6 +134,9 @@ func trustCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := notJSON(a[0], data); err != nil {
+				return err
+			}
 			return g.withBackend(c, func(b api.API) error {
 				added, err := b.TrustImport(c.Context(), data)
 				if err != nil {

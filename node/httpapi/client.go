@@ -191,6 +191,7 @@ func (c *Client) List(ctx context.Context, o store.ListOptions) (*store.ListResu
 	set("visibility", o.Visibility)
 	set("order", o.Order)
 	set("origin", o.Origin)
+	set("publisher", o.Publisher)
 	if o.Limit != 0 {
 		q.Set("limit", strconv.Itoa(o.Limit))
 	}

@@ -263,6 +263,7 @@ func (h *handler) handleList(w http.ResponseWriter, r *http.Request) {
 	o := store.ListOptions{
 		Type: q.Get("type"), Agent: q.Get("agent"), Project: q.Get("project"),
 		Visibility: q.Get("visibility"), Order: q.Get("order"), Tags: q["tag"], Origin: q.Get("origin"),
+		Publisher: q.Get("publisher"),
 	}
 	var err error
 	if o.Limit, err = intParam(q, "limit", -1); err != nil {
