@@ -19,6 +19,7 @@ import (
 	libp2pproto "github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/core/routing"
 	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/meshprotocol/mesh/protocol"
 )
@@ -29,6 +30,16 @@ const ProtocolPrefix = protocol.DHTPrefix
 
 // ProtocolID is the Kademlia wire protocol MESH nodes speak.
 const ProtocolID = ProtocolPrefix + "/kad/1.0.0"
+
+// LANExtension and LANProtocolID name the LAN DHT: a second Kademlia DHT
+// that always serves, and takes into its routing table only peers
+// connected over a private or loopback address, so that nodes on one LAN
+// (or on loopback) form a working DHT among themselves whatever AutoNAT
+// says, as Kubo's does. Config.LAN turns it on.
+const (
+	LANExtension  = "/lan"
+	LANProtocolID = ProtocolPrefix + LANExtension + "/kad/1.0.0"
+)
 
 // DefaultProvideValidity is how long a DHT server keeps a provider record it
 // was given. Nodes re-provide well within it, on their heartbeat.
@@ -111,6 +122,11 @@ type Config struct {
 	// Options are appended to the Kademlia options (tests and benchmarks:
 	// bucket size, concurrency).
 	Options []kaddht.Option
+	// LAN also runs the LAN DHT (LANProtocolID) beside the one of Mode,
+	// unless Mode is ModeClient: a node on a LAN or on loopback then finds
+	// its neighbours' records and providers although none is publicly
+	// reachable. Every operation uses both.
+	LAN bool
 }
 
 // DHT is MESH's Kademlia DHT: go-libp2p-kad-dht under the /mesh prefix,
@@ -119,7 +135,8 @@ type Config struct {
 // routing.PeerRouting, falling back to the node's signed record for peers
 // the Kademlia lookup does not reach.
 type DHT struct {
-	kad       *kaddht.IpfsDHT
+	kad       *kaddht.IpfsDHT // the WAN DHT, of Mode
+	lan       *kaddht.IpfsDHT // the LAN DHT, or nil
 	host      host.Host
 	validator NodeRecordValidator
 	mode      Mode
@@ -180,8 +197,59 @@ func New(h host.Host, cfg Config) (*DHT, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dht: %w", err)
 	}
-	return &DHT{kad: kad, host: h, validator: v, mode: cfg.Mode}, nil
+	d := &DHT{kad: kad, host: h, validator: v, mode: cfg.Mode}
+	if cfg.LAN && cfg.Mode != ModeClient {
+		lanOpts := []kaddht.Option{
+			kaddht.ProtocolPrefix(ProtocolPrefix),
+			kaddht.ProtocolExtension(LANExtension),
+			kaddht.Mode(kaddht.ModeServer),
+			kaddht.Validator(record.NamespacedValidator{NodeNamespace: v}),
+			kaddht.MaxRecordAge(protocol.MaxNodeRecordTTL),
+			kaddht.ProviderManagerOpts(records.ProvideValidity(validity)),
+			kaddht.QueryFilter(kaddht.PrivateQueryFilter),
+			kaddht.RoutingTableFilter(lanRoutingTableFilter),
+		}
+		if len(boot) > 0 {
+			lanOpts = append(lanOpts, kaddht.BootstrapPeers(boot...))
+		}
+		lanOpts = append(lanOpts, cfg.Options...)
+		if d.lan, err = kaddht.New(h, lanOpts...); err != nil {
+			kad.Close()
+			return nil, fmt.Errorf("dht: lan: %w", err)
+		}
+	}
+	return d, nil
 }
+
+// lanRoutingTableFilter admits into the LAN DHT's routing table a peer
+// connected over a private or loopback address (not through a relay).
+// kad-dht's own private filter leaves loopback out; here it counts, so
+// that nodes on one machine find each other too.
+func lanRoutingTableFilter(dht any, p peer.ID) bool {
+	h := dht.(interface{ Host() host.Host }).Host()
+	for _, c := range h.Network().ConnsToPeer(p) {
+		a := c.RemoteMultiaddr()
+		if _, err := a.ValueForProtocol(ma.P_CIRCUIT); err == nil {
+			continue
+		}
+		if manet.IsPrivateAddr(a) || manet.IsIPLoopback(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// all is the Kademlia DHTs the node runs: the WAN one, and the LAN one if
+// it runs.
+func (d *DHT) all() []*kaddht.IpfsDHT {
+	if d.lan == nil {
+		return []*kaddht.IpfsDHT{d.kad}
+	}
+	return []*kaddht.IpfsDHT{d.kad, d.lan}
+}
+
+// LAN reports whether the LAN DHT runs.
+func (d *DHT) LAN() bool { return d.lan != nil }
 
 // Kad is the underlying Kademlia DHT.
 func (d *DHT) Kad() *kaddht.IpfsDHT { return d.kad }
@@ -199,8 +267,24 @@ func (d *DHT) Serving() bool {
 	return slices.Contains(d.host.Mux().Protocols(), libp2pproto.ID(ProtocolID))
 }
 
-// RoutingTableSize is the number of DHT servers in the routing table.
-func (d *DHT) RoutingTableSize() int { return d.kad.RoutingTable().Size() }
+// RoutingTableSize is the number of DHT servers in the routing tables
+// (the WAN one and the LAN one).
+func (d *DHT) RoutingTableSize() int {
+	n := 0
+	for _, k := range d.all() {
+		n += k.RoutingTable().Size()
+	}
+	return n
+}
+
+// LANRoutingTableSize is the number of servers in the LAN DHT's routing
+// table; 0 if it does not run.
+func (d *DHT) LANRoutingTableSize() int {
+	if d.lan == nil {
+		return 0
+	}
+	return d.lan.RoutingTable().Size()
+}
 
 // Bootstrap connects to the given peers (those not yet connected) and
 // refreshes the routing table. It fails only if there were peers to dial and
@@ -233,17 +317,57 @@ func (d *DHT) Bootstrap(ctx context.Context, peers []peer.AddrInfo) error {
 	if len(errs) > 0 && ok == 0 {
 		return errors.Join(errs...)
 	}
-	return d.kad.Bootstrap(ctx)
+	for _, k := range d.all() {
+		if err := k.Bootstrap(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// Refresh refreshes the routing table and waits for it, or for ctx.
+// Refresh refreshes the routing tables and waits for them, or for ctx.
 func (d *DHT) Refresh(ctx context.Context) error {
-	select {
-	case err := <-d.kad.RefreshRoutingTable():
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
+	var errs []error
+	for _, k := range d.all() {
+		select {
+		case err := <-k.RefreshRoutingTable():
+			errs = append(errs, err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
+	return errors.Join(errs...)
+}
+
+// each runs fn on every DHT that has peers in its routing table (on the
+// WAN one alone if none has), in parallel, and fails only if every run
+// failed.
+func (d *DHT) each(fn func(*kaddht.IpfsDHT) error) error {
+	var ks []*kaddht.IpfsDHT
+	for _, k := range d.all() {
+		if k.RoutingTable().Size() > 0 {
+			ks = append(ks, k)
+		}
+	}
+	if len(ks) == 0 {
+		ks = []*kaddht.IpfsDHT{d.kad}
+	}
+	errs := make([]error, len(ks))
+	var wg sync.WaitGroup
+	for i, k := range ks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = fn(k)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err == nil {
+			return nil
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // PutNodeRecord verifies r and stores it under NodeKey(r.NodeID) on the DHT
@@ -261,7 +385,7 @@ func (d *DHT) PutNodeRecord(ctx context.Context, r *protocol.NodeRecord) error {
 	if err != nil {
 		return fmt.Errorf("put node record: %w", err)
 	}
-	if err := d.kad.PutValue(ctx, NodeKey(id), b); err != nil {
+	if err := d.each(func(k *kaddht.IpfsDHT) error { return k.PutValue(ctx, NodeKey(id), b) }); err != nil {
 		return fmt.Errorf("put node record of %s: %w", id, err)
 	}
 	return nil
@@ -277,7 +401,7 @@ func (d *DHT) NodeRecord(ctx context.Context, id peer.ID, opts ...routing.Option
 	if _, err := parseNodeKey(key); err != nil {
 		return nil, err
 	}
-	b, err := d.kad.GetValue(ctx, key, opts...)
+	b, err := d.getValue(ctx, key, opts...)
 	if err != nil {
 		if b == nil && d.RoutingTableSize() == 0 {
 			return nil, fmt.Errorf("node record of %s: %w", id, ErrNoPeers)
@@ -297,10 +421,50 @@ func (d *DHT) NodeRecord(ctx context.Context, id peer.ID, opts ...routing.Option
 	return r, nil
 }
 
+// getValue asks every DHT for key at once and keeps the best answer (the
+// validator picks the newest valid record).
+func (d *DHT) getValue(ctx context.Context, key string, opts ...routing.Option) ([]byte, error) {
+	ks := d.all()
+	if len(ks) == 1 {
+		return d.kad.GetValue(ctx, key, opts...)
+	}
+	type answer struct {
+		b   []byte
+		err error
+	}
+	answers := make([]answer, len(ks))
+	var wg sync.WaitGroup
+	for i, k := range ks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b, err := k.GetValue(ctx, key, opts...)
+			answers[i] = answer{b, err}
+		}()
+	}
+	wg.Wait()
+	var vals [][]byte
+	var errs []error
+	for _, a := range answers {
+		if a.b != nil {
+			vals = append(vals, a.b)
+		}
+		errs = append(errs, a.err)
+	}
+	if len(vals) == 0 {
+		return nil, errors.Join(errs...)
+	}
+	best, err := d.validator.Select(key, vals)
+	if err != nil {
+		return nil, err
+	}
+	return vals[best], nil
+}
+
 // Provide announces this node as a provider of key to the DHT servers
 // closest to it.
 func (d *DHT) Provide(ctx context.Context, key cid.Cid) error {
-	if err := d.kad.Provide(ctx, key, true); err != nil {
+	if err := d.each(func(k *kaddht.IpfsDHT) error { return k.Provide(ctx, key, true) }); err != nil {
 		return fmt.Errorf("provide %s: %w", key, err)
 	}
 	return nil
@@ -338,10 +502,13 @@ func (d *DHT) Providers(ctx context.Context, key cid.Cid, limit int) ([]peer.Add
 	}
 	limit = min(limit, MaxProviders)
 	var out []peer.AddrInfo
-	for ai := range d.kad.FindProvidersAsync(ctx, key, limit) {
-		out = append(out, ai)
-		if len(out) >= limit {
-			break
+	seen := map[peer.ID]bool{}
+	for _, k := range d.all() {
+		for ai := range k.FindProvidersAsync(ctx, key, limit) {
+			if !seen[ai.ID] && len(out) < limit {
+				seen[ai.ID] = true
+				out = append(out, ai)
+			}
 		}
 	}
 	if len(out) == 0 && ctx.Err() != nil {
@@ -375,6 +542,9 @@ func (d *DHT) RoleProviders(ctx context.Context, role string, limit int) ([]peer
 // connected to), the addresses in the node's signed record.
 func (d *DHT) FindPeer(ctx context.Context, id peer.ID) (peer.AddrInfo, error) {
 	ai, err := d.kad.FindPeer(ctx, id)
+	if (err != nil || len(ai.Addrs) == 0) && d.lan != nil && ctx.Err() == nil {
+		ai, err = d.lan.FindPeer(ctx, id)
+	}
 	if err == nil && len(ai.Addrs) == 0 {
 		// Connected (the lookup dials the peer) but the peerstore lists
 		// nothing: the connections' addresses are the answer.
@@ -422,8 +592,14 @@ func RecordAddrInfo(r *protocol.NodeRecord) peer.AddrInfo {
 	return ai
 }
 
-// Close stops the DHT. It does not close the host.
+// Close stops the DHT (both, with the LAN one). It does not close the host.
 func (d *DHT) Close() error {
-	d.closeOnce.Do(func() { d.closeErr = d.kad.Close() })
+	d.closeOnce.Do(func() {
+		var errs []error
+		for _, k := range d.all() {
+			errs = append(errs, k.Close())
+		}
+		d.closeErr = errors.Join(errs...)
+	})
 	return d.closeErr
 }

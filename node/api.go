@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/meshprotocol/mesh/node/api"
 	"github.com/meshprotocol/mesh/protocol"
@@ -28,6 +29,14 @@ func (n *Node) Info(ctx context.Context) (*api.Info, error) {
 	for _, a := range n.Addrs() {
 		info.Addrs = append(info.Addrs, a.String())
 	}
+	if n.host != nil {
+		for _, a := range n.host.Network().ListenAddresses() {
+			info.Listen = append(info.Listen, a.String())
+		}
+	}
+	if n.dir != nil {
+		info.PublicAPI = n.dir.PublicURL()
+	}
 	return info, nil
 }
 
@@ -42,13 +51,121 @@ func (n *Node) Identity() (*protocol.Identity, error) {
 }
 
 // Put stores (upserts) a record.
+//
+// Visibility means one thing: a record stored public or unlisted is
+// published (signed, kept, and announced if public) as it is stored, on
+// the topics of its current publication if it has one; stored unchanged
+// while its publication is current, it is not signed again. A record
+// published encrypted is not published in the clear this way: storing it
+// public is refused (mesh publish --encrypt publishes the change). Stored
+// private, a record stops being shared here (its publication is dropped;
+// mesh revoke takes it back from the network).
 func (n *Node) Put(ctx context.Context, rec *protocol.Lesson) (string, bool, error) {
-	return n.store.Put(ctx, rec)
+	vis := ""
+	if rec != nil {
+		vis = rec.Visibility
+	}
+	shared := vis == protocol.VisibilityPublic || vis == protocol.VisibilityUnlisted
+	if shared && rec.ID != "" {
+		if _, err := n.store.EncryptedPublication(ctx, rec.ID); err == nil {
+			return "", false, fmt.Errorf("store %s: %w: it is published encrypted; storing it %s would publish it in the clear: publish the change with mesh publish --encrypt %s, or store it private", rec.ID, protocol.ErrInvalid, vis, rec.ID)
+		}
+		if n.store.Revoked(ctx, rec.ID+"@"+n.id.String()) {
+			return "", false, fmt.Errorf("store %s: %w: a revoked lesson stays revoked; store it under a new id (or private)", rec.ID, protocol.ErrAlreadyRevoked)
+		}
+	}
+	id, created, err := n.store.Put(ctx, rec)
+	if err != nil || !shared {
+		return id, created, err
+	}
+	cur, err := n.store.Get(ctx, id)
+	if err != nil {
+		return id, created, err
+	}
+	var topics []string
+	if sl, err := n.store.Publication(ctx, id); err == nil {
+		if _, _, err := n.store.SharedPublication(ctx, cur); err == nil && sl.Publication.Visibility == vis {
+			return id, created, nil // published as it is
+		}
+		topics = sl.Publication.Topics
+	}
+	if _, err := n.Publish(ctx, id, api.PublishOptions{Visibility: vis, Topics: topics}); err != nil {
+		return id, created, fmt.Errorf("stored %s, but publishing it failed (it is kept; mesh publish %s retries): %w", id, id, err)
+	}
+	return id, created, nil
 }
 
-// Get returns a record.
+// Get returns a record by id, or a lesson by its key lessonId@nodeId: one
+// of this node's, one it received, or, if it holds neither, one its
+// publisher or a connected peer hands out (verified). A bare id that is
+// not one of this node's records names the lesson received under that id,
+// if there is exactly one.
 func (n *Node) Get(ctx context.Context, id string) (*protocol.Lesson, error) {
-	return n.store.Get(ctx, id)
+	key, err := n.resolveKey(ctx, id)
+	if key == "" || err != nil {
+		return n.store.Get(ctx, id)
+	}
+	lessonID, nodeID, err := protocol.ParseKey(key)
+	if err != nil {
+		return nil, err
+	}
+	if nodeID == n.id.String() {
+		return n.store.Get(ctx, lessonID)
+	}
+	sl, err := n.findLesson(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	rec := sl.Lesson
+	rec.Visibility = sl.Publication.Visibility
+	return &rec, nil
+}
+
+// resolveKey says which lesson key id names: id itself if it is a key; for
+// a bare id that is not one of this node's records, the key of the one
+// lesson received under it; "" for one of this node's own records (or an
+// id nothing is known under).
+func (n *Node) resolveKey(ctx context.Context, id string) (string, error) {
+	if strings.Contains(id, "@") {
+		if _, _, err := protocol.ParseKey(id); err != nil {
+			return "", err
+		}
+		return id, nil
+	}
+	if _, err := n.store.Get(ctx, id); err == nil || !errors.Is(err, store.ErrNotFound) {
+		return "", nil
+	}
+	switch keys := n.store.RemoteKeys(id); len(keys) {
+	case 0:
+		return "", nil
+	case 1:
+		return keys[0], nil
+	default:
+		return "", fmt.Errorf("%w: %d received lessons have the id %s; name one: %s", protocol.ErrInvalid, len(keys), id, strings.Join(keys, ", "))
+	}
+}
+
+// findLesson returns the signed lesson key: from this node's publications
+// or its cache of received lessons, else from its publisher, else from a
+// connected peer that hands it out. A revoked lesson is an error wrapping
+// protocol.ErrAlreadyRevoked.
+func (n *Node) findLesson(ctx context.Context, key string) (*protocol.SignedLesson, error) {
+	f, err := n.lookup(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case f.rev != nil:
+		return nil, fmt.Errorf("%s: %w", key, protocol.ErrAlreadyRevoked)
+	case f.el != nil:
+		return nil, fmt.Errorf("%w: %s is published encrypted: mesh get %s decrypts it if its key policy admits this node", protocol.ErrUnknownLesson, key, key)
+	case f.sl == nil:
+		return nil, f.notFound()
+	}
+	if err := protocol.Verify(f.sl, protocol.VerifyOptions{Now: n.now(), AllowOld: true}); err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	return f.sl, nil
 }
 
 // Delete removes a record and its publication.
@@ -94,7 +211,9 @@ func (n *Node) Status(ctx context.Context) (*api.Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &api.Status{Healthy: true, Version: Version, NodeID: n.id.String(), Counts: st.Counts, Total: st.Total, Network: n.reach.Status(), LastRecovery: st.LastRecovery}, nil
+	_, pend := n.pending.list()
+	return &api.Status{Healthy: true, Version: Version, NodeID: n.id.String(), Counts: st.Counts, Total: st.Total,
+		Remote: st.Remote, Pending: pend, Network: n.reach.Status(), LastRecovery: st.LastRecovery}, nil
 }
 
 // Publish signs the record id for publication with the node's key, keeps
@@ -129,8 +248,20 @@ func (n *Node) Publish(ctx context.Context, id string, opts api.PublishOptions) 
 	return sl, nil
 }
 
-// Export returns the signed form of a published record.
+// Export returns the signed form of a published record, or of a lesson by
+// its key (as Get finds it).
 func (n *Node) Export(ctx context.Context, id string) (*protocol.SignedLesson, error) {
+	key, err := n.resolveKey(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("export %s: %w", id, err)
+	}
+	if key != "" {
+		if lessonID, nodeID, _ := protocol.ParseKey(key); nodeID == n.id.String() {
+			id = lessonID
+		} else {
+			return n.findLesson(ctx, key)
+		}
+	}
 	sl, err := n.store.Publication(ctx, id)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/event"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/meshprotocol/mesh/internal/streamrpc"
@@ -134,9 +133,32 @@ func nonNilNotices(s []api.NoticeStatus) []api.NoticeStatus {
 }
 
 // ExportEncrypted returns the EncryptedLesson of a record published
-// encrypted. It holds no plaintext: anyone can verify its signature, only
-// the readers the policy admits can read it.
+// encrypted, or of a lesson by its key (as Get finds it). It holds no
+// plaintext: anyone can verify its signature, only the readers the policy
+// admits can read it.
 func (n *Node) ExportEncrypted(ctx context.Context, id string) (*protocol.EncryptedLesson, error) {
+	key, err := n.resolveKey(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("export %s: %w", id, err)
+	}
+	if key != "" {
+		lessonID, nodeID, _ := protocol.ParseKey(key)
+		if nodeID != n.id.String() {
+			f, err := n.lookup(ctx, key)
+			switch {
+			case err != nil:
+				return nil, fmt.Errorf("export %s: %w", key, err)
+			case f.el != nil:
+				return f.el, nil
+			case f.sl != nil:
+				return nil, fmt.Errorf("export %s: %w: it is published signed, not encrypted", key, protocol.ErrUnknownLesson)
+			case f.rev != nil:
+				return nil, fmt.Errorf("export %s: %w", key, protocol.ErrAlreadyRevoked)
+			}
+			return nil, fmt.Errorf("export %s: %w", key, f.notFound())
+		}
+		id = lessonID
+	}
 	el, err := n.store.EncryptedPublication(ctx, id)
 	if err == nil {
 		return el, nil
@@ -243,8 +265,11 @@ func (n *Node) ReadLesson(ctx context.Context, key string) (*api.ReadResult, err
 	if _, _, err := protocol.ParseKey(key); err != nil {
 		return nil, err
 	}
-	f := n.findPublished(ctx, key)
-	res := &api.ReadResult{Key: key, From: f.source}
+	f, err := n.lookup(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	res := &api.ReadResult{Key: key, From: f.rep.Source}
 	switch {
 	case f.el != nil:
 		plain, err := n.keys.Read(ctx, f.el)
@@ -263,10 +288,7 @@ func (n *Node) ReadLesson(ctx context.Context, key string) (*api.ReadResult, err
 		return nil, fmt.Errorf("read %s: %w: revoked at %s (a lesson published encrypted is unreadable for good: its key is revoked)",
 			key, protocol.ErrAlreadyRevoked, time.UnixMilli(f.rev.RevokedAt).UTC().Format(time.RFC3339))
 	default:
-		if f.err != nil {
-			return nil, fmt.Errorf("read %s: %w", key, f.err)
-		}
-		return nil, fmt.Errorf("read %s: %w: not found here, at its publisher, or at any connected peer", key, protocol.ErrUnknownLesson)
+		return nil, fmt.Errorf("read %s: %w", key, f.notFound())
 	}
 	return res, nil
 }
@@ -281,72 +303,6 @@ func (n *Node) KeyStatus(ctx context.Context, el *protocol.EncryptedLesson) (*ap
 		return nil, err
 	}
 	return n.keys.Status(ctx, el), nil
-}
-
-// found is what findPublished found of a lesson.
-type found struct {
-	sl     *protocol.SignedLesson
-	el     *protocol.EncryptedLesson
-	rev    *protocol.Revocation
-	source string
-	err    error // the publisher's error, when nothing was found
-}
-
-// findPublished looks for the lesson key: a tombstone or the lesson here,
-// else at its publisher, else at the connected peers.
-func (n *Node) findPublished(ctx context.Context, key string) found {
-	var f found
-	lessonID, nodeID, _ := protocol.ParseKey(key)
-	if rev, err := n.store.Tombstone(ctx, key); err == nil {
-		f.rev = rev
-		return f
-	}
-	if nodeID == n.id.String() {
-		f.source = "this node"
-		if el, err := n.store.EncryptedPublication(ctx, lessonID); err == nil {
-			f.el = el
-		} else if sl, err := n.store.Publication(ctx, lessonID); err == nil {
-			f.sl = sl
-		}
-		return f
-	}
-	f.source = "local cache"
-	if el, err := n.store.RemoteEncrypted(ctx, key); err == nil {
-		f.el = el
-		return f
-	}
-	if sl, err := n.store.Remote(ctx, key); err == nil {
-		f.sl = sl
-		return f
-	}
-	if n.host == nil {
-		f.err = api.ErrOffline
-		return f
-	}
-	publisher, _ := peer.Decode(nodeID)
-	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	f.sl, f.el, f.rev, f.err = n.fetchAny(fctx, publisher, key)
-	cancel()
-	if f.sl != nil || f.el != nil || f.rev != nil {
-		f.source, f.err = "publisher", nil
-		return f
-	}
-	if f.err != nil && protocol.CodeOf(f.err) == protocol.CodeInternal {
-		f.err = fmt.Errorf("%w: the publisher could not be reached, nor a connected peer that holds the lesson: %v", protocol.ErrUnreachable, f.err)
-	}
-	for _, p := range n.host.Network().Peers() {
-		if p == publisher || n.host.Network().Connectedness(p) != network.Connected {
-			continue
-		}
-		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		sl, el, rev, err := n.fetchAny(fctx, p, key)
-		cancel()
-		if err == nil || rev != nil {
-			f.sl, f.el, f.rev, f.source, f.err = sl, el, rev, "peer "+p.String(), nil
-			return f
-		}
-	}
-	return f
 }
 
 // keysOnIdentified tells the key subsystem a peer is there: it sends the

@@ -49,6 +49,7 @@ func (n *Node) startFederation() error {
 	ps, err := pubsub.New(pubsub.Config{
 		Host: n.host, Params: params, Checker: checker{n}, Now: n.now,
 		Logger: n.log, Registerer: n.cfg.Registerer,
+		Refused: func(r pubsub.Refusal) { n.refused(r.Publisher, r.Key, r.Topics, r.ReceivedFrom) },
 	})
 	if err != nil {
 		return fmt.Errorf("node: pubsub: %w", err)

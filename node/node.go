@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +20,7 @@ import (
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/fx"
 
 	"github.com/meshprotocol/mesh/internal/repolock"
 	"github.com/meshprotocol/mesh/node/api"
@@ -184,6 +186,8 @@ type Node struct {
 	followMu  sync.Mutex // serializes changes to the followed topics and feeds
 	syncMu    sync.Mutex // guards syncLocks
 	syncLocks map[peer.ID]*sync.Mutex
+
+	pending pending // publishers refused for trust
 
 	vouchMu      sync.Mutex
 	vouch        *protocol.Vouch // this node's signed vouch, reused while valid
@@ -363,6 +367,9 @@ func (n *Node) startHost(ctx context.Context) error {
 		libp2p.ListenAddrStrings(listen...),
 		libp2p.UserAgent("mesh/" + Version),
 		libp2p.ConnectionGater(trustGater{n}),
+		// fx logs a failed start (a busy port) at error level with a
+		// stack of its own; the error returned says it once.
+		libp2p.WithFxOption(fx.NopLogger),
 	}
 	if len(listen) == 0 {
 		opts = append(opts, libp2p.NoListenAddrs)
@@ -380,11 +387,20 @@ func (n *Node) startHost(ctx context.Context) error {
 		return fmt.Errorf("node: connection limits: %w", err)
 	}
 	opts = append(opts, limits...) // after Libp2pOptions: they give way
+	if err := checkPortsFree(listen); err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
 	h, err := libp2p.New(opts...)
 	if err != nil {
+		if strings.Contains(err.Error(), "failed to listen") { // libp2p's swarm, when no address could be bound
+			return fmt.Errorf("node: %w on %s: %w", ErrNotListening, strings.Join(listen, ", "), err)
+		}
 		return fmt.Errorf("node: start libp2p: %w", err)
 	}
 	n.host = h
+	if err := checkListening(h, listen); err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
 	return ctx.Err()
 }
 

@@ -214,7 +214,12 @@ func (n *Node) syncPass(ctx context.Context, p peer.ID, req protocol.SyncRequest
 		for _, sl := range resp.Lessons {
 			prog.Received++
 			if err := n.acceptSynced(sl, nil, nil); err != nil {
-				prog.Invalid++
+				if errors.Is(err, protocol.ErrUntrusted) {
+					prog.Untrusted++
+					n.refused(sl.Signature.NodeID, sl.Key(), sl.Publication.Topics, p)
+				} else {
+					prog.Invalid++
+				}
 				continue
 			}
 			if n.ingest(ctx, sl, nil, nil) {
@@ -224,7 +229,12 @@ func (n *Node) syncPass(ctx context.Context, p peer.ID, req protocol.SyncRequest
 		for _, el := range resp.EncryptedLessons {
 			prog.Received++
 			if err := n.acceptSynced(nil, el, nil); err != nil {
-				prog.Invalid++
+				if errors.Is(err, protocol.ErrUntrusted) {
+					prog.Untrusted++
+					n.refused(el.Signature.NodeID, el.Key(), el.Publication.Topics, p)
+				} else {
+					prog.Invalid++
+				}
 				continue
 			}
 			if n.ingest(ctx, nil, el, nil) {
@@ -234,7 +244,9 @@ func (n *Node) syncPass(ctx context.Context, p peer.ID, req protocol.SyncRequest
 		for _, rev := range resp.Revocations {
 			prog.Received++
 			if err := n.acceptSynced(nil, nil, rev); err != nil {
-				prog.Invalid++
+				if !errors.Is(err, protocol.ErrUntrusted) {
+					prog.Invalid++
+				}
 				continue
 			}
 			if n.ingest(ctx, nil, nil, rev) {

@@ -2,7 +2,9 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/control"
@@ -116,12 +118,15 @@ func (n *Node) trustLoop(sub event.Subscription) {
 			n.syncOnIdentified(e)
 			n.keysOnIdentified(e)
 		case <-changed:
-			// Any change: drop blocked peers. Only a peer newly trusted
-			// fully is asked for its vouch; a vouch arriving changes the
-			// graph too, and asking everyone again on every change would
-			// never settle.
+			// Any change: drop blocked peers, and bring in the lessons of
+			// refused publishers now accepted. Only a peer newly trusted
+			// fully is asked for its vouch, and this node's own vouch is
+			// pushed only when its own full-trust edges changed: a vouch
+			// arriving changes the graph too, and asking or telling
+			// everyone again on every change would never settle.
 			changed = n.trust.Changed()
 			n.enforceBlocks()
+			n.retryPending()
 			now := n.fullEdges()
 			for id := range now {
 				if !full[id] {
@@ -129,6 +134,9 @@ func (n *Node) trustLoop(sub event.Subscription) {
 						n.maybeFetchVouch(p)
 					}
 				}
+			}
+			if !maps.Equal(now, full) {
+				n.pushVouch(now)
 			}
 			full = now
 		case <-tick.C:
@@ -177,6 +185,29 @@ func (n *Node) maybeFetchVouch(p peer.ID) {
 	}()
 }
 
+// pushVouch sends this node's new vouch to the connected peers it trusts
+// fully (to), so that their trust paths through it change at once.
+func (n *Node) pushVouch(to map[string]bool) {
+	v, err := n.ownVouch()
+	if err != nil {
+		n.log.Warn("sign vouch", "err", err)
+		return
+	}
+	for id := range to {
+		p, err := peer.Decode(id)
+		if err != nil || n.host.Network().Connectedness(p) != network.Connected {
+			continue
+		}
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			if _, err := n.trustCall(n.ctx, p, &protocol.TrustRequest{Type: protocol.MsgVouchPush, Vouch: v}); err != nil && n.ctx.Err() == nil {
+				n.log.Debug("push vouch", "peer", p.String(), "err", err)
+			}
+		}()
+	}
+}
+
 // fetchVouch asks peer p for its signed list of fully trusted nodes over
 // /mesh/trust/1.0.0, verifies it and caches it. p answers only the peers it
 // trusts fully.
@@ -189,13 +220,22 @@ func (n *Node) fetchVouch(ctx context.Context, p peer.ID) error {
 	if resp.Vouch == nil {
 		return fmt.Errorf("%w: trust answer without a vouch", protocol.ErrInvalid)
 	}
-	if resp.Vouch.NodeID != p.String() {
-		return fmt.Errorf("%w: %s answered with a vouch of %s", protocol.ErrInvalidSignature, p, resp.Vouch.NodeID)
+	return n.takeVouch(p, resp.Vouch)
+}
+
+// takeVouch verifies a vouch that peer p gave and keeps it. A vouch not
+// newer than the one held changes nothing and is no error.
+func (n *Node) takeVouch(p peer.ID, v *protocol.Vouch) error {
+	if v.NodeID != p.String() {
+		return fmt.Errorf("%w: %s gave a vouch of %s", protocol.ErrInvalidSignature, p, v.NodeID)
 	}
-	if err := protocol.VerifyVouch(resp.Vouch, protocol.VerifyOptions{Now: n.now(), AllowOld: true}); err != nil {
+	if err := protocol.VerifyVouch(v, protocol.VerifyOptions{Now: n.now(), AllowOld: true}); err != nil {
 		return err
 	}
-	return n.trust.AddVouch(resp.Vouch)
+	if err := n.trust.AddVouch(v); err != nil && !errors.Is(err, trust.ErrStale) {
+		return err
+	}
+	return nil
 }
 
 // SendReferral tells peer p that this node recommends subject. p keeps it in
@@ -233,7 +273,8 @@ func (n *Node) trustCall(ctx context.Context, p peer.ID, req *protocol.TrustRequ
 }
 
 // handleTrust answers /mesh/trust/1.0.0: a vouch request from a peer this
-// node trusts fully, or a referral from any peer that is not blocked.
+// node trusts fully, a vouch pushed by a peer it trusts fully, or a
+// referral from any peer that is not blocked.
 func (n *Node) handleTrust(_ context.Context, r *streamrpc.Request) []byte {
 	if r.Err != nil {
 		return nil
@@ -249,6 +290,12 @@ func (n *Node) handleTrust(_ context.Context, r *streamrpc.Request) []byte {
 				break
 			}
 			resp.Vouch, err = n.ownVouch()
+		case protocol.MsgVouchPush:
+			if lvl, ok := n.trust.Level(from); !ok || lvl != trust.LevelFull {
+				err = fmt.Errorf("%w: this node keeps vouches only of peers it trusts fully", protocol.ErrUntrusted)
+				break
+			}
+			err = n.takeVouch(r.From, req.Vouch)
 		case protocol.MsgReferral:
 			switch {
 			case n.trust.Blocked(from):

@@ -19,7 +19,25 @@ import (
 // TrustSet adds or changes a direct trust edge (full, limited, or none to
 // block). It takes effect at once.
 func (n *Node) TrustSet(ctx context.Context, nodeID string, level trust.Level, note string) error {
-	return n.trust.Set(nodeID, level, note)
+	if err := n.trust.Set(nodeID, level, note); err != nil {
+		return err
+	}
+	if level == trust.LevelNone {
+		return n.dropBlocked(ctx, nodeID)
+	}
+	return nil
+}
+
+// dropBlocked takes a blocked publisher's lessons out of every read path
+// at once: the cache of received lessons (search, get, list, directory
+// answers) and the list of refused publishers. Gossip stops forwarding
+// them by itself: the validator asks the trust graph.
+func (n *Node) dropBlocked(ctx context.Context, nodeID string) error {
+	n.pending.take(nodeID)
+	if _, err := n.store.DropPublisher(ctx, nodeID); err != nil {
+		return fmt.Errorf("block %s: %w", nodeID, err)
+	}
+	return nil
 }
 
 // TrustRemove removes a direct edge and every path through it.
@@ -76,7 +94,18 @@ func (n *Node) TrustExport(ctx context.Context) ([]byte, error) { return n.trust
 
 // TrustImport adds the edges of an export; existing edges are never changed.
 func (n *Node) TrustImport(ctx context.Context, data []byte) (int, error) {
-	return n.trust.Import(data)
+	added, err := n.trust.Import(data)
+	if err != nil {
+		return added, err
+	}
+	for _, e := range n.trust.Edges() {
+		if e.Level == trust.LevelNone {
+			if err := n.dropBlocked(ctx, e.NodeID); err != nil {
+				return added, err
+			}
+		}
+	}
+	return added, nil
 }
 
 // Referrals lists the signed referrals received from peers.
@@ -96,6 +125,7 @@ func (n *Node) VerifyKey(ctx context.Context, key string) (*api.VerifyReport, er
 	f := &verifyFind{rep: &api.VerifyReport{Key: key, NodeID: nodeID}}
 	n.findLocally(ctx, f, lessonID)
 	if n.host != nil && nodeID != n.id.String() {
+		// Even with a copy here: the publisher says whether it revoked it.
 		n.askPublisher(ctx, f)
 		if f.sl == nil && f.el == nil && f.rev == nil {
 			n.askPeers(ctx, f)
@@ -108,8 +138,10 @@ func (n *Node) VerifyKey(ctx context.Context, key string) (*api.VerifyReport, er
 		rep.RevocationSource = "revoked: " + revocationSource(f.askedPublisher, rev)
 	case f.askedPublisher:
 		rep.RevocationSource = "the publisher says it is not revoked"
-	case nodeID == n.id.String():
+	case nodeID == n.id.String() && (sl != nil || f.el != nil):
 		rep.RevocationSource = "this node published it and has not revoked it"
+	case nodeID == n.id.String():
+		rep.RevocationSource = "not checked: this node holds no such lesson"
 	default:
 		rep.RevocationSource = "publisher unreachable; no revocation in this node's cache"
 	}
@@ -119,7 +151,7 @@ func (n *Node) VerifyKey(ctx context.Context, key string) (*api.VerifyReport, er
 		return rep, nil
 	}
 	if sl == nil {
-		rep.Error = fmt.Sprintf("%v: %s was not found locally, at its publisher, or at any connected peer", protocol.ErrUnknownLesson, key)
+		rep.Error = f.notFound().Error()
 		if rev != nil {
 			rep.Error = fmt.Sprintf("%v: %s", protocol.ErrAlreadyRevoked, key)
 		}
@@ -136,6 +168,40 @@ type verifyFind struct {
 	el             *protocol.EncryptedLesson
 	rev            *protocol.Revocation
 	askedPublisher bool
+	publisherErr   error // why the publisher could not be asked, if it could not
+}
+
+// lookup finds the lesson key names: here (this node's publication, a
+// received copy, a tombstone), else at its publisher, else at a connected
+// peer. What it found is in the verifyFind; nothing found is no error (an
+// offline node that holds nothing is one).
+func (n *Node) lookup(ctx context.Context, key string) (*verifyFind, error) {
+	lessonID, nodeID, err := protocol.ParseKey(key)
+	if err != nil {
+		return nil, err
+	}
+	f := &verifyFind{rep: &api.VerifyReport{Key: key, NodeID: nodeID}}
+	n.findLocally(ctx, f, lessonID)
+	if f.sl != nil || f.el != nil || f.rev != nil || nodeID == n.id.String() {
+		return f, nil
+	}
+	if n.host == nil {
+		return nil, fmt.Errorf("%w: %s is not held here, and an offline node cannot ask its publisher", api.ErrOffline, key)
+	}
+	n.askPublisher(ctx, f)
+	if f.sl == nil && f.el == nil && f.rev == nil {
+		n.askPeers(ctx, f)
+	}
+	return f, nil
+}
+
+// notFound says why nothing was found: UNREACHABLE (naming the publisher)
+// if the publisher could not be asked, else UNKNOWN_LESSON.
+func (f *verifyFind) notFound() error {
+	if f.publisherErr != nil {
+		return fmt.Errorf("%w: %s is not held here or by a connected peer, and its publisher %s could not be reached: %v", protocol.ErrUnreachable, f.rep.Key, f.rep.NodeID, f.publisherErr)
+	}
+	return fmt.Errorf("%w: %s was not found here, at its publisher, or at any connected peer", protocol.ErrUnknownLesson, f.rep.Key)
 }
 
 // findLocally looks the lesson and its tombstone up in the store.
@@ -194,6 +260,8 @@ func (n *Node) askPublisher(ctx context.Context, f *verifyFind) {
 		f.askedPublisher, f.rev = true, grev
 	case errors.Is(err, protocol.ErrUnknownLesson):
 		f.askedPublisher = true
+	case err != nil:
+		f.publisherErr = err
 	}
 }
 

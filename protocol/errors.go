@@ -189,10 +189,14 @@ type RemoteError struct {
 }
 
 func (e *RemoteError) Error() string {
-	if e.Message == "" {
-		return e.head()
+	switch head := e.head(); {
+	case e.Message == "":
+		return head
+	case strings.Contains(e.Message, head+": "):
+		return e.Message // it names its code already ("connect X: unreachable: …")
+	default:
+		return head + ": " + e.Message
 	}
-	return e.head() + ": " + e.Message
 }
 
 // head is what Error says before the message: the sentinel's text, or

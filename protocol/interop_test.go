@@ -7,37 +7,22 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meshprotocol/mesh/internal/interop"
 )
 
 const interopDir = "testdata/interop"
 
-// interopNode returns the path of node, or skips the test when node or the
-// verifier's node_modules is missing. Under CI=true it fails instead: CI
-// must run the independent verifier.
+// interopNode returns the path of node, or skips (see interop.Verifier).
 func interopNode(t *testing.T) string {
 	t.Helper()
-	var reason string
-	node, err := exec.LookPath("node")
-	if err != nil {
-		reason = "node is not installed"
-	} else if _, err := os.Stat(filepath.Join(interopDir, "node_modules", "canonicalize")); err != nil {
-		reason = "the interop verifier is not installed: run (cd protocol/testdata/interop && npm ci --no-audit --no-fund)"
-	}
-	if reason == "" {
-		return node
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI=true: %s", reason)
-	}
-	t.Skipf("skipping the independent verifier: %s", reason)
-	return ""
+	node, _ := interop.Verifier(t)
+	return node
 }
 
 // runVerifier runs verify.mjs with args and stdin and returns its output

@@ -5,21 +5,26 @@ import "fmt"
 // Message types of /mesh/trust/1.0.0.
 const (
 	MsgVouchRequest  = "vouchRequest"
+	MsgVouchPush     = "vouchPush"
 	MsgReferral      = "referral"
 	MsgTrustResponse = "trustResponse"
 )
 
-// Size caps of /mesh/trust/1.0.0 messages.
+// Size caps of /mesh/trust/1.0.0 messages. A request may carry a vouch
+// (MsgVouchPush).
 const (
-	MaxTrustRequestSize  = 8 << 10
+	MaxTrustRequestSize  = MaxVouchSize + 8<<10
 	MaxTrustResponseSize = 256 << 10
 )
 
 // TrustRequest is sent on ProtocolTrust: a request for the peer's vouch (its
 // signed list of fully trusted nodes; answered only to peers it trusts
-// fully), or a referral ("you may want to trust X") for the peer to keep.
+// fully), the sender's own new vouch, pushed to the peers it trusts fully
+// when its full-trust edges change, or a referral ("you may want to trust
+// X") for the peer to keep.
 type TrustRequest struct {
-	Type     string    `json:"type"` // MsgVouchRequest or MsgReferral
+	Type     string    `json:"type"` // MsgVouchRequest, MsgVouchPush or MsgReferral
+	Vouch    *Vouch    `json:"vouch,omitempty"`
 	Referral *Referral `json:"referral,omitempty"`
 }
 
@@ -46,6 +51,13 @@ func DecodeTrustRequest(data []byte) (*TrustRequest, error) {
 		if err := o.only([]string{"type"}); err != nil {
 			return nil, err
 		}
+	case MsgVouchPush:
+		if err := o.only([]string{"type", "vouch"}); err != nil {
+			return nil, err
+		}
+		if r.Vouch, err = DecodeVouch(o.members["vouch"]); err != nil {
+			return nil, fmt.Errorf("trust request: %w", err)
+		}
 	case MsgReferral:
 		if err := o.only([]string{"type", "referral"}); err != nil {
 			return nil, err
@@ -54,7 +66,7 @@ func DecodeTrustRequest(data []byte) (*TrustRequest, error) {
 			return nil, fmt.Errorf("trust request: %w", err)
 		}
 	default:
-		return nil, invalidf("trust request: type %q: want %s or %s", truncate(typ), MsgVouchRequest, MsgReferral)
+		return nil, invalidf("trust request: type %q: want %s, %s or %s", truncate(typ), MsgVouchRequest, MsgVouchPush, MsgReferral)
 	}
 	return r, nil
 }

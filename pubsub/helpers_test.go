@@ -142,11 +142,15 @@ type testNode struct {
 	chk *fakeChecker
 }
 
-func (tn *testNet) node() *testNode {
+func (tn *testNet) node() *testNode { return tn.nodeWith(Config{}) }
+
+// nodeWith starts a node with cfg (its Host and Checker are set here).
+func (tn *testNet) nodeWith(cfg Config) *testNode {
 	tn.t.Helper()
 	ph := tn.host()
 	chk := newFakeChecker()
-	svc, err := New(Config{Host: ph.h, Checker: chk})
+	cfg.Host, cfg.Checker = ph.h, chk
+	svc, err := New(cfg)
 	if err != nil {
 		tn.t.Fatal(err)
 	}

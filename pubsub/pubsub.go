@@ -57,6 +57,23 @@ type Config struct {
 	// (mesh_pubsub_messages_total, mesh_pubsub_validation_duration_seconds).
 	// Nil means no metrics. Close unregisters them.
 	Registerer prometheus.Registerer
+	// Refused, if set, is told of each valid publication ignored only
+	// because the Checker does not trust its publisher, so that the node
+	// can say so rather than drop it in silence. It runs in the validator:
+	// it must be quick and must not block.
+	Refused func(Refusal)
+}
+
+// Refusal is a valid publication ignored because its publisher is not
+// trusted.
+type Refusal struct {
+	// Key is the lesson's key, Publisher its publisher's node ID, Topics
+	// the topics it was published on.
+	Key       string
+	Publisher string
+	Topics    []string
+	// ReceivedFrom is the peer that forwarded it to this node.
+	ReceivedFrom peer.ID
 }
 
 // Delivery is an announcement received from another node that passed
@@ -102,6 +119,7 @@ type Service struct {
 	self    peer.ID
 	params  Params
 	checker Checker
+	refused func(Refusal)
 	now     func() time.Time
 	log     *slog.Logger
 	stats   *stats
@@ -171,6 +189,7 @@ func New(cfg Config) (*Service, error) {
 		self:    cfg.Host.ID(),
 		params:  params,
 		checker: cfg.Checker,
+		refused: cfg.Refused,
 		now:     cfg.Now,
 		log:     cfg.Logger,
 		stats:   st,

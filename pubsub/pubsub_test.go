@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -191,6 +192,48 @@ func TestRevocationOfHeldLessonFromUntrusted(t *testing.T) {
 	}
 	if n := b.svc.Stats().Ignored[ReasonUntrusted]; n != 1 {
 		t.Errorf("ignored untrusted = %d, want 1", n)
+	}
+}
+
+// TestRefusedIsTold: a valid publication ignored because its publisher is
+// not trusted reaches Config.Refused, with its key, publisher, topics and
+// the peer that forwarded it; a trusted one does not.
+func TestRefusedIsTold(t *testing.T) {
+	tn := newTestNet(t)
+	var mu sync.Mutex
+	var got []Refusal
+	a := tn.node()
+	b := tn.nodeWith(Config{Refused: func(r Refusal) {
+		mu.Lock()
+		got = append(got, r)
+		mu.Unlock()
+	}})
+	cb := collect(t, b.svc)
+	tn.connect(a.h, b.h)
+	for _, n := range []*testNode{a, b} {
+		if err := n.svc.Follow("rust"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tn.waitMesh([]*testNode{a, b}, protocol.TopicName("rust"))
+	b.chk.distrust(a.id)
+	refused := signLesson(t, a.key, "refused", time.Now(), protocol.VisibilityPublic, "rust")
+	if err := a.svc.Announce(context.Background(), pubAnn(refused), []string{"rust"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the refusal", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) > 0
+	})
+	mu.Lock()
+	r := got[0]
+	mu.Unlock()
+	if r.Key != refused.Key() || r.Publisher != a.id || !slices.Equal(r.Topics, []string{"rust"}) || r.ReceivedFrom != a.h.ID() {
+		t.Fatalf("refusal %+v", r)
+	}
+	if cb.len() != 0 {
+		t.Fatal("a refused publication was delivered")
 	}
 }
 

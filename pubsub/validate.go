@@ -108,6 +108,16 @@ func (s *Service) validator(ctx context.Context, from peer.ID, msg *gossipsub.Me
 	if v.result == gossipsub.ValidationAccept {
 		msg.ValidatorData = a
 	}
+	if v.reason == ReasonUntrusted && a != nil && s.refused != nil {
+		switch {
+		case a.SignedLesson != nil:
+			sl := a.SignedLesson
+			s.refused(Refusal{Key: sl.Key(), Publisher: sl.Signature.NodeID, Topics: sl.Publication.Topics, ReceivedFrom: msg.ReceivedFrom})
+		case a.EncryptedLesson != nil:
+			el := a.EncryptedLesson
+			s.refused(Refusal{Key: el.Key(), Publisher: el.Signature.NodeID, Topics: el.Publication.Topics, ReceivedFrom: msg.ReceivedFrom})
+		}
+	}
 	if !local {
 		s.count(v, time.Since(start))
 		if v.result == gossipsub.ValidationReject {
@@ -206,7 +216,7 @@ func (s *Service) check(ctx context.Context, topic string, data []byte, local bo
 	// in its publisher now: it can only remove, and it is signed by the
 	// only key that may revoke.
 	if !(a.Revocation != nil && ok) && !s.checker.Trusted(publisher) {
-		return nil, ignore(ReasonUntrusted)
+		return a, ignore(ReasonUntrusted) // a, for Config.Refused; only an accepted one is delivered
 	}
 	return a, accept
 }

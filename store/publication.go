@@ -171,7 +171,8 @@ var ErrNotShared = errors.New("record is not shared as it is")
 
 // SharedPublication returns the publication of rec, a record as a Search
 // hit loaded it, if rec is exactly the lesson that publication signed
-// (visibility aside, which the caller checks). The index holds a record's
+// (visibility aside, which the caller checks, and updatedAt, which a store
+// of the unchanged record moves and no query matches). The index holds a record's
 // current text, so a record edited since it was published must not be
 // matched on behalf of its publication: the hit would let anyone probe
 // words the node never shared. Otherwise the error wraps ErrNotShared.
@@ -204,7 +205,7 @@ func (s *Store) SharedPublication(ctx context.Context, rec *protocol.Lesson) (sl
 		return nil, nil, fmt.Errorf("store: publication %s: stored publication is damaged: %w", rec.ID, err)
 	}
 	cur := *rec
-	cur.Visibility = ""
+	cur.Visibility, cur.UpdatedAt = "", 0
 	b, err := cur.MarshalJSON()
 	if err != nil || !bytes.Equal(b, e.signed) {
 		return nil, nil, fmt.Errorf("store: shared publication %s: %w", rec.ID, ErrNotShared)
@@ -257,7 +258,7 @@ func decodePublication(data []byte) (sharedEntry, error) {
 		return sharedEntry{}, err
 	}
 	signed := sl.Lesson
-	signed.Visibility = ""
+	signed.Visibility, signed.UpdatedAt = "", 0
 	b, err := signed.MarshalJSON()
 	if err != nil {
 		return sharedEntry{}, err

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	ds "github.com/ipfs/go-datastore"
@@ -766,4 +767,49 @@ func (s *Store) notifyUpdated() {
 		s.updCh = nil
 	}
 	s.updMu.Unlock()
+}
+
+// RemoteKeys lists the keys (lessonId@nodeId) of the remote lessons held
+// under lessonID, from any publisher, sorted.
+func (s *Store) RemoteKeys(lessonID string) []string {
+	prefix := lessonID + "@"
+	s.fedMu.RLock()
+	var out []string
+	for key := range s.fed.remote {
+		if strings.HasPrefix(key, prefix) && strings.IndexByte(key[len(prefix):], '@') < 0 {
+			out = append(out, key)
+		}
+	}
+	s.fedMu.RUnlock()
+	slices.Sort(out)
+	return out
+}
+
+// DropPublisher deletes every remote lesson of publisher nodeID from the
+// cache (a node that blocks a publisher stops serving, listing and finding
+// its lessons at once). Tombstones stay. It returns how many it deleted.
+func (s *Store) DropPublisher(ctx context.Context, nodeID string) (int, error) {
+	suffix := "@" + nodeID
+	s.fedMu.RLock()
+	var keys []string
+	for key := range s.fed.remote {
+		if strings.HasSuffix(key, suffix) {
+			keys = append(keys, key)
+		}
+	}
+	s.fedMu.RUnlock()
+	if len(keys) == 0 {
+		return 0, nil
+	}
+	leave, err := s.beginWrite()
+	if err != nil {
+		return 0, fmt.Errorf("store: drop publisher: %w", err)
+	}
+	defer leave()
+	unlock := s.lockIDs(keys...)
+	defer unlock()
+	if err := s.deleteRemoteLocked(ctx, keys); err != nil {
+		return 0, fmt.Errorf("store: drop publisher %s: %w", nodeID, err)
+	}
+	return len(keys), nil
 }

@@ -925,3 +925,68 @@ func FuzzDecodeRemote(f *testing.F) {
 		}
 	})
 }
+
+// TestRemoteKeysAndDropPublisher: the keys of a lesson id across
+// publishers; listing by publisher; dropping a publisher removes its
+// lessons from every read path, keeps its tombstones, and leaves the
+// others' lessons; a restart does not bring them back.
+func TestRemoteKeysAndDropPublisher(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	dir := t.TempDir()
+	me, p, q := newPeer(t, 1), newPeer(t, 2), newPeer(t, 3)
+	s := openFed(t, dir, clk, me.id)
+	t0 := clk.MS()
+	mustPutRemote(t, s, p.sign(t, "tip", "tip", "caching advice from p", "public", t0))
+	mustPutRemote(t, s, p.sign(t, "tip2", "tip two", "more caching advice from p", "public", t0))
+	mustPutRemote(t, s, q.sign(t, "tip", "tip", "caching advice from q", "public", t0))
+	if err := s.PutRemoteEncrypted(ctx, p.encrypt(t, "sealed", "sealed advice from p", "public", t0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Revoke(ctx, p.revoke(t, "gone", t0)); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"tip@" + p.id, "tip@" + q.id}
+	slices.Sort(want)
+	if got := s.RemoteKeys("tip"); !slices.Equal(got, want) {
+		t.Fatalf("RemoteKeys(tip) = %v, want %v", got, want)
+	}
+	if got := s.RemoteKeys("ti"); len(got) != 0 {
+		t.Fatalf("RemoteKeys(ti) = %v, want none", got)
+	}
+	l, err := s.List(ctx, ListOptions{Origin: OriginRemote, Publisher: p.id})
+	if err != nil || l.Total != 2 {
+		t.Fatalf("list by publisher: %+v, %v", l, err)
+	}
+	if l, err := s.List(ctx, ListOptions{Publisher: p.id}); err != nil || l.Total != 0 {
+		t.Fatalf("list own records by a remote publisher: %+v, %v", l, err)
+	}
+
+	n, err := s.DropPublisher(ctx, p.id)
+	if err != nil || n != 3 {
+		t.Fatalf("DropPublisher = %d, %v", n, err)
+	}
+	check := func(s *Store) {
+		t.Helper()
+		if got := searchKeys(t, s, Query{Text: "caching", Origin: OriginAll}); !slices.Equal(got, []string{"tip@" + q.id}) {
+			t.Fatalf("search after the drop: %v", got)
+		}
+		if _, err := s.Remote(ctx, "tip@"+p.id); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("Remote after the drop: %v", err)
+		}
+		if _, err := s.RemoteEncrypted(ctx, "sealed@"+p.id); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("RemoteEncrypted after the drop: %v", err)
+		}
+		if !s.Revoked(ctx, "gone@"+p.id) {
+			t.Fatal("the drop took the tombstone too")
+		}
+		if got := s.RemoteKeys("tip"); !slices.Equal(got, []string{"tip@" + q.id}) {
+			t.Fatalf("RemoteKeys after the drop: %v", got)
+		}
+	}
+	check(s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	check(openFed(t, dir, clk, me.id))
+}

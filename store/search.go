@@ -130,6 +130,9 @@ type ListOptions struct {
 	Order string
 	// Origin is as in Query: "" (OriginLocal) lists own records only.
 	Origin string
+	// Publisher, when set, keeps only the lessons of this node ID, as in
+	// Query.
+	Publisher string
 }
 
 // ListResult is one page of List.
@@ -537,7 +540,7 @@ func (s *Store) List(ctx context.Context, o ListOptions) (*ListResult, error) {
 	if err := checkCommon(o.Project, o.Agent, o.Tags); err != nil {
 		return nil, fmt.Errorf("store: list: %w", err)
 	}
-	if err := checkOrigin(o.Origin, ""); err != nil {
+	if err := checkOrigin(o.Origin, o.Publisher); err != nil {
 		return nil, fmt.Errorf("store: list: %w", err)
 	}
 	leave, err := s.beginRead()
@@ -556,7 +559,10 @@ func (s *Store) List(ctx context.Context, o ListOptions) (*ListResult, error) {
 	if o.Visibility != "" {
 		filters = append(filters, term(fieldVisibility, o.Visibility))
 	}
-	filters, _ = s.appendOrigin(filters, o.Origin, "")
+	filters, none := s.appendOrigin(filters, o.Origin, o.Publisher)
+	if none {
+		return &ListResult{}, nil
+	}
 	filters = appendCommon(filters, o.Project, o.Agent, o.Tags)
 	bq := liveQuery(now)
 	addFilters(bq, filters)
@@ -866,7 +872,7 @@ func (s *Store) reindexLocked(ctx context.Context, ids []string) {
 	s.applyIndex(ib, markers)
 }
 
-// deleteRemoteLocked deletes expired remote lessons from the datastore (one
+// deleteRemoteLocked deletes remote lessons, signed or encrypted, from the datastore (one
 // batch), the index and memory. Their log entries stay, skipped, until a
 // newer version or a tombstone replaces them. The keys' stripes are locked.
 func (s *Store) deleteRemoteLocked(ctx context.Context, keys []string) error {
@@ -878,6 +884,12 @@ func (s *Store) deleteRemoteLocked(ctx context.Context, keys []string) error {
 	for _, key := range keys {
 		if err := b.Delete(ctx, keyPath(nsRemote, key)); err != nil {
 			return err
+		}
+		// The key may name an encrypted lesson: its copy has its own key.
+		if id, node, err := protocol.ParseKey(key); err == nil {
+			if err := b.Delete(ctx, encRemoteKey(node, id)); err != nil {
+				return err
+			}
 		}
 		if s.indexDir != "" {
 			k := s.markerKey(key)

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -13,6 +15,7 @@ import (
 
 	"github.com/meshprotocol/mesh/node"
 	"github.com/meshprotocol/mesh/node/api"
+	"github.com/meshprotocol/mesh/node/httpapi"
 	"github.com/meshprotocol/mesh/protocol"
 )
 
@@ -127,6 +130,9 @@ machines. libp2p listens on every --listen address.`,
 				}
 			}
 			n, err := node.New(ctx, cfg)
+			if errors.Is(err, node.ErrNotListening) {
+				return fmt.Errorf("%w\nchoose other addresses with --listen (for example --listen /ip4/0.0.0.0/tcp/4101 --listen /ip4/0.0.0.0/udp/4101/quic-v1), or stop what holds the port", err)
+			}
 			if err != nil {
 				return err
 			}
@@ -134,11 +140,7 @@ machines. libp2p listens on every --listen address.`,
 			if g.json {
 				_ = g.printJSON(info)
 			} else {
-				g.printf("MESH node %s\nrepo: %s\napi:  %s\n", info.NodeID, g.repo, n.APIURL())
-				for _, a := range info.Addrs {
-					g.printf("listening on %s\n", a)
-				}
-				g.printf("daemon ready\n")
+				printBanner(g, info, cfg)
 			}
 			<-ctx.Done()
 			log.Info("shutting down")
@@ -157,13 +159,54 @@ machines. libp2p listens on every --listen address.`,
 	return c
 }
 
+// printBanner tells what the daemon serves: every HTTP API, every libp2p
+// socket and the addresses peers may dial, and what it does on the LAN.
+func printBanner(g *globals, info *api.Info, cfg node.Config) {
+	g.printf("MESH node %s\n", info.NodeID)
+	g.printf("repo:          %s\n", g.repo)
+	if info.API != "" {
+		g.printf("AMP API:       %s/amp (bearer token in %s)\n", info.API, filepath.Join(g.repo, httpapi.TokenFile))
+		g.printf("control API:   %s/api/v1\n", info.API)
+	}
+	if info.PublicAPI != "" {
+		g.printf("public API:    %s (directory)\n", info.PublicAPI)
+	}
+	var listen []string
+	for _, a := range info.Listen {
+		if a != "/p2p-circuit" { // the relay transport's: not a socket
+			listen = append(listen, a)
+		}
+	}
+	g.printf("libp2p listen: %s\n", strings.Join(listen, ", "))
+	g.printf("dial me at:    %s\n", plural(len(info.Addrs), "address", "addresses"))
+	for _, a := range info.Addrs {
+		g.printf("  %s\n", a)
+	}
+	var lan []string
+	if !cfg.DisableMDNS {
+		lan = append(lan, "mDNS discovery on (--no-mdns)")
+	}
+	if pm := cfg.NAT.PortMap; pm != nil && *pm {
+		lan = append(lan, "UPnP/NAT-PMP port mapping on (--no-portmap)")
+	}
+	if len(lan) > 0 {
+		g.printf("LAN:           %s\n", strings.Join(lan, "; "))
+	}
+	g.printf("daemon ready\n")
+}
+
 func idCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var quiet bool
+	c := &cobra.Command{
 		Use:   "id",
 		Short: "Show the node ID, fingerprint and addresses",
 		Args:  args(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
 			return show(g, c, func(b api.API) (*api.Info, error) { return b.Info(c.Context()) }, func(info *api.Info) {
+				if quiet {
+					g.printf("%s\n", info.NodeID)
+					return
+				}
 				g.printf("node ID:     %s\nfingerprint: %s\n", info.NodeID, info.Fingerprint)
 				if len(info.Addrs) == 0 {
 					g.printf("addresses:   none (the daemon is not running)\n")
@@ -173,6 +216,8 @@ func idCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
+	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "print the node ID only")
+	return c
 }
 
 func nodeIDOf(key interface{ Raw() ([]byte, error) }) (string, error) {

@@ -116,7 +116,7 @@ when the DHT holds one. Needs a running daemon.`,
 					g.printf("no nodes found for %s\n", what)
 					return nil
 				}
-				g.printf("%d node(s) for %s:\n", len(nodes), what)
+				g.printf("%s for %s:\n", plural(len(nodes), "node", "nodes"), what)
 				for _, n := range nodes {
 					printNodeInfo(g, n)
 				}
@@ -204,7 +204,7 @@ func directoryDHTCmd(g *globals) *cobra.Command {
 				if st.Serving {
 					serving = "server"
 				}
-				g.printf("DHT %s: mode %s, now a %s\nrouting table: %d peer(s)\n", st.Protocol, st.Mode, serving, st.RoutingTable)
+				g.printf("DHT %s: mode %s, now a %s\nrouting table: %s\n", st.Protocol, st.Mode, serving, plural(st.RoutingTable, "peer", "peers"))
 				if st.Record != nil {
 					g.printf("node record: published %s, expires %s\n",
 						time.UnixMilli(st.PublishedAt).UTC().Format(time.RFC3339), time.UnixMilli(st.Record.ExpiresAt).UTC().Format(time.RFC3339))

@@ -56,7 +56,7 @@ func TestCLIDirectory(t *testing.T) {
 	if !strings.Contains(out, "registered; policy: directory; topics rust") || !strings.Contains(out, "contact ops@example.org") || !strings.Contains(out, "http://"+public) {
 		t.Fatalf("directory add: %s", out)
 	}
-	if out := mustMesh(t, rp, "", "directory", "list"); !strings.Contains(out, idd.NodeID) || !strings.Contains(out, "1 directories") {
+	if out := mustMesh(t, rp, "", "directory", "list"); !strings.Contains(out, idd.NodeID) || !strings.Contains(out, "1 directory\n") {
 		t.Fatalf("directory list: %s", out)
 	}
 	if r := mesh(t, rp, "", "directory", "add", "not-a-directory"); r.code == 0 {
@@ -69,7 +69,7 @@ func TestCLIDirectory(t *testing.T) {
 	for {
 		r := mesh(t, ru, "", "directory", "search", "--url", "http://"+public, "cargo parallel build")
 		if r.code == 0 && strings.Contains(r.stdout, key) {
-			if !strings.Contains(r.stdout, "(no trust path)") || !strings.Contains(r.stdout, "1 of 1 directories answered") {
+			if !strings.Contains(r.stdout, "(no trust path)") || !strings.Contains(r.stdout, "1 of 1 directory answered") {
 				t.Fatalf("directory search: %s", r.stdout)
 			}
 			break
@@ -83,11 +83,11 @@ func TestCLIDirectory(t *testing.T) {
 	// The same through mesh search: the publisher searches the directory
 	// it added (its own lesson is trusted); the user names the URL, and
 	// --trusted-only drops a publisher it has no trust path to.
-	if out := mustMesh(t, rp, "", "search", "--directories", "cargo parallel build"); !strings.Contains(out, key) || strings.Contains(out, "(no trust path)") || !strings.Contains(out, "1 of 1 directories answered") {
+	if out := mustMesh(t, rp, "", "search", "--directories", "cargo parallel build"); !strings.Contains(out, key) || strings.Contains(out, "(no trust path)") || !strings.Contains(out, "1 of 1 directory answered") {
 		t.Fatalf("search --directories: %s", out)
 	}
 	out = mustMesh(t, ru, "", "search", "--directory-url", "http://"+public, "--trusted-only", "cargo parallel build")
-	if strings.Contains(out, key) || !strings.Contains(out, "0 results; 1 of 1 directories answered") || !strings.Contains(out, "1 untrusted") {
+	if strings.Contains(out, key) || !strings.Contains(out, "0 results; 1 of 1 directory answered") || !strings.Contains(out, "1 untrusted") {
 		t.Fatalf("search --directory-url --trusted-only: %s", out)
 	}
 	for _, bad := range [][]string{

@@ -116,7 +116,7 @@ func directoryListCmd(g *globals) *cobra.Command {
 						g.printf("  policy: %s\n", formatPolicy(e.Policy))
 					}
 				}
-				g.printf("%d directories\n", len(list))
+				g.printf("%s\n", plural(len(list), "directory", "directories"))
 			})
 		},
 	}
@@ -134,7 +134,7 @@ func directoryRemoveCmd(g *globals) *cobra.Command {
 					return err
 				}
 				if !ok {
-					return fmt.Errorf("no directory %q: see mesh directory list", a[0])
+					return coded(protocol.ErrNotFound, "no directory %q: see mesh directory list", a[0])
 				}
 				return g.done(map[string]any{"success": true, "removed": true}, "removed %s\n", a[0])
 			})
@@ -209,7 +209,7 @@ func (g *globals) directorySearch(c *cobra.Command, req api.DirectorySearchReque
 				answered++
 			}
 		}
-		g.printf("%d results; %d of %d directories answered", len(res.Results), answered, len(res.Directories))
+		g.printf("%s; %d of %s answered", plural(len(res.Results), "result", "results"), answered, plural(len(res.Directories), "directory", "directories"))
 		if n := res.Invalid + res.Revoked + res.Blocked + res.Untrusted; n > 0 {
 			g.printf("; dropped %d invalid, %d revoked, %d blocked, %d untrusted", res.Invalid, res.Revoked, res.Blocked, res.Untrusted)
 		}

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshprotocol/mesh/internal/interop"
 	"github.com/meshprotocol/mesh/node/httpapi"
 )
 
@@ -116,7 +117,7 @@ func startDaemonWith(t *testing.T, repo string, extra ...string) *daemon {
 	t.Helper()
 	os.Remove(filepath.Join(repo, httpapi.APIFile))
 	d := &daemon{repo: repo, logs: &bytes.Buffer{}, done: make(chan struct{})}
-	args := append([]string{"--repo", repo, "--api", "127.0.0.1:0", "daemon", "--no-mdns",
+	args := append([]string{"--repo", repo, "--api", "127.0.0.1:0", "daemon", "--no-mdns", "--no-portmap",
 		"--listen", "/ip4/127.0.0.1/tcp/0"}, extra...)
 	d.cmd = exec.Command(meshBin, args...)
 	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
@@ -218,7 +219,7 @@ func TestCLIEndToEnd(t *testing.T) {
 		}
 	}
 	// An independent RFC 8785 + Ed25519 implementation accepts the export.
-	verifyIndependently(t, signed)
+	t.Run("independent verifier", func(t *testing.T) { verifyIndependently(t, signed) })
 
 	// The same file with one word changed must fail, with exit code 1.
 	tampered := strings.Replace(signed, "small VPS", "large VPS", 1)
@@ -238,7 +239,7 @@ func TestCLIEndToEnd(t *testing.T) {
 	}
 
 	// A second daemon on the same repo is refused, naming the pid.
-	r := mesh(t, repo, "", "--api", "127.0.0.1:0", "daemon", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0")
+	r := mesh(t, repo, "", "--api", "127.0.0.1:0", "daemon", "--no-mdns", "--no-portmap", "--listen", "/ip4/127.0.0.1/tcp/0")
 	if r.code != 1 || !strings.Contains(r.stderr, fmt.Sprintf("locked by pid %d", d.cmd.Process.Pid)) {
 		t.Fatalf("second daemon: %+v", r)
 	}
@@ -350,24 +351,7 @@ func TestKill9LosesNothing(t *testing.T) {
 // under CI=true, where that is a failure.
 func verifyIndependently(t *testing.T, signed string) {
 	t.Helper()
-	dir, err := filepath.Abs(filepath.Join("..", "..", "protocol", "testdata", "interop"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	reason := ""
-	nodeBin, err := exec.LookPath("node")
-	if err != nil {
-		reason = "node is not installed"
-	} else if _, err := os.Stat(filepath.Join(dir, "node_modules", "canonicalize")); err != nil {
-		reason = "run: (cd protocol/testdata/interop && npm ci)"
-	}
-	if reason != "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("independent verifier unavailable under CI: %s", reason)
-		}
-		t.Logf("skipping the independent verification of the export: %s", reason)
-		return
-	}
+	nodeBin, dir := interop.Verifier(t)
 	cmd := exec.Command(nodeBin, "verify.mjs", "--stdin", "--kind", "signedLesson")
 	cmd.Dir = dir
 	cmd.Stdin = strings.NewReader(signed)

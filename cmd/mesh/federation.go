@@ -159,47 +159,78 @@ func peersCmd(g *globals) *cobra.Command {
 				for _, p := range ps {
 					g.printf("%s  %-8s %-7s %s\n", p.ID, p.Direction, peerHow(p), strings.Join(p.Addrs, " "))
 				}
-				g.printf("%d peers\n", len(ps))
+				g.printf("%s\n", plural(len(ps), "peer", "peers"))
 				return nil
 			})
 		},
 	}
 }
 
+// syncSummary is the last line of mesh sync --json.
+type syncSummary struct {
+	Summary     bool       `json:"summary"` // true: this is the last line
+	Peers       int        `json:"peers"`
+	Lessons     int        `json:"lessons"`
+	Revocations int        `json:"revocations"`
+	Invalid     int        `json:"invalid"`
+	Untrusted   int        `json:"untrusted"`
+	Error       *errorBody `json:"error,omitempty"`
+}
+
 func syncCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "sync",
 		Short: "Catch up now with every connected peer, showing progress",
-		Args:  args(cobra.NoArgs),
+		Long: `Catch up now with every connected peer, showing progress.
+
+With --json, one object per line: a progress object per page and per peer
+done, then a summary ({"summary":true,...}), which carries the error if the
+sync failed.`,
+		Args: args(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
 			return g.withBackend(c, func(b api.API) error {
-				var total api.SyncProgress
+				total := syncSummary{Summary: true}
 				err := b.Sync(c.Context(), func(p api.SyncProgress) {
 					if p.Done {
+						total.Peers++
 						total.Lessons += p.Lessons
 						total.Revocations += p.Revocations
 						total.Invalid += p.Invalid
+						total.Untrusted += p.Untrusted
 					}
 					if g.json {
-						_ = g.printJSON(p)
+						_ = g.printLine(p)
 						return
 					}
 					state := "syncing"
 					if p.Done {
 						state = "done"
 					}
-					g.printf("%s %s: page %d, %d received, %d lessons and %d revocations stored, %d invalid\n",
-						state, shortID(p.Peer), p.Pages, p.Received, p.Lessons, p.Revocations, p.Invalid)
+					g.printf("%s %s: page %d, %d received, %s and %s stored, %d invalid",
+						state, shortID(p.Peer), p.Pages, p.Received, plural(p.Lessons, "lesson", "lessons"), plural(p.Revocations, "revocation", "revocations"), p.Invalid)
+					if p.Untrusted > 0 {
+						g.printf(", %d from untrusted publishers (mesh trust pending)", p.Untrusted)
+					}
+					g.printf("\n")
 				})
+				if err == nil && total.Invalid > 0 {
+					err = fmt.Errorf("%d records received were invalid and skipped (bad signature, or a record that does not decode, such as one nested over %d levels); the rest was stored", total.Invalid, protocol.MaxRecordDepth)
+				}
+				if g.json {
+					if err != nil {
+						e := errorJSON(err, false).Error
+						total.Error = &e
+					}
+					if perr := g.printLine(total); perr != nil {
+						return perr
+					}
+					return err
+				}
 				if err != nil {
 					return err
 				}
-				if !g.json {
-					g.printf("sync finished: %d lessons, %d revocations, %d invalid\n", total.Lessons, total.Revocations, total.Invalid)
-				}
-				if total.Invalid > 0 {
-					return fmt.Errorf("%d records received were invalid and skipped (bad signature, or a record that does not decode, such as one nested over %d levels); the rest was stored", total.Invalid, protocol.MaxRecordDepth)
-				}
+				g.printf("sync finished: %s, %s, %s, %d invalid\n", plural(total.Peers, "peer", "peers"),
+					plural(total.Lessons, "lesson", "lessons"), plural(total.Revocations, "revocation", "revocations"), total.Invalid)
 				return nil
 			})
 		},

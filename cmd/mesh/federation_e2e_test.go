@@ -69,7 +69,7 @@ func TestCLIFederation(t *testing.T) {
 	if out := mustMesh(t, rb, "", "trust", "list"); !strings.Contains(out, ida.NodeID) || !strings.Contains(out, "node a") {
 		t.Fatalf("trust list: %s", out)
 	}
-	if out := mustMesh(t, rb, "", "search", "--sources", "trusted", "restructuring ownership"); !strings.Contains(out, key) || !strings.Contains(out, "1 results") {
+	if out := mustMesh(t, rb, "", "search", "--sources", "trusted", "restructuring ownership"); !strings.Contains(out, key) || !strings.Contains(out, "1 result\n") {
 		t.Fatalf("federated search: %s", out)
 	}
 	// b's own AMP listing does not mix it in.

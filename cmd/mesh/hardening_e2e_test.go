@@ -593,7 +593,7 @@ func TestDamagedStorage(t *testing.T) {
 		t.Fatalf("status of a damaged repo: exit %d\n%s", r.code, r.stderr)
 	}
 	// The daemon says the same and stops.
-	dd := exec.Command(meshBin, "--repo", repo, "--api", "127.0.0.1:0", "daemon", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0")
+	dd := exec.Command(meshBin, "--repo", repo, "--api", "127.0.0.1:0", "daemon", "--no-mdns", "--no-portmap", "--listen", "/ip4/127.0.0.1/tcp/0")
 	out, err := dd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), filepath.Base(ssts[0])) || strings.Contains(string(out), "stack trace") || strings.Contains(string(out), "goroutine") {
 		t.Fatalf("daemon on a damaged repo: %v\n%s", err, out)
@@ -724,7 +724,7 @@ func TestSmallerHardening(t *testing.T) {
 	// config.json with a misspelt key.
 	cfg, _ := os.ReadFile(filepath.Join(repo, "config.json"))
 	os.WriteFile(filepath.Join(repo, "config.json"), bytes.Replace(cfg, []byte(`"bootstrap"`), []byte(`"bootstraps"`), 1), 0o600)
-	r := mesh(t, repo, "", "--api", "127.0.0.1:0", "daemon", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0")
+	r := mesh(t, repo, "", "--api", "127.0.0.1:0", "daemon", "--no-mdns", "--no-portmap", "--listen", "/ip4/127.0.0.1/tcp/0")
 	if r.code == 0 || !strings.Contains(r.stderr, `unknown key "bootstraps"`) {
 		t.Fatalf("daemon with a misspelt config key: %+v", r)
 	}

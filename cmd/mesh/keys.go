@@ -141,7 +141,7 @@ func keysListCmd(g *globals) *cobra.Command {
 					}
 					g.printf("%-7s %-24s %s@%s  %s\n", k.Role, k.KeyID, k.LessonID, shortID(k.NodeID), state)
 				}
-				g.printf("%d keys\n", len(list))
+				g.printf("%s\n", plural(len(list), "key", "keys"))
 			})
 		},
 	}
@@ -227,7 +227,7 @@ func printKeyInfo(g *globals, k api.KeyInfo) {
 		g.printf("policy ends %s\n", time.UnixMilli(k.ExpiresAt).UTC().Format(time.RFC3339))
 	}
 	if k.Readers > 0 {
-		g.printf("given to %d reader(s)\n", k.Readers)
+		g.printf("given to %s\n", plural(k.Readers, "reader", "readers"))
 	}
 }
 
@@ -247,7 +247,7 @@ func (g *globals) readKey(c *cobra.Command, key string) error {
 	return g.withBackend(c, func(b api.API) error {
 		res, err := b.ReadLesson(c.Context(), key)
 		if err != nil {
-			return fmt.Errorf("cannot read %s: %s", key, whyNot(err))
+			return coded(err, "cannot read %s: %s", key, whyNot(err))
 		}
 		if g.json {
 			return g.printJSON(res)

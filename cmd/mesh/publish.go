@@ -146,6 +146,9 @@ Exits 1 if the lesson is invalid, revoked or not found.`,
 			}
 			// A file saved by an editor that marks UTF-8 with a BOM.
 			data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+			if err := notJSON(a[0], data); err != nil {
+				return err
+			}
 			if isRevocation(data) {
 				return g.verifyRevocationFile(data)
 			}
@@ -267,7 +270,10 @@ func printVerify(g *globals, rep verifyReport, err error) {
 }
 
 // verifyKey verifies a lesson by key through the node and prints the seed's
-// five lines.
+// five lines (six for an encrypted lesson: its key). It fails (exit 1) if
+// any check it could make failed: not found, signature, revoked, key not
+// available, no trust path; a check it could not make is never shown as
+// passed.
 func (g *globals) verifyKey(c *cobra.Command, key string) error {
 	var rep *api.VerifyReport
 	err := g.withBackend(c, func(b api.API) error {
@@ -278,6 +284,8 @@ func (g *globals) verifyKey(c *cobra.Command, key string) error {
 	if err != nil {
 		return err
 	}
+	found := rep.Lesson != nil || rep.EncryptedLesson != nil
+	keyOK := rep.KeyStatus == nil || rep.KeyStatus.Status == "available"
 	if g.json {
 		if err := g.printJSON(rep); err != nil {
 			return err
@@ -289,9 +297,8 @@ func (g *globals) verifyKey(c *cobra.Command, key string) error {
 			}
 			return "✗"
 		}
-		if rep.Lesson == nil {
-			g.printf("✗ %s\n", rep.Error)
-		} else {
+		switch {
+		case found:
 			if rep.Valid {
 				g.printf("✓ Signature valid (ed25519), from %s\n", rep.Source)
 			} else {
@@ -299,25 +306,38 @@ func (g *globals) verifyKey(c *cobra.Command, key string) error {
 			}
 			g.printf("%s Author: %s (fingerprint: %s)\n", mark(rep.Valid), rep.NodeID, rep.Fingerprint)
 			g.printf("%s Timestamp: %s\n", mark(rep.Valid), time.UnixMilli(rep.Timestamp).UTC().Format(time.RFC3339))
+			if ks := rep.KeyStatus; ks != nil {
+				g.printf("%s Key %s: %s (%s)\n", mark(keyOK), ks.KeyID, ks.Status, ks.Detail)
+			}
+		case rep.Revoked:
+			g.printf("✗ Lesson: not held anywhere reachable; its publisher revoked it\n")
+		default:
+			g.printf("✗ Not found: %s\n", rep.Error)
 		}
-		if rep.Revoked {
+		switch {
+		case rep.Revoked:
 			g.printf("✗ Revoked: %s\n", strings.TrimPrefix(rep.RevocationSource, "revoked: "))
-		} else {
+		case found:
 			g.printf("✓ Not revoked (%s)\n", rep.RevocationSource)
 		}
-		if rep.Trusted {
+		switch {
+		case rep.Trusted:
 			g.printf("✓ Trust path: %s\n", formatPath(rep.TrustPath))
-		} else {
-			g.printf("✗ Trust path: none to %s\n", rep.NodeID)
+		case rep.NodeID != "":
+			g.printf("✗ Trust path: none to %s (mesh trust add %s, or a vouch of someone you trust)\n", rep.NodeID, rep.NodeID)
 		}
 	}
 	switch {
-	case rep.Lesson == nil:
-		return fmt.Errorf("verify %s: not found", key)
-	case !rep.Valid:
-		return fmt.Errorf("verify %s: %s", key, rep.Error)
 	case rep.Revoked:
-		return fmt.Errorf("verify %s: revoked", key)
+		return coded(protocol.ErrAlreadyRevoked, "verify %s: revoked by its publisher", key)
+	case !found:
+		return coded(protocol.ErrUnknownLesson, "verify %s: %s", key, rep.Error)
+	case !rep.Valid:
+		return coded(protocol.ErrInvalidSignature, "verify %s: %s", key, rep.Error)
+	case !keyOK:
+		return fmt.Errorf("verify %s: the key is %s: %s", key, rep.KeyStatus.Status, rep.KeyStatus.Detail)
+	case !rep.Trusted:
+		return coded(protocol.ErrUntrusted, "verify %s: no trust path to its author %s", key, rep.NodeID)
 	}
 	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -23,7 +22,7 @@ func storeCmd(g *globals) *cobra.Command {
 		file                                                         string
 		typ, id, title, content, severity, agent, project, workingOn string
 		state, visibility                                            string
-		tags, fields                                                 []string
+		tags, fields, textFields                                     []string
 		ttl                                                          time.Duration
 	)
 	c := &cobra.Command{
@@ -76,15 +75,21 @@ Examples:
 					if !ok || k == "" {
 						return usagef("--field %q: want name=value", f)
 					}
-					if rec.Extra == nil {
-						rec.Extra = map[string]json.RawMessage{}
+					if !json.Valid([]byte(v)) {
+						return usagef("--field %s=%s: not a number (nor true, false, null or JSON); for text use --text-field %s=%s", k, v, k, v)
 					}
-					if _, err := strconv.ParseFloat(v, 64); err == nil {
-						rec.Extra[k] = json.RawMessage(v)
-					} else {
-						b, _ := json.Marshal(v)
-						rec.Extra[k] = b
+					setExtra(rec, k, json.RawMessage(v))
+				}
+				for _, f := range textFields {
+					k, v, ok := strings.Cut(f, "=")
+					if !ok || k == "" {
+						return usagef("--text-field %q: want name=value", f)
 					}
+					b, _ := json.Marshal(v)
+					setExtra(rec, k, b)
+				}
+				if rec.Title == "" && rec.Content == "" && rec.WorkingOn == "" && len(rec.State) == 0 && len(rec.Extra) == 0 {
+					return usagef("nothing to store: give --title and --content (a checkpoint: --working-on or --state; a reading: --field), or --file")
 				}
 				if err := rec.Validate(); err != nil {
 					return usageError{err}
@@ -101,14 +106,18 @@ Examples:
 				if err != nil {
 					return err
 				}
+				published := rec.Visibility == protocol.VisibilityPublic || rec.Visibility == protocol.VisibilityUnlisted
 				if g.json {
-					return g.printJSON(map[string]any{"success": true, "id": newID, "created": created})
+					return g.printJSON(map[string]any{"success": true, "id": newID, "created": created, "published": published})
 				}
 				verb := "updated"
 				if created {
 					verb = "stored"
 				}
 				g.printf("%s %s\n", verb, newID)
+				if published {
+					g.printf("published it (%s, signed by this node); to add topics: mesh publish %s --topics a,b; to take it back: mesh revoke %s\n", rec.Visibility, newID, newID)
+				}
 				return nil
 			})
 		},
@@ -125,8 +134,9 @@ Examples:
 	f.StringVar(&project, "project", "", "project")
 	f.StringVar(&workingOn, "working-on", "", "checkpoint: current task")
 	f.StringVar(&state, "state", "", `checkpoint: state JSON ({"decisions","blockers","artifacts","flags"})`)
-	f.StringVar(&visibility, "visibility", "", "private (default), unlisted or public")
-	f.StringArrayVar(&fields, "field", nil, "extra field name=value (numbers stay numbers); repeatable")
+	f.StringVar(&visibility, "visibility", "", "private (default); public or unlisted publishes it as it is stored")
+	f.StringArrayVar(&fields, "field", nil, "extra field name=value: a number, true, false, null or JSON; repeatable")
+	f.StringArrayVar(&textFields, "text-field", nil, "extra text field name=value; repeatable")
 	f.DurationVar(&ttl, "ttl", 0, "expire the record after this long (e.g. 24h)")
 	return c
 }
@@ -199,7 +209,11 @@ func printRecord(g *globals, r *protocol.Lesson) {
 func indent(s string) string { return "  " + strings.ReplaceAll(s, "\n", "\n  ") }
 
 func listCmd(g *globals) *cobra.Command {
-	var o store.ListOptions
+	var (
+		o      store.ListOptions
+		remote bool
+		from   string
+	)
 	c := &cobra.Command{
 		Use:   "list",
 		Short: "List records, newest first",
@@ -208,26 +222,39 @@ func listCmd(g *globals) *cobra.Command {
 			if o.Order != "" && o.Order != "asc" && o.Order != "desc" {
 				return usagef("--order %q: want asc or desc", o.Order)
 			}
+			switch {
+			case from != "":
+				if err := checkNodeID(from); err != nil {
+					return err
+				}
+				o.Origin, o.Publisher = store.OriginRemote, from
+			case remote:
+				o.Origin = store.OriginRemote
+			}
 			return g.withBackend(c, func(b api.API) error {
 				res, err := b.List(c.Context(), o)
 				if err != nil {
 					return err
 				}
 				if g.json {
-					recs := res.Records
-					if recs == nil {
-						recs = []*protocol.Lesson{}
-					}
-					return g.printJSON(map[string]any{"success": true, "records": recs, "total": res.Total, "has_more": res.HasMore})
+					return g.printJSON(api.NewListResponse(res))
 				}
-				for _, r := range res.Records {
-					g.printf("%-28s %-10s %s\n", r.ID, r.Type, summary(r))
+				for i, r := range res.Records {
+					id := r.ID
+					if i < len(res.Keys) && res.Keys[i] != "" {
+						id = res.Keys[i]
+					}
+					g.printf("%-28s %-10s %s\n", id, r.Type, summary(r))
 				}
 				more := ""
 				if res.HasMore {
 					more = " (more: use --offset)"
 				}
-				g.printf("%d of %d%s\n", len(res.Records), res.Total, more)
+				what := "records"
+				if o.Origin == store.OriginRemote {
+					what = "received lessons"
+				}
+				g.printf("%d of %d %s%s\n", len(res.Records), res.Total, what, more)
 				return nil
 			})
 		},
@@ -241,6 +268,8 @@ func listCmd(g *globals) *cobra.Command {
 	f.IntVar(&o.Limit, "limit", 20, "at most this many")
 	f.IntVar(&o.Offset, "offset", 0, "skip this many")
 	f.StringVar(&o.Order, "order", "desc", "by creation time: asc or desc")
+	f.BoolVar(&remote, "remote", false, "list the lessons received from other nodes instead")
+	f.StringVar(&from, "from", "", "list the lessons received from this node ID")
 	return c
 }
 
@@ -251,6 +280,16 @@ func summary(r *protocol.Lesson) string {
 	}
 	if s == "" {
 		s = r.Content
+	}
+	if s == "" && len(r.Extra) > 0 {
+		keys := make([]string, 0, len(r.Extra))
+		for k := range r.Extra {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			s += k + "=" + string(r.Extra[k]) + " "
+		}
 	}
 	s = strings.Join(strings.Fields(s), " ")
 	if len([]rune(s)) > 60 {
@@ -284,11 +323,17 @@ func deleteCmd(g *globals) *cobra.Command {
 }
 
 func statusCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var wait time.Duration
+	c := &cobra.Command{
 		Use:   "status",
 		Short: "Node health and record counts per type",
 		Args:  args(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
+			if wait > 0 {
+				if err := g.waitDaemon(c.Context(), wait); err != nil {
+					return err
+				}
+			}
 			return g.withBackend(c, func(b api.API) error {
 				st, err := b.Status(c.Context())
 				if err != nil {
@@ -298,7 +343,8 @@ func statusCmd(g *globals) *cobra.Command {
 				if g.json {
 					return g.printJSON(st)
 				}
-				g.printf("node:    %s\nversion: %s\nhealthy: %v\nrecords: %d\n", st.NodeID, st.Version, st.Healthy, st.Total)
+				g.printf("node:    %s\nversion: %s\nhealthy: %v\nrecords: %d own, %s from other nodes (mesh list --remote)\n",
+					st.NodeID, st.Version, st.Healthy, st.Total, plural(st.Remote, "lesson", "lessons"))
 				types := make([]string, 0, len(st.Counts))
 				for t := range st.Counts {
 					types = append(types, t)
@@ -310,11 +356,17 @@ func statusCmd(g *globals) *cobra.Command {
 				if st.LastRecovery != "" {
 					g.printf("last recovery: %s\n", st.LastRecovery)
 				}
+				if p := st.Pending; p.Lessons > 0 {
+					g.printf("refused: %s from %s not trusted: mesh trust pending\n",
+						plural(p.Lessons, "lesson", "lessons"), plural(p.Publishers, "publisher", "publishers"))
+				}
 				printNetwork(g, st)
 				return nil
 			})
 		},
 	}
+	c.Flags().DurationVar(&wait, "wait", 0, "wait up to this long for a daemon starting on the repo to answer (for scripts)")
+	return c
 }
 
 func agentStatusCmd(g *globals) *cobra.Command {
@@ -323,7 +375,13 @@ func agentStatusCmd(g *globals) *cobra.Command {
 		Short: "An agent's state (idle, in_progress, blocked) from its latest checkpoint",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, a []string) error {
-			return show(g, c, func(b api.API) (*store.AgentStatus, error) { return b.AgentStatus(c.Context(), a[0]) }, func(st *store.AgentStatus) {
+			return show(g, c, func(b api.API) (*api.AgentStatusResponse, error) {
+				st, err := b.AgentStatus(c.Context(), a[0])
+				if err != nil {
+					return nil, err
+				}
+				return api.NewAgentStatusResponse(st), nil
+			}, func(st *api.AgentStatusResponse) {
 				g.printf("%s: %s\n", st.Agent, st.Status)
 				if st.WorkingOn != "" {
 					g.printf("  working on: %s\n", st.WorkingOn)
@@ -430,9 +488,13 @@ to merge in your trusted peers' answers too.`,
 					if h.Key != "" {
 						from = "  (from " + shortID(h.Publisher) + ")"
 					}
-					g.printf("%.3f  %-28s %s%s\n", h.Score, h.ID, summary(h.Record), from)
+					id := h.ID
+					if h.Key != "" {
+						id = h.Key
+					}
+					g.printf("%.3f  %-28s %s%s\n", h.Score, id, summary(h.Record), from)
 				}
-				g.printf("%d of %d matches\n", len(res.Hits), res.Total)
+				g.printf("%d of %s\n", len(res.Hits), plural(res.Total, "match", "matches"))
 				return nil
 			})
 		},
@@ -495,7 +557,7 @@ func (g *globals) searchNetwork(c *cobra.Command, b api.API, req api.FedSearchRe
 		g.printf("       relevance %.2f × trust %.2f × freshness %.2f, via %s, %s\n",
 			h.Relevance, h.Trust, h.Freshness, shortID(h.Via), formatPath(h.TrustPath))
 	}
-	g.printf("%d results", len(res.Results))
+	g.printf("%s", plural(len(res.Results), "result", "results"))
 	if res.Truncated {
 		g.printf(" (truncated: some peers did not answer in time)")
 	}
@@ -504,4 +566,11 @@ func (g *globals) searchNetwork(c *cobra.Command, b api.API, req api.FedSearchRe
 	}
 	g.printf("\n")
 	return nil
+}
+
+func setExtra(rec *protocol.Lesson, k string, v json.RawMessage) {
+	if rec.Extra == nil {
+		rec.Extra = map[string]json.RawMessage{}
+	}
+	rec.Extra[k] = v
 }

@@ -34,7 +34,7 @@ last recovery. If what was lost matters, restore the repo from a backup instead.
 			if g.json {
 				return g.printJSON(rep)
 			}
-			g.printf("copied %d keys into a new datastore; the damaged one is kept in %s\n", rep.Copied, rep.Backup)
+			g.printf("copied %s into a new datastore; the damaged one is kept in %s\n", plural(rep.Copied, "key", "keys"), rep.Backup)
 			if len(rep.Lost) == 0 {
 				g.printf("nothing was lost\n")
 			}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -24,6 +26,9 @@ type globals struct {
 	api  string
 	json bool
 	out  io.Writer
+	// printed is set once a JSON value went out: an error after it is
+	// then not printed as a second value.
+	printed bool
 }
 
 func defaultRepo() string {
@@ -37,26 +42,47 @@ func defaultRepo() string {
 	return filepath.Join(home, ".mesh")
 }
 
-func newRoot() *cobra.Command {
-	g := &globals{out: os.Stdout}
+func newRoot(g *globals) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "mesh",
 		Short:         "MESH: a federated, signed knowledge network for agent memories",
+		Version:       versionLine(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetVersionTemplate("mesh {{.Version}}\n")
 	root.PersistentFlags().StringVar(&g.repo, "repo", defaultRepo(), "repo directory (env MESH_REPO)")
 	root.PersistentFlags().StringVar(&g.api, "api", "", "daemon API address (default: read from the repo)")
-	root.PersistentFlags().BoolVar(&g.json, "json", false, "print JSON")
+	root.PersistentFlags().BoolVar(&g.json, "json", false, "print JSON: exactly one value (one per line while streaming), errors included")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
-		initCmd(g), daemonCmd(g), idCmd(g),
+		initCmd(g), daemonCmd(g), idCmd(g), versionCmd(g),
 		storeCmd(g), getCmd(g), listCmd(g), deleteCmd(g), statusCmd(g), agentStatusCmd(g), searchCmd(g),
 		publishCmd(g), exportCmd(g), verifyCmd(g),
 		revokeCmd(g), keysCmd(g), followCmd(g, true), followCmd(g, false), followingCmd(g), connectCmd(g), peersCmd(g), syncCmd(g), trustCmd(g), mcpCmd(g), directoryCmd(g),
 		repairCmd(g),
 	)
+	strictGroups(root)
 	return root
+}
+
+// strictGroups makes a command that only groups others ("mesh trust")
+// refuse an unknown subcommand as a usage error (cobra accepts any
+// arguments there and prints the help); called bare, it prints its help.
+func strictGroups(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		strictGroups(sub)
+	}
+	if !c.HasSubCommands() || c.Run != nil || c.RunE != nil || !c.HasParent() {
+		return
+	}
+	c.Args = func(c *cobra.Command, a []string) error {
+		if len(a) > 0 {
+			return usagef("unknown command %q for %q (see %s --help)", a[0], c.CommandPath(), c.CommandPath())
+		}
+		return nil
+	}
+	c.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
 }
 
 // args wraps a cobra argument check so that its failure is a usage error.
@@ -80,13 +106,30 @@ func (g *globals) backend(ctx context.Context) (api api.API, close func(), err e
 		return nil, nil, err
 	}
 	if _, err := os.Stat(filepath.Join(g.repo, node.KeyFile)); errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, fmt.Errorf("no MESH repo at %s: run `mesh init` (or `mesh daemon`) first, or pass --repo", g.repo)
+		return nil, nil, coded(protocol.ErrNotFound, "no MESH repo at %s: run `mesh init` (or `mesh daemon`) first, or pass --repo", g.repo)
 	}
 	n, err := node.New(ctx, node.Config{RepoDir: g.repo, Offline: true})
 	if err != nil {
 		return nil, nil, err
 	}
 	return n, func() { n.Close() }, nil
+}
+
+// waitDaemon waits until the repo's daemon answers, at most d.
+func (g *globals) waitDaemon(ctx context.Context, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	for {
+		_, err := httpapi.DialRepo(ctx, g.repo, g.api)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return coded(protocol.ErrUnavailable, "no daemon answered on %s within %v: %v", g.repo, d, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // withBackend runs fn against the daemon or the repo.
@@ -123,6 +166,23 @@ func readInput(name string, max int64) ([]byte, error) {
 	return data, nil
 }
 
+// notJSON is nil if data is one JSON value, else an error naming the input
+// ("bad.json: not JSON: …", standard input for "-").
+func notJSON(name string, data []byte) error {
+	var v any
+	err := json.Unmarshal(data, &v)
+	if err == nil {
+		return nil
+	}
+	if name == "-" {
+		name = "standard input"
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return coded(protocol.ErrInvalid, "%s: not JSON: it is empty", name)
+	}
+	return coded(protocol.ErrInvalid, "%s: not JSON: %v", name, err)
+}
+
 // show runs get against the daemon or the repo and prints what it
 // returns: as JSON with --json, else with text.
 func show[T any](g *globals, c *cobra.Command, get func(api.API) (T, error), text func(T)) error {
@@ -139,10 +199,20 @@ func show[T any](g *globals, c *cobra.Command, get func(api.API) (T, error), tex
 	})
 }
 
+// printJSON prints v, indented: the one JSON value of a command.
 func (g *globals) printJSON(v any) error {
+	g.printed = true
 	enc := json.NewEncoder(g.out)
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// printLine prints v on one line: one value of a stream.
+func (g *globals) printLine(v any) error {
+	g.printed = true
+	enc := json.NewEncoder(g.out)
+	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
 }
 

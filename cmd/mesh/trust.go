@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -26,9 +27,15 @@ func trustCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
+			if err := checkNodeID(a[0]); err != nil {
+				return err
+			}
 			return g.withBackend(c, func(b api.API) error {
 				if err := b.TrustSet(c.Context(), a[0], lvl, note); err != nil {
 					return err
+				}
+				if lvl == trust.LevelNone {
+					return g.done(map[string]any{"success": true}, "blocked %s: its lessons are gone from this node and it cannot connect\n", a[0])
 				}
 				return g.done(map[string]any{"success": true}, "trusting %s: %s\n", a[0], lvl)
 			})
@@ -41,6 +48,9 @@ func trustCmd(g *globals) *cobra.Command {
 		Short: "Remove a trust edge, and every path through it, at once",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, a []string) error {
+			if err := checkNodeID(a[0]); err != nil {
+				return err
+			}
 			return g.withBackend(c, func(b api.API) error {
 				if err := b.TrustRemove(c.Context(), a[0]); err != nil {
 					return err
@@ -82,6 +92,9 @@ func trustCmd(g *globals) *cobra.Command {
 		Short: "Show the trust path to a node",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, a []string) error {
+			if err := checkNodeID(a[0]); err != nil {
+				return err
+			}
 			return show(g, c, func(b api.API) (*api.TrustPathInfo, error) { return b.TrustPath(c.Context(), a[0]) }, func(p *api.TrustPathInfo) {
 				switch {
 				case p.Blocked:
@@ -121,12 +134,15 @@ func trustCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := notJSON(a[0], data); err != nil {
+				return err
+			}
 			return g.withBackend(c, func(b api.API) error {
 				added, err := b.TrustImport(c.Context(), data)
 				if err != nil {
 					return err
 				}
-				return g.done(map[string]any{"success": true, "added": added}, "added %d edges\n", added)
+				return g.done(map[string]any{"success": true, "added": added}, "added %s\n", plural(added, "edge", "edges"))
 			})
 		},
 	}
@@ -139,11 +155,40 @@ func trustCmd(g *globals) *cobra.Command {
 				for _, r := range rs {
 					g.printf("%s recommends %s: %s\n", shortID(r.NodeID), r.Subject, r.Note)
 				}
-				g.printf("%d referrals; to act on one: mesh trust add NODEID\n", len(rs))
+				g.printf("%s; to act on one: mesh trust add NODEID\n", plural(len(rs), "referral", "referrals"))
 			})
 		},
 	}
-	c.AddCommand(add, remove, list, path, export, imp, referrals)
+	pending := &cobra.Command{
+		Use:   "pending",
+		Short: "Publishers whose lessons this node refused because it does not trust them",
+		Long: `Publishers whose lessons reached this node (by gossip or sync) and were
+refused because no trust path leads to them: who, on which topics, how many
+lessons, first and last seen. The lessons themselves are not kept. Trusting
+one (mesh trust add NODEID) fetches its lessons at once from the peers that
+had them.`,
+		Args: args(cobra.NoArgs),
+		RunE: func(c *cobra.Command, _ []string) error {
+			return show(g, c, func(b api.API) ([]api.PendingPublisher, error) {
+				ps, err := b.TrustPending(c.Context())
+				if ps == nil && err == nil {
+					ps = []api.PendingPublisher{}
+				}
+				return ps, err
+			}, func(ps []api.PendingPublisher) {
+				if len(ps) == 0 {
+					g.printf("no lessons refused for trust\n")
+					return
+				}
+				g.printf("%-54s %7s  %-20s %s\n", "NODE ID", "LESSONS", "LAST SEEN", "TOPICS")
+				for _, p := range ps {
+					g.printf("%-54s %7d  %-20s %s\n", p.NodeID, p.Lessons, time.UnixMilli(p.LastSeen).Format("2006-01-02 15:04:05"), strings.Join(p.Topics, ","))
+				}
+				g.printf("to accept one's lessons: mesh trust add NODEID\n")
+			})
+		},
+	}
+	c.AddCommand(add, remove, list, path, export, imp, referrals, pending)
 	return c
 }
 
@@ -170,5 +215,13 @@ func (g *globals) done(v any, format string, a ...any) error {
 		return g.printJSON(v)
 	}
 	g.printf(format, a...)
+	return nil
+}
+
+// checkNodeID is a usage error for an argument that is no node ID.
+func checkNodeID(s string) error {
+	if _, err := protocol.PublicKeyOf(s); err != nil {
+		return usagef("not a node ID: %s (node IDs look like 12D3KooW…; mesh id prints this node's)", s)
+	}
 	return nil
 }

@@ -64,7 +64,7 @@ func runIdle(ctx context.Context, e *env, c idleConfig) (*idleResult, error) {
 		}
 	}
 	repo := filepath.Join(tmp, "repo")
-	cmd := exec.CommandContext(ctx, bin, "--repo", repo, "--api", "127.0.0.1:0", "daemon", "--no-mdns",
+	cmd := exec.CommandContext(ctx, bin, "--repo", repo, "--api", "127.0.0.1:0", "daemon", "--no-mdns", "--no-portmap",
 		"--listen", "/ip4/127.0.0.1/tcp/0", "--listen", "/ip4/127.0.0.1/udp/0/quic-v1")
 	if err := cmd.Start(); err != nil {
 		return nil, err

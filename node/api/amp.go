@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/meshprotocol/mesh/protocol"
 	"github.com/meshprotocol/mesh/store"
@@ -176,6 +177,16 @@ type AgentStatusResponse struct {
 	Blockers     []string `json:"blockers,omitempty"`
 	CheckpointID string   `json:"checkpoint_id,omitempty"`
 	UpdatedAt    int64    `json:"updated_at,omitempty"`
+}
+
+// CheckRef checks what Get and Export take: a record id, or a lesson key
+// lessonId@nodeId.
+func CheckRef(ref string) error {
+	if strings.Contains(ref, "@") {
+		_, _, err := protocol.ParseKey(ref)
+		return err
+	}
+	return protocol.ValidateID(ref)
 }
 
 // CheckAgent checks an agent name of an agent-status request.

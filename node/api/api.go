@@ -71,6 +71,9 @@ type Trust interface {
 	TrustExport(ctx context.Context) ([]byte, error)
 	TrustImport(ctx context.Context, data []byte) (int, error)
 	Referrals(ctx context.Context) ([]*protocol.Referral, error)
+	// TrustPending lists the publishers whose lessons were refused because
+	// this node does not trust them, most recent first.
+	TrustPending(ctx context.Context) ([]PendingPublisher, error)
 	VerifyKey(ctx context.Context, key string) (*VerifyReport, error)
 }
 

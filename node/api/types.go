@@ -24,8 +24,16 @@ type Info struct {
 	Fingerprint string            `json:"fingerprint"`
 	PublicKey   ed25519.PublicKey `json:"publicKey"`
 	Addrs       []string          `json:"addrs"`
-	API         string            `json:"api,omitempty"`
-	Online      bool              `json:"online"`
+	// Listen is what libp2p listens on, as bound ("/ip4/0.0.0.0/tcp/4001"):
+	// Addrs are the addresses peers may dial, Listen the sockets open.
+	Listen []string `json:"listen,omitempty"`
+	// API is the base URL of the node's HTTP API (the AMP binding under
+	// /amp, the control API under /api/v1), "" if it serves none.
+	API string `json:"api,omitempty"`
+	// PublicAPI is the base URL of the directory's public HTTP API, "" if
+	// it serves none.
+	PublicAPI string `json:"publicApi,omitempty"`
+	Online    bool   `json:"online"`
 }
 
 // Status is a node's health and record counts.
@@ -35,6 +43,11 @@ type Status struct {
 	NodeID  string         `json:"nodeId"`
 	Counts  map[string]int `json:"counts"`
 	Total   int            `json:"total"`
+	// Remote counts the lessons received from other nodes and held.
+	Remote int `json:"remote"`
+	// Pending sums the lessons refused because their publishers are not
+	// trusted (Trust.TrustPending lists them).
+	Pending PendingSummary `json:"pending"`
 	// Network is the node's reachability, relay reservations and relay
 	// service; nil for an offline node.
 	Network *NetworkStatus `json:"network,omitempty"`
@@ -42,6 +55,13 @@ type Status struct {
 	// did and when (a damaged write-ahead log found at start-up, or mesh
 	// repair); empty if there was none.
 	LastRecovery string `json:"lastRecovery,omitempty"`
+}
+
+// PendingSummary counts the untrusted publishers whose lessons were
+// refused, and those lessons.
+type PendingSummary struct {
+	Publishers int `json:"publishers"`
+	Lessons    int `json:"lessons"`
 }
 
 // PeerInfo describes one connected peer.
@@ -68,7 +88,25 @@ type SyncProgress struct {
 	Revocations int    `json:"revocations"` // applied so far
 	Received    int    `json:"received"`    // records received, stored or not
 	Invalid     int    `json:"invalid"`     // records that failed verification
-	Done        bool   `json:"done"`
+	// Untrusted counts the valid lessons refused because this node does
+	// not trust their publisher (see Trust.TrustPending).
+	Untrusted int  `json:"untrusted"`
+	Done      bool `json:"done"`
+}
+
+// PendingPublisher is a publisher whose valid lessons this node refused
+// because it does not trust it: what it published and when, never the
+// content. Trusting it brings its lessons in at once.
+type PendingPublisher struct {
+	NodeID string `json:"nodeId"`
+	// Topics are the topics its refused lessons were published on.
+	Topics []string `json:"topics"`
+	// Lessons counts the distinct lessons refused.
+	Lessons int `json:"lessons"`
+	// FirstSeen and LastSeen are when the first and the last were refused,
+	// Unix ms.
+	FirstSeen int64 `json:"firstSeen"`
+	LastSeen  int64 `json:"lastSeen"`
 }
 
 // TrustEntry is one row of the trust list: a direct edge, or a node trusted
@@ -222,6 +260,11 @@ type DHTStatus struct {
 	Mode         string `json:"mode"`    // as configured: auto, server, client, off
 	Serving      bool   `json:"serving"` // in server mode now
 	RoutingTable int    `json:"routingTable"`
+	// LAN says the LAN DHT runs (it always serves, among nodes on private
+	// or loopback addresses), LANRoutingTable how many of RoutingTable's
+	// servers are in it.
+	LAN             bool `json:"lan"`
+	LANRoutingTable int  `json:"lanRoutingTable"`
 	// Record is the node record last published, PublishedAt when (Unix ms).
 	Record      *protocol.NodeRecord `json:"record,omitempty"`
 	PublishedAt int64                `json:"publishedAt,omitempty"`

@@ -5,40 +5,22 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/meshprotocol/mesh/internal/interop"
 	"github.com/meshprotocol/mesh/node"
 	"github.com/meshprotocol/mesh/node/nodetest"
 	"github.com/meshprotocol/mesh/protocol"
 )
 
 // httpVerifier returns the node binary and the interop directory, or skips
-// when node or the verifier's modules are missing. Under CI=true it fails
-// instead: CI must run the independent verifier.
+// (see interop.Verifier).
 func httpVerifier(t *testing.T) (nodeBin, dir string) {
 	t.Helper()
-	dir, err := filepath.Abs(filepath.Join("..", "..", "protocol", "testdata", "interop"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	reason := ""
-	if nodeBin, err = exec.LookPath("node"); err != nil {
-		reason = "node is not installed"
-	} else if _, err := os.Stat(filepath.Join(dir, "node_modules", "canonicalize")); err != nil {
-		reason = "the interop verifier is not installed: run (cd protocol/testdata/interop && npm ci --no-audit --no-fund)"
-	}
-	if reason != "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true: %s", reason)
-		}
-		t.Skipf("skipping the independent verifier: %s", reason)
-	}
-	return nodeBin, dir
+	return interop.Verifier(t)
 }
 
 // runHTTPVerifier runs verify-http.mjs on body and reports its output and

@@ -50,6 +50,10 @@ type Config struct {
 	// (bootstrap and relay nodes; LAN, loopback and mocknet networks);
 	// "client": never serve; "off": no DHT at all.
 	Mode string `json:"mode,omitempty"`
+	// NoLAN turns off the LAN DHT, the second Kademlia instance that runs
+	// among peers on private and loopback addresses whatever Mode says (so
+	// two nodes on one network find each other directly; see docs/dht.md).
+	NoLAN bool `json:"noLAN,omitempty"`
 	// Roles are named in the node record and provided in the DHT, on top of
 	// "directory", which a directory node names by itself.
 	Roles []string `json:"roles,omitempty"`
@@ -186,7 +190,7 @@ func (s *Service) checkConfig() error {
 func (s *Service) Enabled() bool { return s.on }
 
 func (s *Service) newDHT(h host.Host) (*dht.DHT, error) {
-	d, err := dht.New(h, dht.Config{Mode: s.mode, Bootstrap: s.deps.Bootstrap, Now: s.now})
+	d, err := dht.New(h, dht.Config{Mode: s.mode, Bootstrap: s.deps.Bootstrap, Now: s.now, LAN: !s.cfg.NoLAN})
 	if err != nil {
 		return nil, fmt.Errorf("dht: %w", err)
 	}
@@ -558,6 +562,8 @@ func (s *Service) DHTStatus(ctx context.Context) (*api.DHTStatus, error) {
 	st.Enabled = true
 	st.Serving = d.Serving()
 	st.RoutingTable = d.RoutingTableSize()
+	st.LAN = d.LAN()
+	st.LANRoutingTable = d.LANRoutingTableSize()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st.Record = s.rec

@@ -17,6 +17,7 @@ import (
 	"github.com/meshprotocol/mesh/dht"
 	"github.com/meshprotocol/mesh/node"
 	"github.com/meshprotocol/mesh/node/api"
+	"github.com/meshprotocol/mesh/node/directory"
 	"github.com/meshprotocol/mesh/node/discovery"
 	"github.com/meshprotocol/mesh/node/httpapi"
 	"github.com/meshprotocol/mesh/node/nodetest"
@@ -115,7 +116,10 @@ func TestDHTModeAutoFollowsReachability(t *testing.T) {
 	// once it has put a peer it identified later into its routing table,
 	// it has decided its mode.
 	nodetest.Connect(t, priv, pub)
-	nodetest.Eventually(t, "the private node's routing table", func() bool { return dhtStatus(t, priv).RoutingTable > 0 })
+	nodetest.Eventually(t, "the private node's WAN routing table", func() bool {
+		st := dhtStatus(t, priv)
+		return st.RoutingTable-st.LANRoutingTable > 0
+	})
 	if st := dhtStatus(t, priv); st.Serving {
 		t.Fatal("a privately reachable node serves the DHT")
 	}
@@ -420,4 +424,40 @@ func TestRecordFollowsFollow(t *testing.T) {
 		r, err := boot.NodeRecord(ctx, a.ID().String())
 		return err == nil && !slices.Contains(r.Topics, "zig")
 	})
+}
+
+// TestDefaultNodesFormALANDHT: three nodes with the default DHT mode
+// (auto: never public on loopback, so the WAN DHT stays a client), two of
+// them bootstrapped to the first, find each other's node records and a
+// directory's provider record through the LAN DHT. It runs on loopback:
+// the LAN DHT takes peers by their connection's address.
+func TestDefaultNodesFormALANDHT(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	first := nodetest.Local(t, node.Config{})
+	boot := []string{bootAddr(first)}
+	second := nodetest.Local(t, node.Config{Bootstrap: boot})
+	third := nodetest.Local(t, node.Config{Bootstrap: boot, Directory: directory.Config{Enabled: true}})
+	nodes := []*node.Node{first, second, third}
+	for _, a := range nodes {
+		for _, b := range nodes {
+			if a == b {
+				continue
+			}
+			nodetest.Eventually(t, fmt.Sprintf("%s to find %s's node record", a.ID(), b.ID()), func() bool {
+				rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				defer cancel()
+				rec, err := a.NodeRecord(rctx, b.ID().String())
+				return err == nil && rec.NodeID == b.ID().String()
+			})
+		}
+	}
+	nodetest.Eventually(t, "second to find the directory", func() bool {
+		infos, err := second.Directories(ctx, 10)
+		return err == nil && len(infos) == 1 && infos[0].NodeID == third.ID().String()
+	})
+	st, err := second.DHTStatus(ctx)
+	if err != nil || st.Serving || !st.LAN || st.LANRoutingTable == 0 {
+		t.Fatalf("status %+v, %v: want a WAN client with a LAN DHT that has peers", st, err)
+	}
 }

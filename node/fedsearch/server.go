@@ -217,10 +217,12 @@ func (s *Service) peers(except ...string) []peer.ID {
 }
 
 // speaksSearch is false only for a peer identify says lacks the protocol.
+// Whether identify has answered is told by the agent version it records,
+// not by an empty protocol list: a stream this node opened to the peer
+// before then (a vouch, a sync) already put that one protocol there.
 func (s *Service) speaksSearch(p peer.ID) bool {
 	ps := s.host.Peerstore()
-	protos, err := ps.GetProtocols(p)
-	if err != nil || len(protos) == 0 {
+	if _, err := ps.Get(p, "AgentVersion"); err != nil {
 		return true // not identified yet: try
 	}
 	ok, err := ps.SupportsProtocols(p, libp2pproto.ID(protocol.ProtocolSearch))

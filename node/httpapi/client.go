@@ -191,6 +191,7 @@ func (c *Client) List(ctx context.Context, o store.ListOptions) (*store.ListResu
 	set("visibility", o.Visibility)
 	set("order", o.Order)
 	set("origin", o.Origin)
+	set("publisher", o.Publisher)
 	if o.Limit != 0 {
 		q.Set("limit", strconv.Itoa(o.Limit))
 	}
@@ -382,6 +383,13 @@ func (c *Client) TrustImport(ctx context.Context, data []byte) (int, error) {
 func (c *Client) Referrals(ctx context.Context) ([]*protocol.Referral, error) {
 	var out []*protocol.Referral
 	return out, c.do(ctx, http.MethodGet, "/api/v1/trust/referrals", nil, &out)
+}
+
+// TrustPending lists the publishers whose lessons the daemon refused
+// because it does not trust them.
+func (c *Client) TrustPending(ctx context.Context) ([]api.PendingPublisher, error) {
+	var out []api.PendingPublisher
+	return out, c.do(ctx, http.MethodGet, "/api/v1/trust/pending", nil, &out)
 }
 
 // VerifyKey verifies a lesson by key on the daemon.

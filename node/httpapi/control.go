@@ -32,6 +32,7 @@ import (
 //	GET  /api/v1/trust/export                  -> the export
 //	POST /api/v1/trust/import the export       -> {"added"}
 //	GET  /api/v1/trust/referrals               -> [Referral]
+//	GET  /api/v1/trust/pending                 -> [PendingPublisher]
 //	GET  /api/v1/verify/{key}                  -> VerifyReport
 //	GET  /api/v1/network                       -> NetworkStatus
 //	GET  /api/v1/dht                           -> DHTStatus
@@ -163,6 +164,7 @@ func (h *handler) trustRoutes(mux *http.ServeMux) {
 		writeResult(w, map[string]int{"added": added}, err)
 	})
 	mux.HandleFunc("GET /api/v1/trust/referrals", get(func(r *http.Request) (any, error) { return nonNilE(b.Referrals(r.Context())) }))
+	mux.HandleFunc("GET /api/v1/trust/pending", get(func(r *http.Request) (any, error) { return nonNilE(b.TrustPending(r.Context())) }))
 	mux.HandleFunc("GET /api/v1/verify/{key}", get(func(r *http.Request) (any, error) { return b.VerifyKey(r.Context(), r.PathValue("key")) }))
 }
 

@@ -234,7 +234,7 @@ func (h *handler) handleGet(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) doGet(w http.ResponseWriter, r *http.Request, id string) {
-	if err := protocol.ValidateID(id); err != nil {
+	if err := api.CheckRef(id); err != nil {
 		writeError(w, 0, err)
 		return
 	}
@@ -263,6 +263,7 @@ func (h *handler) handleList(w http.ResponseWriter, r *http.Request) {
 	o := store.ListOptions{
 		Type: q.Get("type"), Agent: q.Get("agent"), Project: q.Get("project"),
 		Visibility: q.Get("visibility"), Order: q.Get("order"), Tags: q["tag"], Origin: q.Get("origin"),
+		Publisher: q.Get("publisher"),
 	}
 	var err error
 	if o.Limit, err = intParam(q, "limit", -1); err != nil {

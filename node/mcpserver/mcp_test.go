@@ -677,11 +677,19 @@ func TestMCPReceivedLessons(t *testing.T) {
 					t.Errorf("list origin %q: MCP %s, REST %s", c.origin, got, want)
 				}
 			}
-			// The received lesson is not the agent's own: amp_get and
-			// amp_delete, which take a record id, do not reach it.
+			// A received lesson can be opened, by its key or by its id
+			// when no record of the agent's own has that id; amp_delete,
+			// which deletes the agent's own records, does not reach it.
 			lessonID, _, _ := strings.Cut(key, "@")
-			if code, text := callErr(t, cs, mcpserver.ToolGet, map[string]any{"id": lessonID}); code != protocol.CodeUnknownLesson {
-				t.Errorf("get a received lesson by its id: %s", text)
+			for _, ref := range []string{key, lessonID} {
+				var got api.RecordResponse
+				callOK(t, cs, mcpserver.ToolGet, map[string]any{"id": ref}, &got)
+				if got.Record == nil || got.Record.ID != lessonID || got.Record.Visibility != protocol.VisibilityPublic {
+					t.Errorf("get a received lesson by %s: %+v", ref, got.Record)
+				}
+			}
+			if code, text := callErr(t, cs, mcpserver.ToolDelete, map[string]any{"id": lessonID}); code != protocol.CodeUnknownLesson {
+				t.Errorf("delete a received lesson by its id: %s", text)
 			}
 		})
 	}

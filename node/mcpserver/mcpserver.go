@@ -143,7 +143,7 @@ type mcpStoreArgs struct {
 }
 
 type mcpIDArgs struct {
-	ID string `json:"id" jsonschema:"the record's id, such as lesson_1a2b3c4d5e6f7a8b"`
+	ID string `json:"id" jsonschema:"the record's id, such as lesson_1a2b3c4d5e6f7a8b; for amp_get and mesh_export also a received lesson's key lessonId@nodeId"`
 }
 
 type mcpSearchArgs struct {
@@ -234,7 +234,7 @@ func (t tools) search(ctx context.Context, a *mcpSearchArgs) (*api.SearchRespons
 }
 
 func (t tools) get(ctx context.Context, a *mcpIDArgs) (*api.RecordResponse, string, error) {
-	if err := protocol.ValidateID(a.ID); err != nil {
+	if err := api.CheckRef(a.ID); err != nil {
 		return nil, "", err
 	}
 	rec, err := t.api.Get(ctx, a.ID)
@@ -325,7 +325,7 @@ func (t tools) publish(ctx context.Context, a *mcpPublishArgs) (*protocol.Signed
 }
 
 func (t tools) export(ctx context.Context, a *mcpIDArgs) (*protocol.SignedLesson, string, error) {
-	if err := protocol.ValidateID(a.ID); err != nil {
+	if err := api.CheckRef(a.ID); err != nil {
 		return nil, "", err
 	}
 	sl, err := t.api.Export(ctx, a.ID)

@@ -152,9 +152,10 @@ func ConnectNodes(ctx context.Context, a, b *node.Node) error {
 }
 
 // ConnectHosts connects host a to host b (a dials b), and returns once
-// both sides count the connection.
+// both sides count the connection and each has identified the other with
+// the protocols it serves now.
 func ConnectHosts(ctx context.Context, a, b host.Host) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, Timeout)
 	defer cancel()
 	if err := a.Connect(ctx, peer.AddrInfo{ID: b.ID(), Addrs: b.Addrs()}); err != nil {
 		return err
@@ -166,8 +167,42 @@ func ConnectHosts(ctx context.Context, a, b host.Host) error {
 		case <-time.After(time.Millisecond):
 		}
 	}
-	return nil
+	if err := waitIdentified(ctx, a, b); err != nil {
+		return err
+	}
+	return waitIdentified(ctx, b, a)
 }
+
+// waitIdentified returns once a's peerstore lists every protocol b serves.
+//
+// Identify answers from a snapshot of the host's protocols that it updates
+// after handlers are set, asynchronously, and pushes the update only to
+// peers it has itself identified by then: a peer that connects in between
+// (a node's host exists before the node sets its handlers) can keep a
+// stale list for good. So b is nudged (a handler set and removed, which
+// makes identify snapshot and push again) while a waits.
+func waitIdentified(ctx context.Context, a, b host.Host) error {
+	nudge := time.NewTicker(250 * time.Millisecond)
+	defer nudge.Stop()
+	for {
+		want := b.Mux().Protocols()
+		got, err := a.Peerstore().SupportsProtocols(b.ID(), want...)
+		if err == nil && len(got) == len(want) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("nodetest: %s never identified %s with its protocols (%d of %d known: %v of %v): %w", a.ID(), b.ID(), len(got), len(want), got, want, ctx.Err())
+		case <-nudge.C:
+			b.SetStreamHandler(nudgeProtocol, func(s network.Stream) { s.Reset() })
+			b.RemoveStreamHandler(nudgeProtocol)
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+// nudgeProtocol is the handler waitIdentified sets and removes at once.
+const nudgeProtocol = "/mesh-test/nudge/1.0.0"
 
 // TrustEach makes every node trust every other one fully.
 func TrustEach(nodes ...*node.Node) error {
@@ -329,11 +364,6 @@ func ConnectHost(t testing.TB, h host.Host, n *node.Node) {
 	if err := ConnectHosts(context.Background(), h, n.Host()); err != nil {
 		t.Fatal(err)
 	}
-	want := h.Mux().Protocols()
-	Eventually(t, "identify of "+h.ID().String(), func() bool {
-		got, err := n.Host().Peerstore().SupportsProtocols(h.ID(), want...)
-		return err == nil && len(got) == len(want)
-	})
 }
 
 // Connect links a to b (a dials b), and returns once both sides count the

@@ -14,6 +14,7 @@ import (
 
 	"github.com/meshprotocol/mesh/node"
 	"github.com/meshprotocol/mesh/node/api"
+	"github.com/meshprotocol/mesh/node/discovery"
 	"github.com/meshprotocol/mesh/node/nodetest"
 	"github.com/meshprotocol/mesh/node/reach"
 	"github.com/meshprotocol/mesh/protocol"
@@ -112,8 +113,11 @@ func TestRelayedFederation(t *testing.T) {
 	// node's peer keeper race (node/peers.go: keep appends to the
 	// addresses of a kept peer that redial reads without the lock).
 	relayAddrs := []string{relay.Addrs()[0].String()}
+	// Loopback stands in for two homes on separate networks: without the
+	// LAN DHT, which would find the other home's loopback address and
+	// connect directly.
 	home := func() *node.Node {
-		return nodetest.Local(t, node.Config{Topics: []string{"homes"}, NAT: reach.Config{Reachability: reach.ReachabilityPrivate, StaticRelays: relayAddrs}})
+		return nodetest.Local(t, node.Config{Topics: []string{"homes"}, DHT: discovery.Config{NoLAN: true}, NAT: reach.Config{Reachability: reach.ReachabilityPrivate, StaticRelays: relayAddrs}})
 	}
 	a, b := home(), home()
 	nodetest.TrustAll(t, a, b)
