@@ -80,8 +80,9 @@ func New(a api.API, version string, opts *Options) *mcp.Server {
 	addTool(s, log, &mcp.Tool{
 		Name: ToolStore, Title: "Store a memory record",
 		Description: "Store (upsert) a memory record. A record without an id gets one; an existing id is " +
-			"updated. Same request and answer as AMP's POST /amp/store.",
-		Annotations: &mcp.ToolAnnotations{OpenWorldHint: ptr(false)},
+			"updated. A record stored with visibility public or unlisted is published (signed, and announced " +
+			"if public) as it is stored; private (the default) is never shared. Same request and answer as AMP's POST /amp/store.",
+		Annotations: &mcp.ToolAnnotations{OpenWorldHint: ptr(true)},
 	}, "store", t.store)
 	addTool(s, log, &mcp.Tool{
 		Name: ToolSearch, Title: "Search memory",
