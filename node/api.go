@@ -75,6 +75,12 @@ func (n *Node) Put(ctx context.Context, rec *protocol.Lesson) (string, bool, err
 		}
 	}
 	id, created, err := n.store.Put(ctx, rec)
+	if err == nil && vis != protocol.VisibilityPublic {
+		// A public record reaches the standing queries as a publication.
+		if cur, gerr := n.store.Get(ctx, id); gerr == nil {
+			n.watch.Stored(cur)
+		}
+	}
 	if err != nil || !shared {
 		return id, created, err
 	}
@@ -244,6 +250,7 @@ func (n *Node) Publish(ctx context.Context, id string, opts api.PublishOptions) 
 	}
 	if sl.Publication.Visibility == protocol.VisibilityPublic {
 		n.announce(ctx, &protocol.Announcement{Type: protocol.MsgPublication, SignedLesson: sl}, sl.Publication.Topics)
+		n.watch.Kick()
 	}
 	return sl, nil
 }

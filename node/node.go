@@ -30,6 +30,7 @@ import (
 	"github.com/meshprotocol/mesh/node/httpapi"
 	"github.com/meshprotocol/mesh/node/keys"
 	"github.com/meshprotocol/mesh/node/reach"
+	"github.com/meshprotocol/mesh/node/watch"
 	"github.com/meshprotocol/mesh/protocol"
 	"github.com/meshprotocol/mesh/pubsub"
 	"github.com/meshprotocol/mesh/store"
@@ -177,6 +178,7 @@ type Node struct {
 	disc   *discovery.Service
 	dir    *directory.Service
 	keys   *keys.Service
+	watch  *watch.Service
 	http   *httpapi.Server
 
 	ctx    context.Context // lives until Close
@@ -240,6 +242,9 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n.search = fedsearch.New(fedsearch.Config{Host: n.host, Self: n.id, Local: serving{n}, Trust: n.trust, Now: n.now, Logger: n.log})
 	n.dir = directory.New(cfg.Directory, n.directoryDeps())
 	if err := n.startDirectory(ctx); err != nil {
+		return nil, err
+	}
+	if err := n.startWatch(ctx); err != nil {
 		return nil, err
 	}
 	if cfg.APIAddr != "" {
@@ -515,6 +520,9 @@ func (n *Node) teardown() error {
 	}
 	if n.mdns != nil {
 		_ = n.mdns.Close()
+	}
+	if n.watch != nil {
+		errs = append(errs, n.watch.Close())
 	}
 	if n.dir != nil {
 		errs = append(errs, n.dir.Close())
