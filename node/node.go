@@ -20,6 +20,7 @@ import (
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/fx"
 
 	"github.com/meshprotocol/mesh/internal/repolock"
@@ -92,8 +93,14 @@ type Config struct {
 	// keys and queries are never logged.
 	Logger *slog.Logger
 
-	// Registerer receives the node's metrics. Nil registers none.
+	// Registerer receives the node's metrics (libp2p's own, and MESH's:
+	// see docs/metrics.md). Nil registers none.
 	Registerer prometheus.Registerer
+
+	// Gatherer, if set, is served at GET /metrics on APIAddr, behind the
+	// API's bearer token; usually the *prometheus.Registry given as
+	// Registerer. Nil serves no /metrics.
+	Gatherer prometheus.Gatherer
 
 	// Libp2pOptions are appended to the node's own libp2p options; an escape
 	// hatch for transports, resource limits and the like.
@@ -179,7 +186,9 @@ type Node struct {
 	dir    *directory.Service
 	keys   *keys.Service
 	watch  *watch.Service
-	http   *httpapi.Server
+	// metrics are the node's own metrics; nil without Config.Registerer.
+	metrics *nodeMetrics
+	http    *httpapi.Server
 
 	ctx    context.Context // lives until Close
 	cancel context.CancelFunc
@@ -239,7 +248,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	} else if err := n.startOnline(ctx); err != nil {
 		return nil, err
 	}
-	n.search = fedsearch.New(fedsearch.Config{Host: n.host, Self: n.id, Local: serving{n}, Trust: n.trust, Now: n.now, Logger: n.log})
+	n.search = fedsearch.New(fedsearch.Config{Host: n.host, Self: n.id, Local: serving{n}, Trust: n.trust, Now: n.now, Logger: n.log, Registerer: cfg.Registerer})
 	n.dir = directory.New(cfg.Directory, n.directoryDeps())
 	if err := n.startDirectory(ctx); err != nil {
 		return nil, err
@@ -247,8 +256,15 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := n.startWatch(ctx); err != nil {
 		return nil, err
 	}
+	if err := n.newMetrics(); err != nil {
+		return nil, fmt.Errorf("node: register metrics: %w", err)
+	}
 	if cfg.APIAddr != "" {
-		if n.http, err = httpapi.Start(httpapi.Config{Addr: cfg.APIAddr, Backend: n, RepoDir: cfg.RepoDir, Logger: n.log, AMPOpen: cfg.APIOpen}); err != nil {
+		hc := httpapi.Config{Addr: cfg.APIAddr, Backend: n, RepoDir: cfg.RepoDir, Logger: n.log, AMPOpen: cfg.APIOpen, Registerer: cfg.Registerer}
+		if cfg.Gatherer != nil {
+			hc.Metrics = promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})
+		}
+		if n.http, err = httpapi.Start(hc); err != nil {
 			return nil, fmt.Errorf("node: %w", err)
 		}
 		if cfg.APIOpen {
@@ -518,6 +534,7 @@ func (n *Node) teardown() error {
 	if n.http != nil {
 		errs = append(errs, n.http.Close())
 	}
+	n.metrics.unregister()
 	if n.mdns != nil {
 		_ = n.mdns.Close()
 	}
