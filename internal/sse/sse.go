@@ -5,12 +5,15 @@ package sse
 
 import (
 	"bufio"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // ContentType is the media type of an event stream.
@@ -135,4 +138,52 @@ func LastID(r *http.Request, name string) (uint64, error) {
 		return 0, nil
 	}
 	return strconv.ParseUint(s, 10, 64)
+}
+
+// keepAliveEvery is how often Serve writes a comment on an idle stream.
+const keepAliveEvery = 15 * time.Second
+
+// Serve streams what subscribe delivers to w as events of type typ (data:
+// the JSON of each value, id: id(value)), with a comment every 15 s while
+// idle, until the client goes away or subscribe returns; an error it
+// returns while the client is still there is sent as an "error" event
+// whose data is errJSON(err).
+func Serve[T any](w http.ResponseWriter, r *http.Request, typ string, id func(T) string,
+	subscribe func(ctx context.Context, fn func(T) error) error, errJSON func(error) any) {
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	values := make(chan T)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- subscribe(ctx, func(v T) error {
+			select {
+			case values <- v:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+	}()
+	s := NewWriter(w)
+	tick := time.NewTicker(keepAliveEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case v := <-values:
+			data, err := json.Marshal(v)
+			if err != nil || s.Send(Event{ID: id(v), Type: typ, Data: data}) != nil {
+				return
+			}
+		case <-tick.C:
+			if s.Comment("keep-alive") != nil {
+				return
+			}
+		case err := <-errc:
+			if ctx.Err() == nil && err != nil {
+				data, _ := json.Marshal(errJSON(err))
+				_ = s.Send(Event{Type: "error", Data: data})
+			}
+			return
+		}
+	}
 }

@@ -14,9 +14,6 @@ import (
 	"github.com/meshprotocol/mesh/protocol"
 )
 
-// keepAliveEvery is how often an idle event stream gets a comment line.
-const keepAliveEvery = 15 * time.Second
-
 // watchRoutes are the standing queries' routes (api.Watches):
 //
 //	POST /api/v1/watch/add     WatchSpec   -> WatchAdded
@@ -65,45 +62,12 @@ func (h *handler) watchRoutes(mux *http.ServeMux) {
 }
 
 // ServeWatchEvents streams a's standing-query matches after a Seq to w as
-// server-sent events, one "match" event per api.WatchMatch, with a comment
-// line every 15 s while idle, until the client goes away.
+// server-sent events, one "match" event per api.WatchMatch (id: its Seq),
+// with a comment line every 15 s while idle, until the client goes away.
 func ServeWatchEvents(w http.ResponseWriter, r *http.Request, a api.Watches, after uint64) {
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	matches := make(chan api.WatchMatch)
-	errc := make(chan error, 1)
-	go func() {
-		errc <- a.WatchStream(ctx, after, func(m api.WatchMatch) error {
-			select {
-			case matches <- m:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		})
-	}()
-	s := sse.NewWriter(w)
-	tick := time.NewTicker(keepAliveEvery)
-	defer tick.Stop()
-	for {
-		select {
-		case m := <-matches:
-			data, _ := json.Marshal(m)
-			if s.Send(sse.Event{ID: strconv.FormatUint(m.Seq, 10), Type: "match", Data: data}) != nil {
-				return
-			}
-		case <-tick.C:
-			if s.Comment("keep-alive") != nil {
-				return
-			}
-		case err := <-errc:
-			if ctx.Err() == nil && err != nil {
-				data, _ := json.Marshal(newErrorBody(err))
-				_ = s.Send(sse.Event{Type: "error", Data: data})
-			}
-			return
-		}
-	}
+	sse.Serve(w, r, "match", func(m api.WatchMatch) string { return strconv.FormatUint(m.Seq, 10) },
+		func(ctx context.Context, fn func(api.WatchMatch) error) error { return a.WatchStream(ctx, after, fn) },
+		func(err error) any { return newErrorBody(err) })
 }
 
 func uintParam(q url.Values, name string) (uint64, error) {
