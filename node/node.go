@@ -32,6 +32,7 @@ import (
 	"github.com/meshprotocol/mesh/node/keys"
 	"github.com/meshprotocol/mesh/node/reach"
 	"github.com/meshprotocol/mesh/node/watch"
+	"github.com/meshprotocol/mesh/node/webui"
 	"github.com/meshprotocol/mesh/protocol"
 	"github.com/meshprotocol/mesh/pubsub"
 	"github.com/meshprotocol/mesh/store"
@@ -74,6 +75,10 @@ type Config struct {
 	// libp2p's defaults (8 per address, loopback unlimited). Nodes that
 	// run many peers on one machine's loopback may need more.
 	MaxConnsPerIP int
+
+	// DisableUI turns off the web UI (package webui) the node serves on
+	// APIAddr by default.
+	DisableUI bool
 
 	// APIOpen serves the AMP REST binding (/amp/...) on APIAddr without
 	// the bearer token, to every user of the machine, as AMP specifies it:
@@ -263,6 +268,9 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		hc := httpapi.Config{Addr: cfg.APIAddr, Backend: n, RepoDir: cfg.RepoDir, Logger: n.log, AMPOpen: cfg.APIOpen, Registerer: cfg.Registerer}
 		if cfg.Gatherer != nil {
 			hc.Metrics = promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})
+		}
+		if !cfg.DisableUI {
+			hc.UI = webui.New(webui.Config{API: n, Now: n.now, Logger: n.log})
 		}
 		if n.http, err = httpapi.Start(hc); err != nil {
 			return nil, fmt.Errorf("node: %w", err)
