@@ -14,7 +14,7 @@ import (
 // Graph geometry: this node at the centre, one ring per hop.
 const (
 	graphSize   = 560
-	ringStep    = 105
+	ringStep    = 105 // at most: more hops share the radius
 	nodeRadius  = 9
 	selfRadius  = 14
 	labelOffset = 15
@@ -53,12 +53,16 @@ func trustGraph(self string, entries []api.TrustEntry) template.HTML {
 		byHop[h] = append(byHop[h], e)
 		maxHop = max(maxHop, h)
 	}
+	step := float64(ringStep)
+	if maxHop > 0 {
+		step = min(step, (c-40)/float64(maxHop))
+	}
 	pos := map[string]*graphNode{self: {id: self, label: "you", x: c, y: c}}
 	var nodes []*graphNode
 	for h := 1; h <= maxHop; h++ {
 		ring := byHop[h]
 		sort.Slice(ring, func(i, j int) bool { return ring[i].NodeID < ring[j].NodeID })
-		r := float64(h * ringStep)
+		r := float64(h) * step
 		for i, e := range ring {
 			a := 2*math.Pi*float64(i)/float64(len(ring)) - math.Pi/2 + float64(h-1)*0.4
 			label := shortID(e.NodeID)
@@ -74,8 +78,8 @@ func trustGraph(self string, entries []api.TrustEntry) template.HTML {
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" class="graph" viewBox="0 0 %d %d" role="img" aria-label="trust graph: %d nodes">`, graphSize, graphSize, len(nodes))
 	b.WriteString(`<title>Web of trust: you at the centre, one ring per hop</title>`)
 	for h := 1; h <= maxHop; h++ {
-		fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="%d" fill="none" stroke="#d0d7de" stroke-dasharray="4 4"/>`, c, c, h*ringStep)
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="11" fill="#8c959f">%d hop%s</text>`, c+4, c-float64(h*ringStep)-4, h, plural(h))
+		fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="%.1f" fill="none" stroke="#d0d7de" stroke-dasharray="4 4"/>`, c, c, float64(h)*step)
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="11" text-anchor="middle" fill="#8c959f">%d hop%s</text>`, c, c+float64(h)*step+14, h, plural(h))
 	}
 	for _, e := range entries {
 		n := pos[e.NodeID]

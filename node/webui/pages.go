@@ -321,7 +321,7 @@ func (s *Server) memoryPage(r *http.Request, v *view) (string, error) {
 	v.Active = "memories"
 	ref := r.PathValue("id")
 	if err := api.CheckRef(ref); err != nil {
-		return "", err
+		return "", badRequest{err}
 	}
 	d := &memoryData{ID: ref}
 	rec, err := s.api.Get(ctx, ref)

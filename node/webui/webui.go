@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"embed"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -280,6 +281,10 @@ func (s *Server) action(fn func(r *http.Request) (to, msg string, err error)) ht
 	})
 }
 
+// badRequest is a page's error caused by the request (a malformed ID in
+// the path): 400, not 500.
+type badRequest struct{ error }
+
 // view is what every page's template gets.
 type view struct {
 	Title  string
@@ -299,6 +304,11 @@ func (s *Server) page(fn func(r *http.Request, v *view) (tmpl string, err error)
 			v.Self = info.NodeID
 		}
 		name, err := fn(r, v)
+		var bad badRequest
+		if errors.As(err, &bad) {
+			s.renderError(w, r, http.StatusBadRequest, "Bad request", err.Error())
+			return
+		}
 		if err != nil {
 			s.renderError(w, r, http.StatusInternalServerError, "Error", err.Error())
 			return
