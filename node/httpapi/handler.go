@@ -104,7 +104,17 @@ func newHandler(b Backend, token string, o options) http.Handler {
 		root.Handle("GET /metrics", requireToken(token, o.metrics))
 	}
 	if o.ui != nil {
-		root.Handle("/", o.ui)
+		// A request with a bearer token is an API client's (the UI's pages
+		// never send one): a path no route takes gets the JSON 404, not
+		// the UI's page.
+		apiMiss := noRoute(root)
+		root.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("Authorization") != "" {
+				apiMiss(w, r)
+				return
+			}
+			o.ui.ServeHTTP(w, r)
+		})
 	} else {
 		root.HandleFunc("/", noRoute(root))
 	}
