@@ -76,6 +76,7 @@ func daemonCmd(g *globals) *cobra.Command {
 		topics    []string
 		noMDNS    bool
 		apiOpen   bool
+		noUI      bool
 		metrics   string
 		verbose   bool
 		applies   []func(*cobra.Command, *node.Config) error
@@ -130,6 +131,7 @@ machines. libp2p listens on every --listen address.`,
 				DHT:         rc.DHT,
 				Directory:   rc.Directory,
 				APIOpen:     apiOpen,
+				DisableUI:   noUI,
 			}
 			for _, apply := range applies {
 				if err := apply(c, &cfg); err != nil {
@@ -169,6 +171,7 @@ machines. libp2p listens on every --listen address.`,
 	c.Flags().StringArrayVar(&topics, "topic", nil, "MESH topic to follow (repeatable; also config.json and mesh follow)")
 	c.Flags().BoolVar(&noMDNS, "no-mdns", false, "do not discover MESH nodes on the LAN by multicast DNS")
 	c.Flags().BoolVar(&apiOpen, "api-open", false, "serve the AMP REST binding (/amp/) to every local user without the repo's api.token (single-user machines only)")
+	c.Flags().BoolVar(&noUI, "no-ui", false, "do not serve the web UI on the API address (mesh ui)")
 	c.Flags().StringVar(&metrics, "metrics", "", "also serve Prometheus metrics at http://ADDR/metrics, without the token (the API serves them at /metrics with it)")
 	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "debug logging")
 	// The subsystems' flags (nat.go, dht.go, directoryrole.go): each adds

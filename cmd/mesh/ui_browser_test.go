@@ -365,3 +365,23 @@ func TestWebUIBrowser(t *testing.T) {
 	}
 	b.checkConsole()
 }
+
+// TestWebUIOff: a daemon started with --no-ui serves no page, and mesh ui
+// says why instead of printing a link that leads nowhere.
+func TestWebUIOff(t *testing.T) {
+	t.Parallel()
+	repo := filepath.Join(t.TempDir(), "r")
+	d := startDaemonWith(t, repo, "--no-ui")
+	r := mesh(t, repo, "", "ui")
+	if r.code != 1 || !strings.Contains(r.stderr, "--no-ui") {
+		t.Fatalf("mesh ui on a daemon without a UI: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	resp, err := http.Get(d.api + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		t.Fatalf("GET / without a UI: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}

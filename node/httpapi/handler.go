@@ -85,6 +85,10 @@ func newHandler(b Backend, token string, o options) http.Handler {
 			path, err := o.ui.NewLogin()
 			writeResult(w, map[string]any{"success": true, "url": "http://" + r.Host + path}, err)
 		})
+	} else {
+		ctl.HandleFunc("POST /api/v1/ui/login", func(w http.ResponseWriter, r *http.Request) {
+			writeResult(w, nil, fmt.Errorf("%w: this daemon serves no web UI (it was started with --no-ui)", protocol.ErrNotFound))
+		})
 	}
 	ctl.HandleFunc("/", noRoute(ctl))
 
