@@ -1,11 +1,13 @@
 package sse_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/meshprotocol/mesh/internal/sse"
@@ -77,4 +79,20 @@ func TestServeAndRead(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("after=x: %d", resp.StatusCode)
 	}
+}
+
+// FuzzRead: any input is read without a panic, and no event's id or type
+// spans lines.
+func FuzzRead(f *testing.F) {
+	f.Add([]byte("id: 1\nevent: match\ndata: {\"a\":1}\n\n: keep-alive\n\n"))
+	f.Add([]byte("data: a\ndata: b\n\nevent: x\n\n"))
+	f.Add([]byte("\r\n\r\ndata\n\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_ = sse.Read(bytes.NewReader(b), func(e sse.Event) error {
+			if strings.ContainsAny(e.ID, "\n") || strings.ContainsAny(e.Type, "\n") {
+				t.Fatalf("a field spans lines: %+v", e)
+			}
+			return nil
+		})
+	})
 }
