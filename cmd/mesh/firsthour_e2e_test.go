@@ -370,6 +370,13 @@ func TestEveryCommandJSON(t *testing.T) {
 		"mesh directory node":   {{args: []string{"directory", "node", b.NodeID}, code: anyCode}, {args: []string{"directory", "node", "bob"}, code: 2}},
 		"mesh directory nodes":  {{args: []string{"directory", "nodes", "--topic", "nothing-here"}}},
 		"mesh repair":           {{args: []string{"repair"}, code: 1}},
+		"mesh watch add":        {{args: []string{"watch", "add", "machines", "--topic", "rust"}}, {args: []string{"watch", "add"}, code: 2}, {args: []string{"watch", "add", "x", "--sources", "bob"}, code: 2}},
+		"mesh watch list":       {{args: []string{"watch", "list"}}},
+		"mesh watch remove":     {{args: []string{"watch", "remove", "watch_nope"}, code: 1}},
+		// A stream: one match per line and a summary (as mesh sync);
+		// TestWatchEndToEnd reads one that delivers matches.
+		"mesh watch": {{args: []string{"watch", "--for", "1s"}}, {args: []string{"@offline", "watch", "--for", "1s"}, code: 1}},
+		"mesh ui":    {{args: []string{"ui"}}, {args: []string{"@offline", "ui"}, code: 1}},
 		// Not JSON by nature: the daemon prints its Info as JSON and runs
 		// (TestDaemonJSONBanner); mcp speaks JSON-RPC on stdio.
 		"mesh daemon": nil,
@@ -416,14 +423,14 @@ func TestEveryCommandJSON(t *testing.T) {
 				t.Errorf("mesh --json %s: stdout is not JSON: %v\n%s", name, err, r.stdout)
 				continue
 			}
-			if p == "mesh sync" {
+			if (p == "mesh sync" || p == "mesh watch") && r.code == 0 {
 				last, _ := vals[len(vals)-1].(map[string]any)
 				if last["summary"] != true {
-					t.Errorf("mesh --json sync: the last line is no summary: %s", r.stdout)
+					t.Errorf("mesh --json %s: the last line is no summary: %s", name, r.stdout)
 				}
 				for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
 					if !json.Valid([]byte(line)) {
-						t.Errorf("mesh --json sync: a line is not one JSON value: %q", line)
+						t.Errorf("mesh --json %s: a line is not one JSON value: %q", name, line)
 					}
 				}
 				continue

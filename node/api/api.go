@@ -25,6 +25,7 @@ type API interface {
 	Directory
 	DHT
 	Network
+	Watches
 }
 
 // AMP is the Agent Memory Protocol over the node's own store, plus Info.
