@@ -30,6 +30,7 @@ import (
 	"github.com/meshprotocol/mesh/node/httpapi"
 	"github.com/meshprotocol/mesh/node/keys"
 	"github.com/meshprotocol/mesh/node/reach"
+	"github.com/meshprotocol/mesh/node/sensors"
 	"github.com/meshprotocol/mesh/protocol"
 	"github.com/meshprotocol/mesh/pubsub"
 	"github.com/meshprotocol/mesh/store"
@@ -147,6 +148,10 @@ type Config struct {
 	// may keep a key, how long key requests wait for the node to re-learn
 	// its revocations after a start). The zero value is what a node wants.
 	Keys keys.Config
+
+	// Sensors tunes the sensor subsystem (how many readings of a stream
+	// are indexed in memory). The zero value is what a node wants.
+	Sensors sensors.Config
 }
 
 // Node is one MESH node: an Ed25519 identity, a libp2p host whose peer ID is
@@ -177,7 +182,10 @@ type Node struct {
 	disc   *discovery.Service
 	dir    *directory.Service
 	keys   *keys.Service
-	http   *httpapi.Server
+	// sensors is set once the subsystem runs (after keys, which asks it
+	// about grants from the start).
+	sensors atomic.Pointer[sensors.Service]
+	http    *httpapi.Server
 
 	ctx    context.Context // lives until Close
 	cancel context.CancelFunc
@@ -235,6 +243,9 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if cfg.Offline {
 		n.newKeys()
 	} else if err := n.startOnline(ctx); err != nil {
+		return nil, err
+	}
+	if err := n.startSensors(ctx); err != nil {
 		return nil, err
 	}
 	n.search = fedsearch.New(fedsearch.Config{Host: n.host, Self: n.id, Local: serving{n}, Trust: n.trust, Now: n.now, Logger: n.log})
@@ -518,6 +529,9 @@ func (n *Node) teardown() error {
 	}
 	if n.dir != nil {
 		errs = append(errs, n.dir.Close())
+	}
+	if s := n.sensors.Load(); s != nil {
+		errs = append(errs, s.Close())
 	}
 	if n.keys != nil {
 		errs = append(errs, n.keys.Close())

@@ -25,6 +25,7 @@ type API interface {
 	Directory
 	DHT
 	Network
+	Sensors
 }
 
 // AMP is the Agent Memory Protocol over the node's own store, plus Info.
