@@ -156,6 +156,9 @@ type SensorSearchRequest struct {
 	Query string `json:"query"`
 	// Sources are names (NameSet) or node IDs, comma-separated.
 	Sources string `json:"sources"`
+	// Streams, if any, keep only the streams matching these patterns
+	// ("basement/*").
+	Streams []string `json:"streams,omitempty"`
 	// Stats adds min/max/mean/last per stream over the readings found.
 	Stats bool `json:"stats,omitempty"`
 	// Limit caps the readings per source (0: 100, at most 1000).

@@ -36,6 +36,10 @@ func (s *Service) Search(ctx context.Context, req api.SensorSearchRequest) (*api
 		return nil, fmt.Errorf("%w: limit %d: want 0 to %d", protocol.ErrInvalid, req.Limit, protocol.MaxSensorReadings)
 	}
 	q.Limit = req.Limit
+	q.Streams = req.Streams
+	if err := q.Validate(); err != nil {
+		return nil, err
+	}
 	sources, err := s.resolve(ctx, req.Sources)
 	if err != nil {
 		return nil, err
