@@ -40,6 +40,13 @@ func (w *wire) Write(p []byte) (int, error) {
 	return w.buf.Write(p)
 }
 
+// size is how many bytes crossed so far.
+func (w *wire) size() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.Len()
+}
+
 func (w *wire) contains(s string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -179,7 +186,7 @@ func TestWireWatchNoPrivateContent(t *testing.T) {
 	if w.contains(privateMarker) {
 		t.Fatal("private content crossed the wire")
 	}
-	t.Logf("watched %d bytes", w.buf.Len())
+	t.Logf("watched %d bytes", w.size())
 }
 
 // count counts the occurrences of s in the recording.
@@ -323,5 +330,5 @@ func TestWireWatchEncrypted(t *testing.T) {
 			t.Fatal("an escrow share crossed the wire unsealed outside the answers of /mesh/keys/1.0.0")
 		}
 	}
-	t.Logf("watched %d bytes", w.buf.Len())
+	t.Logf("watched %d bytes", w.size())
 }

@@ -136,6 +136,11 @@ func TestFirstHourJourney(t *testing.T) {
 		t.Fatalf("a daemon on a busy port: %+v", r)
 	}
 
+	// A lesson that does not exist: verify fails and never says "Not revoked".
+	if r := mesh(t, rb, "", "verify", "lesson_0000000000000000@"+a.NodeID); r.code != 1 || strings.Contains(r.stdout, "Not revoked") || !strings.Contains(r.stdout, "✗") {
+		t.Fatalf("verify of a lesson that does not exist: %+v", r)
+	}
+
 	// A bad node ID: a usage error.
 	if r := mesh(t, rb, "", "trust", "add", "bob"); r.code != 2 || !strings.Contains(r.stderr, "not a node ID: bob (node IDs look like 12D3KooW") {
 		t.Fatalf("trust add bob: %+v", r)
