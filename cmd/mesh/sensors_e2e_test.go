@@ -136,3 +136,26 @@ func TestSovereignIoTCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestDaemonProfileSensor: mesh daemon --profile sensor runs a DHT client
+// that serves streams as any daemon does; a profile it does not know, or a
+// directory with it, is a usage error before anything starts.
+func TestDaemonProfileSensor(t *testing.T) {
+	t.Parallel()
+	repo := filepath.Join(t.TempDir(), "pi")
+	for _, bad := range [][]string{{"--profile", "tiny"}, {"--profile", "sensor", "--directory"}} {
+		r := mesh(t, repo, "", append([]string{"daemon", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0"}, bad...)...)
+		if r.code != 2 || !strings.Contains(r.stderr, "--profile") {
+			t.Errorf("daemon %v: exit %d\n%s%s", bad, r.code, r.stdout, r.stderr)
+		}
+	}
+	startDaemonWith(t, repo, "--profile", "sensor")
+	var st api.DHTStatus
+	if err := json.Unmarshal([]byte(mustMesh(t, repo, "", "--json", "directory", "dht")), &st); err != nil || st.Mode != "client" {
+		t.Fatalf("the DHT under --profile sensor: %+v %v", st, err)
+	}
+	mustMesh(t, repo, "", "sensor", "add", "garage/temperature", "--unit", "°C")
+	if out := mustMesh(t, repo, "", "sensor", "push", "garage/temperature", "4.5"); !strings.Contains(out, "4.5") {
+		t.Fatalf("push under --profile sensor:\n%s", out)
+	}
+}
