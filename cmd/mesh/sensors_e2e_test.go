@@ -159,3 +159,62 @@ func TestDaemonProfileSensor(t *testing.T) {
 		t.Fatalf("push under --profile sensor:\n%s", out)
 	}
 }
+
+// TestSovereignIoTQuestions runs the issue's other questions against real
+// daemons: two sensors (the garage's temperature and power, the
+// basement's humidity) and a phone that names them and a group of both.
+// "temperature last 24h" asked of garage,basement finds the garage's
+// readings only; "power anomaly" asked of the group finds the power spike
+// the garage marked.
+func TestSovereignIoTQuestions(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	garage, basement, phone := filepath.Join(dir, "garage"), filepath.Join(dir, "basement"), filepath.Join(dir, "phone")
+	for _, r := range []string{garage, basement, phone} {
+		startDaemon(t, r)
+	}
+	garageID, basementID, phoneID := idOf(t, garage), idOf(t, basement), idOf(t, phone)
+	mustMesh(t, phone, "", "connect", garageID.Addrs[0])
+	mustMesh(t, phone, "", "connect", basementID.Addrs[0])
+
+	mustMesh(t, garage, "", "sensor", "add", "garage/temperature", "--unit", "°C", "--ttl", "7d")
+	mustMesh(t, garage, "", "sensor", "add", "garage/power", "--unit", "W", "--anomaly-min", "5")
+	mustMesh(t, basement, "", "sensor", "add", "basement/humidity", "--unit", "%")
+	for _, v := range []string{"3.5", "4.25"} {
+		mustMesh(t, garage, "", "sensor", "push", "garage/temperature", v)
+	}
+	for _, v := range []string{"410", "425", "418", "432", "405", "421", "5200"} {
+		mustMesh(t, garage, "", "sensor", "push", "garage/power", v)
+	}
+	mustMesh(t, basement, "", "sensor", "push", "basement/humidity", "64.2")
+	mustMesh(t, garage, "", "access", "grant", phoneID.NodeID)
+	mustMesh(t, basement, "", "access", "grant", phoneID.NodeID, "--stream", "basement/*")
+
+	mustMesh(t, phone, "", "name", "set", "garage", garageID.NodeID)
+	mustMesh(t, phone, "", "name", "set", "basement", basementID.NodeID)
+	mustMesh(t, phone, "", "name", "set", "home", "garage", "basement")
+	var names []api.Name
+	if err := json.Unmarshal([]byte(mustMesh(t, phone, "", "--json", "name", "list")), &names); err != nil || len(names) != 3 {
+		t.Fatalf("name list: %+v %v", names, err)
+	}
+	search := func(args ...string) *api.SensorSearchResult {
+		t.Helper()
+		var res api.SensorSearchResult
+		out := mustMesh(t, phone, "", append([]string{"--json", "search"}, args...)...)
+		if err := json.Unmarshal([]byte(out), &res); err != nil {
+			t.Fatalf("search %v: %v\n%s", args, err, out)
+		}
+		return &res
+	}
+	res := search("temperature last 24h", "--sources", "garage,basement")
+	if len(res.Sources) != 2 || len(res.Readings) != 2 || res.Readings[0].Stream != "garage/temperature" || res.Readings[0].Value != 4.25 {
+		t.Fatalf("temperature last 24h: %+v", res)
+	}
+	res = search("power anomaly", "--sources", "home")
+	if len(res.Sources) != 2 || len(res.Readings) != 1 || res.Readings[0].Value != 5200 || !res.Readings[0].Anomaly {
+		t.Fatalf("power anomaly: %+v", res)
+	}
+	if out := mustMesh(t, phone, "", "search", "power anomaly", "--sources", "home"); !strings.Contains(out, "5200") || !strings.Contains(out, "anomaly") {
+		t.Fatalf("power anomaly, text:\n%s", out)
+	}
+}
