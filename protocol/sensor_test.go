@@ -47,6 +47,10 @@ func TestSensorQueryRoundTrip(t *testing.T) {
 	if err != nil || got.Comparisons[0] != q.Comparisons[0] || got.Since != q.Since {
 		t.Fatalf("%+v %v", got, err)
 	}
+	// Trailing whitespace (a padded question) is allowed.
+	if _, err := DecodeSensorQuery(append(b, bytes.Repeat([]byte(" "), 300)...)); err != nil {
+		t.Fatalf("a padded query: %v", err)
+	}
 	for _, bad := range []string{
 		`{"type":"sensorQuery","extra":1}`,
 		`{"type":"lesson"}`,

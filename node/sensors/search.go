@@ -1,6 +1,7 @@
 package sensors
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -198,6 +199,9 @@ func (s *Service) call(ctx context.Context, id string, q *protocol.SensorQuery) 
 	body, err := q.Encode()
 	if err != nil {
 		return nil, err
+	}
+	if pad := min(s.cfg.MinRequestSize, protocol.MaxSensorQuerySize) - len(body); pad > 0 {
+		body = append(body, bytes.Repeat([]byte{' '}, pad)...)
 	}
 	b, err := streamrpc.Call(ctx, h, p, protocol.ProtocolSensors, body, protocol.MaxSensorAnswerSize)
 	if err != nil {

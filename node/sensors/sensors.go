@@ -96,6 +96,12 @@ type Config struct {
 	// questions (the newest); 0 means DefaultMaxIndexed. Older readings
 	// stay on disk until they expire but are not answered.
 	MaxIndexed int
+	// MinRequestSize pads the questions this node sends with trailing
+	// whitespace to at least this many bytes (at most
+	// protocol.MaxSensorQuerySize). 0 means no padding. Benchmarks on
+	// mocknet set it: mocknet delivers a write of under 256 bytes that is
+	// followed by a close without the link's latency.
+	MinRequestSize int `json:"-"`
 }
 
 // Deps are what the service needs of the rest of the node.
