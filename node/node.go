@@ -31,6 +31,7 @@ import (
 	"github.com/meshprotocol/mesh/node/httpapi"
 	"github.com/meshprotocol/mesh/node/keys"
 	"github.com/meshprotocol/mesh/node/reach"
+	"github.com/meshprotocol/mesh/node/sensors"
 	"github.com/meshprotocol/mesh/node/watch"
 	"github.com/meshprotocol/mesh/node/webui"
 	"github.com/meshprotocol/mesh/protocol"
@@ -160,6 +161,10 @@ type Config struct {
 	// may keep a key, how long key requests wait for the node to re-learn
 	// its revocations after a start). The zero value is what a node wants.
 	Keys keys.Config
+
+	// Sensors tunes the sensor subsystem (how many readings of a stream
+	// are indexed in memory). The zero value is what a node wants.
+	Sensors sensors.Config
 }
 
 // Node is one MESH node: an Ed25519 identity, a libp2p host whose peer ID is
@@ -193,6 +198,9 @@ type Node struct {
 	watch  *watch.Service
 	// metrics are the node's own metrics; nil without Config.Registerer.
 	metrics *nodeMetrics
+	// sensors is set once the subsystem runs (after keys, which asks it
+	// about grants from the start).
+	sensors atomic.Pointer[sensors.Service]
 	http    *httpapi.Server
 
 	ctx    context.Context // lives until Close
@@ -251,6 +259,9 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if cfg.Offline {
 		n.newKeys()
 	} else if err := n.startOnline(ctx); err != nil {
+		return nil, err
+	}
+	if err := n.startSensors(ctx); err != nil {
 		return nil, err
 	}
 	n.search = fedsearch.New(fedsearch.Config{Host: n.host, Self: n.id, Local: serving{n}, Trust: n.trust, Now: n.now, Logger: n.log, Registerer: cfg.Registerer})
@@ -551,6 +562,9 @@ func (n *Node) teardown() error {
 	}
 	if n.dir != nil {
 		errs = append(errs, n.dir.Close())
+	}
+	if s := n.sensors.Load(); s != nil {
+		errs = append(errs, s.Close())
 	}
 	if n.keys != nil {
 		errs = append(errs, n.keys.Close())

@@ -764,7 +764,10 @@ const sweepPage = 500
 // deleted. The background
 // sweeper calls it every Options.SweepInterval.
 func (s *Store) Sweep(ctx context.Context) (int, error) {
-	total := 0
+	total, err := s.sweepEncrypted(ctx)
+	if err != nil {
+		return total, fmt.Errorf("store: sweep: %w", err)
+	}
 	for {
 		n, more, err := s.sweepPage(ctx)
 		total += n

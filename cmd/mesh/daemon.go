@@ -176,7 +176,7 @@ machines. libp2p listens on every --listen address.`,
 	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "debug logging")
 	// The subsystems' flags (nat.go, dht.go, directoryrole.go): each adds
 	// its flags and returns what applies them on top of config.json's.
-	applies = append(applies, dhtFlags(c), directoryDaemonFlags(c), natFlags(c))
+	applies = append(applies, dhtFlags(c), directoryDaemonFlags(c), natFlags(c), profileFlags(c))
 	return c
 }
 

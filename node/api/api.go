@@ -26,6 +26,7 @@ type API interface {
 	DHT
 	Network
 	Watches
+	Sensors
 }
 
 // AMP is the Agent Memory Protocol over the node's own store, plus Info.

@@ -84,6 +84,7 @@ func (h *handler) controlRoutes(mux *http.ServeMux) {
 	h.directoryRoutes(mux)
 	h.keyRoutes(mux)
 	h.watchRoutes(mux)
+	h.sensorRoutes(mux)
 }
 
 // get is a route that answers what fn returns.
