@@ -61,6 +61,7 @@ Usage:
   meshbench http [flags]      public API: search p50/p99 at 500/s, and the CPU cost of a refusal in a 10x flood
   meshbench nat [flags]       relayed and hole-punched federation behind real NATs (network namespaces; root)
   meshbench keys [flags]      key fetch, escrow reconstruction, revoke-to-denied and AES-GCM throughput on mocknet
+  meshbench lora [flags]      compact readings from sensors over a simulated LoRa channel to gateways: sizes, airtime, delivery, latency
   meshbench help [scenario]  show the flags of a scenario
 
 Each scenario prints progress to stderr and one JSON object as the last line of

@@ -118,6 +118,7 @@ type Radio struct {
 	pending map[[2]uint32]*time.Timer
 	txUntil time.Time // wall: transmitting until
 	queue   chan meshtastic.Packet
+	mute    bool // does not rebroadcast (Meshtastic's CLIENT_MUTE role)
 	stats   Stats
 	airlog  []airUse // for the duty cycle
 	done    chan struct{}
@@ -200,6 +201,15 @@ func (ch *Channel) Close() {
 		r.close()
 	}
 	ch.wg.Wait()
+}
+
+// SetMute makes the radio deliver what it hears to its clients without
+// rebroadcasting it, as Meshtastic's CLIENT_MUTE role does (battery
+// sensors that should not relay).
+func (r *Radio) SetMute(m bool) {
+	r.mu.Lock()
+	r.mute = m
+	r.mu.Unlock()
 }
 
 // Addr is the radio's client API address, for meshtastic.Dial.
@@ -484,7 +494,7 @@ func (r *Radio) receive(p meshtastic.Packet) {
 	for c := range r.clients {
 		clients = append(clients, c)
 	}
-	if p.HopLimit > 0 {
+	if p.HopLimit > 0 && !r.mute {
 		fwd := p
 		fwd.HopLimit--
 		r.ch.mu.Lock()
