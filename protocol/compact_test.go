@@ -401,3 +401,38 @@ func FuzzDecodeCompact(f *testing.F) {
 		}
 	})
 }
+
+func TestVerifyCarried(t *testing.T) {
+	priv := compactSensor(0x5e)
+	pub := priv.Public().(ed25519.PublicKey)
+	ann, _ := EncodeAnnouncement(priv, compactAnn)
+	rd, _ := EncodeReading(priv, ReadingParams{Stream: 1, Seq: 4, Time: compactTime, Fields: []CompactField{{0, 230}}})
+	c, err := VerifyCarried(rd, ann)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := NodeID(pub)
+	if c.Sensor != id || c.Stream == nil || c.Stream.Name != "basement/power" || !c.Key.Equal(pub) {
+		t.Fatalf("%+v", c)
+	}
+	if CarriedID(c.Record.Sender, c.Record.Seq) != "lora-"+ShortIDOf(pub).String()+"-4" {
+		t.Fatal(CarriedID(c.Record.Sender, c.Record.Seq))
+	}
+	other := compactSensor(0x77)
+	otherAnn, _ := EncodeAnnouncement(other, compactAnn)
+	if _, err := VerifyCarried(rd, otherAnn); !errors.Is(err, ErrInvalidSignature) {
+		t.Fatalf("another sensor's announcement: %v", err)
+	}
+	bad, _ := EncodeReading(priv, ReadingParams{Stream: 5, Seq: 5, Time: compactTime, Fields: []CompactField{{0, 1}}})
+	if _, err := VerifyCarried(bad, ann); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("a stream the announcement does not name: %v", err)
+	}
+	tampered := append([]byte(nil), rd...)
+	tampered[15] ^= 1
+	if _, err := VerifyCarried(tampered, ann); err == nil {
+		t.Fatal("a tampered reading verified")
+	}
+	if _, err := VerifyCarried(rd, rd); err == nil {
+		t.Fatal("a reading taken for an announcement")
+	}
+}
