@@ -29,6 +29,7 @@ import (
 	"github.com/meshprotocol/mesh/node/fedsearch"
 	"github.com/meshprotocol/mesh/node/httpapi"
 	"github.com/meshprotocol/mesh/node/keys"
+	"github.com/meshprotocol/mesh/node/lora"
 	"github.com/meshprotocol/mesh/node/reach"
 	"github.com/meshprotocol/mesh/protocol"
 	"github.com/meshprotocol/mesh/pubsub"
@@ -147,6 +148,10 @@ type Config struct {
 	// may keep a key, how long key requests wait for the node to re-learn
 	// its revocations after a start). The zero value is what a node wants.
 	Keys keys.Config
+
+	// Lora makes the node a gateway for sensors on LoRa radios
+	// (Meshtastic) and on the LAN (UDP). The zero value is no gateway.
+	Lora LoraConfig
 }
 
 // Node is one MESH node: an Ed25519 identity, a libp2p host whose peer ID is
@@ -177,6 +182,7 @@ type Node struct {
 	disc   *discovery.Service
 	dir    *directory.Service
 	keys   *keys.Service
+	lora   *lora.Gateway
 	http   *httpapi.Server
 
 	ctx    context.Context // lives until Close
@@ -240,6 +246,9 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n.search = fedsearch.New(fedsearch.Config{Host: n.host, Self: n.id, Local: serving{n}, Trust: n.trust, Now: n.now, Logger: n.log})
 	n.dir = directory.New(cfg.Directory, n.directoryDeps())
 	if err := n.startDirectory(ctx); err != nil {
+		return nil, err
+	}
+	if err := n.startLora(ctx); err != nil {
 		return nil, err
 	}
 	if cfg.APIAddr != "" {
@@ -518,6 +527,9 @@ func (n *Node) teardown() error {
 	}
 	if n.dir != nil {
 		errs = append(errs, n.dir.Close())
+	}
+	if n.lora != nil {
+		n.lora.Close()
 	}
 	if n.keys != nil {
 		errs = append(errs, n.keys.Close())
