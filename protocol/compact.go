@@ -326,6 +326,12 @@ func checkCompactStream(s CompactStream) error {
 	return nil
 }
 
+// ValidateCompactStreamName checks a stream name as an announcement
+// carries it.
+func ValidateCompactStreamName(name string) error {
+	return checkCompactName("stream", name, MaxCompactNameLength, true)
+}
+
 // checkCompactName checks a stream name (slashes allowed between
 // segments) or a field name: lower-case ASCII letters, digits, '_', '-'.
 func checkCompactName(what, s string, limit int, slashes bool) error {

@@ -370,6 +370,9 @@ func TestEveryCommandJSON(t *testing.T) {
 		"mesh directory node":   {{args: []string{"directory", "node", b.NodeID}, code: anyCode}, {args: []string{"directory", "node", "bob"}, code: 2}},
 		"mesh directory nodes":  {{args: []string{"directory", "nodes", "--topic", "nothing-here"}}},
 		"mesh repair":           {{args: []string{"repair"}, code: 1}},
+		"mesh lora send": {{args: []string{"lora", "send", "--udp", "127.0.0.1:9", "--stream", "barn/climate", "temp=4.5"}},
+			{args: []string{"lora", "send", "--stream", "barn/climate", "temp=4.5"}, code: 2}, {args: []string{"lora", "send", "--udp", "127.0.0.1:9", "--stream", "Barn", "t=1"}, code: 2}},
+		"mesh lora status": {{args: []string{"lora", "status"}}},
 		// Not JSON by nature: the daemon prints its Info as JSON and runs
 		// (TestDaemonJSONBanner); mcp speaks JSON-RPC on stdio.
 		"mesh daemon": nil,

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshprotocol/mesh/node"
 	"github.com/meshprotocol/mesh/node/lora/meshtastic"
 	"github.com/meshprotocol/mesh/node/lora/radiosim"
 	"github.com/meshprotocol/mesh/protocol"
@@ -21,6 +22,16 @@ import (
 // reading reaches the owner; `mesh verify` there says who signed it (the
 // sensor, over LoRa) and who carried it (the gateway); a forged reading
 // never enters MESH.
+// loadEd25519 reads a repo's node key.
+func loadEd25519(repo string) (ed25519.PrivateKey, error) {
+	k, err := node.LoadKey(repo)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := k.Raw()
+	return ed25519.PrivateKey(raw), err
+}
+
 func TestLoraGatewayE2E(t *testing.T) {
 	t.Parallel()
 	ch := radiosim.New(radiosim.Config{Preset: radiosim.ShortFast, Speed: 10, Seed: 11})
@@ -104,6 +115,33 @@ func TestLoraGatewayE2E(t *testing.T) {
 	if out := mustMesh(t, rg, "", "list"); strings.Contains(out, forgedKey) || !strings.Contains(out, protocol.CarriedID(short, 2)) {
 		t.Fatalf("gateway list:\n%s", out)
 	}
+	// A sensor run by the CLI on a third radio: mesh lora send signs with
+	// its repo's node key; the reading verifies as that node's.
+	sensorRadio2, err := ch.AddRadio(0x5e02)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := filepath.Join(t.TempDir(), "sensor")
+	mustMesh(t, rs, "", "init")
+	if out := mustMesh(t, rs, "", "lora", "send", "--radio", sensorRadio2.Addr(), "--stream", "well/level", "--unit", "cm", "level=132"); !strings.Contains(out, "sent well/level reading seq 2") {
+		t.Fatalf("lora send:\n%s", out)
+	}
+	priv, err := loadEd25519(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sensor2, _ := protocol.NodeID(priv.Public().(ed25519.PublicKey))
+	key2 := protocol.CarriedID(protocol.ShortIDOf(priv.Public().(ed25519.PublicKey)), 2) + "@" + gw.NodeID
+	eventually(t, "the CLI sensor's reading to reach the owner", func() bool {
+		return strings.Contains(mustMesh(t, ro, "", "list", "--from", gw.NodeID), key2)
+	})
+	if out := mustMesh(t, ro, "", "verify", key2); !strings.Contains(out, "✓ Signed by sensor "+sensor2+" over LoRa (well/level, seq 2)") {
+		t.Fatalf("verify %s:\n%s", key2, out)
+	}
+	if out := mustMesh(t, rs, "", "lora", "status"); !strings.Contains(out, "stream 0: well/level (cm) fields level") || !strings.Contains(out, "sent 2 records, last seq 2") {
+		t.Fatalf("lora status:\n%s", out)
+	}
+
 	// A bad radio address is a usage error naming the flag.
 	if r := mesh(t, filepath.Join(t.TempDir(), "x"), "", "daemon", "--lora", "http://radio"); r.code != 2 || !strings.Contains(r.stderr, "--lora") {
 		t.Fatalf("daemon --lora http://radio: %+v", r)

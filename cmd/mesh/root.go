@@ -60,7 +60,7 @@ func newRoot(g *globals) *cobra.Command {
 		storeCmd(g), getCmd(g), listCmd(g), deleteCmd(g), statusCmd(g), agentStatusCmd(g), searchCmd(g),
 		publishCmd(g), exportCmd(g), verifyCmd(g),
 		revokeCmd(g), keysCmd(g), followCmd(g, true), followCmd(g, false), followingCmd(g), connectCmd(g), peersCmd(g), syncCmd(g), trustCmd(g), mcpCmd(g), directoryCmd(g),
-		repairCmd(g),
+		repairCmd(g), loraCmd(g),
 	)
 	strictGroups(root)
 	return root
