@@ -310,4 +310,3 @@ func loraStatusCmd(g *globals) *cobra.Command {
 		},
 	}
 }
-
