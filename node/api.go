@@ -61,6 +61,7 @@ func (n *Node) Identity() (*protocol.Identity, error) {
 // private, a record stops being shared here (its publication is dropped;
 // mesh revoke takes it back from the network).
 func (n *Node) Put(ctx context.Context, rec *protocol.Lesson) (string, bool, error) {
+	defer n.metrics.op("put")()
 	vis := ""
 	if rec != nil {
 		vis = rec.Visibility
@@ -75,6 +76,12 @@ func (n *Node) Put(ctx context.Context, rec *protocol.Lesson) (string, bool, err
 		}
 	}
 	id, created, err := n.store.Put(ctx, rec)
+	if err == nil && vis != protocol.VisibilityPublic {
+		// A public record reaches the standing queries as a publication.
+		if cur, gerr := n.store.Get(ctx, id); gerr == nil {
+			n.watch.Stored(cur)
+		}
+	}
 	if err != nil || !shared {
 		return id, created, err
 	}
@@ -101,6 +108,7 @@ func (n *Node) Put(ctx context.Context, rec *protocol.Lesson) (string, bool, err
 // not one of this node's records names the lesson received under that id,
 // if there is exactly one.
 func (n *Node) Get(ctx context.Context, id string) (*protocol.Lesson, error) {
+	defer n.metrics.op("get")()
 	key, err := n.resolveKey(ctx, id)
 	if key == "" || err != nil {
 		return n.store.Get(ctx, id)
@@ -170,11 +178,13 @@ func (n *Node) findLesson(ctx context.Context, key string) (*protocol.SignedLess
 
 // Delete removes a record and its publication.
 func (n *Node) Delete(ctx context.Context, id string) (bool, error) {
+	defer n.metrics.op("delete")()
 	return n.store.Delete(ctx, id)
 }
 
 // List lists records.
 func (n *Node) List(ctx context.Context, o store.ListOptions) (*store.ListResult, error) {
+	defer n.metrics.op("list")()
 	return n.store.List(ctx, o)
 }
 
@@ -182,6 +192,8 @@ func (n *Node) List(ctx context.Context, o store.ListOptions) (*store.ListResult
 // Publisher; one of a lesson received from another node has its key and
 // publisher (its signed form is Export's, or VerifyKey's, to ask for).
 func (n *Node) Search(ctx context.Context, q store.Query) (*store.SearchResult, error) {
+	defer n.metrics.op("search")()
+	defer n.metrics.searched("local")()
 	res, err := n.store.Search(ctx, q)
 	if err != nil {
 		return nil, err
@@ -244,6 +256,7 @@ func (n *Node) Publish(ctx context.Context, id string, opts api.PublishOptions) 
 	}
 	if sl.Publication.Visibility == protocol.VisibilityPublic {
 		n.announce(ctx, &protocol.Announcement{Type: protocol.MsgPublication, SignedLesson: sl}, sl.Publication.Topics)
+		n.watch.Kick()
 	}
 	return sl, nil
 }
@@ -280,6 +293,7 @@ func (n *Node) Export(ctx context.Context, id string) (*protocol.SignedLesson, e
 // SearchNetwork runs a federated search of this node's public lessons and
 // those of its trusted network (see fedsearch.Service.Search).
 func (n *Node) SearchNetwork(ctx context.Context, req api.FedSearchRequest) (*api.FedSearchResponse, error) {
+	defer n.metrics.searched("network")()
 	return n.search.Search(ctx, req)
 }
 
@@ -337,5 +351,6 @@ func (n *Node) DirectoryRemove(ctx context.Context, target string) (bool, error)
 // DirectorySearch searches several directories' public APIs (see
 // directory.Service.Search).
 func (n *Node) DirectorySearch(ctx context.Context, req api.DirectorySearchRequest) (*api.DirectorySearchResult, error) {
+	defer n.metrics.searched("directory")()
 	return n.dir.Search(ctx, req)
 }

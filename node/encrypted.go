@@ -26,7 +26,7 @@ func (n *Node) Keys() *keys.Service { return n.keys }
 // host).
 func (n *Node) newKeys() {
 	deps := keys.Deps{
-		Self: n.id, Key: n.edKey, Store: n.store, Trust: n.trust, Now: n.now, Logger: n.log,
+		Self: n.id, Key: n.edKey, Store: n.store, Trust: n.trust, Now: n.now, Logger: n.log, Admit: n.admitSensor,
 		Revoke: func(ctx context.Context, rev *protocol.Revocation) error {
 			if err := n.acceptSynced(nil, nil, rev); err != nil {
 				return err

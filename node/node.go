@@ -20,6 +20,7 @@ import (
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/fx"
 
 	"github.com/meshprotocol/mesh/internal/repolock"
@@ -31,6 +32,9 @@ import (
 	"github.com/meshprotocol/mesh/node/keys"
 	"github.com/meshprotocol/mesh/node/lora"
 	"github.com/meshprotocol/mesh/node/reach"
+	"github.com/meshprotocol/mesh/node/sensors"
+	"github.com/meshprotocol/mesh/node/watch"
+	"github.com/meshprotocol/mesh/node/webui"
 	"github.com/meshprotocol/mesh/protocol"
 	"github.com/meshprotocol/mesh/pubsub"
 	"github.com/meshprotocol/mesh/store"
@@ -74,6 +78,10 @@ type Config struct {
 	// run many peers on one machine's loopback may need more.
 	MaxConnsPerIP int
 
+	// DisableUI turns off the web UI (package webui) the node serves on
+	// APIAddr by default.
+	DisableUI bool
+
 	// APIOpen serves the AMP REST binding (/amp/...) on APIAddr without
 	// the bearer token, to every user of the machine, as AMP specifies it:
 	// for single-user machines. False, the default, requires the repo's
@@ -92,8 +100,14 @@ type Config struct {
 	// keys and queries are never logged.
 	Logger *slog.Logger
 
-	// Registerer receives the node's metrics. Nil registers none.
+	// Registerer receives the node's metrics (libp2p's own, and MESH's:
+	// see docs/metrics.md). Nil registers none.
 	Registerer prometheus.Registerer
+
+	// Gatherer, if set, is served at GET /metrics on APIAddr, behind the
+	// API's bearer token; usually the *prometheus.Registry given as
+	// Registerer. Nil serves no /metrics.
+	Gatherer prometheus.Gatherer
 
 	// Libp2pOptions are appended to the node's own libp2p options; an escape
 	// hatch for transports, resource limits and the like.
@@ -152,6 +166,9 @@ type Config struct {
 	// Lora makes the node a gateway for sensors on LoRa radios
 	// (Meshtastic) and on the LAN (UDP). The zero value is no gateway.
 	Lora LoraConfig
+	// Sensors tunes the sensor subsystem (how many readings of a stream
+	// are indexed in memory). The zero value is what a node wants.
+	Sensors sensors.Config
 }
 
 // Node is one MESH node: an Ed25519 identity, a libp2p host whose peer ID is
@@ -183,7 +200,13 @@ type Node struct {
 	dir    *directory.Service
 	keys   *keys.Service
 	lora   *lora.Gateway
-	http   *httpapi.Server
+	watch  *watch.Service
+	// metrics are the node's own metrics; nil without Config.Registerer.
+	metrics *nodeMetrics
+	// sensors is set once the subsystem runs (after keys, which asks it
+	// about grants from the start).
+	sensors atomic.Pointer[sensors.Service]
+	http    *httpapi.Server
 
 	ctx    context.Context // lives until Close
 	cancel context.CancelFunc
@@ -243,7 +266,10 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	} else if err := n.startOnline(ctx); err != nil {
 		return nil, err
 	}
-	n.search = fedsearch.New(fedsearch.Config{Host: n.host, Self: n.id, Local: serving{n}, Trust: n.trust, Now: n.now, Logger: n.log})
+	if err := n.startSensors(ctx); err != nil {
+		return nil, err
+	}
+	n.search = fedsearch.New(fedsearch.Config{Host: n.host, Self: n.id, Local: serving{n}, Trust: n.trust, Now: n.now, Logger: n.log, Registerer: cfg.Registerer})
 	n.dir = directory.New(cfg.Directory, n.directoryDeps())
 	if err := n.startDirectory(ctx); err != nil {
 		return nil, err
@@ -251,8 +277,21 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := n.startLora(ctx); err != nil {
 		return nil, err
 	}
+	if err := n.startWatch(ctx); err != nil {
+		return nil, err
+	}
+	if err := n.newMetrics(); err != nil {
+		return nil, fmt.Errorf("node: register metrics: %w", err)
+	}
 	if cfg.APIAddr != "" {
-		if n.http, err = httpapi.Start(httpapi.Config{Addr: cfg.APIAddr, Backend: n, RepoDir: cfg.RepoDir, Logger: n.log, AMPOpen: cfg.APIOpen}); err != nil {
+		hc := httpapi.Config{Addr: cfg.APIAddr, Backend: n, RepoDir: cfg.RepoDir, Logger: n.log, AMPOpen: cfg.APIOpen, Registerer: cfg.Registerer}
+		if cfg.Gatherer != nil {
+			hc.Metrics = promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})
+		}
+		if !cfg.DisableUI {
+			hc.UI = webui.New(webui.Config{API: n, Now: n.now, Logger: n.log})
+		}
+		if n.http, err = httpapi.Start(hc); err != nil {
 			return nil, fmt.Errorf("node: %w", err)
 		}
 		if cfg.APIOpen {
@@ -522,14 +561,21 @@ func (n *Node) teardown() error {
 	if n.http != nil {
 		errs = append(errs, n.http.Close())
 	}
+	n.metrics.unregister()
 	if n.mdns != nil {
 		_ = n.mdns.Close()
+	}
+	if n.watch != nil {
+		errs = append(errs, n.watch.Close())
 	}
 	if n.dir != nil {
 		errs = append(errs, n.dir.Close())
 	}
 	if n.lora != nil {
 		n.lora.Close()
+	}
+	if s := n.sensors.Load(); s != nil {
+		errs = append(errs, s.Close())
 	}
 	if n.keys != nil {
 		errs = append(errs, n.keys.Close())

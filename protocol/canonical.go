@@ -245,7 +245,13 @@ func utf16Lead(r rune) rune {
 
 // appendCanonicalPublication appends the canonical form of p.MarshalJSON().
 func appendCanonicalPublication(b []byte, p *Publication) []byte {
-	b = append(b, `{"publishedAt":`...)
+	b = append(b, '{')
+	if p.ExpiresAt != 0 {
+		b = append(b, `"expiresAt":`...)
+		b = appendCanonicalInt(b, p.ExpiresAt)
+		b = append(b, ',')
+	}
+	b = append(b, `"publishedAt":`...)
 	b = appendCanonicalInt(b, p.PublishedAt)
 	if p.Topics != nil {
 		b = append(b, `,"topics":`...)

@@ -15,7 +15,7 @@ import (
 // canonicalizes like the raw bytes, and what verifies here verifies over the
 // raw bytes and after a round trip.
 
-func fuzzEncryptedSeeds(f *testing.F) (encrypted [][]byte) {
+func fuzzEncryptedSeeds(f testing.TB) (encrypted [][]byte) {
 	key := testKey(1)
 	for i, l := range []*Lesson{
 		testLesson(),

@@ -29,13 +29,27 @@ type Publication struct {
 	// Topics are the MESH topics the lesson is announced on. Nil is omitted;
 	// an empty, non-nil slice encodes as [].
 	Topics []string `json:"topics,omitempty"`
+	// ExpiresAt (Unix ms, 0 = never, omitted) is when every holder drops
+	// the publication: the sensor that made it, readers, and the relays and
+	// directories that keep only its ciphertext and cannot see the
+	// record's own expires_at. It is signed with the rest, so nobody can
+	// extend it.
+	ExpiresAt int64 `json:"expiresAt,omitempty"`
 }
+
+// Expired reports whether the publication has an end that has passed at
+// now (Unix ms).
+func (p *Publication) Expired(now int64) bool { return p.ExpiresAt != 0 && p.ExpiresAt <= now }
 
 // MarshalJSON keeps an empty, non-nil Topics, so a publication that arrived
 // with "topics":[] re-encodes exactly.
 func (p Publication) MarshalJSON() ([]byte, error) {
 	var b bytes.Buffer
-	b.WriteString(`{"publishedAt":`)
+	b.WriteByte('{')
+	if p.ExpiresAt != 0 {
+		fmt.Fprintf(&b, `"expiresAt":%d,`, p.ExpiresAt)
+	}
+	b.WriteString(`"publishedAt":`)
 	fmt.Fprint(&b, p.PublishedAt)
 	if p.Topics != nil {
 		b.WriteString(`,"topics":`)
@@ -70,7 +84,7 @@ func (p *Publication) unmarshalChecked(data []byte) error {
 
 func (p *Publication) decode(o object) error {
 	var err error
-	if err := o.only([]string{"visibility", "publishedAt"}, "topics"); err != nil {
+	if err := o.only([]string{"visibility", "publishedAt"}, "topics", "expiresAt"); err != nil {
 		return err
 	}
 	var out Publication
@@ -85,6 +99,14 @@ func (p *Publication) decode(o object) error {
 			return err
 		}
 	}
+	if o.has("expiresAt") {
+		if out.ExpiresAt, err = o.int("expiresAt"); err != nil {
+			return err
+		}
+		if out.ExpiresAt == 0 {
+			return invalidf("publication.expiresAt: 0 is written by leaving the field out")
+		}
+	}
 	*p = out
 	return nil
 }
@@ -96,6 +118,9 @@ func (p *Publication) Validate() error {
 	}
 	if p.PublishedAt <= 0 || p.PublishedAt > maxSafeInt {
 		return invalidf("publication.publishedAt: want Unix milliseconds")
+	}
+	if p.ExpiresAt < 0 || p.ExpiresAt > maxSafeInt || (p.ExpiresAt != 0 && p.ExpiresAt <= p.PublishedAt) {
+		return invalidf("publication.expiresAt: want Unix milliseconds after publishedAt, or no field")
 	}
 	if len(p.Topics) > MaxTags {
 		return invalidf("publication: %d topics, the limit is %d", len(p.Topics), MaxTags)

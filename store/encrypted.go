@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	ds "github.com/ipfs/go-datastore"
 
@@ -66,6 +67,8 @@ func (s *Store) putRemoteEncrypted(ctx context.Context, el *protocol.EncryptedLe
 		return fmt.Errorf("store: put remote encrypted %s: %w", key, ErrRevoked)
 	case held && old.publishedAt >= stored.Publication.PublishedAt:
 		return fmt.Errorf("store: put remote encrypted %s: %w", key, ErrStale)
+	case stored.Publication.Expired(s.nowMS()):
+		return fmt.Errorf("store: put remote encrypted %s: publication expired: %w", key, ErrStale)
 	}
 
 	public := stored.Publication.Visibility == protocol.VisibilityPublic
@@ -109,7 +112,7 @@ func (s *Store) putRemoteEncrypted(ctx context.Context, el *protocol.EncryptedLe
 		return fmt.Errorf("store: put remote encrypted %s: %w", key, err)
 	}
 	s.settle(seq, meta, func() {
-		s.fed.remote[key] = version{publishedAt: stored.Publication.PublishedAt, seq: seq, enc: true}
+		s.fed.remote[key] = version{publishedAt: stored.Publication.PublishedAt, expiresAt: stored.Publication.ExpiresAt, seq: seq, enc: true}
 		if held && old.seq != 0 {
 			s.fed.log.dead++
 		}
@@ -173,10 +176,93 @@ func (s *Store) RemoteEncrypted(ctx context.Context, key string) (*protocol.Encr
 	}
 	defer leave()
 	el, err := s.loadRemoteEncrypted(ctx, key)
+	if err == nil && el.Publication.Expired(s.nowMS()) {
+		err = ErrNotFound
+	}
 	if err != nil {
 		return nil, fmt.Errorf("store: remote encrypted %s: %w", key, err)
 	}
 	return el, nil
+}
+
+// RemoteEncryptedOf calls fn with every unexpired encrypted lesson of
+// publisher nodeID held in the remote cache (a sensor's readings a relay
+// or a reader keeps), in no particular order, until fn returns false. At
+// most limit are visited (0: all).
+func (s *Store) RemoteEncryptedOf(ctx context.Context, nodeID string, limit int, fn func(*protocol.EncryptedLesson) bool) error {
+	if !safeNodeID(nodeID) {
+		return fmt.Errorf("store: remote encrypted of %s: %w", truncate(nodeID), invalidf("not a node ID"))
+	}
+	leave, err := s.beginRead()
+	if err != nil {
+		return fmt.Errorf("store: remote encrypted of %s: %w", nodeID, err)
+	}
+	defer leave()
+	now := s.nowMS()
+	var keys []string
+	s.fedMu.RLock()
+	for key, v := range s.fed.remote {
+		if v.enc && (v.expiresAt == 0 || v.expiresAt > now) && strings.HasSuffix(key, "@"+nodeID) {
+			keys = append(keys, key)
+		}
+	}
+	s.fedMu.RUnlock()
+	n := 0
+	for _, key := range keys {
+		if limit > 0 && n >= limit {
+			break
+		}
+		el, err := s.loadRemoteEncrypted(ctx, key)
+		if err != nil {
+			continue // swept or replaced meanwhile
+		}
+		n++
+		if !fn(el) {
+			break
+		}
+	}
+	return nil
+}
+
+// sweepEncrypted deletes the remote encrypted lessons whose publication
+// expired (their ciphertext: the holder cannot see the record's own
+// expires_at, so the signed publication's expiresAt says when).
+func (s *Store) sweepEncrypted(ctx context.Context) (int, error) {
+	leave, err := s.beginWrite()
+	if err != nil {
+		return 0, err
+	}
+	defer leave()
+	now := s.nowMS()
+	var keys []string
+	s.fedMu.RLock()
+	for key, v := range s.fed.remote {
+		if v.enc && v.expiresAt != 0 && v.expiresAt <= now {
+			keys = append(keys, key)
+		}
+	}
+	s.fedMu.RUnlock()
+	if len(keys) == 0 {
+		return 0, nil
+	}
+	unlock := s.lockIDs(keys...)
+	defer unlock()
+	// Check again under the locks: a newer version may have come.
+	gone := keys[:0]
+	s.fedMu.RLock()
+	for _, key := range keys {
+		if v, ok := s.fed.remote[key]; ok && v.enc && v.expiresAt != 0 && v.expiresAt <= now {
+			gone = append(gone, key)
+		}
+	}
+	s.fedMu.RUnlock()
+	if len(gone) == 0 {
+		return 0, nil
+	}
+	if err := s.deleteRemoteLocked(ctx, gone); err != nil {
+		return 0, err
+	}
+	return len(gone), nil
 }
 
 func (s *Store) loadRemoteEncrypted(ctx context.Context, key string) (*protocol.EncryptedLesson, error) {
@@ -291,7 +377,7 @@ func (s *Store) PutEncryptedPublication(ctx context.Context, el *protocol.Encryp
 		return fmt.Errorf("store: put encrypted publication %s: %w", id, err)
 	}
 	s.settle(seq, meta, func() {
-		s.fed.own[id] = version{publishedAt: stored.Publication.PublishedAt, seq: seq, nodeID: stored.Signature.NodeID, enc: true}
+		s.fed.own[id] = version{publishedAt: stored.Publication.PublishedAt, expiresAt: stored.Publication.ExpiresAt, seq: seq, nodeID: stored.Signature.NodeID, enc: true}
 		if held && old.seq != 0 {
 			s.fed.log.dead++
 		}

@@ -298,3 +298,77 @@ func mustJSONBytes(t testing.TB, el *protocol.EncryptedLesson) []byte {
 	}
 	return b
 }
+
+// An encrypted lesson whose signed publication carries expiresAt (a sensor
+// reading held as ciphertext by a relay or a reader) is dropped at that
+// time: gone from reads and the sync log at once, from disk at the next
+// sweep, and refused when it arrives already expired; across a restart too.
+func TestRemoteEncryptedExpiry(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	dir := t.TempDir()
+	s := openFed(t, dir, clk, newPeer(t, 9).id)
+	pub := newPeer(t, 1)
+	at := clk.MS()
+	mk := func(id string, ttl int64) *protocol.EncryptedLesson {
+		l := &protocol.Lesson{ID: id, Type: "reading", Title: id, Content: "reading", CreatedAt: at}
+		el, err := protocol.EncryptLesson(protocol.NewLessonKey(), l, protocol.EncryptParams{NodeID: pub.id, KeyID: protocol.NewKeyID()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		el, err = protocol.SignEncrypted(pub.priv, el, protocol.Publication{Visibility: protocol.VisibilityPublic, PublishedAt: at, ExpiresAt: at + ttl}, time.UnixMilli(at))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return el
+	}
+	short, long := mk("r1", 60_000), mk("r2", 3_600_000)
+	for _, el := range []*protocol.EncryptedLesson{short, long} {
+		if err := s.PutRemoteEncrypted(ctx, el); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func() int {
+		n := 0
+		if err := s.RemoteEncryptedOf(ctx, pub.id, 0, func(*protocol.EncryptedLesson) bool { n++; return true }); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count(); n != 2 {
+		t.Fatalf("held %d, want 2", n)
+	}
+	clk.Add(61 * time.Second)
+	if _, err := s.RemoteEncrypted(ctx, short.Key()); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("an expired reading is still read: %v", err)
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("held %d after the first expired, want 1", n)
+	}
+	if got := logKeys(t, s, 0, LogFilter{}); len(got) != 1 {
+		t.Fatalf("sync log serves an expired reading: %v", got)
+	}
+	if n, err := s.Sweep(ctx); err != nil || n != 1 {
+		t.Fatalf("sweep: %d %v", n, err)
+	}
+	if _, err := s.ds.Get(ctx, encRemoteKey(pub.id, "r1")); err == nil {
+		t.Fatal("the expired ciphertext is still on disk after the sweep")
+	}
+	// Already expired on arrival: refused.
+	late := mk("r3", 1_000)
+	if err := s.PutRemoteEncrypted(ctx, late); !errors.Is(err, ErrStale) {
+		t.Fatalf("an expired reading was taken: %v", err)
+	}
+	// A restart keeps the expiry.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openFed(t, dir, clk, newPeer(t, 9).id)
+	clk.Add(time.Hour)
+	if n := count(); n != 0 {
+		t.Fatalf("after a restart, an expired reading is held: %d", n)
+	}
+	if n, err := s.Sweep(ctx); err != nil || n != 1 {
+		t.Fatalf("sweep after restart: %d %v", n, err)
+	}
+}

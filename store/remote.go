@@ -643,7 +643,7 @@ func (s *Store) loadFederation(ctx context.Context) error {
 			s.log.Warn("remote encrypted lesson unreadable", "err", err)
 			return
 		}
-		v := version{publishedAt: el.Publication.PublishedAt, enc: true}
+		v := version{publishedAt: el.Publication.PublishedAt, expiresAt: el.Publication.ExpiresAt, enc: true}
 		if m := latest[kk{key, kindEncRemote}]; m != nil && m.at == v.publishedAt {
 			v.seq = m.seq
 		}
@@ -667,7 +667,7 @@ func (s *Store) loadFederation(ctx context.Context) error {
 			s.log.Warn("encrypted publication unreadable", "id", truncate(id), "err", err)
 			return
 		}
-		v := version{publishedAt: el.Publication.PublishedAt, nodeID: el.Signature.NodeID, enc: true}
+		v := version{publishedAt: el.Publication.PublishedAt, expiresAt: el.Publication.ExpiresAt, nodeID: el.Signature.NodeID, enc: true}
 		if m := latest[kk{el.Key(), kindEncPublication}]; m != nil && m.at == v.publishedAt {
 			v.seq = m.seq
 		}

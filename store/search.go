@@ -66,6 +66,10 @@ type Query struct {
 	// Publisher, when set, keeps only the lessons of this node ID; this
 	// node's own records count as published by Options.SelfID.
 	Publisher string
+	// IDs, when set, keeps only these records: own record ids, or remote
+	// lessons' keys lessonId@nodeId (a standing query matches one lesson
+	// this way). At most MaxSearchLimit.
+	IDs []string
 }
 
 // parsed returns q.Parsed, or parses q.Text.
@@ -182,6 +186,9 @@ func (s *Store) Search(ctx context.Context, q Query) (*SearchResult, error) {
 		return &SearchResult{Hits: []Hit{}}, nil
 	}
 	filters = appendCommon(filters, q.Project, q.Agent, q.Tags)
+	if len(q.IDs) > 0 {
+		filters = append(filters, query.NewDocIDQuery(q.IDs))
+	}
 	if q.Since != 0 || q.Until != 0 {
 		var lo, hi *float64
 		if q.Since != 0 {
@@ -364,6 +371,9 @@ func checkQuery(q *Query) (int, error) {
 	}
 	if q.Since != 0 && q.Until != 0 && q.Since > q.Until {
 		return 0, invalidf("since %d is after until %d", q.Since, q.Until)
+	}
+	if len(q.IDs) > MaxSearchLimit {
+		return 0, invalidf("%d ids, the limit is %d", len(q.IDs), MaxSearchLimit)
 	}
 	if len(q.Types) > protocol.MaxTags {
 		return 0, invalidf("%d types, the limit is %d", len(q.Types), protocol.MaxTags)
@@ -754,7 +764,10 @@ const sweepPage = 500
 // deleted. The background
 // sweeper calls it every Options.SweepInterval.
 func (s *Store) Sweep(ctx context.Context) (int, error) {
-	total := 0
+	total, err := s.sweepEncrypted(ctx)
+	if err != nil {
+		return total, fmt.Errorf("store: sweep: %w", err)
+	}
 	for {
 		n, more, err := s.sweepPage(ctx)
 		total += n

@@ -390,3 +390,11 @@ func (s *Store) logBody(ctx context.Context, m *logMeta, now int64) (LogEntry, e
 	}
 	return e, nil
 }
+
+// LogEnd is the seq of the last entry of the sync log a reader can see
+// now: Log(ctx, LogEnd(), ...) returns only what comes after this call.
+func (s *Store) LogEnd() uint64 {
+	s.fedMu.RLock()
+	defer s.fedMu.RUnlock()
+	return s.fed.log.visible
+}

@@ -5,12 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"github.com/meshprotocol/mesh/node"
@@ -70,6 +76,8 @@ func daemonCmd(g *globals) *cobra.Command {
 		topics    []string
 		noMDNS    bool
 		apiOpen   bool
+		noUI      bool
+		metrics   string
 		verbose   bool
 		applies   []func(*cobra.Command, *node.Config) error
 	)
@@ -123,11 +131,22 @@ machines. libp2p listens on every --listen address.`,
 				DHT:         rc.DHT,
 				Directory:   rc.Directory,
 				APIOpen:     apiOpen,
+				DisableUI:   noUI,
 			}
 			for _, apply := range applies {
 				if err := apply(c, &cfg); err != nil {
 					return usageError{err}
 				}
+			}
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+			cfg.Registerer, cfg.Gatherer = reg, reg
+			if metrics != "" {
+				stopMetrics, err := serveMetrics(metrics, reg, log)
+				if err != nil {
+					return err
+				}
+				defer stopMetrics()
 			}
 			n, err := node.New(ctx, cfg)
 			if errors.Is(err, node.ErrNotListening) {
@@ -152,10 +171,12 @@ machines. libp2p listens on every --listen address.`,
 	c.Flags().StringArrayVar(&topics, "topic", nil, "MESH topic to follow (repeatable; also config.json and mesh follow)")
 	c.Flags().BoolVar(&noMDNS, "no-mdns", false, "do not discover MESH nodes on the LAN by multicast DNS")
 	c.Flags().BoolVar(&apiOpen, "api-open", false, "serve the AMP REST binding (/amp/) to every local user without the repo's api.token (single-user machines only)")
+	c.Flags().BoolVar(&noUI, "no-ui", false, "do not serve the web UI on the API address (mesh ui)")
+	c.Flags().StringVar(&metrics, "metrics", "", "also serve Prometheus metrics at http://ADDR/metrics, without the token (the API serves them at /metrics with it)")
 	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "debug logging")
 	// The subsystems' flags (nat.go, dht.go, directoryrole.go): each adds
 	// its flags and returns what applies them on top of config.json's.
-	applies = append(applies, dhtFlags(c), directoryDaemonFlags(c), natFlags(c), loraFlags(c))
+	applies = append(applies, dhtFlags(c), directoryDaemonFlags(c), natFlags(c), profileFlags(c), loraFlags(c))
 	return c
 }
 
@@ -167,6 +188,10 @@ func printBanner(g *globals, info *api.Info, cfg node.Config) {
 	if info.API != "" {
 		g.printf("AMP API:       %s/amp (bearer token in %s)\n", info.API, filepath.Join(g.repo, httpapi.TokenFile))
 		g.printf("control API:   %s/api/v1\n", info.API)
+	}
+	if info.API != "" {
+		g.printf("web UI:        %s/ (mesh ui prints a login link)\n", info.API)
+		g.printf("metrics:       %s/metrics (Prometheus, bearer token)\n", info.API)
 	}
 	if info.PublicAPI != "" {
 		g.printf("public API:    %s (directory)\n", info.PublicAPI)
@@ -237,4 +262,23 @@ func nodeIDOf(key interface{ Raw() ([]byte, error) }) (string, error) {
 		return "", fmt.Errorf("identity key is not Ed25519")
 	}
 	return protocol.NodeID(raw[32:])
+}
+
+// serveMetrics serves reg's metrics at http://addr/metrics until the
+// returned function is called.
+func serveMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server stopped", "err", err)
+		}
+	}()
+	log.Info("metrics listening", "addr", ln.Addr().String())
+	return func() { _ = srv.Close() }, nil
 }

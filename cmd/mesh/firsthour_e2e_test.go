@@ -324,6 +324,7 @@ func TestEveryCommandJSON(t *testing.T) {
 	if err := os.WriteFile(trustFile, []byte(mustMesh(t, rb, "", "trust", "export")), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	mustMesh(t, ra, "", "sensor", "add", "setup/x", "--unit", "%")
 	bad := "12D3KooWBadBadBad"
 	unknownKey := "lesson_0000000000000000@" + b.NodeID
 
@@ -372,7 +373,24 @@ func TestEveryCommandJSON(t *testing.T) {
 		"mesh repair":           {{args: []string{"repair"}, code: 1}},
 		"mesh lora send": {{args: []string{"lora", "send", "--udp", "127.0.0.1:9", "--stream", "barn/climate", "temp=4.5"}},
 			{args: []string{"lora", "send", "--stream", "barn/climate", "temp=4.5"}, code: 2}, {args: []string{"lora", "send", "--udp", "127.0.0.1:9", "--stream", "Barn", "t=1"}, code: 2}},
-		"mesh lora status": {{args: []string{"lora", "status"}}},
+		"mesh lora status":  {{args: []string{"lora", "status"}}},
+		"mesh watch add":    {{args: []string{"watch", "add", "machines", "--topic", "rust"}}, {args: []string{"watch", "add"}, code: 2}, {args: []string{"watch", "add", "x", "--sources", "bob"}, code: 2}},
+		"mesh watch list":   {{args: []string{"watch", "list"}}},
+		"mesh watch remove": {{args: []string{"watch", "remove", "watch_nope"}, code: 1}},
+		// A stream: one match per line and a summary (as mesh sync);
+		// TestWatchEndToEnd reads one that delivers matches.
+		"mesh watch":         {{args: []string{"watch", "--for", "1s"}}, {args: []string{"@offline", "watch", "--for", "1s"}, code: 1}},
+		"mesh ui":            {{args: []string{"ui"}}, {args: []string{"@offline", "ui"}, code: 1}},
+		"mesh sensor add":    {{args: []string{"sensor", "add", "setup/y", "--unit", "W", "--ttl", "2d"}}, {args: []string{"sensor", "add", "Bad//"}, code: 2}},
+		"mesh sensor push":   {{args: []string{"sensor", "push", "setup/x", "61"}}, {args: []string{"sensor", "push", "setup/x", "wet"}, code: 2}, {args: []string{"sensor", "push", "no/stream", "1"}, code: 1}},
+		"mesh sensor list":   {{args: []string{"sensor", "list"}}},
+		"mesh access grant":  {{args: []string{"access", "grant", b.NodeID, "--stream", "setup/*"}}, {args: []string{"access", "grant", "bob"}, code: 2}},
+		"mesh access revoke": {{args: []string{"access", "revoke", off.NodeID}, code: 1}, {args: []string{"access", "revoke", "bob"}, code: 2}},
+		"mesh access list":   {{args: []string{"access", "list"}}},
+		"mesh name set":      {{args: []string{"@b", "name", "set", "setup", a.NodeID}}, {args: []string{"name", "set", "only-a-name"}, code: 2}},
+		"mesh name list":     {{args: []string{"@b", "name", "list"}}},
+		"mesh name remove":   {{args: []string{"name", "remove", "nothing"}, code: 1}},
+		"mesh bridge mqtt":   {{args: []string{"bridge", "mqtt", "--broker", "tcp://127.0.0.1:1", "--sources", a.NodeID, "--once"}, code: 1}, {args: []string{"bridge", "mqtt", "--broker", "bogus", "--sources", "x", "--once"}, code: 2}},
 		// Not JSON by nature: the daemon prints its Info as JSON and runs
 		// (TestDaemonJSONBanner); mcp speaks JSON-RPC on stdio.
 		"mesh daemon": nil,
@@ -419,14 +437,14 @@ func TestEveryCommandJSON(t *testing.T) {
 				t.Errorf("mesh --json %s: stdout is not JSON: %v\n%s", name, err, r.stdout)
 				continue
 			}
-			if p == "mesh sync" {
+			if (p == "mesh sync" || p == "mesh watch") && r.code == 0 {
 				last, _ := vals[len(vals)-1].(map[string]any)
 				if last["summary"] != true {
-					t.Errorf("mesh --json sync: the last line is no summary: %s", r.stdout)
+					t.Errorf("mesh --json %s: the last line is no summary: %s", name, r.stdout)
 				}
 				for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
 					if !json.Valid([]byte(line)) {
-						t.Errorf("mesh --json sync: a line is not one JSON value: %q", line)
+						t.Errorf("mesh --json %s: a line is not one JSON value: %q", name, line)
 					}
 				}
 				continue

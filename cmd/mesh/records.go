@@ -404,6 +404,7 @@ func searchCmd(g *globals) *cobra.Command {
 		directories         bool
 		directoryURLs       []string
 		trustedOnly         bool
+		stats               bool
 	)
 	c := &cobra.Command{
 		Use:   "search QUERY...",
@@ -461,6 +462,13 @@ to merge in your trusted peers' answers too.`,
 				})
 			}
 			return g.withBackend(c, func(b api.API) error {
+				if sources != "" && (stats || namedSources(c, b, sources)) {
+					return g.sensorSearch(c, b, api.SensorSearchRequest{Query: q.Text, Sources: sources, Stats: stats,
+						Limit: sensorLimit(c, q.Limit), DeadlineMs: sensorDeadline(c, deadline)})
+				}
+				if stats {
+					return usagef("--stats aggregates the readings of sensor sources: give --sources NAME (mesh name set) or a node ID")
+				}
 				if sources != "" {
 					return g.searchNetwork(c, b, api.FedSearchRequest{
 						Query: q.Text, Limit: q.Limit, Hops: hops, Sources: sources,
@@ -509,7 +517,8 @@ to merge in your trusted peers' answers too.`,
 	f.IntVar(&q.Limit, "limit", 10, "at most this many results (max 100)")
 	f.Float64Var(&q.MinScore, "min-score", 0, "drop results scoring below this (0..1)")
 	f.StringVar(&q.Origin, "origin", "all", "local (your own records), remote (received from other nodes) or all")
-	f.StringVar(&sources, "sources", "", "search the network: trusted (your trusted peers and theirs), a node ID, or a topic")
+	f.StringVar(&sources, "sources", "", "search the network: trusted (your trusted peers and theirs), a node ID, or a topic; names set with mesh name set (comma-separated) ask those sensor sources")
+	f.BoolVar(&stats, "stats", false, "with sensor sources: min/max/mean/last per stream over the readings found")
 	f.IntVar(&hops, "hops", 2, "with --sources: how far the search travels (max 3)")
 	f.DurationVar(&deadline, "deadline", 2*time.Second, "with --sources: answer with what arrived by then")
 	f.DurationVar(&freshness, "freshness", 0, "with --sources: halve a result's score per this age (0: off)")

@@ -60,7 +60,9 @@ func newRoot(g *globals) *cobra.Command {
 		storeCmd(g), getCmd(g), listCmd(g), deleteCmd(g), statusCmd(g), agentStatusCmd(g), searchCmd(g),
 		publishCmd(g), exportCmd(g), verifyCmd(g),
 		revokeCmd(g), keysCmd(g), followCmd(g, true), followCmd(g, false), followingCmd(g), connectCmd(g), peersCmd(g), syncCmd(g), trustCmd(g), mcpCmd(g), directoryCmd(g),
-		repairCmd(g), loraCmd(g),
+		watchCmd(g), uiCmd(g),
+		repairCmd(g),
+		sensorCmd(g), accessCmd(g), nameCmd(g), bridgeCmd(g), loraCmd(g),
 	)
 	strictGroups(root)
 	return root

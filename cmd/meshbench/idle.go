@@ -19,6 +19,7 @@ import (
 // idleResult is the JSON line of the idle scenario.
 type idleResult struct {
 	Scenario string  `json:"scenario"`
+	Profile  string  `json:"profile,omitempty"` // mesh daemon --profile
 	Records  int     `json:"records"`
 	WaitS    float64 `json:"wait_s"`
 	RSSMB    float64 `json:"rss_mb"`      // VmRSS at the end of the wait
@@ -32,6 +33,7 @@ type idleConfig struct {
 	mesh    string
 	records int
 	wait    time.Duration
+	profile string
 }
 
 func idleFlags(fs *flag.FlagSet) func(*env) (any, error) {
@@ -39,6 +41,7 @@ func idleFlags(fs *flag.FlagSet) func(*env) (any, error) {
 	fs.StringVar(&c.mesh, "mesh", "", "the mesh binary (default: go build ./cmd/mesh into a temporary directory)")
 	fs.IntVar(&c.records, "records", 1000, "records stored through the AMP API before idling")
 	fs.DurationVar(&c.wait, "wait", 20*time.Second, "how long the daemon idles before its memory is read")
+	fs.StringVar(&c.profile, "profile", "", "run the daemon with --profile `NAME` (sensor: small boards)")
 	return func(e *env) (any, error) { return runIdle(context.Background(), e, c) }
 }
 
@@ -64,8 +67,12 @@ func runIdle(ctx context.Context, e *env, c idleConfig) (*idleResult, error) {
 		}
 	}
 	repo := filepath.Join(tmp, "repo")
-	cmd := exec.CommandContext(ctx, bin, "--repo", repo, "--api", "127.0.0.1:0", "daemon", "--no-mdns", "--no-portmap",
-		"--listen", "/ip4/127.0.0.1/tcp/0", "--listen", "/ip4/127.0.0.1/udp/0/quic-v1")
+	args := []string{"--repo", repo, "--api", "127.0.0.1:0", "daemon", "--no-mdns", "--no-portmap",
+		"--listen", "/ip4/127.0.0.1/tcp/0", "--listen", "/ip4/127.0.0.1/udp/0/quic-v1"}
+	if c.profile != "" {
+		args = append(args, "--profile", c.profile)
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -112,7 +119,7 @@ func runIdle(ctx context.Context, e *env, c idleConfig) (*idleResult, error) {
 	}
 	mb := func(kb int64) float64 { return round(float64(kb)/1024, 1) }
 	return &idleResult{
-		Scenario: "idle", Records: c.records, WaitS: c.wait.Seconds(),
+		Scenario: "idle", Profile: c.profile, Records: c.records, WaitS: c.wait.Seconds(),
 		RSSMB: mb(st["VmRSS"]), RSSMaxMB: mb(st["VmHWM"]), AnonMB: mb(st["RssAnon"]), FileMB: mb(st["RssFile"]),
 		BinaryMB: round(float64(info.Size())/(1<<20), 1),
 	}, nil

@@ -25,6 +25,8 @@ type API interface {
 	Directory
 	DHT
 	Network
+	Watches
+	Sensors
 }
 
 // AMP is the Agent Memory Protocol over the node's own store, plus Info.

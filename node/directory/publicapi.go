@@ -120,6 +120,12 @@ func newPublicAPI(s *Service) *publicAPI {
 	a.mux.HandleFunc("GET /v1/policy", func(w http.ResponseWriter, r *http.Request) { s.writeSigned(w, http.StatusOK, s.Policy()) })
 	a.mux.HandleFunc("GET /.well-known/mesh/identity", s.handlePublicIdentity)
 	a.mux.HandleFunc("GET "+protocol.KeyHTTPPrefix+"{keyId}", s.handlePublicKey)
+	a.mux.HandleFunc("GET /{$}", s.handleSearchPage)
+	a.mux.HandleFunc("GET /search.css", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/css; charset=utf-8")
+		w.Header().Set("Cache-Control", "max-age=3600")
+		_, _ = w.Write(searchPageCSS)
+	})
 	// Any other method on a known path: a signed 405.
 	for path, method := range map[string]string{
 		"/v1/search": "POST", "/v1/lessons/{key}": "GET", "/v1/nodes": "GET", "/v1/nodes/{id}": "GET",
@@ -176,6 +182,7 @@ func (s *Service) startPublicAPI(addr string) error {
 //	GET  /v1/policy                        protocol.DirectoryPolicy
 //	GET  /.well-known/mesh/identity        {"identity": the self-signed identity document}
 //	GET  /mesh/v1/keys/{keyId}             a lesson key (or escrow share) sealed to the signed requester (Deps.Keys)
+//	GET  /?q=                              the search page: HTML, read-only, for people without a node
 //
 // Every body is signed (see protocol.SignResponse). Each client address has
 // a token bucket (Config.RateLimit); past it, and past

@@ -27,12 +27,21 @@ import (
 // store.Scorer). It returns as soon as every peer asked has answered, and
 // by q.Deadline even if some do not.
 func (s *Service) Search(ctx context.Context, q api.FedSearchRequest) (*api.FedSearchResponse, error) {
+	start := time.Now()
+	res, asked, err := s.search(ctx, q)
+	truncated := res != nil && res.Truncated
+	s.metrics.search(asked, truncated, time.Since(start), err)
+	return res, err
+}
+
+// search is Search; it also returns how many peers it asked.
+func (s *Service) search(ctx context.Context, q api.FedSearchRequest) (_ *api.FedSearchResponse, asked int, _ error) {
 	if len(q.Query) > protocol.MaxSearchQueryLength {
-		return nil, fmt.Errorf("federated search: %w: query is %d bytes, the limit is %d", protocol.ErrInvalid, len(q.Query), protocol.MaxSearchQueryLength)
+		return nil, 0, fmt.Errorf("federated search: %w: query is %d bytes, the limit is %d", protocol.ErrInvalid, len(q.Query), protocol.MaxSearchQueryLength)
 	}
 	pq, err := store.ParseQuery(q.Query)
 	if err != nil {
-		return nil, fmt.Errorf("federated search: %w", err)
+		return nil, 0, fmt.Errorf("federated search: %w", err)
 	}
 	deadline := q.Deadline
 	if deadline <= 0 {
@@ -44,7 +53,7 @@ func (s *Service) Search(ctx context.Context, q api.FedSearchRequest) (*api.FedS
 	defer cancel()
 	req, peers, askLocal, err := s.plan(q)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 
 	// Analyze the candidates' text as they arrive, while waiting for the
@@ -71,7 +80,7 @@ func (s *Service) Search(ctx context.Context, q api.FedSearchRequest) (*api.FedS
 		case err != nil && collect.Err() != nil && caller.Err() == nil:
 			res.Truncated = true // the store did not answer in time: the peers still may
 		case err != nil:
-			return nil, fmt.Errorf("federated search: %w", err)
+			return nil, len(peers), fmt.Errorf("federated search: %w", err)
 		}
 		for i := range local {
 			local[i].Via = s.self.String()
@@ -86,7 +95,7 @@ func (s *Service) Search(ctx context.Context, q api.FedSearchRequest) (*api.FedS
 	if fwd != nil {
 		r := <-fwd
 		if !askLocal && len(r.lists) == 0 && r.err != nil {
-			return nil, fmt.Errorf("federated search: %w", r.err)
+			return nil, len(peers), fmt.Errorf("federated search: %w", r.err)
 		}
 		lists = append(lists, r.lists...)
 		res.Truncated = res.Truncated || r.truncated
@@ -100,7 +109,7 @@ func (s *Service) Search(ctx context.Context, q api.FedSearchRequest) (*api.FedS
 	}
 	rk := ranking{s: s, pq: pq, stats: stats, feats: feats, filters: req.Filters, limit: req.Limit, halfLife: q.FreshnessHalfLife, res: res}
 	res.Results = rk.rank(ctx, lists)
-	return res, nil
+	return res, len(peers), nil
 }
 
 // plan turns a search into the request to send, the peers to send it to,

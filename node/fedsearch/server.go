@@ -88,6 +88,7 @@ func (s *Service) handle(ctx context.Context, r *streamrpc.Request) []byte {
 			err = fmt.Errorf("search: %w: too many searches at once", protocol.ErrRateLimited)
 		}
 	}
+	s.metrics.serve(err)
 	if err != nil {
 		resp.Results = nil
 		resp.Error = protocol.ErrorOf(err)

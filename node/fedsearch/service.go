@@ -2,6 +2,7 @@ package fedsearch
 
 import (
 	"context"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"sync"
 	"time"
@@ -83,6 +84,9 @@ type Config struct {
 	// Logger receives the service's logs; nil discards them. Queries are
 	// never logged.
 	Logger *slog.Logger
+	// Registerer receives the service's metrics (searches, fan-out,
+	// truncations, requests served); nil registers none.
+	Registerer prometheus.Registerer
 }
 
 // Service is the federated search of one node: the server of
@@ -102,6 +106,7 @@ type Service struct {
 	limit    *ratelimit.Keyed
 	inFlight chan struct{} // a semaphore of maxInFlight
 	seen     seenIDs
+	metrics  *metrics // nil: none
 }
 
 // New starts the service: with a host, it serves /mesh/search/1.0.0 until
@@ -118,6 +123,10 @@ func New(cfg Config) *Service {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	var err error
+	if s.metrics, err = newMetrics(cfg.Registerer); err != nil {
+		s.log.Warn("search metrics not registered", "err", err)
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if s.host != nil {
 		s.host.SetStreamHandler(libp2pproto.ID(protocol.ProtocolSearch),
@@ -133,6 +142,7 @@ func (s *Service) Close() {
 	}
 	s.cancel()
 	s.wg.Wait()
+	s.metrics.unregister()
 }
 
 // go runs f on a goroutine the service waits for at Close.

@@ -518,3 +518,15 @@ func (c *Client) Network(ctx context.Context) (*api.NetworkStatus, error) {
 }
 
 var _ api.API = (*Client)(nil)
+
+// UILogin asks the daemon's web UI for a one-time login link (the URL to
+// open). It fails with NOT_FOUND if the daemon serves no UI.
+func (c *Client) UILogin(ctx context.Context) (string, error) {
+	var out struct {
+		URL string `json:"url"`
+	}
+	if err := c.do(ctx, http.MethodPost, "/api/v1/ui/login", struct{}{}, &out); err != nil {
+		return "", err
+	}
+	return out.URL, nil
+}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/meshprotocol/mesh/node"
 	"github.com/meshprotocol/mesh/node/api"
+	"github.com/meshprotocol/mesh/node/nodetest"
 	"github.com/meshprotocol/mesh/protocol"
 	"github.com/meshprotocol/mesh/trust"
 )
@@ -62,6 +63,10 @@ func encryptedWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	connect(t, self, p)
+	// The node syncs the revocation from its peer once connected; the
+	// cases see it held, whichever runs first (asked before, the node
+	// would hear it from the author and word its answer otherwise).
+	nodetest.Eventually(t, "the node holds the hard revocation", func() bool { return self.Store().Revoked(context.Background(), w.vals["revoked"]) })
 	return w
 }
 

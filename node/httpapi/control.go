@@ -83,6 +83,8 @@ func (h *handler) controlRoutes(mux *http.ServeMux) {
 	h.dhtRoutes(mux)
 	h.directoryRoutes(mux)
 	h.keyRoutes(mux)
+	h.watchRoutes(mux)
+	h.sensorRoutes(mux)
 }
 
 // get is a route that answers what fn returns.

@@ -47,14 +47,23 @@ type Backend interface {
 // api errors a code does not tell apart) with the HTTP status of the code
 // (protocol.HTTPStatus); an unknown route answers 404 and a known one
 // asked with another method 405, as JSON too.
-func Handler(b Backend, token string) http.Handler { return newHandler(b, token, false) }
+func Handler(b Backend, token string) http.Handler { return newHandler(b, token, options{}) }
 
 // HandlerOpen is Handler with the AMP routes (/amp/...) open to every local
 // user without the token, as AMP's binding is specified: for a machine with
 // one user. The control API still needs the token.
-func HandlerOpen(b Backend, token string) http.Handler { return newHandler(b, token, true) }
+func HandlerOpen(b Backend, token string) http.Handler {
+	return newHandler(b, token, options{ampOpen: true})
+}
 
-func newHandler(b Backend, token string, ampOpen bool) http.Handler {
+// options are what a Server adds to a Handler.
+type options struct {
+	ampOpen bool
+	metrics http.Handler // GET /metrics, behind the token
+	ui      UI           // every other path; POST /api/v1/ui/login
+}
+
+func newHandler(b Backend, token string, o options) http.Handler {
 	h := &handler{b: b}
 	amp := http.NewServeMux()
 	amp.HandleFunc("POST /amp/store", h.handleStore)
@@ -71,11 +80,21 @@ func newHandler(b Backend, token string, ampOpen bool) http.Handler {
 	ctl.Handle("/api/v1/amp/", http.StripPrefix("/api/v1", amp))
 	ctl.Handle("/api/v1/amp", http.StripPrefix("/api/v1", amp))
 	h.controlRoutes(ctl)
+	if o.ui != nil {
+		ctl.HandleFunc("POST /api/v1/ui/login", func(w http.ResponseWriter, r *http.Request) {
+			path, err := o.ui.NewLogin()
+			writeResult(w, map[string]any{"success": true, "url": "http://" + r.Host + path}, err)
+		})
+	} else {
+		ctl.HandleFunc("POST /api/v1/ui/login", func(w http.ResponseWriter, r *http.Request) {
+			writeResult(w, nil, fmt.Errorf("%w: this daemon serves no web UI (it was started with --no-ui)", protocol.ErrNotFound))
+		})
+	}
 	ctl.HandleFunc("/", noRoute(ctl))
 
 	root := http.NewServeMux()
 	var rootAMP http.Handler = amp
-	if !ampOpen {
+	if !o.ampOpen {
 		rootAMP = requireToken(token, amp)
 	}
 	root.Handle("/amp/", rootAMP)
@@ -85,7 +104,24 @@ func newHandler(b Backend, token string, ampOpen bool) http.Handler {
 		writeResult(w, doc, err)
 	})
 	root.Handle("/api/v1/", requireToken(token, ctl))
-	root.HandleFunc("/", noRoute(root))
+	if o.metrics != nil {
+		root.Handle("GET /metrics", requireToken(token, o.metrics))
+	}
+	if o.ui != nil {
+		// A request with a bearer token is an API client's (the UI's pages
+		// never send one): a path no route takes gets the JSON 404, not
+		// the UI's page.
+		apiMiss := noRoute(root)
+		root.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("Authorization") != "" {
+				apiMiss(w, r)
+				return
+			}
+			o.ui.ServeHTTP(w, r)
+		})
+	} else {
+		root.HandleFunc("/", noRoute(root))
+	}
 	return guard(root)
 }
 

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/meshprotocol/mesh/internal/atomicfile"
 )
 
@@ -44,6 +46,25 @@ type Config struct {
 	// to any local user (see HandlerOpen). False, the default, requires
 	// the token on every route.
 	AMPOpen bool
+	// Metrics, if set, is served at GET /metrics behind the bearer token
+	// (Prometheus: authorization with the repo's api.token).
+	Metrics http.Handler
+	// Registerer receives the server's metrics (requests by route and
+	// status code); nil registers none.
+	Registerer prometheus.Registerer
+	// UI, if set, is the web UI: it serves every path the API does not,
+	// and the control API's POST /api/v1/ui/login asks it for one-time
+	// login links (mesh ui).
+	UI UI
+}
+
+// UI is a web UI served on the API's address. It must be safe for
+// concurrent use.
+type UI interface {
+	http.Handler
+	// NewLogin returns the path, with its query, of a new one-time login
+	// link ("/login?token=..."), to open on the API's address.
+	NewLogin() (string, error)
 }
 
 // Server serves the node's HTTP API on loopback until Close.
@@ -54,6 +75,7 @@ type Server struct {
 	url   string
 	srv   *http.Server
 	done  chan struct{}
+	m     *httpMetrics
 
 	closeOnce sync.Once
 }
@@ -79,8 +101,12 @@ func Start(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("httpapi: listen %s: %w", cfg.Addr, err)
 	}
 	s.url = "http://" + ln.Addr().String()
+	if s.m, err = newHTTPMetrics(cfg.Registerer); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("httpapi: register metrics: %w", err)
+	}
 	s.srv = &http.Server{
-		Handler:           newHandler(cfg.Backend, s.token, cfg.AMPOpen),
+		Handler:           s.m.wrap(newHandler(cfg.Backend, s.token, options{ampOpen: cfg.AMPOpen, metrics: cfg.Metrics, ui: cfg.UI})),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -117,6 +143,7 @@ func (s *Server) Close() error {
 		defer cancel()
 		err = s.srv.Shutdown(ctx)
 		<-s.done
+		s.m.unregister()
 		if s.cfg.RepoDir != "" {
 			os.Remove(filepath.Join(s.cfg.RepoDir, APIFile))
 		}

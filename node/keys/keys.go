@@ -125,6 +125,12 @@ type Deps struct {
 	// one peer answered. The first key request after a start waits for
 	// it (see Relearned). Nil means nothing to re-learn (an offline node).
 	Relearn func(ctx context.Context, publishers []string) error
+	// Admit, if set, is asked after a policy of this node admitted a
+	// requester: an error refuses the key (it should match
+	// protocol.ErrAccessDenied), and a non-zero until (Unix ms) caps how
+	// long the requester may keep it. The sensor subsystem ends grants
+	// with it (mesh access grant --until). Nil admits whom the policy does.
+	Admit func(ctx context.Context, p *protocol.KeyPolicy, requester string) (until int64, err error)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger receives the service's logs; nil discards them. Keys and

@@ -45,6 +45,9 @@ func (s *Service) Read(ctx context.Context, el *protocol.EncryptedLesson) (*Plai
 	if err := protocol.VerifyEncrypted(el, protocol.VerifyOptions{Now: s.now(), AllowOld: true}); err != nil {
 		return nil, fmt.Errorf("read %s: %w", el.Key(), err)
 	}
+	if el.Publication.Expired(s.now().UnixMilli()) {
+		return nil, fmt.Errorf("read %s: %w: it expired at %s", el.Key(), protocol.ErrNotFound, time.UnixMilli(el.Publication.ExpiresAt).UTC().Format(time.RFC3339))
+	}
 	keyID := el.Encryption.KeyID
 	digest := sealedDigest(el)
 	if l, exp, ok := s.cache.plain(keyID, digest); ok {
@@ -60,7 +63,13 @@ func (s *Service) Read(ctx context.Context, el *protocol.EncryptedLesson) (*Plai
 		return nil, fmt.Errorf("read %s: %w", el.Key(), err)
 	}
 	if el.Signature.NodeID != s.self {
-		s.cache.put(el.Key(), keyID, key, exp, l, digest)
+		// The plaintext is kept only if it outlives the key: a reading
+		// that expires sooner is not held past its expiry.
+		keep := l
+		if pe := el.Publication.ExpiresAt; pe != 0 && time.UnixMilli(pe).Before(exp) {
+			keep = nil
+		}
+		s.cache.put(el.Key(), keyID, key, exp, keep, digest)
 	}
 	return &Plain{Lesson: l.Clone(), KeyID: keyID, ExpiresAt: exp, From: from}, nil
 }
@@ -513,7 +522,11 @@ func (c *readerCache) put(lessonKey, keyID string, key []byte, exp time.Time, l 
 	if old := c.entries[keyID]; old != nil {
 		clear(old.key)
 	}
-	c.entries[keyID] = &cached{lessonKey: lessonKey, key: slices.Clone(key), expires: exp, lesson: l.Clone(), digest: digest}
+	e := &cached{lessonKey: lessonKey, key: slices.Clone(key), expires: exp, digest: digest}
+	if l != nil {
+		e.lesson = l.Clone()
+	}
+	c.entries[keyID] = e
 	c.mu.Unlock()
 	select {
 	case c.wake <- struct{}{}:

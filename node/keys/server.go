@@ -134,6 +134,10 @@ func (s *Service) answer(ctx context.Context, keyID, requester string) *grant {
 	if policy.ExpiresAt != 0 && policy.ExpiresAt < expires {
 		expires = policy.ExpiresAt
 	}
+	expires, err := s.admitExtra(ctx, policy, requester, expires)
+	if err != nil {
+		return &grant{err: err}
+	}
 	if ownErr == nil {
 		s.addReader(ctx, keyID, requester)
 		return &grant{key: own.Key, policy: own.Policy, expiresAt: expires}

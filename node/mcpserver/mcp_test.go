@@ -210,8 +210,12 @@ func TestMCPListTools(t *testing.T) {
 		}
 	}
 	slices.Sort(names)
-	want := []string{"amp_agent_status", "amp_delete", "amp_get", "amp_list", "amp_search", "amp_status", "amp_store", "mesh_export",
-		"mesh_key_status", "mesh_keys_list", "mesh_keys_policy", "mesh_keys_rotate", "mesh_publish", "mesh_publish_encrypted", "mesh_read", "mesh_revoke_hard"}
+	want := []string{"amp_agent_status", "amp_delete", "amp_get", "amp_list", "amp_search", "amp_status", "amp_store",
+		"mesh_connect", "mesh_directories", "mesh_directory_add", "mesh_directory_remove", "mesh_directory_search", "mesh_export",
+		"mesh_follow", "mesh_following", "mesh_key_status", "mesh_keys_list", "mesh_keys_policy", "mesh_keys_rotate",
+		"mesh_network_search", "mesh_node", "mesh_peers", "mesh_publish", "mesh_publish_encrypted", "mesh_read", "mesh_revoke",
+		"mesh_revoke_hard", "mesh_sync", "mesh_trust_add", "mesh_trust_list", "mesh_trust_path", "mesh_trust_remove",
+		"mesh_unfollow", "mesh_verify", "mesh_watch_add", "mesh_watch_list", "mesh_watch_poll", "mesh_watch_remove"}
 	if !slices.Equal(names, want) {
 		t.Fatalf("tools %v, want %v", names, want)
 	}

@@ -72,7 +72,10 @@ func New(a api.API, version string, opts *Options) *mcp.Server {
 		Instructions: "Agent memory (AMP) on a MESH node. Store lessons, checkpoints, snippets or " +
 			"any other record type with amp_store; find them with amp_search (words, \"phrases\", " +
 			"field comparisons such as humidity > 60) or amp_list. Records are private to this " +
-			"node unless published with mesh_publish.",
+			"node unless published with mesh_publish. Beyond this node: mesh_network_search searches the " +
+			"public lessons of the peers it trusts (mesh_directory_search the directories), mesh_verify checks a " +
+			"lesson, mesh_trust_* manage whom it trusts, mesh_follow the topics and feeds it receives, and " +
+			"mesh_watch_add with mesh_watch_poll deliver new lessons that match a standing query.",
 	})
 	t := tools{api: a}
 	readOnly := &mcp.ToolAnnotations{ReadOnlyHint: true, OpenWorldHint: ptr(false)}
@@ -131,6 +134,7 @@ func New(a api.API, version string, opts *Options) *mcp.Server {
 		Annotations: readOnly,
 	}, "export", t.export)
 	addKeyTools(s, log, t)
+	addNetworkTools(s, log, t)
 	return s
 }
 
@@ -474,6 +478,8 @@ func schemaFor[T any]() *jsonschema.Schema {
 	s, err := jsonschema.For[T](&jsonschema.ForOptions{TypeSchemas: map[reflect.Type]*jsonschema.Schema{
 		reflect.TypeFor[protocol.Lesson](): recordSchema,
 		reflect.TypeFor[json.RawMessage](): recordSchema, // mcpStoreArgs.Record
+		reflect.TypeFor[document](): {Type: "object",
+			Description: "a SignedLesson or EncryptedLesson JSON object, as mesh_export or a file gave it"},
 	}})
 	if err != nil {
 		panic(fmt.Sprintf("mcpserver: schema of %T: %v", *new(T), err)) // a bug in the types above
