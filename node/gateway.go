@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -10,10 +11,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/meshprotocol/mesh/node/api"
 	"github.com/meshprotocol/mesh/node/lora"
 	"github.com/meshprotocol/mesh/protocol"
 	"github.com/meshprotocol/mesh/store"
+	"github.com/meshprotocol/mesh/trust"
 )
 
 // LoraConfig makes a node a gateway for off-grid sensors.
@@ -41,7 +44,7 @@ func (n *Node) startLora(ctx context.Context) error {
 		return nil
 	}
 	g, err := lora.New(lora.Config{Radios: n.cfg.Lora.Radios, UDP: n.cfg.Lora.UDP, Port: n.cfg.Lora.Port,
-		Meta: n.store, Sink: carrier{n}, Logger: n.log, Now: n.now})
+		Meta: n.store, Sink: carrier{n}, Keys: trustedSensors{n}, Logger: n.log, Now: n.now})
 	if err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
@@ -187,4 +190,34 @@ func (n *Node) checkCarried(ctx context.Context, sl *protocol.SignedLesson) (ok 
 		return false // this node carried it itself
 	}
 	return true
+}
+
+// trustedSensors names sensors by the node IDs this node trusts: a sensor
+// the owner added with mesh trust add is known to its gateway before any
+// announcement (the reading is still carried only once one names its
+// stream).
+type trustedSensors struct{ n *Node }
+
+func (t trustedSensors) KeyOf(_ context.Context, s protocol.ShortID) (ed25519.PublicKey, bool) {
+	for _, e := range t.n.trust.Edges() {
+		if e.Level == trust.LevelNone {
+			continue
+		}
+		id, err := peer.Decode(e.NodeID)
+		if err != nil {
+			continue
+		}
+		pk, err := id.ExtractPublicKey()
+		if err != nil {
+			continue
+		}
+		raw, err := pk.Raw()
+		if err != nil || len(raw) != ed25519.PublicKeySize {
+			continue
+		}
+		if protocol.ShortIDOf(raw) == s {
+			return ed25519.PublicKey(raw), true
+		}
+	}
+	return nil, false
 }

@@ -413,6 +413,16 @@ func (g *Gateway) handleLocked(ctx context.Context, raw []byte, via string, fres
 		s = &sensor{Key: key}
 		g.sensors[c.Sender] = s
 	}
+	if c.Kind == protocol.CompactReading && int(c.Stream) >= len(s.Streams) {
+		// Verified, but no announcement names its stream yet: nobody
+		// could read or check it in MESH. Held aside like an unknown
+		// sender's, until the announcement comes.
+		if fresh {
+			g.stats.Unknown++
+			g.setAsideLocked(raw, via)
+		}
+		return fmt.Errorf("%w: %w: compact reading from %s names stream %d, which no announcement of it names yet", protocol.ErrInvalid, protocol.ErrUnknownSender, c.Sender, c.Stream)
+	}
 	if err := s.Window.Accept(c.Seq); err != nil {
 		g.stats.Replays++
 		return err

@@ -354,3 +354,44 @@ func TestUDPSensors(t *testing.T) {
 		}
 	}
 }
+
+// keyring is a Keys of fixed keys (what the node's trust graph gives).
+type keyring []ed25519.PublicKey
+
+func (k keyring) KeyOf(_ context.Context, s protocol.ShortID) (ed25519.PublicKey, bool) {
+	for _, p := range k {
+		if protocol.ShortIDOf(p) == s {
+			return p, true
+		}
+	}
+	return nil, false
+}
+
+// TestGatewayKnowsTrustedSensors: a sensor the node trusts is known
+// before its announcement, so a forgery under its short ID is refused as
+// one at once; its own reading waits for the announcement that names its
+// stream, then is carried.
+func TestGatewayKnowsTrustedSensors(t *testing.T) {
+	ctx := context.Background()
+	o := newOwner()
+	s := newSensor(4, false)
+	g := startGateway(t, Config{Meta: openStore(t, ""), Sink: o, Keys: keyring{s.priv.Public().(ed25519.PublicKey)}})
+
+	thief := newSensor(8, false)
+	forged := s.reading(t, 1)
+	copy(forged[len(forged)-64:], ed25519.Sign(thief.priv, append([]byte("MESH-compact-v1\x00"), forged[:len(forged)-64]...)))
+	if err := g.Handle(ctx, forged, "test"); !errors.Is(err, protocol.ErrInvalidSignature) {
+		t.Fatalf("forgery of a trusted sensor: %v", err)
+	}
+	early := s.reading(t, 2)
+	if err := g.Handle(ctx, early, "test"); !errors.Is(err, protocol.ErrUnknownSender) {
+		t.Fatalf("a reading before its stream is announced: %v", err)
+	}
+	if err := g.Handle(ctx, s.announce(t), "test"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the early reading carried after the announcement", func() bool { return o.count() == 2 })
+	if st := g.Stats(); st.Forged != 1 || st.Unknown != 1 || st.Accepted != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+}
