@@ -128,6 +128,9 @@ func (n *Node) ingest(ctx context.Context, sl *protocol.SignedLesson, el *protoc
 		if sl.Signature.NodeID == n.id.String() {
 			return false
 		}
+		if !n.checkCarried(ctx, sl) {
+			return false
+		}
 		err = n.store.PutRemote(ctx, sl)
 	case el != nil:
 		if el.Signature.NodeID == n.id.String() {

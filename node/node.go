@@ -30,6 +30,7 @@ import (
 	"github.com/meshprotocol/mesh/node/fedsearch"
 	"github.com/meshprotocol/mesh/node/httpapi"
 	"github.com/meshprotocol/mesh/node/keys"
+	"github.com/meshprotocol/mesh/node/lora"
 	"github.com/meshprotocol/mesh/node/reach"
 	"github.com/meshprotocol/mesh/node/sensors"
 	"github.com/meshprotocol/mesh/node/watch"
@@ -162,6 +163,9 @@ type Config struct {
 	// its revocations after a start). The zero value is what a node wants.
 	Keys keys.Config
 
+	// Lora makes the node a gateway for sensors on LoRa radios
+	// (Meshtastic) and on the LAN (UDP). The zero value is no gateway.
+	Lora LoraConfig
 	// Sensors tunes the sensor subsystem (how many readings of a stream
 	// are indexed in memory). The zero value is what a node wants.
 	Sensors sensors.Config
@@ -195,6 +199,7 @@ type Node struct {
 	disc   *discovery.Service
 	dir    *directory.Service
 	keys   *keys.Service
+	lora   *lora.Gateway
 	watch  *watch.Service
 	// metrics are the node's own metrics; nil without Config.Registerer.
 	metrics *nodeMetrics
@@ -267,6 +272,9 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n.search = fedsearch.New(fedsearch.Config{Host: n.host, Self: n.id, Local: serving{n}, Trust: n.trust, Now: n.now, Logger: n.log, Registerer: cfg.Registerer})
 	n.dir = directory.New(cfg.Directory, n.directoryDeps())
 	if err := n.startDirectory(ctx); err != nil {
+		return nil, err
+	}
+	if err := n.startLora(ctx); err != nil {
 		return nil, err
 	}
 	if err := n.startWatch(ctx); err != nil {
@@ -562,6 +570,9 @@ func (n *Node) teardown() error {
 	}
 	if n.dir != nil {
 		errs = append(errs, n.dir.Close())
+	}
+	if n.lora != nil {
+		n.lora.Close()
 	}
 	if s := n.sensors.Load(); s != nil {
 		errs = append(errs, s.Close())

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -158,7 +159,37 @@ func (n *Node) VerifyKey(ctx context.Context, key string) (*api.VerifyReport, er
 		return rep, nil
 	}
 	n.checkSignature(rep, sl)
+	rep.Carried = carriedReport(sl)
 	return rep, nil
+}
+
+// carriedReport checks the sensor proof of a carried reading; nil if sl
+// carries none.
+func carriedReport(sl *protocol.SignedLesson) *api.CarriedReport {
+	compact, ann, has, err := protocol.CarriedProof(&sl.Lesson)
+	if !has {
+		return nil
+	}
+	r := &api.CarriedReport{Carrier: sl.Signature.NodeID}
+	var via string
+	json.Unmarshal(sl.Lesson.Extra[protocol.CarriedViaField], &via)
+	r.Via = via
+	var c *protocol.Carried
+	if err == nil {
+		c, err = protocol.VerifyCarried(compact, ann)
+	}
+	if err != nil {
+		r.Error = err.Error()
+		return r
+	}
+	r.Valid, r.Sensor, r.Seq = true, c.Sensor, c.Record.Seq
+	if c.Stream != nil {
+		r.Stream = c.Stream.Name
+	}
+	if id := protocol.CarriedID(c.Record.Sender, c.Record.Seq); id != sl.Lesson.ID {
+		r.Valid, r.Error = false, fmt.Sprintf("the record's id is %q, its proof's is %q", sl.Lesson.ID, id)
+	}
+	return r
 }
 
 // verifyFind is what VerifyKey found of a lesson so far.

@@ -176,7 +176,7 @@ machines. libp2p listens on every --listen address.`,
 	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "debug logging")
 	// The subsystems' flags (nat.go, dht.go, directoryrole.go): each adds
 	// its flags and returns what applies them on top of config.json's.
-	applies = append(applies, dhtFlags(c), directoryDaemonFlags(c), natFlags(c), profileFlags(c))
+	applies = append(applies, dhtFlags(c), directoryDaemonFlags(c), natFlags(c), profileFlags(c), loraFlags(c))
 	return c
 }
 
@@ -216,6 +216,14 @@ func printBanner(g *globals, info *api.Info, cfg node.Config) {
 	}
 	if len(lan) > 0 {
 		g.printf("LAN:           %s\n", strings.Join(lan, "; "))
+	}
+	if l := cfg.Lora; len(l.Radios) > 0 || l.UDP != "" {
+		var on []string
+		on = append(on, l.Radios...)
+		if l.UDP != "" {
+			on = append(on, "udp://"+l.UDP)
+		}
+		g.printf("LoRa gateway:  %s\n", strings.Join(on, ", "))
 	}
 	g.printf("daemon ready\n")
 }

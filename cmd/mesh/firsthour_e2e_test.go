@@ -371,9 +371,12 @@ func TestEveryCommandJSON(t *testing.T) {
 		"mesh directory node":   {{args: []string{"directory", "node", b.NodeID}, code: anyCode}, {args: []string{"directory", "node", "bob"}, code: 2}},
 		"mesh directory nodes":  {{args: []string{"directory", "nodes", "--topic", "nothing-here"}}},
 		"mesh repair":           {{args: []string{"repair"}, code: 1}},
-		"mesh watch add":        {{args: []string{"watch", "add", "machines", "--topic", "rust"}}, {args: []string{"watch", "add"}, code: 2}, {args: []string{"watch", "add", "x", "--sources", "bob"}, code: 2}},
-		"mesh watch list":       {{args: []string{"watch", "list"}}},
-		"mesh watch remove":     {{args: []string{"watch", "remove", "watch_nope"}, code: 1}},
+		"mesh lora send": {{args: []string{"lora", "send", "--udp", "127.0.0.1:9", "--stream", "barn/climate", "temp=4.5"}},
+			{args: []string{"lora", "send", "--stream", "barn/climate", "temp=4.5"}, code: 2}, {args: []string{"lora", "send", "--udp", "127.0.0.1:9", "--stream", "Barn", "t=1"}, code: 2}},
+		"mesh lora status":  {{args: []string{"lora", "status"}}},
+		"mesh watch add":    {{args: []string{"watch", "add", "machines", "--topic", "rust"}}, {args: []string{"watch", "add"}, code: 2}, {args: []string{"watch", "add", "x", "--sources", "bob"}, code: 2}},
+		"mesh watch list":   {{args: []string{"watch", "list"}}},
+		"mesh watch remove": {{args: []string{"watch", "remove", "watch_nope"}, code: 1}},
 		// A stream: one match per line and a summary (as mesh sync);
 		// TestWatchEndToEnd reads one that delivers matches.
 		"mesh watch":         {{args: []string{"watch", "--for", "1s"}}, {args: []string{"@offline", "watch", "--for", "1s"}, code: 1}},

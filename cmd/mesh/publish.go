@@ -309,6 +309,17 @@ func (g *globals) verifyKey(c *cobra.Command, key string) error {
 			if ks := rep.KeyStatus; ks != nil {
 				g.printf("%s Key %s: %s (%s)\n", mark(keyOK), ks.KeyID, ks.Status, ks.Detail)
 			}
+			if cr := rep.Carried; cr != nil {
+				how := "over LoRa"
+				if strings.HasPrefix(cr.Via, "udp:") {
+					how = "over UDP"
+				}
+				if cr.Valid {
+					g.printf("✓ Signed by sensor %s %s (%s, seq %d), carried by gateway %s\n", cr.Sensor, how, cr.Stream, cr.Seq, cr.Carrier)
+				} else {
+					g.printf("✗ Sensor proof invalid: %s (carried by %s)\n", cr.Error, cr.Carrier)
+				}
+			}
 		case rep.Revoked:
 			g.printf("✗ Lesson: not held anywhere reachable; its publisher revoked it\n")
 		default:
@@ -334,6 +345,8 @@ func (g *globals) verifyKey(c *cobra.Command, key string) error {
 		return coded(protocol.ErrUnknownLesson, "verify %s: %s", key, rep.Error)
 	case !rep.Valid:
 		return coded(protocol.ErrInvalidSignature, "verify %s: %s", key, rep.Error)
+	case rep.Carried != nil && !rep.Carried.Valid:
+		return coded(protocol.ErrInvalidSignature, "verify %s: the sensor's proof: %s", key, rep.Carried.Error)
 	case !keyOK:
 		return fmt.Errorf("verify %s: the key is %s: %s", key, rep.KeyStatus.Status, rep.KeyStatus.Detail)
 	case !rep.Trusted:

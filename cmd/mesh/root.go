@@ -62,7 +62,7 @@ func newRoot(g *globals) *cobra.Command {
 		revokeCmd(g), keysCmd(g), followCmd(g, true), followCmd(g, false), followingCmd(g), connectCmd(g), peersCmd(g), syncCmd(g), trustCmd(g), mcpCmd(g), directoryCmd(g),
 		watchCmd(g), uiCmd(g),
 		repairCmd(g),
-		sensorCmd(g), accessCmd(g), nameCmd(g), bridgeCmd(g),
+		sensorCmd(g), accessCmd(g), nameCmd(g), bridgeCmd(g), loraCmd(g),
 	)
 	strictGroups(root)
 	return root

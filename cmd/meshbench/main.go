@@ -61,6 +61,7 @@ Usage:
   meshbench http [flags]      public API: search p50/p99 at 500/s, and the CPU cost of a refusal in a 10x flood
   meshbench nat [flags]       relayed and hole-punched federation behind real NATs (network namespaces; root)
   meshbench keys [flags]      key fetch, escrow reconstruction, revoke-to-denied and AES-GCM throughput on mocknet
+  meshbench lora [flags]      compact readings from sensors over a simulated LoRa channel to gateways: sizes, airtime, delivery, latency
   meshbench sensors [flags]   questions to named sensor sources under load, revoke, reading ingest on mocknet
   meshbench help [scenario]  show the flags of a scenario
 

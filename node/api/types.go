@@ -151,6 +151,20 @@ type VerifyReport struct {
 	// this node.
 	EncryptedLesson *protocol.EncryptedLesson `json:"encryptedLesson,omitempty"`
 	KeyStatus       *KeyStatus                `json:"keyStatus,omitempty"`
+	// Carried is set for a reading a gateway carried from a radio: the
+	// check of the sensor's own signature inside it.
+	Carried *CarriedReport `json:"carried,omitempty"`
+}
+
+// CarriedReport is the check of a carried reading's sensor proof.
+type CarriedReport struct {
+	Valid   bool   `json:"valid"`
+	Error   string `json:"error,omitempty"`
+	Sensor  string `json:"sensor,omitempty"` // the sensor's node ID
+	Stream  string `json:"stream,omitempty"`
+	Seq     uint32 `json:"seq,omitempty"`
+	Via     string `json:"via,omitempty"`     // how the gateway heard it: lora:…, udp:…
+	Carrier string `json:"carrier,omitempty"` // the gateway: the lesson's publisher
 }
 
 // DirectoryEntry is a directory this node registers with.
