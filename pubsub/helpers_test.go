@@ -172,7 +172,10 @@ func (tn *testNet) raw(opts ...gossipsub.Option) *rawPeer {
 	ph := tn.host()
 	ctx, cancel := context.WithCancel(context.Background())
 	tn.t.Cleanup(cancel)
-	ps, err := gossipsub.NewGossipSub(ctx, ph.h, append([]gossipsub.Option{gossipsub.WithMaxMessageSize(4 << 20)}, opts...)...)
+	// A raw peer speaks MESH's GossipSub wire (unsigned messages, content
+	// IDs); the attacks are on what the messages carry.
+	ps, err := gossipsub.NewGossipSub(ctx, ph.h, append([]gossipsub.Option{gossipsub.WithMaxMessageSize(4 << 20),
+		gossipsub.WithMessageSignaturePolicy(gossipsub.StrictNoSign), gossipsub.WithMessageIdFn(messageID)}, opts...)...)
 	if err != nil {
 		tn.t.Fatal(err)
 	}

@@ -81,10 +81,6 @@ type Refusal struct {
 type Delivery struct {
 	// Announcement is the decoded, verified announcement.
 	Announcement *protocol.Announcement
-	// From is the libp2p author of the GossipSub message: the node that
-	// published it, which need not be the lesson's publisher (anyone may
-	// re-announce a signed lesson).
-	From peer.ID
 	// Topic is the GossipSub topic it arrived on: protocol.TopicName(t) or
 	// protocol.FeedName(nodeID).
 	Topic string
@@ -224,7 +220,10 @@ func New(cfg Config) (*Service, error) {
 		gossipsub.WithPeerScore(&score, &thresholds),
 		gossipsub.WithFloodPublish(true),
 		gossipsub.WithPeerExchange(false),
-		gossipsub.WithMessageSignaturePolicy(gossipsub.StrictSign),
+		// The payload signs itself (an Ed25519 lesson or revocation, of
+		// its publisher's node key) and IDs are content hashes: a GossipSub
+		// signature would be verified on every hop for nothing.
+		gossipsub.WithMessageSignaturePolicy(gossipsub.StrictNoSign),
 		gossipsub.WithMessageIdFn(messageID),
 		gossipsub.WithMaxMessageSize(params.MaxMessageSize),
 		gossipsub.WithValidateQueueSize(params.ValidateQueueSize),
@@ -443,7 +442,7 @@ func (s *Service) read(sub *gossipsub.Subscription, stop, done chan struct{}) {
 		if !s.recent.add(sha256.Sum256(msg.GetData())) {
 			continue
 		}
-		d := Delivery{Announcement: a, From: msg.GetFrom(), Topic: msg.GetTopic(), ReceivedFrom: msg.ReceivedFrom}
+		d := Delivery{Announcement: a, Topic: msg.GetTopic(), ReceivedFrom: msg.ReceivedFrom}
 		select {
 		case s.out <- d:
 			s.stats.countDelivered()

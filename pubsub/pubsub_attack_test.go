@@ -396,7 +396,7 @@ func TestSybilFlood(t *testing.T) {
 	for i := 0; i < sybilN; i++ {
 		// A Sybil relays only Sybil traffic.
 		s := tn.raw(gossipsub.WithDefaultValidator(func(_ context.Context, _ peer.ID, m *gossipsub.Message) gossipsub.ValidationResult {
-			if sybilIDs[m.GetFrom()] {
+			if sybilIDs[m.ReceivedFrom] || m.Local {
 				return gossipsub.ValidationAccept
 			}
 			return gossipsub.ValidationIgnore

@@ -36,6 +36,11 @@ type propagateResult struct {
 	LateJoinerOK  bool    `json:"late_joiner_consistent"`
 	LateSyncPages int     `json:"late_joiner_sync_rounds"`
 	RSSMB         float64 `json:"rss_mb"`
+	// CPUPerDelivery is the process's CPU time over the publishing and
+	// revoking phases divided by the deliveries in them (one node storing
+	// one lesson or revocation): what one hop of the network costs, summed
+	// over every node's validation, forwarding and storing.
+	CPUPerDelivery float64 `json:"cpu_us_per_delivery"`
 }
 
 type propagateConfig struct {
@@ -134,6 +139,7 @@ func runPropagate(ctx context.Context, e *env, c propagateConfig) (*propagateRes
 	time.Sleep(3 * time.Second)
 
 	stop := e.profile("propagate")
+	cpu0 := cpuTime()
 	publishers := make([]int, c.messages)
 	lessons := make([]*protocol.SignedLesson, c.messages)
 	var lat []float64
@@ -185,6 +191,7 @@ func runPropagate(ctx context.Context, e *env, c propagateConfig) (*propagateRes
 		}
 	}
 	stop()
+	cpu := cpuTime() - cpu0
 	e.logf("revoked %d lessons", revoked)
 
 	// The late joiner connects to a few nodes and must become consistent:
@@ -236,7 +243,8 @@ func runPropagate(ctx context.Context, e *env, c propagateConfig) (*propagateRes
 		RevokeP50Ms: round(quantile(revLat, 0.5), 1), RevokeP99Ms: round(quantile(revLat, 0.99), 1),
 		RevokeDeliv:  round(float64(revDelivered)/float64(revoked*(online-1)), 4),
 		LateJoinerMs: round(lateMs, 1), LateJoinerOK: got == 1 || consistent(), LateSyncPages: rounds,
-		RSSMB: rss,
+		RSSMB:          rss,
+		CPUPerDelivery: round(float64(cpu.Microseconds())/float64(max(delivered+revDelivered, 1)), 1),
 	}, nil
 }
 
