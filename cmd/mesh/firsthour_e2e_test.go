@@ -325,6 +325,12 @@ func TestEveryCommandJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustMesh(t, ra, "", "sensor", "add", "setup/x", "--unit", "%")
+	// A gateway's --lora-udp socket, for mesh lora send --udp.
+	udpGateway, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udpGateway.Close()
 	bad := "12D3KooWBadBadBad"
 	unknownKey := "lesson_0000000000000000@" + b.NodeID
 
@@ -371,7 +377,7 @@ func TestEveryCommandJSON(t *testing.T) {
 		"mesh directory node":   {{args: []string{"directory", "node", b.NodeID}, code: anyCode}, {args: []string{"directory", "node", "bob"}, code: 2}},
 		"mesh directory nodes":  {{args: []string{"directory", "nodes", "--topic", "nothing-here"}}},
 		"mesh repair":           {{args: []string{"repair"}, code: 1}},
-		"mesh lora send": {{args: []string{"lora", "send", "--udp", "127.0.0.1:9", "--stream", "barn/climate", "temp=4.5"}},
+		"mesh lora send": {{args: []string{"lora", "send", "--udp", udpGateway.LocalAddr().String(), "--stream", "barn/climate", "temp=4.5"}},
 			{args: []string{"lora", "send", "--stream", "barn/climate", "temp=4.5"}, code: 2}, {args: []string{"lora", "send", "--udp", "127.0.0.1:9", "--stream", "Barn", "t=1"}, code: 2}},
 		"mesh lora status":  {{args: []string{"lora", "status"}}},
 		"mesh watch add":    {{args: []string{"watch", "add", "machines", "--topic", "rust"}}, {args: []string{"watch", "add"}, code: 2}, {args: []string{"watch", "add", "x", "--sources", "bob"}, code: 2}},
