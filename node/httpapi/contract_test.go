@@ -280,7 +280,11 @@ func scrub(key string, v any) any {
 			return "<random>"
 		}
 		if key == "error" {
-			return dhtNotFound.Replace(v)
+			// A directory entry's last registration error: its first line
+			// says what failed; the lines after it are the DHT lookups'
+			// diagnostics, worded by the routing table of that moment.
+			first, _, _ := strings.Cut(v, "\n")
+			return dhtNotFound.Replace(first)
 		}
 	}
 	return v
