@@ -413,8 +413,11 @@ func Eventually(t testing.TB, what string, cond func() bool) {
 func WaitMesh(t testing.TB, topic string, nodes ...*node.Node) {
 	t.Helper()
 	for _, n := range nodes {
-		want := len(n.Host().Network().Peers())
-		Eventually(t, "topic peers of "+n.ID().String(), func() bool { return len(n.Pubsub().TopicPeers(topic)) >= want })
+		// The peers connected now, each time: a peer that is going away
+		// (a blocked node's connection being closed) never subscribes.
+		Eventually(t, "topic peers of "+n.ID().String(), func() bool {
+			return len(n.Pubsub().TopicPeers(topic)) >= len(n.Host().Network().Peers())
+		})
 	}
 	time.Sleep(1500 * time.Millisecond)
 }
