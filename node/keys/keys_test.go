@@ -515,6 +515,9 @@ func TestRestoredBackupRelearns(t *testing.T) {
 	copyRepo(t, backup, dir)
 	a = nodetest.Local(t, node.Config{RepoDir: dir, Topics: []string{"lab"}})
 	nodetest.Connect(t, b, a)
+	// b holds only the ciphertext, so no revocation is pushed to it: it
+	// hears by gossip, once the restarted a is in its topic mesh.
+	nodetest.WaitMesh(t, "lab", a, b)
 	if _, err := a.RevokeHard(ctx, id, ""); err != nil {
 		t.Fatal(err)
 	}
