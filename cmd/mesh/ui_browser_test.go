@@ -313,6 +313,18 @@ func TestWebUIBrowser(t *testing.T) {
 	b.do(tb, "B's node page", chromedp.Navigate(db.api+"/"), chromedp.WaitVisible(chromedp.CSS("#peers")))
 	b.shot(tb, "node-b")
 
+	// A's sensors: a stream with readings, charted; a grant to B.
+	mustMesh(t, ra, "", "sensor", "add", "basement/humidity", "--unit", "%")
+	for _, v := range []string{"58.5", "61", "64.2"} {
+		mustMesh(t, ra, "", "sensor", "push", "basement/humidity", v)
+	}
+	mustMesh(t, ra, "", "access", "grant", idOf(t, rb).NodeID, "--stream", "basement/*")
+	b.do(ta, "A opens Sensors", chromedp.Navigate(da.api+"/sensors"), chromedp.WaitVisible(chromedp.CSS("svg.chart polyline")))
+	if got := b.text(ta, "#grants"); !strings.Contains(got, "basement/*") {
+		t.Fatalf("grants: %q", got)
+	}
+	b.shot(ta, "sensors")
+
 	// The directory's public page: the lesson, signature checked; no form
 	// changes anything there.
 	tp := b.tab("public", true)

@@ -20,7 +20,7 @@ import (
 )
 
 // templates: the layout and one file per page.
-var pageNames = []string{"node", "memories", "memory", "search", "trust", "following", "watches", "error"}
+var pageNames = []string{"node", "memories", "memory", "search", "trust", "following", "watches", "sensors", "error"}
 
 func parseTemplates() map[string]*template.Template {
 	out := map[string]*template.Template{}

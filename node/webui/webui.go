@@ -159,6 +159,9 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /watches/add", s.action(s.doWatchAdd))
 	m.HandleFunc("POST /watches/remove", s.action(s.doWatchRemove))
 	m.HandleFunc("GET /watches/events", s.withSession(s.watchEvents))
+	m.HandleFunc("GET /sensors", s.page(s.sensorsPage))
+	m.HandleFunc("POST /sensors/grant", s.action(s.doAccessGrant))
+	m.HandleFunc("POST /sensors/revoke", s.action(s.doAccessRevoke))
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, r, http.StatusNotFound, "Not found", "There is no page "+r.URL.Path+" here.")
 	})
