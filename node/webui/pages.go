@@ -339,11 +339,17 @@ func (s *Server) memoryPage(r *http.Request, v *view) (string, error) {
 	self := v.Self
 	if lessonID, nodeID, err := protocol.ParseKey(ref); err == nil {
 		d.ID, d.Key, d.Own = lessonID, ref, nodeID == self
-	} else {
+	} else if _, err := s.api.Get(ctx, ref+"@"+self); err == nil {
 		d.Own, d.Key = true, ref+"@"+self
+	} else {
+		// A bare ID that is none of this node's records: the Get above
+		// found the lesson received under it. Not ours: no owner's forms.
+		d.Own = false
 	}
-	if sl, err := s.api.Export(ctx, d.Key); err == nil {
-		d.Signed = sl
+	if d.Key != "" {
+		if sl, err := s.api.Export(ctx, d.Key); err == nil {
+			d.Signed = sl
+		}
 	}
 	if d.Own {
 		if _, err := s.api.ExportEncrypted(ctx, d.ID); err == nil {

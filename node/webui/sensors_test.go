@@ -79,3 +79,36 @@ func TestSensorsPage(t *testing.T) {
 		t.Fatalf("after the revoke, readers %+v %v", st, err)
 	}
 }
+
+// TestReceivedLessonByBareIDHasNoOwnerForms: a lesson received from
+// another node, opened by its bare ID, is shown without the publish,
+// revoke and delete forms of one's own records.
+func TestReceivedLessonByBareIDHasNoOwnerForms(t *testing.T) {
+	n, ui, base, c := uiServer(t)
+	other := nodetest.New(t, node.Config{})
+	nodetest.TrustAll(t, n, other)
+	if err := n.Follow(context.Background(), "ui"); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Connect(t, n, other)
+	sl := nodetest.Publish(t, other, "received lesson", "from the other node", "public", "ui")
+	if _, err := n.SyncWith(context.Background(), other.ID(), nil); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, "the lesson at n", func() bool { return nodetest.HasRemote(n, sl.Key()) })
+	login(t, ui, base, c)
+	code, page := get(t, c, base+"/memories/"+sl.Lesson.ID)
+	if code != http.StatusOK || !strings.Contains(page, "received lesson") {
+		t.Fatalf("GET /memories/%s: %d\n%s", sl.Lesson.ID, code, page)
+	}
+	for _, form := range []string{"publish-form", "revoke-form", "delete-form"} {
+		if strings.Contains(page, `id="`+form+`"`) {
+			t.Errorf("a received lesson shows the owner's %s", form)
+		}
+	}
+	// One's own record by bare ID keeps its forms.
+	own := nodetest.Publish(t, n, "own lesson", "mine", "public", "ui")
+	if _, page := get(t, c, base+"/memories/"+own.Lesson.ID); !strings.Contains(page, `id="revoke-form"`) && !strings.Contains(page, `id="publish-form"`) {
+		t.Errorf("one's own lesson lost its forms:\n%s", page)
+	}
+}
