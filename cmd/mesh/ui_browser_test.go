@@ -304,6 +304,9 @@ func TestWebUIBrowser(t *testing.T) {
 	}
 	mustMesh(t, ra, "", "publish", st.ID, "--visibility", "public", "--topic", "async")
 	b.do(tb, "the match to arrive live", chromedp.WaitVisible(chromedp.CSS(`#matches li[data-key="`+st.ID+"@"+a.NodeID+`"]`)))
+	if !b.eval(tb, `document.querySelector('#watch-list tr[data-watch] .match-count').textContent === "1"`) {
+		t.Fatalf("the watch's match count did not follow the live match: %q", b.text(tb, "#watch-list"))
+	}
 	b.shot(tb, "watches")
 	b.do(tb, "B opens Following", chromedp.Navigate(db.api+"/following"), chromedp.WaitVisible(chromedp.CSS("#topics")))
 	if got := b.text(tb, "#topics"); !strings.Contains(got, "async") || !strings.Contains(got, "rust") {

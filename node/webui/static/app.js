@@ -26,5 +26,13 @@
     li.appendChild(a);
     li.appendChild(meta);
     list.insertBefore(li, list.firstChild);
+    // The watch's match count, in the table above.
+    var rows = document.querySelectorAll("#watch-list tr[data-watch]");
+    for (var i = 0; i < rows.length; i++) {
+      if (rows[i].getAttribute("data-watch") === m.watch) {
+        var cell = rows[i].querySelector(".match-count");
+        if (cell) { cell.textContent = String((parseInt(cell.textContent, 10) || 0) + 1); }
+      }
+    }
   });
 })();
