@@ -44,7 +44,7 @@ func (n *Node) startLora(ctx context.Context) error {
 		return nil
 	}
 	g, err := lora.New(lora.Config{Radios: n.cfg.Lora.Radios, UDP: n.cfg.Lora.UDP, Port: n.cfg.Lora.Port,
-		Meta: n.store, Sink: carrier{n}, Keys: trustedSensors{n}, Logger: n.log, Now: n.now})
+		Meta: n.store, Sink: carrier{n}, Keys: knownSensors{n}, Logger: n.log, Now: n.now})
 	if err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
@@ -192,31 +192,45 @@ func (n *Node) checkCarried(ctx context.Context, sl *protocol.SignedLesson) (ok 
 	return true
 }
 
-// trustedSensors names sensors by the node IDs this node trusts: a sensor
-// the owner added with mesh trust add is known to its gateway before any
-// announcement (the reading is still carried only once one names its
-// stream).
-type trustedSensors struct{ n *Node }
+// knownSensors names sensors by the node IDs this node knows: those it
+// trusts (a sensor the owner added with mesh trust add is known to its
+// gateway before any announcement), then every peer whose key its
+// peerstore holds (nodes met directly or through the DHT: an Ed25519 node
+// ID is its key). The reading is still carried only once an announcement
+// names its stream.
+type knownSensors struct{ n *Node }
 
-func (t trustedSensors) KeyOf(_ context.Context, s protocol.ShortID) (ed25519.PublicKey, bool) {
-	for _, e := range t.n.trust.Edges() {
+func (k knownSensors) KeyOf(_ context.Context, s protocol.ShortID) (ed25519.PublicKey, bool) {
+	match := func(id peer.ID) (ed25519.PublicKey, bool) {
+		pk, err := id.ExtractPublicKey()
+		if err != nil {
+			return nil, false
+		}
+		raw, err := pk.Raw()
+		if err != nil || len(raw) != ed25519.PublicKeySize || protocol.ShortIDOf(raw) != s {
+			return nil, false
+		}
+		return ed25519.PublicKey(raw), true
+	}
+	for _, e := range k.n.trust.Edges() {
 		if e.Level == trust.LevelNone {
 			continue
 		}
-		id, err := peer.Decode(e.NodeID)
-		if err != nil {
+		if id, err := peer.Decode(e.NodeID); err == nil {
+			if key, ok := match(id); ok {
+				return key, true
+			}
+		}
+	}
+	if k.n.host == nil {
+		return nil, false
+	}
+	for _, id := range k.n.host.Peerstore().PeersWithKeys() {
+		if k.n.trust.Blocked(id.String()) {
 			continue
 		}
-		pk, err := id.ExtractPublicKey()
-		if err != nil {
-			continue
-		}
-		raw, err := pk.Raw()
-		if err != nil || len(raw) != ed25519.PublicKeySize {
-			continue
-		}
-		if protocol.ShortIDOf(raw) == s {
-			return ed25519.PublicKey(raw), true
+		if key, ok := match(id); ok {
+			return key, true
 		}
 	}
 	return nil, false
