@@ -170,14 +170,10 @@ func (n *Node) checkCarried(ctx context.Context, sl *protocol.SignedLesson) (ok 
 	if sl.Lesson.Type != "reading" {
 		return true
 	}
-	compact, ann, has, err := protocol.CarriedProof(&sl.Lesson)
-	if !has {
+	if _, _, has, _ := protocol.CarriedProof(&sl.Lesson); !has {
 		return true
 	}
-	if err == nil {
-		_, err = protocol.VerifyCarried(compact, ann)
-	}
-	if err != nil {
+	if err := protocol.CheckCarried(&sl.Lesson); err != nil {
 		n.log.Warn("refused a carried reading whose sensor proof fails", "key", sl.Key(), "err", err)
 		return false
 	}

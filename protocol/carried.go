@@ -104,3 +104,27 @@ func CarriedProof(l *Lesson) (compact, announcement []byte, ok bool, err error) 
 	}
 	return compact, announcement, true, nil
 }
+
+// CheckCarried checks a lesson record that carries a sensor's proof (a
+// reading a gateway carried): the proof verifies and names the record's
+// ID. A record without proof fields is not one: nil.
+func CheckCarried(l *Lesson) error {
+	if l.Type != "reading" {
+		return nil
+	}
+	compact, ann, has, err := CarriedProof(l)
+	if !has {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	c, err := VerifyCarried(compact, ann)
+	if err != nil {
+		return err
+	}
+	if id := CarriedID(c.Record.Sender, c.Record.Seq); id != l.ID {
+		return invalidf("carried record: its id is %q, its proof's is %q", compactClip(l.ID), id)
+	}
+	return nil
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"testing"
@@ -239,6 +240,36 @@ func TestAttacks(t *testing.T) {
 			name: "unlisted lesson announced", reject: true, reason: ReasonNotPublic,
 			build: func(t *testing.T, ar *arena) []byte {
 				return encode(t, pubAnn(signLesson(t, ar.pub.key, "unlisted", now, protocol.VisibilityUnlisted, "rust")))
+			},
+		},
+		{
+			name: "a carried reading whose sensor proof is forged", reject: true, reason: ReasonSignature,
+			build: func(t *testing.T, ar *arena) []byte {
+				// A gateway's record, validly signed by the gateway, whose
+				// compact reading claims the honest publisher's key as
+				// the sensor's but was signed by the attacker.
+				sensor := ar.pub.key
+				ann, err := protocol.EncodeAnnouncement(sensor, protocol.AnnouncementParams{Seq: 1, Time: now,
+					Streams: []protocol.CompactStream{{Name: "barn/climate", Fields: []string{"temp"}}}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				rd, err := protocol.EncodeReading(ar.attacker.key, protocol.ReadingParams{Seq: 2, Time: now, Fields: []protocol.CompactField{{Index: 0, Value: 40}}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				short := protocol.ShortIDOf(sensor.Public().(ed25519.PublicKey))
+				copy(rd[1:5], short[:])
+				l := &protocol.Lesson{ID: protocol.CarriedID(short, 2), Type: "reading", Title: "barn/climate", Content: "temp=40",
+					Extra: map[string]json.RawMessage{
+						protocol.CarriedCompactField:      json.RawMessage(`"` + base64.StdEncoding.EncodeToString(rd) + `"`),
+						protocol.CarriedAnnouncementField: json.RawMessage(`"` + base64.StdEncoding.EncodeToString(ann) + `"`),
+					}}
+				sl, err := protocol.Sign(ar.attacker.key, l, protocol.Publication{Visibility: protocol.VisibilityPublic, PublishedAt: now.UnixMilli(), Topics: []string{"rust"}}, now)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return encode(t, pubAnn(sl))
 			},
 		},
 		{

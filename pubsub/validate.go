@@ -159,6 +159,11 @@ func (s *Service) check(ctx context.Context, topic string, data []byte, local bo
 			if sl.Lesson.Visibility != "" && sl.Lesson.Visibility != protocol.VisibilityPublic {
 				return nil, reject(ReasonNotPublic)
 			}
+			if err := protocol.CheckCarried(&sl.Lesson); err != nil {
+				// A reading carried from a radio whose sensor's proof fails
+				// is not forwarded.
+				return nil, classify(err)
+			}
 			key, publisher, pub = sl.Key(), sl.Signature.NodeID, &sl.Publication
 		} else {
 			el := a.EncryptedLesson // DecodeAnnouncement gives one of the two
