@@ -318,8 +318,9 @@ func TestWebUIBrowser(t *testing.T) {
 
 	// A's sensors: a stream with readings, charted; a grant to B.
 	mustMesh(t, ra, "", "sensor", "add", "basement/humidity", "--unit", "%")
-	for _, v := range []string{"58.5", "61", "64.2"} {
-		mustMesh(t, ra, "", "sensor", "push", "basement/humidity", v)
+	for i, v := range []string{"58.5", "61", "63.25", "62", "64.2"} {
+		at := time.Now().Add(-time.Duration(20-4*i) * time.Hour).UTC().Format(time.RFC3339)
+		mustMesh(t, ra, "", "sensor", "push", "basement/humidity", v, "--at", at)
 	}
 	mustMesh(t, ra, "", "access", "grant", idOf(t, rb).NodeID, "--stream", "basement/*")
 	b.do(ta, "A opens Sensors", chromedp.Navigate(da.api+"/sensors"), chromedp.WaitVisible(chromedp.CSS("svg.chart polyline")))

@@ -46,6 +46,13 @@ var funcs = template.FuncMap{
 	"num":   func(f float64) string { return strconv.FormatFloat(f, 'f', 3, 64) },
 	"path":  func(s string) string { return url.PathEscape(s) },
 	"lower": strings.ToLower,
+	"ttl": func(ms int64) string {
+		d := time.Duration(ms) * time.Millisecond
+		if d%(24*time.Hour) == 0 && d > 0 {
+			return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + " d"
+		}
+		return d.String()
+	},
 }
 
 func shortID(id string) string {
