@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/blevesearch/bleve/v2"
 	ds "github.com/ipfs/go-datastore"
 	dsq "github.com/ipfs/go-datastore/query"
 
@@ -194,12 +195,10 @@ func (s *Store) putRemote(ctx context.Context, sl *protocol.SignedLesson) error 
 	})
 	settled = true
 	if s.idx != nil {
-		ib := s.idx.NewBatch()
-		if err := ib.IndexAdvanced(s.an.buildRemoteDoc(stored)); err != nil {
+		doc := s.an.buildRemoteDoc(stored)
+		if err := s.queueIndex(func(b *bleve.Batch) error { return b.IndexAdvanced(doc) }, markers); err != nil {
 			s.log.Error("index update failed, will replay on next open", "err", err)
-			return nil
 		}
-		s.applyIndex(ib, markers)
 	}
 	return nil
 }
@@ -473,6 +472,11 @@ func (s *Store) revoke(ctx context.Context, rev *protocol.Revocation) error {
 	})
 	settled = true
 	indexed := heldRemote && !oldRemote.enc // encrypted lessons are not in the index
+	if s.idx != nil && indexed && rec == nil {
+		// A received lesson's: queued like its arrival.
+		s.queueIndex(func(b *bleve.Batch) error { b.Delete(key); return nil }, markers)
+		return nil
+	}
 	if s.idx != nil && (indexed || rec != nil) {
 		ib := s.idx.NewBatch()
 		if indexed {

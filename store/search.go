@@ -152,6 +152,7 @@ type ListResult struct {
 // Search finds records by words, phrases, comparisons and filters. Expired
 // records never match.
 func (s *Store) Search(ctx context.Context, q Query) (*SearchResult, error) {
+	s.flushIndex()
 	pq, err := q.parsed()
 	if err != nil {
 		return nil, fmt.Errorf("store: search: %w", err)
@@ -523,6 +524,7 @@ func ptr[T any](v T) *T { return &v }
 // List returns records matching opts, ordered by created_at (then id), a
 // page at a time. Expired records are left out.
 func (s *Store) List(ctx context.Context, o ListOptions) (*ListResult, error) {
+	s.flushIndex()
 	limit := o.Limit
 	switch {
 	case limit == 0:
@@ -628,6 +630,7 @@ const maxStatusTypes = 10000
 // Status counts live own records per type, cached remote lessons and
 // tombstones.
 func (s *Store) Status(ctx context.Context) (*Status, error) {
+	s.flushIndex()
 	leave, err := s.beginRead()
 	if err != nil {
 		return nil, fmt.Errorf("store: status: %w", err)
@@ -695,6 +698,7 @@ type AgentStatus struct {
 // IN_PROGRESS or working_on is set; idle otherwise, and when the agent has
 // no checkpoint.
 func (s *Store) AgentStatus(ctx context.Context, agent string) (*AgentStatus, error) {
+	s.flushIndex()
 	if agent == "" {
 		return nil, fmt.Errorf("store: agent status: %w", invalidf("agent is required"))
 	}
@@ -781,6 +785,7 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 }
 
 func (s *Store) sweepPage(ctx context.Context) (n int, more bool, err error) {
+	s.flushIndex()
 	if err := ctx.Err(); err != nil {
 		return 0, false, err
 	}

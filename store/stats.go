@@ -119,6 +119,7 @@ func (s *Store) RefreshSearchStats(ctx context.Context) error {
 // statsCache and SetStatsMaxAge), so federated scoring is exact for stores
 // whose writes have settled. RefreshSearchStats makes them exact at once.
 func (s *Store) SearchStats(ctx context.Context, text, origin string) (*protocol.SearchStats, error) {
+	s.flushIndex()
 	pq, err := ParseQuery(text)
 	if err != nil {
 		return nil, fmt.Errorf("store: search stats: %w", err)
@@ -128,6 +129,7 @@ func (s *Store) SearchStats(ctx context.Context, text, origin string) (*protocol
 
 // SearchStatsOf is SearchStats for a query parsed already.
 func (s *Store) SearchStatsOf(ctx context.Context, pq ParsedQuery, origin string) (*protocol.SearchStats, error) {
+	s.flushIndex()
 	switch origin {
 	case "", OriginLocal:
 		origin = OriginLocal

@@ -184,6 +184,9 @@ type Store struct {
 	indexWrites atomic.Uint64
 	stats       statsCache
 
+	// idxQ holds the index updates of received lessons (indexqueue.go).
+	idxQ indexQueue
+
 	// shared caches decoded own publications for SharedPublication.
 	shared decodedCache
 
@@ -741,6 +744,12 @@ func (s *Store) loadDoc(ctx context.Context, docID string) (*document.Document, 
 // settles: they are deleted once the index has b on disk. A failure is
 // logged: the markers stay, and the next Open repairs the index.
 func (s *Store) applyIndex(b *bleve.Batch, markers []ds.Key) {
+	s.flushQueuedLocked() // queued updates first: one document's stay in order
+	s.applyIndexNow(b, markers)
+}
+
+// applyIndexNow applies b to the index (see applyIndex).
+func (s *Store) applyIndexNow(b *bleve.Batch, markers []ds.Key) {
 	if s.idx == nil {
 		return
 	}
@@ -943,6 +952,7 @@ func (s *Store) Close() error {
 
 	s.cancel()
 	s.wg.Wait()
+	s.flushIndex() // the queued updates of received lessons
 	s.gate.Lock()
 	defer s.gate.Unlock()
 	s.mu.Lock()
