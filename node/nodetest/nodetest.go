@@ -339,6 +339,10 @@ func MockNode(t testing.TB, m *Net, cfg node.Config) *node.Node {
 	return n
 }
 
+// LoopbackMaxConnsPerIP is the MaxConnsPerIP of a node Local starts
+// (unless its Config sets one).
+const LoopbackMaxConnsPerIP = 128
+
 // Local starts a node on loopback (real TCP and QUIC sockets, unless cfg
 // says otherwise) with mDNS off, and closes it when the test ends.
 func Local(t testing.TB, cfg node.Config) *node.Node {
@@ -347,6 +351,12 @@ func Local(t testing.TB, cfg node.Config) *node.Node {
 		cfg.ListenAddrs = Loopback
 	}
 	cfg.DisableMDNS = true // tests talk to loopback only
+	if cfg.MaxConnsPerIP == 0 {
+		// Every node of a test is at 127.0.0.1: the default of 8
+		// connections per address would refuse a test's own nodes once
+		// a few restarts' connections are still closing.
+		cfg.MaxConnsPerIP = LoopbackMaxConnsPerIP
+	}
 	n, err := node.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
