@@ -32,6 +32,11 @@ const (
 )
 
 type indexQueue struct {
+	// flushing is held from taking the queue to the end of applying it:
+	// a read that finds the queue empty waits on it for an apply in
+	// progress (the timer's) before it reads the index.
+	flushing sync.Mutex
+
 	mu      sync.Mutex
 	b       *bleve.Batch // nil when empty
 	n       int
@@ -82,8 +87,11 @@ func (s *Store) takeQueued() (*bleve.Batch, []ds.Key) {
 }
 
 // flushQueuedLocked applies the queue. The caller holds the store's write
-// locks.
+// locks. It also waits for an apply in progress (the timer's), so that a write
+// after it never overtakes the updates queued before it.
 func (s *Store) flushQueuedLocked() {
+	s.idxQ.flushing.Lock()
+	defer s.idxQ.flushing.Unlock()
 	if !s.idxQ.pending.Load() {
 		return
 	}
@@ -96,6 +104,10 @@ func (s *Store) flushQueuedLocked() {
 // of the index call it before they take theirs.
 func (s *Store) flushIndex() {
 	if !s.idxQ.pending.Load() {
+		// Nothing queued, but another goroutine may be applying what
+		// it took: wait for it.
+		s.idxQ.flushing.Lock()
+		s.idxQ.flushing.Unlock() //nolint:staticcheck // a wait, not a critical section
 		return
 	}
 	leave, err := s.beginWrite()
