@@ -167,13 +167,11 @@ func carriedRecord(id string, r *lora.Carried) (*protocol.Lesson, error) {
 // checkCarried refuses a received reading whose sensor proof does not hold,
 // and one another gateway's copy of is held already. ok is false to drop.
 func (n *Node) checkCarried(ctx context.Context, sl *protocol.SignedLesson) (ok bool) {
-	if sl.Lesson.Type != "reading" {
+	_, carried, err := protocol.CheckCarried(&sl.Lesson)
+	if !carried {
 		return true
 	}
-	if _, _, has, _ := protocol.CarriedProof(&sl.Lesson); !has {
-		return true
-	}
-	if err := protocol.CheckCarried(&sl.Lesson); err != nil {
+	if err != nil {
 		n.log.Warn("refused a carried reading whose sensor proof fails", "key", sl.Key(), "err", err)
 		return false
 	}

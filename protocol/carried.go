@@ -107,24 +107,21 @@ func CarriedProof(l *Lesson) (compact, announcement []byte, ok bool, err error) 
 
 // CheckCarried checks a lesson record that carries a sensor's proof (a
 // reading a gateway carried): the proof verifies and names the record's
-// ID. A record without proof fields is not one: nil.
-func CheckCarried(l *Lesson) error {
+// ID. carried is false for a record without proof fields (then c and err
+// are nil); c is what the proof established, when it verifies.
+func CheckCarried(l *Lesson) (c *Carried, carried bool, err error) {
 	if l.Type != "reading" {
-		return nil
+		return nil, false, nil
 	}
 	compact, ann, has, err := CarriedProof(l)
-	if !has {
-		return nil
+	if !has || err != nil {
+		return nil, has, err
 	}
-	if err != nil {
-		return err
-	}
-	c, err := VerifyCarried(compact, ann)
-	if err != nil {
-		return err
+	if c, err = VerifyCarried(compact, ann); err != nil {
+		return nil, true, err
 	}
 	if id := CarriedID(c.Record.Sender, c.Record.Seq); id != l.ID {
-		return invalidf("carried record: its id is %q, its proof's is %q", compactClip(l.ID), id)
+		return nil, true, invalidf("carried record: its id is %q, its proof's is %q", compactClip(l.ID), id)
 	}
-	return nil
+	return c, true, nil
 }

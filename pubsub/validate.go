@@ -159,7 +159,7 @@ func (s *Service) check(ctx context.Context, topic string, data []byte, local bo
 			if sl.Lesson.Visibility != "" && sl.Lesson.Visibility != protocol.VisibilityPublic {
 				return nil, reject(ReasonNotPublic)
 			}
-			if err := protocol.CheckCarried(&sl.Lesson); err != nil {
+			if _, _, err := protocol.CheckCarried(&sl.Lesson); err != nil {
 				// A reading carried from a radio whose sensor's proof fails
 				// is not forwarded.
 				return nil, classify(err)
