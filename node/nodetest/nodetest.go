@@ -160,10 +160,21 @@ func ConnectHosts(ctx context.Context, a, b host.Host) error {
 	if err := a.Connect(ctx, peer.AddrInfo{ID: b.ID(), Addrs: b.Addrs()}); err != nil {
 		return err
 	}
+	// a's Connect is a no-op when a still holds a connection to b's peer
+	// ID that b does not: one to an earlier instance of b (a restart on
+	// the same identity) whose close a has not noticed yet, or one b has
+	// just dropped. So when b does not see a for a while, a closes what it
+	// holds and dials again.
+	redial := time.NewTicker(time.Second)
+	defer redial.Stop()
 	for b.Network().Connectedness(a.ID()) != network.Connected {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("nodetest: %s dialled %s, which never saw the connection: %w", a.ID(), b.ID(), ctx.Err())
+		case <-redial.C:
+			a.Network().ClosePeer(b.ID())
+			// An error here is the next tick's to retry, or ctx's to end.
+			_ = a.Connect(ctx, peer.AddrInfo{ID: b.ID(), Addrs: b.Addrs()})
 		case <-time.After(time.Millisecond):
 		}
 	}
