@@ -417,7 +417,8 @@ func QueryTerms(pq ParsedQuery) []string {
 }
 
 // StatsOf computes the statistics of a set of lessons for a query, as
-// SearchStats computes them of a store's corpus.
+// SearchStats computes them of a store's corpus (a vocabulary over
+// protocol.MaxSearchVocab is counted in Terms).
 func StatsOf(lessons []*protocol.Lesson, pq ParsedQuery) *protocol.SearchStats {
 	an := textAnalyzers().text
 	out := &protocol.SearchStats{DocFreq: map[string]int64{}}
@@ -442,6 +443,10 @@ func StatsOf(lessons []*protocol.Lesson, pq ParsedQuery) *protocol.SearchStats {
 		}
 		out.Docs++
 		out.Tokens += int64(len(toks))
+	}
+	if len(vocab) > protocol.MaxSearchVocab {
+		out.Terms = int64(len(vocab)) // as a node's corpus is counted
+		return out
 	}
 	for h := range vocab {
 		out.Vocab = append(out.Vocab, h)

@@ -10,11 +10,13 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"sort"
 	"time"
 
 	"github.com/meshprotocol/mesh/internal/corpus"
 	"github.com/meshprotocol/mesh/protocol"
+	"github.com/meshprotocol/mesh/store"
 )
 
 // searchResult is the JSON line of the search scenario.
@@ -28,6 +30,16 @@ type searchResult struct {
 	RebuildS float64 `json:"rebuild_s"`
 	BuildS   float64 `json:"build_s"`
 	MeanHits float64 `json:"mean_hits"`
+	// RSSMB is the process's RSS after the measured queries, with the
+	// corpus dropped: the reopened store serving.
+	RSSMB float64 `json:"rss_mb"`
+	// StatsBytes is the encoded size of the BM25 statistics that a node
+	// serving these records attaches to every federated-search answer
+	// (protocol.SearchStats), median over the queries; StatsMaxBytes the
+	// largest. Vocab is the corpus's distinct analyzed terms.
+	StatsBytes    int `json:"answer_stats_bytes"`
+	StatsMaxBytes int `json:"answer_stats_max_bytes"`
+	Vocab         int `json:"vocab"`
 	corpusInfo
 }
 
@@ -74,6 +86,13 @@ func runSearch(ctx context.Context, e *env, c searchConfig) (*searchResult, erro
 		}
 		e.logf("exported %s and %s", filepath.Join(c.export, "corpus.jsonl"), filepath.Join(c.export, "queries.txt"))
 	}
+
+	stats, err := answerStats(docs, queries)
+	if err != nil {
+		return nil, err
+	}
+	e.logf("federated-search answer statistics: %d distinct terms; %d bytes per answer (median), %d at most",
+		stats.vocab, stats.p50, stats.max)
 
 	dir, cleanup, err := workDir(c.dir, "meshbench-search-")
 	if err != nil {
@@ -124,7 +143,11 @@ func runSearch(ctx context.Context, e *env, c searchConfig) (*searchResult, erro
 	}
 	e.logf("closed in %s", time.Since(start).Round(time.Millisecond))
 
-	// Reopen, as a daemon restarting would.
+	// Reopen, as a daemon restarting would, without the corpus in memory:
+	// the RSS measured while serving is the store's.
+	docs = nil
+	runtime.GC()
+	debug.FreeOSMemory()
 	start = time.Now()
 	st, err = openStore(dir)
 	if err != nil {
@@ -160,6 +183,7 @@ func runSearch(ctx context.Context, e *env, c searchConfig) (*searchResult, erro
 		}
 	}
 	stop()
+	serveRSS := rssMB()
 	sorted := append([]time.Duration(nil), lat...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
 	p50, p99 := percentile(sorted, 50), percentile(sorted, 99)
@@ -203,9 +227,64 @@ func runSearch(ctx context.Context, e *env, c searchConfig) (*searchResult, erro
 		RebuildS: round(rebuildDur.Seconds(), 3),
 		BuildS:   round(buildDur.Seconds(), 3),
 		MeanHits: round(float64(hits)/float64(len(queries)), 2),
+		RSSMB:    round(serveRSS, 1),
+
+		StatsBytes:    stats.p50,
+		StatsMaxBytes: stats.max,
+		Vocab:         stats.vocab,
 
 		corpusInfo: info,
 	}, nil
+}
+
+// statsSizes are the sizes of the statistics of answers to the queries.
+type statsSizes struct{ p50, max, vocab int }
+
+// statsQueries is the number of queries whose answers' statistics are
+// measured.
+const statsQueries = 100
+
+// answerStats measures the statistics a node serving docs would attach to
+// its answer to each of the first queries: those of store.StatsOf over
+// the docs (the statistics the node's store computes of its corpus),
+// encoded as on the wire.
+func answerStats(docs []corpus.Doc, queries []string) (statsSizes, error) {
+	lessons := make([]*protocol.Lesson, len(docs))
+	for i, d := range docs {
+		lessons[i] = &protocol.Lesson{Title: d.Title, Content: d.Content, Tags: d.Tags}
+	}
+	queries = queries[:min(statsQueries, len(queries))]
+	parsed := make([]store.ParsedQuery, len(queries))
+	var all store.ParsedQuery // every word of every query: one pass over the docs
+	for i, q := range queries {
+		pq, err := store.ParseQuery(q)
+		if err != nil {
+			return statsSizes{}, fmt.Errorf("query %q: %w", q, err)
+		}
+		parsed[i] = pq
+		all.Terms = append(all.Terms, pq.Terms...)
+	}
+	full := store.StatsOf(lessons, all)
+	out := statsSizes{vocab: int(full.Cardinality())}
+	sizes := make([]int, 0, len(queries))
+	for _, pq := range parsed {
+		st := full.Clone()
+		st.DocFreq = map[string]int64{}
+		for _, t := range store.QueryTerms(pq) {
+			st.DocFreq[t] = full.DocFreq[t]
+		}
+		b, err := json.Marshal(st)
+		if err != nil {
+			return statsSizes{}, err
+		}
+		sizes = append(sizes, len(b))
+	}
+	if len(sizes) == 0 {
+		return out, nil
+	}
+	sort.Ints(sizes)
+	out.p50, out.max = sizes[len(sizes)/2], sizes[len(sizes)-1]
+	return out, nil
 }
 
 // percentile returns the nearest-rank p-th percentile of sorted latencies.
