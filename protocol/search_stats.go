@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"hash/fnv"
+	"math"
 	"slices"
 	"strconv"
 )
@@ -17,8 +18,10 @@ const (
 	// MaxSearchStatsTermLength caps one term of SearchStats.DocFreq, in
 	// bytes.
 	MaxSearchStatsTermLength = 256
-	// MaxSearchVocab caps the hashes of SearchStats.Vocab. A node whose
-	// vocabulary is larger counts it in SearchStats.Terms instead.
+	// MaxSearchVocab caps the hashes of SearchStats.Vocab, in memory and
+	// as decoded (older nodes sent lists this long). A larger vocabulary
+	// is kept as a sketch (VocabSketch); on the wire, one over
+	// MaxWireVocab already is.
 	MaxSearchVocab = 1 << 18
 )
 
@@ -42,9 +45,16 @@ type SearchStats struct {
 	// forwarders can merge vocabularies that overlap; bleve's BM25 takes
 	// its average field length from the number of distinct terms.
 	Vocab []uint32
-	// Terms counts the distinct terms not in Vocab: those of a vocabulary
-	// over MaxSearchVocab. Such terms are counted once per node holding
-	// them, not once overall.
+	// VocabSketch, when not nil, is a HyperLogLog sketch of more of the
+	// vocabulary (VocabSketchRegisters registers; see vocab_sketch.go):
+	// the vocabulary is the union of Vocab and the sketch's set, and its
+	// size is then an estimate. A vocabulary too large to list exactly
+	// is sketched, so that statistics stay small however large the
+	// corpus.
+	VocabSketch []uint8
+	// Terms counts distinct terms outside Vocab and VocabSketch: those
+	// older nodes counted instead of listing them. Such terms are counted
+	// once per node holding them, not once overall.
 	Terms int64
 	// DocFreq gives, for each term of the query, the number of lessons
 	// holding it.
@@ -60,18 +70,70 @@ func VocabHash(term string) uint32 {
 }
 
 // Cardinality is the number of distinct terms of the corpus: the hashes of
-// Vocab plus Terms.
+// Vocab (with those of VocabSketch, estimated, if there is one) plus
+// Terms.
 func (s *SearchStats) Cardinality() int64 {
 	if s == nil {
 		return 0
 	}
-	return addSat(int64(len(s.Vocab)), s.Terms)
+	if s.VocabSketch == nil {
+		return addSat(int64(len(s.Vocab)), s.Terms)
+	}
+	regs := slices.Clone(s.VocabSketch)
+	sketchAdd(regs, s.Vocab)
+	return addSat(int64(math.Round(sketchEstimate(regs))), s.Terms)
+}
+
+// VocabStats returns statistics holding only the vocabulary of the term
+// hashes (VocabHash values, in any order, repeats allowed): its sorted
+// list, or its sketch if that holds more than MaxSearchVocab hashes.
+func VocabStats(hashes []uint32) *SearchStats {
+	slices.Sort(hashes)
+	hashes = slices.Compact(hashes) // 32-bit hashes of distinct terms may collide
+	switch {
+	case len(hashes) == 0:
+		return &SearchStats{}
+	case len(hashes) > MaxSearchVocab:
+		return &SearchStats{VocabSketch: sketchOf(hashes)}
+	}
+	return &SearchStats{Vocab: hashes}
+}
+
+// Sketched reports whether the vocabulary's size is an estimate.
+func (s *SearchStats) Sketched() bool { return s != nil && s.VocabSketch != nil }
+
+// wireSketch returns the sketch s travels with, nil if its vocabulary
+// travels as a list: the union of VocabSketch and Vocab, for a sketch or
+// a list over MaxWireVocab.
+func (s *SearchStats) wireSketch() []uint8 {
+	if s.VocabSketch == nil && len(s.Vocab) <= MaxWireVocab {
+		return nil
+	}
+	regs := make([]uint8, VocabSketchRegisters)
+	if s.VocabSketch != nil {
+		copy(regs, s.VocabSketch)
+	}
+	sketchAdd(regs, s.Vocab)
+	return regs
+}
+
+// EncodedSizeBound bounds the size of s's JSON encoding.
+func (s *SearchStats) EncodedSizeBound() int {
+	if s == nil {
+		return 0
+	}
+	n := 256 + len(s.DocFreq)*(MaxSearchStatsTermLength+32)
+	if s.VocabSketch != nil || len(s.Vocab) > MaxWireVocab {
+		return n + base64.StdEncoding.EncodedLen(VocabSketchRegisters)
+	}
+	return n + base64.StdEncoding.EncodedLen(binary.MaxVarintLen32*len(s.Vocab))
 }
 
 // Merge adds o to s: counts add up, vocabularies are united, and the
 // document frequencies of the terms s already has add up (terms only o has
-// are ignored, so a peer cannot grow the map). A vocabulary that would grow
-// over MaxSearchVocab is moved into Terms.
+// are ignored, so a peer cannot grow the map). The vocabulary stays an
+// exact list while both are lists and their union holds at most
+// MaxSearchVocab hashes; otherwise it becomes a sketch.
 func (s *SearchStats) Merge(o *SearchStats) {
 	if o == nil {
 		return
@@ -82,15 +144,30 @@ func (s *SearchStats) Merge(o *SearchStats) {
 	for t := range s.DocFreq {
 		s.DocFreq[t] = addSat(s.DocFreq[t], o.DocFreq[t])
 	}
-	if len(o.Vocab) == 0 {
+	if len(o.Vocab) == 0 && o.VocabSketch == nil {
 		return
 	}
-	u := unionSorted(s.Vocab, o.Vocab)
-	if len(u) > MaxSearchVocab {
-		s.Terms = addSat(s.Terms, int64(len(u)))
-		u = nil
+	if s.VocabSketch == nil && o.VocabSketch == nil {
+		u := unionSorted(s.Vocab, o.Vocab)
+		if len(u) <= MaxSearchVocab {
+			s.Vocab = u
+			return
+		}
+		s.VocabSketch, s.Vocab = sketchOf(u), nil
+		return
 	}
-	s.Vocab = u
+	// A sketch is written afresh, never in place: s's may be shared with
+	// a cache (see Clone).
+	regs := make([]uint8, VocabSketchRegisters)
+	if s.VocabSketch != nil {
+		copy(regs, s.VocabSketch)
+	}
+	sketchAdd(regs, s.Vocab)
+	sketchAdd(regs, o.Vocab)
+	if o.VocabSketch != nil {
+		sketchMerge(regs, o.VocabSketch)
+	}
+	s.VocabSketch, s.Vocab = regs, nil
 }
 
 // Clone returns a deep copy of s.
@@ -100,6 +177,7 @@ func (s *SearchStats) Clone() *SearchStats {
 	}
 	c := *s
 	c.Vocab = slices.Clone(s.Vocab)
+	c.VocabSketch = slices.Clone(s.VocabSketch)
 	if s.DocFreq != nil {
 		c.DocFreq = make(map[string]int64, len(s.DocFreq))
 		for t, n := range s.DocFreq {
@@ -142,13 +220,16 @@ type searchStatsJSON struct {
 	Docs    int64            `json:"docs"`
 	Tokens  int64            `json:"tokens"`
 	Vocab   string           `json:"vocab,omitempty"`
+	Sketch  string           `json:"vocabSketch,omitempty"`
 	Terms   int64            `json:"terms,omitempty"`
 	DocFreq map[string]int64 `json:"df"`
 }
 
 // MarshalJSON encodes s; Vocab travels as base64 (standard, padded) of the
 // varint deltas of the sorted hashes: the first hash, then each hash less
-// the one before.
+// the one before. A vocabulary with a sketch, or of more than
+// MaxWireVocab hashes, travels instead as the base64 of the registers of
+// its sketch (vocabSketch).
 func (s SearchStats) MarshalJSON() ([]byte, error) {
 	var b bytes.Buffer
 	if err := s.appendJSON(&b); err != nil {
@@ -175,7 +256,15 @@ func (s *SearchStats) appendJSON(b *bytes.Buffer) error {
 	b.Write(strconv.AppendInt(b.AvailableBuffer(), s.Docs, 10))
 	b.WriteString(`,"tokens":`)
 	b.Write(strconv.AppendInt(b.AvailableBuffer(), s.Tokens, 10))
-	if len(s.Vocab) > 0 {
+	if regs := s.wireSketch(); regs != nil {
+		b.WriteString(`,"vocabSketch":"`)
+		n := base64.StdEncoding.EncodedLen(len(regs))
+		b.Grow(n + 1)
+		out := b.AvailableBuffer()[:n]
+		base64.StdEncoding.Encode(out, regs)
+		b.Write(out)
+		b.WriteByte('"')
+	} else if len(s.Vocab) > 0 {
 		buf := make([]byte, 0, 4*len(s.Vocab))
 		var prev uint32
 		for _, h := range s.Vocab {
@@ -227,7 +316,7 @@ func decodeSearchStats(raw []byte) (*SearchStats, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := o.only([]string{"docs", "tokens", "df"}, "vocab", "terms"); err != nil {
+	if err := o.only([]string{"docs", "tokens", "df"}, "vocab", "vocabSketch", "terms"); err != nil {
 		return nil, err
 	}
 	s := &SearchStats{}
@@ -267,6 +356,18 @@ func decodeSearchStats(raw []byte) (*SearchStats, error) {
 			return nil, err
 		}
 		if s.Vocab, err = decodeVocab(v); err != nil {
+			return nil, err
+		}
+	}
+	if o.has("vocabSketch") {
+		if o.has("vocab") {
+			return nil, invalidf("%s: vocab and vocabSketch: send one (a sketch of the whole vocabulary)", path)
+		}
+		v, err := o.str("vocabSketch")
+		if err != nil {
+			return nil, err
+		}
+		if s.VocabSketch, err = decodeVocabSketch(v); err != nil {
 			return nil, err
 		}
 	}

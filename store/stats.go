@@ -47,7 +47,11 @@ import (
 // The statistics of one node's corpus count its distinct terms as a set of
 // hashes (protocol.SearchStats.Vocab) so that the union over nodes is
 // exact; a single-segment index over that union has exactly that
-// cardinality.
+// cardinality. A vocabulary of more than protocol.MaxWireVocab hashes
+// travels as a HyperLogLog sketch instead (protocol.SearchStats.VocabSketch),
+// so that an answer's statistics do not grow with the corpus; the union's
+// cardinality, and so the average length, is then an estimate (0.8%
+// standard error).
 
 // corpusStats are the statistics of one corpus, as of one index version.
 type corpusStats struct {
@@ -57,7 +61,7 @@ type corpusStats struct {
 	tokens  int64
 	df      map[string]int64
 	vocab   []uint32 // sorted
-	terms   int64    // distinct terms not in vocab (over protocol.MaxSearchVocab)
+	sketch  []uint8  // the vocabulary's sketch instead, over protocol.MaxSearchVocab
 	// computed is when the figures were computed (monotonic clock).
 	computed time.Time
 }
@@ -141,7 +145,9 @@ func (s *Store) SearchStatsOf(ctx context.Context, pq ParsedQuery, origin string
 	if err != nil {
 		return nil, fmt.Errorf("store: search stats: %w", err)
 	}
-	out := &protocol.SearchStats{Docs: c.docs, Tokens: c.tokens, Vocab: c.vocab, Terms: c.terms, DocFreq: map[string]int64{}}
+	// Vocab and VocabSketch are shared with the cache: SearchStats.Merge
+	// writes neither in place.
+	out := &protocol.SearchStats{Docs: c.docs, Tokens: c.tokens, Vocab: c.vocab, VocabSketch: c.sketch, DocFreq: map[string]int64{}}
 	for _, t := range QueryTerms(pq) {
 		out.DocFreq[t] = c.df[t]
 	}
@@ -317,16 +323,12 @@ func (s *Store) computeCorpus(ctx context.Context, origin string) (*corpusStats,
 		c.docs++
 		c.tokens += int64(len(toks))
 	}
-	if len(c.df) > protocol.MaxSearchVocab {
-		c.terms = int64(len(c.df))
-		return c, nil
-	}
-	c.vocab = make([]uint32, 0, len(c.df))
+	vocab := make([]uint32, 0, len(c.df))
 	for t := range c.df {
-		c.vocab = append(c.vocab, protocol.VocabHash(t))
+		vocab = append(vocab, protocol.VocabHash(t))
 	}
-	slices.Sort(c.vocab)
-	c.vocab = slices.Compact(c.vocab) // 32-bit hashes of distinct terms may collide
+	st := protocol.VocabStats(vocab)
+	c.vocab, c.sketch = st.Vocab, st.VocabSketch
 	return c, nil
 }
 
@@ -418,7 +420,7 @@ func QueryTerms(pq ParsedQuery) []string {
 
 // StatsOf computes the statistics of a set of lessons for a query, as
 // SearchStats computes them of a store's corpus (a vocabulary over
-// protocol.MaxSearchVocab is counted in Terms).
+// protocol.MaxSearchVocab is sketched).
 func StatsOf(lessons []*protocol.Lesson, pq ParsedQuery) *protocol.SearchStats {
 	an := textAnalyzers().text
 	out := &protocol.SearchStats{DocFreq: map[string]int64{}}
@@ -444,14 +446,12 @@ func StatsOf(lessons []*protocol.Lesson, pq ParsedQuery) *protocol.SearchStats {
 		out.Docs++
 		out.Tokens += int64(len(toks))
 	}
-	if len(vocab) > protocol.MaxSearchVocab {
-		out.Terms = int64(len(vocab)) // as a node's corpus is counted
-		return out
-	}
+	hashes := make([]uint32, 0, len(vocab))
 	for h := range vocab {
-		out.Vocab = append(out.Vocab, h)
+		hashes = append(hashes, h)
 	}
-	slices.Sort(out.Vocab)
+	v := protocol.VocabStats(hashes)
+	out.Vocab, out.VocabSketch = v.Vocab, v.VocabSketch
 	return out
 }
 

@@ -3,7 +3,6 @@ package fedsearch
 import (
 	"container/list"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -177,12 +176,7 @@ func emptyStats(pq store.ParsedQuery) *protocol.SearchStats {
 }
 
 // statsSize bounds the encoded size of stats.
-func statsSize(st *protocol.SearchStats) int {
-	if st == nil {
-		return 0
-	}
-	return 256 + len(st.Vocab)*binary.MaxVarintLen32*4/3 + len(st.DocFreq)*(protocol.MaxSearchStatsTermLength+32)
-}
+func statsSize(st *protocol.SearchStats) int { return st.EncodedSizeBound() }
 
 // shrinkBudget is the budget a node gives the peers it forwards to.
 func shrinkBudget(d time.Duration) time.Duration {
