@@ -61,7 +61,7 @@ func (n *Node) Identity() (*protocol.Identity, error) {
 // private, a record stops being shared here (its publication is dropped;
 // mesh revoke takes it back from the network).
 func (n *Node) Put(ctx context.Context, rec *protocol.Lesson) (string, bool, error) {
-	defer n.metrics.op("put")()
+	defer n.metrics.Op("put")()
 	vis := ""
 	if rec != nil {
 		vis = rec.Visibility
@@ -108,7 +108,7 @@ func (n *Node) Put(ctx context.Context, rec *protocol.Lesson) (string, bool, err
 // not one of this node's records names the lesson received under that id,
 // if there is exactly one.
 func (n *Node) Get(ctx context.Context, id string) (*protocol.Lesson, error) {
-	defer n.metrics.op("get")()
+	defer n.metrics.Op("get")()
 	key, err := n.resolveKey(ctx, id)
 	if key == "" || err != nil {
 		return n.store.Get(ctx, id)
@@ -178,13 +178,13 @@ func (n *Node) findLesson(ctx context.Context, key string) (*protocol.SignedLess
 
 // Delete removes a record and its publication.
 func (n *Node) Delete(ctx context.Context, id string) (bool, error) {
-	defer n.metrics.op("delete")()
+	defer n.metrics.Op("delete")()
 	return n.store.Delete(ctx, id)
 }
 
 // List lists records.
 func (n *Node) List(ctx context.Context, o store.ListOptions) (*store.ListResult, error) {
-	defer n.metrics.op("list")()
+	defer n.metrics.Op("list")()
 	return n.store.List(ctx, o)
 }
 
@@ -192,8 +192,8 @@ func (n *Node) List(ctx context.Context, o store.ListOptions) (*store.ListResult
 // Publisher; one of a lesson received from another node has its key and
 // publisher (its signed form is Export's, or VerifyKey's, to ask for).
 func (n *Node) Search(ctx context.Context, q store.Query) (*store.SearchResult, error) {
-	defer n.metrics.op("search")()
-	defer n.metrics.searched("local")()
+	defer n.metrics.Op("search")()
+	defer n.metrics.Searched("local")()
 	res, err := n.store.Search(ctx, q)
 	if err != nil {
 		return nil, err
@@ -223,7 +223,7 @@ func (n *Node) Status(ctx context.Context) (*api.Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, pend := n.pending.list()
+	_, pend := n.pending.List()
 	return &api.Status{Healthy: true, Version: Version, NodeID: n.id.String(), Counts: st.Counts, Total: st.Total,
 		Remote: st.Remote, Pending: pend, Network: n.reach.Status(), LastRecovery: st.LastRecovery}, nil
 }
@@ -293,7 +293,7 @@ func (n *Node) Export(ctx context.Context, id string) (*protocol.SignedLesson, e
 // SearchNetwork runs a federated search of this node's public lessons and
 // those of its trusted network (see fedsearch.Service.Search).
 func (n *Node) SearchNetwork(ctx context.Context, req api.FedSearchRequest) (*api.FedSearchResponse, error) {
-	defer n.metrics.searched("network")()
+	defer n.metrics.Searched("network")()
 	return n.search.Search(ctx, req)
 }
 
@@ -351,6 +351,6 @@ func (n *Node) DirectoryRemove(ctx context.Context, target string) (bool, error)
 // DirectorySearch searches several directories' public APIs (see
 // directory.Service.Search).
 func (n *Node) DirectorySearch(ctx context.Context, req api.DirectorySearchRequest) (*api.DirectorySearchResult, error) {
-	defer n.metrics.searched("directory")()
+	defer n.metrics.Searched("directory")()
 	return n.dir.Search(ctx, req)
 }

@@ -1,220 +1,40 @@
 package node
 
 import (
-	"net"
-	"sync"
-	"time"
-
 	"github.com/libp2p/go-libp2p"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
-	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
-	ma "github.com/multiformats/go-multiaddr"
-	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/meshprotocol/mesh/internal/p2paddr"
-	"github.com/meshprotocol/mesh/trust"
+	"github.com/meshprotocol/mesh/node/connlimit"
 )
 
-// Connection limits. A flood of fresh identities must not keep the peers
-// the node relies on (those it trusts, its bootstrap and relay peers) from
-// connecting, nor hold its connections for good:
-//
-//   - the resource manager (libp2p's default limits, scaled to the
-//     machine) limits connections per IP address and subnet on every
-//     address, loopback included (libp2p leaves loopback unlimited), so one
-//     address holds at most MaxConnsPerIP;
-//   - its allowlist reserves a scope of its own, with capacity of its own,
-//     for the addresses the node has seen its trusted, bootstrap and relay
-//     peers at (each entry bound to the peer's ID): they get in when the
-//     system's inbound connections are all taken;
-//   - the connection manager protects those peers from trimming, and trims
-//     the others, the idle and least valued first, once the node holds more
-//     than connsHigh connections.
-//
-// A trusted peer at an address the node has never seen it at competes
-// with everyone else until the connection manager trims the flood (the
-// peer is unknown until its handshake, after the resource manager admitted
-// the connection).
-const (
-	// DefaultMaxConnsPerIP is Config.MaxConnsPerIP's default: libp2p's own
-	// per-IP limit, applied to loopback too.
-	DefaultMaxConnsPerIP = 8
-	// connsLow and connsHigh are the connection manager's watermarks.
-	connsLow  = 96
-	connsHigh = 160
-	// connsGrace is how long a new connection is safe from trimming.
-	connsGrace = 10 * time.Second
-	// protectTag is the connection manager tag of the peers kept.
-	protectTag = "mesh-keep"
-)
+// DefaultMaxConnsPerIP is Config.MaxConnsPerIP's default: libp2p's own
+// per-IP limit, applied to loopback too (see package connlimit).
+const DefaultMaxConnsPerIP = connlimit.DefaultPerIP
 
 // connLimitOptions returns the libp2p options of the node's resource and
 // connection managers. They give way to a resource or connection manager
 // set in Config.Libp2pOptions (then no allowlist is kept).
 func (n *Node) connLimitOptions() ([]libp2p.Option, error) {
-	perIP := n.cfg.MaxConnsPerIP
-	if perIP == 0 {
-		perIP = DefaultMaxConnsPerIP
-	}
-	var ropts []rcmgr.Option
-	if perIP > 0 {
-		ropts = append(ropts,
-			// No network is exempt (libp2p exempts loopback)...
-			rcmgr.WithNetworkPrefixLimit([]rcmgr.NetworkPrefixLimit{}, []rcmgr.NetworkPrefixLimit{}),
-			// ...and each IPv4 address, IPv6 /64 (a host's own) and /48
-			// (a site's) has a limit.
-			rcmgr.WithLimitPerSubnet(
-				[]rcmgr.ConnLimitPerSubnet{{PrefixLength: 32, ConnCount: perIP}},
-				[]rcmgr.ConnLimitPerSubnet{{PrefixLength: 64, ConnCount: perIP}, {PrefixLength: 48, ConnCount: 8 * perIP}}))
-	}
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(rcmgr.DefaultLimits.AutoScale()), ropts...)
+	l, err := connlimit.New(n.cfg.MaxConnsPerIP)
 	if err != nil {
 		return nil, err
 	}
-	cm, err := connmgr.NewConnManager(connsLow, connsHigh, connmgr.WithGracePeriod(connsGrace))
-	if err != nil {
-		rm.Close()
-		return nil, err
-	}
-	return []libp2p.Option{func(c *libp2p.Config) error {
-		if c.ResourceManager == nil {
-			c.ResourceManager = rm
-			n.allow = rcmgr.GetAllowlist(rm)
-		} else {
-			rm.Close()
-		}
-		if c.ConnManager == nil {
-			c.ConnManager = cm
-		} else {
-			cm.Close()
-		}
-		return nil
-	}}, nil
+	n.limits = l
+	return []libp2p.Option{l.Option()}, nil
 }
 
-// startConnKeeper protects the peers the node relies on and reserves the
-// allowlist's capacity for them: bootstrap and relay peers from the start,
-// trusted ones as the trust graph says, each at every address the node
-// knows or sees it at.
+// startConnKeeper protects the peers the node relies on: bootstrap and
+// relay peers, and trusted ones (connlimit.Limits.Keep).
 func (n *Node) startConnKeeper() {
-	k := &connKeeper{n: n, listed: map[string]bool{}, entries: map[peer.ID][]ma.Multiaddr{}, protected: map[peer.ID]bool{}}
+	var static []peer.AddrInfo
 	for _, list := range [][]string{n.cfg.Bootstrap, n.cfg.NAT.StaticRelays} {
 		for _, a := range list {
 			if ai, err := p2paddr.ParseAddrInfo(a); err == nil {
-				k.static = append(k.static, ai.ID)
-				k.keep(ai.ID, ai.Addrs...)
+				static = append(static, *ai)
 			}
 		}
 	}
-	n.host.Network().Notify(&network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {
-		if p := c.RemotePeer(); k.relies(p) {
-			k.keep(p, c.RemoteMultiaddr())
-		}
-	}})
 	n.wg.Add(1)
-	go k.loop()
-}
-
-// connKeeper keeps the allowlist and the connection manager's protection
-// in step with the peers the node relies on.
-type connKeeper struct {
-	n      *Node
-	static []peer.ID // bootstrap and relay peers
-
-	mu        sync.Mutex
-	listed    map[string]bool            // allowlist entries added
-	entries   map[peer.ID][]ma.Multiaddr // the same, by peer
-	protected map[peer.ID]bool
-}
-
-// relies reports whether the node relies on p: trusted (fully or for
-// search), a bootstrap or relay peer.
-func (k *connKeeper) relies(p peer.ID) bool {
-	if lvl, ok := k.n.trust.Level(p.String()); ok && lvl != trust.LevelNone {
-		return true
-	}
-	for _, s := range k.static {
-		if s == p {
-			return true
-		}
-	}
-	return false
-}
-
-// keep protects p and allowlists it at the IP of each of addrs.
-func (k *connKeeper) keep(p peer.ID, addrs ...ma.Multiaddr) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if !k.protected[p] {
-		k.protected[p] = true
-		k.n.host.ConnManager().Protect(p, protectTag)
-	}
-	if k.n.allow == nil {
-		return
-	}
-	for _, a := range addrs {
-		entry, ok := allowEntry(a, p)
-		if !ok || k.listed[entry.String()] {
-			continue
-		}
-		if err := k.n.allow.Add(entry); err == nil {
-			k.listed[entry.String()] = true
-			k.entries[p] = append(k.entries[p], entry)
-		}
-	}
-}
-
-// loop follows the trust graph: newly trusted peers are kept at the
-// addresses the peerstore has for them; peers no longer relied on lose
-// their protection.
-func (k *connKeeper) loop() {
-	defer k.n.wg.Done()
-	for {
-		changed := k.n.trust.Changed()
-		for _, e := range k.n.trust.Edges() {
-			p, err := peer.Decode(e.NodeID)
-			if err == nil && e.Level != trust.LevelNone {
-				k.keep(p, k.n.host.Peerstore().Addrs(p)...)
-			}
-		}
-		k.mu.Lock()
-		for p := range k.protected {
-			if !k.relies(p) {
-				delete(k.protected, p)
-				k.n.host.ConnManager().Unprotect(p, protectTag)
-				for _, e := range k.entries[p] {
-					_ = k.n.allow.Remove(e)
-					delete(k.listed, e.String())
-				}
-				delete(k.entries, p)
-			}
-		}
-		k.mu.Unlock()
-		select {
-		case <-changed:
-		case <-k.n.ctx.Done():
-			return
-		}
-	}
-}
-
-// allowEntry is the allowlist entry for peer p at the IP of addr
-// ("/ip4/1.2.3.4/p2p/12D3KooW..."); false for an address without an IP
-// (DNS, a relay circuit).
-func allowEntry(addr ma.Multiaddr, p peer.ID) (ma.Multiaddr, bool) {
-	ip, err := manet.ToIP(addr)
-	if err != nil {
-		return nil, false
-	}
-	proto := "/ip6/"
-	if ip4 := ip.To4(); ip4 != nil {
-		ip, proto = ip4, "/ip4/"
-	}
-	m, err := ma.NewMultiaddr(proto + net.IP(ip).String() + "/p2p/" + p.String())
-	if err != nil {
-		return nil, false
-	}
-	return m, true
+	n.limits.Keep(n.ctx, n.host, n.trust, static, n.wg.Done)
 }

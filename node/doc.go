@@ -47,6 +47,9 @@
 //   - encrypted.go: the api.Keys methods (publish encrypted, read, hard
 //     revoke, key policies and rotation) over the keys subsystem, and the
 //     re-learning of revocations from peers the key server waits for.
+//   - sensorsapi.go, gateway.go, metrics.go, connlimits.go, pending.go:
+//     the wiring of the sensors, lora, metrics, connlimit and pending
+//     packages, and the node's side of their interfaces.
 //
 // The subsystems, each in its own package behind small interfaces it
 // declares (the node satisfies them; none reaches into another's state):
@@ -60,6 +63,13 @@
 //     of several directories.
 //   - keys: lesson keys and policies of encrypted lessons, the key server,
 //     escrow, readers' in-memory keys, hard revoke and rotation.
+//   - sensors: streams, readings, grants, names and questions to sources;
+//     lora: the Meshtastic gateway that carries sensors' signed compact
+//     readings into MESH.
+//   - connlimit: per-address connection limits and the allowlist of the
+//     peers the node relies on; pending: the record of publishers refused
+//     for trust; metrics: the node's Prometheus metrics; watch: standing
+//     queries; webui: the browser UI.
 //   - httpapi: the loopback AMP REST and control API, and its Client.
 //   - mcpserver: the MCP tools over api.API.
 //   - api: the API and its wire types; nodetest: real nodes for tests.

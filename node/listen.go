@@ -3,11 +3,10 @@ package node
 import (
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 
 	"github.com/libp2p/go-libp2p/core/host"
-	ma "github.com/multiformats/go-multiaddr"
+	"github.com/meshprotocol/mesh/internal/p2paddr"
 )
 
 // ErrNotListening is returned by New when a configured libp2p listen
@@ -15,91 +14,21 @@ import (
 // the machine's): libp2p itself starts as long as one address works.
 var ErrNotListening = errors.New("not listening")
 
-// checkPortsFree binds each configured TCP address with a fixed port, and
-// lets it go, before libp2p listens there. libp2p's TCP transport binds
-// with SO_REUSEPORT (it dials from its listening port, for hole punching),
-// so a second MESH daemon on the same port would bind it too and share the
-// incoming connections with the first in silence; a plain bind fails while
-// anyone holds the port.
+// checkPortsFree refuses configured TCP ports another process holds
+// (p2paddr.BusyPorts): libp2p's TCP transport binds with SO_REUSEPORT, so
+// a second MESH daemon on the same port would share its connections.
 func checkPortsFree(configured []string) error {
-	var busy []string
-	for _, s := range configured {
-		a, err := ma.NewMultiaddr(s)
-		if err != nil {
-			continue // libp2p.New refuses it with its own error
-		}
-		if len(a) != 2 || a[1].Code() != ma.P_TCP || a[1].Value() == "0" {
-			continue // WebSocket and others ride on TCP too, but only bare TCP shares ports
-		}
-		network, host := "tcp4", a[0].Value()
-		switch a[0].Code() {
-		case ma.P_IP4:
-		case ma.P_IP6:
-			network = "tcp6"
-		default:
-			continue
-		}
-		l, err := net.Listen(network, net.JoinHostPort(host, a[1].Value()))
-		if err != nil {
-			busy = append(busy, s)
-			continue
-		}
-		l.Close()
+	if busy := p2paddr.BusyPorts(configured); len(busy) > 0 {
+		return fmt.Errorf("%w on %s: the port is in use (another MESH daemon?)", ErrNotListening, strings.Join(busy, ", "))
 	}
-	if len(busy) == 0 {
-		return nil
-	}
-	return fmt.Errorf("%w on %s: the port is in use (another MESH daemon?)", ErrNotListening, strings.Join(busy, ", "))
+	return nil
 }
 
-// checkListening compares the configured listen addresses with what the
-// host listens on: every one must have a listener (a port 0 matches any
-// port; a listener may carry more components, as WebTransport's certhash).
+// checkListening requires a listener on every configured address.
 func checkListening(h host.Host, configured []string) error {
-	have := h.Network().ListenAddresses()
-	var missing []string
-	for _, s := range configured {
-		want, err := ma.NewMultiaddr(s)
-		if err != nil {
-			return err // libp2p.New already refused it
-		}
-		if strings.Contains(s, "/p2p-circuit") {
-			continue
-		}
-		found := false
-		for _, got := range have {
-			if listensOn(got, want) {
-				found = true
-				break
-			}
-		}
-		if !found {
-			missing = append(missing, s)
-		}
-	}
-	if len(missing) == 0 {
-		return nil
+	missing, err := p2paddr.NotListening(h.Network().ListenAddresses(), configured)
+	if err != nil || len(missing) == 0 {
+		return err
 	}
 	return fmt.Errorf("%w on %s: the port is in use (another MESH daemon?) or the address is not this machine's", ErrNotListening, strings.Join(missing, ", "))
-}
-
-// listensOn reports whether listener got serves the configured address
-// want: want's components are a prefix of got's, a port 0 standing for any.
-func listensOn(got, want ma.Multiaddr) bool {
-	if len(got) < len(want) {
-		return false
-	}
-	for i, w := range want {
-		g := got[i]
-		if g.Code() != w.Code() {
-			return false
-		}
-		if (w.Code() == ma.P_TCP || w.Code() == ma.P_UDP) && w.Value() == "0" {
-			continue
-		}
-		if g.Value() != w.Value() {
-			return false
-		}
-	}
-	return true
 }

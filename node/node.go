@@ -17,7 +17,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
-	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -25,12 +24,15 @@ import (
 
 	"github.com/meshprotocol/mesh/internal/repolock"
 	"github.com/meshprotocol/mesh/node/api"
+	"github.com/meshprotocol/mesh/node/connlimit"
 	"github.com/meshprotocol/mesh/node/directory"
 	"github.com/meshprotocol/mesh/node/discovery"
 	"github.com/meshprotocol/mesh/node/fedsearch"
 	"github.com/meshprotocol/mesh/node/httpapi"
 	"github.com/meshprotocol/mesh/node/keys"
 	"github.com/meshprotocol/mesh/node/lora"
+	"github.com/meshprotocol/mesh/node/metrics"
+	"github.com/meshprotocol/mesh/node/pending"
 	"github.com/meshprotocol/mesh/node/reach"
 	"github.com/meshprotocol/mesh/node/sensors"
 	"github.com/meshprotocol/mesh/node/watch"
@@ -188,10 +190,10 @@ type Node struct {
 	host  host.Host
 	ps    *pubsub.Service
 	peers *peerKeeper
-	// allow is the resource manager's allowlist (connlimits.go); nil if
-	// Config.Libp2pOptions set a resource manager of their own.
-	allow *rcmgr.Allowlist
-	mdns  io.Closer
+	// limits are the resource and connection managers (connlimits.go);
+	// nil for a host given in Config.Host.
+	limits *connlimit.Limits
+	mdns   io.Closer
 
 	// The subsystems, each in its own package.
 	search *fedsearch.Service
@@ -202,7 +204,7 @@ type Node struct {
 	lora   *lora.Gateway
 	watch  *watch.Service
 	// metrics are the node's own metrics; nil without Config.Registerer.
-	metrics *nodeMetrics
+	metrics *metrics.Metrics
 	// sensors is set once the subsystem runs (after keys, which asks it
 	// about grants from the start).
 	sensors atomic.Pointer[sensors.Service]
@@ -216,7 +218,7 @@ type Node struct {
 	syncMu    sync.Mutex // guards syncLocks
 	syncLocks map[peer.ID]*sync.Mutex
 
-	pending pending // publishers refused for trust
+	pending pending.Book // publishers refused for trust
 
 	vouchMu      sync.Mutex
 	vouch        *protocol.Vouch // this node's signed vouch, reused while valid
@@ -561,7 +563,7 @@ func (n *Node) teardown() error {
 	if n.http != nil {
 		errs = append(errs, n.http.Close())
 	}
-	n.metrics.unregister()
+	n.metrics.Unregister()
 	if n.mdns != nil {
 		_ = n.mdns.Close()
 	}

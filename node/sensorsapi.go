@@ -56,99 +56,63 @@ func (n *Node) admitSensor(ctx context.Context, p *protocol.KeyPolicy, requester
 	return s.Admit(ctx, p, requester)
 }
 
-func (n *Node) sensorsOrErr() (*sensors.Service, error) {
-	if s := n.sensors.Load(); s != nil {
-		return s, nil
+// withSensors calls f with the sensor subsystem, or fails with
+// ErrUnavailable while it is not running.
+func withSensors[T any](n *Node, f func(*sensors.Service) (T, error)) (T, error) {
+	s := n.sensors.Load()
+	if s == nil {
+		var zero T
+		return zero, fmt.Errorf("%w: the sensor subsystem is not running", protocol.ErrUnavailable)
 	}
-	return nil, fmt.Errorf("%w: the sensor subsystem is not running", protocol.ErrUnavailable)
+	return f(s)
 }
 
 // SensorAdd creates or changes a stream.
 func (n *Node) SensorAdd(ctx context.Context, o api.StreamOptions) (*api.Stream, error) {
-	s, err := n.sensorsOrErr()
-	if err != nil {
-		return nil, err
-	}
-	return s.Add(ctx, o)
+	return withSensors(n, func(s *sensors.Service) (*api.Stream, error) { return s.Add(ctx, o) })
 }
 
 // SensorList lists the node's streams.
 func (n *Node) SensorList(ctx context.Context) ([]api.Stream, error) {
-	s, err := n.sensorsOrErr()
-	if err != nil {
-		return nil, err
-	}
-	return s.List(ctx)
+	return withSensors(n, func(s *sensors.Service) ([]api.Stream, error) { return s.List(ctx) })
 }
 
 // SensorPush records one reading.
 func (n *Node) SensorPush(ctx context.Context, req api.PushRequest) (*api.Reading, error) {
-	s, err := n.sensorsOrErr()
-	if err != nil {
-		return nil, err
-	}
-	return s.Push(ctx, req)
+	return withSensors(n, func(s *sensors.Service) (*api.Reading, error) { return s.Push(ctx, req) })
 }
 
 // AccessGrant grants a reader streams.
 func (n *Node) AccessGrant(ctx context.Context, g api.GrantOptions) (*api.Grant, error) {
-	s, err := n.sensorsOrErr()
-	if err != nil {
-		return nil, err
-	}
-	return s.Grant(ctx, g)
+	return withSensors(n, func(s *sensors.Service) (*api.Grant, error) { return s.Grant(ctx, g) })
 }
 
 // AccessRevoke takes streams away from a reader, rotating their epochs.
 func (n *Node) AccessRevoke(ctx context.Context, reader string, streams []string) (*api.RevokeResult, error) {
-	s, err := n.sensorsOrErr()
-	if err != nil {
-		return nil, err
-	}
-	return s.Revoke(ctx, reader, streams)
+	return withSensors(n, func(s *sensors.Service) (*api.RevokeResult, error) { return s.Revoke(ctx, reader, streams) })
 }
 
 // AccessList lists the grants.
 func (n *Node) AccessList(ctx context.Context) ([]api.Grant, error) {
-	s, err := n.sensorsOrErr()
-	if err != nil {
-		return nil, err
-	}
-	return s.Grants(ctx)
+	return withSensors(n, func(s *sensors.Service) ([]api.Grant, error) { return s.Grants(ctx) })
 }
 
 // NameSet sets a local name.
 func (n *Node) NameSet(ctx context.Context, name string, targets []string) (*api.Name, error) {
-	s, err := n.sensorsOrErr()
-	if err != nil {
-		return nil, err
-	}
-	return s.SetName(ctx, name, targets)
+	return withSensors(n, func(s *sensors.Service) (*api.Name, error) { return s.SetName(ctx, name, targets) })
 }
 
 // NameList lists the local names.
 func (n *Node) NameList(ctx context.Context) ([]api.Name, error) {
-	s, err := n.sensorsOrErr()
-	if err != nil {
-		return nil, err
-	}
-	return s.Names(ctx)
+	return withSensors(n, func(s *sensors.Service) ([]api.Name, error) { return s.Names(ctx) })
 }
 
 // NameRemove forgets a local name.
 func (n *Node) NameRemove(ctx context.Context, name string) (bool, error) {
-	s, err := n.sensorsOrErr()
-	if err != nil {
-		return false, err
-	}
-	return s.RemoveName(ctx, name)
+	return withSensors(n, func(s *sensors.Service) (bool, error) { return s.RemoveName(ctx, name) })
 }
 
 // SensorSearch asks sources a structured question.
 func (n *Node) SensorSearch(ctx context.Context, req api.SensorSearchRequest) (*api.SensorSearchResult, error) {
-	s, err := n.sensorsOrErr()
-	if err != nil {
-		return nil, err
-	}
-	return s.Search(ctx, req)
+	return withSensors(n, func(s *sensors.Service) (*api.SensorSearchResult, error) { return s.Search(ctx, req) })
 }

@@ -146,7 +146,7 @@ func (n *Node) SyncWith(ctx context.Context, p peer.ID, progress func(api.SyncPr
 	if n.host == nil {
 		return prog, api.ErrOffline
 	}
-	defer func() { n.metrics.synced(&prog) }()
+	defer func() { n.metrics.Synced(&prog) }()
 	topics, feeds, err := n.Following(ctx)
 	if err != nil {
 		return prog, err

@@ -34,7 +34,7 @@ func (n *Node) TrustSet(ctx context.Context, nodeID string, level trust.Level, n
 // answers) and the list of refused publishers. Gossip stops forwarding
 // them by itself: the validator asks the trust graph.
 func (n *Node) dropBlocked(ctx context.Context, nodeID string) error {
-	n.pending.take(nodeID)
+	n.pending.Take(nodeID)
 	if _, err := n.store.DropPublisher(ctx, nodeID); err != nil {
 		return fmt.Errorf("block %s: %w", nodeID, err)
 	}

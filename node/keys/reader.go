@@ -318,14 +318,7 @@ func (s *Service) askEscrow(ctx context.Context, el *protocol.EncryptedLesson) (
 	keyID := el.Encryption.KeyID
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // the answers still out are not waited for
-	type answer struct {
-		node  string
-		share []byte
-		exp   int64
-		p     *protocol.KeyPolicy
-		err   error
-	}
-	results := make(chan answer, maxEscrowAsk+protocol.MaxEscrowShares)
+	results := make(chan escrowAnswer, maxEscrowAsk+protocol.MaxEscrowShares)
 	asked := map[string]bool{el.Signature.NodeID: true, s.self: true}
 	pending := 0
 	ask := func(p peer.ID) {
@@ -335,7 +328,7 @@ func (s *Service) askEscrow(ctx context.Context, el *protocol.EncryptedLesson) (
 		asked[p.String()] = true
 		pending++
 		go func() {
-			a := answer{node: p.String()}
+			a := escrowAnswer{node: p.String()}
 			resp, err := s.ask(ctx, p, el)
 			if err == nil {
 				var raw []byte
@@ -366,7 +359,7 @@ func (s *Service) askEscrow(ctx context.Context, el *protocol.EncryptedLesson) (
 			ask(p)
 		}
 	}
-	shares := map[string]answer{}
+	shares := map[string]escrowAnswer{}
 	var errs []error
 	enough := func() bool {
 		if policy == nil || policy.Escrow == nil {
@@ -381,7 +374,7 @@ func (s *Service) askEscrow(ctx context.Context, el *protocol.EncryptedLesson) (
 		return n >= policy.Escrow.Threshold
 	}
 	for pending > 0 && !enough() {
-		var a answer
+		var a escrowAnswer
 		select {
 		case a = <-results:
 		case <-ctx.Done():
@@ -399,6 +392,22 @@ func (s *Service) askEscrow(ctx context.Context, el *protocol.EncryptedLesson) (
 			askHolders(policy)
 		}
 	}
+	return s.combineEscrow(keyID, policy, shares, errs)
+}
+
+// escrowAnswer is an escrow node's answer to askEscrow.
+type escrowAnswer struct {
+	node  string
+	share []byte
+	exp   int64
+	p     *protocol.KeyPolicy
+	err   error
+}
+
+// combineEscrow combines the shares gathered of the holders policy names
+// into the key, with the time until which it may be kept and where it came
+// from.
+func (s *Service) combineEscrow(keyID string, policy *protocol.KeyPolicy, shares map[string]escrowAnswer, errs []error) ([]byte, time.Time, string, error) {
 	if policy == nil || policy.Escrow == nil {
 		return nil, time.Time{}, "", s.escrowFailure(keyID, errs, "no escrow node of this key was found among the connected peers")
 	}
