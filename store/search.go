@@ -182,9 +182,13 @@ func (s *Store) Search(ctx context.Context, q Query) (*SearchResult, error) {
 	if f := anyTerm(fieldVisibility, q.Visibility); f != nil {
 		filters = append(filters, f)
 	}
-	filters, none := s.appendOrigin(filters, q.Origin, q.Publisher)
+	filters, onlyLocal, none := s.appendOriginBut(filters, q.Origin, q.Publisher)
 	if none {
 		return &SearchResult{Hits: []Hit{}}, nil
+	}
+	exclude := []query.Query{expiredQuery(now)}
+	if onlyLocal {
+		exclude = append(exclude, term(fieldOrigin, originRemote))
 	}
 	filters = appendCommon(filters, q.Project, q.Agent, q.Tags)
 	if len(q.IDs) > 0 {
@@ -234,7 +238,7 @@ func (s *Store) Search(ctx context.Context, q Query) (*SearchResult, error) {
 	if !scored {
 		must = []query.Query{query.NewMatchAllQuery()}
 	}
-	bq := query.NewBooleanQuery(must, should, []query.Query{expiredQuery(now)})
+	bq := query.NewBooleanQuery(must, should, exclude)
 	addFilters(bq, filters)
 
 	req := bleve.NewSearchRequestOptions(bq, limit, 0, false)
@@ -305,6 +309,22 @@ func (s *Store) loadHit(ctx context.Context, docID string, now int64) (Hit, erro
 // appendOrigin adds the filters of an origin and a publisher. none reports
 // that nothing can match.
 func (s *Store) appendOrigin(filters []query.Query, origin, publisher string) (_ []query.Query, none bool) {
+	filters, onlyLocal, none := s.appendOriginBut(filters, origin, publisher)
+	if onlyLocal {
+		filters = append(filters, term(fieldOrigin, originLocal))
+	}
+	return filters, none
+}
+
+// appendOriginBut is appendOrigin, except that it leaves out the filter
+// that keeps this node's own records only (the default origin): it
+// reports onlyLocal instead, for the caller to exclude remote lessons.
+// A scored search excludes them (a must-not clause, which costs a look-up
+// per candidate only while remote lessons remain ahead of it) rather than
+// filtering on origin:local, which matches nearly every document of a
+// node's own store and cost a third of a query's time at a million
+// records.
+func (s *Store) appendOriginBut(filters []query.Query, origin, publisher string) (_ []query.Query, onlyLocal, none bool) {
 	local := origin == "" || origin == OriginLocal || origin == OriginAll
 	remote := origin == OriginRemote || origin == OriginAll
 	if publisher != "" {
@@ -317,16 +337,16 @@ func (s *Store) appendOrigin(filters []query.Query, origin, publisher string) (_
 	switch {
 	case local && remote:
 	case local:
-		filters = append(filters, term(fieldOrigin, originLocal))
+		return filters, true, false
 	case remote:
 		filters = append(filters, term(fieldOrigin, originRemote))
 		if publisher != "" {
 			filters = append(filters, term(fieldPublisher, publisher))
 		}
 	default:
-		return filters, true
+		return filters, false, true
 	}
-	return filters, false
+	return filters, false, false
 }
 
 func checkOrigin(origin, publisher string) error {
