@@ -7,7 +7,9 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 	"os"
+	"path/filepath"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -50,6 +52,7 @@ type propagateConfig struct {
 	degree   int
 	seed     uint64
 	timeout  time.Duration
+	disk     bool
 }
 
 func propagateFlags(fs *flag.FlagSet) func(*env) (any, error) {
@@ -60,6 +63,7 @@ func propagateFlags(fs *flag.FlagSet) func(*env) (any, error) {
 	fs.IntVar(&c.degree, "degree", 8, "mean connections per node (sparse random graph)")
 	fs.Uint64Var(&c.seed, "seed", 1, "seed for the graph and the publishers")
 	fs.DurationVar(&c.timeout, "timeout", 15*time.Second, "how long to wait for one message to reach every node")
+	fs.BoolVar(&c.disk, "disk", false, "give every node a repo on disk (pebble and an on-disk index, as a daemon has) instead of an in-memory store")
 	return func(e *env) (any, error) { return runPropagate(context.Background(), e, c) }
 }
 
@@ -74,6 +78,15 @@ func runPropagate(ctx context.Context, e *env, c propagateConfig) (*propagateRes
 		return nil, errors.New("-nodes must be at least 3, -messages positive, -degree at least 2")
 	}
 	rng := mrand.New(mrand.NewPCG(c.seed, c.seed^0x9e3779b97f4a7c15))
+	var repos string
+	if c.disk {
+		dir, err := os.MkdirTemp("", "meshbench-propagate-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir) // after net.Close, deferred below: the nodes write there until then
+		repos = dir
+	}
 	net := nodetest.NewNet(c.latency)
 	net.LinkNone() // links only along the graph's edges, below
 	defer net.Close()
@@ -85,8 +98,12 @@ func runPropagate(ctx context.Context, e *env, c propagateConfig) (*propagateRes
 	nodes := make([]*node.Node, total)
 	e.logf("starting %d nodes on mocknet, %s links", total, c.latency)
 	for i := range nodes {
+		cfg := node.Config{Topics: []string{"bench"}}
+		if c.disk {
+			cfg.RepoDir = filepath.Join(repos, strconv.Itoa(i))
+		}
 		var err error
-		if nodes[i], err = net.Start(ctx, node.Config{Topics: []string{"bench"}}); err != nil {
+		if nodes[i], err = net.Start(ctx, cfg); err != nil {
 			return nil, err
 		}
 	}
