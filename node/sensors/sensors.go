@@ -503,7 +503,8 @@ func nonNil(s []string) []string {
 // Push records one reading: the record (private, signed by nothing: it
 // stays here) and its encrypted publication under the stream's current
 // epoch key are kept durably before Push returns; a published stream then
-// announces it.
+// announces it. A reading without a time is stamped with the node's clock,
+// and a stream's stamps strictly increase in push order.
 func (s *Service) Push(ctx context.Context, req api.PushRequest) (*api.Reading, error) {
 	if math.IsNaN(req.Value) || math.IsInf(req.Value, 0) {
 		return nil, fmt.Errorf("%w: a reading is a finite number", protocol.ErrInvalid)
@@ -527,6 +528,13 @@ func (s *Service) Push(ctx context.Context, req api.PushRequest) (*api.Reading, 
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if n := len(st.idx); req.At == 0 && n > 0 && st.idx[n-1].at >= at {
+		// The node stamps its own readings in the order they are pushed:
+		// one pushed in the same millisecond as the one before is stamped
+		// a millisecond later, so that a stream's last reading is the
+		// last pushed.
+		at = st.idx[n-1].at + 1
+	}
 	if at+st.rec.TTLMs <= now.UnixMilli() {
 		return nil, fmt.Errorf("%w: a reading taken at %s has already expired (ttl %s)", protocol.ErrInvalid,
 			time.UnixMilli(at).UTC().Format(time.RFC3339), time.Duration(st.rec.TTLMs)*time.Millisecond)
