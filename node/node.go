@@ -263,6 +263,11 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := n.newSubsystems(); err != nil {
 		return nil, err
 	}
+	// Before anything starts that counts (a sync on the first connection
+	// reads n.metrics); the state is read only at scrape time.
+	if err := n.newMetrics(); err != nil {
+		return nil, fmt.Errorf("node: register metrics: %w", err)
+	}
 	if cfg.Offline {
 		n.newKeys()
 	} else if err := n.startOnline(ctx); err != nil {
@@ -281,9 +286,6 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	if err := n.startWatch(ctx); err != nil {
 		return nil, err
-	}
-	if err := n.newMetrics(); err != nil {
-		return nil, fmt.Errorf("node: register metrics: %w", err)
 	}
 	if cfg.APIAddr != "" {
 		hc := httpapi.Config{Addr: cfg.APIAddr, Backend: n, RepoDir: cfg.RepoDir, Logger: n.log, AMPOpen: cfg.APIOpen, Registerer: cfg.Registerer}
