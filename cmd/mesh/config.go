@@ -41,6 +41,9 @@ type RepoConfig struct {
 	DHT discovery.Config `json:"dht,omitzero"`
 	// Directory: the directory role and the public HTTP API.
 	Directory directory.Config `json:"directory,omitzero"`
+	// Profile is the daemon's profile when --profile is not given: ""
+	// (or "default") or "sensor" (see mesh daemon --help).
+	Profile string `json:"profile,omitempty"`
 }
 
 // LoadRepoConfig reads REPO/config.json; a missing file gives the zero value.
@@ -62,7 +65,7 @@ func LoadRepoConfig(dir string) (RepoConfig, error) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
 		if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-			return c, fmt.Errorf("%s: unknown key %s: check its spelling (the keys are api, listen, bootstrap, topics, mdns, nat, dht and directory; see docs/nat.md, docs/dht.md, docs/directory.md for theirs)", filepath.Join(dir, ConfigFile), name)
+			return c, fmt.Errorf("%s: unknown key %s: check its spelling (the keys are api, listen, bootstrap, topics, mdns, nat, dht, directory and profile; see docs/nat.md, docs/dht.md, docs/directory.md for theirs)", filepath.Join(dir, ConfigFile), name)
 		}
 		return c, fmt.Errorf("%s: %w", filepath.Join(dir, ConfigFile), err)
 	}

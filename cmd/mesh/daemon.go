@@ -80,6 +80,8 @@ func daemonCmd(g *globals) *cobra.Command {
 		metrics   string
 		verbose   bool
 		applies   []func(*cobra.Command, *node.Config) error
+		// cfgProfile is config.json's "profile", read as the daemon starts.
+		cfgProfile string
 	)
 	c := &cobra.Command{
 		Use:   "daemon",
@@ -109,6 +111,7 @@ machines. libp2p listens on every --listen address.`,
 			if err != nil {
 				return err
 			}
+			cfgProfile = rc.Profile
 			api := g.api
 			if api == "" {
 				api = rc.API
@@ -176,7 +179,7 @@ machines. libp2p listens on every --listen address.`,
 	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "debug logging")
 	// The subsystems' flags (nat.go, dht.go, directoryrole.go): each adds
 	// its flags and returns what applies them on top of config.json's.
-	applies = append(applies, dhtFlags(c), directoryDaemonFlags(c), natFlags(c), profileFlags(c), loraFlags(c))
+	applies = append(applies, dhtFlags(c), directoryDaemonFlags(c), natFlags(c), profileFlags(c, &cfgProfile), loraFlags(c))
 	return c
 }
 

@@ -24,22 +24,28 @@ const (
 	sensorMaxIndexed = 2000
 )
 
-// profileFlags adds `mesh daemon --profile`. Its function runs after the
-// other subsystems' (it checks their flags).
-func profileFlags(c *cobra.Command) func(*cobra.Command, *node.Config) error {
+// profileFlags adds `mesh daemon --profile`; without it, the profile is
+// *fromConfig (config.json's "profile", set before the returned function
+// runs). Its function runs after the other subsystems' (it checks their
+// flags).
+func profileFlags(c *cobra.Command, fromConfig *string) func(*cobra.Command, *node.Config) error {
 	var profile string
-	c.Flags().StringVar(&profile, "profile", "", "sensor: for small boards (Pi Zero): a DHT client, never a directory, a smaller in-memory index of readings, the Go runtime held to a 32 MiB soft memory limit")
+	c.Flags().StringVar(&profile, "profile", "", "sensor: for small boards (Pi Zero): a DHT client, never a directory, a smaller in-memory index of readings, the Go runtime held to a 32 MiB soft memory limit (also config.json's \"profile\")")
 	return func(c *cobra.Command, cfg *node.Config) error {
-		switch profile {
+		name, source := profile, "--profile"
+		if !c.Flags().Changed("profile") && *fromConfig != "" {
+			name, source = *fromConfig, ConfigFile+"'s profile"
+		}
+		switch name {
 		case "", "default":
 			return nil
 		case "sensor":
 		default:
-			return fmt.Errorf("--profile %q: want sensor (or leave it out)", profile)
+			return fmt.Errorf("%s %q: want sensor (or leave it out)", source, name)
 		}
 		fl := c.Flags()
 		if fl.Changed("directory") || fl.Changed("public-api") {
-			return fmt.Errorf("--profile sensor runs no directory: leave out --directory and --public-api")
+			return fmt.Errorf("%s sensor runs no directory: leave out --directory and --public-api", source)
 		}
 		if !fl.Changed("dht-mode") {
 			cfg.DHT.Mode = "client"

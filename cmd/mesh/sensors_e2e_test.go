@@ -158,6 +158,29 @@ func TestDaemonProfileSensor(t *testing.T) {
 	if out := mustMesh(t, repo, "", "sensor", "push", "garage/temperature", "4.5"); !strings.Contains(out, "4.5") {
 		t.Fatalf("push under --profile sensor:\n%s", out)
 	}
+
+	// The same from config.json's "profile", which --profile overrides.
+	cfgRepo := filepath.Join(t.TempDir(), "pi2")
+	writeConfig := func(profile string) {
+		t.Helper()
+		if err := os.MkdirAll(cfgRepo, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(cfgRepo, ConfigFile), []byte(`{"bootstrap":[],"topics":[],"profile":"`+profile+`"}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeConfig("tiny")
+	r := mesh(t, cfgRepo, "", "daemon", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0")
+	if r.code != 2 || !strings.Contains(r.stderr, "config.json's profile \"tiny\"") {
+		t.Errorf("config.json profile tiny: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	writeConfig("sensor")
+	startDaemonWith(t, cfgRepo)
+	st = api.DHTStatus{}
+	if err := json.Unmarshal([]byte(mustMesh(t, cfgRepo, "", "--json", "directory", "dht")), &st); err != nil || st.Mode != "client" {
+		t.Fatalf("the DHT under config.json's profile sensor: %+v %v", st, err)
+	}
 }
 
 // TestSovereignIoTQuestions runs the issue's other questions against real
