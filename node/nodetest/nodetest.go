@@ -154,12 +154,43 @@ func ConnectNodes(ctx context.Context, a, b *node.Node) error {
 // ConnectHosts connects host a to host b (a dials b), and returns once
 // both sides count the connection and each has identified the other with
 // the protocols it serves now.
+//
+// Identify runs once per connection: when it fails (a stream reset under
+// load), the peers keep partial protocol lists until one of them pushes an
+// update, and neither pushes to a peer it has not identified. So an
+// attempt that has not got there within attemptTimeout closes the
+// connections both ways and starts again on fresh ones, until ctx or
+// Timeout ends.
 func ConnectHosts(ctx context.Context, a, b host.Host) error {
 	ctx, cancel := context.WithTimeout(ctx, Timeout)
 	defer cancel()
-	if err := a.Connect(ctx, peer.AddrInfo{ID: b.ID(), Addrs: b.Addrs()}); err != nil {
-		return err
+	for {
+		actx, acancel := context.WithTimeout(ctx, attemptTimeout)
+		retry, err := connectOnce(actx, a, b)
+		acancel()
+		if err == nil || !retry || ctx.Err() != nil {
+			return err
+		}
+		a.Network().ClosePeer(b.ID())
+		b.Network().ClosePeer(a.ID())
 	}
+}
+
+// attemptTimeout bounds one attempt of ConnectHosts.
+const attemptTimeout = 6 * time.Second
+
+// connectOnce is one attempt of ConnectHosts. A dial that fails is no
+// reason to try again (retry false): a refusal is what some tests expect.
+func connectOnce(ctx context.Context, a, b host.Host) (retry bool, err error) {
+	if err := a.Connect(ctx, peer.AddrInfo{ID: b.ID(), Addrs: b.Addrs()}); err != nil {
+		return false, err
+	}
+	return true, settle(ctx, a, b)
+}
+
+// settle waits until b counts a's connection and each side has identified
+// the other with its protocols.
+func settle(ctx context.Context, a, b host.Host) error {
 	// a's Connect is a no-op when a still holds a connection to b's peer
 	// ID that b does not: one to an earlier instance of b (a restart on
 	// the same identity) whose close a has not noticed yet, or one b has
