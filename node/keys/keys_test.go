@@ -505,6 +505,9 @@ func TestRestoredBackupRelearns(t *testing.T) {
 	c := nodetest.Local(t, node.Config{})
 	nodetest.TrustAll(t, a, b, c)
 	nodetest.Connect(t, b, a)
+	// b gets the ciphertext by gossip: publish once a knows b is in the
+	// topic (the sync on connect ran before there was anything to sync).
+	nodetest.WaitMesh(t, "lab", a, b)
 	id := secret(t, a, "MARKER-BACKUP")
 	el := publishEncrypted(t, a, id, api.PolicyOptions{}).EncryptedLesson
 	keyID := el.Encryption.KeyID
