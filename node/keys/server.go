@@ -111,6 +111,11 @@ func (s *Service) answer(ctx context.Context, keyID, requester string) *grant {
 			s.log.Warn("keys: read key material", "err", ownErr)
 			return &grant{err: fmt.Errorf("%w: the node could not read its keys", protocol.ErrUnavailable)}
 		}
+		// Revoked in between (a revocation taken in by sync or gossip):
+		// the key's deletion and its revocation mark are one write.
+		if g := s.revokedGrant(ctx, keyID); g != nil {
+			return g
+		}
 		return &grant{err: fmt.Errorf("%w: this node holds no key and no share of %s", protocol.ErrNotFound, keyID)}
 	}
 	// A node restored from a backup must not serve what it revoked since.
