@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,15 +19,28 @@ import (
 
 // idleResult is the JSON line of the idle scenario.
 type idleResult struct {
-	Scenario string  `json:"scenario"`
-	Profile  string  `json:"profile,omitempty"` // mesh daemon --profile
+	Scenario string `json:"scenario"`
+	Profile  string `json:"profile,omitempty"` // mesh daemon --profile
+	// Floor marks a run of internal/idlefloor: MESH's dependencies alone
+	// (libp2p host, DHT client, GossipSub, pebble, bleve), no MESH code.
+	Floor    bool    `json:"floor,omitempty"`
 	Records  int     `json:"records"`
 	WaitS    float64 `json:"wait_s"`
 	RSSMB    float64 `json:"rss_mb"`      // VmRSS at the end of the wait
 	RSSMaxMB float64 `json:"rss_max_mb"`  // VmHWM: the peak
 	AnonMB   float64 `json:"rss_anon_mb"` // private memory: heap, stacks
 	FileMB   float64 `json:"rss_file_mb"` // pages of the binary mapped from the page cache
-	BinaryMB float64 `json:"binary_mb"`
+	// TextMB and RodataMB are the resident pages of the binary's code and
+	// of its read-only data (rodata, pclntab), out of TextSizeMB and
+	// RodataSizeMB mapped; PmdMB is the part of both the kernel maps as
+	// 2 MiB pages (a page-cache folio of that size is mapped whole on its
+	// first fault).
+	TextMB       float64 `json:"rss_text_mb"`
+	TextSizeMB   float64 `json:"text_mb"`
+	RodataMB     float64 `json:"rss_rodata_mb"`
+	RodataSizeMB float64 `json:"rodata_mb"`
+	PmdMB        float64 `json:"rss_file_pmd_mb"`
+	BinaryMB     float64 `json:"binary_mb"`
 }
 
 type idleConfig struct {
@@ -34,6 +48,7 @@ type idleConfig struct {
 	records int
 	wait    time.Duration
 	profile string
+	floor   bool
 }
 
 func idleFlags(fs *flag.FlagSet) func(*env) (any, error) {
@@ -42,7 +57,13 @@ func idleFlags(fs *flag.FlagSet) func(*env) (any, error) {
 	fs.IntVar(&c.records, "records", 1000, "records stored through the AMP API before idling")
 	fs.DurationVar(&c.wait, "wait", 20*time.Second, "how long the daemon idles before its memory is read")
 	fs.StringVar(&c.profile, "profile", "", "run the daemon with --profile `NAME` (sensor: small boards)")
-	return func(e *env) (any, error) { return runIdle(context.Background(), e, c) }
+	fs.BoolVar(&c.floor, "floor", false, "measure internal/idlefloor instead: MESH's dependencies alone (libp2p host, DHT client, GossipSub, pebble, bleve) with the sensor profile's runtime settings")
+	return func(e *env) (any, error) {
+		if c.floor {
+			return runIdleFloor(context.Background(), e, c)
+		}
+		return runIdle(context.Background(), e, c)
+	}
 }
 
 // runIdle starts a real `mesh daemon` on a fresh repo (loopback only), stores
@@ -109,7 +130,91 @@ func runIdle(ctx context.Context, e *env, c idleConfig) (*idleResult, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	st, err := procStatus(cmd.Process.Pid)
+	r, err := idleMemory(cmd.Process.Pid, bin)
+	if err != nil {
+		return nil, err
+	}
+	r.Profile, r.Records, r.WaitS = c.profile, c.records, c.wait.Seconds()
+	return r, nil
+}
+
+// runIdleFloor builds internal/idlefloor, runs it on a fresh directory until
+// it says ready, lets it idle and reads its memory as runIdle does.
+func runIdleFloor(ctx context.Context, e *env, c idleConfig) (*idleResult, error) {
+	if c.wait <= 0 {
+		return nil, errors.New("-wait must be positive")
+	}
+	tmp, err := os.MkdirTemp("", "meshbench-floor-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	bin := filepath.Join(tmp, "idlefloor")
+	e.logf("building idlefloor")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/meshprotocol/mesh/internal/idlefloor").CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	cmd := exec.CommandContext(ctx, bin, filepath.Join(tmp, "repo"))
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+		}
+	}()
+	ready := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if sc.Text() == "ready" {
+				ready <- nil
+				io.Copy(io.Discard, stdout)
+				return
+			}
+		}
+		ready <- errors.New("idlefloor exited before it was ready")
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			return nil, err
+		}
+	case <-time.After(60 * time.Second):
+		return nil, errors.New("idlefloor was not ready within 60s")
+	}
+	e.logf("idlefloor pid %d ready; idling %s", cmd.Process.Pid, c.wait)
+	select {
+	case <-time.After(c.wait):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	r, err := idleMemory(cmd.Process.Pid, bin)
+	if err != nil {
+		return nil, err
+	}
+	r.Floor, r.Profile, r.WaitS = true, "sensor", c.wait.Seconds()
+	return r, nil
+}
+
+// idleMemory reads process pid's memory from /proc: the totals from status,
+// the binary's resident code and read-only data from smaps.
+func idleMemory(pid int, bin string) (*idleResult, error) {
+	st, err := procStatus(pid)
+	if err != nil {
+		return nil, err
+	}
+	maps, err := binaryMappings(pid, bin)
 	if err != nil {
 		return nil, err
 	}
@@ -119,10 +224,66 @@ func runIdle(ctx context.Context, e *env, c idleConfig) (*idleResult, error) {
 	}
 	mb := func(kb int64) float64 { return round(float64(kb)/1024, 1) }
 	return &idleResult{
-		Scenario: "idle", Profile: c.profile, Records: c.records, WaitS: c.wait.Seconds(),
-		RSSMB: mb(st["VmRSS"]), RSSMaxMB: mb(st["VmHWM"]), AnonMB: mb(st["RssAnon"]), FileMB: mb(st["RssFile"]),
+		Scenario: "idle",
+		RSSMB:    mb(st["VmRSS"]), RSSMaxMB: mb(st["VmHWM"]), AnonMB: mb(st["RssAnon"]), FileMB: mb(st["RssFile"] + st["RssShmem"]),
+		TextMB: mb(maps.text.rss), TextSizeMB: mb(maps.text.size),
+		RodataMB: mb(maps.rodata.rss), RodataSizeMB: mb(maps.rodata.size),
+		PmdMB:    mb(maps.text.pmd + maps.rodata.pmd),
 		BinaryMB: round(float64(info.Size())/(1<<20), 1),
 	}, nil
+}
+
+// mapping is one mapping's kB figures from /proc/PID/smaps.
+type mapping struct{ size, rss, pmd int64 }
+
+// binaryMappings sums the smaps entries of bin's executable (r-xp) and
+// read-only (r--p) mappings.
+func binaryMappings(pid int, bin string) (m struct{ text, rodata mapping }, err error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		return m, err
+	}
+	defer f.Close()
+	abs, err := filepath.Abs(bin)
+	if err != nil {
+		return m, err
+	}
+	var cur *mapping
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) == 0 {
+			continue
+		}
+		if !strings.HasSuffix(fields[0], ":") { // a mapping's header line: range perms offset dev inode [path]
+			cur = nil
+			if len(fields) >= 6 && fields[5] == abs {
+				switch fields[1] {
+				case "r-xp":
+					cur = &m.text
+				case "r--p":
+					cur = &m.rodata
+				}
+			}
+			continue
+		}
+		if cur == nil || len(fields) < 2 {
+			continue
+		}
+		n, err := strconv.ParseInt(fields[1], 10, 64)
+		if err != nil {
+			continue
+		}
+		switch fields[0] {
+		case "Size:":
+			cur.size += n
+		case "Rss:":
+			cur.rss += n
+		case "FilePmdMapped:":
+			cur.pmd += n
+		}
+	}
+	return m, sc.Err()
 }
 
 func waitAPI(repo string, timeout time.Duration) (string, error) {

@@ -147,5 +147,21 @@ func TestIdle(t *testing.T) {
 	if m["scenario"] != "idle" || m["records"] != float64(20) {
 		t.Fatalf("got %v", m)
 	}
-	positive(t, m, "rss_mb", "rss_max_mb", "rss_anon_mb", "binary_mb")
+	positive(t, m, "rss_mb", "rss_max_mb", "rss_anon_mb", "binary_mb", "rss_text_mb", "text_mb", "rss_rodata_mb", "rodata_mb")
+	if m["rss_text_mb"].(float64) > m["text_mb"].(float64) {
+		t.Fatalf("more code resident than mapped: %v", m)
+	}
+}
+
+// TestIdleFloor runs internal/idlefloor, MESH's dependencies alone: its
+// binary must be smaller than mesh's, and its code resident.
+func TestIdleFloor(t *testing.T) {
+	if _, err := os.Stat("/proc/self/status"); err != nil {
+		t.Skip("idle reads /proc: Linux only")
+	}
+	m := lastJSON(t, "idle", "-floor", "-wait", "1s")
+	if m["scenario"] != "idle" || m["floor"] != true || m["profile"] != "sensor" {
+		t.Fatalf("got %v", m)
+	}
+	positive(t, m, "rss_mb", "rss_anon_mb", "binary_mb", "rss_text_mb", "text_mb")
 }
