@@ -2,6 +2,7 @@ package store
 
 import (
 	zapx "github.com/blevesearch/zapx/v17"
+	"sync/atomic"
 
 	"errors"
 	"fmt"
@@ -102,10 +103,15 @@ func newMapping() *mapping.IndexMappingImpl {
 // analyzers are the ones newMapping names, resolved once per index.
 type analyzers struct {
 	text, keyword analysis.Analyzer
+	// expiring is set once a document with an expiry has been built for
+	// the index (or found in it at open): until then searches leave out
+	// the expiry clause, a numeric range that costs a few hundred term
+	// look-ups on every search.
+	expiring *atomic.Bool
 }
 
 func newAnalyzers(m *mapping.IndexMappingImpl) (analyzers, error) {
-	a := analyzers{text: m.AnalyzerNamed(en.AnalyzerName), keyword: m.AnalyzerNamed(keyword.Name)}
+	a := analyzers{text: m.AnalyzerNamed(en.AnalyzerName), keyword: m.AnalyzerNamed(keyword.Name), expiring: new(atomic.Bool)}
 	if a.text == nil || a.keyword == nil {
 		return a, errors.New("store: index analyzers not registered")
 	}
@@ -174,6 +180,7 @@ func (a analyzers) buildDocAs(docID string, l *protocol.Lesson, visibility, orig
 		d.AddField(document.NewNumericFieldWithIndexingOptions(fieldModified, nil, float64(mtime), sortOptions))
 	}
 	if l.ExpiresAt != 0 {
+		a.expiring.Store(true) // before the document can be found
 		d.AddField(document.NewNumericFieldWithIndexingOptions(fieldExpires, nil, float64(l.ExpiresAt), numOptions))
 	}
 	for _, f := range numericFields(l) {

@@ -186,7 +186,10 @@ func (s *Store) Search(ctx context.Context, q Query) (*SearchResult, error) {
 	if none {
 		return &SearchResult{Hits: []Hit{}}, nil
 	}
-	exclude := []query.Query{expiredQuery(now)}
+	var exclude []query.Query
+	if s.an.expiring.Load() {
+		exclude = append(exclude, expiredQuery(now))
+	}
 	if onlyLocal {
 		exclude = append(exclude, term(fieldOrigin, originRemote))
 	}
@@ -466,9 +469,16 @@ func expiredQuery(now int64) query.Query {
 	return numRange(fieldExpires, ptr(0.0), ptr(float64(now)), true, true)
 }
 
-// liveQuery matches every record not expired at now.
-func liveQuery(now int64) *query.BooleanQuery {
-	return query.NewBooleanQuery([]query.Query{query.NewMatchAllQuery()}, nil, []query.Query{expiredQuery(now)})
+// liveQuery matches every record not expired at now. Until the index has
+// held a record with an expiry (analyzers.expiring) it has no expiry clause.
+// A record that gains one while a search runs may be counted by it, but
+// not returned: loadHit checks every hit's expiry.
+func (s *Store) liveQuery(now int64) *query.BooleanQuery {
+	var exclude []query.Query
+	if s.an.expiring.Load() {
+		exclude = append(exclude, expiredQuery(now))
+	}
+	return query.NewBooleanQuery([]query.Query{query.NewMatchAllQuery()}, nil, exclude)
 }
 
 // addFilters adds filters to q as a non-scoring filter clause.
@@ -596,7 +606,7 @@ func (s *Store) List(ctx context.Context, o ListOptions) (*ListResult, error) {
 		return &ListResult{}, nil
 	}
 	filters = appendCommon(filters, o.Project, o.Agent, o.Tags)
-	bq := liveQuery(now)
+	bq := s.liveQuery(now)
 	addFilters(bq, filters)
 	req := bleve.NewSearchRequestOptions(bq, limit, o.Offset, false)
 	req.Score = "none"
@@ -660,7 +670,7 @@ func (s *Store) Status(ctx context.Context) (*Status, error) {
 		return nil, fmt.Errorf("store: status: %w", ErrIndexUnavailable)
 	}
 	now := s.nowMS()
-	rq := liveQuery(now)
+	rq := s.liveQuery(now)
 	rq.AddFilter(term(fieldOrigin, originRemote))
 	rreq := bleve.NewSearchRequestOptions(rq, 0, 0, false)
 	rreq.Score = "none"
@@ -668,7 +678,7 @@ func (s *Store) Status(ctx context.Context) (*Status, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: status: %w", err)
 	}
-	lq := liveQuery(now)
+	lq := s.liveQuery(now)
 	lq.AddFilter(term(fieldOrigin, originLocal))
 	req := bleve.NewSearchRequestOptions(lq, 0, 0, false)
 	req.Score = "none"
@@ -735,7 +745,7 @@ func (s *Store) AgentStatus(ctx context.Context, agent string) (*AgentStatus, er
 	}
 	now := s.nowMS()
 	out := &AgentStatus{Agent: agent, Status: StatusIdle}
-	bq := liveQuery(now)
+	bq := s.liveQuery(now)
 	addFilters(bq, []query.Query{term(fieldType, protocol.TypeCheckpoint), term(fieldAgent, agent), term(fieldOrigin, originLocal)})
 	req := bleve.NewSearchRequestOptions(bq, 1, 0, false)
 	req.Score = "none"
@@ -816,6 +826,9 @@ func (s *Store) sweepPage(ctx context.Context) (n int, more bool, err error) {
 	defer leave()
 	if s.idx == nil {
 		return 0, false, ErrIndexUnavailable
+	}
+	if !s.an.expiring.Load() {
+		return 0, false, nil // nothing in the index can expire
 	}
 	now := s.nowMS()
 	req := bleve.NewSearchRequestOptions(expiredQuery(now), sweepPage, 0, false)

@@ -465,3 +465,48 @@ func mapsEqual(a, b map[string]int) bool {
 	}
 	return true
 }
+
+// TestExpiryClauseOnlyOnceNeeded: searches leave out the expiry clause
+// until the index holds a record with an expiry, and a reopened index that
+// holds one has the clause again.
+func TestExpiryClauseOnlyOnceNeeded(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	dir := t.TempDir()
+	s := openStore(t, dir, clk)
+	mustPut(t, s, lesson("a", "alpha"))
+	if s.an.expiring.Load() {
+		t.Fatal("no record has an expiry, yet searches carry the clause")
+	}
+	if n, _, err := s.sweepPage(ctx); err != nil || n != 0 {
+		t.Fatalf("sweep with nothing to expire: %d, %v", n, err)
+	}
+	mustPut(t, s, &protocol.Lesson{Type: "reading", Content: "gamma", ExpiresAt: clk.MS() + 1000})
+	if !s.an.expiring.Load() {
+		t.Fatal("a record with an expiry is indexed, and searches do not exclude expired ones")
+	}
+	clk.Add(time.Second)
+	total := func(s *Store) int {
+		st, err := s.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Total
+	}
+	if n := total(s); n != 1 {
+		t.Fatalf("Status counts %d records, want 1 (the reading expired)", n)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, dir, clk) // the expired reading is still in the index: not swept
+	if !s.an.expiring.Load() {
+		t.Fatal("reopened over an index holding a record with an expiry, searches lack the clause")
+	}
+	if n := total(s); n != 1 {
+		t.Fatalf("after reopening, Status counts %d records, want 1", n)
+	}
+	if n, _, err := s.sweepPage(ctx); err != nil || n != 1 {
+		t.Fatalf("sweep: %d, %v; want the expired reading", n, err)
+	}
+}

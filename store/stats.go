@@ -344,7 +344,7 @@ func (s *Store) publicDocIDs(ctx context.Context, origin string) ([]string, erro
 		return nil, ErrIndexUnavailable
 	}
 	filters, _ := s.appendOrigin([]query.Query{term(fieldVisibility, protocol.VisibilityPublic)}, origin, "")
-	bq := liveQuery(s.nowMS())
+	bq := s.liveQuery(s.nowMS())
 	addFilters(bq, filters)
 	var ids []string
 	var after []string

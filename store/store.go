@@ -322,6 +322,24 @@ func Open(opts Options) (*Store, error) {
 	return s, nil
 }
 
+// noteExpiring sets analyzers.expiring if idx holds a record with an
+// expiry.
+func (s *Store) noteExpiring(idx bleve.Index) error {
+	d, err := idx.FieldDict(fieldExpires)
+	if err != nil {
+		return fmt.Errorf("store: index: %w", err)
+	}
+	defer d.Close()
+	e, err := d.Next()
+	if err != nil {
+		return fmt.Errorf("store: index: %w", err)
+	}
+	if e != nil {
+		s.an.expiring.Store(true)
+	}
+	return nil
+}
+
 func (s *Store) closeDS() {
 	if s.ownDS {
 		_ = s.ds.Close()
@@ -393,6 +411,9 @@ func (s *Store) initIndex(ctx context.Context) error {
 	}
 	if reason == "" {
 		s.idx = idx
+		if err := s.noteExpiring(idx); err != nil {
+			return err
+		}
 		if err := s.replayMarkers(ctx); err != nil {
 			return err
 		}
