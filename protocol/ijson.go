@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -493,16 +494,24 @@ func skipJSONValue(d []byte, i int) int {
 }
 
 // skipJSONString returns the end of the valid JSON string that starts at i.
+// It jumps from quote to quote (bytes.IndexByte): a quote ends the string
+// unless an odd number of backslashes precede it.
 func skipJSONString(d []byte, i int) int {
-	for i++; i < len(d); i++ {
-		switch d[i] {
-		case '\\':
-			i++
-		case '"':
+	start := i + 1
+	for i = start; ; i++ {
+		j := bytes.IndexByte(d[i:], '"')
+		if j < 0 {
+			return len(d)
+		}
+		i += j
+		n := 0
+		for k := i - 1; k >= start && d[k] == '\\'; k-- {
+			n++
+		}
+		if n%2 == 0 {
 			return i + 1
 		}
 	}
-	return i
 }
 
 // unescapeJSON appends the value of raw, the inside of a valid JSON string,
@@ -564,4 +573,61 @@ func jsonStringValue(raw []byte) string {
 		}
 	}
 	return string(in)
+}
+
+// memberValue returns the value of the member called name of obj, a JSON
+// object already checked as I-JSON (so names are unique), without
+// allocating; ok is false if obj has no such member.
+func memberValue(obj []byte, name string) (value []byte, ok bool) {
+	i := 0
+	ws := func() {
+		for i < len(obj) && isJSONSpace(obj[i]) {
+			i++
+		}
+	}
+	ws()
+	if i >= len(obj) || obj[i] != '{' {
+		return nil, false
+	}
+	i++
+	for {
+		ws()
+		if i >= len(obj) || obj[i] != '"' {
+			return nil, false // '}' or the end
+		}
+		end := skipJSONString(obj, i)
+		if end > len(obj) || end < i+2 {
+			return nil, false
+		}
+		raw := obj[i+1 : end-1]
+		i = end
+		ws()
+		if i >= len(obj) || obj[i] != ':' {
+			return nil, false
+		}
+		i++
+		ws()
+		start := i
+		i = skipJSONValue(obj, i)
+		if i > len(obj) {
+			return nil, false
+		}
+		if jsonNameIs(raw, name) {
+			return obj[start:i:i], true
+		}
+		ws()
+		if i >= len(obj) || obj[i] != ',' {
+			return nil, false
+		}
+		i++
+	}
+}
+
+// jsonNameIs reports whether raw, the inside of a valid JSON string, is
+// name; it unescapes only when raw has an escape.
+func jsonNameIs(raw []byte, name string) bool {
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw) == name
+	}
+	return string(unescapeJSON(nil, raw)) == name
 }

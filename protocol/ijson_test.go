@@ -149,3 +149,44 @@ func TestIJSONDepthInContext(t *testing.T) {
 		}
 	}
 }
+
+func TestSkipJSONStringAndMemberValue(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int
+	}{
+		{`"abc",`, 5},
+		{`"a\"b",`, 6},
+		{`"a\\",`, 5},
+		{`"a\\\"b",`, 8},
+		{`"\\\\",`, 6},
+		{`""`, 2},
+		{`"unterminated`, 13},
+		{`"ends in escape\"`, 17},
+	} {
+		if got := skipJSONString([]byte(tc.in), 0); got != tc.want {
+			t.Errorf("skipJSONString(%s) = %d, want %d", tc.in, got, tc.want)
+		}
+	}
+	obj := []byte(` { "a" : "x\"}" , "b\\":1, "c":{"a":2}, "\u0064" : [1,"]"] } `)
+	for _, tc := range []struct {
+		name, want string
+		ok         bool
+	}{
+		{"a", `"x\"}"`, true},
+		{`b\`, `1`, true},
+		{"c", `{"a":2}`, true},
+		{"d", `[1,"]"]`, true},
+		{"e", "", false},
+	} {
+		v, ok := memberValue(obj, tc.name)
+		if ok != tc.ok || string(v) != tc.want {
+			t.Errorf("memberValue(%q) = %s %v, want %s %v", tc.name, v, ok, tc.want, tc.ok)
+		}
+	}
+	for _, bad := range []string{``, `[]`, `{`, `{"a"`, `{"a":1`, `"a"`} {
+		if v, ok := memberValue([]byte(bad), "a"); ok && bad != `{"a":1` {
+			t.Errorf("memberValue(%q) = %s, true", bad, v)
+		}
+	}
+}

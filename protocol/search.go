@@ -299,6 +299,38 @@ type SearchResult struct {
 	// encoding the lesson again.
 	raw    json.RawMessage
 	rawFor *SignedLesson
+	// relay is set, and SignedLesson nil, on a result DecodeSearchRelay
+	// made: what a forwarder needs of the lesson it passes on as raw.
+	relay *relayedLesson
+}
+
+// relayedLesson is what DecodeSearchRelay reads of a result's lesson.
+type relayedLesson struct {
+	key         string // lessonId@nodeId
+	publishedAt int64
+}
+
+// Lesson reports the key (lessonId@nodeId) and the publication time of
+// the result's lesson, whether it was decoded in full or for relaying; ok
+// is false for a result without one. Nothing is verified.
+func (r *SearchResult) Lesson() (key string, publishedAt int64, ok bool) {
+	switch {
+	case r.SignedLesson != nil:
+		return r.SignedLesson.Key(), r.SignedLesson.Publication.PublishedAt, true
+	case r.relay != nil && r.raw != nil:
+		return r.relay.key, r.relay.publishedAt, true
+	}
+	return "", 0, false
+}
+
+// LessonBytes is the JSON of the result's lesson as it would be sent: as
+// received, or encoded now (then kept, as EncodedSize does); nil if there
+// is none or it does not encode.
+func (r *SearchResult) LessonBytes() []byte {
+	if r.EncodedSize() == 0 {
+		return nil
+	}
+	return r.raw
 }
 
 // searchResultJSON is the wire form of SearchResult.
@@ -451,6 +483,23 @@ func (r *SearchResult) appendJSON(b *bytes.Buffer) error {
 // (see SearchStats). A result that does not decode is left out and counted
 // in Invalid. It does not verify the lessons.
 func DecodeSearchResponse(data []byte) (*SearchResponse, error) {
+	return decodeSearchResponse(data, false)
+}
+
+// DecodeSearchRelay is DecodeSearchResponse for a forwarder, which passes
+// the results on rather than reading them: each result is checked as
+// I-JSON and its envelope as in full, but of its lesson only the size, the
+// three parts being objects, the lesson ID, the publisher's node ID and the
+// publication time are read (SearchResult.Lesson); other field names and
+// values are not checked. SignedLesson is nil;
+// the lesson's bytes are sent on as received. The requester decodes and
+// verifies every lesson it ranks, so a malformed one costs it one Invalid,
+// as it would have cost the forwarder.
+func DecodeSearchRelay(data []byte) (*SearchResponse, error) {
+	return decodeSearchResponse(data, true)
+}
+
+func decodeSearchResponse(data []byte, relay bool) (*SearchResponse, error) {
 	if len(data) > MaxSearchResponseSize {
 		return nil, fmt.Errorf("search response: %w: %d bytes, the limit is %d", ErrTooLarge, len(data), MaxSearchResponseSize)
 	}
@@ -486,7 +535,7 @@ func DecodeSearchResponse(data []byte) (*SearchResponse, error) {
 			r.Invalid++
 			continue
 		}
-		res, err := decodeSearchResult(fmt.Sprintf("search response.results[%d]", i), raw)
+		res, err := decodeResult(fmt.Sprintf("search response.results[%d]", i), raw, relay)
 		if err != nil {
 			r.Invalid++
 			continue
@@ -517,6 +566,12 @@ func DecodeSearchResponse(data []byte) (*SearchResponse, error) {
 }
 
 func decodeSearchResult(path string, raw []byte) (SearchResult, error) {
+	return decodeResult(path, raw, false)
+}
+
+// decodeResult decodes one result of a search response: its lesson in
+// full, or, for relay, only its key and publication time.
+func decodeResult(path string, raw []byte, relay bool) (SearchResult, error) {
 	var res SearchResult
 	o, err := splitObject(path, raw)
 	if err != nil {
@@ -525,11 +580,18 @@ func decodeSearchResult(path string, raw []byte) (SearchResult, error) {
 	if err := o.only([]string{"signedLesson"}, "score", "trustScore", "via"); err != nil {
 		return res, err
 	}
-	res.SignedLesson = new(SignedLesson)
-	if err := res.SignedLesson.unmarshalChecked(o.members["signedLesson"]); err != nil {
-		return res, fmt.Errorf("%s: %w", path, err)
+	if relay {
+		if res.relay, err = relayLesson(path+".signedLesson", o.members["signedLesson"]); err != nil {
+			return res, err
+		}
+		res.raw = o.members["signedLesson"]
+	} else {
+		res.SignedLesson = new(SignedLesson)
+		if err := res.SignedLesson.unmarshalChecked(o.members["signedLesson"]); err != nil {
+			return res, fmt.Errorf("%s: %w", path, err)
+		}
+		res.raw, res.rawFor = o.members["signedLesson"], res.SignedLesson
 	}
-	res.raw, res.rawFor = o.members["signedLesson"], res.SignedLesson
 	if o.has("score") {
 		if res.Score, err = o.float("score"); err != nil {
 			return res, err
@@ -574,4 +636,54 @@ func splitArray(raw []byte, max int) (elems [][]byte, isArray bool) {
 		i = end
 	}
 	return elems, true
+}
+
+// relayLesson reads what a forwarder needs of a signed lesson it relays
+// (see DecodeSearchRelay); data is checked I-JSON. It looks the members up
+// in place, allocating only the key.
+func relayLesson(path string, data []byte) (*relayedLesson, error) {
+	if len(data) > MaxSignedLessonSize {
+		return nil, fmt.Errorf("%s: %w: %d bytes, the limit is %d", path, ErrTooLarge, len(data), MaxSignedLessonSize)
+	}
+	part := func(obj []byte, name string) ([]byte, error) {
+		v, ok := memberValue(obj, name)
+		if !ok || len(v) == 0 || v[0] != '{' {
+			return nil, invalidf("%s.%s: want an object", path, name)
+		}
+		return v, nil
+	}
+	if len(bytes.TrimLeft(data, " \t\r\n")) == 0 || bytes.TrimLeft(data, " \t\r\n")[0] != '{' {
+		return nil, invalidf("%s: must be a JSON object", path)
+	}
+	lesson, err := part(data, "lesson")
+	if err != nil {
+		return nil, err
+	}
+	pub, err := part(data, "publication")
+	if err != nil {
+		return nil, err
+	}
+	sig, err := part(data, "signature")
+	if err != nil {
+		return nil, err
+	}
+	idRaw, _ := memberValue(lesson, "id")
+	id, err := jsonString(idRaw)
+	if err != nil {
+		return nil, invalidf("%s.lesson.id: want a string", path)
+	}
+	if err := ValidateID(id); err != nil {
+		return nil, prefixErr(path+".lesson.id", err)
+	}
+	nodeRaw, _ := memberValue(sig, "nodeId")
+	nodeID, err := jsonString(nodeRaw)
+	if err != nil || nodeID == "" || len(nodeID) > MaxRequestIDLength || !safeName(nodeID) {
+		return nil, invalidf("%s.signature.nodeId: want a node ID", path)
+	}
+	atRaw, _ := memberValue(pub, "publishedAt")
+	at, err := parseSafeInt(atRaw)
+	if err != nil || at <= 0 {
+		return nil, invalidf("%s.publication.publishedAt: want Unix milliseconds", path)
+	}
+	return &relayedLesson{key: id + "@" + nodeID, publishedAt: at}, nil
 }

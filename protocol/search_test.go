@@ -221,3 +221,132 @@ func FuzzDecodeSearchResponse(f *testing.F) {
 		}
 	})
 }
+
+// TestDecodeSearchRelay: a forwarder reads each result's key and
+// publication time, sends the lesson on byte for byte, and leaves out what
+// it cannot read, as the full decoder does.
+func TestDecodeSearchRelay(t *testing.T) {
+	sl := mustSign(t, testKey(7), testLesson())
+	resp := &SearchResponse{Type: MsgSearchResponse, RequestID: "r1", Truncated: true,
+		Results: []SearchResult{{SignedLesson: sl, Score: 0.75, TrustScore: 0.5, Via: "12D3KooWy"}}}
+	b, err := resp.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeSearchRelay(b)
+	if err != nil || len(got.Results) != 1 || !got.Truncated || got.Results[0].Via != "12D3KooWy" {
+		t.Fatalf("%+v %v", got, err)
+	}
+	r := got.Results[0]
+	if r.SignedLesson != nil {
+		t.Fatal("a relayed result has its lesson decoded")
+	}
+	key, at, ok := r.Lesson()
+	if !ok || key != sl.Key() || at != sl.Publication.PublishedAt {
+		t.Fatalf("Lesson() = %q %d %v, want %q %d", key, at, ok, sl.Key(), sl.Publication.PublishedAt)
+	}
+	if want, _ := sl.Encode(); !bytes.Equal(r.LessonBytes(), want) {
+		t.Fatalf("LessonBytes() = %s, want %s", r.LessonBytes(), want)
+	}
+	// Passed on, the lesson decodes in full and verifies.
+	b2, err := got.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(b, b2) {
+		t.Fatalf("relayed answer changed:\n%s\n%s", b, b2)
+	}
+	full, err := DecodeSearchResponse(b2)
+	if err != nil || len(full.Results) != 1 {
+		t.Fatalf("%+v %v", full, err)
+	}
+	if err := Verify(full.Results[0].SignedLesson, VerifyOptions{Now: testNow}); err != nil {
+		t.Fatal(err)
+	}
+
+	slb := string(mustEncode(t, sl))
+	huge := strings.Replace(slb, `"content":"`, `"content":"`+strings.Repeat("a", MaxSignedLessonSize), 1)
+	for _, bad := range []string{
+		`{}`,
+		`{"signedLesson":null}`,
+		`{"signedLesson":` + slb + `,"score":"1"}`,
+		`{"signedLesson":{"lesson":{}}}`,
+		`{"signedLesson":{"lesson":{},"publication":{"publishedAt":1},"signature":{"nodeId":"n"}}}`,
+		`{"signedLesson":` + strings.Replace(slb, `"publishedAt":`, `"publishedAt":-`, 1) + `}`,
+		`{"signedLesson":` + strings.Replace(slb, `"nodeId":"`, `"nodeId":"/`, 1) + `}`,
+		`{"signedLesson":` + strings.Replace(slb, `"id":"`, `"id":"../`, 1) + `}`,
+		`{"signedLesson":` + huge + `}`,
+		"{\"signedLesson\":\"\xff\"}",
+	} {
+		in := `{"type":"searchResponse","requestId":"r","results":[{"signedLesson":` + slb + `},` + bad + `]}`
+		r, err := DecodeSearchRelay([]byte(in))
+		if err != nil || r.Invalid != 1 || len(r.Results) != 1 {
+			t.Errorf("one bad result %.80q: %v, %d invalid, %d results; want 1 invalid, 1 result", bad, err, r.Invalid, len(r.Results))
+		}
+	}
+	// Field names past the ones it reads are the requester's to check.
+	extra := `{"signedLesson":` + strings.Replace(slb, `"lesson":{`, `"extra":1,"lesson":{`, 1) + `}`
+	in := `{"type":"searchResponse","requestId":"r","results":[` + extra + `]}`
+	if r, err := DecodeSearchRelay([]byte(in)); err != nil || len(r.Results) != 1 {
+		t.Fatalf("relay: %v %+v", err, r)
+	}
+	if r, err := DecodeSearchResponse([]byte(in)); err != nil || r.Invalid != 1 {
+		t.Fatalf("full: %v %+v", err, r)
+	}
+	if _, err := DecodeSearchRelay(make([]byte, MaxSearchResponseSize+1)); CodeOf(err) != CodeTooLarge {
+		t.Fatalf("oversized response: %v", err)
+	}
+}
+
+// FuzzDecodeSearchRelay: the relay decoder never panics, fails only where
+// the full decoder fails, keeps every result that verifies (with its key
+// and publication time), and passes it on byte for byte.
+func FuzzDecodeSearchRelay(f *testing.F) {
+	_, signed, _, _ := fuzzSeeds(f)
+	for _, b := range signed {
+		f.Add([]byte(`{"type":"searchResponse","requestId":"r","results":[{"signedLesson":` + string(b) + `,"score":0.5,"trustScore":1,"via":"12D3KooWx"}],"truncated":true}`))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		relay, err := DecodeSearchRelay(data)
+		full, ferr := DecodeSearchResponse(data)
+		if (err == nil) != (ferr == nil) {
+			t.Fatalf("relay decoder: %v; full decoder: %v", err, ferr)
+		}
+		if err != nil {
+			checkDecodeErr(t, err)
+			return
+		}
+		enc, err := relay.Encode()
+		if err != nil {
+			t.Fatalf("relayed response does not encode: %v", err)
+		}
+		again, err := DecodeSearchResponse(enc)
+		if err != nil {
+			t.Fatalf("relayed response does not decode: %v\n%s", err, enc)
+		}
+		passed := map[string][]byte{}
+		for _, r := range again.Results {
+			b, _ := r.MarshalJSON()
+			passed[r.SignedLesson.Key()] = b
+		}
+		opts := VerifyOptions{Now: testNow, AllowOld: true}
+		for i, r := range full.Results {
+			if Verify(r.SignedLesson, opts) != nil {
+				continue
+			}
+			found := false
+			for _, rr := range relay.Results {
+				if k, at, ok := rr.Lesson(); ok && k == r.SignedLesson.Key() && at == r.SignedLesson.Publication.PublishedAt {
+					found = true
+				}
+			}
+			if !found {
+				t.Fatalf("result %d verifies, but the relay decoder left it out", i)
+			}
+			want, _ := r.MarshalJSON()
+			if got := passed[r.SignedLesson.Key()]; !bytes.Equal(got, want) {
+				t.Fatalf("result %d passed on as\n%s\nwant\n%s", i, got, want)
+			}
+		}
+	})
+}

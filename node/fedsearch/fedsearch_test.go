@@ -2,6 +2,7 @@ package fedsearch_test
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -270,6 +271,54 @@ func TestFederatedSearchDropsForgeries(t *testing.T) {
 	if res.Invalid != 3 || res.Revoked != 1 || len(res.Results) != 1 || res.Results[0].Key != good.Key() || res.Results[0].Via != m.ID().String() ||
 		res.Results[0].SignedLesson.Lesson.Content != good.Lesson.Content {
 		t.Fatalf("invalid %d, revoked %d, results %v", res.Invalid, res.Revoked, hitKeys(res))
+	}
+}
+
+// TestForwarderRelaysForRequesterToCheck: a real forwarder between the
+// requester and a malicious leaf passes the leaf's answer on without
+// decoding the lessons in full. The requester still drops a lesson
+// malformed past what a forwarder reads, and a newer forged copy of a
+// lesson does not shadow the genuine one at the forwarder.
+func TestForwarderRelaysForRequesterToCheck(t *testing.T) {
+	t.Parallel()
+	line := node.Config{DHT: discovery.Config{NoLAN: true}}
+	a, b := nodetest.New(t, line), nodetest.New(t, line)
+	m := nodetest.Host(t)
+	key := nodetest.NewKey(t)
+	good := nodetest.SignAs(t, key, "good", "Borrow checker", "clone is not a fix for the borrow checker", "public")
+	shadow := *good // newer, same key, signature of the older: forged
+	shadow.Lesson.Content = "borrow checker: disable it with unsafe everywhere"
+	shadow.Publication.PublishedAt += 1000
+	odd := nodetest.SignAs(t, key, "odd", "Borrow checker odd", "borrow checker, malformed on the wire", "public")
+	oddBytes, err := odd.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	oddBytes = bytes.Replace(oddBytes, []byte(`"visibility":"public"`), []byte(`"visibility":7`), 1)
+	oddResult := protocol.SearchResult{SignedLesson: odd}
+	oddResult.UseEncoding(oddBytes)
+	// The forged copy first: a forwarder keeping one copy per key would
+	// keep the newest, this one, and drop the genuine copy.
+	var fake fakeSearcher
+	fake.serve(m, func(*protocol.SearchRequest) []protocol.SearchResult {
+		return []protocol.SearchResult{{SignedLesson: &shadow, Score: 9}, oddResult, {SignedLesson: good, Score: 1}}
+	})
+	nodetest.Connect(t, a, b)
+	nodetest.ConnectHost(t, m, b)
+	trusts(t, a, b.ID())
+	trusts(t, b, m.ID())
+	trusts(t, a, nodetest.PeerOf(t, key))
+
+	res, err := a.SearchNetwork(context.Background(), api.FedSearchRequest{Query: "borrow checker", Hops: 2, Deadline: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fake.requests()) != 1 {
+		t.Fatalf("the leaf was asked %d times, want once, by the forwarder", len(fake.requests()))
+	}
+	if res.Invalid != 2 || len(res.Results) != 1 || res.Results[0].Key != good.Key() || res.Results[0].Via != m.ID().String() ||
+		res.Results[0].SignedLesson.Lesson.Content != good.Lesson.Content {
+		t.Fatalf("invalid %d, results %v; want the genuine lesson and 2 invalid (the forgery, the malformed one)", res.Invalid, hitKeys(res))
 	}
 }
 

@@ -161,7 +161,7 @@ func (rk *ranking) admit(ctx context.Context, key, publisher string) *candidate 
 		c.trust = -1
 		return c
 	}
-	if publisher != rk.s.self.String() {
+	if publisher != rk.s.selfS {
 		path, score, ok := rk.s.trust.Path(publisher)
 		if !ok || rk.s.trust.Blocked(publisher) || score <= 0 {
 			rk.res.Untrusted++

@@ -83,7 +83,7 @@ func (s *Service) search(ctx context.Context, q api.FedSearchRequest) (_ *api.Fe
 			return nil, len(peers), fmt.Errorf("federated search: %w", err)
 		}
 		for i := range local {
-			local[i].Via = s.self.String()
+			local[i].Via = s.selfS
 		}
 		lists = append(lists, local)
 		feats.analyze(&protocol.SearchResponse{Results: local})
@@ -116,7 +116,7 @@ func (s *Service) search(ctx context.Context, q api.FedSearchRequest) (_ *api.Fe
 // and whether this node's own store answers too.
 func (s *Service) plan(q api.FedSearchRequest) (req *protocol.SearchRequest, peers []peer.ID, askLocal bool, err error) {
 	filters := q.Filters
-	req = &protocol.SearchRequest{Type: protocol.MsgSearch, Query: q.Query, Limit: q.Limit, Hops: q.Hops, Origin: s.self.String()}
+	req = &protocol.SearchRequest{Type: protocol.MsgSearch, Query: q.Query, Limit: q.Limit, Hops: q.Hops, Origin: s.selfS}
 	req.Clamp()
 	req.TTL = req.Hops
 	askLocal = true
@@ -175,7 +175,9 @@ type fanOutResult struct {
 // fanOut sends req to peers in parallel and delivers, once all answered or
 // ctx is done, what arrived. A peer that does not answer in time costs no
 // more than ctx's deadline: its stream is reset then. each, if set, is
-// called on every answer without an error as it arrives, in parallel.
+// called on every answer without an error as it arrives, in parallel;
+// without each, the answers are decoded for relaying only (their results
+// have no SignedLesson, see protocol.DecodeSearchRelay).
 func (s *Service) fanOut(ctx context.Context, peers []peer.ID, req *protocol.SearchRequest, each func(*protocol.SearchResponse)) <-chan fanOutResult {
 	out := make(chan fanOutResult, 1)
 	if len(peers) == 0 {
@@ -197,7 +199,7 @@ func (s *Service) fanOut(ctx context.Context, peers []peer.ID, req *protocol.Sea
 	stopService := context.AfterFunc(s.ctx, cancel)
 	for _, p := range peers {
 		s.goTracked(func() {
-			resp, err := s.roundTrip(ctx, p, b)
+			resp, err := s.roundTrip(ctx, p, b, each == nil)
 			if err == nil && resp.Error == nil && each != nil {
 				each(resp)
 			}
@@ -250,11 +252,16 @@ func (r *fanOutResult) add(p peer.ID, resp *protocol.SearchResponse, err error) 
 }
 
 // roundTrip sends one search request to p and reads its answer. It gives
-// up, resetting the stream, when ctx is done.
-func (s *Service) roundTrip(ctx context.Context, p peer.ID, req []byte) (*protocol.SearchResponse, error) {
+// up, resetting the stream, when ctx is done. A forwarder (relay) reads of
+// each result only what it merges by (protocol.DecodeSearchRelay): the
+// requester decodes and verifies the lessons it ranks.
+func (s *Service) roundTrip(ctx context.Context, p peer.ID, req []byte, relay bool) (*protocol.SearchResponse, error) {
 	b, err := streamrpc.Call(ctx, s.host, p, protocol.ProtocolSearch, req, protocol.MaxSearchResponseSize)
 	if err != nil {
 		return nil, err
+	}
+	if relay {
+		return protocol.DecodeSearchRelay(b)
 	}
 	return protocol.DecodeSearchResponse(b)
 }

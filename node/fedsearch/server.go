@@ -79,7 +79,7 @@ func (s *Service) handle(ctx context.Context, r *streamrpc.Request) []byte {
 		r.SetDeadline(r.Received.Add(budget + time.Second))
 		select {
 		case s.inFlight <- struct{}{}:
-			if req.Origin != s.self.String() && s.seen.first(req.RequestID, r.Received) {
+			if req.Origin != s.selfS && s.seen.first(req.RequestID, r.Received) {
 				err = s.serve(ctx, r.Received.Add(budget), r.From, req, resp)
 			} // else seen before, or our own search come back: answered already
 			<-s.inFlight
@@ -111,7 +111,7 @@ func (s *Service) serve(ctx context.Context, deadline time.Time, from peer.ID, r
 			f := *req
 			f.TTL--
 			f.DeadlineMs = budget.Milliseconds()
-			fwd = s.fanOut(ctx, s.peers(from.String(), req.Origin), &f, nil)
+			fwd = s.fanOut(ctx, s.peers(from.String(), req.Origin), &f, nil) // relays: see roundTrip
 		}
 	}
 	local, err := s.local.PublicResults(ctx, pq, req.Filters, req.Limit)
@@ -152,7 +152,7 @@ func (s *Service) setTrustScores(rs []protocol.SearchResult) {
 
 // trustScore is this node's trust in a publisher, 0 for none.
 func (s *Service) trustScore(nodeID string) float64 {
-	if nodeID == s.self.String() {
+	if nodeID == s.selfS {
 		return 1
 	}
 	if s.trust.Blocked(nodeID) {
@@ -225,11 +225,14 @@ func (s *Service) speaksSearch(p peer.ID) bool {
 }
 
 // mergeResults merges lists of results, each best first: it takes them in
-// turn, one from each list, so every source's best come first, keeps the
-// newest publication of each lesson key, and stops at max results or
-// maxBytes of encoded lessons (cut is then true).
+// turn, one from each list, so every source's best come first, keeps one
+// of each copy (byte for byte), and stops at max results or maxBytes of
+// encoded lessons (cut is then true). Different copies of one lesson key
+// are all kept: a forwarder verifies nothing, so the newest copy may be a
+// forgery (with the genuine signature) that would otherwise shadow the
+// genuine one; the requester verifies the copies newest first.
 func mergeResults(lists [][]protocol.SearchResult, max, maxBytes int) (out []protocol.SearchResult, cut bool) {
-	pos := map[string]int{} // lesson key -> index in out
+	pos := map[string]bool{} // copies taken, by their bytes
 	total := 0
 	for i := 0; ; i++ {
 		more := false
@@ -240,26 +243,21 @@ func mergeResults(lists [][]protocol.SearchResult, max, maxBytes int) (out []pro
 			more = true
 			size := l[i].EncodedSize() // kept in l[i], encoded once
 			r := l[i]
-			if r.SignedLesson == nil {
+			b := r.LessonBytes()
+			if _, _, ok := r.Lesson(); !ok || b == nil {
 				continue
 			}
-			key := r.SignedLesson.Key()
-			if j, ok := pos[key]; ok {
-				if r.SignedLesson.Publication.PublishedAt > out[j].SignedLesson.Publication.PublishedAt {
-					out[j] = r // sizes differ a little; the slack covers it
-				}
+			copyID := string(b)
+			if pos[copyID] {
 				continue
 			}
 			if len(out) == max {
 				return out, true
 			}
-			if size == 0 {
-				continue
-			}
 			if total += size + 256; total > maxBytes {
 				return out, true
 			}
-			pos[key] = len(out)
+			pos[copyID] = true
 			out = append(out, r)
 		}
 		if !more {

@@ -94,6 +94,7 @@ type Config struct {
 type Service struct {
 	host  host.Host
 	self  peer.ID
+	selfS string // self.String(), which encodes anew on every call
 	local Local
 	trust TrustView
 	now   func() time.Time
@@ -113,7 +114,7 @@ type Service struct {
 // Close.
 func New(cfg Config) *Service {
 	s := &Service{
-		host: cfg.Host, self: cfg.Self, local: cfg.Local, trust: cfg.Trust, now: cfg.Now, log: cfg.Logger,
+		host: cfg.Host, self: cfg.Self, selfS: cfg.Self.String(), local: cfg.Local, trust: cfg.Trust, now: cfg.Now, log: cfg.Logger,
 		limit:    ratelimit.New(peerRate, peerBurst, maxPeers),
 		inFlight: make(chan struct{}, maxInFlight),
 	}
