@@ -125,7 +125,7 @@ func (s serving) publicHits(ctx context.Context, hits []store.Hit, f *protocol.S
 				skipped++
 				continue
 			}
-			if sl, enc, err = s.n.store.SharedPublication(ctx, h.Record); err != nil {
+			if sl, enc, err = s.n.store.SharedPublicationOf(ctx, h); err != nil {
 				skipped++
 				continue
 			}

@@ -3,9 +3,9 @@ package store
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"sync"
 
@@ -185,30 +185,42 @@ func (s *Store) SharedPublication(ctx context.Context, rec *protocol.Lesson) (sl
 	if rec == nil {
 		return nil, nil, invalidf("shared publication: record is nil")
 	}
-	if err := protocol.ValidateID(rec.ID); err != nil {
+	return s.sharedPublication(ctx, rec.ID, func() ([]byte, error) { return signedForm(rec) })
+}
+
+// SharedPublicationOf is SharedPublication of a hit of one of this node's
+// records, whose Record must be as Search returned it: the record's
+// signed form is then computed once per stored version, not per search.
+func (s *Store) SharedPublicationOf(ctx context.Context, h Hit) (sl *protocol.SignedLesson, encoded []byte, err error) {
+	if h.entry == nil {
+		return s.SharedPublication(ctx, h.Record)
+	}
+	return s.sharedPublication(ctx, h.entry.rec.ID, h.entry.signedForm)
+}
+
+func (s *Store) sharedPublication(ctx context.Context, id string, signed func() ([]byte, error)) (sl *protocol.SignedLesson, encoded []byte, err error) {
+	if err := protocol.ValidateID(id); err != nil {
 		return nil, nil, fmt.Errorf("store: shared publication: %w", err)
 	}
 	leave, err := s.beginRead()
 	if err != nil {
-		return nil, nil, fmt.Errorf("store: shared publication %s: %w", rec.ID, err)
+		return nil, nil, fmt.Errorf("store: shared publication %s: %w", id, err)
 	}
 	defer leave()
-	data, err := s.ds.Get(ctx, pubKey(rec.ID))
+	data, err := s.ds.Get(ctx, pubKey(id))
 	if errors.Is(err, ds.ErrNotFound) {
-		return nil, nil, fmt.Errorf("store: shared publication %s: %w", rec.ID, ErrNotShared)
+		return nil, nil, fmt.Errorf("store: shared publication %s: %w", id, ErrNotShared)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("store: shared publication %s: %w", rec.ID, err)
+		return nil, nil, fmt.Errorf("store: shared publication %s: %w", id, err)
 	}
 	e, err := s.shared.get(data, decodePublication)
 	if err != nil {
-		return nil, nil, fmt.Errorf("store: publication %s: stored publication is damaged: %w", rec.ID, err)
+		return nil, nil, fmt.Errorf("store: publication %s: stored publication is damaged: %w", id, err)
 	}
-	cur := *rec
-	cur.Visibility, cur.UpdatedAt = "", 0
-	b, err := cur.MarshalJSON()
+	b, err := signed()
 	if err != nil || !bytes.Equal(b, e.signed) {
-		return nil, nil, fmt.Errorf("store: shared publication %s: %w", rec.ID, ErrNotShared)
+		return nil, nil, fmt.Errorf("store: shared publication %s: %w", id, ErrNotShared)
 	}
 	return e.sl, data, nil
 }
@@ -216,37 +228,42 @@ func (s *Store) SharedPublication(ctx context.Context, rec *protocol.Lesson) (sl
 // maxShared bounds a decodedCache; past it the cache starts over.
 const maxShared = 1024
 
-// decodedCache maps the SHA-256 of a stored signed lesson to its decoding,
+// decodedCache maps the stored bytes of signed lessons to their decoding,
 // for the search paths, which decode the same stored lessons over and
 // over. The decodings are shared: nobody may modify them.
 type decodedCache struct {
-	mu sync.Mutex
-	m  map[[sha256.Size]byte]sharedEntry
+	seed maphash.Seed
+	mu   sync.Mutex
+	m    map[uint64]sharedEntry
 }
 
 type sharedEntry struct {
+	data   []byte // the stored bytes, compared on every hit
 	sl     *protocol.SignedLesson
 	signed []byte // of own publications: sl.Lesson's JSON, visibility left out
 }
 
+func newDecodedCache() decodedCache { return decodedCache{seed: maphash.MakeSeed()} }
+
 // get returns the decoding of data, made by decode on a miss.
 func (c *decodedCache) get(data []byte, decode func([]byte) (sharedEntry, error)) (sharedEntry, error) {
-	sum := sha256.Sum256(data)
+	h := maphash.Bytes(c.seed, data)
 	c.mu.Lock()
-	e, ok := c.m[sum]
+	e, ok := c.m[h]
 	c.mu.Unlock()
-	if ok {
+	if ok && bytes.Equal(e.data, data) {
 		return e, nil
 	}
 	e, err := decode(data)
 	if err != nil {
 		return e, err
 	}
+	e.data = bytes.Clone(data)
 	c.mu.Lock()
 	if c.m == nil || len(c.m) >= maxShared {
-		c.m = make(map[[sha256.Size]byte]sharedEntry)
+		c.m = make(map[uint64]sharedEntry)
 	}
-	c.m[sum] = e
+	c.m[h] = e
 	c.mu.Unlock()
 	return e, nil
 }
@@ -257,9 +274,7 @@ func decodePublication(data []byte) (sharedEntry, error) {
 	if err != nil {
 		return sharedEntry{}, err
 	}
-	signed := sl.Lesson
-	signed.Visibility, signed.UpdatedAt = "", 0
-	b, err := signed.MarshalJSON()
+	b, err := signedForm(&sl.Lesson)
 	if err != nil {
 		return sharedEntry{}, err
 	}

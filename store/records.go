@@ -219,6 +219,16 @@ func (s *Store) Get(ctx context.Context, id string) (*protocol.Lesson, error) {
 
 // load reads and decodes a record, expired or not. Missing: ErrNotFound.
 func (s *Store) load(ctx context.Context, id string) (*protocol.Lesson, error) {
+	e, err := s.loadEntry(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return e.rec.Clone(), nil
+}
+
+// loadEntry is load, returning the cached decoding, which must not be
+// modified.
+func (s *Store) loadEntry(ctx context.Context, id string) (*recordEntry, error) {
 	data, err := s.ds.Get(ctx, recordKey(id))
 	if errors.Is(err, ds.ErrNotFound) {
 		return nil, ErrNotFound
@@ -226,14 +236,14 @@ func (s *Store) load(ctx context.Context, id string) (*protocol.Lesson, error) {
 	if err != nil {
 		return nil, err
 	}
-	rec, err := decodeRecord(data)
+	e, err := s.recs.get(data)
 	if err != nil {
 		return nil, fmt.Errorf("stored record is damaged: %w", err)
 	}
-	if rec.ID != id {
-		return nil, fmt.Errorf("stored record is damaged: it has id %q", truncate(rec.ID))
+	if e.rec.ID != id {
+		return nil, fmt.Errorf("stored record is damaged: it has id %q", truncate(e.rec.ID))
 	}
-	return rec, nil
+	return e, nil
 }
 
 // Delete removes a record and its publication. It reports whether a live

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -369,13 +370,14 @@ func FuzzDecodeRecord(f *testing.F) {
 // TestSharedPublication: a search hit's record is matched on behalf of its
 // publication only while it is exactly what was signed; an edit, a
 // re-publication or a deletion shows at once, cached decodings
-// notwithstanding.
+// notwithstanding. SharedPublication (of a record) and SharedPublicationOf
+// (of a hit, from the cached decoding) agree at every step.
 func TestSharedPublication(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock()
 	s := openStore(t, "", clk)
 	id := mustPut(t, s, lesson("published", "shared knowledge"))
-	hit := func() *protocol.Lesson {
+	hit := func() Hit {
 		t.Helper()
 		res, err := s.Search(ctx, Query{Text: "published", Visibility: []string{"public"}})
 		if err != nil {
@@ -383,10 +385,21 @@ func TestSharedPublication(t *testing.T) {
 		}
 		for _, h := range res.Hits {
 			if h.ID == id {
-				return h.Record
+				return h
 			}
 		}
-		return nil
+		t.Fatal("no hit")
+		return Hit{}
+	}
+	// shared asks both ways and checks that they agree.
+	shared := func(h Hit) (*protocol.SignedLesson, []byte, error) {
+		t.Helper()
+		sl, enc, err := s.SharedPublication(ctx, h.Record)
+		sl2, enc2, err2 := s.SharedPublicationOf(ctx, h)
+		if (err == nil) != (err2 == nil) || sl != sl2 || !bytes.Equal(enc, enc2) {
+			t.Fatalf("SharedPublication: %v, %v; SharedPublicationOf: %v, %v", sl, err, sl2, err2)
+		}
+		return sl, enc, err
 	}
 	rec, _ := s.Get(ctx, id)
 	if _, _, err := s.SharedPublication(ctx, rec); !errors.Is(err, ErrNotShared) {
@@ -402,14 +415,16 @@ func TestSharedPublication(t *testing.T) {
 	if err := s.PutPublication(ctx, sign(rec)); err != nil {
 		t.Fatal(err)
 	}
-	for range 2 { // the second is served from the cache
-		sl, enc, err := s.SharedPublication(ctx, hit())
+	for range 2 { // the second is served from the caches
+		h := hit()
+		sl, enc, err := shared(h)
 		if err != nil || sl.Lesson.Content != "shared knowledge" {
 			t.Fatalf("published as is: %+v, %v", sl, err)
 		}
 		if dec, err := protocol.DecodeSignedLesson(enc); err != nil || !reflect.DeepEqual(dec, sl) {
 			t.Fatalf("encoding %s does not decode to the lesson: %v", enc, err)
 		}
+		h.Record.Content = "changed by a caller" // a copy: the cache and the next hit keep the stored text
 	}
 
 	// Edited after publication, visibility kept: not shared any more.
@@ -417,10 +432,10 @@ func TestSharedPublication(t *testing.T) {
 	edited.Content = "shared knowledge and a secret"
 	mustPut(t, s, edited)
 	h := hit()
-	if h == nil || h.Content != edited.Content {
-		t.Fatalf("hit = %+v", h)
+	if h.Record.Content != edited.Content {
+		t.Fatalf("hit = %+v", h.Record)
 	}
-	if _, _, err := s.SharedPublication(ctx, h); !errors.Is(err, ErrNotShared) {
+	if _, _, err := shared(h); !errors.Is(err, ErrNotShared) {
 		t.Fatalf("edited record: %v", err)
 	}
 	// Published again as edited: shared again, with the new text.
@@ -428,14 +443,15 @@ func TestSharedPublication(t *testing.T) {
 	if err := s.PutPublication(ctx, sign(edited)); err != nil {
 		t.Fatal(err)
 	}
-	if sl, _, err := s.SharedPublication(ctx, hit()); err != nil || sl.Lesson.Content != edited.Content {
+	if sl, _, err := shared(hit()); err != nil || sl.Lesson.Content != edited.Content {
 		t.Fatalf("re-published: %+v, %v", sl, err)
 	}
 	// Deleted: gone with its publication.
+	last := hit()
 	if _, err := s.Delete(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.SharedPublication(ctx, edited); !errors.Is(err, ErrNotShared) {
+	if _, _, err := shared(last); !errors.Is(err, ErrNotShared) {
 		t.Fatalf("deleted record: %v", err)
 	}
 	if _, _, err := s.SharedPublication(ctx, &protocol.Lesson{ID: "../x"}); !errors.Is(err, protocol.ErrInvalid) {

@@ -110,6 +110,9 @@ type Hit struct {
 	// Encoded is Signed's JSON as stored, to send as it is (see
 	// protocol.SearchResult.UseEncoding); nil for own records.
 	Encoded []byte
+
+	// entry is an own record's cached decoding (SharedPublicationOf).
+	entry *recordEntry
 }
 
 // SearchResult is the answer to a Search.
@@ -299,14 +302,14 @@ func (s *Store) loadHit(ctx context.Context, docID string, now int64) (Hit, erro
 		rec.Visibility = sl.Publication.Visibility
 		return Hit{ID: sl.Lesson.ID, Key: docID, Publisher: sl.Signature.NodeID, Record: rec, Signed: sl, Encoded: data}, nil
 	}
-	rec, err := s.load(ctx, docID)
-	if err == nil && expired(rec, now) {
+	e, err := s.loadEntry(ctx, docID)
+	if err == nil && expired(e.rec, now) {
 		err = ErrNotFound
 	}
 	if err != nil {
 		return Hit{}, err
 	}
-	return Hit{ID: docID, Publisher: s.selfID, Record: rec}, nil
+	return Hit{ID: docID, Publisher: s.selfID, Record: e.rec.Clone(), entry: e}, nil
 }
 
 // appendOrigin adds the filters of an origin and a publisher. none reports

@@ -189,6 +189,8 @@ type Store struct {
 
 	// shared caches decoded own publications for SharedPublication.
 	shared decodedCache
+	// recs caches decoded own records for load (see recordCache).
+	recs *recordCache
 
 	// keysMu serializes the writes of key material (keys.go), so that a
 	// key revoked is never written back by a write that raced it.
@@ -226,6 +228,7 @@ func Open(opts Options) (*Store, error) {
 	if s.sweepEvery == 0 {
 		s.sweepEvery = time.Minute
 	}
+	s.recs, s.shared = newRecordCache(), newDecodedCache()
 	var err error
 	if s.an, err = newAnalyzers(newMapping()); err != nil {
 		return nil, err
