@@ -471,7 +471,9 @@ func runFedsearch(ctx context.Context, e *env, c fedsearchConfig) (*fedsearchRes
 		}
 	}
 	runtime.GC()
+	e.heapProfile("fedsearch-before") // -diff_base for the next one: what the healthy run allocated
 	healthy, err := runFedQueries(ctx, e, "fedsearch-healthy", nodes, requesters, queries, c)
+	e.heapProfile("fedsearch-healthy")
 	if err != nil {
 		return nil, err
 	}
