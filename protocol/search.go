@@ -419,8 +419,12 @@ func (r *SearchResponse) Encode() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	size := len(head) + 32 + r.Stats.EncodedSizeBound()
+	for i := range r.Results {
+		size += r.Results[i].EncodedSize() + 128 // score, trustScore, via
+	}
 	var b bytes.Buffer
-	b.Grow(len(head) + 16 + 2048*len(r.Results) + 8*len(r.Stats.vocab()))
+	b.Grow(size)
 	b.Write(head[:len(head)-1]) // without the closing brace
 	if r.Stats != nil {
 		b.WriteString(`,"stats":`)

@@ -387,7 +387,15 @@ func decodeVocab(v string) ([]uint32, error) {
 	if len(buf) == 0 {
 		return nil, invalidf("%s: empty (leave it out instead)", path)
 	}
-	var out []uint32
+	// Every varint ends in the one byte of it under 0x80: that many
+	// hashes, at most.
+	n := 0
+	for _, c := range buf {
+		if c < 0x80 {
+			n++
+		}
+	}
+	out := make([]uint32, 0, min(n, MaxSearchVocab))
 	var prev uint64
 	for len(buf) > 0 {
 		d, n := binary.Uvarint(buf)

@@ -33,6 +33,12 @@ const Timeout = 20 * time.Second
 // (relayed) connections too. ctx bounds the whole exchange, and at most
 // Timeout; when ctx is done the stream is reset, so a peer that does not
 // answer costs no more than ctx's deadline.
+// frameReadBuffer is the read buffer of one exchange: enough for the
+// frame's length, after which the body is read straight into its buffer
+// (bufio reads a large request past its buffer), so every exchange does
+// not allocate bufio's default 4 KiB.
+const frameReadBuffer = 64
+
 func Call(ctx context.Context, h host.Host, p peer.ID, proto string, req []byte, max int) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, Timeout)
 	defer cancel()
@@ -54,7 +60,7 @@ func Call(ctx context.Context, h host.Host, p peer.ID, proto string, req []byte,
 	// lands may already have closed its side (over QUIC, CloseWrite then
 	// fails with "canceled stream"), and its answer is still there to read.
 	_ = s.CloseWrite()
-	b, err := frame.Read(bufio.NewReader(s), max)
+	b, err := frame.Read(bufio.NewReaderSize(s, frameReadBuffer), max)
 	if err != nil {
 		s.Reset()
 		return nil, deadlineErr(ctx, err)
@@ -119,7 +125,7 @@ func Serve(base context.Context, max int, timeout time.Duration, h Handler) netw
 	return func(s network.Stream) {
 		defer s.Close()
 		_ = s.SetDeadline(time.Now().Add(timeout))
-		data, err := frame.Read(bufio.NewReader(s), max)
+		data, err := frame.Read(bufio.NewReaderSize(s, frameReadBuffer), max)
 		if err != nil && !errors.Is(err, protocol.ErrTooLarge) {
 			s.Reset()
 			return

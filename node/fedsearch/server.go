@@ -1,10 +1,12 @@
 package fedsearch
 
 import (
+	"bytes"
 	"container/list"
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"sync"
 	"time"
@@ -232,7 +234,8 @@ func (s *Service) speaksSearch(p peer.ID) bool {
 // forgery (with the genuine signature) that would otherwise shadow the
 // genuine one; the requester verifies the copies newest first.
 func mergeResults(lists [][]protocol.SearchResult, max, maxBytes int) (out []protocol.SearchResult, cut bool) {
-	pos := map[string]bool{} // copies taken, by their bytes
+	seed := maphash.MakeSeed()
+	pos := map[uint64][]int{} // hash of a copy's bytes -> the copies taken with it, by index in out
 	total := 0
 	for i := 0; ; i++ {
 		more := false
@@ -247,8 +250,8 @@ func mergeResults(lists [][]protocol.SearchResult, max, maxBytes int) (out []pro
 			if _, _, ok := r.Lesson(); !ok || b == nil {
 				continue
 			}
-			copyID := string(b)
-			if pos[copyID] {
+			h := maphash.Bytes(seed, b)
+			if slices.ContainsFunc(pos[h], func(j int) bool { return bytes.Equal(out[j].LessonBytes(), b) }) {
 				continue
 			}
 			if len(out) == max {
@@ -257,7 +260,7 @@ func mergeResults(lists [][]protocol.SearchResult, max, maxBytes int) (out []pro
 			if total += size + 256; total > maxBytes {
 				return out, true
 			}
-			pos[copyID] = true
+			pos[h] = append(pos[h], len(out))
 			out = append(out, r)
 		}
 		if !more {
