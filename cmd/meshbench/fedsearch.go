@@ -117,10 +117,11 @@ import (
 // goroutine that allocates) slows them all at the same moment: forwarders'
 // timers were seen firing 11-15 ms late together, and the leaves behind
 // them missing their budget, which separate daemons, each with its own
-// small heap, would not do in step. -gogc (default 400, recorded as gogc)
-// makes those cycles rarer; -gogc 100 is Go's default. On this 2-core
-// machine, with 100 the healthy run truncated 2-3 answers of 200 (recall
-// 0.99-0.9985), with 400 none (recall 1.0).
+// small heap, would not do in step. -gogc (recorded as gogc) defaults to
+// Go's 100, which the figures are held to; -gogc 400 makes those cycles
+// rarer and shows how much of a miss is the shared heap. On this 2-core
+// machine, with 100 the healthy run truncated 0-3 answers of 200 (recall
+// 0.985-1.0), with 400 none (recall 1.0).
 type fedsearchResult struct {
 	Scenario       string  `json:"scenario"`
 	Nodes          int     `json:"nodes"`
@@ -194,7 +195,7 @@ func fedsearchFlags(fs *flag.FlagSet) func(*env) (any, error) {
 	fs.BoolVar(&c.pad, "pad", true, "pad queries with trailing spaces so that every search request pays the link latency (mocknet delivers a write under 256 bytes followed by a close without it)")
 	fs.BoolVar(&c.compact, "compact", true, "rebuild each node's index after publishing, into one segment, as a settled node's is (scorch merges an index on disk; the in-memory store folds its one-segment-per-write index only after 512 writes): otherwise every search of a node walks its ~200 one-write segments")
 	fs.Uint64Var(&c.seed, "seed", 1, "seed for the graph, the corpus sample, the queries and the requesters")
-	fs.IntVar(&c.gogc, "gogc", 400, "GC target percentage of this process (debug.SetGCPercent; Go's default is 100): the nodes share one heap here, so each collection cycle slows all of them at once, which separate daemons would not do; the GOGC environment variable, if set, wins")
+	fs.IntVar(&c.gogc, "gogc", 100, "GC target percentage of this process (debug.SetGCPercent; 100, the default, is Go's): the nodes share one heap here, so each collection cycle slows all of them at once, which separate daemons would not do; a larger value shows that effect; the GOGC environment variable, if set, wins")
 	return func(e *env) (any, error) { return runFedsearch(context.Background(), e, c) }
 }
 
