@@ -97,16 +97,7 @@ func runIdle(ctx context.Context, e *env, c idleConfig) (*idleResult, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	defer func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-		}
-	}()
+	defer stopProcess(cmd)
 	api, err := waitAPI(repo, 60*time.Second)
 	if err != nil {
 		return nil, err
@@ -163,16 +154,7 @@ func runIdleFloor(ctx context.Context, e *env, c idleConfig) (*idleResult, error
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	defer func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-		}
-	}()
+	defer stopProcess(cmd)
 	ready := make(chan error, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -284,6 +266,18 @@ func binaryMappings(pid int, bin string) (m struct{ text, rodata mapping }, err 
 		}
 	}
 	return m, sc.Err()
+}
+
+// stopProcess ends a started command: SIGTERM, then SIGKILL after 10 s.
+func stopProcess(cmd *exec.Cmd) {
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+	}
 }
 
 func waitAPI(repo string, timeout time.Duration) (string, error) {
