@@ -494,8 +494,9 @@ func DecodeSearchResponse(data []byte) (*SearchResponse, error) {
 // the results on rather than reading them: each result is checked as
 // I-JSON and its envelope as in full, but of its lesson only the size, the
 // three parts being objects, the lesson ID, the publisher's node ID and the
-// publication time are read (SearchResult.Lesson); other field names and
-// values are not checked. SignedLesson is nil;
+// publication time are read (SearchResult.Lesson), so that what is not a
+// lesson at all is dropped here; other field names and values are not
+// checked. SignedLesson is nil;
 // the lesson's bytes are sent on as received. The requester decodes and
 // verifies every lesson it ranks, so a malformed one costs it one Invalid,
 // as it would have cost the forwarder.
