@@ -116,12 +116,7 @@ func runIdle(ctx context.Context, e *env, c idleConfig) (*idleResult, error) {
 		}
 	}
 	e.logf("idling %s", c.wait)
-	select {
-	case <-time.After(c.wait):
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	r, err := idleMemory(cmd.Process.Pid, bin)
+	r, err := idleThenMeasure(ctx, cmd.Process.Pid, bin, c.wait)
 	if err != nil {
 		return nil, err
 	}
@@ -176,17 +171,22 @@ func runIdleFloor(ctx context.Context, e *env, c idleConfig) (*idleResult, error
 		return nil, errors.New("idlefloor was not ready within 60s")
 	}
 	e.logf("idlefloor pid %d ready; idling %s", cmd.Process.Pid, c.wait)
-	select {
-	case <-time.After(c.wait):
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	r, err := idleMemory(cmd.Process.Pid, bin)
+	r, err := idleThenMeasure(ctx, cmd.Process.Pid, bin, c.wait)
 	if err != nil {
 		return nil, err
 	}
 	r.Floor, r.Profile, r.WaitS = true, "sensor", c.wait.Seconds()
 	return r, nil
+}
+
+// idleThenMeasure lets process pid idle for wait, then reads its memory.
+func idleThenMeasure(ctx context.Context, pid int, bin string, wait time.Duration) (*idleResult, error) {
+	select {
+	case <-time.After(wait):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return idleMemory(pid, bin)
 }
 
 // idleMemory reads process pid's memory from /proc: the totals from status,
