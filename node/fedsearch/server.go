@@ -247,7 +247,7 @@ func mergeResults(lists [][]protocol.SearchResult, max, maxBytes int) (out []pro
 			size := l[i].EncodedSize() // kept in l[i], encoded once
 			r := l[i]
 			b := r.LessonBytes()
-			if _, _, ok := r.Lesson(); !ok || b == nil {
+			if b == nil { // no lesson, or one that does not encode
 				continue
 			}
 			h := maphash.Bytes(seed, b)
