@@ -7,11 +7,17 @@ const Version = "mesh/1.0"
 
 // Stream protocol IDs.
 const (
-	ProtocolFetch    = "/mesh/fetch/1.0.0"
-	ProtocolSync     = "/mesh/sync/1.0.0"
-	ProtocolSearch   = "/mesh/search/1.0.0"
-	ProtocolIdentity = "/mesh/identity/1.0.0"
-	ProtocolTrust    = "/mesh/trust/1.0.0"
+	ProtocolFetch  = "/mesh/fetch/1.0.0"
+	ProtocolSync   = "/mesh/sync/1.0.0"
+	ProtocolSearch = "/mesh/search/1.0.0"
+	// ProtocolSearchLate is ProtocolSearch with late answers: a request
+	// may carry lateMs, and a forwarder then answers in up to
+	// MaxSearchFrames frames, the last with more false, passing on what
+	// its peers answered after its own deadline (see SearchResponse.More).
+	// A node serves both; a requester asks for this one first.
+	ProtocolSearchLate = "/mesh/search/1.1.0"
+	ProtocolIdentity   = "/mesh/identity/1.0.0"
+	ProtocolTrust      = "/mesh/trust/1.0.0"
 	// ProtocolKeys serves lesson keys (and escrow shares) to the readers a
 	// key policy admits: KeyRequest in, KeyResponse out.
 	ProtocolKeys = "/mesh/keys/1.0.0"

@@ -47,8 +47,13 @@ const (
 	MaxSearchHops = 3
 	// DefaultSearchDeadlineMs is the budget of a request that gives none.
 	DefaultSearchDeadlineMs = 2000
-	// MaxSearchDeadlineMs is the largest budget a node honours.
+	// MaxSearchDeadlineMs is the largest budget a node honours, and the
+	// largest lateMs.
 	MaxSearchDeadlineMs = 10000
+	// MaxSearchFrames caps the answer frames of one ProtocolSearchLate
+	// exchange, the first included; their sizes together are capped at
+	// MaxSearchResponseSize.
+	MaxSearchFrames = 16
 )
 
 // SearchFilters restrict a federated search. Empty fields do not restrict.
@@ -119,6 +124,13 @@ type SearchRequest struct {
 	// is received (a MESH addition to the seed). 0 means
 	// DefaultSearchDeadlineMs, at most MaxSearchDeadlineMs.
 	DeadlineMs int64 `json:"deadlineMs,omitempty"`
+	// LateMs, over ProtocolSearchLate only, is how long after receipt the
+	// asker still reads late answers (0: not at all). A forwarder answers
+	// by DeadlineMs with what it has, marking the answer More if some
+	// peers have not answered; what they answer before LateMs follows in
+	// further frames. Meaningful only above DeadlineMs; at most
+	// MaxSearchDeadlineMs.
+	LateMs int64 `json:"lateMs,omitempty"`
 }
 
 // Clamp applies the defaults and caps of limit, hops, ttl and deadline.
@@ -131,6 +143,10 @@ func (r *SearchRequest) Clamp() {
 		r.DeadlineMs = DefaultSearchDeadlineMs
 	case r.DeadlineMs > MaxSearchDeadlineMs:
 		r.DeadlineMs = MaxSearchDeadlineMs
+	}
+	r.LateMs = min(r.LateMs, MaxSearchDeadlineMs)
+	if r.LateMs <= r.DeadlineMs {
+		r.LateMs = 0
 	}
 }
 
@@ -159,7 +175,7 @@ func DecodeSearchRequest(data []byte) (*SearchRequest, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := o.only([]string{"type", "query", "requestId"}, "filters", "limit", "hops", "origin", "ttl", "deadlineMs"); err != nil {
+	if err := o.only([]string{"type", "query", "requestId"}, "filters", "limit", "hops", "origin", "ttl", "deadlineMs", "lateMs"); err != nil {
 		return nil, err
 	}
 	r := &SearchRequest{}
@@ -204,6 +220,11 @@ func DecodeSearchRequest(data []byte) (*SearchRequest, error) {
 	}
 	if o.has("deadlineMs") {
 		if r.DeadlineMs, err = o.nonNegative("deadlineMs"); err != nil {
+			return nil, err
+		}
+	}
+	if o.has("lateMs") {
+		if r.LateMs, err = o.nonNegative("lateMs"); err != nil {
 			return nil, err
 		}
 	}
@@ -392,7 +413,13 @@ type SearchResponse struct {
 	RequestID string         `json:"requestId"`
 	Results   []SearchResult `json:"results"`
 	Truncated bool           `json:"truncated"`
-	Error     *Error         `json:"error,omitempty"`
+	// More, over ProtocolSearchLate only, says further frames follow on
+	// the stream: the late answers of peers that had not answered when
+	// this frame was sent. Each frame carries the results and Stats of the
+	// peers that answered since the one before; the last has More false
+	// and Truncated set if some peer never answered.
+	More  bool   `json:"more,omitempty"`
+	Error *Error `json:"error,omitempty"`
 	// Stats, optional, are the statistics of the corpus the results were
 	// drawn from (the answering node's and those of the nodes it
 	// forwarded to, added up), for the requester to score every
@@ -414,8 +441,9 @@ func (r *SearchResponse) Encode() ([]byte, error) {
 		Type      string `json:"type"`
 		RequestID string `json:"requestId"`
 		Truncated bool   `json:"truncated"`
+		More      bool   `json:"more,omitempty"`
 		Error     *Error `json:"error,omitempty"`
-	}{r.Type, r.RequestID, r.Truncated, r.Error})
+	}{r.Type, r.RequestID, r.Truncated, r.More, r.Error})
 	if err != nil {
 		return nil, err
 	}
@@ -508,11 +536,11 @@ func decodeSearchResponse(data []byte, relay bool) (*SearchResponse, error) {
 	if len(data) > MaxSearchResponseSize {
 		return nil, fmt.Errorf("search response: %w: %d bytes, the limit is %d", ErrTooLarge, len(data), MaxSearchResponseSize)
 	}
-	o, err := parseEnvelope("search response", data, "type", "requestId", "truncated", "error", "stats")
+	o, err := parseEnvelope("search response", data, "type", "requestId", "truncated", "more", "error", "stats")
 	if err != nil {
 		return nil, err
 	}
-	if err := o.only([]string{"type", "requestId", "results"}, "truncated", "error", "stats"); err != nil {
+	if err := o.only([]string{"type", "requestId", "results"}, "truncated", "more", "error", "stats"); err != nil {
 		return nil, err
 	}
 	r := &SearchResponse{}
@@ -547,13 +575,19 @@ func decodeSearchResponse(data []byte, relay bool) (*SearchResponse, error) {
 		}
 		r.Results = append(r.Results, res)
 	}
-	if o.has("truncated") {
-		switch string(bytes.TrimSpace(o.members["truncated"])) {
+	for _, f := range []struct {
+		name string
+		dst  *bool
+	}{{"truncated", &r.Truncated}, {"more", &r.More}} {
+		if !o.has(f.name) {
+			continue
+		}
+		switch string(bytes.TrimSpace(o.members[f.name])) {
 		case "true":
-			r.Truncated = true
+			*f.dst = true
 		case "false":
 		default:
-			return nil, invalidf("search response.truncated: want true or false")
+			return nil, invalidf("search response.%s: want true or false", f.name)
 		}
 	}
 	if o.has("error") {

@@ -16,6 +16,7 @@ func TestSearchRoundTrip(t *testing.T) {
 			{Type: MsgSearch, Query: "", RequestID: "r2", Origin: "12D3KooWx", Limit: 5, Hops: 2, TTL: 1, DeadlineMs: 700,
 				Filters: &SearchFilters{Types: []string{"lesson"}, Tags: []string{"rust"}, Topics: []string{"go"}, Since: 9, Nodes: []string{"n"}}},
 			{Type: MsgSearch, Query: "x", RequestID: "r3", Filters: &SearchFilters{}},
+			{Type: MsgSearch, Query: "x", RequestID: "r4", DeadlineMs: 620, LateMs: 900},
 		} {
 			b, err := req.Encode()
 			if err != nil {
@@ -41,6 +42,24 @@ func TestSearchRoundTrip(t *testing.T) {
 		if err := Verify(got.Results[0].SignedLesson, VerifyOptions{Now: testNow}); err != nil {
 			t.Fatal(err)
 		}
+		if got.More || bytes.Contains(b, []byte(`"more"`)) {
+			t.Fatalf("a last frame says more: %s", b)
+		}
+		// A frame that more follow says so; a last frame need not.
+		resp.More = true
+		if b, err = resp.Encode(); err != nil {
+			t.Fatal(err)
+		}
+		if got, err = DecodeSearchResponse(b); err != nil || !got.More {
+			t.Fatalf("more lost: %+v %v", got, err)
+		}
+		if got, err = DecodeSearchRelay(b); err != nil || !got.More {
+			t.Fatalf("more lost by the relay decoder: %+v %v", got, err)
+		}
+		for _, bad := range []string{`"more":1`, `"more":"true"`, `"more":null`} {
+			_, err := DecodeSearchResponse([]byte(`{"type":"searchResponse","requestId":"r","results":[],` + bad + `}`))
+			wantErr(t, err, ErrInvalid, "search response.more")
+		}
 		e := NewError(ErrRateLimited)
 		b, _ = (&SearchResponse{Type: MsgSearchResponse, Error: &e}).Encode()
 		if !bytes.Contains(b, []byte(`"results":[]`)) {
@@ -61,6 +80,12 @@ func TestSearchRequestClamp(t *testing.T) {
 		{SearchRequest{Limit: 10000, Hops: 50, TTL: 50, DeadlineMs: 1 << 40}, SearchRequest{Limit: MaxSearchLimit, Hops: MaxSearchHops, TTL: MaxSearchHops, DeadlineMs: MaxSearchDeadlineMs}},
 		{SearchRequest{Limit: 7, Hops: 3, TTL: 1, DeadlineMs: 300}, SearchRequest{Limit: 7, Hops: 3, TTL: 1, DeadlineMs: 300}},
 		{SearchRequest{Hops: 1}, SearchRequest{Limit: DefaultSearchLimit, Hops: 1, TTL: 1, DeadlineMs: DefaultSearchDeadlineMs}},
+		// Late answers: only after the deadline, and no later than the
+		// largest deadline.
+		{SearchRequest{DeadlineMs: 300, LateMs: 500}, SearchRequest{Limit: DefaultSearchLimit, Hops: DefaultSearchHops, TTL: DefaultSearchHops, DeadlineMs: 300, LateMs: 500}},
+		{SearchRequest{DeadlineMs: 300, LateMs: 300}, SearchRequest{Limit: DefaultSearchLimit, Hops: DefaultSearchHops, TTL: DefaultSearchHops, DeadlineMs: 300}},
+		{SearchRequest{LateMs: 1000}, SearchRequest{Limit: DefaultSearchLimit, Hops: DefaultSearchHops, TTL: DefaultSearchHops, DeadlineMs: DefaultSearchDeadlineMs}},
+		{SearchRequest{DeadlineMs: 300, LateMs: 1 << 40}, SearchRequest{Limit: DefaultSearchLimit, Hops: DefaultSearchHops, TTL: DefaultSearchHops, DeadlineMs: 300, LateMs: MaxSearchDeadlineMs}},
 	} {
 		got := tc.in
 		got.Clamp()
@@ -85,6 +110,7 @@ func TestDecodeSearchRequestErrors(t *testing.T) {
 		{`{"type":"search","query":"x","requestId":"r","ttl":-1}`, "search request.ttl", ErrInvalid},
 		{`{"type":"search","query":"x","requestId":"r","limit":1.5}`, "search request.limit", ErrInvalid},
 		{`{"type":"search","query":"x","requestId":"r","deadlineMs":"5"}`, "search request.deadlineMs", ErrInvalid},
+		{`{"type":"search","query":"x","requestId":"r","lateMs":-5}`, "search request.lateMs", ErrInvalid},
 		{`{"type":"search","query":"x","requestId":"r","filters":[]}`, "search request.filters", ErrInvalid},
 		{`{"type":"search","query":"x","requestId":"r","filters":{"tag":["a"]}}`, `unknown field "tag"`, ErrInvalid},
 		{`{"type":"search","query":"x","requestId":"r","filters":{"tags":[1]}}`, "search request.filters.tags", ErrInvalid},
@@ -157,6 +183,7 @@ func FuzzDecodeSearchRequest(f *testing.F) {
 		`{"type":"search","query":"","requestId":"r","filters":{"types":["lesson"],"tags":["a","b"],"topics":["rust"],"since":5,"nodes":["n"]}}`,
 		`{"type":"search","query":"x","requestId":"r","filters":{"types":[]}}`,
 		`{"type":"search","query":"x","requestId":"r","ttl":50,"limit":10000}`,
+		`{"type":"search","query":"x","requestId":"r","ttl":2,"deadlineMs":620,"lateMs":900}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -179,7 +206,8 @@ func FuzzDecodeSearchRequest(f *testing.F) {
 		}
 		r.Clamp()
 		if r.Limit < 1 || r.Limit > MaxSearchLimit || r.TTL < 1 || r.TTL > MaxSearchHops || r.Hops < 1 || r.Hops > MaxSearchHops ||
-			r.DeadlineMs < 1 || r.DeadlineMs > MaxSearchDeadlineMs {
+			r.DeadlineMs < 1 || r.DeadlineMs > MaxSearchDeadlineMs || r.LateMs < 0 || r.LateMs > MaxSearchDeadlineMs ||
+			(r.LateMs != 0 && r.LateMs <= r.DeadlineMs) {
 			t.Fatalf("clamp left %+v", r)
 		}
 	})
@@ -191,6 +219,7 @@ func FuzzDecodeSearchResponse(f *testing.F) {
 		f.Add([]byte(`{"type":"searchResponse","requestId":"r","results":[{"signedLesson":` + string(b) + `,"score":0.5,"trustScore":1,"via":"12D3KooWx"}],"truncated":true}`))
 	}
 	f.Add([]byte(`{"type":"searchResponse","requestId":"","results":[],"error":{"error":true,"code":"RATE_LIMITED","message":"rate limited"}}`))
+	f.Add([]byte(`{"type":"searchResponse","requestId":"r","truncated":false,"more":true,"results":[]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := DecodeSearchResponse(data)
 		if err != nil {

@@ -91,7 +91,7 @@ type versionInfo struct {
 
 func buildVersion() versionInfo {
 	v := versionInfo{Version: node.Version, Go: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH, Protocol: protocol.Version,
-		Protocols: []string{protocol.ProtocolFetch, protocol.ProtocolSync, protocol.ProtocolSearch, protocol.ProtocolIdentity,
+		Protocols: []string{protocol.ProtocolFetch, protocol.ProtocolSync, protocol.ProtocolSearchLate, protocol.ProtocolSearch, protocol.ProtocolIdentity,
 			protocol.ProtocolTrust, protocol.ProtocolKeys, protocol.ProtocolKeyNotice, protocol.ProtocolDirectory,
 			dht.ProtocolID, dht.LANProtocolID}, Topics: protocol.TopicRoot}
 	if bi, ok := debug.ReadBuildInfo(); ok {

@@ -59,8 +59,8 @@ import (
 // {Hops: -hops, Limit: -limit, Deadline: -deadline, Sources: "trusted"}; the
 // latency of each is the wall-clock time of the call. They are preceded by
 // -warmup unmeasured queries. Then a fraction -dead of the nodes is
-// black-holed (their /mesh/search/1.0.0 handler reads the request and never
-// answers) and the same queries run again from the same nodes.
+// black-holed (their search handlers read the request and never answer)
+// and the same queries run again from the same nodes.
 //
 // Reference. A lesson is reachable for a requester R when its publisher P is
 // R itself, or when both hold:
@@ -503,12 +503,15 @@ func runFedsearch(ctx context.Context, e *env, c fedsearchConfig) (*fedsearchRes
 		nDead = max(nDead, 1)
 	}
 	dead := rng.Perm(c.nodes)[:nDead]
+	hole := func(s network.Stream) {
+		_, _ = io.Copy(io.Discard, io.LimitReader(s, protocol.MaxSearchRequestSize+16))
+		<-holeDone // accepted and read, never answered
+		s.Reset()
+	}
 	for _, i := range dead {
-		nodes[i].Host().SetStreamHandler(libp2pproto.ID(protocol.ProtocolSearch), func(s network.Stream) {
-			_, _ = io.Copy(io.Discard, io.LimitReader(s, protocol.MaxSearchRequestSize+16))
-			<-holeDone // accepted and read, never answered
-			s.Reset()
-		})
+		for _, proto := range []string{protocol.ProtocolSearchLate, protocol.ProtocolSearch} {
+			nodes[i].Host().SetStreamHandler(libp2pproto.ID(proto), hole)
+		}
 	}
 	e.logf("black-holed %d nodes: %v", nDead, dead)
 	runtime.GC()

@@ -8,6 +8,10 @@
 // when its context is done. [Serve] is the answering side: it reads one
 // request of at most a given size, hands it to a [Handler], and writes what
 // the handler returns.
+//
+// A protocol may answer in several frames (federated search's late
+// answers): [Exchange] reads them one by one, and a handler sends all but
+// the last with [Request.Send].
 package streamrpc
 
 import (
@@ -40,11 +44,31 @@ const Timeout = 20 * time.Second
 const frameReadBuffer = 64
 
 func Call(ctx context.Context, h host.Host, p peer.ID, proto string, req []byte, max int) ([]byte, error) {
+	var answer []byte
+	err := Exchange(ctx, h, p, []string{proto}, func(string) []byte { return req }, max,
+		func(_ string, b []byte) (bool, error) {
+			answer = b
+			return true, nil
+		})
+	return answer, err
+}
+
+// Exchange is Call for protocols that may answer in several frames. It
+// opens a stream for the first of protos that p supports (in the order
+// given), writes the request req returns for that protocol, half-closes,
+// and hands each answer frame, of at most max bytes, to each, until each
+// returns done or an error (which Exchange returns) or ctx is done. Like
+// Call, it gives up at ctx's deadline, and at most Timeout.
+func Exchange(ctx context.Context, h host.Host, p peer.ID, protos []string, req func(proto string) []byte, max int, each func(proto string, frame []byte) (done bool, err error)) error {
 	ctx, cancel := context.WithTimeout(ctx, Timeout)
 	defer cancel()
-	s, err := h.NewStream(network.WithAllowLimitedConn(ctx, proto), p, libp2pproto.ID(proto))
+	ids := make([]libp2pproto.ID, len(protos))
+	for i, proto := range protos {
+		ids[i] = libp2pproto.ID(proto)
+	}
+	s, err := h.NewStream(network.WithAllowLimitedConn(ctx, protos[0]), p, ids...)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	stop := context.AfterFunc(ctx, func() { s.Reset() })
 	defer stop()
@@ -52,20 +76,31 @@ func Call(ctx context.Context, h host.Host, p peer.ID, proto string, req []byte,
 	if dl, ok := ctx.Deadline(); ok {
 		_ = s.SetDeadline(dl)
 	}
-	if err := frame.Write(s, req); err != nil {
+	proto := string(s.Protocol())
+	if err := frame.Write(s, req(proto)); err != nil {
 		s.Reset()
-		return nil, deadlineErr(ctx, err)
+		return deadlineErr(ctx, err)
 	}
 	// The answer is what counts: a peer that answers before our half-close
 	// lands may already have closed its side (over QUIC, CloseWrite then
 	// fails with "canceled stream"), and its answer is still there to read.
 	_ = s.CloseWrite()
-	b, err := frame.Read(bufio.NewReaderSize(s, frameReadBuffer), max)
-	if err != nil {
-		s.Reset()
-		return nil, deadlineErr(ctx, err)
+	r := bufio.NewReaderSize(s, frameReadBuffer)
+	for {
+		b, err := frame.Read(r, max)
+		if err != nil {
+			s.Reset()
+			return deadlineErr(ctx, err)
+		}
+		done, err := each(proto, b)
+		if err != nil {
+			s.Reset()
+			return err
+		}
+		if done {
+			return nil
+		}
 	}
-	return b, nil
 }
 
 // deadlineErr is ctx's error if the exchange ended because ctx is done or
@@ -92,6 +127,8 @@ type Request struct {
 	Err error
 	// Received is when the request was read.
 	Received time.Time
+	// Protocol is the protocol the stream was opened for.
+	Protocol string
 
 	stream network.Stream
 }
@@ -100,6 +137,11 @@ type Request struct {
 // handler that takes longer than Serve's timeout (a search forwarding to
 // its peers within the asker's budget) sets its own.
 func (r *Request) SetDeadline(t time.Time) { _ = r.stream.SetDeadline(t) }
+
+// Send writes one answer frame before the handler's last, for protocols
+// that answer in several. It must not be called once the handler has
+// returned, nor concurrently.
+func (r *Request) Send(b []byte) error { return frame.Write(r.stream, b) }
 
 // Handler answers a request: it returns the answer frame, or nil to reset
 // the stream without an answer. ctx ends when the stream's time is up or
@@ -132,7 +174,7 @@ func Serve(base context.Context, max int, timeout time.Duration, h Handler) netw
 		}
 		ctx, cancel := context.WithTimeout(base, timeout)
 		defer cancel()
-		req := &Request{From: s.Conn().RemotePeer(), Body: data, Err: err, Received: time.Now(), stream: s}
+		req := &Request{From: s.Conn().RemotePeer(), Body: data, Err: err, Received: time.Now(), Protocol: string(s.Protocol()), stream: s}
 		ans := h(ctx, req)
 		if ans == nil {
 			s.Reset()

@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -99,5 +102,75 @@ func TestCallGivesUpAtDeadline(t *testing.T) {
 	defer cancel()
 	if _, err := Call(ctx, a, b.ID(), proto, []byte("hello"), 64); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("silent peer: %v, want the deadline", err)
+	}
+}
+
+// TestExchangeFrames: a handler answers in several frames (Send, then its
+// return), which Exchange hands over one by one until each says done; a
+// peer that speaks only an older protocol is asked in that one, with the
+// request made for it.
+func TestExchangeFrames(t *testing.T) {
+	mn, err := mocknet.FullMeshConnected(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mn.Close() })
+	hs := mn.Hosts()
+	a, b, old := hs[0], hs[1], hs[2]
+	ctx := context.Background()
+	const newer = "/mesh/test/1.1.0"
+	b.SetStreamHandler(newer, Serve(ctx, 64, time.Minute, func(_ context.Context, r *Request) []byte {
+		if r.Protocol != newer {
+			return []byte("wrong protocol " + r.Protocol)
+		}
+		for i := range 2 {
+			if err := r.Send(fmt.Appendf(nil, "%s %d", r.Body, i)); err != nil {
+				return nil
+			}
+		}
+		return append(r.Body, " last"...)
+	}))
+	old.SetStreamHandler(proto, Serve(ctx, 64, time.Minute, func(_ context.Context, r *Request) []byte {
+		return append([]byte("old "), r.Body...)
+	}))
+	exchange := func(p host.Host, stopAfter int) (frames []string, asked string, err error) {
+		err = Exchange(ctx, a, p.ID(), []string{newer, proto},
+			func(pr string) []byte { asked = pr; return []byte("q") }, 64,
+			func(pr string, f []byte) (bool, error) {
+				if pr != asked {
+					return false, fmt.Errorf("frame for %s, asked in %s", pr, asked)
+				}
+				frames = append(frames, string(f))
+				if len(frames) == stopAfter {
+					return true, nil
+				}
+				return strings.HasSuffix(string(f), " last") || strings.HasPrefix(string(f), "old "), nil
+			})
+		return frames, asked, err
+	}
+	frames, asked, err := exchange(b, 0)
+	if err != nil || asked != newer || !slices.Equal(frames, []string{"q 0", "q 1", "q last"}) {
+		t.Fatalf("newer peer: %q in %s, %v", frames, asked, err)
+	}
+	// The asker may stop early.
+	if frames, _, err = exchange(b, 1); err != nil || !slices.Equal(frames, []string{"q 0"}) {
+		t.Fatalf("stopping after one frame: %q, %v", frames, err)
+	}
+	frames, asked, err = exchange(old, 0)
+	if err != nil || asked != proto || !slices.Equal(frames, []string{"old q"}) {
+		t.Fatalf("older peer: %q in %s, %v", frames, asked, err)
+	}
+	// An error of each ends the exchange with it.
+	boom := errors.New("boom")
+	err = Exchange(ctx, a, b.ID(), []string{newer}, func(string) []byte { return []byte("q") }, 64,
+		func(string, []byte) (bool, error) { return false, boom })
+	if !errors.Is(err, boom) {
+		t.Fatalf("each's error: %v", err)
+	}
+	// A frame over the cap is refused, after others were read.
+	err = Exchange(ctx, a, b.ID(), []string{newer}, func(string) []byte { return []byte("a longer request") }, 20,
+		func(string, []byte) (bool, error) { return false, nil })
+	if !errors.Is(err, protocol.ErrTooLarge) {
+		t.Fatalf("frame over the cap: %v", err)
 	}
 }

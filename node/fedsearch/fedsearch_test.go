@@ -20,6 +20,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	libp2pproto "github.com/libp2p/go-libp2p/core/protocol"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 
 	"github.com/meshprotocol/mesh/internal/frame"
 	"github.com/meshprotocol/mesh/node"
@@ -226,6 +227,128 @@ func TestFederatedSearchChain(t *testing.T) {
 	res, err = a.SearchNetwork(ctx, api.FedSearchRequest{Query: "cargo", Sources: "haskell", Deadline: 5 * time.Second})
 	if err != nil || len(res.Results) != 0 {
 		t.Fatalf("sources=topic: %v %v", hitKeys(res), err)
+	}
+}
+
+// TestForwarderPassesLateAnswers: a leaf whose answer reaches the forwarder
+// after the forwarder's deadline is not lost. Over /mesh/search/1.1.0 the
+// forwarder answers at once with what it has, saying more follows, and
+// passes the leaf's answer on in a later frame, within the requester's
+// window. Over /mesh/search/1.0.0 the same answer is truncated.
+func TestForwarderPassesLateAnswers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	net := nodetest.NewNet(0)
+	t.Cleanup(func() { net.Close() })
+	line := node.Config{DHT: discovery.Config{NoLAN: true}}
+	a, b, c := nodetest.MockNode(t, net, line), nodetest.MockNode(t, net, line), nodetest.MockNode(t, net, line)
+	client, err := net.NewHost()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Connect(t, a, b)
+	nodetest.Connect(t, b, c)
+	nodetest.ConnectHost(t, client, b)
+	trusts(t, a, b.ID())
+	trusts(t, b, a.ID())
+	trusts(t, b, c.ID())
+	trusts(t, c, b.ID())
+	vouched(t, a, b) // a trusts c through b
+	late := nodetest.Publish(t, c, "Cargo parallel builds", "cargo parallel builds crash on a small VPS: use -j1", "public")
+	own := nodetest.Publish(t, b, "Parallel cargo at B", "cargo in parallel needs memory", "public")
+
+	// With a deadline of 1.5 s the requester reads until 1.4 s (its
+	// window) and gives b 970 ms, of which b keeps 50 ms to answer in: b
+	// answers at 920 ms. The link to c, slowed to 580 ms each way, brings
+	// c's answer at 1.16 s: after b answered, before the window closes.
+	// The query is padded with spaces (which the parser ignores) so that
+	// the request pays the latency too: mocknet delivers a write under 256
+	// bytes followed by a close at once.
+	const deadline = 1500 * time.Millisecond
+	query := "cargo parallel builds" + strings.Repeat(" ", 300)
+	for _, l := range net.Mocknet().LinksBetweenPeers(b.ID(), c.ID()) {
+		l.SetOptions(mocknet.LinkOptions{Latency: 580 * time.Millisecond})
+	}
+	start := time.Now()
+	res, err := a.SearchNetwork(ctx, api.FedSearchRequest{Query: query, Hops: 2, Deadline: deadline})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Truncated || findHit(res, late.Key()) == nil || findHit(res, own.Key()) == nil {
+		t.Fatalf("after %v: truncated %v, results %v: want both lessons", time.Since(start), res.Truncated, hitKeys(res))
+	}
+
+	// The same exchange, raw: b's first frame, sent at once, holds its own
+	// lesson and says more follows; a's answer (empty) may follow in a
+	// frame of its own; the last frame holds c's lesson. Every frame
+	// carries the statistics of the answers it adds.
+	req := &protocol.SearchRequest{Query: query, RequestID: "late-1", Origin: client.ID().String(), TTL: 2, DeadlineMs: 970, LateMs: 1400}
+	frames := rawFrames(t, client, b.ID(), protocol.ProtocolSearchLate, encodeReq(t, req))
+	first, last := frames[0], frames[len(frames)-1]
+	if len(frames) < 2 || !first.More || len(first.Results) != 1 || first.Results[0].Via != "" {
+		t.Fatalf("%d frames, the first more %v with %d results", len(frames), first.More, len(first.Results))
+	}
+	docs := int64(0)
+	for i, f := range frames {
+		if f.More != (i < len(frames)-1) || f.Truncated || f.RequestID != "late-1" || f.Stats == nil {
+			t.Fatalf("frame %d of %d: more %v truncated %v request %q stats %v", i, len(frames), f.More, f.Truncated, f.RequestID, f.Stats)
+		}
+		docs += f.Stats.Docs
+	}
+	if docs != 2 {
+		t.Fatalf("the frames' statistics add up to %d lessons, want 2", docs)
+	}
+	if len(last.Results) != 1 {
+		t.Fatalf("last frame: %d results", len(last.Results))
+	}
+	if k, _, _ := last.Results[0].Lesson(); k != late.Key() || last.Results[0].Via != c.ID().String() {
+		t.Fatalf("last frame holds %s via %s, want c's lesson", k, last.Results[0].Via)
+	}
+	// Late answers are only for the asker that reads them: over 1.0.0,
+	// or with no lateMs, b answers once, truncated, without c's lesson.
+	for i, proto := range []string{protocol.ProtocolSearch, protocol.ProtocolSearchLate} {
+		req := &protocol.SearchRequest{Query: query, RequestID: "once-" + strconv.Itoa(i), Origin: client.ID().String(), TTL: 2, DeadlineMs: 970}
+		if proto == protocol.ProtocolSearch {
+			req.LateMs = 1400
+		}
+		frames := rawFrames(t, client, b.ID(), proto, encodeReq(t, req))
+		if len(frames) != 1 || frames[0].More || !frames[0].Truncated || len(frames[0].Results) != 1 {
+			t.Fatalf("%s: %d frames, the first more %v truncated %v with %d results", proto, len(frames), frames[0].More, frames[0].Truncated, len(frames[0].Results))
+		}
+	}
+}
+
+// rawFrames sends body to p's handler of proto and decodes every answer
+// frame until the stream ends.
+func rawFrames(t *testing.T, h host.Host, p peer.ID, proto string, body []byte) []*protocol.SearchResponse {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	s, err := h.NewStream(ctx, p, libp2pproto.ID(proto))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	_ = s.SetDeadline(time.Now().Add(15 * time.Second))
+	if err := frame.Write(s, body); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.CloseWrite()
+	r := bufio.NewReader(s)
+	var out []*protocol.SearchResponse
+	for {
+		b, err := frame.Read(r, protocol.MaxSearchResponseSize)
+		if err != nil {
+			if len(out) == 0 {
+				t.Fatal(err)
+			}
+			return out
+		}
+		resp, err := protocol.DecodeSearchResponse(b)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, b)
+		}
+		out = append(out, resp)
 	}
 }
 

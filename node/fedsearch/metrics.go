@@ -17,6 +17,7 @@ type metrics struct {
 	truncated  prometheus.Counter
 	duration   prometheus.Histogram
 	served     *prometheus.CounterVec
+	late       prometheus.Counter
 	collectors []prometheus.Collector
 }
 
@@ -50,8 +51,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "mesh", Subsystem: "fedsearch", Name: "served_total",
 			Help: "Search requests from other nodes this node answered, by result (ok, or the error code).",
 		}, []string{"result"}),
+		late: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "mesh", Subsystem: "fedsearch", Name: "late_frames_total",
+			Help: "Answer frames this node sent after a search answer's first, passing on what its peers answered after its deadline.",
+		}),
 	}
-	m.collectors = []prometheus.Collector{m.searches, m.fanout, m.truncated, m.duration, m.served}
+	m.collectors = []prometheus.Collector{m.searches, m.fanout, m.truncated, m.duration, m.served, m.late}
 	for i, c := range m.collectors {
 		if err := reg.Register(c); err != nil {
 			for _, r := range m.collectors[:i] {
@@ -99,4 +104,12 @@ func (m *metrics) serve(err error) {
 		result = string(protocol.CodeOf(err))
 	}
 	m.served.WithLabelValues(result).Inc()
+}
+
+// lateFrame records one answer frame sent after the first.
+func (m *metrics) lateFrame() {
+	if m == nil {
+		return
+	}
+	m.late.Inc()
 }

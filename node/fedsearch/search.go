@@ -63,13 +63,19 @@ func (s *Service) search(ctx context.Context, q api.FedSearchRequest) (_ *api.Fe
 	// Collect until the deadline, less the time to rank.
 	collect, stop := context.WithDeadline(ctx, start.Add(deadline-rankMargin(deadline)))
 	defer stop()
-	var fwd <-chan fanOutResult
+	var fwd *gathering
 	if len(peers) > 0 {
 		var id [16]byte
 		_, _ = rand.Read(id[:])
 		req.RequestID = hex.EncodeToString(id[:])
-		req.DeadlineMs = max(shrinkBudget(deadline-rankMargin(deadline)).Milliseconds(), 1)
+		window := deadline - rankMargin(deadline)
+		req.DeadlineMs = max(shrinkBudget(window).Milliseconds(), 1)
+		// Late answers are read until the end of the window: a forwarder
+		// received the request after it started, so what it sends by
+		// then is at worst too late and dropped.
+		req.LateMs = window.Milliseconds()
 		fwd = s.fanOut(collect, peers, req, feats.analyze)
+		defer fwd.close()
 	}
 	var lists [][]protocol.SearchResult
 	var stats *protocol.SearchStats
@@ -93,7 +99,9 @@ func (s *Service) search(ctx context.Context, q api.FedSearchRequest) (_ *api.Fe
 		}
 	}
 	if fwd != nil {
-		r := <-fwd
+		r := fwd.collect(collect, false)
+		r.truncated = r.truncated || fwd.pending > 0
+		fwd.close()
 		if !askLocal && len(r.lists) == 0 && r.err != nil {
 			return nil, len(peers), fmt.Errorf("federated search: %w", r.err)
 		}
@@ -160,8 +168,9 @@ func looksLikeNodeID(s string) bool {
 }
 
 // fanOutResult is what came back from the peers of a fan-out: one list of
-// results per answering peer, each with Via set, and whether any peer
-// failed, was late, or answered truncated.
+// results per answer frame, each with Via set, and whether any peer
+// failed or answered truncated. A peer that has not answered yet is not
+// counted here: see gathering.pending.
 type fanOutResult struct {
 	lists     [][]protocol.SearchResult
 	stats     []*protocol.SearchStats // of the answers that carry them
@@ -170,64 +179,145 @@ type fanOutResult struct {
 	// invalid counts the results the answers carried that did not
 	// decode (protocol.SearchResponse.Invalid).
 	invalid int
+	// frames counts the answer frames taken in.
+	frames int
 }
 
-// fanOut sends req to peers in parallel and delivers, once all answered or
-// ctx is done, what arrived. A peer that does not answer in time costs no
-// more than ctx's deadline: its stream is reset then. each, if set, is
-// called on every answer without an error as it arrives, in parallel;
-// without each, the answers are decoded for relaying only (their results
-// have no SignedLesson, see protocol.DecodeSearchRelay).
-func (s *Service) fanOut(ctx context.Context, peers []peer.ID, req *protocol.SearchRequest, each func(*protocol.SearchResponse)) <-chan fanOutResult {
-	out := make(chan fanOutResult, 1)
-	if len(peers) == 0 {
-		out <- fanOutResult{}
-		return out
-	}
-	b, err := req.Encode()
-	if err != nil {
-		out <- fanOutResult{truncated: true}
-		return out
-	}
-	type answer struct {
-		p    peer.ID
-		resp *protocol.SearchResponse
-		err  error
-	}
-	answers := make(chan answer, len(peers))
+// answer is one frame of one peer's answer, or the peer's failure.
+type answer struct {
+	p    peer.ID
+	resp *protocol.SearchResponse
+	err  error
+	last bool // the peer's last frame, or its failure
+}
+
+// gathering is a fan-out under way: the peers' answers come in frame by
+// frame, and the caller takes them in with collect until it has what it
+// waits for, then calls close.
+type gathering struct {
+	answers chan answer
+	pending int // peers whose last frame has not come in
+	close   context.CancelFunc
+}
+
+// fanOut sends req to peers in parallel, over ProtocolSearchLate where
+// they speak it. A peer that does not answer in time costs no more than
+// ctx's deadline (or the gathering's close): its stream is reset then.
+// each, if set, is called on every answer frame without an error as it
+// arrives, in parallel; without each, the answers are decoded for
+// relaying only (their results have no SignedLesson, see
+// protocol.DecodeSearchRelay).
+func (s *Service) fanOut(ctx context.Context, peers []peer.ID, req *protocol.SearchRequest, each func(*protocol.SearchResponse)) *gathering {
 	ctx, cancel := context.WithCancel(ctx)
 	stopService := context.AfterFunc(s.ctx, cancel)
+	g := &gathering{answers: make(chan answer, len(peers)), pending: len(peers), close: func() { stopService(); cancel() }}
+	if len(peers) == 0 {
+		return g
+	}
+	single := *req
+	single.LateMs = 0
+	late, err := req.Encode()
+	one, err1 := single.Encode()
+	if err = cmp.Or(err, err1); err != nil {
+		for _, p := range peers {
+			g.answers <- answer{p: p, err: err, last: true}
+		}
+		return g
+	}
 	for _, p := range peers {
 		s.goTracked(func() {
-			resp, err := s.roundTrip(ctx, p, b, each == nil)
-			if err == nil && resp.Error == nil && each != nil {
-				each(resp)
+			err := s.exchange(ctx, p, late, one, each == nil, func(resp *protocol.SearchResponse, last bool) bool {
+				if resp.Error == nil && each != nil {
+					each(resp)
+				}
+				select {
+				case g.answers <- answer{p: p, resp: resp, last: last}:
+					return true
+				case <-ctx.Done():
+					return false
+				}
+			})
+			if err != nil {
+				select {
+				case g.answers <- answer{p: p, err: err, last: true}:
+				case <-ctx.Done():
+				}
 			}
-			answers <- answer{p, resp, err}
 		})
 	}
-	go func() {
-		defer cancel()
-		defer stopService()
-		var r fanOutResult
-		for pending := len(peers); pending > 0; pending-- {
-			select {
-			case a := <-answers:
-				r.add(a.p, a.resp, a.err)
-			case <-ctx.Done():
-				r.truncated = true
-				r.err = cmp.Or(r.err, ctx.Err())
-				out <- r
-				return
-			}
+	return g
+}
+
+// collect takes in answer frames until every peer has sent its last or
+// ctx is done (its error is then the result's, if none came before); with
+// some, it returns as soon as it has taken in at least one frame and no
+// other is waiting.
+func (g *gathering) collect(ctx context.Context, some bool) fanOutResult {
+	var r fanOutResult
+	for g.pending > 0 {
+		if some && r.frames > 0 && len(g.answers) == 0 {
+			return r
 		}
-		out <- r
-	}()
-	return out
+		select {
+		case a := <-g.answers:
+			r.add(a.p, a.resp, a.err)
+			if a.last {
+				g.pending--
+			}
+		case <-ctx.Done():
+			r.err = cmp.Or(r.err, ctx.Err())
+			return r
+		}
+	}
+	return r
+}
+
+// exchange sends one search request to p and hands its answer frames to
+// each, decoded, until the last or until each returns false. It gives up,
+// resetting the stream, when ctx is done. late is the request for
+// ProtocolSearchLate, one for ProtocolSearch (no late answers). A
+// forwarder (relay) reads of each result only what it merges by
+// (protocol.DecodeSearchRelay): the requester decodes and verifies the
+// lessons it ranks. Frames over MaxSearchFrames, or over
+// MaxSearchResponseSize together, are an error.
+func (s *Service) exchange(ctx context.Context, p peer.ID, late, one []byte, relay bool, each func(resp *protocol.SearchResponse, last bool) bool) error {
+	frames, size := 0, 0
+	return streamrpc.Exchange(ctx, s.host, p, []string{protocol.ProtocolSearchLate, protocol.ProtocolSearch},
+		func(proto string) []byte {
+			if proto == protocol.ProtocolSearchLate {
+				return late
+			}
+			return one
+		}, protocol.MaxSearchResponseSize,
+		func(proto string, b []byte) (bool, error) {
+			frames++
+			if size += len(b); size > protocol.MaxSearchResponseSize {
+				return false, fmt.Errorf("search answer: %w: %d bytes in %d frames, the limit is %d", protocol.ErrTooLarge, size, frames, protocol.MaxSearchResponseSize)
+			}
+			decode := protocol.DecodeSearchResponse
+			if relay {
+				decode = protocol.DecodeSearchRelay
+			}
+			resp, err := decode(b)
+			if err != nil {
+				return false, err
+			}
+			if proto != protocol.ProtocolSearchLate || resp.Error != nil {
+				resp.More = false
+			}
+			if resp.More && frames == protocol.MaxSearchFrames {
+				return false, fmt.Errorf("search answer: %w: more than %d frames", protocol.ErrTooLarge, protocol.MaxSearchFrames)
+			}
+			if !each(resp, !resp.More) {
+				return true, nil
+			}
+			return !resp.More, nil
+		})
 }
 
 // add takes in one peer's answer.
 func (r *fanOutResult) add(p peer.ID, resp *protocol.SearchResponse, err error) {
+	r.frames++
 	switch {
 	case err != nil:
 		r.truncated = true
@@ -249,19 +339,4 @@ func (r *fanOutResult) add(p peer.ID, resp *protocol.SearchResponse, err error) 
 		}
 		r.truncated = r.truncated || resp.Truncated
 	}
-}
-
-// roundTrip sends one search request to p and reads its answer. It gives
-// up, resetting the stream, when ctx is done. A forwarder (relay) reads of
-// each result only what it merges by (protocol.DecodeSearchRelay): the
-// requester decodes and verifies the lessons it ranks.
-func (s *Service) roundTrip(ctx context.Context, p peer.ID, req []byte, relay bool) (*protocol.SearchResponse, error) {
-	b, err := streamrpc.Call(ctx, s.host, p, protocol.ProtocolSearch, req, protocol.MaxSearchResponseSize)
-	if err != nil {
-		return nil, err
-	}
-	if relay {
-		return protocol.DecodeSearchRelay(b)
-	}
-	return protocol.DecodeSearchResponse(b)
 }

@@ -90,7 +90,7 @@ type Config struct {
 }
 
 // Service is the federated search of one node: the server of
-// /mesh/search/1.0.0 and the requester. It is safe for concurrent use.
+// /mesh/search/1.1.0 and /mesh/search/1.0.0, and the requester. It is safe for concurrent use.
 type Service struct {
 	host  host.Host
 	self  peer.ID
@@ -110,8 +110,8 @@ type Service struct {
 	metrics  *metrics // nil: none
 }
 
-// New starts the service: with a host, it serves /mesh/search/1.0.0 until
-// Close.
+// New starts the service: with a host, it serves /mesh/search/1.1.0 and
+// /mesh/search/1.0.0 until Close.
 func New(cfg Config) *Service {
 	s := &Service{
 		host: cfg.Host, self: cfg.Self, selfS: cfg.Self.String(), local: cfg.Local, trust: cfg.Trust, now: cfg.Now, log: cfg.Logger,
@@ -130,8 +130,9 @@ func New(cfg Config) *Service {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if s.host != nil {
-		s.host.SetStreamHandler(libp2pproto.ID(protocol.ProtocolSearch),
-			streamrpc.Serve(s.ctx, protocol.MaxSearchRequestSize, readTimeout, s.handle))
+		h := streamrpc.Serve(s.ctx, protocol.MaxSearchRequestSize, readTimeout, s.handle)
+		s.host.SetStreamHandler(libp2pproto.ID(protocol.ProtocolSearchLate), h)
+		s.host.SetStreamHandler(libp2pproto.ID(protocol.ProtocolSearch), h)
 	}
 	return s
 }
@@ -139,6 +140,7 @@ func New(cfg Config) *Service {
 // Close stops serving and waits for the searches the service started.
 func (s *Service) Close() {
 	if s.host != nil {
+		s.host.RemoveStreamHandler(libp2pproto.ID(protocol.ProtocolSearchLate))
 		s.host.RemoveStreamHandler(libp2pproto.ID(protocol.ProtocolSearch))
 	}
 	s.cancel()
