@@ -194,6 +194,97 @@ func addSat(a, b int64) int64 {
 	return a + b
 }
 
+// MergeAll merges every one of others into s, as Merge does one after the
+// other, but unites vocabulary lists in one pass: merging k answers' lists
+// one by one writes the growing union k times.
+func (s *SearchStats) MergeAll(others []*SearchStats) {
+	lists := [][]uint32{s.Vocab}
+	total := len(s.Vocab)
+	sketch := s.VocabSketch != nil
+	for _, o := range others {
+		if o == nil {
+			continue
+		}
+		lists = append(lists, o.Vocab)
+		total += len(o.Vocab)
+		sketch = sketch || o.VocabSketch != nil
+	}
+	if sketch || len(lists) <= 2 {
+		for _, o := range others {
+			s.Merge(o)
+		}
+		return
+	}
+	for _, o := range others {
+		if o == nil {
+			continue
+		}
+		s.Docs = addSat(s.Docs, o.Docs)
+		s.Tokens = addSat(s.Tokens, o.Tokens)
+		s.Terms = addSat(s.Terms, o.Terms)
+		for t := range s.DocFreq {
+			s.DocFreq[t] = addSat(s.DocFreq[t], o.DocFreq[t])
+		}
+	}
+	u := unionSortedAll(lists, total)
+	if len(u) <= MaxSearchVocab {
+		s.Vocab = u
+		return
+	}
+	s.VocabSketch, s.Vocab = sketchOf(u), nil
+}
+
+// unionSortedAll unites sorted sets of hashes, of total length total, in
+// one pass: a k-way merge over a heap of the lists' heads.
+func unionSortedAll(lists [][]uint32, total int) []uint32 {
+	type head struct {
+		v    uint32
+		list int
+		pos  int
+	}
+	h := make([]head, 0, len(lists))
+	for i, l := range lists {
+		if len(l) > 0 {
+			h = append(h, head{l[0], i, 0})
+		}
+	}
+	less := func(i, j int) bool { return h[i].v < h[j].v }
+	down := func(i int) {
+		for {
+			m := i
+			if l := 2*i + 1; l < len(h) && less(l, m) {
+				m = l
+			}
+			if r := 2*i + 2; r < len(h) && less(r, m) {
+				m = r
+			}
+			if m == i {
+				return
+			}
+			h[i], h[m] = h[m], h[i]
+			i = m
+		}
+	}
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		down(i)
+	}
+	out := make([]uint32, 0, total)
+	for len(h) > 0 {
+		top := &h[0]
+		if n := len(out); n == 0 || out[n-1] != top.v {
+			out = append(out, top.v)
+		}
+		if top.pos++; top.pos < len(lists[top.list]) {
+			top.v = lists[top.list][top.pos]
+		} else {
+			h[0] = h[len(h)-1]
+			h = h[:len(h)-1]
+		}
+		down(0)
+	}
+	return out
+}
+
 // unionSorted unites two sorted sets of hashes.
 func unionSorted(a, b []uint32) []uint32 {
 	out := make([]uint32, 0, max(len(a), len(b)))

@@ -5,9 +5,12 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"maps"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -141,6 +144,58 @@ func TestSearchStatsMerge(t *testing.T) {
 	}
 	if VocabHash("cargo") != VocabHash("cargo") || VocabHash("cargo") == VocabHash("build") {
 		t.Fatal("VocabHash")
+	}
+}
+
+// TestSearchStatsMergeAll: merging many at once is merging them one by
+// one, with lists, sketches, nil and empty statistics, and a union that
+// outgrows a list.
+func TestSearchStatsMergeAll(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	list := func(n int, span uint32) []uint32 {
+		set := map[uint32]bool{}
+		for range n {
+			set[rng.Uint32N(span)] = true
+		}
+		return slices.Sorted(maps.Keys(set))
+	}
+	stats := func(n int, span uint32) *SearchStats {
+		return &SearchStats{Docs: rng.Int64N(100), Tokens: rng.Int64N(1000), Terms: rng.Int64N(3), Vocab: list(n, span),
+			DocFreq: map[string]int64{"x": rng.Int64N(5), "y": rng.Int64N(5)}}
+	}
+	for i, tc := range []struct {
+		others int
+		n      int
+		span   uint32
+		sketch bool
+	}{
+		{0, 10, 100, false}, {1, 10, 100, false}, {2, 50, 100, false}, {8, 300, 1000, false},
+		{8, 3000, 1 << 31, false}, {5, 100, 1000, true}, {3, MaxSearchVocab / 2, 1 << 31, false},
+	} {
+		s := stats(tc.n, tc.span)
+		var others []*SearchStats
+		for j := range tc.others {
+			o := stats(tc.n, tc.span)
+			if j == 1 {
+				others = append(others, nil, &SearchStats{DocFreq: map[string]int64{}})
+			}
+			if tc.sketch && j == 2 {
+				o.VocabSketch, o.Vocab = sketchOf(o.Vocab), nil
+			}
+			others = append(others, o)
+		}
+		one := s.Clone()
+		for _, o := range others {
+			one.Merge(o)
+		}
+		s.MergeAll(others)
+		if !reflect.DeepEqual(s, one) {
+			t.Fatalf("case %d: MergeAll and Merge one by one differ: docs %d/%d, %d/%d hashes, sketch %v/%v",
+				i, s.Docs, one.Docs, len(s.Vocab), len(one.Vocab), s.VocabSketch != nil, one.VocabSketch != nil)
+		}
+		if i == 6 && s.VocabSketch == nil {
+			t.Fatalf("case %d: a union of %d hashes stayed a list", i, len(s.Vocab))
+		}
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/meshprotocol/mesh/protocol"
 )
@@ -20,13 +21,30 @@ var ErrTooLarge = fmt.Errorf("frame: %w", protocol.ErrTooLarge)
 
 // Write writes one frame, in one write: a length written on its own costs
 // a stream a write (a yamux frame, a packet) of a few bytes, and on a
-// mocknet link a second delivery delay.
+// mocknet link a second delivery delay. The frame is put together in a
+// pooled buffer, up to maxPooled bytes; a larger one is written in two.
 func Write(w io.Writer, msg []byte) error {
-	b := make([]byte, 0, binary.MaxVarintLen64+len(msg))
-	b = binary.AppendUvarint(b, uint64(len(msg)))
-	_, err := w.Write(append(b, msg...))
+	var hdr [binary.MaxVarintLen64]byte
+	n := binary.PutUvarint(hdr[:], uint64(len(msg)))
+	if n+len(msg) > maxPooled {
+		if _, err := w.Write(hdr[:n]); err != nil {
+			return err
+		}
+		_, err := w.Write(msg)
+		return err
+	}
+	bp := writeBufs.Get().(*[]byte)
+	b := append(append((*bp)[:0], hdr[:n]...), msg...)
+	_, err := w.Write(b)
+	*bp = b
+	writeBufs.Put(bp)
 	return err
 }
+
+// maxPooled is the largest frame Write puts together in a pooled buffer.
+const maxPooled = 1 << 20
+
+var writeBufs = sync.Pool{New: func() any { return new([]byte) }}
 
 // Read reads one frame of at most max bytes.
 func Read(r *bufio.Reader, max int) ([]byte, error) {

@@ -50,3 +50,36 @@ func FuzzRead(f *testing.F) {
 		}
 	})
 }
+
+// countingWriter counts the writes it gets.
+type countingWriter struct {
+	bytes.Buffer
+	writes int
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.writes++
+	return w.Buffer.Write(p)
+}
+
+// TestWriteInOneWrite: a frame up to maxPooled goes out in one write, a
+// larger one in two; both read back, and pooled buffers do not leak one
+// frame's bytes into the next.
+func TestWriteInOneWrite(t *testing.T) {
+	for _, tc := range []struct {
+		size, writes int
+	}{{300, 1}, {5, 1}, {maxPooled - 3, 1}, {maxPooled + 1, 2}, {0, 1}} {
+		var w countingWriter
+		msg := bytes.Repeat([]byte{byte(tc.size)}, tc.size)
+		if err := Write(&w, msg); err != nil {
+			t.Fatal(err)
+		}
+		if w.writes != tc.writes {
+			t.Errorf("%d bytes: %d writes, want %d", tc.size, w.writes, tc.writes)
+		}
+		got, err := Read(bufio.NewReader(&w.Buffer), maxPooled+8)
+		if err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("%d bytes: read back %d bytes, %v", tc.size, len(got), err)
+		}
+	}
+}

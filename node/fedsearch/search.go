@@ -108,11 +108,11 @@ func (s *Service) search(ctx context.Context, q api.FedSearchRequest) (_ *api.Fe
 		lists = append(lists, r.lists...)
 		res.Truncated = res.Truncated || r.truncated
 		res.Invalid += r.invalid
-		for _, st := range r.stats {
+		if len(r.stats) > 0 {
 			if stats == nil {
 				stats = emptyStats(pq)
 			}
-			stats.Merge(st)
+			stats.MergeAll(r.stats)
 		}
 	}
 	rk := ranking{s: s, pq: pq, stats: stats, feats: feats, filters: req.Filters, limit: req.Limit, halfLife: q.FreshnessHalfLife, res: res}

@@ -164,9 +164,7 @@ func (s *Service) serve(ctx context.Context, r *streamrpc.Request, req *protocol
 		fr := fwd.collect(answerBy, false)
 		lists = append(lists, fr.lists...)
 		resp.Truncated = fr.truncated
-		for _, st := range fr.stats {
-			stats.Merge(st)
-		}
+		stats.MergeAll(fr.stats)
 		if fwd.pending > 0 {
 			if late.IsZero() {
 				resp.Truncated = true
@@ -210,9 +208,7 @@ func (s *Service) answerLate(ctx context.Context, r *streamrpc.Request, late tim
 		next := protocol.SearchResponse{Type: protocol.MsgSearchResponse, RequestID: resp.RequestID, Truncated: fr.truncated}
 		if len(fr.stats) > 0 {
 			next.Stats = emptyStats(pq)
-			for _, st := range fr.stats {
-				next.Stats.Merge(st)
-			}
+			next.Stats.MergeAll(fr.stats)
 		}
 		var cut bool
 		next.Results, cut = mergeResults(fr.lists, protocol.MaxSearchResults, responseBudget-sent-statsSize(next.Stats))
