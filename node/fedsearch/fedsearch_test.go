@@ -6,6 +6,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -315,6 +316,70 @@ func TestForwarderPassesLateAnswers(t *testing.T) {
 		if len(frames) != 1 || frames[0].More || !frames[0].Truncated || len(frames[0].Results) != 1 {
 			t.Fatalf("%s: %d frames, the first more %v truncated %v with %d results", proto, len(frames), frames[0].More, frames[0].Truncated, len(frames[0].Results))
 		}
+	}
+}
+
+// TestLateFramesBounded: a peer's answer over /mesh/search/1.1.0 ends at
+// MaxSearchFrames frames, and one that says more follows and hangs up is
+// a failed answer; what came before is kept in both cases and the search
+// is marked truncated.
+func TestLateFramesBounded(t *testing.T) {
+	t.Parallel()
+	a := nodetest.New(t, node.Config{})
+	endless, hangup := nodetest.Host(t), nodetest.Host(t)
+	key := nodetest.NewKey(t)
+	var lessons []*protocol.SignedLesson
+	for i := range protocol.MaxSearchFrames + 4 {
+		lessons = append(lessons, nodetest.SignAs(t, key, "l"+strconv.Itoa(i), "Borrow checker "+strconv.Itoa(i), "clone is not a fix for the borrow checker", "public"))
+	}
+	serve := func(h host.Host, ls []*protocol.SignedLesson, last bool) {
+		h.SetStreamHandler(libp2pproto.ID(protocol.ProtocolSearchLate), func(s network.Stream) {
+			defer s.Close()
+			b, err := frame.Read(bufio.NewReader(s), protocol.MaxSearchRequestSize)
+			if err != nil {
+				s.Reset()
+				return
+			}
+			req, err := protocol.DecodeSearchRequest(b)
+			if err != nil {
+				s.Reset()
+				return
+			}
+			for i, l := range ls {
+				resp := &protocol.SearchResponse{Type: protocol.MsgSearchResponse, RequestID: req.RequestID,
+					Results: []protocol.SearchResult{{SignedLesson: l}}, More: !last || i < len(ls)-1}
+				out, _ := resp.Encode()
+				if frame.Write(s, out) != nil {
+					return
+				}
+			}
+		})
+	}
+	n := len(lessons)
+	serve(endless, lessons[:n-1], true) // more frames than allowed
+	serve(hangup, lessons[n-1:], false) // says more, then closes
+	for _, h := range []host.Host{endless, hangup} {
+		nodetest.ConnectHost(t, h, a)
+		trusts(t, a, h.ID())
+	}
+	trusts(t, a, nodetest.PeerOf(t, key))
+
+	res, err := a.SearchNetwork(context.Background(), api.FedSearchRequest{Query: "borrow checker", Limit: 50, Deadline: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The endless peer's frames before the one over the cap, and the
+	// hung-up peer's one frame.
+	want := map[string]bool{lessons[n-1].Key(): true}
+	for _, l := range lessons[:protocol.MaxSearchFrames-1] {
+		want[l.Key()] = true
+	}
+	got := map[string]bool{}
+	for _, h := range res.Results {
+		got[h.Key] = true
+	}
+	if !res.Truncated || !maps.Equal(got, want) {
+		t.Fatalf("truncated %v, %d results, want the %d lessons of the frames under the cap and before the hang-up", res.Truncated, len(res.Results), len(want))
 	}
 }
 
