@@ -372,3 +372,39 @@ func TestRemoteEncryptedExpiry(t *testing.T) {
 		t.Fatalf("sweep after restart: %d %v", n, err)
 	}
 }
+
+// TestEscrowSharesListed: a store lists the escrow shares it holds, those
+// it held before a restart too, and a store that never held one answers
+// without reading the datastore but still fails once closed.
+func TestEscrowSharesListed(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	dir := t.TempDir()
+	me, other := newPeer(t, 1), newPeer(t, 2)
+	s := openFed(t, dir, clk, me.id)
+	if shares, err := s.EscrowShares(ctx); err != nil || len(shares) != 0 {
+		t.Fatalf("a new store: %d shares, %v", len(shares), err)
+	}
+	escrow, err := protocol.NewEscrow(protocol.NewLessonKey(), "k9", 2, []string{me.id, newPeer(t, 3).id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, _ := protocol.SignKeyPolicy(other.priv, protocol.KeyPolicy{KeyID: "k9", LessonID: "theirs", Access: protocol.AccessPublic, Escrow: escrow}, clk.Now())
+	if err := s.PutEscrowShare(ctx, ep); err != nil {
+		t.Fatal(err)
+	}
+	if shares, err := s.EscrowShares(ctx); err != nil || len(shares) != 1 || shares[0].KeyID != "k9" {
+		t.Fatalf("after a put: %d shares, %v", len(shares), err)
+	}
+	s.Close()
+	s = openFed(t, dir, clk, me.id)
+	if shares, err := s.EscrowShares(ctx); err != nil || len(shares) != 1 || shares[0].KeyID != "k9" {
+		t.Fatalf("after a restart: %d shares, %v", len(shares), err)
+	}
+
+	fresh := openFed(t, t.TempDir(), clk, me.id)
+	fresh.Close()
+	if _, err := fresh.EscrowShares(ctx); err == nil {
+		t.Fatal("a closed store listed its escrow shares")
+	}
+}

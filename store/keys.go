@@ -153,7 +153,25 @@ func (s *Store) PutEscrowShare(ctx context.Context, p *protocol.KeyPolicy) error
 	if _, err := protocol.DecodeKeyPolicy(data); err != nil {
 		return fmt.Errorf("store: put escrow share %s: %w", p.KeyID, err)
 	}
+	// Before the write: a listing that could see the share sees the flag.
+	s.mayEscrow.Store(true)
 	return s.putKeyRecord(ctx, "escrow share", p.KeyID, escrowKeyKey(p.KeyID), data)
+}
+
+// noteEscrow sets mayEscrow if the datastore holds an escrow share.
+func (s *Store) noteEscrow(ctx context.Context) error {
+	res, err := s.ds.Query(ctx, dsq.Query{Prefix: nsKeysEscrow, KeysOnly: true, Limit: 1})
+	if err != nil {
+		return fmt.Errorf("store: escrow shares: %w", err)
+	}
+	defer res.Close()
+	for r := range res.Next() {
+		if r.Error != nil {
+			return fmt.Errorf("store: escrow shares: %w", r.Error)
+		}
+		s.mayEscrow.Store(true)
+	}
+	return nil
 }
 
 // EscrowShare returns the policy holding this node's escrow share of keyID;
@@ -171,7 +189,17 @@ func (s *Store) EscrowShare(ctx context.Context, keyID string) (*protocol.KeyPol
 }
 
 // EscrowShares returns the policies of every escrow share this node holds.
+// A store that has held none since it was opened answers without reading
+// the datastore.
 func (s *Store) EscrowShares(ctx context.Context) ([]*protocol.KeyPolicy, error) {
+	if !s.mayEscrow.Load() {
+		leave, err := s.beginRead() // a closed store still says so
+		if err != nil {
+			return nil, fmt.Errorf("store: escrow shares: %w", err)
+		}
+		leave()
+		return nil, nil
+	}
 	var out []*protocol.KeyPolicy
 	err := s.listKeyRecords(ctx, "escrow shares", nsKeysEscrow, func(id string, data []byte) {
 		p, err := protocol.DecodeKeyPolicy(data)

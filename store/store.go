@@ -195,6 +195,10 @@ type Store struct {
 	// keysMu serializes the writes of key material (keys.go), so that a
 	// key revoked is never written back by a write that raced it.
 	keysMu sync.Mutex
+	// mayEscrow is false only while this store has never held an escrow
+	// share since it was opened (see EscrowShares): every node asks for
+	// its shares on every revocation it takes in, and most hold none.
+	mayEscrow atomic.Bool
 
 	cancel context.CancelFunc
 	life   context.Context // cancelled by Close
@@ -296,6 +300,10 @@ func Open(opts Options) (*Store, error) {
 		return nil, watch.wrap(err)
 	}
 	if err := s.loadFederation(ctx); err != nil {
+		s.closeDS()
+		return nil, watch.wrap(err)
+	}
+	if err := s.noteEscrow(ctx); err != nil {
 		s.closeDS()
 		return nil, watch.wrap(err)
 	}
