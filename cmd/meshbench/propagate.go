@@ -155,6 +155,7 @@ func runPropagate(ctx context.Context, e *env, c propagateConfig) (*propagateRes
 	// GossipSub forms its meshes over a few heartbeats.
 	time.Sleep(3 * time.Second)
 
+	e.heapProfile("propagate-before") // with -pprof: what the run allocates is the difference
 	stop := e.profile("propagate")
 	cpu0 := cpuTime()
 	publishers := make([]int, c.messages)
