@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/blevesearch/bleve/v2"
+	"github.com/blevesearch/bleve/v2/analysis"
 	"github.com/blevesearch/bleve/v2/search"
 	"github.com/blevesearch/bleve/v2/search/query"
 
@@ -592,13 +593,15 @@ func (sc *Scorer) Features(l *protocol.Lesson) Features {
 			terms = append(terms, w.term)
 		}
 	}
-	toks := scoringAnalyzer().Analyze([]byte(indexedText(l)))
-	f := Features{length: len(toks), pos: make(map[string][]int, len(terms))}
-	for _, tok := range toks {
-		if t := tok.Term; slices.ContainsFunc(terms, func(q string) bool { return q == string(t) }) {
-			f.pos[string(t)] = append(f.pos[string(t)], tok.Position)
+	var f Features
+	analyzeLesson(l, func(toks analysis.TokenStream) {
+		f = Features{length: len(toks), pos: make(map[string][]int, len(terms))}
+		for _, tok := range toks {
+			if t := tok.Term; slices.ContainsFunc(terms, func(q string) bool { return q == string(t) }) {
+				f.pos[string(t)] = append(f.pos[string(t)], tok.Position)
+			}
 		}
-	}
+	})
 	return f
 }
 
