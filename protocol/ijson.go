@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
 	"unsafe"
@@ -52,7 +53,8 @@ type ijsonParser struct {
 	// keys holds the names of the members of every open object, innermost
 	// last, for duplicate detection. A name without escapes aliases data;
 	// none outlives the parse.
-	keys []string
+	keys     []string
+	keyStack *[]string // where keys came from, see takeKeys
 }
 
 var (
@@ -72,13 +74,17 @@ func checkIJSON(data []byte) error {
 // objects deep in a larger document.
 func checkIJSONDepth(data []byte, depth int) error {
 	p := ijsonParser{data: data, depth: depth}
+	p.takeKeys()
+	defer p.giveKeys()
 	return p.text()
 }
 
 // parseIJSONObject checks that data is I-JSON and returns the members of the
 // top-level value, in document order, and whether it is an object.
 func parseIJSONObject(data []byte) ([]member, bool, error) {
-	p := ijsonParser{data: data, collect: true}
+	p := ijsonParser{data: data, collect: true, members: make([]member, 0, 8)}
+	p.takeKeys()
+	defer p.giveKeys()
 	if err := p.text(); err != nil {
 		return nil, false, err
 	}
@@ -89,12 +95,56 @@ func parseIJSONObject(data []byte) ([]member, bool, error) {
 // validated as I-JSON (it is part of a larger document that was); it checks
 // only the top-level structure.
 func splitIJSONObject(data []byte) ([]member, bool, error) {
-	p := ijsonParser{data: data, collect: true, shallow: true}
+	p := ijsonParser{data: data, collect: true, shallow: true, members: make([]member, 0, 8)}
+	p.takeKeys()
+	defer p.giveKeys()
 	if err := p.text(); err != nil {
 		return nil, false, err
 	}
 	return p.members, p.isObject(), nil
 }
+
+// keyStacks pools the parsers' stacks of member names (ijsonParser.keys):
+// every document decoded would otherwise grow one anew.
+var keyStacks = sync.Pool{New: func() any { s := make([]string, 0, 32); return &s }}
+
+// maxPooledKeys bounds the stacks that go back to the pool.
+const maxPooledKeys = 1024
+
+func (p *ijsonParser) takeKeys() {
+	p.keyStack = keyStacks.Get().(*[]string)
+	p.keys = (*p.keyStack)[:0]
+}
+
+// giveKeys returns the stack to the pool, emptied: its names alias the
+// document, which must not be kept alive by it.
+func (p *ijsonParser) giveKeys() {
+	if cap(p.keys) > maxPooledKeys {
+		return
+	}
+	clear(p.keys[:cap(p.keys)])
+	*p.keyStack = p.keys[:0]
+	keyStacks.Put(p.keyStack)
+}
+
+// memberName is a member's name to keep: name may alias the document, so
+// it is copied, unless it is one of the names of MESH's documents.
+func memberName(name string) string {
+	if s, ok := knownNames[name]; ok {
+		return s
+	}
+	return strings.Clone(name)
+}
+
+// knownNames are the member names of MESH's documents (the protocol
+// package's JSON field names), each its own value.
+var knownNames = func() map[string]string {
+	m := map[string]string{}
+	for _, n := range []string{"aad", "access", "addrs", "agent", "algorithm", "allowedNodes", "artifacts", "blockers", "canonical", "capabilities", "checkpoint", "ciphertext", "code", "comment", "comparisons", "contact", "content", "created", "deadlineMs", "decisions", "df", "directory", "docs", "document", "encryptedLesson", "encryptedLessons", "encryption", "end", "epochKey", "error", "escrow", "escrowSeeds", "expires", "expiresAt", "field", "file", "filters", "fingerprint", "flags", "hasMore", "hex", "hops", "id", "issuedAt", "key", "keyEndpoint", "keyId", "keyResponse", "kind", "language", "lateMs", "lesson", "lessonId", "lessonKey", "lessons", "limit", "message", "messages", "minTrustScore", "more", "name", "nodeId", "nodes", "nonce", "note", "op", "origin", "plaintext", "policy", "project", "publicKey", "publicUrl", "publication", "publishedAt", "publishers", "query", "readerId", "readerSeed", "readings", "reason", "referral", "registration", "repo", "requestId", "results", "retentionDays", "revocation", "revocations", "revokedAt", "role", "roles", "score", "sealInfo", "sealedKey", "sealedShare", "seed", "session", "severity", "share", "shares", "shortId", "sig", "signature", "signedLesson", "signerSeed", "since", "size", "start", "state", "stats", "streams", "subject", "tag", "tags", "terms", "threshold", "timestamp", "title", "tokens", "topics", "truncated", "trustScore", "trusts", "ttl", "ttlMs", "type", "types", "unit", "until", "updated", "value", "vectors", "version", "via", "visibility", "vocab", "vocabSketch", "vouch", "words", "working"} {
+		m[n] = n
+	}
+	return m
+}()
 
 func (p *ijsonParser) isObject() bool {
 	for _, c := range p.data {
@@ -437,7 +487,7 @@ func (p *ijsonParser) object() error {
 			return err
 		}
 		if top && p.collect {
-			p.members = append(p.members, member{name: strings.Clone(name), value: p.data[start:p.i:p.i]})
+			p.members = append(p.members, member{name: memberName(name), value: p.data[start:p.i:p.i]})
 		}
 		p.ws()
 		if p.i >= len(p.data) {
