@@ -437,6 +437,16 @@ type SearchResponse struct {
 // received: re-encoding (or even re-validating, as encoding/json does with
 // raw JSON) every lesson would be most of a forwarder's work.
 func (r *SearchResponse) Encode() ([]byte, error) {
+	var b bytes.Buffer
+	if err := r.EncodeTo(&b); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// EncodeTo appends Encode's encoding of r to b, growing it once: for a
+// caller that reuses its buffers. On an error b holds part of it.
+func (r *SearchResponse) EncodeTo(b *bytes.Buffer) error {
 	head, err := encodeJSON(&struct {
 		Type      string `json:"type"`
 		RequestID string `json:"requestId"`
@@ -445,19 +455,18 @@ func (r *SearchResponse) Encode() ([]byte, error) {
 		Error     *Error `json:"error,omitempty"`
 	}{r.Type, r.RequestID, r.Truncated, r.More, r.Error})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	size := len(head) + 32 + r.Stats.EncodedSizeBound()
 	for i := range r.Results {
 		size += r.Results[i].EncodedSize() + 128 // score, trustScore, via
 	}
-	var b bytes.Buffer
 	b.Grow(size)
 	b.Write(head[:len(head)-1]) // without the closing brace
 	if r.Stats != nil {
 		b.WriteString(`,"stats":`)
-		if err := r.Stats.appendJSON(&b); err != nil {
-			return nil, err
+		if err := r.Stats.appendJSON(b); err != nil {
+			return err
 		}
 	}
 	b.WriteString(`,"results":[`)
@@ -465,12 +474,12 @@ func (r *SearchResponse) Encode() ([]byte, error) {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		if err := r.Results[i].appendJSON(&b); err != nil {
-			return nil, err
+		if err := r.Results[i].appendJSON(b); err != nil {
+			return err
 		}
 	}
 	b.WriteString("]}")
-	return b.Bytes(), nil
+	return nil
 }
 
 // appendJSON writes r's JSON encoding, as MarshalJSON does, to b.

@@ -131,7 +131,13 @@ type Request struct {
 	Protocol string
 
 	stream network.Stream
+	after  func()
 }
+
+// AfterAnswer has f called once the handler's answer is written (or the
+// stream reset): a handler that answers from a pooled buffer gives it
+// back there.
+func (r *Request) AfterAnswer(f func()) { r.after = f }
 
 // SetDeadline moves the deadline of the stream the request came on: a
 // handler that takes longer than Serve's timeout (a search forwarding to
@@ -176,6 +182,9 @@ func Serve(base context.Context, max int, timeout time.Duration, h Handler) netw
 		defer cancel()
 		req := &Request{From: s.Conn().RemotePeer(), Body: data, Err: err, Received: time.Now(), Protocol: string(s.Protocol()), stream: s}
 		ans := h(ctx, req)
+		if req.after != nil {
+			defer req.after()
+		}
 		if ans == nil {
 			s.Reset()
 			return

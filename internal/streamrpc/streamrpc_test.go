@@ -174,3 +174,33 @@ func TestExchangeFrames(t *testing.T) {
 		t.Fatalf("frame over the cap: %v", err)
 	}
 }
+
+// TestAfterAnswer: the function a handler registers runs once its answer
+// is written, and when it answers nothing (the stream is reset).
+func TestAfterAnswer(t *testing.T) {
+	a, b := pair(t)
+	ctx := context.Background()
+	done := make(chan string, 2)
+	b.SetStreamHandler(proto, Serve(ctx, 64, time.Minute, func(_ context.Context, r *Request) []byte {
+		body := string(r.Body)
+		r.AfterAnswer(func() { done <- body })
+		if body == "reset" {
+			return nil
+		}
+		return []byte("ok")
+	}))
+	for _, body := range []string{"answer", "reset"} {
+		ans, err := Call(ctx, a, b.ID(), proto, []byte(body), 64)
+		if (body == "answer") != (err == nil && string(ans) == "ok") {
+			t.Fatalf("%s: %q, %v", body, ans, err)
+		}
+		select {
+		case got := <-done:
+			if got != body {
+				t.Fatalf("after %q ran for %q", body, got)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: the function registered never ran", body)
+		}
+	}
+}

@@ -98,7 +98,36 @@ func (s *Service) handle(ctx context.Context, r *streamrpc.Request) []byte {
 		resp.More = false
 		resp.Error = protocol.ErrorOf(err)
 	}
-	return streamrpc.Encode(resp)
+	b, release, err := encodeAnswer(resp)
+	if err != nil {
+		return nil // the stream is reset
+	}
+	r.AfterAnswer(release)
+	return b
+}
+
+// answerBufs pools the buffers answers are encoded in: every node encodes
+// one for every search it serves.
+var answerBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledAnswer bounds the buffers that go back to answerBufs.
+const maxPooledAnswer = 1 << 20
+
+// encodeAnswer encodes resp in a pooled buffer, which release gives back:
+// the bytes are not to be used after.
+func encodeAnswer(resp *protocol.SearchResponse) (b []byte, release func(), err error) {
+	buf := answerBufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	release = func() {
+		if buf.Cap() <= maxPooledAnswer {
+			answerBufs.Put(buf)
+		}
+	}
+	if err := resp.EncodeTo(buf); err != nil {
+		release()
+		return nil, nil, err
+	}
+	return buf.Bytes(), release, nil
 }
 
 // serve fills resp, the answer to a new request r, due DeadlineMs after
@@ -194,14 +223,16 @@ func (s *Service) answerLate(ctx context.Context, r *streamrpc.Request, late tim
 	defer cancel()
 	sent := 0
 	for frames := 1; ; frames++ {
-		b, err := resp.Encode()
+		b, release, err := encodeAnswer(resp)
 		if err != nil {
 			return err
 		}
-		if err := r.Send(b); err != nil {
+		err = r.Send(b)
+		sent += len(b)
+		release()
+		if err != nil {
 			return fmt.Errorf("search: sending an answer: %w", err)
 		}
-		sent += len(b)
 		// The frame before the last waits for every peer: the last must
 		// be one of MaxSearchFrames.
 		fr := fwd.collect(ctx, frames < protocol.MaxSearchFrames-1)
