@@ -9,6 +9,8 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"sync"
+	"unsafe"
 )
 
 // Caps of SearchStats.
@@ -356,7 +358,8 @@ func (s *SearchStats) appendJSON(b *bytes.Buffer) error {
 		b.Write(out)
 		b.WriteByte('"')
 	} else if len(s.Vocab) > 0 {
-		buf := make([]byte, 0, 4*len(s.Vocab))
+		sp := vocabScratch.Get().(*[]byte)
+		buf := (*sp)[:0]
 		var prev uint32
 		for _, h := range s.Vocab {
 			buf = binary.AppendUvarint(buf, uint64(h-prev))
@@ -369,6 +372,7 @@ func (s *SearchStats) appendJSON(b *bytes.Buffer) error {
 		base64.StdEncoding.Encode(out, buf)
 		b.Write(out)
 		b.WriteByte('"')
+		putVocabScratch(sp, buf)
 	}
 	if s.Terms != 0 {
 		b.WriteString(`,"terms":`)
@@ -466,15 +470,34 @@ func decodeSearchStats(raw []byte) (*SearchStats, error) {
 }
 
 // decodeVocab decodes the wire form of SearchStats.Vocab.
+// vocabScratch pools the buffers of varint-coded vocabularies, between
+// the hashes and their base64.
+var vocabScratch = sync.Pool{New: func() any { return new([]byte) }}
+
+// putVocabScratch gives buf, taken from sp, back to the pool, unless it
+// grew past the largest vocabulary list.
+func putVocabScratch(sp *[]byte, buf []byte) {
+	if cap(buf) <= binary.MaxVarintLen32*MaxSearchVocab {
+		*sp = buf[:0]
+		vocabScratch.Put(sp)
+	}
+}
+
 func decodeVocab(v string) ([]uint32, error) {
 	const path = "search response.stats.vocab"
 	if len(v) > base64.StdEncoding.EncodedLen(binary.MaxVarintLen32*MaxSearchVocab) {
 		return nil, invalidf("%s: %d bytes, the limit is %d hashes", path, len(v), MaxSearchVocab)
 	}
-	buf, err := base64.StdEncoding.Strict().DecodeString(v)
+	sp := vocabScratch.Get().(*[]byte)
+	buf := slices.Grow((*sp)[:0], base64.StdEncoding.DecodedLen(len(v)))
+	buf = buf[:base64.StdEncoding.DecodedLen(len(v))]
+	// Decode only reads its source: v's bytes are not written.
+	dn, err := base64.StdEncoding.Strict().Decode(buf, unsafe.Slice(unsafe.StringData(v), len(v)))
+	defer putVocabScratch(sp, buf)
 	if err != nil {
 		return nil, invalidf("%s: want standard base64", path)
 	}
+	buf = buf[:dn]
 	if len(buf) == 0 {
 		return nil, invalidf("%s: empty (leave it out instead)", path)
 	}
