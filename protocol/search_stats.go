@@ -140,12 +140,7 @@ func (s *SearchStats) Merge(o *SearchStats) {
 	if o == nil {
 		return
 	}
-	s.Docs = addSat(s.Docs, o.Docs)
-	s.Tokens = addSat(s.Tokens, o.Tokens)
-	s.Terms = addSat(s.Terms, o.Terms)
-	for t := range s.DocFreq {
-		s.DocFreq[t] = addSat(s.DocFreq[t], o.DocFreq[t])
-	}
+	s.addCounts(o)
 	if len(o.Vocab) == 0 && o.VocabSketch == nil {
 		return
 	}
@@ -196,6 +191,17 @@ func addSat(a, b int64) int64 {
 	return a + b
 }
 
+// addCounts adds o's counts to s's: documents, tokens, terms left out of
+// the vocabulary, and the document frequencies of s's own terms.
+func (s *SearchStats) addCounts(o *SearchStats) {
+	s.Docs = addSat(s.Docs, o.Docs)
+	s.Tokens = addSat(s.Tokens, o.Tokens)
+	s.Terms = addSat(s.Terms, o.Terms)
+	for t := range s.DocFreq {
+		s.DocFreq[t] = addSat(s.DocFreq[t], o.DocFreq[t])
+	}
+}
+
 // MergeAll merges every one of others into s, as Merge does one after the
 // other, but unites vocabulary lists in one pass: merging k answers' lists
 // one by one writes the growing union k times.
@@ -218,14 +224,8 @@ func (s *SearchStats) MergeAll(others []*SearchStats) {
 		return
 	}
 	for _, o := range others {
-		if o == nil {
-			continue
-		}
-		s.Docs = addSat(s.Docs, o.Docs)
-		s.Tokens = addSat(s.Tokens, o.Tokens)
-		s.Terms = addSat(s.Terms, o.Terms)
-		for t := range s.DocFreq {
-			s.DocFreq[t] = addSat(s.DocFreq[t], o.DocFreq[t])
+		if o != nil {
+			s.addCounts(o)
 		}
 	}
 	u := unionSortedAll(lists, total)

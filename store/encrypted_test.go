@@ -240,11 +240,7 @@ func TestKeyMaterial(t *testing.T) {
 
 	// An escrow share of another node's key.
 	other := newPeer(t, 2)
-	escrow, err := protocol.NewEscrow(protocol.NewLessonKey(), "k9", 2, []string{me.id, newPeer(t, 3).id})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ep, _ := protocol.SignKeyPolicy(other.priv, protocol.KeyPolicy{KeyID: "k9", LessonID: "theirs", Access: protocol.AccessPublic, Escrow: escrow}, clk.Now())
+	ep := escrowShare(t, clk, me, other)
 	if err := s.PutEscrowShare(ctx, ep); err != nil {
 		t.Fatal(err)
 	}
@@ -385,12 +381,7 @@ func TestEscrowSharesListed(t *testing.T) {
 	if shares, err := s.EscrowShares(ctx); err != nil || len(shares) != 0 {
 		t.Fatalf("a new store: %d shares, %v", len(shares), err)
 	}
-	escrow, err := protocol.NewEscrow(protocol.NewLessonKey(), "k9", 2, []string{me.id, newPeer(t, 3).id})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ep, _ := protocol.SignKeyPolicy(other.priv, protocol.KeyPolicy{KeyID: "k9", LessonID: "theirs", Access: protocol.AccessPublic, Escrow: escrow}, clk.Now())
-	if err := s.PutEscrowShare(ctx, ep); err != nil {
+	if err := s.PutEscrowShare(ctx, escrowShare(t, clk, me, other)); err != nil {
 		t.Fatal(err)
 	}
 	if shares, err := s.EscrowShares(ctx); err != nil || len(shares) != 1 || shares[0].KeyID != "k9" {
@@ -407,4 +398,19 @@ func TestEscrowSharesListed(t *testing.T) {
 	if _, err := fresh.EscrowShares(ctx); err == nil {
 		t.Fatal("a closed store listed its escrow shares")
 	}
+}
+
+// escrowShare is the policy of other's key k9 (lesson "theirs") with an
+// escrow share for me and one for a third node.
+func escrowShare(t *testing.T, clk *clock, me, other peerKey) *protocol.KeyPolicy {
+	t.Helper()
+	escrow, err := protocol.NewEscrow(protocol.NewLessonKey(), "k9", 2, []string{me.id, newPeer(t, 3).id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, err := protocol.SignKeyPolicy(other.priv, protocol.KeyPolicy{KeyID: "k9", LessonID: "theirs", Access: protocol.AccessPublic, Escrow: escrow}, clk.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ep
 }

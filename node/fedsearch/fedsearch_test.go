@@ -115,14 +115,8 @@ type fakeSearcher struct {
 func (f *fakeSearcher) serve(h host.Host, answer func(*protocol.SearchRequest) []protocol.SearchResult) {
 	h.SetStreamHandler(libp2pproto.ID(protocol.ProtocolSearch), func(s network.Stream) {
 		defer s.Close()
-		b, err := frame.Read(bufio.NewReader(s), protocol.MaxSearchRequestSize)
-		if err != nil {
-			s.Reset()
-			return
-		}
-		req, err := protocol.DecodeSearchRequest(b)
-		if err != nil {
-			s.Reset()
+		req := readSearchRequest(s)
+		if req == nil {
 			return
 		}
 		f.mu.Lock()
@@ -132,6 +126,22 @@ func (f *fakeSearcher) serve(h host.Host, answer func(*protocol.SearchRequest) [
 		out, _ := resp.Encode()
 		_ = frame.Write(s, out)
 	})
+}
+
+// readSearchRequest reads and decodes the request of a fake peer's
+// stream; it resets the stream and returns nil if it cannot.
+func readSearchRequest(s network.Stream) *protocol.SearchRequest {
+	b, err := frame.Read(bufio.NewReader(s), protocol.MaxSearchRequestSize)
+	if err != nil {
+		s.Reset()
+		return nil
+	}
+	req, err := protocol.DecodeSearchRequest(b)
+	if err != nil {
+		s.Reset()
+		return nil
+	}
+	return req
 }
 
 func (f *fakeSearcher) requests() []*protocol.SearchRequest {
@@ -335,14 +345,8 @@ func TestLateFramesBounded(t *testing.T) {
 	serve := func(h host.Host, ls []*protocol.SignedLesson, last bool) {
 		h.SetStreamHandler(libp2pproto.ID(protocol.ProtocolSearchLate), func(s network.Stream) {
 			defer s.Close()
-			b, err := frame.Read(bufio.NewReader(s), protocol.MaxSearchRequestSize)
-			if err != nil {
-				s.Reset()
-				return
-			}
-			req, err := protocol.DecodeSearchRequest(b)
-			if err != nil {
-				s.Reset()
+			req := readSearchRequest(s)
+			if req == nil {
 				return
 			}
 			for i, l := range ls {
