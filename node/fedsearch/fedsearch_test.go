@@ -68,6 +68,19 @@ func vouched(t *testing.T, a, b *node.Node) {
 	t.Fatalf("%s holds no current vouch of %s", a.ID(), b.ID())
 }
 
+// trustLine connects a to b and b to c, each trusting its neighbours,
+// and gives a b's vouch, so that a trusts c through b.
+func trustLine(t *testing.T, a, b, c *node.Node) {
+	t.Helper()
+	nodetest.Connect(t, a, b)
+	nodetest.Connect(t, b, c)
+	trusts(t, a, b.ID())
+	trusts(t, b, a.ID())
+	trusts(t, b, c.ID())
+	trusts(t, c, b.ID())
+	vouched(t, a, b)
+}
+
 // rawSearch sends body as one frame to p's search handler and decodes the
 // answer.
 func rawSearch(t *testing.T, h host.Host, p peer.ID, body []byte) *protocol.SearchResponse {
@@ -177,13 +190,7 @@ func TestFederatedSearchChain(t *testing.T) {
 	// host is on one "LAN").
 	line := node.Config{DHT: discovery.Config{NoLAN: true}}
 	a, b, c := nodetest.New(t, line), nodetest.New(t, line), nodetest.New(t, line)
-	nodetest.Connect(t, a, b)
-	nodetest.Connect(t, b, c)
-	trusts(t, a, b.ID())
-	trusts(t, b, a.ID())
-	trusts(t, b, c.ID())
-	trusts(t, c, b.ID())
-	vouched(t, a, b) // a trusts c through b
+	trustLine(t, a, b, c)
 
 	pub := nodetest.Publish(t, c, "Cargo parallel builds", "cargo parallel builds crash on a small VPS: use -j1", "public")
 	unlisted := nodetest.Publish(t, c, "Cargo parallel unlisted", "cargo parallel builds, shared by link only", "unlisted")
@@ -257,14 +264,8 @@ func TestForwarderPassesLateAnswers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nodetest.Connect(t, a, b)
-	nodetest.Connect(t, b, c)
+	trustLine(t, a, b, c)
 	nodetest.ConnectHost(t, client, b)
-	trusts(t, a, b.ID())
-	trusts(t, b, a.ID())
-	trusts(t, b, c.ID())
-	trusts(t, c, b.ID())
-	vouched(t, a, b) // a trusts c through b
 	late := nodetest.Publish(t, c, "Cargo parallel builds", "cargo parallel builds crash on a small VPS: use -j1", "public")
 	own := nodetest.Publish(t, b, "Parallel cargo at B", "cargo in parallel needs memory", "public")
 
