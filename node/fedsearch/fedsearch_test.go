@@ -85,27 +85,11 @@ func trustLine(t *testing.T, a, b, c *node.Node) {
 // answer.
 func rawSearch(t *testing.T, h host.Host, p peer.ID, body []byte) *protocol.SearchResponse {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	s, err := h.NewStream(ctx, p, libp2pproto.ID(protocol.ProtocolSearch))
-	if err != nil {
-		t.Fatal(err)
+	frames := rawFrames(t, h, p, protocol.ProtocolSearch, body)
+	if len(frames) != 1 {
+		t.Fatalf("%d answer frames over %s", len(frames), protocol.ProtocolSearch)
 	}
-	defer s.Close()
-	_ = s.SetDeadline(time.Now().Add(15 * time.Second))
-	if err := frame.Write(s, body); err != nil {
-		t.Fatal(err)
-	}
-	_ = s.CloseWrite()
-	b, err := frame.Read(bufio.NewReader(s), protocol.MaxSearchResponseSize)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := protocol.DecodeSearchResponse(b)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, b)
-	}
-	return resp
+	return frames[0]
 }
 
 func encodeReq(t *testing.T, r *protocol.SearchRequest) []byte {
