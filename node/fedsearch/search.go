@@ -185,7 +185,7 @@ type fanOutResult struct {
 
 // answer is one frame of one peer's answer, or the peer's failure.
 type answer struct {
-	p    peer.ID
+	p    string // the peer, as a string
 	resp *protocol.SearchResponse
 	err  error
 	last bool // the peer's last frame, or its failure
@@ -220,18 +220,19 @@ func (s *Service) fanOut(ctx context.Context, peers []peer.ID, req *protocol.Sea
 	one, err1 := single.Encode()
 	if err = cmp.Or(err, err1); err != nil {
 		for _, p := range peers {
-			g.answers <- answer{p: p, err: err, last: true}
+			g.answers <- answer{p: s.idString(p), err: err, last: true}
 		}
 		return g
 	}
 	for _, p := range peers {
+		ps := s.idString(p)
 		s.goTracked(func() {
 			err := s.exchange(ctx, p, late, one, each == nil, func(resp *protocol.SearchResponse, last bool) bool {
 				if resp.Error == nil && each != nil {
 					each(resp)
 				}
 				select {
-				case g.answers <- answer{p: p, resp: resp, last: last}:
+				case g.answers <- answer{p: ps, resp: resp, last: last}:
 					return true
 				case <-ctx.Done():
 					return false
@@ -239,7 +240,7 @@ func (s *Service) fanOut(ctx context.Context, peers []peer.ID, req *protocol.Sea
 			})
 			if err != nil {
 				select {
-				case g.answers <- answer{p: p, err: err, last: true}:
+				case g.answers <- answer{p: ps, err: err, last: true}:
 				case <-ctx.Done():
 				}
 			}
@@ -316,7 +317,7 @@ func (s *Service) exchange(ctx context.Context, p peer.ID, late, one []byte, rel
 }
 
 // add takes in one peer's answer.
-func (r *fanOutResult) add(p peer.ID, resp *protocol.SearchResponse, err error) {
+func (r *fanOutResult) add(p string, resp *protocol.SearchResponse, err error) {
 	r.frames++
 	switch {
 	case err != nil:
@@ -326,10 +327,9 @@ func (r *fanOutResult) add(p peer.ID, resp *protocol.SearchResponse, err error) 
 		r.truncated = true
 		r.err = cmp.Or(r.err, fmt.Errorf("%s: %w", p, protocol.ErrorFor(resp.Error.Code, resp.Error.Message)))
 	default:
-		via := p.String()
 		for i := range resp.Results {
 			if resp.Results[i].Via == "" {
-				resp.Results[i].Via = via
+				resp.Results[i].Via = p
 			}
 		}
 		r.lists = append(r.lists, resp.Results)

@@ -67,9 +67,9 @@ func (s *Service) handle(ctx context.Context, r *streamrpc.Request) []byte {
 	err := r.Err
 	switch {
 	case err != nil:
-	case s.trust.Blocked(r.From.String()):
+	case s.trust.Blocked(s.idString(r.From)):
 		err = fmt.Errorf("search: %w", protocol.ErrUntrusted)
-	case !s.limit.Allow(r.From.String(), r.Received):
+	case !s.limit.Allow(s.idString(r.From), r.Received):
 		err = fmt.Errorf("search: %w: at most %d searches a second", protocol.ErrRateLimited, peerRate)
 	default:
 		req, err = protocol.DecodeSearchRequest(r.Body)
@@ -171,7 +171,7 @@ func (s *Service) serve(ctx context.Context, r *streamrpc.Request, req *protocol
 				peersCtx, stop = context.WithDeadline(ctx, late)
 				defer stop()
 			}
-			fwd = s.fanOut(peersCtx, s.peers(r.From.String(), req.Origin), &f, nil) // relays: see exchange
+			fwd = s.fanOut(peersCtx, s.peers(s.idString(r.From), req.Origin), &f, nil) // relays: see exchange
 			defer fwd.close()
 		}
 	}
@@ -306,7 +306,7 @@ func answerMargin(d time.Duration) time.Duration {
 func (s *Service) peers(except ...string) []peer.ID {
 	var out []peer.ID
 	for _, p := range s.host.Network().Peers() {
-		id := p.String()
+		id := s.idString(p)
 		if p == s.self || slices.Contains(except, id) || s.trust.Blocked(id) {
 			continue
 		}
