@@ -77,19 +77,21 @@ func Exchange(ctx context.Context, h host.Host, p peer.ID, protos []string, req 
 		_ = s.SetDeadline(dl)
 	}
 	proto := string(s.Protocol())
-	if err := frame.Write(s, req(proto)); err != nil {
-		s.Reset()
-		return deadlineErr(ctx, err)
-	}
-	// The answer is what counts: a peer that answers before our half-close
-	// lands may already have closed its side (over QUIC, CloseWrite then
-	// fails with "canceled stream"), and its answer is still there to read.
+	// The answer is what counts: a peer that answers before our request
+	// is all written (one over its cap: it reads the length and says so)
+	// or before our half-close lands may already have closed its side
+	// (over QUIC, the write or CloseWrite then fails with "canceled
+	// stream"), and its answer is still there to read.
+	writeErr := frame.Write(s, req(proto))
 	_ = s.CloseWrite()
 	r := bufio.NewReaderSize(s, frameReadBuffer)
 	for {
 		b, err := frame.Read(r, max)
 		if err != nil {
 			s.Reset()
+			if writeErr != nil {
+				err = writeErr
+			}
 			return deadlineErr(ctx, err)
 		}
 		done, err := each(proto, b)

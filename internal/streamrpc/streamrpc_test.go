@@ -59,6 +59,11 @@ func TestCallServe(t *testing.T) {
 	if _, err := Call(ctx, a, b.ID(), proto, []byte("hello"), 4); !errors.Is(err, protocol.ErrTooLarge) {
 		t.Fatalf("answer over the cap: %v", err)
 	}
+	// A request over the server's cap gets the handler's answer, though
+	// the server stops reading it after its length.
+	if ans, err := Call(ctx, a, b.ID(), proto, make([]byte, 4096), 64); err != nil || string(ans) != "too large" {
+		t.Fatalf("request over the cap: %q, %v", ans, err)
+	}
 	// A handler that answers nil resets the stream: the caller gets an error.
 	if _, err := Call(ctx, a, b.ID(), proto, []byte("reset"), 64); err == nil {
 		t.Fatal("a reset stream answered")
