@@ -108,12 +108,7 @@ func (s *Service) search(ctx context.Context, q api.FedSearchRequest) (_ *api.Fe
 		lists = append(lists, r.lists...)
 		res.Truncated = res.Truncated || r.truncated
 		res.Invalid += r.invalid
-		if len(r.stats) > 0 {
-			if stats == nil {
-				stats = emptyStats(pq)
-			}
-			stats.MergeAll(r.stats)
-		}
+		stats = addStats(stats, r.stats, pq)
 	}
 	rk := ranking{s: s, pq: pq, stats: stats, feats: feats, filters: req.Filters, limit: req.Limit, halfLife: q.FreshnessHalfLife, res: res}
 	res.Results = rk.rank(ctx, lists)

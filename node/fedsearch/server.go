@@ -193,7 +193,7 @@ func (s *Service) serve(ctx context.Context, r *streamrpc.Request, req *protocol
 		fr := fwd.collect(answerBy, false)
 		lists = append(lists, fr.lists...)
 		resp.Truncated = fr.truncated
-		stats.MergeAll(fr.stats)
+		stats = addStats(stats, fr.stats, pq)
 		if fwd.pending > 0 {
 			if late.IsZero() {
 				resp.Truncated = true
@@ -237,10 +237,7 @@ func (s *Service) answerLate(ctx context.Context, r *streamrpc.Request, late tim
 		// be one of MaxSearchFrames.
 		fr := fwd.collect(ctx, frames < protocol.MaxSearchFrames-1)
 		next := protocol.SearchResponse{Type: protocol.MsgSearchResponse, RequestID: resp.RequestID, Truncated: fr.truncated}
-		if len(fr.stats) > 0 {
-			next.Stats = emptyStats(pq)
-			next.Stats.MergeAll(fr.stats)
-		}
+		next.Stats = addStats(nil, fr.stats, pq)
 		var cut bool
 		next.Results, cut = mergeResults(fr.lists, protocol.MaxSearchResults, responseBudget-sent-statsSize(next.Stats))
 		next.More = fwd.pending > 0 && ctx.Err() == nil
@@ -282,6 +279,19 @@ func emptyStats(pq store.ParsedQuery) *protocol.SearchStats {
 	for _, t := range store.QueryTerms(pq) {
 		st.DocFreq[t] = 0
 	}
+	return st
+}
+
+// addStats adds more to st, starting from emptyStats(pq) when st is nil;
+// with nothing to add it returns st as it is (nil stays nil).
+func addStats(st *protocol.SearchStats, more []*protocol.SearchStats, pq store.ParsedQuery) *protocol.SearchStats {
+	if len(more) == 0 {
+		return st
+	}
+	if st == nil {
+		st = emptyStats(pq)
+	}
+	st.MergeAll(more)
 	return st
 }
 
