@@ -401,77 +401,12 @@ func runFedsearch(ctx context.Context, e *env, c fedsearchConfig) (*fedsearchRes
 		warmFrom[i] = rng.IntN(c.nodes)
 	}
 
-	// References, one store per requester.
-	start = time.Now()
-	refs := map[int]*fedRef{}
-	defer func() {
-		for _, r := range refs {
-			r.st.Close()
-		}
-	}()
-	var distinct []int
-	for _, r := range requesters {
-		if !slices.Contains(distinct, r) {
-			distinct = append(distinct, r)
-		}
-	}
-	built := make([]*fedRef, len(distinct))
-	err = forEach(len(distinct), func(i int) error {
-		var err error
-		built[i], err = buildRef(ctx, nodes, ids, index, published, distinct[i], c.hops)
-		return err
-	})
-	for i, ref := range built {
-		if ref != nil {
-			refs[distinct[i]] = ref
-		}
-	}
+	ref, err := references(ctx, e, c, nodes, ids, index, published, requesters, queries)
 	if err != nil {
 		return nil, err
 	}
-	var reachSum, refSum float64
-	for _, r := range requesters {
-		reachSum += float64(refs[r].reach)
-		refSum += float64(refs[r].lessons)
-	}
-	e.logf("built %d reference stores in %s: %.1f nodes and %.0f lessons reachable per query on average",
-		len(refs), time.Since(start).Round(time.Millisecond), reachSum/float64(len(queries)), refSum/float64(len(queries)))
-
-	refTop := make([][]string, len(queries))
-	candRec, idealRec, fedIdeal, candStats := newAvg(), newAvg(), newAvg(), newAvg()
-	ideal := make([][]string, len(queries))
-	start = time.Now()
-	for i, q := range queries {
-		ref := refs[requesters[i]]
-		if refTop[i], err = ref.top(ctx, q, c.limit); err != nil {
-			return nil, fmt.Errorf("reference query %q: %w", q, err)
-		}
-		cand, err := candidates(ctx, nodes, ids, ref, q, c.limit)
-		if err != nil {
-			return nil, fmt.Errorf("candidates of %q: %w", q, err)
-		}
-		if ideal[i], err = ref.topAmong(ctx, q, c.limit, cand); err != nil {
-			return nil, fmt.Errorf("reference query %q: %w", q, err)
-		}
-		own, err := rescore(ctx, cand, ref, q, c.limit)
-		if err != nil {
-			return nil, fmt.Errorf("re-scoring %q: %w", q, err)
-		}
-		if len(refTop[i]) > 0 {
-			candRec.add(overlap(refTop[i], cand) / float64(len(refTop[i])))
-			idealRec.add(overlapKeys(refTop[i], ideal[i]) / float64(len(refTop[i])))
-			candStats.add(overlapKeys(refTop[i], own) / float64(len(refTop[i])))
-		}
-	}
-	e.logf("reference and offline re-scoring of %d queries in %s", len(queries), time.Since(start).Round(time.Millisecond))
-	// The reference stores are done with. Kept through the runs, they
-	// were most of the heap the nodes share (766 MB of 987 MB live at 100
-	// nodes), which every GC cycle's mark phase, slowing every node at
-	// once, had to go through.
-	for r, ref := range refs {
-		ref.st.Close()
-		delete(refs, r)
-	}
+	refTop, ideal := ref.top, ref.ideal
+	candRec, idealRec, candStats, fedIdeal := ref.candRec, ref.idealRec, ref.candStats, newAvg()
 
 	// Healthy run.
 	for i, q := range warm {
@@ -543,8 +478,8 @@ func runFedsearch(ctx context.Context, e *env, c fedsearchConfig) (*fedsearchRes
 		Hops: c.hops, TrustDepth: c.depth, Degree: round(degree, 2),
 		Lessons: c.nodes * c.lessons, Queries: len(queries),
 		DeadlineMs:      round(ms(c.deadline), 1),
-		MeanReachNodes:  round(reachSum/float64(len(queries)), 1),
-		MeanRefLessons:  round(refSum/float64(len(queries)), 1),
+		MeanReachNodes:  round(ref.meanReach, 1),
+		MeanRefLessons:  round(ref.meanLessons, 1),
 		GOGC:            c.gogc,
 		MaxMs:           round(healthy.max(), 1),
 		Truncated:       healthy.truncated,
@@ -616,6 +551,85 @@ func runFedQueries(ctx context.Context, e *env, phase string, nodes []*node.Node
 	}
 	sort.Float64s(run.ms)
 	return run, nil
+}
+
+// fedReferences are the reference answers of a run's queries, and what
+// the offline re-scoring of them found (see fedsearchResult).
+type fedReferences struct {
+	top, ideal                   [][]string // per query: the reference top -limit, and the ideal one among the candidates
+	candRec, idealRec, candStats *avg
+	meanReach, meanLessons       float64 // nodes and lessons reachable per query
+}
+
+// references builds one reference store per requester, answers every
+// query from its requester's, and closes the stores. Kept through the
+// runs, they were most of the heap the nodes share (766 MB of 987 MB live
+// at 100 nodes), which every GC cycle's mark phase, slowing every node at
+// once, had to go through.
+func references(ctx context.Context, e *env, c fedsearchConfig, nodes []*node.Node, ids []string, index map[string]int, published [][]*protocol.SignedLesson, requesters []int, queries []string) (*fedReferences, error) {
+	start := time.Now()
+	refs := map[int]*fedRef{}
+	defer func() {
+		for _, r := range refs {
+			r.st.Close()
+		}
+	}()
+	var distinct []int
+	for _, r := range requesters {
+		if !slices.Contains(distinct, r) {
+			distinct = append(distinct, r)
+		}
+	}
+	built := make([]*fedRef, len(distinct))
+	err := forEach(len(distinct), func(i int) error {
+		var err error
+		built[i], err = buildRef(ctx, nodes, ids, index, published, distinct[i], c.hops)
+		return err
+	})
+	for i, ref := range built {
+		if ref != nil {
+			refs[distinct[i]] = ref
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := &fedReferences{top: make([][]string, len(queries)), ideal: make([][]string, len(queries)),
+		candRec: newAvg(), idealRec: newAvg(), candStats: newAvg()}
+	var reachSum, refSum float64
+	for _, r := range requesters {
+		reachSum += float64(refs[r].reach)
+		refSum += float64(refs[r].lessons)
+	}
+	out.meanReach, out.meanLessons = reachSum/float64(len(queries)), refSum/float64(len(queries))
+	e.logf("built %d reference stores in %s: %.1f nodes and %.0f lessons reachable per query on average",
+		len(refs), time.Since(start).Round(time.Millisecond), out.meanReach, out.meanLessons)
+
+	start = time.Now()
+	for i, q := range queries {
+		ref := refs[requesters[i]]
+		if out.top[i], err = ref.top(ctx, q, c.limit); err != nil {
+			return nil, fmt.Errorf("reference query %q: %w", q, err)
+		}
+		cand, err := candidates(ctx, nodes, ids, ref, q, c.limit)
+		if err != nil {
+			return nil, fmt.Errorf("candidates of %q: %w", q, err)
+		}
+		if out.ideal[i], err = ref.topAmong(ctx, q, c.limit, cand); err != nil {
+			return nil, fmt.Errorf("reference query %q: %w", q, err)
+		}
+		own, err := rescore(ctx, cand, ref, q, c.limit)
+		if err != nil {
+			return nil, fmt.Errorf("re-scoring %q: %w", q, err)
+		}
+		if top := out.top[i]; len(top) > 0 {
+			out.candRec.add(overlap(top, cand) / float64(len(top)))
+			out.idealRec.add(overlapKeys(top, out.ideal[i]) / float64(len(top)))
+			out.candStats.add(overlapKeys(top, own) / float64(len(top)))
+		}
+	}
+	e.logf("reference and offline re-scoring of %d queries in %s", len(queries), time.Since(start).Round(time.Millisecond))
+	return out, nil
 }
 
 // buildRef builds the reference store of requester r: the lessons of r and
