@@ -150,7 +150,7 @@ func VerifyResponse(data []byte, opts VerifyOptions) (*VerifiedResponse, error) 
 	if err != nil {
 		return nil, err
 	}
-	raw, ok := o.members[DirectoryField]
+	raw, ok := o.lookup(DirectoryField)
 	if !ok {
 		return nil, fmt.Errorf("%w: the response carries no %q block: it is not signed", ErrInvalidSignature, DirectoryField)
 	}
@@ -193,9 +193,9 @@ func VerifyResponse(data []byte, opts VerifyOptions) (*VerifiedResponse, error) 
 		return nil, fmt.Errorf("%w: directory.signature is not a base64 Ed25519 signature", ErrInvalidSignature)
 	}
 	rest := make(map[string]json.RawMessage, len(o.members)-1)
-	for k, v := range o.members {
-		if k != DirectoryField {
-			rest[k] = v
+	for _, m := range o.members {
+		if m.name != DirectoryField {
+			rest[m.name] = m.value
 		}
 	}
 	b, err := json.Marshal(rest)
@@ -262,7 +262,7 @@ func DecodeDirectorySearchRequest(data []byte) (*DirectorySearchRequest, error) 
 		r.Limit = int(v)
 	}
 	if o.has("filters") {
-		fo, err := splitObject("search request.filters", o.members["filters"])
+		fo, err := splitObject("search request.filters", o.get("filters"))
 		if err != nil {
 			return nil, err
 		}
@@ -337,7 +337,7 @@ func DecodeDirectorySearchResponse(body []byte) (*DirectorySearchResponse, error
 		return nil, err
 	}
 	r.Limit = int(min(v, MaxSearchResults))
-	switch string(bytes.TrimSpace(o.members["more"])) {
+	switch string(bytes.TrimSpace(o.get("more"))) {
 	case "true":
 		r.More = true
 	case "false":
@@ -345,7 +345,7 @@ func DecodeDirectorySearchResponse(body []byte) (*DirectorySearchResponse, error
 		return nil, invalidf("directory search response.more: want true or false")
 	}
 	if o.has("filters") {
-		fo, err := splitObject("directory search response.filters", o.members["filters"])
+		fo, err := splitObject("directory search response.filters", o.get("filters"))
 		if err != nil {
 			return nil, err
 		}
@@ -353,7 +353,7 @@ func DecodeDirectorySearchResponse(body []byte) (*DirectorySearchResponse, error
 			return nil, err
 		}
 	}
-	elems, isArray := splitArray(o.members["results"], MaxSearchResults+1)
+	elems, isArray := splitArray(o.get("results"), MaxSearchResults+1)
 	if !isArray {
 		return nil, invalidf("directory search response.results: want an array")
 	}
@@ -420,7 +420,7 @@ func DecodeDirectoryLessonResponse(body []byte) (*DirectoryLessonResponse, error
 	}
 	if o.has("encryptedLesson") {
 		r.EncryptedLesson = new(EncryptedLesson)
-		if err := r.EncryptedLesson.UnmarshalJSON(o.members["encryptedLesson"]); err != nil {
+		if err := r.EncryptedLesson.UnmarshalJSON(o.get("encryptedLesson")); err != nil {
 			return nil, fmt.Errorf("directory lesson response: %w", err)
 		}
 		if r.EncryptedLesson.Key() != r.Key {
@@ -428,14 +428,14 @@ func DecodeDirectoryLessonResponse(body []byte) (*DirectoryLessonResponse, error
 		}
 	} else if o.has("signedLesson") {
 		r.SignedLesson = new(SignedLesson)
-		if err := r.SignedLesson.unmarshalChecked(o.members["signedLesson"]); err != nil {
+		if err := r.SignedLesson.unmarshalChecked(o.get("signedLesson")); err != nil {
 			return nil, fmt.Errorf("directory lesson response: %w", err)
 		}
 		if r.SignedLesson.Key() != r.Key {
 			return nil, invalidf("directory lesson response: asked for %s, the lesson is %s", truncate(r.Key), truncate(r.SignedLesson.Key()))
 		}
 	} else {
-		if r.Revocation, err = DecodeRevocation(o.members["revocation"]); err != nil {
+		if r.Revocation, err = DecodeRevocation(o.get("revocation")); err != nil {
 			return nil, fmt.Errorf("directory lesson response: %w", err)
 		}
 		if r.Revocation.Key() != r.Key {
@@ -454,7 +454,7 @@ func DecodeDirectoryLessonResponse(body []byte) (*DirectoryLessonResponse, error
 			return nil, err
 		}
 	}
-	r.Error = o.has("error") && string(bytes.TrimSpace(o.members["error"])) == "true"
+	r.Error = o.has("error") && string(bytes.TrimSpace(o.get("error"))) == "true"
 	return r, nil
 }
 
@@ -663,12 +663,12 @@ func DecodeDirectoryRegistered(data []byte) (*DirectoryRegistered, error) {
 	}
 	if o.has("error") {
 		r.Error = new(Error)
-		if err := decodeError(o.members["error"], r.Error); err != nil {
+		if err := decodeError(o.get("error"), r.Error); err != nil {
 			return nil, prefixErr("registered", err)
 		}
 	}
 	if o.has("policy") {
-		po, err := splitObject("registered.policy", o.members["policy"])
+		po, err := splitObject("registered.policy", o.get("policy"))
 		if err != nil {
 			return nil, err
 		}

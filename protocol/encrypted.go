@@ -463,13 +463,13 @@ func (e *EncryptedLesson) UnmarshalJSON(data []byte) error {
 	if out.Ciphertext, err = o.str("ciphertext"); err != nil {
 		return err
 	}
-	if err := out.Encryption.unmarshalChecked(o.members["encryption"]); err != nil {
+	if err := out.Encryption.unmarshalChecked(o.get("encryption")); err != nil {
 		return fmt.Errorf("encrypted lesson: %w", err)
 	}
-	if err := out.Publication.unmarshalChecked(o.members["publication"]); err != nil {
+	if err := out.Publication.unmarshalChecked(o.get("publication")); err != nil {
 		return fmt.Errorf("encrypted lesson: %w", err)
 	}
-	if err := out.Signature.unmarshalChecked(o.members["signature"]); err != nil {
+	if err := out.Signature.unmarshalChecked(o.get("signature")); err != nil {
 		return fmt.Errorf("encrypted lesson: %w", err)
 	}
 	*e = out

@@ -278,13 +278,13 @@ func DecodeKeyResponse(data []byte) (*KeyResponse, error) {
 	}
 	if o.has("revocation") {
 		r.Revocation = new(Revocation)
-		if err := r.Revocation.UnmarshalJSON(o.members["revocation"]); err != nil {
+		if err := r.Revocation.UnmarshalJSON(o.get("revocation")); err != nil {
 			return nil, fmt.Errorf("key response: %w", err)
 		}
 	}
 	if o.has("policy") {
 		r.Policy = new(KeyPolicy)
-		if err := r.Policy.UnmarshalJSON(o.members["policy"]); err != nil {
+		if err := r.Policy.UnmarshalJSON(o.get("policy")); err != nil {
 			return nil, fmt.Errorf("key response: %w", err)
 		}
 	}
@@ -431,8 +431,9 @@ func VerifyKeyResponseHTTP(data []byte, opts VerifyOptions) (resp *KeyResponse, 
 	if err != nil {
 		return nil, "", err
 	}
-	delete(o.members, ServedAtField)
-	body, err := json.Marshal(o.members)
+	members := o.asMap()
+	delete(members, ServedAtField)
+	body, err := json.Marshal(members)
 	if err != nil {
 		return nil, "", invalidf("key response: %v", err)
 	}

@@ -62,10 +62,10 @@ func DecodeKeyNotice(data []byte) (*KeyNotice, error) {
 		return nil, invalidf("key notice: carries exactly one of policy and revocation")
 	}
 	if o.has("policy") {
-		if n.Policy, err = DecodeKeyPolicy(o.members["policy"]); err != nil {
+		if n.Policy, err = DecodeKeyPolicy(o.get("policy")); err != nil {
 			return nil, fmt.Errorf("key notice: %w", err)
 		}
-	} else if n.Revocation, err = DecodeRevocation(o.members["revocation"]); err != nil {
+	} else if n.Revocation, err = DecodeRevocation(o.get("revocation")); err != nil {
 		return nil, fmt.Errorf("key notice: %w", err)
 	}
 	return n, nil
@@ -112,7 +112,7 @@ func DecodeKeyNoticeAck(data []byte) (*KeyNoticeAck, error) {
 	}
 	if o.has("error") {
 		a.Error = new(Error)
-		if err := decodeError(o.members["error"], a.Error); err != nil {
+		if err := decodeError(o.get("error"), a.Error); err != nil {
 			return nil, fmt.Errorf("key notice ack: %w", err)
 		}
 	}

@@ -86,7 +86,7 @@ func DecodeAnnouncement(data []byte) (*Announcement, error) {
 			return nil, err
 		}
 		a.Revocation = new(Revocation)
-		if err := a.Revocation.UnmarshalJSON(o.members["revocation"]); err != nil {
+		if err := a.Revocation.UnmarshalJSON(o.get("revocation")); err != nil {
 			return nil, fmt.Errorf("announcement: %w", err)
 		}
 	default:
@@ -100,13 +100,13 @@ func DecodeAnnouncement(data []byte) (*Announcement, error) {
 func decodePublished(o object, what string, sl **SignedLesson, el **EncryptedLesson) error {
 	if o.has("signedLesson") {
 		*sl = new(SignedLesson)
-		if err := (*sl).unmarshalChecked(o.members["signedLesson"]); err != nil {
+		if err := (*sl).unmarshalChecked(o.get("signedLesson")); err != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}
 	}
 	if o.has("encryptedLesson") {
 		*el = new(EncryptedLesson)
-		if err := (*el).UnmarshalJSON(o.members["encryptedLesson"]); err != nil {
+		if err := (*el).UnmarshalJSON(o.get("encryptedLesson")); err != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}
 	}
@@ -192,13 +192,13 @@ func DecodeFetchResponse(data []byte) (*FetchResponse, error) {
 	}
 	if o.has("revocation") {
 		r.Revocation = new(Revocation)
-		if err := r.Revocation.UnmarshalJSON(o.members["revocation"]); err != nil {
+		if err := r.Revocation.UnmarshalJSON(o.get("revocation")); err != nil {
 			return nil, fmt.Errorf("fetch response: %w", err)
 		}
 	}
 	if o.has("error") {
 		r.Error = new(Error)
-		if err := decodeError(o.members["error"], r.Error); err != nil {
+		if err := decodeError(o.get("error"), r.Error); err != nil {
 			return nil, err
 		}
 	}
@@ -325,16 +325,16 @@ func DecodeSyncResponse(data []byte) (*SyncResponse, error) {
 	if r.Type != MsgSyncResponse {
 		return nil, invalidf("sync response: type %q, want %q", truncate(r.Type), MsgSyncResponse)
 	}
-	lessons, isArray := splitArray(o.members["lessons"], MaxSyncPage+1)
+	lessons, isArray := splitArray(o.get("lessons"), MaxSyncPage+1)
 	if !isArray {
 		return nil, invalidf("sync response.lessons: want an array")
 	}
-	revs, isArray := splitArray(o.members["revocations"], MaxSyncPage+1)
+	revs, isArray := splitArray(o.get("revocations"), MaxSyncPage+1)
 	if !isArray {
 		return nil, invalidf("sync response.revocations: want an array")
 	}
 	var encrypted [][]byte
-	if raw, ok := o.members["encryptedLessons"]; ok {
+	if raw, ok := o.lookup("encryptedLessons"); ok {
 		if encrypted, isArray = splitArray(raw, MaxSyncPage+1); !isArray {
 			return nil, invalidf("sync response.encryptedLessons: want an array")
 		}
@@ -372,7 +372,7 @@ func DecodeSyncResponse(data []byte) (*SyncResponse, error) {
 	if r.Checkpoint, err = o.str("checkpoint"); err != nil {
 		return nil, err
 	}
-	switch string(bytes.TrimSpace(o.members["hasMore"])) {
+	switch string(bytes.TrimSpace(o.get("hasMore"))) {
 	case "true":
 		r.HasMore = true
 	case "false":

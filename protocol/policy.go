@@ -301,14 +301,14 @@ func (p *KeyPolicy) UnmarshalJSON(data []byte) error {
 	}
 	if o.has("escrow") {
 		out.Escrow = new(Escrow)
-		if err := out.Escrow.unmarshalChecked(o.members["escrow"]); err != nil {
+		if err := out.Escrow.unmarshalChecked(o.get("escrow")); err != nil {
 			return fmt.Errorf("key policy: %w", err)
 		}
 	}
 	if out.IssuedAt, err = o.int("issuedAt"); err != nil {
 		return err
 	}
-	if err := out.Signature.decode("key policy.signature", o.members["signature"]); err != nil {
+	if err := out.Signature.decode("key policy.signature", o.get("signature")); err != nil {
 		return err
 	}
 	*p = out
@@ -330,7 +330,7 @@ func (e *Escrow) unmarshalChecked(data []byte) error {
 		return err
 	}
 	out.Threshold = int(n)
-	raw := o.members["shares"]
+	raw := o.get("shares")
 	if len(raw) == 0 || raw[0] != '[' {
 		return invalidf("escrow.shares: want an array")
 	}

@@ -180,7 +180,7 @@ func (r *Revocation) UnmarshalJSON(data []byte) error {
 			return invalidf("revocation.reason: empty: omit the field instead")
 		}
 	}
-	if err := out.Signature.decode("revocation.signature", o.members["signature"]); err != nil {
+	if err := out.Signature.decode("revocation.signature", o.get("signature")); err != nil {
 		return err
 	}
 	*r = out

@@ -229,7 +229,7 @@ func DecodeSearchRequest(data []byte) (*SearchRequest, error) {
 		}
 	}
 	if o.has("filters") {
-		fo, err := splitObject("search request.filters", o.members["filters"])
+		fo, err := splitObject("search request.filters", o.get("filters"))
 		if err != nil {
 			return nil, err
 		}
@@ -291,7 +291,7 @@ func (o object) nonNegative(name string) (int64, error) {
 
 // float returns a number member.
 func (o object) float(name string) (float64, error) {
-	raw := o.members[name]
+	raw := o.get(name)
 	if len(raw) == 0 || !(raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9') {
 		return 0, invalidf("%s.%s: want a number", o.path, name)
 	}
@@ -562,7 +562,7 @@ func decodeSearchResponse(data []byte, relay bool) (*SearchResponse, error) {
 	if r.RequestID, err = o.str("requestId"); err != nil {
 		return nil, err
 	}
-	elems, isArray := splitArray(o.members["results"], MaxSearchResults+1)
+	elems, isArray := splitArray(o.get("results"), MaxSearchResults+1)
 	if !isArray {
 		return nil, invalidf("search response.results: want an array")
 	}
@@ -591,7 +591,7 @@ func decodeSearchResponse(data []byte, relay bool) (*SearchResponse, error) {
 		if !o.has(f.name) {
 			continue
 		}
-		switch string(bytes.TrimSpace(o.members[f.name])) {
+		switch string(bytes.TrimSpace(o.get(f.name))) {
 		case "true":
 			*f.dst = true
 		case "false":
@@ -601,12 +601,12 @@ func decodeSearchResponse(data []byte, relay bool) (*SearchResponse, error) {
 	}
 	if o.has("error") {
 		r.Error = new(Error)
-		if err := decodeError(o.members["error"], r.Error); err != nil {
+		if err := decodeError(o.get("error"), r.Error); err != nil {
 			return nil, prefixErr("search response", err)
 		}
 	}
 	if o.has("stats") {
-		if r.Stats, err = decodeSearchStats(o.members["stats"]); err != nil {
+		if r.Stats, err = decodeSearchStats(o.get("stats")); err != nil {
 			return nil, err
 		}
 	}
@@ -629,16 +629,16 @@ func decodeResult(path string, raw []byte, relay bool) (SearchResult, error) {
 		return res, err
 	}
 	if relay {
-		if res.relay, err = relayLesson(path+".signedLesson", o.members["signedLesson"]); err != nil {
+		if res.relay, err = relayLesson(path+".signedLesson", o.get("signedLesson")); err != nil {
 			return res, err
 		}
-		res.raw = o.members["signedLesson"]
+		res.raw = o.get("signedLesson")
 	} else {
 		res.SignedLesson = new(SignedLesson)
-		if err := res.SignedLesson.unmarshalChecked(o.members["signedLesson"]); err != nil {
+		if err := res.SignedLesson.unmarshalChecked(o.get("signedLesson")); err != nil {
 			return res, fmt.Errorf("%s: %w", path, err)
 		}
-		res.raw, res.rawFor = o.members["signedLesson"], res.SignedLesson
+		res.raw, res.rawFor = o.get("signedLesson"), res.SignedLesson
 	}
 	if o.has("score") {
 		if res.Score, err = o.float("score"); err != nil {

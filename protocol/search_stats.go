@@ -426,7 +426,7 @@ func decodeSearchStats(raw []byte) (*SearchStats, error) {
 			return nil, err
 		}
 	}
-	dfo, err := splitObject(path+".df", o.members["df"])
+	dfo, err := splitObject(path+".df", o.get("df"))
 	if err != nil {
 		return nil, err
 	}
@@ -434,11 +434,14 @@ func decodeSearchStats(raw []byte) (*SearchStats, error) {
 		return nil, invalidf("%s.df: %d terms, the limit is %d", path, len(dfo.members), MaxSearchStatsTerms)
 	}
 	s.DocFreq = make(map[string]int64, len(dfo.members))
-	for t := range dfo.members {
+	for i, m := range dfo.members {
+		t := m.name
 		if t == "" || len(t) > MaxSearchStatsTermLength {
 			return nil, invalidf("%s.df: each term must be 1 to %d bytes", path, MaxSearchStatsTermLength)
 		}
-		if s.DocFreq[t], err = dfo.nonNegative(t); err != nil {
+		// The member on its own: a look-up by name per term would scan them all.
+		one := object{path: dfo.path, members: dfo.members[i : i+1]}
+		if s.DocFreq[t], err = one.nonNegative(t); err != nil {
 			return nil, err
 		}
 		if s.DocFreq[t] > s.Docs {

@@ -208,13 +208,13 @@ func (s *SignedLesson) decode(o object) error {
 	// parseObject checked the whole message; its members are not checked
 	// again.
 	var out SignedLesson
-	if err := out.Lesson.unmarshalChecked(o.members["lesson"]); err != nil {
+	if err := out.Lesson.unmarshalChecked(o.get("lesson")); err != nil {
 		return fmt.Errorf("signed lesson: %w", err)
 	}
-	if err := out.Publication.unmarshalChecked(o.members["publication"]); err != nil {
+	if err := out.Publication.unmarshalChecked(o.get("publication")); err != nil {
 		return fmt.Errorf("signed lesson: %w", err)
 	}
-	if err := out.Signature.unmarshalChecked(o.members["signature"]); err != nil {
+	if err := out.Signature.unmarshalChecked(o.get("signature")); err != nil {
 		return fmt.Errorf("signed lesson: %w", err)
 	}
 	*s = out

@@ -55,14 +55,14 @@ func DecodeTrustRequest(data []byte) (*TrustRequest, error) {
 		if err := o.only([]string{"type", "vouch"}); err != nil {
 			return nil, err
 		}
-		if r.Vouch, err = DecodeVouch(o.members["vouch"]); err != nil {
+		if r.Vouch, err = DecodeVouch(o.get("vouch")); err != nil {
 			return nil, fmt.Errorf("trust request: %w", err)
 		}
 	case MsgReferral:
 		if err := o.only([]string{"type", "referral"}); err != nil {
 			return nil, err
 		}
-		if r.Referral, err = DecodeReferral(o.members["referral"]); err != nil {
+		if r.Referral, err = DecodeReferral(o.get("referral")); err != nil {
 			return nil, fmt.Errorf("trust request: %w", err)
 		}
 	default:
@@ -103,13 +103,13 @@ func DecodeTrustResponse(data []byte) (*TrustResponse, error) {
 		return nil, invalidf("trust response: type %q, want %q", truncate(r.Type), MsgTrustResponse)
 	}
 	if o.has("vouch") {
-		if r.Vouch, err = DecodeVouch(o.members["vouch"]); err != nil {
+		if r.Vouch, err = DecodeVouch(o.get("vouch")); err != nil {
 			return nil, fmt.Errorf("trust response: %w", err)
 		}
 	}
 	if o.has("error") {
 		r.Error = new(Error)
-		if err := decodeError(o.members["error"], r.Error); err != nil {
+		if err := decodeError(o.get("error"), r.Error); err != nil {
 			return nil, err
 		}
 	}

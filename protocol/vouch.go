@@ -248,7 +248,7 @@ func (v *Vouch) UnmarshalJSON(data []byte) error {
 	if out.ExpiresAt, err = o.int("expiresAt"); err != nil {
 		return err
 	}
-	if err := out.Signature.decode("vouch.signature", o.members["signature"]); err != nil {
+	if err := out.Signature.decode("vouch.signature", o.get("signature")); err != nil {
 		return err
 	}
 	*v = out
@@ -405,7 +405,7 @@ func (r *Referral) UnmarshalJSON(data []byte) error {
 	if out.IssuedAt, err = o.int("issuedAt"); err != nil {
 		return err
 	}
-	if err := out.Signature.decode("referral.signature", o.members["signature"]); err != nil {
+	if err := out.Signature.decode("referral.signature", o.get("signature")); err != nil {
 		return err
 	}
 	*r = out
