@@ -344,6 +344,97 @@ func (r *SearchResult) Lesson() (key string, publishedAt int64, ok bool) {
 	return "", 0, false
 }
 
+// Publisher is the node ID in the signature of the result's lesson,
+// whether it was decoded in full or for relaying; "" for a result without
+// one. Nothing is verified.
+func (r *SearchResult) Publisher() string {
+	switch {
+	case r.SignedLesson != nil:
+		return r.SignedLesson.Signature.NodeID
+	case r.relay != nil && r.raw != nil:
+		return r.relay.key[strings.LastIndexByte(r.relay.key, '@')+1:]
+	}
+	return ""
+}
+
+// Decoded reports whether the result's lesson was decoded in full
+// (DecodeSearchResponse), rather than only for relaying.
+func (r *SearchResult) Decoded() bool { return r.SignedLesson != nil }
+
+// DecodeLesson decodes in full the lesson of a result DecodeSearchRelay
+// made, checked as DecodeSearchResponse checks it, and sets SignedLesson
+// (which then keeps the bytes received for encoding). A result already
+// decoded is left as it is.
+func (r *SearchResult) DecodeLesson() error {
+	if r.SignedLesson != nil {
+		return nil
+	}
+	if r.relay == nil || r.raw == nil {
+		return invalidf("search result: no lesson")
+	}
+	sl := new(SignedLesson)
+	if err := sl.unmarshalChecked(r.raw); err != nil {
+		return fmt.Errorf("search result: %w", err)
+	}
+	r.SignedLesson, r.rawFor = sl, sl
+	return nil
+}
+
+// AppendSearchText appends to dst the text a lesson is searched by: its
+// title, a newline, its content, then a newline and a tag for each tag,
+// unescaped, as they would decode. It reads them in place from the bytes
+// of a result DecodeSearchRelay made, without decoding the lesson (or
+// from SignedLesson, if decoded). ok is false when the title, the content
+// or the tags are not of their types: the full decoder refuses such a
+// lesson.
+func (r *SearchResult) AppendSearchText(dst []byte) (_ []byte, ok bool) {
+	if l := r.SignedLesson; l != nil {
+		dst = append(dst, l.Lesson.Title...)
+		dst = append(dst, '\n')
+		dst = append(dst, l.Lesson.Content...)
+		for _, t := range l.Lesson.Tags {
+			dst = append(dst, '\n')
+			dst = append(dst, t...)
+		}
+		return dst, true
+	}
+	if r.relay == nil || r.raw == nil {
+		return dst, false
+	}
+	lesson, _ := memberValue(r.raw, "lesson")
+	str := func(dst, raw []byte) ([]byte, bool) {
+		if len(raw) < 2 || raw[0] != '"' {
+			return dst, false
+		}
+		return unescapeJSON(dst, raw[1:len(raw)-1]), true
+	}
+	for i, name := range [2]string{"title", "content"} {
+		if i > 0 {
+			dst = append(dst, '\n')
+		}
+		if v, has := memberValue(lesson, name); has {
+			if dst, ok = str(dst, v); !ok {
+				return dst, false
+			}
+		}
+	}
+	tags, has := memberValue(lesson, "tags")
+	if !has {
+		return dst, true
+	}
+	elems, isArray := splitArray(tags, MaxTags+1)
+	if !isArray {
+		return dst, false
+	}
+	for _, e := range elems {
+		dst = append(dst, '\n')
+		if dst, ok = str(dst, e); !ok {
+			return dst, false
+		}
+	}
+	return dst, true
+}
+
 // LessonBytes is the JSON of the result's lesson as it would be sent: as
 // received, or encoded now (then kept, as EncodedSize does); nil if there
 // is none or it does not encode.

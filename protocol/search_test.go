@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"fmt"
 	"reflect"
 	"strings"
@@ -377,5 +378,104 @@ func FuzzDecodeSearchRelay(f *testing.F) {
 				t.Fatalf("result %d passed on as\n%s\nwant\n%s", i, got, want)
 			}
 		}
+		checkRelayedText(t, relay, full)
 	})
+}
+
+// checkRelayedText: the text read in place from a relayed result is the
+// text of the lesson decoded from it, and a relayed result decodes in full
+// (DecodeLesson) wherever the full decoder decoded it, to the same lesson.
+func checkRelayedText(t *testing.T, relay, full *SearchResponse) {
+	t.Helper()
+	decoded := map[string][]byte{} // key -> the full decoder's encoding
+	for _, r := range full.Results {
+		b, _ := r.SignedLesson.Encode()
+		decoded[r.SignedLesson.Key()+"\x00"+string(r.LessonBytes())] = b
+	}
+	for i := range relay.Results {
+		rr := &relay.Results[i]
+		inPlace, ok := rr.AppendSearchText(nil)
+		err := rr.DecodeLesson()
+		want, fullOK := decoded[func() string { k, _, _ := rr.Lesson(); return k }()+"\x00"+string(rr.LessonBytes())]
+		if fullOK && err != nil {
+			t.Fatalf("result %d: the full decoder took it, DecodeLesson: %v", i, err)
+		}
+		if err != nil {
+			checkDecodeErr(t, err)
+			continue
+		}
+		if rr.Publisher() != rr.SignedLesson.Signature.NodeID {
+			t.Fatalf("result %d: publisher %q, signed by %q", i, rr.Publisher(), rr.SignedLesson.Signature.NodeID)
+		}
+		if got, _ := rr.SignedLesson.Encode(); fullOK && !bytes.Equal(got, want) {
+			t.Fatalf("result %d: DecodeLesson gave\n%s\nthe full decoder\n%s", i, got, want)
+		}
+		text, _ := rr.AppendSearchText(nil)
+		if !ok || !bytes.Equal(inPlace, text) {
+			t.Fatalf("result %d: text read in place (ok %v)\n%q\ndecoded\n%q", i, ok, inPlace, text)
+		}
+	}
+}
+
+// TestAppendSearchText: the searchable text of a relayed result, read in
+// place, is that of the decoded lesson, escapes and all; a lesson whose
+// text members are not strings does not read.
+func TestAppendSearchText(t *testing.T) {
+	_, priv, _ := ed25519.GenerateKey(nil)
+	l := &Lesson{ID: "x", Type: "lesson", Title: "Quotes \" and \\ and \u2028 é 🦀", Content: "line\nbreak\ttab </script>",
+		Tags: []string{"rust", "go\"lang"}, CreatedAt: testNow.UnixMilli()}
+	sl, err := Sign(priv, l, Publication{Visibility: VisibilityPublic, PublishedAt: testNow.UnixMilli()}, testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := sl.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer := func(lesson []byte) *SearchResponse {
+		t.Helper()
+		resp, err := DecodeSearchRelay([]byte(`{"type":"searchResponse","requestId":"r","results":[{"signedLesson":` + string(lesson) + `}]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	want := l.Title + "\n" + l.Content + "\nrust\ngo\"lang"
+	r := &answer(b).Results[0]
+	if r.Decoded() {
+		t.Fatal("a relayed result is decoded")
+	}
+	if got, ok := r.AppendSearchText([]byte("prefix:")); !ok || string(got) != "prefix:"+want {
+		t.Fatalf("in place: %q, %v; want %q", got, ok, want)
+	}
+	if err := r.DecodeLesson(); err != nil || !r.Decoded() || r.SignedLesson.Lesson.Title != l.Title {
+		t.Fatalf("DecodeLesson: %v, %+v", err, r.SignedLesson)
+	}
+	if got, ok := r.AppendSearchText(nil); !ok || string(got) != want {
+		t.Fatalf("decoded: %q, %v; want %q", got, ok, want)
+	}
+
+	noTitle := *sl
+	noTitle.Lesson.Title, noTitle.Lesson.Tags = "", nil
+	nb, _ := noTitle.Encode()
+	if got, ok := answer(nb).Results[0].AppendSearchText(nil); !ok || string(got) != "\n"+l.Content {
+		t.Fatalf("no title, no tags: %q, %v", got, ok)
+	}
+	for _, bad := range []struct{ from, to string }{
+		{`"title":"`, `"title":7,"x":"`},
+		{`"tags":[`, `"tags":[1,`},
+		{`"tags":[`, `"tags":"rust","more":[`},
+	} {
+		mb := bytes.Replace(b, []byte(bad.from), []byte(bad.to), 1)
+		resp, err := DecodeSearchRelay([]byte(`{"type":"searchResponse","requestId":"r","results":[{"signedLesson":` + string(mb) + `}]}`))
+		if err != nil || len(resp.Results) != 1 {
+			t.Fatalf("%s: the relay decoder refused it: %v", mb, err) // it reads none of these members
+		}
+		if _, ok := resp.Results[0].AppendSearchText(nil); ok {
+			t.Fatalf("%s: the text reads", mb)
+		}
+		if err := resp.Results[0].DecodeLesson(); err == nil {
+			t.Fatalf("%s: DecodeLesson took it", mb)
+		}
+	}
 }

@@ -25,27 +25,40 @@ import (
 // slices of their own (the stemmer, whose memo therefore never points
 // into a pooled text): TestAnalyzeLessonMatchesBleve.
 func analyzeLesson(l *protocol.Lesson, fn func(analysis.TokenStream)) {
+	analyzeText(func(b []byte) ([]byte, bool) { return appendIndexedText(b, l), true }, fn)
+}
+
+// analyzeText is analyzeLesson of the text appendText appends to a
+// buffer: false, and fn not called, if appendText fails.
+func analyzeText(appendText func([]byte) ([]byte, bool), fn func(analysis.TokenStream)) bool {
 	an := scoringAnalyzer()
 	da, ok := an.(*analysis.DefaultAnalyzer)
-	if !ok || len(da.CharFilters) > 0 {
-		fn(an.Analyze([]byte(indexedText(l))))
-		return
+	if ok && len(da.CharFilters) == 0 {
+		_, ok = da.Tokenizer.(*unicode.UnicodeTokenizer)
 	}
-	if _, ok := da.Tokenizer.(*unicode.UnicodeTokenizer); !ok {
-		fn(an.Analyze([]byte(indexedText(l))))
-		return
+	if !ok {
+		text, ok := appendText(nil)
+		if ok {
+			fn(an.Analyze(text))
+		}
+		return ok
 	}
 	b := analysisBufs.Get().(*analysisBuf)
-	b.text = appendIndexedText(b.text[:0], l)
+	defer func() {
+		if cap(b.text) <= maxPooledText {
+			clear(b.tokens) // drop the terms, which may be the stemmer's
+			analysisBufs.Put(b)
+		}
+	}()
+	if b.text, ok = appendText(b.text[:0]); !ok {
+		return false
+	}
 	stream := b.tokenize()
 	for _, f := range da.TokenFilters {
 		stream = f.Filter(stream)
 	}
 	fn(stream)
-	if cap(b.text) <= maxPooledText {
-		clear(b.tokens) // drop the terms, which may be the stemmer's
-		analysisBufs.Put(b)
-	}
+	return true
 }
 
 // maxPooledText bounds the texts whose buffers go back to the pool.

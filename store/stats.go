@@ -584,8 +584,17 @@ type Features struct {
 // Features analyzes l's text for the query's terms. Any Scorer of the same
 // query (whatever its statistics) can score them.
 func (sc *Scorer) Features(l *protocol.Lesson) Features {
+	f, _ := sc.FeaturesOf(func(b []byte) ([]byte, bool) { return appendIndexedText(b, l), true })
+	return f
+}
+
+// FeaturesOf is Features of a lesson whose searchable text appendText
+// appends to a buffer (protocol.SearchResult.AppendSearchText, say: the
+// title, a newline, the content, then a newline and a tag for each tag);
+// false if appendText fails.
+func (sc *Scorer) FeaturesOf(appendText func([]byte) ([]byte, bool)) (Features, bool) {
 	if len(sc.words) == 0 && len(sc.phrases) == 0 {
-		return Features{}
+		return Features{}, true
 	}
 	terms := slices.Clone(sc.words)
 	for _, ph := range sc.phrases {
@@ -594,7 +603,7 @@ func (sc *Scorer) Features(l *protocol.Lesson) Features {
 		}
 	}
 	var f Features
-	analyzeLesson(l, func(toks analysis.TokenStream) {
+	ok := analyzeText(appendText, func(toks analysis.TokenStream) {
 		f = Features{length: len(toks), pos: make(map[string][]int, len(terms))}
 		for _, tok := range toks {
 			if t := tok.Term; slices.ContainsFunc(terms, func(q string) bool { return q == string(t) }) {
@@ -602,11 +611,12 @@ func (sc *Scorer) Features(l *protocol.Lesson) Features {
 			}
 		}
 	})
-	return f
+	return f, ok
 }
 
 // ScoreFeatures is Score given l's Features (taken by a Scorer of the same
-// query).
+// query). l is read only for the query's comparisons: it may be nil for a
+// query without any.
 func (sc *Scorer) ScoreFeatures(l *protocol.Lesson, f Features) (float64, bool) {
 	for _, c := range sc.comparisons {
 		if v, ok := l.Number(c.Field); !ok || !c.Match(v) {

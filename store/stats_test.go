@@ -116,6 +116,14 @@ func TestScorerMatchesCentralIndex(t *testing.T) {
 			if !ok || Relevance(s) != h.Score {
 				t.Errorf("%q: %s scores %v (match %v), the central index %v", q, h.ID, Relevance(s), ok, h.Score)
 			}
+			// The same from the text alone, as a requester reads it.
+			f, read := sc.FeaturesOf(func(b []byte) ([]byte, bool) { return append(b, indexedText(byID[h.ID])...), true })
+			if s2, ok := sc.ScoreFeatures(nil, f); !read || !ok || s2 != s {
+				t.Errorf("%q: %s scores %v (match %v) from its text, %v from the lesson", q, h.ID, s2, ok, s)
+			}
+		}
+		if _, read := sc.FeaturesOf(func(b []byte) ([]byte, bool) { return append(b, "cargo"...), false }); read {
+			t.Errorf("%q: features of a text that did not read", q)
 		}
 	}
 }

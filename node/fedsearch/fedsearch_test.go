@@ -107,6 +107,8 @@ func encodeReq(t *testing.T, r *protocol.SearchRequest) []byte {
 type fakeSearcher struct {
 	mu   sync.Mutex
 	reqs []*protocol.SearchRequest
+	// withStats makes the answers carry the statistics of their results.
+	withStats bool
 }
 
 func (f *fakeSearcher) serve(h host.Host, answer func(*protocol.SearchRequest) []protocol.SearchResult) {
@@ -120,6 +122,14 @@ func (f *fakeSearcher) serve(h host.Host, answer func(*protocol.SearchRequest) [
 		f.reqs = append(f.reqs, req)
 		f.mu.Unlock()
 		resp := &protocol.SearchResponse{Type: protocol.MsgSearchResponse, RequestID: req.RequestID, Results: answer(req)}
+		if f.withStats {
+			pq, _ := store.ParseQuery(req.Query)
+			var ls []*protocol.Lesson
+			for _, r := range resp.Results {
+				ls = append(ls, &r.SignedLesson.Lesson)
+			}
+			resp.Stats = store.StatsOf(ls, pq)
+		}
 		out, _ := resp.Encode()
 		_ = frame.Write(s, out)
 	})
@@ -497,6 +507,68 @@ func TestForwarderRelaysForRequesterToCheck(t *testing.T) {
 	if res.Invalid != 2 || len(res.Results) != 1 || res.Results[0].Key != good.Key() || res.Results[0].Via != m.ID().String() ||
 		res.Results[0].SignedLesson.Lesson.Content != good.Lesson.Content {
 		t.Fatalf("invalid %d, results %v; want the genuine lesson and 2 invalid (the forgery, the malformed one)", res.Invalid, hitKeys(res))
+	}
+}
+
+// TestRequesterDecodesWhatItVerifies: the requester scores its peers'
+// results from their text, read in place, and decodes in full only the
+// copies it verifies. A malformed lesson ranked below the limit is never
+// decoded, so not counted invalid; a filter needs every lesson decoded,
+// and then it is counted. Either way the best lessons come back, in the
+// order of their scores.
+func TestRequesterDecodesWhatItVerifies(t *testing.T) {
+	t.Parallel()
+	a := nodetest.New(t, node.Config{})
+	m := nodetest.Host(t)
+	key := nodetest.NewKey(t)
+	var results []protocol.SearchResult
+	for i := range 6 {
+		// Lesson i says "gossip" 6-i times in as many words: the lower i,
+		// the better it ranks. Titles escaped on the wire are read
+		// unescaped.
+		content := strings.Repeat("gossip ", 6-i) + strings.Repeat("routing ", i)
+		sl := nodetest.SignAs(t, key, "l"+strconv.Itoa(i), "Notes \"on\" gossip\u00e9", content, "public")
+		results = append(results, protocol.SearchResult{SignedLesson: sl})
+	}
+	odd := nodetest.SignAs(t, key, "odd", "Notes", "gossip once, then "+strings.Repeat("routing tables ", 30), "public")
+	oddBytes, err := odd.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	oddBytes = bytes.Replace(oddBytes, []byte(`"visibility":"public"`), []byte(`"visibility":7`), 1)
+	oddResult := protocol.SearchResult{SignedLesson: odd}
+	oddResult.UseEncoding(oddBytes)
+	results = append(results, oddResult)
+	fake := fakeSearcher{withStats: true} // without, every lesson is decoded to take them
+	fake.serve(m, func(*protocol.SearchRequest) []protocol.SearchResult { return slices.Clone(results) })
+	nodetest.ConnectHost(t, m, a)
+	trusts(t, a, m.ID())
+	trusts(t, a, nodetest.PeerOf(t, key))
+
+	for _, tc := range []struct {
+		name    string
+		filters protocol.SearchFilters
+		invalid int
+	}{
+		{"lazy", protocol.SearchFilters{}, 0},
+		{"filtered", protocol.SearchFilters{Types: []string{"lesson"}}, 1},
+	} {
+		res, err := a.SearchNetwork(context.Background(), api.FedSearchRequest{Query: "gossip", Limit: 3, Filters: tc.filters, Deadline: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{results[0].SignedLesson.Key(), results[1].SignedLesson.Key(), results[2].SignedLesson.Key()}
+		if res.Invalid != tc.invalid || !slices.Equal(hitKeys(res), want) {
+			t.Fatalf("%s: invalid %d, results %v; want %d invalid and %v", tc.name, res.Invalid, hitKeys(res), tc.invalid, want)
+		}
+		for i, h := range res.Results {
+			if h.SignedLesson == nil || h.SignedLesson.Lesson.Content != results[i].SignedLesson.Lesson.Content {
+				t.Fatalf("%s: result %d is not the lesson sent: %+v", tc.name, i, h.SignedLesson)
+			}
+			if i > 0 && h.Relevance >= res.Results[i-1].Relevance {
+				t.Fatalf("%s: result %d relevance %v, not below %v", tc.name, i, h.Relevance, res.Results[i-1].Relevance)
+			}
+		}
 	}
 }
 

@@ -35,7 +35,7 @@ func signedIdentity(sl *protocol.SignedLesson) (string, error) {
 // newest publication first.
 type candidate struct {
 	key    string
-	copies []protocol.SearchResult
+	copies []*protocol.SearchResult
 	next   int // the copy to try next
 	trust  float64
 	path   []string
@@ -55,6 +55,14 @@ type candidate struct {
 // newest copy, re-scored. So only the copies that could be returned are
 // verified, and the result is exactly the best limit of the valid copies.
 // Verifying stops at ctx's deadline; the answer is then marked truncated.
+//
+// The peers' results come decoded for relaying only (see fanOut): the
+// candidates are keyed, admitted and scored from what is read of each
+// copy in place (its key, publisher, publication time and searchable
+// text), and a copy is decoded in full only when it is verified, so for
+// about the limit of them rather than for every result. A query with
+// filters or comparisons, or without statistics to score by, needs more
+// of every lesson: then every copy is decoded first (eager).
 type ranking struct {
 	s        *Service
 	pq       store.ParsedQuery
@@ -66,11 +74,13 @@ type ranking struct {
 	res      *api.FedSearchResponse
 
 	now     time.Time
-	bm25    map[*protocol.SignedLesson]float64
+	eager   bool
+	bm25    map[*protocol.SearchResult]float64
 	checked map[string]bool // signedIdentity -> valid: each distinct copy is verified once
 }
 
 func (rk *ranking) rank(ctx context.Context, lists [][]protocol.SearchResult) []api.FedSearchHit {
+	rk.eager = rk.stats == nil || rk.stats.Docs == 0 || !rk.filters.Empty() || len(rk.pq.Comparisons) > 0
 	cands, lessons := rk.candidates(ctx, lists)
 	if rk.stats == nil || rk.stats.Docs == 0 {
 		rk.stats = store.StatsOf(lessons, rk.pq)
@@ -83,8 +93,8 @@ func (rk *ranking) rank(ctx context.Context, lists [][]protocol.SearchResult) []
 		if len(c.copies) == 0 {
 			continue
 		}
-		slices.SortStableFunc(c.copies, func(a, b protocol.SearchResult) int {
-			return cmp.Compare(b.SignedLesson.Publication.PublishedAt, a.SignedLesson.Publication.PublishedAt)
+		slices.SortStableFunc(c.copies, func(a, b *protocol.SearchResult) int {
+			return cmp.Compare(publishedAt(b), publishedAt(a))
 		})
 		if rk.ready(c) {
 			*h = append(*h, c)
@@ -117,22 +127,26 @@ func (rk *ranking) rank(ctx context.Context, lists [][]protocol.SearchResult) []
 
 // candidates groups the results by lesson key, dropping (and counting)
 // those revoked, untrusted or outside the filters. It returns the
-// candidates and every copy's lesson, for statistics.
+// candidates and, when eager, every copy's lesson, for statistics.
 func (rk *ranking) candidates(ctx context.Context, lists [][]protocol.SearchResult) ([]*candidate, []*protocol.Lesson) {
 	byKey := map[string]*candidate{}
 	var cands []*candidate
 	var lessons []*protocol.Lesson
 	for _, l := range lists {
-		for _, r := range l {
-			sl := r.SignedLesson
-			if sl == nil {
+		for i := range l {
+			r := &l[i]
+			if rk.eager && r.DecodeLesson() != nil {
 				rk.res.Invalid++
 				continue
 			}
-			key := sl.Key()
+			key, _, ok := r.Lesson()
+			if !ok {
+				rk.res.Invalid++
+				continue
+			}
 			c := byKey[key]
 			if c == nil {
-				c = rk.admit(ctx, key, sl.Signature.NodeID)
+				c = rk.admit(ctx, key, r.Publisher())
 				byKey[key] = c
 				if c.trust < 0 {
 					continue
@@ -142,11 +156,13 @@ func (rk *ranking) candidates(ctx context.Context, lists [][]protocol.SearchResu
 				rk.countDropped(ctx, key)
 				continue
 			}
-			if !rk.filters.Match(sl) {
-				continue // a peer that ignored the filters
+			if rk.eager {
+				if !rk.filters.Match(r.SignedLesson) {
+					continue // a peer that ignored the filters
+				}
+				lessons = append(lessons, &r.SignedLesson.Lesson)
 			}
 			c.copies = append(c.copies, r)
-			lessons = append(lessons, &sl.Lesson)
 		}
 	}
 	return cands, lessons
@@ -185,8 +201,8 @@ func (rk *ranking) countDropped(ctx context.Context, key string) {
 // score sets c's score from its copy c.next; false if it does not match
 // the query.
 func (rk *ranking) score(c *candidate) bool {
-	sl := c.copies[c.next].SignedLesson
-	s, ok := rk.bm25[sl]
+	r := c.copies[c.next]
+	s, ok := rk.bm25[r]
 	if !ok {
 		return false
 	}
@@ -194,7 +210,7 @@ func (rk *ranking) score(c *candidate) bool {
 	if len(rk.pq.Terms) > 0 || len(rk.pq.Phrases) > 0 {
 		c.rel = store.Relevance(s)
 	}
-	c.fresh = freshness(rk.now, sl.Publication.PublishedAt, rk.halfLife)
+	c.fresh = freshness(rk.now, publishedAt(r), rk.halfLife)
 	c.score = c.rel * c.trust * c.fresh
 	return true
 }
@@ -210,9 +226,18 @@ func freshness(now time.Time, publishedAt int64, halfLife time.Duration) float64
 	return 1
 }
 
-// verify checks a copy's signature and that it is public, once per
-// distinct copy.
-func (rk *ranking) verify(r protocol.SearchResult) bool {
+// publishedAt is the publication time of a result's lesson.
+func publishedAt(r *protocol.SearchResult) int64 {
+	_, at, _ := r.Lesson()
+	return at
+}
+
+// verify decodes a copy in full if it was not, and checks its signature
+// and that it is public, once per distinct copy.
+func (rk *ranking) verify(r *protocol.SearchResult) bool {
+	if r.DecodeLesson() != nil {
+		return false
+	}
 	sl := r.SignedLesson
 	id, err := signedIdentity(sl)
 	if err != nil {
@@ -245,13 +270,11 @@ func (rk *ranking) ready(c *candidate) bool {
 
 // scoreAll scores every copy of every candidate, in parallel: the text
 // analysis it takes is most of the requester's work. Copies that do not
-// match the query are left out.
-func scoreAll(sc *store.Scorer, feats *featureCache, cands []*candidate) map[*protocol.SignedLesson]float64 {
-	var all []*protocol.SignedLesson
+// match the query (or whose text does not read) are left out.
+func scoreAll(sc *store.Scorer, feats *featureCache, cands []*candidate) map[*protocol.SearchResult]float64 {
+	var all []*protocol.SearchResult
 	for _, c := range cands {
-		for _, r := range c.copies {
-			all = append(all, r.SignedLesson)
-		}
+		all = append(all, c.copies...)
 	}
 	scores := make([]float64, len(all))
 	matched := make([]bool, len(all))
@@ -264,58 +287,69 @@ func scoreAll(sc *store.Scorer, feats *featureCache, cands []*candidate) map[*pr
 			for i := w; i < len(all); i += workers {
 				f, ok := feats.get(all[i])
 				if !ok {
-					f = sc.Features(&all[i].Lesson)
+					f, ok = sc.FeaturesOf(all[i].AppendSearchText)
 				}
-				scores[i], matched[i] = sc.ScoreFeatures(&all[i].Lesson, f)
+				if ok {
+					var l *protocol.Lesson // read for comparisons only: decoded then (eager)
+					if all[i].SignedLesson != nil {
+						l = &all[i].SignedLesson.Lesson
+					}
+					scores[i], matched[i] = sc.ScoreFeatures(l, f)
+				}
 			}
 		}()
 	}
 	wg.Wait()
-	out := make(map[*protocol.SignedLesson]float64, len(all))
-	for i, sl := range all {
+	out := make(map[*protocol.SearchResult]float64, len(all))
+	for i, r := range all {
 		if matched[i] {
-			out[sl] = scores[i]
+			out[r] = scores[i]
 		}
 	}
 	return out
 }
 
-// featureCache holds the Features of the candidates analyzed so far.
+// featureCache holds the Features of the results analyzed so far, by
+// their place in their answer's Results (which the ranking reads in place).
 type featureCache struct {
 	sc *store.Scorer // of the query, without statistics
 	mu sync.Mutex
-	m  map[*protocol.SignedLesson]store.Features
+	m  map[*protocol.SearchResult]features
+}
+
+type features struct {
+	f  store.Features
+	ok bool // false: the text did not read, the copy cannot match
 }
 
 func newFeatureCache(sc *store.Scorer) *featureCache {
-	return &featureCache{sc: sc, m: map[*protocol.SignedLesson]store.Features{}}
+	return &featureCache{sc: sc, m: map[*protocol.SearchResult]features{}}
 }
 
-// analyze takes the Features of every result of resp.
+// analyze takes the Features of every result of resp, reading their text
+// in place.
 func (c *featureCache) analyze(resp *protocol.SearchResponse) {
-	fs := make([]store.Features, len(resp.Results))
-	for i, r := range resp.Results {
-		if r.SignedLesson != nil {
-			fs[i] = c.sc.Features(&r.SignedLesson.Lesson)
-		}
+	fs := make([]features, len(resp.Results))
+	for i := range resp.Results {
+		fs[i].f, fs[i].ok = c.sc.FeaturesOf(resp.Results[i].AppendSearchText)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for i, r := range resp.Results {
-		if r.SignedLesson != nil {
-			c.m[r.SignedLesson] = fs[i]
-		}
+	for i := range resp.Results {
+		c.m[&resp.Results[i]] = fs[i]
 	}
 }
 
-func (c *featureCache) get(sl *protocol.SignedLesson) (store.Features, bool) {
+// get returns the Features of r; ok false if r was not analyzed, or its
+// text did not read (then f.ok is false too).
+func (c *featureCache) get(r *protocol.SearchResult) (f store.Features, ok bool) {
 	if c == nil {
 		return store.Features{}, false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	f, ok := c.m[sl]
-	return f, ok
+	x, seen := c.m[r]
+	return x.f, seen && x.ok
 }
 
 // candHeap orders candidates best first: by score, then by key.

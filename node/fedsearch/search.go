@@ -199,9 +199,10 @@ type gathering struct {
 // they speak it. A peer that does not answer in time costs no more than
 // ctx's deadline (or the gathering's close): its stream is reset then.
 // each, if set, is called on every answer frame without an error as it
-// arrives, in parallel; without each, the answers are decoded for
-// relaying only (their results have no SignedLesson, see
-// protocol.DecodeSearchRelay).
+// arrives, in parallel. The answers are decoded for relaying only (their
+// results have no SignedLesson, see protocol.DecodeSearchRelay): a
+// forwarder passes them on as received, and a requester decodes in full
+// only the lessons it verifies (see ranking).
 func (s *Service) fanOut(ctx context.Context, peers []peer.ID, req *protocol.SearchRequest, each func(*protocol.SearchResponse)) *gathering {
 	ctx, cancel := context.WithCancel(ctx)
 	stopService := context.AfterFunc(s.ctx, cancel)
@@ -222,7 +223,7 @@ func (s *Service) fanOut(ctx context.Context, peers []peer.ID, req *protocol.Sea
 	for _, p := range peers {
 		ps := s.idString(p)
 		s.goTracked(func() {
-			err := s.exchange(ctx, p, late, one, each == nil, func(resp *protocol.SearchResponse, last bool) bool {
+			err := s.exchange(ctx, p, late, one, func(resp *protocol.SearchResponse, last bool) bool {
 				if resp.Error == nil && each != nil {
 					each(resp)
 				}
@@ -271,12 +272,12 @@ func (g *gathering) collect(ctx context.Context, some bool) fanOutResult {
 // exchange sends one search request to p and hands its answer frames to
 // each, decoded, until the last or until each returns false. It gives up,
 // resetting the stream, when ctx is done. late is the request for
-// ProtocolSearchLate, one for ProtocolSearch (no late answers). A
-// forwarder (relay) reads of each result only what it merges by
+// ProtocolSearchLate, one for ProtocolSearch (no late answers). Of each
+// result only what a forwarder merges by is read
 // (protocol.DecodeSearchRelay): the requester decodes and verifies the
 // lessons it ranks. Frames over MaxSearchFrames, or over
 // MaxSearchResponseSize together, are an error.
-func (s *Service) exchange(ctx context.Context, p peer.ID, late, one []byte, relay bool, each func(resp *protocol.SearchResponse, last bool) bool) error {
+func (s *Service) exchange(ctx context.Context, p peer.ID, late, one []byte, each func(resp *protocol.SearchResponse, last bool) bool) error {
 	frames, size := 0, 0
 	return streamrpc.Exchange(ctx, s.host, p, []string{protocol.ProtocolSearchLate, protocol.ProtocolSearch},
 		func(proto string) []byte {
@@ -290,11 +291,7 @@ func (s *Service) exchange(ctx context.Context, p peer.ID, late, one []byte, rel
 			if size += len(b); size > protocol.MaxSearchResponseSize {
 				return false, fmt.Errorf("search answer: %w: %d bytes in %d frames, the limit is %d", protocol.ErrTooLarge, size, frames, protocol.MaxSearchResponseSize)
 			}
-			decode := protocol.DecodeSearchResponse
-			if relay {
-				decode = protocol.DecodeSearchRelay
-			}
-			resp, err := decode(b)
+			resp, err := protocol.DecodeSearchRelay(b)
 			if err != nil {
 				return false, err
 			}
