@@ -150,6 +150,13 @@ type fedsearchResult struct {
 	DeadMaxMs         float64 `json:"dead_max_ms"`
 	DeadRecall        float64 `json:"dead_recall_at_10"`
 	DeadTruncated     int     `json:"dead_truncated"`
+	// The healthy run's timer probe (see timerProbe): p99 and max of how
+	// late its timers fired, the queries during which one fired at least
+	// 10 ms late, and how many of the truncated answers were among them.
+	TimerLateP99Ms      float64 `json:"timer_late_p99_ms"`
+	TimerLateMaxMs      float64 `json:"timer_late_max_ms"`
+	QueriesLateTimers   int     `json:"queries_late_timers"`
+	TruncatedLateTimers int     `json:"truncated_late_timers"`
 	corpusInfo
 	// The keys of the issue, last so that they are easy to find.
 	BoundMs         float64 `json:"bound_ms"`
@@ -436,6 +443,8 @@ func runFedsearch(ctx context.Context, e *env, c fedsearchConfig) (*fedsearchRes
 	e.logf("healthy: p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms; %d truncated; recall@%d %.4f (untruncated answers %.4f; candidates %.4f, ideal %.4f, fed vs ideal %.4f; candidates under their own statistics %.4f)",
 		quantile(healthy.ms, 0.5), quantile(healthy.ms, 0.9), quantile(healthy.ms, 0.99), healthy.max(), healthy.truncated,
 		c.limit, recall.mean(), complete.mean(), candRec.mean(), idealRec.mean(), fedIdeal.mean(), candStats.mean())
+	e.logf("healthy: probe timers late p99 %.1f ms, max %.1f ms; %d queries ran with one %s late or more, %d of the %d truncated",
+		healthy.timerP99, healthy.timerMax, healthy.lateQueries, lateTimer, healthy.lateTruncated, healthy.truncated)
 	if recall.mean() < 1 {
 		logMisses(e, queries, requesters, refTop, ideal, healthy.keys, 5)
 	}
@@ -477,12 +486,14 @@ func runFedsearch(ctx context.Context, e *env, c fedsearchConfig) (*fedsearchRes
 		Scenario: "fedsearch", Nodes: c.nodes, LatencyMs: int(c.latency.Milliseconds()),
 		Hops: c.hops, TrustDepth: c.depth, Degree: round(degree, 2),
 		Lessons: c.nodes * c.lessons, Queries: len(queries),
-		DeadlineMs:      round(ms(c.deadline), 1),
-		MeanReachNodes:  round(ref.meanReach, 1),
-		MeanRefLessons:  round(ref.meanLessons, 1),
-		GOGC:            c.gogc,
-		MaxMs:           round(healthy.max(), 1),
-		Truncated:       healthy.truncated,
+		DeadlineMs:     round(ms(c.deadline), 1),
+		MeanReachNodes: round(ref.meanReach, 1),
+		MeanRefLessons: round(ref.meanLessons, 1),
+		GOGC:           c.gogc,
+		MaxMs:          round(healthy.max(), 1),
+		Truncated:      healthy.truncated,
+		TimerLateP99Ms: round(healthy.timerP99, 1), TimerLateMaxMs: round(healthy.timerMax, 1),
+		QueriesLateTimers: healthy.lateQueries, TruncatedLateTimers: healthy.lateTruncated,
 		CandidateRecall: round(candRec.mean(), 4), IdealRecall: round(idealRec.mean(), 4),
 		FedVsIdeal: round(fedIdeal.mean(), 4), CandStatsRecall: round(candStats.mean(), 4), RecallUntruncated: round(complete.mean(), 4),
 		DeadNodes: nDead, DeadP50Ms: round(quantile(deadRun.ms, 0.5), 1), DeadP99Ms: round(quantile(deadRun.ms, 0.99), 1),
@@ -500,7 +511,17 @@ type fedRun struct {
 	keys      [][]string // result keys of each query, in rank order
 	cut       []bool     // whether each query's answer was truncated
 	truncated int
+	// What the timer probe saw (see timerProbe): the lateness of its
+	// timers, and how many queries, and truncated ones, had one fire at
+	// least lateTimer late while they ran.
+	timerP99, timerMax         float64
+	lateQueries, lateTruncated int
 }
+
+// lateTimer is how late a probe timer must fire for a query to count as
+// run with late timers: a path of a two-hop search crosses four links,
+// each a timer, and has about 46 ms of slack.
+const lateTimer = 10 * time.Millisecond
 
 func (r *fedRun) max() float64 {
 	if len(r.ms) == 0 {
@@ -533,13 +554,17 @@ func runFedQueries(ctx context.Context, e *env, phase string, nodes []*node.Node
 	run := &fedRun{keys: make([][]string, len(queries)), cut: make([]bool, len(queries))}
 	stop := e.profile(phase)
 	defer stop()
+	probe := startTimerProbe(4, 10*time.Millisecond)
+	windows := make([][2]time.Time, 0, len(queries))
 	for i, q := range queries {
 		t0 := time.Now()
 		res, err := fedQuery(ctx, nodes[requesters[i]], q, c)
 		d := time.Since(t0)
 		if err != nil {
+			probe.Stop()
 			return nil, fmt.Errorf("%s: query %q: %w", phase, q, err)
 		}
+		windows = append(windows, [2]time.Time{t0, t0.Add(d)})
 		run.ms = append(run.ms, ms(d))
 		if res.Truncated {
 			run.truncated++
@@ -547,6 +572,16 @@ func runFedQueries(ctx context.Context, e *env, phase string, nodes []*node.Node
 		}
 		for _, h := range res.Results {
 			run.keys[i] = append(run.keys[i], h.Key)
+		}
+	}
+	samples := probe.Stop()
+	run.timerP99, run.timerMax = probeLate(samples, 0.99), probeLate(samples, 1)
+	for i, w := range windows {
+		if lateIn(samples, w[0], w[1], lateTimer) {
+			run.lateQueries++
+			if run.cut[i] {
+				run.lateTruncated++
+			}
 		}
 	}
 	sort.Float64s(run.ms)
