@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"encoding/json"
 	"sort"
 	"strings"
@@ -126,6 +127,21 @@ func (o object) str(name string) (string, error) {
 		return "", invalidf("%s.%s: want a string", o.path, name)
 	}
 	return s, nil
+}
+
+// strBytes is str without copying the string: its bytes in the document
+// when it has no escapes (they must not be written), else unescaped.
+// For long members read once, such as a vocabulary's base64.
+func (o object) strBytes(name string) ([]byte, error) {
+	raw := o.get(name)
+	if len(raw) < 2 || raw[0] != '"' {
+		return nil, invalidf("%s.%s: want a string", o.path, name)
+	}
+	in := raw[1 : len(raw)-1]
+	if bytes.IndexByte(in, '\\') < 0 {
+		return in, nil
+	}
+	return unescapeJSON(make([]byte, 0, len(in)), in), nil
 }
 
 // strs returns an array-of-strings member, never nil; null, non-arrays and

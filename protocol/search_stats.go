@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"unsafe"
 )
 
 // Caps of SearchStats.
@@ -449,7 +448,7 @@ func decodeSearchStats(raw []byte) (*SearchStats, error) {
 		}
 	}
 	if o.has("vocab") {
-		v, err := o.str("vocab")
+		v, err := o.strBytes("vocab")
 		if err != nil {
 			return nil, err
 		}
@@ -461,11 +460,11 @@ func decodeSearchStats(raw []byte) (*SearchStats, error) {
 		if o.has("vocab") {
 			return nil, invalidf("%s: vocab and vocabSketch: send one (a sketch of the whole vocabulary)", path)
 		}
-		v, err := o.str("vocabSketch")
+		v, err := o.strBytes("vocabSketch")
 		if err != nil {
 			return nil, err
 		}
-		if s.VocabSketch, err = decodeVocabSketch(v); err != nil {
+		if s.VocabSketch, err = decodeVocabSketch(string(v)); err != nil {
 			return nil, err
 		}
 	}
@@ -486,7 +485,7 @@ func putVocabScratch(sp *[]byte, buf []byte) {
 	}
 }
 
-func decodeVocab(v string) ([]uint32, error) {
+func decodeVocab(v []byte) ([]uint32, error) {
 	const path = "search response.stats.vocab"
 	if len(v) > base64.StdEncoding.EncodedLen(binary.MaxVarintLen32*MaxSearchVocab) {
 		return nil, invalidf("%s: %d bytes, the limit is %d hashes", path, len(v), MaxSearchVocab)
@@ -494,8 +493,7 @@ func decodeVocab(v string) ([]uint32, error) {
 	sp := vocabScratch.Get().(*[]byte)
 	buf := slices.Grow((*sp)[:0], base64.StdEncoding.DecodedLen(len(v)))
 	buf = buf[:base64.StdEncoding.DecodedLen(len(v))]
-	// Decode only reads its source: v's bytes are not written.
-	dn, err := base64.StdEncoding.Strict().Decode(buf, unsafe.Slice(unsafe.StringData(v), len(v)))
+	dn, err := base64.StdEncoding.Strict().Decode(buf, v)
 	defer putVocabScratch(sp, buf)
 	if err != nil {
 		return nil, invalidf("%s: want standard base64", path)

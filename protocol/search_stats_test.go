@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"math/rand/v2"
 	"os"
@@ -50,6 +51,13 @@ func TestSearchStatsGolden(t *testing.T) {
 	resp.Results = []SearchResult{}
 	if !reflect.DeepEqual(got, resp) {
 		t.Fatalf("decoded %+v\nwant %+v", got.Stats, resp.Stats)
+	}
+	// A vocabulary is read in place, or unescaped where a sender escaped
+	// it (JSON lets '/' be written "\/", and any character as \u00XX).
+	i := bytes.Index(golden, []byte(`"vocab":"`)) + len(`"vocab":"`)
+	escaped := slices.Concat(golden[:i], []byte(fmt.Sprintf(`\u%04x`, golden[i])), golden[i+1:])
+	if got, err := DecodeSearchResponse(escaped); err != nil || !reflect.DeepEqual(got.Stats, resp.Stats) {
+		t.Fatalf("with an escape in the vocabulary (%s): %+v, %v", escaped, got, err)
 	}
 	// Without stats, as older nodes answer, it still decodes.
 	old := []byte(`{"type":"searchResponse","requestId":"r1","results":[],"truncated":false}`)
