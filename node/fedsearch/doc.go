@@ -15,12 +15,15 @@
 // each. Each peer may send 10 searches a second (20 at once), and at most
 // 64 are served at once. Queries are never logged.
 //
-// The requester ([Service.Search]) verifies every result, drops revoked
-// and untrusted ones, and ranks the union by relevance × trust × freshness,
-// with BM25 computed here under the corpus statistics every answer carries,
-// added up: scores from different indexes do not compare. It reads late
-// answers until its own deadline, less the time to rank. A peer that does
-// not answer costs at most the search's deadline.
+// The requester ([Service.Search]) drops revoked and untrusted results,
+// and ranks the union by relevance × trust × freshness, with BM25 computed
+// here under the corpus statistics every answer carries, added up: scores
+// from different indexes do not compare. It scores each result from its
+// text, read in place, and decodes and verifies in full only the lessons
+// it returns and the copies ranked ahead of them: a forged or malformed
+// copy is dropped and the next one taken. It reads late answers until its
+// own deadline, less the time to rank. A peer that does not answer costs
+// at most the search's deadline.
 //
 // The service depends on two small interfaces it declares, [Local] (the
 // node's store as served) and [TrustView] (the web of trust), and on the
