@@ -39,8 +39,9 @@ func (c checker) HeldVersion(ctx context.Context, key string) (int64, bool) {
 func (c checker) Trusted(nodeID string) bool { return c.n.acceptsPublisher(nodeID) }
 
 // startFederation starts GossipSub, the fetch and sync handlers, and the
-// loop that stores deliveries (peers are synced with as they are
-// identified: see trustLoop).
+// loop that stores deliveries. Peers are synced with as they are
+// identified (see trustLoop), and again when GossipSub says this node may
+// have missed what they hold (catchUp).
 func (n *Node) startFederation() error {
 	params := pubsub.DefaultParams()
 	if n.cfg.Pubsub != nil {
@@ -50,6 +51,7 @@ func (n *Node) startFederation() error {
 		Host: n.host, Params: params, Checker: checker{n}, Now: n.now,
 		Logger: n.log, Registerer: n.cfg.Registerer,
 		Refused: func(r pubsub.Refusal) { n.refused(r.Publisher, r.Key, r.Topics, r.ReceivedFrom) },
+		CatchUp: n.catchUp,
 	})
 	if err != nil {
 		return fmt.Errorf("node: pubsub: %w", err)

@@ -13,6 +13,7 @@ import (
 	"github.com/meshprotocol/mesh/node/nodetest"
 	"github.com/meshprotocol/mesh/protocol"
 	"github.com/meshprotocol/mesh/store"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestPublishRevokeSupersedeAcrossALine(t *testing.T) {
@@ -150,6 +151,71 @@ func TestOfflineNodeCatchesUpAfterRestart(t *testing.T) {
 	if last.Received != 0 || !last.Done {
 		t.Fatalf("second sync re-sent %d records: %+v", last.Received, pages)
 	}
+}
+
+// TestCatchUpBringsWhatGossipMissed: a lesson b never heard of by
+// GossipSub (a stored it without announcing it, as when b was outside
+// every mesh while it passed) comes to b when GossipSub says b may have
+// missed messages from a: b syncs with a. Told twenty times at once, b
+// syncs twice: once at once, once more a few seconds later.
+func TestCatchUpBringsWhatGossipMissed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	reg := prometheus.NewRegistry()
+	a := nodetest.New(t, node.Config{Topics: []string{"ops"}})
+	b := nodetest.New(t, node.Config{Topics: []string{"ops"}, Registerer: reg})
+	nodetest.TrustAll(t, a, b)
+	nodetest.Connect(t, b, a)
+	nodetest.WaitMesh(t, "ops", a, b)
+	// The mesh's own catch-up (b grafted a) ends first.
+	nodetest.Eventually(t, "b's catch-up after the graft to end", func() bool { return !node.CatchingUp(b, a.ID()) })
+
+	id, _, err := a.Put(ctx, &protocol.Lesson{Type: "lesson", Title: "Missed", Content: "stored at a, never announced"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := a.Store().Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	missed, err := protocol.Sign(nodetest.Key(a), rec,
+		protocol.Publication{Visibility: protocol.VisibilityPublic, PublishedAt: now.UnixMilli(), Topics: []string{"ops"}}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Store().PutPublication(ctx, missed); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if nodetest.HasRemote(b, missed.Key()) {
+		t.Fatal("b got the lesson before catching up")
+	}
+	runs := syncRuns(t, reg)
+	for range 20 {
+		node.CatchUp(b, a.ID())
+	}
+	nodetest.Eventually(t, "b to catch up on the lesson", func() bool { return nodetest.HasRemote(b, missed.Key()) })
+	nodetest.Eventually(t, "the burst's catch-ups to end", func() bool { return !node.CatchingUp(b, a.ID()) })
+	if n := syncRuns(t, reg) - runs; n != 2 {
+		t.Fatalf("b ran %v syncs for a burst of 20 catch-ups, want 2", n)
+	}
+}
+
+// syncRuns reads mesh_sync_runs_total from reg.
+func syncRuns(t *testing.T, reg *prometheus.Registry) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "mesh_sync_runs_total" {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatal("no mesh_sync_runs_total")
+	return 0
 }
 
 func TestFollowPersists(t *testing.T) {

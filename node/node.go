@@ -215,8 +215,9 @@ type Node struct {
 	wg     sync.WaitGroup
 
 	followMu  sync.Mutex // serializes changes to the followed topics and feeds
-	syncMu    sync.Mutex // guards syncLocks
+	syncMu    sync.Mutex // guards syncLocks and catching
 	syncLocks map[peer.ID]*sync.Mutex
+	catching  map[peer.ID]*catchUp // catch-up syncs under way (see Node.catchUp)
 
 	pending pending.Book // publishers refused for trust
 

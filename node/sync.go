@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -135,6 +136,85 @@ func (n *Node) syncOnIdentified(e event.EvtPeerIdentificationCompleted) {
 			n.log.Debug("sync", "peer", e.Peer.String(), "err", err)
 		}
 	}()
+}
+
+// catchUpSpacing is the least time between two catch-up syncs with one
+// peer: meshes churn, and a queue that overflows does so many times over.
+const catchUpSpacing = 5 * time.Second
+
+// catchUp is a peer's catch-up sync under way: again is set when another
+// is asked for meanwhile, last is when the latest started.
+type catchUp struct {
+	again bool
+	last  time.Time
+}
+
+// catchUp syncs with p soon, because this node may have missed messages
+// p holds (pubsub.Config.CatchUp): p has just joined one of its meshes,
+// or a full queue here dropped a message p sent. It is called from
+// GossipSub's event loop, so the sync runs in a goroutine of its own. One
+// runs per peer at a time, catchUpSpacing apart: asking while one runs
+// folds into one more after it. Blocked and limited peers are not synced
+// from, as in syncOnIdentified.
+func (n *Node) catchUp(p peer.ID) {
+	if n.ctx.Err() != nil || n.host == nil {
+		return
+	}
+	n.syncMu.Lock()
+	if c, ok := n.catching[p]; ok {
+		c.again = true
+		n.syncMu.Unlock()
+		return
+	}
+	if n.catching == nil {
+		n.catching = make(map[peer.ID]*catchUp)
+	}
+	c := &catchUp{}
+	n.catching[p] = c
+	n.syncMu.Unlock()
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		for {
+			if wait := time.Until(c.last.Add(catchUpSpacing)); wait > 0 {
+				t := time.NewTimer(wait)
+				select {
+				case <-t.C:
+				case <-n.ctx.Done():
+					t.Stop()
+				}
+			}
+			if n.ctx.Err() != nil {
+				break
+			}
+			c.last = time.Now()
+			if n.catchesUpWith(p) {
+				if _, err := n.SyncWith(n.ctx, p, nil); err != nil && n.ctx.Err() == nil {
+					n.log.Debug("catch-up sync", "peer", p.String(), "err", err)
+				}
+			}
+			n.syncMu.Lock()
+			if !c.again || n.ctx.Err() != nil {
+				delete(n.catching, p)
+				n.syncMu.Unlock()
+				return
+			}
+			c.again = false
+			n.syncMu.Unlock()
+		}
+		n.syncMu.Lock()
+		delete(n.catching, p)
+		n.syncMu.Unlock()
+	}()
+}
+
+// catchesUpWith reports whether p is a peer to sync from: it speaks the
+// sync protocol, and is neither blocked nor limited.
+func (n *Node) catchesUpWith(p peer.ID) bool {
+	if ok, _ := n.host.Peerstore().SupportsProtocols(p, libp2pproto.ID(protocol.ProtocolSync)); len(ok) == 0 {
+		return false
+	}
+	return !n.trust.Blocked(p.String()) && !n.trust.Limited(p.String())
 }
 
 // SyncWith pulls from peer p, page by page, every public lesson on the

@@ -62,6 +62,16 @@ type Config struct {
 	// can say so rather than drop it in silence. It runs in the validator:
 	// it must be quick and must not block.
 	Refused func(Refusal)
+	// CatchUp, if set, is told of a peer this node may have missed
+	// messages from, so that it syncs with it: the peer has just joined
+	// this node's mesh for a topic (what it received before was not
+	// forwarded here), or a message it sent was dropped here before it
+	// was validated or delivered (a full queue). GossipSub's gossip does
+	// not make up for either: a message that passed while a node was
+	// outside every mesh, or that its own full queue dropped, is not
+	// offered again. It runs in the router's event loop: it must be quick
+	// and must not block.
+	CatchUp func(peer.ID)
 }
 
 // Refusal is a valid publication ignored because its publisher is not
@@ -189,7 +199,7 @@ func New(cfg Config) (*Service, error) {
 		now:     cfg.Now,
 		log:     cfg.Logger,
 		stats:   st,
-		tracer:  newTracer(st),
+		tracer:  newTracer(st, cfg.CatchUp),
 		out:     make(chan Delivery, deliveriesBuffer),
 		recent:  newRecentSet(2 * time.Minute),
 		topics:  map[string]*joined{},

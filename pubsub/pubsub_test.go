@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -569,4 +571,50 @@ func TestUnfollowWithFullDeliveries(t *testing.T) {
 	if err := b.svc.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestCatchUpTold: a node is told to catch up with a peer when the peer
+// joins its mesh (what passed before was not forwarded to it), and again
+// when its full queues drop a message the peer sent (GossipSub will not
+// offer it again).
+func TestCatchUpTold(t *testing.T) {
+	tn := newTestNet(t)
+	var mu sync.Mutex
+	var told []peer.ID
+	a := tn.node()
+	b := tn.nodeWith(Config{CatchUp: func(p peer.ID) {
+		mu.Lock()
+		told = append(told, p)
+		mu.Unlock()
+	}})
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, p := range told {
+			if p != a.h.ID() {
+				t.Fatalf("told to catch up with %s, not a peer", p)
+			}
+		}
+		return len(told)
+	}
+	tn.connect(a.h, b.h)
+	for _, n := range []*testNode{a, b} {
+		if err := n.svc.Follow("rust"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tn.waitMesh([]*testNode{a, b}, protocol.TopicName("rust"))
+	waitFor(t, 10*time.Second, "the graft to be told", func() bool { return count() > 0 })
+	grafted := count()
+
+	// b reads none of its deliveries: its channel, then GossipSub's
+	// buffer for the topic fill, and what comes after is dropped.
+	n := deliveriesBuffer + subscriptionBuffer + 50
+	for i := range n {
+		sl := signLesson(t, a.key, fmt.Sprintf("flood-%d", i), time.Now(), protocol.VisibilityPublic, "rust")
+		if err := a.svc.Announce(context.Background(), pubAnn(sl), []string{"rust"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 20*time.Second, "the dropped deliveries to be told", func() bool { return count() > grafted })
 }

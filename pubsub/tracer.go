@@ -19,7 +19,8 @@ const ReasonThrottled = "throttled"
 // the messages it drops before they reach the validator. The router calls
 // it synchronously from its event loop: every method is a map update.
 type tracer struct {
-	stats *stats
+	stats   *stats
+	catchUp func(peer.ID) // Config.CatchUp, or nil
 
 	mu   sync.Mutex
 	mesh map[string]map[peer.ID]struct{}
@@ -27,8 +28,15 @@ type tracer struct {
 
 var _ gossipsub.RawTracer = (*tracer)(nil)
 
-func newTracer(st *stats) *tracer {
-	return &tracer{stats: st, mesh: map[string]map[peer.ID]struct{}{}}
+func newTracer(st *stats, catchUp func(peer.ID)) *tracer {
+	return &tracer{stats: st, catchUp: catchUp, mesh: map[string]map[peer.ID]struct{}{}}
+}
+
+// missed tells Config.CatchUp that p may hold messages this node lacks.
+func (t *tracer) missed(p peer.ID) {
+	if t.catchUp != nil && p != "" {
+		t.catchUp(p)
+	}
 }
 
 // meshPeers returns the peers in this node's mesh for a GossipSub topic.
@@ -42,15 +50,18 @@ func (t *tracer) meshPeers(topic string) []peer.ID {
 	return out
 }
 
+// Graft notes p in the mesh of topic, and has this node catch up with p:
+// what p forwarded before it joined did not come here.
 func (t *tracer) Graft(p peer.ID, topic string) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	m := t.mesh[topic]
 	if m == nil {
 		m = map[peer.ID]struct{}{}
 		t.mesh[topic] = m
 	}
 	m[p] = struct{}{}
+	t.mu.Unlock()
+	t.missed(p)
 }
 
 func (t *tracer) Prune(p peer.ID, topic string) {
@@ -76,8 +87,13 @@ func (t *tracer) RemovePeer(p peer.ID) {
 func (t *tracer) RejectMessage(msg *gossipsub.Message, reason string) {
 	if reason == gossipsub.RejectValidationQueueFull || reason == gossipsub.RejectValidationThrottled {
 		t.stats.count(ignore(ReasonThrottled), 0)
+		t.missed(msg.ReceivedFrom)
 	}
 }
+
+// UndeliverableMessage is a valid message the subscription's full buffer
+// dropped: it is marked seen, so gossip will not bring it again.
+func (t *tracer) UndeliverableMessage(msg *gossipsub.Message) { t.missed(msg.ReceivedFrom) }
 
 // DropRPC counts an RPC dropped because the peer's outbound queue was full.
 func (t *tracer) DropRPC(*gossipsub.RPC, peer.ID) { t.stats.countDropped() }
@@ -93,4 +109,3 @@ func (t *tracer) ThrottlePeer(peer.ID)                                    {}
 func (t *tracer) RecvRPC(*gossipsub.RPC)                                  {}
 func (t *tracer) SendRPC(*gossipsub.RPC, peer.ID)                         {}
 func (t *tracer) SendRPCCompleted(*gossipsub.RPC, peer.ID, time.Duration) {}
-func (t *tracer) UndeliverableMessage(*gossipsub.Message)                 {}
