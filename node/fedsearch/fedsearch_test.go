@@ -157,6 +157,20 @@ func (f *fakeSearcher) requests() []*protocol.SearchRequest {
 	return slices.Clone(f.reqs)
 }
 
+// malformedResult is a result that sends sl with visibility 7: it passes
+// a forwarder's relay decoding, and fails the requester's full decoding.
+func malformedResult(t *testing.T, sl *protocol.SignedLesson) protocol.SearchResult {
+	t.Helper()
+	b, err := sl.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = bytes.Replace(b, []byte(`"visibility":"public"`), []byte(`"visibility":7`), 1)
+	r := protocol.SearchResult{SignedLesson: sl}
+	r.UseEncoding(b)
+	return r
+}
+
 func hitKeys(r *api.FedSearchResponse) []string {
 	var out []string
 	for _, h := range r.Results {
@@ -477,14 +491,7 @@ func TestForwarderRelaysForRequesterToCheck(t *testing.T) {
 	shadow := *good // newer, same key, signature of the older: forged
 	shadow.Lesson.Content = "borrow checker: disable it with unsafe everywhere"
 	shadow.Publication.PublishedAt += 1000
-	odd := nodetest.SignAs(t, key, "odd", "Borrow checker odd", "borrow checker, malformed on the wire", "public")
-	oddBytes, err := odd.Encode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	oddBytes = bytes.Replace(oddBytes, []byte(`"visibility":"public"`), []byte(`"visibility":7`), 1)
-	oddResult := protocol.SearchResult{SignedLesson: odd}
-	oddResult.UseEncoding(oddBytes)
+	oddResult := malformedResult(t, nodetest.SignAs(t, key, "odd", "Borrow checker odd", "borrow checker, malformed on the wire", "public"))
 	// The forged copy first: a forwarder keeping one copy per key would
 	// keep the newest, this one, and drop the genuine copy.
 	var fake fakeSearcher
@@ -530,15 +537,7 @@ func TestRequesterDecodesWhatItVerifies(t *testing.T) {
 		sl := nodetest.SignAs(t, key, "l"+strconv.Itoa(i), "Notes \"on\" gossip\u00e9", content, "public")
 		results = append(results, protocol.SearchResult{SignedLesson: sl})
 	}
-	odd := nodetest.SignAs(t, key, "odd", "Notes", "gossip once, then "+strings.Repeat("routing tables ", 30), "public")
-	oddBytes, err := odd.Encode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	oddBytes = bytes.Replace(oddBytes, []byte(`"visibility":"public"`), []byte(`"visibility":7`), 1)
-	oddResult := protocol.SearchResult{SignedLesson: odd}
-	oddResult.UseEncoding(oddBytes)
-	results = append(results, oddResult)
+	results = append(results, malformedResult(t, nodetest.SignAs(t, key, "odd", "Notes", "gossip once, then "+strings.Repeat("routing tables ", 30), "public")))
 	fake := fakeSearcher{withStats: true} // without, every lesson is decoded to take them
 	fake.serve(m, func(*protocol.SearchRequest) []protocol.SearchResult { return slices.Clone(results) })
 	nodetest.ConnectHost(t, m, a)
