@@ -102,7 +102,7 @@ func (s *Service) streamsCoveredLocked(g *grantRecord) []*stream {
 			out = append(out, st)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].rec.Name < out[j].rec.Name })
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
 	return out
 }
 
@@ -116,11 +116,11 @@ func (s *Service) republishPolicies(ctx context.Context, st *stream) error {
 
 func (s *Service) republishPoliciesLocked(ctx context.Context, st *stream) error {
 	s.mu.Lock()
-	opts := s.policyFor(s.readersOfLocked(st.rec.Name, s.now().UnixMilli()))
+	opts := s.policyFor(s.readersOfLocked(st.name, s.now().UnixMilli()))
 	s.mu.Unlock()
 	for _, e := range st.rec.Epochs {
 		if _, _, err := s.deps.Keys.SetPolicy(ctx, e.KeyID, opts); err != nil && !errors.Is(err, protocol.ErrKeyRevoked) && !isNotFound(err) {
-			return fmt.Errorf("sensors: policy of %s: %w", st.rec.Name, err)
+			return fmt.Errorf("sensors: policy of %s: %w", st.name, err)
 		}
 	}
 	return nil
@@ -177,7 +177,7 @@ func (s *Service) Revoke(ctx context.Context, reader string, patterns []string) 
 	}
 	res := &api.RevokeResult{Reader: reader, Streams: []string{}, Epochs: map[string]string{}}
 	for _, st := range before {
-		if rest != nil && rest.covers(st.rec.Name) {
+		if rest != nil && rest.covers(st.name) {
 			continue
 		}
 		st.mu.Lock()
@@ -186,8 +186,8 @@ func (s *Service) Revoke(ctx context.Context, reader string, patterns []string) 
 			err = s.republishPoliciesLocked(ctx, st)
 		}
 		if err == nil {
-			res.Streams = append(res.Streams, st.rec.Name)
-			res.Epochs[st.rec.Name] = st.rec.Epochs[len(st.rec.Epochs)-1].KeyID
+			res.Streams = append(res.Streams, st.name)
+			res.Epochs[st.name] = st.rec.Epochs[len(st.rec.Epochs)-1].KeyID
 		}
 		st.mu.Unlock()
 		if err != nil {
@@ -222,7 +222,7 @@ func (s *Service) grantInfo(g *grantRecord, now int64) *api.Grant {
 	s.mu.Lock()
 	var matches []string
 	for _, st := range s.streamsCoveredLocked(g) {
-		matches = append(matches, st.rec.Name)
+		matches = append(matches, st.name)
 	}
 	s.mu.Unlock()
 	return &api.Grant{Reader: g.Reader, Streams: slices.Clone(g.Streams), Until: g.Until, GrantedAt: g.GrantedAt, Matches: nonNil(matches), Expired: !g.active(now)}
@@ -270,7 +270,7 @@ func (s *Service) granted(requester string) map[string]*stream {
 		return out
 	}
 	for _, st := range s.streamsCoveredLocked(g) {
-		out[st.rec.Name] = st
+		out[st.name] = st
 	}
 	return out
 }

@@ -192,8 +192,11 @@ func (g *grantRecord) covers(stream string) bool {
 
 // stream is a stream in memory.
 type stream struct {
-	mu  sync.Mutex // serializes pushes and epoch changes
-	rec streamRecord
+	// name is rec.Name, which never changes: read without mu (an epoch
+	// change replaces rec while others look streams up by name).
+	name string
+	mu   sync.Mutex // serializes pushes and epoch changes
+	rec  streamRecord
 	// key is the current epoch's key, held for pushes.
 	key []byte
 	// idx holds the newest readings, oldest first (guarded by mu).
@@ -304,7 +307,7 @@ func (s *Service) load(ctx context.Context) error {
 		return fmt.Errorf("sensors: load grants: %w", err)
 	}
 	for _, r := range recs {
-		st := &stream{rec: r}
+		st := &stream{name: r.Name, rec: r}
 		st.stats.init(r.Anomaly)
 		if key, err := s.deps.Keys.EpochKey(ctx, r.Epochs[len(r.Epochs)-1].KeyID); err == nil {
 			st.key = key
@@ -324,10 +327,10 @@ func (s *Service) load(ctx context.Context) error {
 func (s *Service) reindex(ctx context.Context, st *stream) error {
 	var out []entry
 	for off := 0; len(out) < s.cfg.MaxIndexed && off <= store.MaxListOffset; {
-		res, err := s.deps.Store.List(ctx, store.ListOptions{Type: TypeReading, Tags: []string{streamTag(st.rec.Name)},
+		res, err := s.deps.Store.List(ctx, store.ListOptions{Type: TypeReading, Tags: []string{streamTag(st.name)},
 			Limit: min(store.MaxListLimit, s.cfg.MaxIndexed-len(out)), Offset: off, Order: "desc"})
 		if err != nil {
-			return fmt.Errorf("sensors: load readings of %s: %w", st.rec.Name, err)
+			return fmt.Errorf("sensors: load readings of %s: %w", st.name, err)
 		}
 		for _, l := range res.Records {
 			if e, ok := entryOf(l); ok {
@@ -439,7 +442,7 @@ func (s *Service) Add(ctx context.Context, o api.StreamOptions) (*api.Stream, er
 	if err != nil {
 		return nil, fmt.Errorf("sensors: add %s: %w", o.Name, err)
 	}
-	st = &stream{rec: r, key: key}
+	st = &stream{name: r.Name, rec: r, key: key}
 	st.stats.init(a)
 	s.mu.Lock()
 	if old := s.streams[o.Name]; old != nil { // added twice at once: the first stays
@@ -472,12 +475,12 @@ func (s *Service) List(ctx context.Context) ([]api.Stream, error) {
 func (s *Service) info(st *stream) *api.Stream {
 	now := s.now().UnixMilli()
 	s.mu.Lock()
-	readers := s.readersOfLocked(st.rec.Name, now)
+	readers := s.readersOfLocked(st.name, now)
 	s.mu.Unlock()
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	a := st.stats.p
-	out := &api.Stream{Name: st.rec.Name, Unit: st.rec.Unit, TTLMs: st.rec.TTLMs, Local: st.rec.Local,
+	out := &api.Stream{Name: st.name, Unit: st.rec.Unit, TTLMs: st.rec.TTLMs, Local: st.rec.Local,
 		Anomaly: api.AnomalyOptions{Window: a.Window, Threshold: a.Threshold, MinSamples: a.MinSamples},
 		Epoch:   st.rec.Epochs[len(st.rec.Epochs)-1].KeyID, Epochs: len(st.rec.Epochs), Readers: nonNil(readers), CreatedAt: st.rec.CreatedAt}
 	for i := len(st.idx) - 1; i >= 0; i-- {
@@ -565,7 +568,7 @@ func (s *Service) Push(ctx context.Context, req api.PushRequest) (*api.Reading, 
 	if len(st.idx) > s.cfg.MaxIndexed {
 		st.idx = slices.Delete(st.idx, 0, len(st.idx)-s.cfg.MaxIndexed)
 	}
-	return &api.Reading{Key: rec.ID + "@" + s.self, Source: s.self, Stream: st.rec.Name, Value: req.Value, Unit: st.rec.Unit,
+	return &api.Reading{Key: rec.ID + "@" + s.self, Source: s.self, Stream: st.name, Value: req.Value, Unit: st.rec.Unit,
 		At: at, Expires: rec.ExpiresAt, Anomaly: anomaly, Score: score, KeyID: ep.KeyID}, nil
 }
 
@@ -576,7 +579,7 @@ func (s *Service) Push(ctx context.Context, req api.PushRequest) (*api.Reading, 
 func (s *Service) readingRecord(st *stream, at int64, value, score float64, anomaly bool) *protocol.Lesson {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	name := st.rec.Name
+	name := st.name
 	field := name[strings.LastIndexByte(name, '/')+1:]
 	v := json.RawMessage(strconv.FormatFloat(value, 'g', -1, 64))
 	unit, _ := json.Marshal(st.rec.Unit)
@@ -608,15 +611,15 @@ func (s *Service) readingRecord(st *stream, at int64, value, score float64, anom
 func (s *Service) newEpochLocked(ctx context.Context, st *stream) error {
 	now := s.now().UnixMilli()
 	s.mu.Lock()
-	readers := s.readersOfLocked(st.rec.Name, now)
+	readers := s.readersOfLocked(st.name, now)
 	s.mu.Unlock()
-	p, err := s.deps.Keys.NewEpoch(ctx, streamID(st.rec.Name), s.policyFor(readers))
+	p, err := s.deps.Keys.NewEpoch(ctx, streamID(st.name), s.policyFor(readers))
 	if err != nil {
-		return fmt.Errorf("sensors: new epoch of %s: %w", st.rec.Name, err)
+		return fmt.Errorf("sensors: new epoch of %s: %w", st.name, err)
 	}
 	key, err := s.deps.Keys.EpochKey(ctx, p.KeyID)
 	if err != nil {
-		return fmt.Errorf("sensors: new epoch of %s: %w", st.rec.Name, err)
+		return fmt.Errorf("sensors: new epoch of %s: %w", st.name, err)
 	}
 	r := st.rec
 	r.Epochs = slices.Clone(r.Epochs)
@@ -626,7 +629,7 @@ func (s *Service) newEpochLocked(ctx context.Context, st *stream) error {
 	r.Epochs = append(r.Epochs, epoch{KeyID: p.KeyID, Start: now})
 	if err := s.saveStream(ctx, &r); err != nil {
 		clear(key)
-		return fmt.Errorf("sensors: new epoch of %s: %w", st.rec.Name, err)
+		return fmt.Errorf("sensors: new epoch of %s: %w", st.name, err)
 	}
 	clear(st.key)
 	st.rec, st.key = r, key
