@@ -64,9 +64,10 @@ type Config struct {
 	Refused func(Refusal)
 	// CatchUp, if set, is told of a peer this node may have missed
 	// messages from, so that it syncs with it: the peer has just joined
-	// this node's mesh for a topic (what it received before was not
-	// forwarded here), or a message it sent was dropped here before it
-	// was validated or delivered (a full queue). GossipSub's gossip does
+	// this node's mesh for a topic that was empty (the node was outside
+	// every mesh of the topic, so what passed meanwhile was not forwarded
+	// here), or a message it sent was dropped here before it was
+	// validated or delivered (a full queue). GossipSub's gossip does
 	// not make up for either: a message that passed while a node was
 	// outside every mesh, or that its own full queue dropped, is not
 	// offered again. It runs in the router's event loop: it must be quick
