@@ -19,9 +19,4 @@ func FetchVouch(n *Node, ctx context.Context, p peer.ID) error { return n.fetchV
 func CatchUp(n *Node, p peer.ID) { n.catchUp(p) }
 
 // CatchingUp reports whether a catch-up sync with p is under way or due.
-func CatchingUp(n *Node, p peer.ID) bool {
-	n.syncMu.Lock()
-	defer n.syncMu.Unlock()
-	_, ok := n.catching[p]
-	return ok
-}
+func CatchingUp(n *Node, p peer.ID) bool { return n.catchUps.Pending(p) }

@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	libp2pproto "github.com/libp2p/go-libp2p/core/protocol"
 
+	"github.com/meshprotocol/mesh/internal/coalesce"
 	"github.com/meshprotocol/mesh/internal/streamrpc"
 	"github.com/meshprotocol/mesh/node/api"
 	"github.com/meshprotocol/mesh/node/keys"
@@ -47,6 +48,7 @@ func (n *Node) startFederation() error {
 	if n.cfg.Pubsub != nil {
 		params = *n.cfg.Pubsub
 	}
+	n.catchUps = coalesce.New(catchUpSpacing, n.catchUpWith)
 	ps, err := pubsub.New(pubsub.Config{
 		Host: n.host, Params: params, Checker: checker{n}, Now: n.now,
 		Logger: n.log, Registerer: n.cfg.Registerer,

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/fx"
 
+	"github.com/meshprotocol/mesh/internal/coalesce"
 	"github.com/meshprotocol/mesh/internal/repolock"
 	"github.com/meshprotocol/mesh/node/api"
 	"github.com/meshprotocol/mesh/node/connlimit"
@@ -215,9 +216,9 @@ type Node struct {
 	wg     sync.WaitGroup
 
 	followMu  sync.Mutex // serializes changes to the followed topics and feeds
-	syncMu    sync.Mutex // guards syncLocks and catching
+	syncMu    sync.Mutex // guards syncLocks
 	syncLocks map[peer.ID]*sync.Mutex
-	catching  map[peer.ID]*catchUp // catch-up syncs under way (see Node.catchUp)
+	catchUps  *coalesce.Keyed[peer.ID] // catch-up syncs under way or due (Node.catchUp)
 
 	pending pending.Book // publishers refused for trust
 

@@ -142,70 +142,32 @@ func (n *Node) syncOnIdentified(e event.EvtPeerIdentificationCompleted) {
 // peer: meshes churn, and a queue that overflows does so many times over.
 const catchUpSpacing = 5 * time.Second
 
-// catchUp is a peer's catch-up sync under way: again is set when another
-// is asked for meanwhile, last is when the latest started.
-type catchUp struct {
-	again bool
-	last  time.Time
-}
-
 // catchUp syncs with p soon, because this node may have missed messages
-// p holds (pubsub.Config.CatchUp): p has just joined one of its meshes,
-// or a full queue here dropped a message p sent. It is called from
-// GossipSub's event loop, so the sync runs in a goroutine of its own. One
-// runs per peer at a time, catchUpSpacing apart: asking while one runs
-// folds into one more after it. Blocked and limited peers are not synced
-// from, as in syncOnIdentified.
+// p holds (pubsub.Config.CatchUp): p is the first peer of one of its
+// meshes, or a full queue here dropped a message p sent. It is called
+// from GossipSub's event loop, so the sync runs in a goroutine of its
+// own, one per peer at a time, catchUpSpacing apart (n.catchUps).
 func (n *Node) catchUp(p peer.ID) {
 	if n.ctx.Err() != nil || n.host == nil {
 		return
 	}
-	n.syncMu.Lock()
-	if c, ok := n.catching[p]; ok {
-		c.again = true
-		n.syncMu.Unlock()
+	n.catchUps.Do(n.ctx, p, func(f func()) {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			f()
+		}()
+	})
+}
+
+// catchUpWith is one catch-up sync with p, if p is a peer to sync from.
+func (n *Node) catchUpWith(ctx context.Context, p peer.ID) {
+	if !n.catchesUpWith(p) {
 		return
 	}
-	if n.catching == nil {
-		n.catching = make(map[peer.ID]*catchUp)
+	if _, err := n.SyncWith(ctx, p, nil); err != nil && ctx.Err() == nil {
+		n.log.Debug("catch-up sync", "peer", p.String(), "err", err)
 	}
-	c := &catchUp{}
-	n.catching[p] = c
-	n.syncMu.Unlock()
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		for {
-			if wait := time.Until(c.last.Add(catchUpSpacing)); wait > 0 {
-				t := time.NewTimer(wait)
-				select {
-				case <-t.C:
-				case <-n.ctx.Done():
-					t.Stop()
-				}
-			}
-			if n.ctx.Err() != nil {
-				break
-			}
-			c.last = time.Now()
-			if n.catchesUpWith(p) {
-				if _, err := n.SyncWith(n.ctx, p, nil); err != nil && n.ctx.Err() == nil {
-					n.log.Debug("catch-up sync", "peer", p.String(), "err", err)
-				}
-			}
-			n.syncMu.Lock()
-			if !c.again || n.ctx.Err() != nil {
-				delete(n.catching, p)
-				n.syncMu.Unlock()
-				return
-			}
-			c.again = false
-			n.syncMu.Unlock()
-		}
-		n.syncMu.Lock()
-		delete(n.catching, p)
-		n.syncMu.Unlock()
-	}()
 }
 
 // catchesUpWith reports whether p is a peer to sync from: it speaks the
