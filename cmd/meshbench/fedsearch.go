@@ -443,8 +443,6 @@ func runFedsearch(ctx context.Context, e *env, c fedsearchConfig) (*fedsearchRes
 	e.logf("healthy: p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms; %d truncated; recall@%d %.4f (untruncated answers %.4f; candidates %.4f, ideal %.4f, fed vs ideal %.4f; candidates under their own statistics %.4f)",
 		quantile(healthy.ms, 0.5), quantile(healthy.ms, 0.9), quantile(healthy.ms, 0.99), healthy.max(), healthy.truncated,
 		c.limit, recall.mean(), complete.mean(), candRec.mean(), idealRec.mean(), fedIdeal.mean(), candStats.mean())
-	e.logf("healthy: probe timers late p99 %.1f ms, max %.1f ms; %d queries ran with one %s late or more, %d of the %d truncated",
-		healthy.timerP99, healthy.timerMax, healthy.lateQueries, lateTimer, healthy.lateTruncated, healthy.truncated)
 	if recall.mean() < 1 {
 		logMisses(e, queries, requesters, refTop, ideal, healthy.keys, 5)
 	}
@@ -584,6 +582,8 @@ func runFedQueries(ctx context.Context, e *env, phase string, nodes []*node.Node
 			}
 		}
 	}
+	e.logf("%s: probe timers late p99 %.1f ms, max %.1f ms; %d queries ran with one %s late or more, %d of the %d truncated",
+		phase, run.timerP99, run.timerMax, run.lateQueries, lateTimer, run.lateTruncated, run.truncated)
 	sort.Float64s(run.ms)
 	return run, nil
 }
