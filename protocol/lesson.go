@@ -101,6 +101,21 @@ func (l *Lesson) Number(field string) (float64, bool) {
 }
 
 // Clone returns a deep copy of l.
+// AppendSearchText appends to dst the text the lesson is searched by: its
+// title, a newline, its content, then a newline and a tag for each tag.
+// A store indexes it as one field, and a federated-search requester
+// scores it (SearchResult.AppendSearchText reads it without decoding).
+func (l *Lesson) AppendSearchText(dst []byte) []byte {
+	dst = append(dst, l.Title...)
+	dst = append(dst, '\n')
+	dst = append(dst, l.Content...)
+	for _, t := range l.Tags {
+		dst = append(dst, '\n')
+		dst = append(dst, t...)
+	}
+	return dst
+}
+
 func (l *Lesson) Clone() *Lesson {
 	c := *l
 	c.Tags = append([]string(nil), l.Tags...)

@@ -357,10 +357,6 @@ func (r *SearchResult) Publisher() string {
 	return ""
 }
 
-// Decoded reports whether the result's lesson was decoded in full
-// (DecodeSearchResponse), rather than only for relaying.
-func (r *SearchResult) Decoded() bool { return r.SignedLesson != nil }
-
 // DecodeLesson decodes in full the lesson of a result DecodeSearchRelay
 // made, checked as DecodeSearchResponse checks it, and sets SignedLesson
 // (which then keeps the bytes received for encoding). A result already
@@ -380,23 +376,15 @@ func (r *SearchResult) DecodeLesson() error {
 	return nil
 }
 
-// AppendSearchText appends to dst the text a lesson is searched by: its
-// title, a newline, its content, then a newline and a tag for each tag,
-// unescaped, as they would decode. It reads them in place from the bytes
-// of a result DecodeSearchRelay made, without decoding the lesson (or
-// from SignedLesson, if decoded). ok is false when the title, the content
-// or the tags are not of their types: the full decoder refuses such a
-// lesson.
+// AppendSearchText appends to dst the text the result's lesson is
+// searched by (Lesson.AppendSearchText), unescaped, as it would decode.
+// It reads it in place from the bytes of a result DecodeSearchRelay made,
+// without decoding the lesson (or from SignedLesson, if decoded). ok is
+// false when the title, the content or the tags are not of their types:
+// the full decoder refuses such a lesson.
 func (r *SearchResult) AppendSearchText(dst []byte) (_ []byte, ok bool) {
-	if l := r.SignedLesson; l != nil {
-		dst = append(dst, l.Lesson.Title...)
-		dst = append(dst, '\n')
-		dst = append(dst, l.Lesson.Content...)
-		for _, t := range l.Lesson.Tags {
-			dst = append(dst, '\n')
-			dst = append(dst, t...)
-		}
-		return dst, true
+	if r.SignedLesson != nil {
+		return r.SignedLesson.Lesson.AppendSearchText(dst), true
 	}
 	if r.relay == nil || r.raw == nil {
 		return dst, false

@@ -442,13 +442,13 @@ func TestAppendSearchText(t *testing.T) {
 	}
 	want := l.Title + "\n" + l.Content + "\nrust\ngo\"lang"
 	r := &answer(b).Results[0]
-	if r.Decoded() {
+	if r.SignedLesson != nil {
 		t.Fatal("a relayed result is decoded")
 	}
 	if got, ok := r.AppendSearchText([]byte("prefix:")); !ok || string(got) != "prefix:"+want {
 		t.Fatalf("in place: %q, %v; want %q", got, ok, want)
 	}
-	if err := r.DecodeLesson(); err != nil || !r.Decoded() || r.SignedLesson.Lesson.Title != l.Title {
+	if err := r.DecodeLesson(); err != nil || r.SignedLesson == nil || r.SignedLesson.Lesson.Title != l.Title {
 		t.Fatalf("DecodeLesson: %v, %+v", err, r.SignedLesson)
 	}
 	if got, ok := r.AppendSearchText(nil); !ok || string(got) != want {

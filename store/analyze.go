@@ -11,7 +11,7 @@ import (
 )
 
 // analyzeLesson runs the scoring analyzer over l's indexed text, exactly
-// as scoringAnalyzer().Analyze([]byte(indexedText(l))) does, and hands
+// as scoringAnalyzer().Analyze(indexedText(l)) does, and hands
 // the token stream to fn. The stream, its tokens and their terms are
 // valid only until fn returns.
 //
@@ -25,7 +25,7 @@ import (
 // slices of their own (the stemmer, whose memo therefore never points
 // into a pooled text): TestAnalyzeLessonMatchesBleve.
 func analyzeLesson(l *protocol.Lesson, fn func(analysis.TokenStream)) {
-	analyzeText(func(b []byte) ([]byte, bool) { return appendIndexedText(b, l), true }, fn)
+	analyzeText(func(b []byte) ([]byte, bool) { return l.AppendSearchText(b), true }, fn)
 }
 
 // analyzeText is analyzeLesson of the text appendText appends to a
@@ -106,16 +106,4 @@ func tokenType(t int) analysis.TokenType {
 		return analysis.Numeric
 	}
 	return analysis.AlphaNumeric
-}
-
-// appendIndexedText appends indexedText(l) to b.
-func appendIndexedText(b []byte, l *protocol.Lesson) []byte {
-	b = append(b, l.Title...)
-	b = append(b, '\n')
-	b = append(b, l.Content...)
-	for _, t := range l.Tags {
-		b = append(b, '\n')
-		b = append(b, t...)
-	}
-	return b
 }

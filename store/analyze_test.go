@@ -45,7 +45,7 @@ func TestAnalyzeLessonMatchesBleve(t *testing.T) {
 	lessons = append(lessons, &protocol.Lesson{}, &protocol.Lesson{Title: strings.Repeat("word ", maxPooledText/4)})
 	for pass := range 2 {
 		for i, l := range lessons {
-			want := scoringAnalyzer().Analyze([]byte(indexedText(l)))
+			want := scoringAnalyzer().Analyze(indexedText(l))
 			var got []analysis.Token
 			analyzeLesson(l, func(s analysis.TokenStream) {
 				for _, tok := range s {

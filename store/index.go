@@ -1,15 +1,15 @@
 package store
 
 import (
-	zapx "github.com/blevesearch/zapx/v17"
 	"sync/atomic"
+
+	zapx "github.com/blevesearch/zapx/v17"
 
 	"errors"
 	"fmt"
 	"math"
 	"os"
 	"sort"
-	"strings"
 
 	"github.com/blevesearch/bleve/v2"
 	"github.com/blevesearch/bleve/v2/analysis"
@@ -146,16 +146,7 @@ func (a analyzers) buildRemoteDoc(sl *protocol.SignedLesson) *document.Document 
 
 func (a analyzers) buildDocAs(docID string, l *protocol.Lesson, visibility, origin, publisher string) *document.Document {
 	d := document.NewDocument(docID)
-	var text strings.Builder
-	text.Grow(len(l.Title) + len(l.Content) + 16*len(l.Tags) + 2)
-	text.WriteString(l.Title)
-	text.WriteByte('\n')
-	text.WriteString(l.Content)
-	for _, t := range l.Tags {
-		text.WriteByte('\n')
-		text.WriteString(t)
-	}
-	d.AddField(document.NewTextFieldCustom(fieldText, nil, []byte(text.String()), textOptions, a.text))
+	d.AddField(document.NewTextFieldCustom(fieldText, nil, indexedText(l), textOptions, a.text))
 	d.AddField(document.NewTextFieldCustom(fieldType, nil, []byte(l.Type), facetOptions, a.keyword))
 	for i, t := range l.Tags {
 		d.AddField(document.NewTextFieldCustom(fieldTag, []uint64{uint64(i)}, []byte(t), keywordOptions, a.keyword))

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -312,7 +311,7 @@ func (s *Store) computeCorpus(ctx context.Context, origin string) (*corpusStats,
 		if err != nil {
 			return nil, err
 		}
-		toks := an.Analyze([]byte(indexedText(&sl.Lesson)))
+		toks := an.Analyze(indexedText(&sl.Lesson))
 		seen := make(map[string]bool, len(toks))
 		for _, tok := range toks {
 			t := string(tok.Term)
@@ -371,18 +370,9 @@ func (s *Store) publicDocIDs(ctx context.Context, origin string) ([]string, erro
 }
 
 // indexedText is the text a lesson's text field indexes: title, content
-// and tags, one a line.
-func indexedText(l *protocol.Lesson) string {
-	var b strings.Builder
-	b.Grow(len(l.Title) + len(l.Content) + 16*len(l.Tags) + 2)
-	b.WriteString(l.Title)
-	b.WriteByte('\n')
-	b.WriteString(l.Content)
-	for _, t := range l.Tags {
-		b.WriteByte('\n')
-		b.WriteString(t)
-	}
-	return b.String()
+// and tags, one a line (protocol.Lesson.AppendSearchText).
+func indexedText(l *protocol.Lesson) []byte {
+	return l.AppendSearchText(make([]byte, 0, len(l.Title)+len(l.Content)+16*len(l.Tags)+2))
 }
 
 var (
@@ -431,7 +421,7 @@ func StatsOf(lessons []*protocol.Lesson, pq ParsedQuery) *protocol.SearchStats {
 	}
 	vocab := map[uint32]bool{}
 	for _, l := range lessons {
-		toks := an.Analyze([]byte(indexedText(l)))
+		toks := an.Analyze(indexedText(l))
 		seen := map[string]bool{}
 		for _, tok := range toks {
 			t := string(tok.Term)
@@ -584,7 +574,7 @@ type Features struct {
 // Features analyzes l's text for the query's terms. Any Scorer of the same
 // query (whatever its statistics) can score them.
 func (sc *Scorer) Features(l *protocol.Lesson) Features {
-	f, _ := sc.FeaturesOf(func(b []byte) ([]byte, bool) { return appendIndexedText(b, l), true })
+	f, _ := sc.FeaturesOf(func(b []byte) ([]byte, bool) { return l.AppendSearchText(b), true })
 	return f
 }
 
