@@ -357,6 +357,22 @@ func (s *Service) TopicPeers(topic string) []peer.ID {
 	return j.topic.ListPeers()
 }
 
+// MeshPeers lists the peers in this node's GossipSub mesh for a followed
+// MESH topic: the peers it forwards every message to, a subset of
+// TopicPeers. GossipSub grafts and prunes them on every heartbeat; nil if
+// the topic is not followed or the mesh is empty.
+func (s *Service) MeshPeers(topic string) []peer.ID {
+	name := protocol.TopicName(topic)
+	s.mu.Lock()
+	j, ok := s.topics[name]
+	followed := ok && j.sub != nil
+	s.mu.Unlock()
+	if !followed { // the router leaves the mesh a little after Unfollow
+		return nil
+	}
+	return s.tracer.meshPeers(name)
+}
+
 func checkTopic(topic string) error {
 	if topic == "" || len(topic) > protocol.MaxTagLength || strings.Trim(topic, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != "" {
 		return fmt.Errorf("%w: %q: use 1 to %d letters, digits, '_', '-' or '.'", ErrTopic, topic, protocol.MaxTagLength)

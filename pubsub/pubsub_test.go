@@ -618,3 +618,33 @@ func TestCatchUpTold(t *testing.T) {
 	}
 	waitFor(t, 20*time.Second, "the dropped deliveries to be told", func() bool { return count() > grafted })
 }
+
+// MeshPeers follows GossipSub's grafts for a followed topic, takes the
+// MESH topic name in any case, and is empty once the topic is unfollowed.
+func TestMeshPeers(t *testing.T) {
+	tn := newTestNet(t)
+	a, b := tn.node(), tn.node()
+	tn.connect(a.h, b.h)
+	for _, n := range []*testNode{a, b} {
+		if got := n.svc.MeshPeers("rust"); got != nil {
+			t.Fatalf("MeshPeers before following = %v", got)
+		}
+		if err := n.svc.Follow("rust"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 10*time.Second, "a and b in each other's mesh", func() bool {
+		return slices.Equal(a.svc.MeshPeers("Rust"), []peer.ID{b.h.ID()}) &&
+			slices.Equal(b.svc.MeshPeers("rust"), []peer.ID{a.h.ID()})
+	})
+	if got := a.svc.MeshPeers("go"); got != nil {
+		t.Fatalf("MeshPeers of a topic not followed = %v", got)
+	}
+	if err := a.svc.Unfollow("rust"); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.svc.MeshPeers("rust"); got != nil {
+		t.Fatalf("MeshPeers after Unfollow = %v", got)
+	}
+	waitFor(t, 10*time.Second, "b to drop a from its mesh", func() bool { return len(b.svc.MeshPeers("rust")) == 0 })
+}

@@ -131,7 +131,7 @@ func runDirectoryHTTP(ctx context.Context, e *env, c directoryHTTPConfig) (*dire
 		if err := fillDirectory(ctx, e, c, d, docs); err != nil {
 			return nil, err
 		}
-		waitIdle(e, c.settle)
+		waitIdle(e, "index", 0.1, c.settle)
 		if c.dir != "" {
 			if err := os.WriteFile(filepath.Join(dir, "meshbench-directory.json"), []byte(marker), 0o644); err != nil {
 				return nil, err
@@ -275,32 +275,35 @@ func checkAnswer(raw []byte, nodeID string, limit int) (int, error) {
 	return len(r.Results), nil
 }
 
-// fillDirectory signs the docs as lessons of c.publishers publishers and
-// stores them in d's remote cache: what a directory holds after gossip and
-// sync, durable and indexed.
-// waitIdle waits, at most max, until this process used under a tenth of a
-// core over a second: after a bulk fill, scorch merges the index's
-// segments in the background for a while, and a directory in service is
-// not bulk-filled while it answers.
-func waitIdle(e *env, max time.Duration) {
+// waitIdle waits, at most max, until this process used under cores of CPU
+// over a second, and returns how long before that second began: after a
+// bulk fill, scorch merges the index's segments in the background for a
+// while, and a directory in service is not bulk-filled while it answers;
+// after many nodes start in one process, their start-ups go on for a while.
+// what names the work in the log line.
+func waitIdle(e *env, what string, cores float64, max time.Duration) time.Duration {
 	if max <= 0 {
-		return
+		return 0
 	}
 	start := time.Now()
 	for time.Since(start) < max {
 		c0, t0 := cpuTime(), time.Now()
 		time.Sleep(time.Second)
 		if c0 == 0 { // CPU time unknown here
-			return
+			return 0
 		}
-		if used := float64(cpuTime()-c0) / float64(time.Since(t0)); used < 0.1 {
-			e.logf("index settled after %s (%.2f cores in the last second)", time.Since(start).Round(time.Second), used)
-			return
+		if used := float64(cpuTime()-c0) / float64(time.Since(t0)); used < cores {
+			e.logf("%s settled after %s (%.2f cores in the last second)", what, t0.Sub(start).Round(time.Millisecond), used)
+			return t0.Sub(start)
 		}
 	}
-	e.logf("index still busy after %s; measuring anyway", max)
+	e.logf("%s still busy after %s; measuring anyway", what, max)
+	return max
 }
 
+// fillDirectory signs the docs as lessons of c.publishers publishers and
+// stores them in d's remote cache: what a directory holds after gossip and
+// sync, durable and indexed.
 func fillDirectory(ctx context.Context, e *env, c directoryHTTPConfig, d *node.Node, docs []corpus.Doc) error {
 	start := time.Now()
 	set, err := signAll(docs, c.publishers, c.workers)

@@ -122,7 +122,7 @@ func runHTTP(ctx context.Context, e *env, c httpConfig) (*httpResult, error) {
 	if err := fillDirectory(ctx, e, directoryHTTPConfig{n: c.n, publishers: c.publishers, workers: c.workers}, d, docs); err != nil {
 		return nil, err
 	}
-	waitIdle(e, c.settle)
+	waitIdle(e, "index", 0.1, c.settle)
 	url := d.Directory().PublicURL() + "/v1/search"
 
 	// The bodies, one a line, for the load clients.
@@ -156,7 +156,7 @@ func runHTTP(ctx context.Context, e *env, c httpConfig) (*httpResult, error) {
 	e.logf("phase 1: %d searches at %d/s: p50 %.1f ms, p99 %.1f ms, %d errors, %d refused; server CPU %s (%.0f µs a search)",
 		c.requests, c.rate, p1.P50Ms, p1.P99Ms, p1.Errors, p1.Refused, cpu1.Round(time.Millisecond), res.CPUPerSearchUs)
 
-	waitIdle(e, 10*time.Second)
+	waitIdle(e, "index", 0.1, 10*time.Second)
 	c0 = cpuTime()
 	p2, err := loadChild(ctx, e, loadSpec{URL: url, Bodies: bodies, Rate: c.flood * c.rate, Requests: c.floodRequests, Conns: c.floodConns, Sources: []string{"127.0.0.2"}, Timeout: c.timeout})
 	if err != nil {
