@@ -25,6 +25,10 @@
 // tags), "quoted phrases" (each required) and numeric comparisons on record
 // fields such as `humidity > 60`; see ParseQuery. Filters narrow by type,
 // tags, project, agent, visibility and created_at. Scores are in (0, 1].
+// A search of words alone, the usual one, is ranked straight from the
+// index's postings (rankTerms): bleve's BM25 scores, order and total, for
+// about half the CPU of bleve's searcher tree. Phrases, comparisons,
+// filters, and an index with expiring records go through bleve.
 //
 // # Federation
 //

@@ -224,6 +224,7 @@ func (s *Store) Search(ctx context.Context, q Query) (*SearchResult, error) {
 		must = append(must, mp)
 	}
 	seen := map[string]bool{}
+	var terms []string
 	for _, w := range pq.Terms {
 		for _, tok := range s.an.text.Analyze([]byte(w)) {
 			t := string(tok.Term)
@@ -231,6 +232,7 @@ func (s *Store) Search(ctx context.Context, q Query) (*SearchResult, error) {
 				continue
 			}
 			seen[t] = true
+			terms = append(terms, t)
 			tq := query.NewTermQuery(t)
 			tq.SetField(fieldText)
 			should = append(should, tq)
@@ -252,9 +254,19 @@ func (s *Store) Search(ctx context.Context, q Query) (*SearchResult, error) {
 		req.Score = "none"
 		req.SortBy([]string{"-" + fieldCreated, "-_id"})
 	}
-	res, err := s.idx.SearchInContext(ctx, req)
-	if err != nil {
-		return nil, fmt.Errorf("store: search: %w", err)
+	var res *bleve.SearchResult
+	ranked := false
+	// Words alone (the usual search): ranked from the postings directly.
+	// Phrases, filters and expiring records go through bleve.
+	if scored && len(must) == 0 && len(filters) == 0 && len(exclude) <= 1 && (len(exclude) == 0 || onlyLocal) && !s.noRankTerms {
+		if res, ranked, err = rankTerms(ctx, s.idx, terms, onlyLocal, limit); err != nil {
+			return nil, fmt.Errorf("store: search: %w", err)
+		}
+	}
+	if !ranked {
+		if res, err = s.idx.SearchInContext(ctx, req); err != nil {
+			return nil, fmt.Errorf("store: search: %w", err)
+		}
 	}
 	out := &SearchResult{Hits: make([]Hit, 0, len(res.Hits)), Total: int(res.Total)}
 	for _, h := range res.Hits {

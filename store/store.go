@@ -147,9 +147,12 @@ type Store struct {
 	// mu guards the fields below. Reads and writes hold it shared while they
 	// use the index or the datastore; Close and the index swap hold it
 	// exclusively.
-	mu     sync.RWMutex
-	idx    bleve.Index // nil if the index could not be opened
-	closed bool
+	mu  sync.RWMutex
+	idx bleve.Index // nil if the index could not be opened
+	// noRankTerms sends every search through bleve's searchers, for the
+	// tests that check rankTerms against them.
+	noRankTerms bool
+	closed      bool
 
 	closeMu sync.Mutex
 	closing bool

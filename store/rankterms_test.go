@@ -1,0 +1,219 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/blevesearch/bleve/v2"
+	"github.com/blevesearch/bleve/v2/search/query"
+	"github.com/meshprotocol/mesh/protocol"
+)
+
+// rankVocab is a vocabulary whose words are drawn with Zipf-like
+// frequencies: a few in most records, most in a few.
+func rankVocab() []string {
+	var v []string
+	for i := range 300 {
+		v = append(v, fmt.Sprintf("w%cq%d", 'a'+i%26, i))
+	}
+	return v
+}
+
+func rankText(rng *rand.Rand, vocab []string, words int) string {
+	var b strings.Builder
+	for range words {
+		// Word i with probability about 1/(i+1).
+		i := int(float64(len(vocab)) * rng.Float64() * rng.Float64() * rng.Float64())
+		b.WriteString(vocab[i])
+		b.WriteByte(' ')
+	}
+	return b.String()
+}
+
+// rankTerms must return what bleve returns for the same words: the same
+// records in the same order, the same scores to the bit, the same Total,
+// over own and remote lessons, deleted and replaced records (obsolete
+// documents in older segments), repeated words, words in no record,
+// stop words, every limit, with and without remote lessons excluded.
+func TestRankTermsMatchesBleve(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	me, p := newPeer(t, 1), newPeer(t, 2)
+	s := openFed(t, "", clk, me.id)
+	rng := rand.New(rand.NewPCG(7, 8))
+	vocab := rankVocab()
+	var ids []string
+	for i := range 1200 {
+		l := lesson(rankText(rng, vocab, 1+rng.IntN(5)), rankText(rng, vocab, 2+rng.IntN(80)))
+		if i%7 == 0 {
+			l.Tags = []string{vocab[rng.IntN(len(vocab))]}
+		}
+		ids = append(ids, mustPut(t, s, l))
+		if i%100 == 99 {
+			for range 10 { // delete and replace some, leaving obsolete documents
+				id := ids[rng.IntN(len(ids))]
+				if rng.IntN(2) == 0 {
+					if _, err := s.Delete(ctx, id); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				r := lesson(rankText(rng, vocab, 3), rankText(rng, vocab, 10))
+				r.ID = id
+				mustPut(t, s, r)
+			}
+		}
+	}
+	for i := range 300 {
+		mustPutRemote(t, s, p.sign(t, fmt.Sprintf("r%d", i), rankText(rng, vocab, 2), rankText(rng, vocab, 2+rng.IntN(40)), "public", clk.MS()))
+	}
+
+	ranked := 0
+	for qi := range 400 {
+		var words []string
+		for range 1 + rng.IntN(5) {
+			words = append(words, vocab[int(float64(len(vocab))*rng.Float64()*rng.Float64())])
+		}
+		switch qi % 10 {
+		case 3:
+			words = append(words, "zzznowhere")
+		case 5:
+			words = append(words, "the", words[0])
+		}
+		q := Query{Text: strings.Join(words, " "), Limit: []int{1, 3, 10, 50}[qi%4]}
+		if qi%3 == 0 {
+			q.Origin = OriginAll
+		}
+		s.noRankTerms = false
+		got, err := s.Search(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.noRankTerms = true
+		want, err := s.Search(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Total != want.Total || len(got.Hits) != len(want.Hits) {
+			t.Fatalf("%+v: total %d, %d hits; bleve: total %d, %d hits", q, got.Total, len(got.Hits), want.Total, len(want.Hits))
+		}
+		for i := range got.Hits {
+			g, w := got.Hits[i], want.Hits[i]
+			if g.ID != w.ID || g.Key != w.Key || g.Score != w.Score {
+				t.Fatalf("%+v: hit %d is %s %s %v; bleve: %s %s %v", q, i, g.ID, g.Key, g.Score, w.ID, w.Key, w.Score)
+			}
+		}
+		if len(got.Hits) > 0 {
+			ranked++
+		}
+	}
+	if ranked < 300 {
+		t.Fatalf("only %d of 400 queries found anything", ranked)
+	}
+
+	// The raw scores, before Search maps them into (0, 1], and proof that
+	// rankTerms itself answered.
+	s.noRankTerms = false
+	terms := []string{"wbq1", "waq0", "wzq25"}
+	res, ok, err := rankTerms(ctx, s.idx, terms, true, 10)
+	if err != nil || !ok {
+		t.Fatalf("rankTerms: ok %v, %v", ok, err)
+	}
+	var should []query.Query
+	for _, term := range terms {
+		tq := query.NewTermQuery(term)
+		tq.SetField(fieldText)
+		should = append(should, tq)
+	}
+	bq := query.NewBooleanQuery(nil, should, []query.Query{termQuery(fieldOrigin, originRemote)})
+	bres, err := s.idx.SearchInContext(ctx, bleve.NewSearchRequestOptions(bq, 10, 0, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Total != bres.Total || len(res.Hits) != len(bres.Hits) || len(res.Hits) != 10 {
+		t.Fatalf("rankTerms: total %d, %d hits; bleve: total %d, %d hits", res.Total, len(res.Hits), bres.Total, len(bres.Hits))
+	}
+	for i := range res.Hits {
+		if res.Hits[i].ID != bres.Hits[i].ID || res.Hits[i].Score != bres.Hits[i].Score {
+			t.Fatalf("hit %d: %s %v; bleve %s %v", i, res.Hits[i].ID, res.Hits[i].Score, bres.Hits[i].ID, bres.Hits[i].Score)
+		}
+	}
+}
+
+// termQuery is term, typed: a query on one field's exact value.
+func termQuery(field, v string) query.Query { return term(field, v) }
+
+// Searches that rankTerms does not rank (phrases, filters, expiring
+// records) still go through bleve and still find what they should.
+func TestRankTermsLeavesOtherSearches(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	s := openStore(t, "", clk)
+	a := mustPut(t, s, lesson("gossip mesh", "the mesh forwards gossip", "net"))
+	mustPut(t, s, lesson("gossip only", "nothing else here"))
+	for _, q := range []Query{{Text: `"mesh forwards"`}, {Text: "gossip", Tags: []string{"net"}}, {Text: "gossip mesh", Project: "none"}} {
+		res, err := s.Search(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{a}
+		if q.Project != "" {
+			want = nil
+		}
+		var got []string
+		for _, h := range res.Hits {
+			got = append(got, h.ID)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%+v: %v, want %v", q, got, want)
+		}
+	}
+	l := lesson("gossip soon gone", "expiring gossip")
+	l.ExpiresAt = clk.MS() + 1000
+	mustPut(t, s, l)
+	clk.Add(2 * time.Second)
+	res, err := s.Search(ctx, Query{Text: "gossip"})
+	if err != nil || len(res.Hits) != 2 || res.Total != 2 {
+		t.Fatalf("after expiry: %+v, %v", res, err)
+	}
+}
+
+// BenchmarkSearchWords compares a search of words alone ranked by
+// rankTerms with the same search through bleve's searchers, over 20,000
+// records.
+func BenchmarkSearchWords(b *testing.B) {
+	ctx := context.Background()
+	s := openStore(b, "", newClock())
+	rng := rand.New(rand.NewPCG(1, 2))
+	vocab := rankVocab()
+	var batch []*protocol.Lesson
+	for i := range 20000 {
+		batch = append(batch, lesson(rankText(rng, vocab, 4), rankText(rng, vocab, 60)))
+		if len(batch) == 1000 || i == 19999 {
+			if _, err := s.PutBatch(ctx, batch); err != nil {
+				b.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	queries := make([]string, 64)
+	for i := range queries {
+		queries[i] = fmt.Sprintf("%s %s %s", vocab[rng.IntN(20)], vocab[20+rng.IntN(100)], vocab[100+rng.IntN(200)])
+	}
+	for _, bleveOnly := range []bool{false, true} {
+		name := map[bool]string{false: "rankTerms", true: "bleve"}[bleveOnly]
+		b.Run(name, func(b *testing.B) {
+			s.noRankTerms = bleveOnly
+			for i := 0; b.Loop(); i++ {
+				if _, err := s.Search(ctx, Query{Text: queries[i%len(queries)]}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
