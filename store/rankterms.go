@@ -118,36 +118,33 @@ func rankTerms(ctx context.Context, idx bleve.Index, terms []string, onlyLocal b
 	top := make([]ranked, 0, limit)
 	var total uint64
 	n := float64(len(cursors))
-	for polled := 0; ; polled++ {
+	next := uint64(math.MaxUint64) // the next document: the lowest any cursor is on
+	for i := range cursors {
+		next = min(next, cursors[i].at)
+	}
+	for polled := 0; next != math.MaxUint64; polled++ {
 		if polled&1023 == 0 && ctx.Err() != nil {
 			return nil, false, ctx.Err()
-		}
-		doc := uint64(math.MaxUint64)
-		for i := range cursors {
-			if c := &cursors[i]; c.doc != nil && c.at < doc {
-				doc = c.at
-			}
-		}
-		if doc == math.MaxUint64 {
-			break
 		}
 		// bleve's DisjunctionQueryScorer: the matching terms' scores
 		// summed in the disjunction's order, times the share of terms
 		// that match.
+		doc := next
+		next = math.MaxUint64
 		var sum float64
 		matched := 0
 		for i := range cursors {
 			c := &cursors[i]
-			if c.doc == nil || c.at != doc {
-				continue
+			if c.at == doc {
+				sum += c.score(avg)
+				matched++
+				if err := c.next(); err != nil {
+					return nil, false, err
+				}
 			}
-			sum += c.score(avg)
-			matched++
-			if err := c.next(); err != nil {
-				return nil, false, err
-			}
+			next = min(next, c.at)
 		}
-		if remote != nil && remoteAt < doc {
+		if remoteAt < doc {
 			if remoteAt, err = advanceTo(remote, doc); err != nil {
 				return nil, false, err
 			}
@@ -204,10 +201,19 @@ type termCursor struct {
 	tfr    index.TermFieldReader
 	buf    index.TermFieldDoc
 	doc    *index.TermFieldDoc // the current posting; nil past the last
-	at     uint64              // doc's document number
+	at     uint64              // doc's document number; math.MaxUint64 past the last
 	count  uint64              // documents holding the term
 	idf    float64
 	weight float64 // boost × idf × query norm
+	once   [64]onceScore
+}
+
+// onceScore is a term's score in a field of one length (its norm's bits)
+// that holds the term once.
+type onceScore struct {
+	norm  uint64
+	score float64
+	set   bool
 }
 
 func (c *termCursor) next() error {
@@ -216,6 +222,7 @@ func (c *termCursor) next() error {
 		return err
 	}
 	c.doc = d
+	c.at = math.MaxUint64
 	if d != nil {
 		c.at = d.ID.Value()
 	}
@@ -227,6 +234,25 @@ func (c *termCursor) next() error {
 // with tf the square root of the term's frequency and len the field's
 // length, 1/norm², then times the query weight.
 func (c *termCursor) score(avg float64) float64 {
+	// Most postings hold the word once, and fields have few distinct
+	// lengths: a score for frequency 1 is kept by its norm's bits.
+	var slot *onceScore
+	if c.doc.Freq == 1 {
+		bits := math.Float64bits(c.doc.Norm)
+		slot = &c.once[(bits>>29^bits>>37)%uint64(len(c.once))]
+		if slot.set && slot.norm == bits {
+			return slot.score
+		}
+	}
+	s := c.compute(avg)
+	if slot != nil {
+		*slot = onceScore{norm: math.Float64bits(c.doc.Norm), score: s, set: true}
+	}
+	return s
+}
+
+// compute is score without the cache.
+func (c *termCursor) compute(avg float64) float64 {
 	tf := math.Sqrt(float64(c.doc.Freq))
 	fieldLength := 1 / (c.doc.Norm * c.doc.Norm)
 	s := c.idf * (tf * search.BM25_k1) /
