@@ -26,9 +26,11 @@
 // fields such as `humidity > 60`; see ParseQuery. Filters narrow by type,
 // tags, project, agent, visibility and created_at. Scores are in (0, 1].
 // A search of words alone, the usual one, is ranked straight from the
-// index's postings (rankTerms): bleve's BM25 scores, order and total, for
-// about half the CPU of bleve's searcher tree. Phrases, comparisons,
-// filters, and an index with expiring records go through bleve.
+// index's postings (rankTerms): bleve's BM25 scores, order and total,
+// with MaxScore skipping the documents that cannot make the top, and the
+// total counted on the postings bitmaps. Phrases, comparisons, filters,
+// more than ten words, and an index with expiring records go through
+// bleve.
 //
 // # Federation
 //

@@ -1,16 +1,20 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
 	"slices"
 	"sort"
 
+	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/blevesearch/bleve/v2"
+	"github.com/blevesearch/bleve/v2/index/scorch"
 	"github.com/blevesearch/bleve/v2/search"
 	"github.com/blevesearch/bleve/v2/search/searcher"
 	index "github.com/blevesearch/bleve_index_api"
+	segment "github.com/blevesearch/scorch_segment_api/v2"
 )
 
 // rankTerms answers the most common search, words and nothing else, over
@@ -19,16 +23,21 @@ import (
 //	BooleanQuery{Should: terms in fieldText, MustNot: origin:remote if onlyLocal}
 //
 // scored with BM25 (the same scores, to the bit, in the same order, ties
-// broken by index order), and the same Total, for about half bleve's CPU.
-// Bleve walks that query through a tree of searchers that allocate,
-// pool and compare a DocumentMatch per posting: at a million lessons that
-// walk, not the postings, was most of a search (meshbench search, 1M).
+// broken by index order), and the same Total. Bleve walks that query
+// through a tree of searchers that allocate, pool, compare and score a
+// DocumentMatch for every posting of every word: at a million lessons
+// that walk was 87% of a search's CPU (meshbench search -n 1000000).
+// Here the documents are taken in index order from the words' readers,
+// scored as bleve's scorers would, operation for operation, and MaxScore
+// skips the documents that could not enter the best limit; Total comes
+// from the segments' postings bitmaps (countMatches).
 //
 // ok is false when the index is not one this can rank the way bleve
 // does (not scorch, or no BM25 field statistics), or the words are more
 // than bleve ranks with its slice disjunction (which adds up in another
-// order); the caller then asks bleve. Every term gets a reader, those absent from the index too: they
-// count in BM25's query norm and coordination factor as they do in bleve.
+// order); the caller then asks bleve. Every term gets a reader, those
+// absent from the index too: they count in BM25's query norm and
+// coordination factor as they do in bleve.
 func rankTerms(ctx context.Context, idx bleve.Index, terms []string, onlyLocal bool, limit int) (_ *bleve.SearchResult, ok bool, err error) {
 	if len(terms) == 0 || len(terms) > searcher.DisjunctionHeapTakeover || limit <= 0 {
 		return nil, false, nil
@@ -115,34 +124,84 @@ func rankTerms(ctx context.Context, idx bleve.Index, terms []string, onlyLocal b
 		}
 	}
 
-	top := make([]ranked, 0, limit)
-	var total uint64
-	n := float64(len(cursors))
-	next := uint64(math.MaxUint64) // the next document: the lowest any cursor is on
-	for i := range cursors {
-		next = min(next, cursors[i].at)
+	total, ok, err := countMatches(r, terms, onlyLocal)
+	if err != nil || !ok {
+		return nil, false, err
 	}
-	for polled := 0; next != math.MaxUint64; polled++ {
+
+	// MaxScore (Turtle and Flood): a term's score never exceeds its bound
+	// (termBound). Ordered by bound, the first terms are non-essential
+	// once a document holding only them could not score above the last
+	// of the best limit so far, ties going to the earlier document: the
+	// candidates then come from the other, essential terms only, and the
+	// non-essential ones are advanced to a candidate, from the highest
+	// bound down, only while the candidate could still get in.
+	nf := float64(len(cursors))
+	byBound := make([]int, len(cursors))
+	for i := range cursors {
+		cursors[i].bound = termBound(&cursors[i], avg)
+		byBound[i] = i
+	}
+	slices.SortStableFunc(byBound, func(a, b int) int { return cmp.Compare(cursors[a].bound, cursors[b].bound) })
+	// prefix[k]: the bounds of the first k terms of byBound added up;
+	// below[k]: the most a document holding only those can score.
+	prefix, below := make([]float64, len(cursors)+1), make([]float64, len(cursors)+1)
+	for k, i := range byBound {
+		prefix[k+1] = prefix[k] + cursors[i].bound
+		below[k+1] = prefix[k+1] * (float64(k+1) / nf)
+	}
+	essential := 0 // byBound[:essential] are not
+	candidate := func() uint64 {
+		next := uint64(math.MaxUint64)
+		for _, i := range byBound[essential:] {
+			next = min(next, cursors[i].at)
+		}
+		return next
+	}
+	contrib := make([]float64, len(cursors))
+	holds := make([]bool, len(cursors))
+	top := make([]ranked, 0, limit)
+	threshold := math.Inf(-1) // the last kept score, once limit are kept
+	polled := uint64(0)       // candidates taken
+	for doc := candidate(); doc != math.MaxUint64; polled, doc = polled+1, candidate() {
 		if polled&1023 == 0 && ctx.Err() != nil {
 			return nil, false, ctx.Err()
 		}
-		// bleve's DisjunctionQueryScorer: the matching terms' scores
-		// summed in the disjunction's order, times the share of terms
-		// that match.
-		doc := next
-		next = math.MaxUint64
-		var sum float64
-		matched := 0
-		for i := range cursors {
+		clear(holds)
+		partial, matched := 0.0, 0
+		for _, i := range byBound[essential:] {
 			c := &cursors[i]
 			if c.at == doc {
-				sum += c.score(avg)
+				contrib[i], holds[i] = c.score(avg), true
+				partial += contrib[i]
 				matched++
 				if err := c.next(); err != nil {
 					return nil, false, err
 				}
 			}
-			next = min(next, c.at)
+		}
+		out := false
+		for k := essential - 1; k >= 0; k-- {
+			// What the rest could add: their bounds, and their share.
+			if mayNotEnter((partial+prefix[k+1])*(float64(matched+k+1)/nf), threshold) {
+				out = true
+				break
+			}
+			i := byBound[k]
+			c := &cursors[i]
+			if c.at < doc {
+				if err := c.advance(doc); err != nil {
+					return nil, false, err
+				}
+			}
+			if c.at == doc {
+				contrib[i], holds[i] = c.score(avg), true
+				partial += contrib[i]
+				matched++
+			}
+		}
+		if out {
+			continue
 		}
 		if remoteAt < doc {
 			if remoteAt, err = advanceTo(remote, doc); err != nil {
@@ -152,8 +211,16 @@ func rankTerms(ctx context.Context, idx bleve.Index, terms []string, onlyLocal b
 		if remoteAt == doc {
 			continue // a remote lesson, excluded
 		}
-		total++
-		score := sum * (float64(matched) / n)
+		// bleve's DisjunctionQueryScorer: the matching terms' scores
+		// summed in the disjunction's order, times the share of terms
+		// that match.
+		var score float64
+		for i := range cursors {
+			if holds[i] {
+				score += contrib[i]
+			}
+		}
+		score *= float64(matched) / nf
 		// Keep the best limit, by score, then by index order: a later
 		// document that ties the last kept one does not displace it.
 		if len(top) == limit && score <= top[limit-1].score {
@@ -170,8 +237,17 @@ func rankTerms(ctx context.Context, idx bleve.Index, terms []string, onlyLocal b
 		}
 		copy(top[at+1:], top[at:len(top)-1])
 		top[at] = ranked{doc: doc, score: score}
+		if len(top) == limit {
+			threshold = top[limit-1].score
+			for essential < len(cursors) && mayNotEnter(below[essential+1], threshold) {
+				essential++
+			}
+		}
 	}
 
+	if rankVisited != nil {
+		rankVisited(polled, total)
+	}
 	res := &bleve.SearchResult{Total: total, Hits: make(search.DocumentMatchCollection, 0, len(top))}
 	for _, t := range top {
 		id, err := r.ExternalID(index.NewIndexInternalID(nil, t.doc))
@@ -190,6 +266,10 @@ func (b byCount) Len() int           { return len(b) }
 func (b byCount) Less(i, j int) bool { return b[i].count < b[j].count }
 func (b byCount) Swap(i, j int)      { b[i], b[j] = b[j], b[i] }
 
+// rankVisited, if set (by tests), is told how many candidates a
+// rankTerms took and how many documents matched.
+var rankVisited func(candidates, matches uint64)
+
 // ranked is one of the best documents so far.
 type ranked struct {
 	doc   uint64
@@ -200,9 +280,11 @@ type ranked struct {
 type termCursor struct {
 	tfr    index.TermFieldReader
 	buf    index.TermFieldDoc
-	doc    *index.TermFieldDoc // the current posting; nil past the last
-	at     uint64              // doc's document number; math.MaxUint64 past the last
-	count  uint64              // documents holding the term
+	doc    *index.TermFieldDoc   // the current posting; nil past the last
+	at     uint64                // doc's document number; math.MaxUint64 past the last
+	count  uint64                // documents holding the term
+	bound  float64               // termBound
+	seek   index.IndexInternalID // advance's argument, kept apart from buf
 	idf    float64
 	weight float64 // boost × idf × query norm
 	once   [64]onceScore
@@ -214,6 +296,22 @@ type onceScore struct {
 	norm  uint64
 	score float64
 	set   bool
+}
+
+// advance moves c to its first posting at or after doc, which must be
+// past its current one.
+func (c *termCursor) advance(doc uint64) error {
+	c.seek = index.NewIndexInternalID(c.seek, doc)
+	d, err := c.tfr.Advance(c.seek, &c.buf)
+	if err != nil {
+		return err
+	}
+	c.doc = d
+	c.at = math.MaxUint64
+	if d != nil {
+		c.at = d.ID.Value()
+	}
+	return nil
 }
 
 func (c *termCursor) next() error {
@@ -277,4 +375,93 @@ func advanceTo(tfr index.TermFieldReader, doc uint64) (uint64, error) {
 		return math.MaxUint64, nil
 	}
 	return d.ID.Value(), nil
+}
+
+// mayNotEnter reports whether a document whose score is at most bound
+// cannot enter the best so far, whose last scores threshold: it would
+// at best tie, and a tie goes to the earlier document. The bound is
+// widened by a millionth, more than the rounding of the sums and of the
+// field lengths read back from float32 norms.
+func mayNotEnter(bound, threshold float64) bool {
+	return bound*(1+1e-6) <= threshold
+}
+
+// termBound is the most c's term can score in any document: BM25's
+// saturation tf·k1 / (tf + k1·(1 − b + b·len/avg)), with tf = √freq and
+// len ≥ freq = tf² (a field holds at least its term's occurrences), is
+// largest at tf = √(avg·(1 − b)/b) (or 1, if that is less).
+func termBound(c *termCursor, avg float64) float64 {
+	if c.count == 0 {
+		return 0
+	}
+	k1, b := search.BM25_k1, search.BM25_b
+	a, q := k1*(1-b), k1*b/avg // saturation's denominator: tf + a + q·tf²
+	tf := max(1, math.Sqrt(a/q))
+	s := c.idf * k1 * tf / (tf + a + q*tf*tf)
+	if c.weight != 1.0 {
+		s *= c.weight
+	}
+	return s
+}
+
+// countMatches is bleve's Total for the words alone: the documents that
+// hold any of terms in fieldText, less the remote lessons if onlyLocal,
+// counted from each segment's postings bitmaps (less its deleted
+// documents) rather than one document at a time. ok is false for an
+// index that is not scorch's.
+func countMatches(r index.IndexReader, terms []string, onlyLocal bool) (total uint64, ok bool, err error) {
+	snap, isScorch := r.(*scorch.IndexSnapshot)
+	if !isScorch {
+		return 0, false, nil
+	}
+	union, remote := roaring.New(), roaring.New()
+	for _, ss := range snap.Segments() {
+		seg, deleted := ss.Segment(), ss.Deleted()
+		dict, err := seg.Dictionary(fieldText)
+		if err != nil {
+			return 0, false, err
+		}
+		union.Clear()
+		for _, t := range terms {
+			if ok, err := addPostings(union, dict, t, deleted); err != nil || !ok {
+				return 0, ok, err
+			}
+		}
+		if onlyLocal && !union.IsEmpty() {
+			od, err := seg.Dictionary(fieldOrigin)
+			if err != nil {
+				return 0, false, err
+			}
+			remote.Clear()
+			if ok, err := addPostings(remote, od, originRemote, deleted); err != nil || !ok {
+				return 0, ok, err
+			}
+			union.AndNot(remote)
+		}
+		total += union.GetCardinality()
+	}
+	return total, true, nil
+}
+
+// addPostings adds to bm the documents of a segment's dictionary that
+// hold term, less deleted. ok is false if the segment does not expose its
+// postings as a bitmap.
+func addPostings(bm *roaring.Bitmap, dict segment.TermDictionary, term string, deleted *roaring.Bitmap) (ok bool, err error) {
+	pl, err := dict.PostingsList([]byte(term), deleted, nil)
+	if err != nil {
+		return false, err
+	}
+	if pl == nil || pl.Count() == 0 {
+		return true, nil
+	}
+	it, isOpt := pl.Iterator(false, false, false, nil).(segment.OptimizablePostingsIterator)
+	if !isOpt {
+		return false, nil
+	}
+	if n, one := it.DocNum1Hit(); one {
+		bm.Add(uint32(n))
+	} else if a := it.ActualBitmap(); a != nil {
+		bm.Or(a)
+	}
+	return true, nil
 }

@@ -69,10 +69,19 @@ func TestRankTermsMatchesBleve(t *testing.T) {
 			}
 		}
 	}
+	// Fields that are one word over and over: a term's bound is reached
+	// when a field holds nothing else.
+	for i := range 20 {
+		w := vocab[i*7]
+		mustPut(t, s, lesson(w, strings.Repeat(w+" ", 1+i%9)))
+	}
 	for i := range 300 {
 		mustPutRemote(t, s, p.sign(t, fmt.Sprintf("r%d", i), rankText(rng, vocab, 2), rankText(rng, vocab, 2+rng.IntN(40)), "public", clk.MS()))
 	}
 
+	var candidates, matches uint64
+	rankVisited = func(c, m uint64) { candidates, matches = candidates+c, matches+m }
+	t.Cleanup(func() { rankVisited = nil })
 	ranked := 0
 	for qi := range 400 {
 		var words []string
@@ -114,6 +123,13 @@ func TestRankTermsMatchesBleve(t *testing.T) {
 	}
 	if ranked < 300 {
 		t.Fatalf("only %d of 400 queries found anything", ranked)
+	}
+	// MaxScore skipped documents (without skipping, every match is a
+	// candidate, and so is every remote lesson), or this test does not
+	// test skipping.
+	t.Logf("rankTerms took %d candidates for %d matching documents", candidates, matches)
+	if candidates == 0 || candidates >= matches {
+		t.Fatalf("rankTerms took %d candidates for %d matching documents: it skipped none", candidates, matches)
 	}
 
 	// The raw scores, before Search maps them into (0, 1], and proof that
