@@ -233,3 +233,47 @@ func BenchmarkSearchWords(b *testing.B) {
 		})
 	}
 }
+
+// FuzzRankTerms searches a small store with any text and limit, ranked by
+// rankTerms and by bleve: the answers must be the same.
+func FuzzRankTerms(f *testing.F) {
+	ctx := context.Background()
+	clk := newClock()
+	me, p := newPeer(f, 1), newPeer(f, 2)
+	s := openFed(f, "", clk, me.id)
+	rng := rand.New(rand.NewPCG(3, 4))
+	vocab := rankVocab()
+	for i := range 300 {
+		mustPut(f, s, lesson(rankText(rng, vocab, 2), rankText(rng, vocab, 1+rng.IntN(30))))
+		if i%5 == 0 {
+			mustPutRemote(f, s, p.sign(f, fmt.Sprintf("r%d", i), rankText(rng, vocab, 2), rankText(rng, vocab, 8), "public", clk.MS()))
+		}
+	}
+	f.Add("waq0 wbq1", uint8(3), false)
+	f.Add("wcq2 wcq2 the zzz", uint8(1), true)
+	f.Add("waq0 wbq1 wcq2 wdq3 weq4 wfq5 wgq6 whq7 wiq8 wjq9 wkq10", uint8(10), false)
+	f.Fuzz(func(t *testing.T, text string, limit uint8, all bool) {
+		q := Query{Text: text, Limit: int(limit%60) + 1}
+		if all {
+			q.Origin = OriginAll
+		}
+		s.noRankTerms = false
+		got, gerr := s.Search(ctx, q)
+		s.noRankTerms = true
+		want, werr := s.Search(ctx, q)
+		if (gerr == nil) != (werr == nil) {
+			t.Fatalf("%q: error %v; bleve: %v", text, gerr, werr)
+		}
+		if gerr != nil {
+			return
+		}
+		if got.Total != want.Total || len(got.Hits) != len(want.Hits) {
+			t.Fatalf("%q: total %d, %d hits; bleve: total %d, %d hits", text, got.Total, len(got.Hits), want.Total, len(want.Hits))
+		}
+		for i := range got.Hits {
+			if g, w := got.Hits[i], want.Hits[i]; g.ID != w.ID || g.Key != w.Key || g.Score != w.Score {
+				t.Fatalf("%q: hit %d is %s %s %v; bleve: %s %s %v", text, i, g.ID, g.Key, g.Score, w.ID, w.Key, w.Score)
+			}
+		}
+	})
+}
