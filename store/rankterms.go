@@ -11,6 +11,7 @@ import (
 	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/blevesearch/bleve/v2"
 	"github.com/blevesearch/bleve/v2/index/scorch"
+	"github.com/blevesearch/bleve/v2/mapping"
 	"github.com/blevesearch/bleve/v2/search"
 	"github.com/blevesearch/bleve/v2/search/searcher"
 	index "github.com/blevesearch/bleve_index_api"
@@ -20,7 +21,7 @@ import (
 // rankTerms answers the most common search, words and nothing else, over
 // the index's postings directly: it returns what bleve would for
 //
-//	BooleanQuery{Should: terms in fieldText, MustNot: origin:remote if onlyLocal}
+//	BooleanQuery{Should: terms in fieldText, MustNot: the exclusions}
 //
 // scored with BM25 (the same scores, to the bit, in the same order, ties
 // broken by index order), and the same Total. Bleve walks that query
@@ -33,12 +34,14 @@ import (
 // from the segments' postings bitmaps (countMatches).
 //
 // ok is false when the index is not one this can rank the way bleve
-// does (not scorch, or no BM25 field statistics), or the words are more
+// does (not scorch, or no BM25 field statistics), when the words are more
 // than bleve ranks with its slice disjunction (which adds up in another
-// order); the caller then asks bleve. Every term gets a reader, those
+// order), or when more than maxExpiredExcluded records are expired and
+// not yet swept; the caller then asks bleve. Every term gets a reader, those
 // absent from the index too: they count in BM25's query norm and
 // coordination factor as they do in bleve.
-func rankTerms(ctx context.Context, idx bleve.Index, terms []string, onlyLocal bool, limit int) (_ *bleve.SearchResult, ok bool, err error) {
+func rankTerms(ctx context.Context, idx bleve.Index, terms []string, ex exclusions, limit int) (_ *bleve.SearchResult, ok bool, err error) {
+	onlyLocal := ex.remote
 	if len(terms) == 0 || len(terms) > searcher.DisjunctionHeapTakeover || limit <= 0 {
 		return nil, false, nil
 	}
@@ -128,6 +131,17 @@ func rankTerms(ctx context.Context, idx bleve.Index, terms []string, onlyLocal b
 	if err != nil || !ok {
 		return nil, false, err
 	}
+	var expired []uint64 // documents expired at ex.now, not yet swept, in index order
+	if ex.expiry {
+		if expired, ok, err = expiredDocs(ctx, r, idx.Mapping(), ex.now); err != nil || !ok {
+			return nil, false, err
+		}
+		n, err := countHolding(ctx, r, terms, expired, onlyLocal)
+		if err != nil {
+			return nil, false, err
+		}
+		total -= n
+	}
 
 	// MaxScore (Turtle and Flood): a term's score never exceeds its bound
 	// (termBound). Ordered by bound, the first terms are non-essential
@@ -211,6 +225,12 @@ func rankTerms(ctx context.Context, idx bleve.Index, terms []string, onlyLocal b
 		if remoteAt == doc {
 			continue // a remote lesson, excluded
 		}
+		for len(expired) > 0 && expired[0] < doc {
+			expired = expired[1:]
+		}
+		if len(expired) > 0 && expired[0] == doc {
+			continue // expired, excluded
+		}
 		// bleve's DisjunctionQueryScorer: the matching terms' scores
 		// summed in the disjunction's order, times the share of terms
 		// that match.
@@ -265,6 +285,102 @@ type byCount []termCursor
 func (b byCount) Len() int           { return len(b) }
 func (b byCount) Less(i, j int) bool { return b[i].count < b[j].count }
 func (b byCount) Swap(i, j int)      { b[i], b[j] = b[j], b[i] }
+
+// exclusions are the must-not clauses of a words-only search: remote
+// lessons (origin:remote) when only this node's records are asked for,
+// and records expired at now once the index has held one with an expiry.
+type exclusions struct {
+	remote bool
+	expiry bool
+	now    int64
+}
+
+// maxExpiredExcluded caps the expired records, not yet swept, that
+// rankTerms excludes one by one; past it, bleve ranks the search. The
+// sweep deletes them every Options.SweepInterval.
+const maxExpiredExcluded = 4096
+
+// expiredDocs lists the documents expired at now, in index order, as
+// bleve's expiry clause finds them. ok is false past maxExpiredExcluded.
+func expiredDocs(ctx context.Context, r index.IndexReader, m mapping.IndexMapping, now int64) (docs []uint64, ok bool, err error) {
+	sr, err := expiredQuery(now).Searcher(ctx, r, m, search.SearcherOptions{Score: "none"})
+	if err != nil {
+		return nil, false, err
+	}
+	defer sr.Close()
+	sctx := &search.SearchContext{DocumentMatchPool: search.NewDocumentMatchPool(sr.DocumentMatchPoolSize(), 0)}
+	for {
+		d, err := sr.Next(sctx)
+		if err != nil {
+			return nil, false, err
+		}
+		if d == nil {
+			return docs, true, nil
+		}
+		if len(docs) == maxExpiredExcluded {
+			return nil, false, nil
+		}
+		docs = append(docs, d.IndexInternalID.Value())
+		sctx.DocumentMatchPool.Put(d)
+	}
+}
+
+// countHolding counts the documents of docs (in index order) that hold
+// one of terms in fieldText, leaving out remote lessons if onlyLocal.
+func countHolding(ctx context.Context, r index.IndexReader, terms []string, docs []uint64, onlyLocal bool) (n uint64, err error) {
+	if len(docs) == 0 {
+		return 0, nil
+	}
+	readers := make([]index.TermFieldReader, 0, len(terms)+1)
+	defer func() {
+		for _, tfr := range readers {
+			_ = tfr.Close()
+		}
+	}()
+	open := func(term, field string) ([]uint64, error) {
+		tfr, err := r.TermFieldReader(ctx, []byte(term), field, false, false, false)
+		if err != nil {
+			return nil, err
+		}
+		readers = append(readers, tfr)
+		// Where tfr is at, doc by doc: advanced only forward.
+		at := make([]uint64, 0, len(docs))
+		pos := uint64(0)
+		started := false
+		for _, d := range docs {
+			if !started || pos < d {
+				if pos, err = advanceTo(tfr, d); err != nil {
+					return nil, err
+				}
+				started = true
+			}
+			at = append(at, pos)
+		}
+		return at, nil
+	}
+	holds := make([]bool, len(docs))
+	for _, t := range terms {
+		at, err := open(t, fieldText)
+		if err != nil {
+			return 0, err
+		}
+		for i, d := range docs {
+			holds[i] = holds[i] || at[i] == d
+		}
+	}
+	var remote []uint64
+	if onlyLocal {
+		if remote, err = open(originRemote, fieldOrigin); err != nil {
+			return 0, err
+		}
+	}
+	for i, d := range docs {
+		if holds[i] && (remote == nil || remote[i] != d) {
+			n++
+		}
+	}
+	return n, nil
+}
 
 // rankVisited, if set (by tests), is told how many candidates a
 // rankTerms took and how many documents matched.

@@ -190,7 +190,8 @@ func (s *Store) Search(ctx context.Context, q Query) (*SearchResult, error) {
 		return &SearchResult{Hits: []Hit{}}, nil
 	}
 	var exclude []query.Query
-	if s.an.expiring.Load() {
+	expiring := s.an.expiring.Load()
+	if expiring {
 		exclude = append(exclude, expiredQuery(now))
 	}
 	if onlyLocal {
@@ -256,10 +257,11 @@ func (s *Store) Search(ctx context.Context, q Query) (*SearchResult, error) {
 	}
 	var res *bleve.SearchResult
 	ranked := false
-	// Words alone (the usual search): ranked from the postings directly.
-	// Phrases, filters and expiring records go through bleve.
-	if scored && len(must) == 0 && len(filters) == 0 && len(exclude) <= 1 && (len(exclude) == 0 || onlyLocal) && !s.noRankTerms {
-		if res, ranked, err = rankTerms(ctx, s.idx, terms, onlyLocal, limit); err != nil {
+	// Words alone (the usual search): ranked from the postings directly,
+	// with the same exclusions. Phrases and filters go through bleve.
+	if scored && len(must) == 0 && len(filters) == 0 && !s.noRankTerms {
+		ex := exclusions{remote: onlyLocal, expiry: expiring, now: now}
+		if res, ranked, err = rankTerms(ctx, s.idx, terms, ex, limit); err != nil {
 			return nil, fmt.Errorf("store: search: %w", err)
 		}
 	}

@@ -161,6 +161,10 @@ func runSearch(ctx context.Context, e *env, c searchConfig) (*searchResult, erro
 		}
 	}
 
+	// A reopened index may still be merging the build's segments: a
+	// daemon in service has long finished (directory-http waits too).
+	waitIdle(e, "index", 0.1, 60*time.Second)
+
 	// Measure.
 	runtime.GC() // do not charge the build's garbage to the first queries
 	lat := make([]time.Duration, len(queries))
