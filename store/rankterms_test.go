@@ -303,3 +303,19 @@ func FuzzRankTerms(f *testing.F) {
 		}
 	})
 }
+
+// IndexSegments counts the index's segments: none in an empty store's,
+// at least one once something is indexed.
+func TestIndexSegments(t *testing.T) {
+	s := openStore(t, "", newClock())
+	before := s.IndexSegments()
+	mustPut(t, s, lesson("one", "record"))
+	s.flushIndex()
+	if after := s.IndexSegments(); after < 1 || after < before {
+		t.Fatalf("IndexSegments: %d before a write, %d after", before, after)
+	}
+	_ = s.Close()
+	if n := s.IndexSegments(); n != 0 {
+		t.Fatalf("IndexSegments after Close = %d", n)
+	}
+}

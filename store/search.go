@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/blevesearch/bleve/v2"
+	"github.com/blevesearch/bleve/v2/index/scorch"
 	"github.com/blevesearch/bleve/v2/search/query"
 	ds "github.com/ipfs/go-datastore"
 
@@ -673,6 +674,34 @@ type Status struct {
 
 // maxStatusTypes caps the number of distinct types Status reports.
 const maxStatusTypes = 10000
+
+// IndexSegments is how many segments the search index has now: a search
+// walks each, so more segments (a build or a merge still under way) make
+// searches slower. Zero if the index is unavailable.
+func (s *Store) IndexSegments() int {
+	leave, err := s.beginRead()
+	if err != nil {
+		return 0
+	}
+	defer leave()
+	if s.idx == nil {
+		return 0
+	}
+	// From a snapshot: scorch's own counters lag one write behind.
+	adv, err := s.idx.Advanced()
+	if err != nil {
+		return 0
+	}
+	r, err := adv.Reader()
+	if err != nil {
+		return 0
+	}
+	defer r.Close()
+	if snap, ok := r.(*scorch.IndexSnapshot); ok {
+		return len(snap.Segments())
+	}
+	return 0
+}
 
 // Status counts live own records per type, cached remote lessons and
 // tombstones.

@@ -30,6 +30,8 @@ type searchResult struct {
 	RebuildS float64 `json:"rebuild_s"`
 	BuildS   float64 `json:"build_s"`
 	MeanHits float64 `json:"mean_hits"`
+	// Segments is how many segments the index had while the queries ran.
+	Segments int `json:"index_segments"`
 	// RSSMB is the process's RSS after the measured queries, with the
 	// corpus dropped: the reopened store serving.
 	RSSMB float64 `json:"rss_mb"`
@@ -169,6 +171,7 @@ func runSearch(ctx context.Context, e *env, c searchConfig) (*searchResult, erro
 	runtime.GC() // do not charge the build's garbage to the first queries
 	lat := make([]time.Duration, len(queries))
 	hits, zero, firstHits := 0, 0, 0
+	segments := st.s.IndexSegments()
 	stop = e.profile("search-query")
 	for i, q := range queries {
 		t0 := time.Now()
@@ -230,8 +233,8 @@ func runSearch(ctx context.Context, e *env, c searchConfig) (*searchResult, erro
 		IndexMB:  round(float64(indexBytes)/(1<<20), 2),
 		RebuildS: round(rebuildDur.Seconds(), 3),
 		BuildS:   round(buildDur.Seconds(), 3),
-		MeanHits: round(float64(hits)/float64(len(queries)), 2),
-		RSSMB:    round(serveRSS, 1),
+		MeanHits: round(float64(hits)/float64(len(queries)), 2), Segments: segments,
+		RSSMB: round(serveRSS, 1),
 
 		StatsBytes:    stats.p50,
 		StatsMaxBytes: stats.max,
