@@ -41,7 +41,6 @@ import (
 // absent from the index too: they count in BM25's query norm and
 // coordination factor as they do in bleve.
 func rankTerms(ctx context.Context, idx bleve.Index, terms []string, ex exclusions, limit int) (_ *bleve.SearchResult, ok bool, err error) {
-	onlyLocal := ex.remote
 	if len(terms) == 0 || len(terms) > searcher.DisjunctionHeapTakeover || limit <= 0 {
 		return nil, false, nil
 	}
@@ -76,29 +75,102 @@ func rankTerms(ctx context.Context, idx bleve.Index, terms []string, ex exclusio
 	// As bleve's bm25ScoreMetrics: the mean field length, rounded up.
 	avg := math.Ceil(float64(card) / float64(docs))
 
-	cursors := make([]termCursor, len(terms))
+	cursors, err := openCursors(ctx, r, terms, docs)
 	defer func() {
 		for i := range cursors {
-			if c := cursors[i].tfr; c != nil {
-				if cerr := c.Close(); cerr != nil && err == nil {
-					err = cerr
-				}
+			if cerr := cursors[i].tfr.Close(); cerr != nil && err == nil {
+				err = cerr
 			}
 		}
 	}()
-	for i, t := range terms {
-		c := &cursors[i]
-		if c.tfr, err = r.TermFieldReader(ctx, []byte(t), fieldText, true, true, false); err != nil {
+	if err != nil {
+		return nil, false, err
+	}
+	total, ok, err := countMatches(r, terms, ex.remote)
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	skip := excluder{remoteAt: math.MaxUint64}
+	if ex.remote {
+		if skip.remote, err = r.TermFieldReader(ctx, []byte(originRemote), fieldOrigin, false, false, false); err != nil {
 			return nil, false, err
 		}
+		defer skip.remote.Close()
+		if skip.remoteAt, err = advanceTo(skip.remote, 0); err != nil {
+			return nil, false, err
+		}
+	}
+	if ex.expiry {
+		if skip.expired, ok, err = expiredDocs(ctx, r, idx.Mapping(), ex.now); err != nil || !ok {
+			return nil, false, err
+		}
+		n, err := countHolding(ctx, r, terms, skip.expired, ex.remote)
+		if err != nil {
+			return nil, false, err
+		}
+		total -= n
+	}
+
+	ms := newMaxScore(cursors, avg)
+	top := bestOf{limit: limit}
+	polled := uint64(0) // candidates taken
+	for doc := ms.candidate(); doc != math.MaxUint64; polled, doc = polled+1, ms.candidate() {
+		if polled&1023 == 0 && ctx.Err() != nil {
+			return nil, false, ctx.Err()
+		}
+		score, in, err := ms.score(doc, top.threshold())
+		if err != nil {
+			return nil, false, err
+		}
+		if !in {
+			continue
+		}
+		if out, err := skip.excluded(doc); err != nil || out {
+			if err != nil {
+				return nil, false, err
+			}
+			continue
+		}
+		if top.offer(doc, score) {
+			ms.raise(top.threshold())
+		}
+	}
+
+	if rankVisited != nil {
+		rankVisited(polled, total)
+	}
+	res := &bleve.SearchResult{Total: total, Hits: make(search.DocumentMatchCollection, 0, len(top.kept))}
+	for _, t := range top.kept {
+		id, err := r.ExternalID(index.NewIndexInternalID(nil, t.doc))
+		if err != nil {
+			return nil, false, fmt.Errorf("document %d: %w", t.doc, err)
+		}
+		res.Hits = append(res.Hits, &search.DocumentMatch{ID: id, Score: t.score})
+	}
+	return res, true, nil
+}
+
+// openCursors opens a reader on each term in fieldText, scored as bleve's
+// TermQueryScorer under BM25 in an index of docs documents, ordered as
+// bleve's disjunction orders them, each on its first posting. The caller
+// closes the readers of what is returned, on error too.
+func openCursors(ctx context.Context, r index.IndexReader, terms []string, docs uint64) ([]termCursor, error) {
+	cursors := make([]termCursor, 0, len(terms))
+	for _, t := range terms {
+		tfr, err := r.TermFieldReader(ctx, []byte(t), fieldText, true, true, false)
+		if err != nil {
+			return cursors, err
+		}
+		cursors = append(cursors, termCursor{tfr: tfr})
+		c := &cursors[len(cursors)-1]
 		// bleve's NewTermQueryScorer: BM25 idf.
-		c.count = c.tfr.Count()
+		c.count = tfr.Count()
 		c.idf = math.Log(1 + (float64(docs)-float64(c.count)+0.5)/(float64(c.count)+0.5))
 	}
 	// The disjunction orders its terms by their document counts, with
 	// sort.Sort as here, and adds up in that order: the weights (boost ×
 	// idf)² with boost 1 for the query norm, the terms' scores for a
-	// document's.
+	// document's. (Before any next: doc points into the cursor's buf.)
 	sort.Sort(byCount(cursors))
 	var sumSquares float64
 	for i := range cursors {
@@ -112,171 +184,174 @@ func rankTerms(ctx context.Context, idx bleve.Index, terms []string, ex exclusio
 		c := &cursors[i]
 		c.weight = 1 * c.idf * norm
 		if err := c.next(); err != nil {
-			return nil, false, err
+			return cursors, err
 		}
 	}
-	var remote index.TermFieldReader
-	remoteAt := uint64(math.MaxUint64) // the remote document remote is on; math.MaxUint64 past the last, or with no reader
-	if onlyLocal {
-		if remote, err = r.TermFieldReader(ctx, []byte(originRemote), fieldOrigin, false, false, false); err != nil {
-			return nil, false, err
-		}
-		defer remote.Close()
-		if remoteAt, err = advanceTo(remote, 0); err != nil {
-			return nil, false, err
-		}
-	}
+	return cursors, nil
+}
 
-	total, ok, err := countMatches(r, terms, onlyLocal)
-	if err != nil || !ok {
-		return nil, false, err
-	}
-	var expired []uint64 // documents expired at ex.now, not yet swept, in index order
-	if ex.expiry {
-		if expired, ok, err = expiredDocs(ctx, r, idx.Mapping(), ex.now); err != nil || !ok {
-			return nil, false, err
-		}
-		n, err := countHolding(ctx, r, terms, expired, onlyLocal)
-		if err != nil {
-			return nil, false, err
-		}
-		total -= n
-	}
+// maxScore walks the documents of a disjunction of terms with MaxScore
+// (Turtle and Flood): a term's score never exceeds its bound
+// (termBound). Ordered by bound, the first terms are non-essential once a
+// document holding only them could not score above the last of the best
+// so far, ties going to the earlier document: the candidates then come
+// from the other, essential terms only, and the non-essential ones are
+// advanced to a candidate, from the highest bound down, only while the
+// candidate could still get in.
+type maxScore struct {
+	cursors   []termCursor // in the disjunction's order
+	avg, nf   float64      // mean field length; number of terms
+	byBound   []int        // cursor indexes by bound, lowest first
+	prefix    []float64    // prefix[k]: the bounds of byBound[:k] added up
+	below     []float64    // below[k]: the most a document holding only byBound[:k] scores
+	essential int          // byBound[:essential] are not
+	contrib   []float64    // the current document's score for each term that holds it
+	holds     []bool
+}
 
-	// MaxScore (Turtle and Flood): a term's score never exceeds its bound
-	// (termBound). Ordered by bound, the first terms are non-essential
-	// once a document holding only them could not score above the last
-	// of the best limit so far, ties going to the earlier document: the
-	// candidates then come from the other, essential terms only, and the
-	// non-essential ones are advanced to a candidate, from the highest
-	// bound down, only while the candidate could still get in.
-	nf := float64(len(cursors))
-	byBound := make([]int, len(cursors))
+func newMaxScore(cursors []termCursor, avg float64) *maxScore {
+	n := len(cursors)
+	m := &maxScore{
+		cursors: cursors, avg: avg, nf: float64(n), byBound: make([]int, n),
+		prefix: make([]float64, n+1), below: make([]float64, n+1),
+		contrib: make([]float64, n), holds: make([]bool, n),
+	}
 	for i := range cursors {
 		cursors[i].bound = termBound(&cursors[i], avg)
-		byBound[i] = i
+		m.byBound[i] = i
 	}
-	slices.SortStableFunc(byBound, func(a, b int) int { return cmp.Compare(cursors[a].bound, cursors[b].bound) })
-	// prefix[k]: the bounds of the first k terms of byBound added up;
-	// below[k]: the most a document holding only those can score.
-	prefix, below := make([]float64, len(cursors)+1), make([]float64, len(cursors)+1)
-	for k, i := range byBound {
-		prefix[k+1] = prefix[k] + cursors[i].bound
-		below[k+1] = prefix[k+1] * (float64(k+1) / nf)
+	slices.SortStableFunc(m.byBound, func(a, b int) int { return cmp.Compare(cursors[a].bound, cursors[b].bound) })
+	for k, i := range m.byBound {
+		m.prefix[k+1] = m.prefix[k] + cursors[i].bound
+		m.below[k+1] = m.prefix[k+1] * (float64(k+1) / m.nf)
 	}
-	essential := 0 // byBound[:essential] are not
-	candidate := func() uint64 {
-		next := uint64(math.MaxUint64)
-		for _, i := range byBound[essential:] {
-			next = min(next, cursors[i].at)
-		}
-		return next
-	}
-	contrib := make([]float64, len(cursors))
-	holds := make([]bool, len(cursors))
-	top := make([]ranked, 0, limit)
-	threshold := math.Inf(-1) // the last kept score, once limit are kept
-	polled := uint64(0)       // candidates taken
-	for doc := candidate(); doc != math.MaxUint64; polled, doc = polled+1, candidate() {
-		if polled&1023 == 0 && ctx.Err() != nil {
-			return nil, false, ctx.Err()
-		}
-		clear(holds)
-		partial, matched := 0.0, 0
-		for _, i := range byBound[essential:] {
-			c := &cursors[i]
-			if c.at == doc {
-				contrib[i], holds[i] = c.score(avg), true
-				partial += contrib[i]
-				matched++
-				if err := c.next(); err != nil {
-					return nil, false, err
-				}
-			}
-		}
-		out := false
-		for k := essential - 1; k >= 0; k-- {
-			// What the rest could add: their bounds, and their share.
-			if mayNotEnter((partial+prefix[k+1])*(float64(matched+k+1)/nf), threshold) {
-				out = true
-				break
-			}
-			i := byBound[k]
-			c := &cursors[i]
-			if c.at < doc {
-				if err := c.advance(doc); err != nil {
-					return nil, false, err
-				}
-			}
-			if c.at == doc {
-				contrib[i], holds[i] = c.score(avg), true
-				partial += contrib[i]
-				matched++
-			}
-		}
-		if out {
-			continue
-		}
-		if remoteAt < doc {
-			if remoteAt, err = advanceTo(remote, doc); err != nil {
-				return nil, false, err
-			}
-		}
-		if remoteAt == doc {
-			continue // a remote lesson, excluded
-		}
-		for len(expired) > 0 && expired[0] < doc {
-			expired = expired[1:]
-		}
-		if len(expired) > 0 && expired[0] == doc {
-			continue // expired, excluded
-		}
-		// bleve's DisjunctionQueryScorer: the matching terms' scores
-		// summed in the disjunction's order, times the share of terms
-		// that match.
-		var score float64
-		for i := range cursors {
-			if holds[i] {
-				score += contrib[i]
-			}
-		}
-		score *= float64(matched) / nf
-		// Keep the best limit, by score, then by index order: a later
-		// document that ties the last kept one does not displace it.
-		if len(top) == limit && score <= top[limit-1].score {
-			continue
-		}
-		at, _ := slices.BinarySearchFunc(top, score, func(e ranked, s float64) int {
-			if e.score >= s {
-				return -1
-			}
-			return 1
-		})
-		if len(top) < limit {
-			top = append(top, ranked{})
-		}
-		copy(top[at+1:], top[at:len(top)-1])
-		top[at] = ranked{doc: doc, score: score}
-		if len(top) == limit {
-			threshold = top[limit-1].score
-			for essential < len(cursors) && mayNotEnter(below[essential+1], threshold) {
-				essential++
-			}
-		}
-	}
+	return m
+}
 
-	if rankVisited != nil {
-		rankVisited(polled, total)
+// candidate is the next document an essential term holds;
+// math.MaxUint64 when there is none.
+func (m *maxScore) candidate() uint64 {
+	next := uint64(math.MaxUint64)
+	for _, i := range m.byBound[m.essential:] {
+		next = min(next, m.cursors[i].at)
 	}
-	res := &bleve.SearchResult{Total: total, Hits: make(search.DocumentMatchCollection, 0, len(top))}
-	for _, t := range top {
-		id, err := r.ExternalID(index.NewIndexInternalID(nil, t.doc))
-		if err != nil {
-			return nil, false, fmt.Errorf("document %d: %w", t.doc, err)
+	return next
+}
+
+// score scores doc, the candidate, and moves the essential terms past it.
+// in is false if doc cannot score above threshold: the non-essential
+// terms were then left where they were.
+func (m *maxScore) score(doc uint64, threshold float64) (score float64, in bool, err error) {
+	clear(m.holds)
+	partial, matched := 0.0, 0
+	for _, i := range m.byBound[m.essential:] {
+		c := &m.cursors[i]
+		if c.at == doc {
+			m.contrib[i], m.holds[i] = c.score(m.avg), true
+			partial += m.contrib[i]
+			matched++
+			if err := c.next(); err != nil {
+				return 0, false, err
+			}
 		}
-		res.Hits = append(res.Hits, &search.DocumentMatch{ID: id, Score: t.score})
 	}
-	return res, true, nil
+	for k := m.essential - 1; k >= 0; k-- {
+		// What the rest could add: their bounds, and their share.
+		if mayNotEnter((partial+m.prefix[k+1])*(float64(matched+k+1)/m.nf), threshold) {
+			return 0, false, nil
+		}
+		i := m.byBound[k]
+		c := &m.cursors[i]
+		if c.at < doc {
+			if err := c.advance(doc); err != nil {
+				return 0, false, err
+			}
+		}
+		if c.at == doc {
+			m.contrib[i], m.holds[i] = c.score(m.avg), true
+			partial += m.contrib[i]
+			matched++
+		}
+	}
+	// bleve's DisjunctionQueryScorer: the matching terms' scores summed
+	// in the disjunction's order, times the share of terms that match.
+	for i := range m.cursors {
+		if m.holds[i] {
+			score += m.contrib[i]
+		}
+	}
+	return score * (float64(matched) / m.nf), true, nil
+}
+
+// raise takes a new threshold: the terms whose documents can no longer
+// score above it become non-essential.
+func (m *maxScore) raise(threshold float64) {
+	for m.essential < len(m.cursors) && mayNotEnter(m.below[m.essential+1], threshold) {
+		m.essential++
+	}
+}
+
+// excluder skips the documents a search's must-not clauses exclude:
+// remote lessons (remote, nil if not excluded) and expired records.
+type excluder struct {
+	remote   index.TermFieldReader
+	remoteAt uint64   // the document remote is on; math.MaxUint64 past the last, or without remote
+	expired  []uint64 // in index order, those before the last document asked about dropped
+}
+
+// excluded reports whether doc is excluded. Documents are asked about in
+// index order.
+func (x *excluder) excluded(doc uint64) (bool, error) {
+	if x.remoteAt < doc {
+		var err error
+		if x.remoteAt, err = advanceTo(x.remote, doc); err != nil {
+			return false, err
+		}
+	}
+	if x.remoteAt == doc {
+		return true, nil
+	}
+	for len(x.expired) > 0 && x.expired[0] < doc {
+		x.expired = x.expired[1:]
+	}
+	return len(x.expired) > 0 && x.expired[0] == doc, nil
+}
+
+// bestOf keeps the best limit documents offered, by score, then by index
+// order: a later document that ties the last kept one does not displace
+// it, as in bleve's collector.
+type bestOf struct {
+	limit int
+	kept  []ranked // best first
+}
+
+// threshold is the score a document must beat to be kept: the last kept
+// one's once limit are kept, -Inf before.
+func (b *bestOf) threshold() float64 {
+	if len(b.kept) < b.limit {
+		return math.Inf(-1)
+	}
+	return b.kept[b.limit-1].score
+}
+
+// offer keeps doc if it is among the best so far, and reports whether
+// the threshold may have risen.
+func (b *bestOf) offer(doc uint64, score float64) bool {
+	if len(b.kept) == b.limit && score <= b.kept[b.limit-1].score {
+		return false
+	}
+	at, _ := slices.BinarySearchFunc(b.kept, score, func(e ranked, s float64) int {
+		if e.score >= s {
+			return -1
+		}
+		return 1
+	})
+	if len(b.kept) < b.limit {
+		b.kept = append(b.kept, ranked{})
+	}
+	copy(b.kept[at+1:], b.kept[at:len(b.kept)-1])
+	b.kept[at] = ranked{doc: doc, score: score}
+	return len(b.kept) == b.limit
 }
 
 // byCount is bleve's OrderedSearcherList for cursors.
