@@ -319,3 +319,21 @@ func TestIndexSegments(t *testing.T) {
 		t.Fatalf("IndexSegments after Close = %d", n)
 	}
 }
+
+// An in-memory store's index (scorch without a directory) is ranked by
+// rankTerms too: federated-search leaves in tests and benchmarks use one.
+func TestRankTermsInMemory(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(Options{SweepInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	mustPut(t, s, lesson("gossip mesh", "the mesh forwards gossip"))
+	mustPut(t, s, lesson("gossip only", "nothing else here"))
+	s.flushIndex()
+	res, ok, err := rankTerms(ctx, s.idx, []string{"gossip", "mesh"}, exclusions{remote: true}, 10)
+	if err != nil || !ok || res.Total != 2 || len(res.Hits) != 2 {
+		t.Fatalf("rankTerms in memory: ok %v, %+v, %v", ok, res, err)
+	}
+}
