@@ -493,20 +493,14 @@ type onceScore struct {
 // past its current one.
 func (c *termCursor) advance(doc uint64) error {
 	c.seek = index.NewIndexInternalID(c.seek, doc)
-	d, err := c.tfr.Advance(c.seek, &c.buf)
-	if err != nil {
-		return err
-	}
-	c.doc = d
-	c.at = math.MaxUint64
-	if d != nil {
-		c.at = d.ID.Value()
-	}
-	return nil
+	return c.land(c.tfr.Advance(c.seek, &c.buf))
 }
 
-func (c *termCursor) next() error {
-	d, err := c.tfr.Next(&c.buf)
+// next moves c to its next posting.
+func (c *termCursor) next() error { return c.land(c.tfr.Next(&c.buf)) }
+
+// land puts c on d, the posting its reader returned; nil is past the last.
+func (c *termCursor) land(d *index.TermFieldDoc, err error) error {
 	if err != nil {
 		return err
 	}
