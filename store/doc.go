@@ -28,9 +28,11 @@
 // A search of words alone, the usual one, is ranked straight from the
 // index's postings (rankTerms): bleve's BM25 scores, order and total,
 // with MaxScore skipping the documents that cannot make the top, and the
-// total counted on the postings bitmaps; it leaves out remote lessons and
-// records expired but not yet swept as bleve's clauses do. Phrases,
-// comparisons, filters and more than ten words go through bleve.
+// total counted on the postings bitmaps; it applies the filters on
+// keyword fields (type, tags, visibility, project, agent, origin,
+// publisher) and leaves out remote lessons and records expired but not
+// yet swept, as bleve's clauses do. Phrases, comparisons, dates, IDs and
+// more than ten words go through bleve.
 //
 // # Federation
 //

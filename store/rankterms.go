@@ -13,6 +13,7 @@ import (
 	"github.com/blevesearch/bleve/v2/index/scorch"
 	"github.com/blevesearch/bleve/v2/mapping"
 	"github.com/blevesearch/bleve/v2/search"
+	"github.com/blevesearch/bleve/v2/search/query"
 	"github.com/blevesearch/bleve/v2/search/searcher"
 	index "github.com/blevesearch/bleve_index_api"
 	segment "github.com/blevesearch/scorch_segment_api/v2"
@@ -32,6 +33,9 @@ import (
 // scored as bleve's scorers would, operation for operation, and MaxScore
 // skips the documents that could not enter the best limit; Total comes
 // from the segments' postings bitmaps (countMatches).
+//
+// Filters on keyword fields (ex.filters) are checked per candidate and
+// ANDed into the bitmaps Total is counted on.
 //
 // ok is false when the index is not one this can rank the way bleve
 // does (not scorch, or no BM25 field statistics), when the words are more
@@ -86,25 +90,40 @@ func rankTerms(ctx context.Context, idx bleve.Index, terms []string, ex exclusio
 	if err != nil {
 		return nil, false, err
 	}
-	total, ok, err := countMatches(r, terms, ex.remote)
+	total, ok, err := countMatches(r, terms, ex)
 	if err != nil || !ok {
 		return nil, false, err
 	}
 	skip := excluder{remoteAt: math.MaxUint64}
+	defer skip.close()
 	if ex.remote {
 		if skip.remote, err = r.TermFieldReader(ctx, []byte(originRemote), fieldOrigin, false, false, false); err != nil {
 			return nil, false, err
 		}
-		defer skip.remote.Close()
 		if skip.remoteAt, err = advanceTo(skip.remote, 0); err != nil {
 			return nil, false, err
 		}
+	}
+	for _, f := range ex.filters {
+		var values []valueCursor
+		for _, v := range f.values {
+			tfr, err := r.TermFieldReader(ctx, []byte(v), f.field, false, false, false)
+			if err != nil {
+				return nil, false, err
+			}
+			values = append(values, valueCursor{tfr: tfr})
+			if values[len(values)-1].at, err = advanceTo(tfr, 0); err != nil {
+				skip.filters = append(skip.filters, values)
+				return nil, false, err
+			}
+		}
+		skip.filters = append(skip.filters, values)
 	}
 	if ex.expiry {
 		if skip.expired, ok, err = expiredDocs(ctx, r, idx.Mapping(), ex.now); err != nil || !ok {
 			return nil, false, err
 		}
-		n, err := countHolding(ctx, r, terms, skip.expired, ex.remote)
+		n, err := countHolding(ctx, r, terms, skip.expired, ex)
 		if err != nil {
 			return nil, false, err
 		}
@@ -297,6 +316,13 @@ type excluder struct {
 	remote   index.TermFieldReader
 	remoteAt uint64   // the document remote is on; math.MaxUint64 past the last, or without remote
 	expired  []uint64 // in index order, those before the last document asked about dropped
+	filters  [][]valueCursor
+}
+
+// valueCursor walks the documents holding one value of a filter.
+type valueCursor struct {
+	tfr index.TermFieldReader
+	at  uint64 // math.MaxUint64 past the last
 }
 
 // excluded reports whether doc is excluded. Documents are asked about in
@@ -314,7 +340,38 @@ func (x *excluder) excluded(doc uint64) (bool, error) {
 	for len(x.expired) > 0 && x.expired[0] < doc {
 		x.expired = x.expired[1:]
 	}
-	return len(x.expired) > 0 && x.expired[0] == doc, nil
+	if len(x.expired) > 0 && x.expired[0] == doc {
+		return true, nil
+	}
+	for _, values := range x.filters {
+		held := false
+		for i := range values {
+			v := &values[i]
+			if v.at < doc {
+				var err error
+				if v.at, err = advanceTo(v.tfr, doc); err != nil {
+					return false, err
+				}
+			}
+			held = held || v.at == doc
+		}
+		if !held {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// close closes the readers of x.
+func (x *excluder) close() {
+	if x.remote != nil {
+		_ = x.remote.Close()
+	}
+	for _, values := range x.filters {
+		for _, v := range values {
+			_ = v.tfr.Close()
+		}
+	}
 }
 
 // bestOf keeps the best limit documents offered, by score, then by index
@@ -368,6 +425,45 @@ type exclusions struct {
 	remote bool
 	expiry bool
 	now    int64
+	// filters must all hold: a document passes one if it holds one of
+	// its values (termFilters reads them off bleve's filter queries).
+	filters []termFilter
+}
+
+// termFilter is a filter on a keyword field: the document holds one of
+// values in field.
+type termFilter struct {
+	field  string
+	values []string
+}
+
+// termFilters reads filters built for bleve (a term query, or a
+// disjunction of term queries on one field) as termFilters. ok is false
+// if one is anything else: a range, a comparison, document IDs.
+func termFilters(filters []query.Query) (out []termFilter, ok bool) {
+	for _, f := range filters {
+		switch q := f.(type) {
+		case *query.TermQuery:
+			out = append(out, termFilter{field: q.Field(), values: []string{q.Term}})
+		case *query.DisjunctionQuery:
+			var tf termFilter
+			for i, d := range q.Disjuncts {
+				tq, isTerm := d.(*query.TermQuery)
+				if !isTerm || (i > 0 && tq.Field() != tf.field) {
+					return nil, false
+				}
+				tf.field = tq.Field()
+				tf.values = append(tf.values, tq.Term)
+			}
+			if len(tf.values) == 0 || q.Min > 1 {
+				return nil, false
+			}
+			out = append(out, tf)
+		default:
+			return nil, false
+		}
+	}
+	return out, true
 }
 
 // maxExpiredExcluded caps the expired records, not yet swept, that
@@ -400,57 +496,66 @@ func expiredDocs(ctx context.Context, r index.IndexReader, m mapping.IndexMappin
 	}
 }
 
-// countHolding counts the documents of docs (in index order) that hold
-// one of terms in fieldText, leaving out remote lessons if onlyLocal.
-func countHolding(ctx context.Context, r index.IndexReader, terms []string, docs []uint64, onlyLocal bool) (n uint64, err error) {
+// countHolding counts the documents of docs (in index order) that the
+// search would count: they hold one of terms in fieldText, pass every
+// filter, and are not remote lessons when those are excluded.
+func countHolding(ctx context.Context, r index.IndexReader, terms []string, docs []uint64, ex exclusions) (n uint64, err error) {
 	if len(docs) == 0 {
 		return 0, nil
 	}
-	readers := make([]index.TermFieldReader, 0, len(terms)+1)
+	var readers []index.TermFieldReader
 	defer func() {
 		for _, tfr := range readers {
 			_ = tfr.Close()
 		}
 	}()
-	open := func(term, field string) ([]uint64, error) {
-		tfr, err := r.TermFieldReader(ctx, []byte(term), field, false, false, false)
-		if err != nil {
-			return nil, err
-		}
-		readers = append(readers, tfr)
-		// Where tfr is at, doc by doc: advanced only forward.
-		at := make([]uint64, 0, len(docs))
-		pos := uint64(0)
-		started := false
-		for _, d := range docs {
-			if !started || pos < d {
-				if pos, err = advanceTo(tfr, d); err != nil {
-					return nil, err
-				}
-				started = true
+	// holding reports, for each of docs, whether it holds one of values
+	// in field.
+	holding := func(field string, values []string) ([]bool, error) {
+		out := make([]bool, len(docs))
+		for _, v := range values {
+			tfr, err := r.TermFieldReader(ctx, []byte(v), field, false, false, false)
+			if err != nil {
+				return nil, err
 			}
-			at = append(at, pos)
+			readers = append(readers, tfr)
+			pos, started := uint64(0), false // advanced only forward
+			for i, d := range docs {
+				if !started || pos < d {
+					if pos, err = advanceTo(tfr, d); err != nil {
+						return nil, err
+					}
+					started = true
+				}
+				out[i] = out[i] || pos == d
+			}
 		}
-		return at, nil
+		return out, nil
 	}
-	holds := make([]bool, len(docs))
-	for _, t := range terms {
-		at, err := open(t, fieldText)
+	counted, err := holding(fieldText, terms)
+	if err != nil {
+		return 0, err
+	}
+	for _, f := range ex.filters {
+		passes, err := holding(f.field, f.values)
 		if err != nil {
 			return 0, err
 		}
-		for i, d := range docs {
-			holds[i] = holds[i] || at[i] == d
+		for i := range counted {
+			counted[i] = counted[i] && passes[i]
 		}
 	}
-	var remote []uint64
-	if onlyLocal {
-		if remote, err = open(originRemote, fieldOrigin); err != nil {
+	if ex.remote {
+		remote, err := holding(fieldOrigin, []string{originRemote})
+		if err != nil {
 			return 0, err
 		}
+		for i := range counted {
+			counted[i] = counted[i] && !remote[i]
+		}
 	}
-	for i, d := range docs {
-		if holds[i] && (remote == nil || remote[i] != d) {
+	for _, c := range counted {
+		if c {
 			n++
 		}
 	}
@@ -594,34 +699,45 @@ func termBound(c *termCursor, avg float64) float64 {
 // counted from each segment's postings bitmaps (less its deleted
 // documents) rather than one document at a time. ok is false for an
 // index that is not scorch's.
-func countMatches(r index.IndexReader, terms []string, onlyLocal bool) (total uint64, ok bool, err error) {
+func countMatches(r index.IndexReader, terms []string, ex exclusions) (total uint64, ok bool, err error) {
 	snap, isScorch := r.(*scorch.IndexSnapshot)
 	if !isScorch {
 		return 0, false, nil
 	}
-	union, remote := roaring.New(), roaring.New()
+	union, other := roaring.New(), roaring.New()
+	// postings sets bm to the documents holding one of values in field.
+	postings := func(bm *roaring.Bitmap, seg segment.Segment, deleted *roaring.Bitmap, field string, values []string) (bool, error) {
+		dict, err := seg.Dictionary(field)
+		if err != nil {
+			return false, err
+		}
+		bm.Clear()
+		for _, v := range values {
+			if ok, err := addPostings(bm, dict, v, deleted); err != nil || !ok {
+				return ok, err
+			}
+		}
+		return true, nil
+	}
 	for _, ss := range snap.Segments() {
 		seg, deleted := ss.Segment(), ss.Deleted()
-		dict, err := seg.Dictionary(fieldText)
-		if err != nil {
-			return 0, false, err
+		if ok, err := postings(union, seg, deleted, fieldText, terms); err != nil || !ok {
+			return 0, ok, err
 		}
-		union.Clear()
-		for _, t := range terms {
-			if ok, err := addPostings(union, dict, t, deleted); err != nil || !ok {
+		for _, f := range ex.filters {
+			if union.IsEmpty() {
+				break
+			}
+			if ok, err := postings(other, seg, deleted, f.field, f.values); err != nil || !ok {
 				return 0, ok, err
 			}
+			union.And(other)
 		}
-		if onlyLocal && !union.IsEmpty() {
-			od, err := seg.Dictionary(fieldOrigin)
-			if err != nil {
-				return 0, false, err
-			}
-			remote.Clear()
-			if ok, err := addPostings(remote, od, originRemote, deleted); err != nil || !ok {
+		if ex.remote && !union.IsEmpty() {
+			if ok, err := postings(other, seg, deleted, fieldOrigin, []string{originRemote}); err != nil || !ok {
 				return 0, ok, err
 			}
-			union.AndNot(remote)
+			union.AndNot(other)
 		}
 		total += union.GetCardinality()
 	}

@@ -258,10 +258,12 @@ func (s *Store) Search(ctx context.Context, q Query) (*SearchResult, error) {
 	}
 	var res *bleve.SearchResult
 	ranked := false
-	// Words alone (the usual search): ranked from the postings directly,
-	// with the same exclusions. Phrases and filters go through bleve.
-	if scored && len(must) == 0 && len(filters) == 0 && !s.noRankTerms {
-		ex := exclusions{remote: onlyLocal, expiry: expiring, now: now}
+	// Words, with or without filters on keyword fields (the usual
+	// search): ranked from the postings directly, with the same
+	// exclusions and filters. Phrases, comparisons, dates and IDs go
+	// through bleve.
+	if tf, simple := termFilters(filters); scored && len(must) == 0 && simple && !s.noRankTerms {
+		ex := exclusions{remote: onlyLocal, expiry: expiring, now: now, filters: tf}
 		if res, ranked, err = rankTerms(ctx, s.idx, terms, ex, limit); err != nil {
 			return nil, fmt.Errorf("store: search: %w", err)
 		}
