@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -434,5 +435,65 @@ func TestRankTermsFilters(t *testing.T) {
 		if len(res.Hits) != 1 || res.Hits[0].ID != a || res.Total != 1 {
 			t.Errorf("%+v: %d hits, total %d", c.q, len(res.Hits), res.Total)
 		}
+	}
+}
+
+// Searches ranked by rankTerms while records are written, replaced and
+// deleted: each search reads one snapshot, and the race detector watches.
+func TestRankTermsConcurrentWrites(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, "", newClock())
+	vocab := rankVocab()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 9))
+			var ids []string
+			for i := range 150 {
+				l := lesson(rankText(rng, vocab, 2), rankText(rng, vocab, 10))
+				if i%5 == 4 && len(ids) > 0 {
+					l.ID = ids[rng.IntN(len(ids))] // a replacement
+				}
+				id, _, err := s.Put(ctx, l)
+				if err != nil {
+					errs <- err
+					return
+				}
+				ids = append(ids, id)
+				if i%7 == 6 {
+					if _, err := s.Delete(ctx, ids[rng.IntN(len(ids))]); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+		}()
+	}
+	for r := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(r), 10))
+			for range 150 {
+				q := Query{Text: vocab[rng.IntN(20)] + " " + vocab[rng.IntN(100)], Limit: 5}
+				res, err := s.Search(ctx, q)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if res.Total < len(res.Hits) || len(res.Hits) > 5 {
+					errs <- fmt.Errorf("%q: %d hits of %d", q.Text, len(res.Hits), res.Total)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
