@@ -94,30 +94,19 @@ func rankTerms(ctx context.Context, idx bleve.Index, terms []string, ex exclusio
 	if err != nil || !ok {
 		return nil, false, err
 	}
-	skip := excluder{remoteAt: math.MaxUint64}
+	var skip excluder
 	defer skip.close()
 	if ex.remote {
-		if skip.remote, err = r.TermFieldReader(ctx, []byte(originRemote), fieldOrigin, false, false, false); err != nil {
-			return nil, false, err
-		}
-		if skip.remoteAt, err = advanceTo(skip.remote, 0); err != nil {
+		if skip.remote, err = openDocSet(ctx, r, fieldOrigin, []string{originRemote}); err != nil {
 			return nil, false, err
 		}
 	}
 	for _, f := range ex.filters {
-		var values []valueCursor
-		for _, v := range f.values {
-			tfr, err := r.TermFieldReader(ctx, []byte(v), f.field, false, false, false)
-			if err != nil {
-				return nil, false, err
-			}
-			values = append(values, valueCursor{tfr: tfr})
-			if values[len(values)-1].at, err = advanceTo(tfr, 0); err != nil {
-				skip.filters = append(skip.filters, values)
-				return nil, false, err
-			}
+		set, err := openDocSet(ctx, r, f.field, f.values)
+		if err != nil {
+			return nil, false, err
 		}
-		skip.filters = append(skip.filters, values)
+		skip.filters = append(skip.filters, set)
 	}
 	if ex.expiry {
 		if skip.expired, ok, err = expiredDocs(ctx, r, idx.Mapping(), ex.now); err != nil || !ok {
@@ -310,32 +299,22 @@ func (m *maxScore) raise(threshold float64) {
 	}
 }
 
-// excluder skips the documents a search's must-not clauses exclude:
-// remote lessons (remote, nil if not excluded) and expired records.
+// excluder skips the documents a search's must-not clauses exclude
+// (remote lessons, nil if not excluded; expired records) and those its
+// filters do not pass.
 type excluder struct {
-	remote   index.TermFieldReader
-	remoteAt uint64   // the document remote is on; math.MaxUint64 past the last, or without remote
-	expired  []uint64 // in index order, those before the last document asked about dropped
-	filters  [][]valueCursor
-}
-
-// valueCursor walks the documents holding one value of a filter.
-type valueCursor struct {
-	tfr index.TermFieldReader
-	at  uint64 // math.MaxUint64 past the last
+	remote  *docSet
+	expired []uint64 // in index order, those before the last document asked about dropped
+	filters []*docSet
 }
 
 // excluded reports whether doc is excluded. Documents are asked about in
 // index order.
 func (x *excluder) excluded(doc uint64) (bool, error) {
-	if x.remoteAt < doc {
-		var err error
-		if x.remoteAt, err = advanceTo(x.remote, doc); err != nil {
-			return false, err
+	if x.remote != nil {
+		if remote, err := x.remote.holds(doc); err != nil || remote {
+			return remote, err
 		}
-	}
-	if x.remoteAt == doc {
-		return true, nil
 	}
 	for len(x.expired) > 0 && x.expired[0] < doc {
 		x.expired = x.expired[1:]
@@ -343,20 +322,9 @@ func (x *excluder) excluded(doc uint64) (bool, error) {
 	if len(x.expired) > 0 && x.expired[0] == doc {
 		return true, nil
 	}
-	for _, values := range x.filters {
-		held := false
-		for i := range values {
-			v := &values[i]
-			if v.at < doc {
-				var err error
-				if v.at, err = advanceTo(v.tfr, doc); err != nil {
-					return false, err
-				}
-			}
-			held = held || v.at == doc
-		}
-		if !held {
-			return true, nil
+	for _, f := range x.filters {
+		if passes, err := f.holds(doc); err != nil || !passes {
+			return !passes, err
 		}
 	}
 	return false, nil
@@ -364,13 +332,84 @@ func (x *excluder) excluded(doc uint64) (bool, error) {
 
 // close closes the readers of x.
 func (x *excluder) close() {
-	if x.remote != nil {
-		_ = x.remote.Close()
+	x.remote.close()
+	for _, f := range x.filters {
+		f.close()
 	}
-	for _, values := range x.filters {
-		for _, v := range values {
-			_ = v.tfr.Close()
+}
+
+// docSet is the documents that hold one of some values in a field, asked
+// about in index order: a filter, the remote lessons, a search's words.
+type docSet struct {
+	values []valueCursor
+}
+
+// valueCursor walks the documents holding one value.
+type valueCursor struct {
+	tfr  index.TermFieldReader
+	at   uint64 // the current document; math.MaxUint64 past the last
+	seek index.IndexInternalID
+	buf  index.TermFieldDoc
+}
+
+// openDocSet opens a reader on each of values in field, each on its first
+// document.
+func openDocSet(ctx context.Context, r index.IndexReader, field string, values []string) (*docSet, error) {
+	set := &docSet{values: make([]valueCursor, 0, len(values))}
+	for _, v := range values {
+		tfr, err := r.TermFieldReader(ctx, []byte(v), field, false, false, false)
+		if err != nil {
+			set.close()
+			return nil, err
 		}
+		set.values = append(set.values, valueCursor{tfr: tfr})
+		c := &set.values[len(set.values)-1]
+		if err := c.advance(0); err != nil {
+			set.close()
+			return nil, err
+		}
+	}
+	return set, nil
+}
+
+// holds reports whether doc holds one of the values. doc must not be
+// before a document asked about earlier.
+func (s *docSet) holds(doc uint64) (bool, error) {
+	held := false
+	for i := range s.values {
+		c := &s.values[i]
+		if c.at < doc {
+			if err := c.advance(doc); err != nil {
+				return false, err
+			}
+		}
+		held = held || c.at == doc
+	}
+	return held, nil
+}
+
+// advance moves c to its first document at or after doc, which must be
+// past its current one: scorch restarts a reader asked to go back.
+func (c *valueCursor) advance(doc uint64) error {
+	c.seek = index.NewIndexInternalID(c.seek, doc)
+	d, err := c.tfr.Advance(c.seek, &c.buf)
+	if err != nil {
+		return err
+	}
+	c.at = math.MaxUint64
+	if d != nil {
+		c.at = d.ID.Value()
+	}
+	return nil
+}
+
+// close closes the readers of s; a nil s has none.
+func (s *docSet) close() {
+	if s == nil {
+		return
+	}
+	for _, c := range s.values {
+		_ = c.tfr.Close()
 	}
 }
 
@@ -503,31 +542,18 @@ func countHolding(ctx context.Context, r index.IndexReader, terms []string, docs
 	if len(docs) == 0 {
 		return 0, nil
 	}
-	var readers []index.TermFieldReader
-	defer func() {
-		for _, tfr := range readers {
-			_ = tfr.Close()
-		}
-	}()
 	// holding reports, for each of docs, whether it holds one of values
 	// in field.
 	holding := func(field string, values []string) ([]bool, error) {
+		set, err := openDocSet(ctx, r, field, values)
+		if err != nil {
+			return nil, err
+		}
+		defer set.close()
 		out := make([]bool, len(docs))
-		for _, v := range values {
-			tfr, err := r.TermFieldReader(ctx, []byte(v), field, false, false, false)
-			if err != nil {
+		for i, d := range docs {
+			if out[i], err = set.holds(d); err != nil {
 				return nil, err
-			}
-			readers = append(readers, tfr)
-			pos, started := uint64(0), false // advanced only forward
-			for i, d := range docs {
-				if !started || pos < d {
-					if pos, err = advanceTo(tfr, d); err != nil {
-						return nil, err
-					}
-					started = true
-				}
-				out[i] = out[i] || pos == d
 			}
 		}
 		return out, nil
@@ -649,22 +675,6 @@ func (c *termCursor) compute(avg float64) float64 {
 		s = s * c.weight
 	}
 	return s
-}
-
-// advanceTo moves tfr to its first document at or after doc and returns
-// that document's number, or math.MaxUint64 when there is none. doc must
-// be past the reader's current document: scorch restarts a reader asked
-// to go back.
-func advanceTo(tfr index.TermFieldReader, doc uint64) (uint64, error) {
-	var buf index.TermFieldDoc
-	d, err := tfr.Advance(index.NewIndexInternalID(nil, doc), &buf)
-	if err != nil {
-		return 0, err
-	}
-	if d == nil {
-		return math.MaxUint64, nil
-	}
-	return d.ID.Value(), nil
 }
 
 // mayNotEnter reports whether a document whose score is at most bound

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -164,7 +163,7 @@ func TestRankTermsMatchesBleve(t *testing.T) {
 		tq.SetField(fieldText)
 		should = append(should, tq)
 	}
-	bq := query.NewBooleanQuery(nil, should, []query.Query{expiredQuery(clk.MS()), termQuery(fieldOrigin, originRemote)})
+	bq := query.NewBooleanQuery(nil, should, []query.Query{expiredQuery(clk.MS()), term(fieldOrigin, originRemote)})
 	var res, bres *bleve.SearchResult
 	for try := 0; ; try++ { // on one snapshot: see bothWays
 		before := rootEpoch(s)
@@ -227,44 +226,6 @@ func rootEpoch(s *Store) uint64 {
 	m, _ := s.idx.StatsMap()["index"].(map[string]any)
 	e, _ := m["CurRootEpoch"].(uint64)
 	return e
-}
-
-// termQuery is term, typed: a query on one field's exact value.
-func termQuery(field, v string) query.Query { return term(field, v) }
-
-// Searches that rankTerms does not rank (phrases, filters, expiring
-// records) still go through bleve and still find what they should.
-func TestRankTermsLeavesOtherSearches(t *testing.T) {
-	ctx := context.Background()
-	clk := newClock()
-	s := openStore(t, "", clk)
-	a := mustPut(t, s, lesson("gossip mesh", "the mesh forwards gossip", "net"))
-	mustPut(t, s, lesson("gossip only", "nothing else here"))
-	for _, q := range []Query{{Text: `"mesh forwards"`}, {Text: "gossip", Tags: []string{"net"}}, {Text: "gossip mesh", Project: "none"}} {
-		res, err := s.Search(ctx, q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := []string{a}
-		if q.Project != "" {
-			want = nil
-		}
-		var got []string
-		for _, h := range res.Hits {
-			got = append(got, h.ID)
-		}
-		if !slices.Equal(got, want) {
-			t.Errorf("%+v: %v, want %v", q, got, want)
-		}
-	}
-	l := lesson("gossip soon gone", "expiring gossip")
-	l.ExpiresAt = clk.MS() + 1000
-	mustPut(t, s, l)
-	clk.Add(2 * time.Second)
-	res, err := s.Search(ctx, Query{Text: "gossip"})
-	if err != nil || len(res.Hits) != 2 || res.Total != 2 {
-		t.Fatalf("after expiry: %+v, %v", res, err)
-	}
 }
 
 // BenchmarkSearchWords compares a search of words alone ranked by
@@ -404,7 +365,8 @@ func TestRankTermsInMemory(t *testing.T) {
 
 // Filters on keyword fields (type, tags, visibility, project, agent,
 // publisher) are ranked by rankTerms; dates, IDs, comparisons and
-// phrases by bleve.
+// phrases by bleve. Both find what they should, and leave out what
+// expired.
 func TestRankTermsFilters(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock()
@@ -423,6 +385,7 @@ func TestRankTermsFilters(t *testing.T) {
 		{Query{Text: "gossip", Tags: []string{"net"}, Since: clk.MS() - 1000}, false},
 		{Query{Text: "gossip", Tags: []string{"net"}, IDs: []string{a}}, false},
 		{Query{Text: `"mesh forwards" gossip`, Tags: []string{"net"}}, false},
+		{Query{Text: "gossip mesh", Project: "none"}, true},
 	} {
 		ranked = false
 		res, err := s.Search(ctx, c.q)
@@ -432,9 +395,22 @@ func TestRankTermsFilters(t *testing.T) {
 		if ranked != c.ranked {
 			t.Errorf("%+v: ranked by rankTerms %v, want %v", c.q, ranked, c.ranked)
 		}
-		if len(res.Hits) != 1 || res.Hits[0].ID != a || res.Total != 1 {
-			t.Errorf("%+v: %d hits, total %d", c.q, len(res.Hits), res.Total)
+		want := 1
+		if c.q.Project != "" {
+			want = 0
 		}
+		if len(res.Hits) != want || res.Total != want || want == 1 && res.Hits[0].ID != a {
+			t.Errorf("%+v: %d hits, total %d, want %d", c.q, len(res.Hits), res.Total, want)
+		}
+	}
+	l := lesson("gossip soon gone", "expiring gossip")
+	l.ExpiresAt = clk.MS() + 1000
+	mustPut(t, s, l)
+	clk.Add(2 * time.Second)
+	ranked = false
+	res, err := s.Search(ctx, Query{Text: "gossip"})
+	if err != nil || !ranked || len(res.Hits) != 2 || res.Total != 2 {
+		t.Fatalf("after expiry: ranked by rankTerms %v, %+v, %v", ranked, res, err)
 	}
 }
 

@@ -446,13 +446,14 @@ func meshState(nodes []*node.Node, adj []map[int]bool, topic string) (empty, bel
 	for i, n := range nodes {
 		index[n.ID()] = i
 	}
+	dlo := pubsub.DefaultParams().Gossip.Dlo
 	links := make([][]int, len(nodes))
 	for i, n := range nodes {
 		mesh := n.Pubsub().MeshPeers(topic)
 		if len(mesh) == 0 {
 			empty++
 		}
-		if len(mesh) < min(4, len(adj[i])) {
+		if len(mesh) < min(dlo, len(adj[i])) {
 			below++
 		}
 		for _, p := range mesh {
