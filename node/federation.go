@@ -127,6 +127,7 @@ func (n *Node) deliveryLoop() {
 // reader holds, a newer encrypted version retires the keys of the older.
 func (n *Node) ingest(ctx context.Context, sl *protocol.SignedLesson, el *protocol.EncryptedLesson, rev *protocol.Revocation) (stored bool) {
 	var err error
+	var key string // for the debug log line once stored
 	switch {
 	case sl != nil:
 		if sl.Signature.NodeID == n.id.String() {
@@ -135,21 +136,22 @@ func (n *Node) ingest(ctx context.Context, sl *protocol.SignedLesson, el *protoc
 		if !n.checkCarried(ctx, sl) {
 			return false
 		}
-		err = n.store.PutRemote(ctx, sl)
+		key, err = sl.Key(), n.store.PutRemote(ctx, sl)
 	case el != nil:
 		if el.Signature.NodeID == n.id.String() {
 			return false
 		}
-		if err = n.store.PutRemoteEncrypted(ctx, el); err == nil {
+		if key, err = el.Key(), n.store.PutRemoteEncrypted(ctx, el); err == nil {
 			n.keys.OnPublication(el)
 		}
 	case rev != nil:
-		if err = n.store.Revoke(ctx, rev); err == nil {
+		if key, err = rev.Key(), n.store.Revoke(ctx, rev); err == nil {
 			n.keys.OnRevocation(ctx, rev)
 		}
 	}
 	switch {
 	case err == nil:
+		n.log.Debug("stored received record", "key", key, "revocation", rev != nil)
 		return true
 	case errors.Is(err, store.ErrStale), errors.Is(err, store.ErrRevoked), errors.Is(err, protocol.ErrAlreadyRevoked):
 	default:

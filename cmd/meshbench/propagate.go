@@ -121,29 +121,8 @@ func runPropagate(ctx context.Context, e *env, c propagateConfig) (*propagateRes
 		return nil, err
 	}
 
-	// A sparse random connected graph among nodes 1..N-1: a random spanning
-	// tree, then random extra edges up to the mean degree.
 	online := total - 1
-	adj := make([]map[int]bool, total)
-	for i := range adj {
-		adj[i] = map[int]bool{}
-	}
-	addEdge := func(a, b int) {
-		if a != b {
-			adj[a][b], adj[b][a] = true, true
-		}
-	}
-	perm := rng.Perm(online)
-	for i := 1; i < online; i++ {
-		addEdge(perm[i]+1, perm[rng.IntN(i)]+1)
-	}
-	for edges := online - 1; edges < online*c.degree/2; {
-		a, b := rng.IntN(online)+1, rng.IntN(online)+1
-		if a != b && !adj[a][b] {
-			addEdge(a, b)
-			edges++
-		}
-	}
+	adj := withLateJoiner(randomGraph(rng, online, c.degree))
 	var edgeCount int
 	for a := 1; a < total; a++ {
 		for b := range adj[a] {
@@ -239,7 +218,7 @@ func runPropagate(ctx context.Context, e *env, c propagateConfig) (*propagateRes
 	// every surviving lesson and every revocation.
 	late := nodes[0]
 	for _, b := range rng.Perm(online)[:min(4, online)] {
-		addEdge(0, b+1)
+		addEdge(adj, 0, b+1)
 		if _, err := mn.LinkPeers(late.ID(), nodes[b+1].ID()); err != nil {
 			return nil, err
 		}
@@ -288,6 +267,26 @@ func runPropagate(ctx context.Context, e *env, c propagateConfig) (*propagateRes
 		RSSMB:          rss,
 		CPUPerDelivery: round(float64(cpu.Microseconds())/float64(max(delivered+revDelivered, 1)), 1),
 	}, nil
+}
+
+// withLateJoiner renumbers a graph's nodes from 1 and adds node 0, the
+// late joiner, without edges.
+func withLateJoiner(g []map[int]bool) []map[int]bool {
+	adj := make([]map[int]bool, len(g)+1)
+	adj[0] = map[int]bool{}
+	for a, peers := range g {
+		adj[a+1] = make(map[int]bool, len(peers))
+		for b := range peers {
+			adj[a+1][b+1] = true
+		}
+	}
+	return adj
+}
+
+func addEdge(adj []map[int]bool, a, b int) {
+	if a != b {
+		adj[a][b], adj[b][a] = true, true
+	}
 }
 
 // connectEdges connects every edge of node from (or, with from = 1, every
