@@ -68,7 +68,7 @@ func indexConfig() map[string]interface{} {
 	return map[string]interface{}{
 		"unsafe_batch": true,
 		"scorchPersisterOptions": map[string]interface{}{
-			"PersisterNapTimeMSec": 250,
+			"PersisterNapTimeMSec": 2000,
 		},
 		"scorchMergePlanOptions": map[string]interface{}{
 			"MaxSegmentsPerTier":   20,

@@ -282,17 +282,22 @@ func checkAnswer(raw []byte, nodeID string, limit int) (int, error) {
 // after many nodes start in one process, their start-ups go on for a while.
 // what names the work in the log line.
 func waitIdle(e *env, what string, cores float64, max time.Duration) time.Duration {
+	return waitIdleOf(e, what, cores, max, cpuTime)
+}
+
+// waitIdleOf is waitIdle on the CPU time cpu reports.
+func waitIdleOf(e *env, what string, cores float64, max time.Duration, cpu func() time.Duration) time.Duration {
 	if max <= 0 {
 		return 0
 	}
 	start := time.Now()
 	for time.Since(start) < max {
-		c0, t0 := cpuTime(), time.Now()
+		c0, t0 := cpu(), time.Now()
 		time.Sleep(time.Second)
 		if c0 == 0 { // CPU time unknown here
 			return 0
 		}
-		if used := float64(cpuTime()-c0) / float64(time.Since(t0)); used < cores {
+		if used := float64(cpu()-c0) / float64(time.Since(t0)); used < cores {
 			e.logf("%s settled after %s (%.2f cores in the last second)", what, t0.Sub(start).Round(time.Millisecond), used)
 			return t0.Sub(start)
 		}

@@ -54,7 +54,7 @@ Usage:
   meshbench ingest [flags]   signed-lesson ingest rate against raw Ed25519 verify rate
   meshbench search [flags]   search latency, index size and rebuild time
   meshbench idle [flags]     memory of an idle mesh daemon (Linux /proc)
-  meshbench propagate [flags] GossipSub propagation, revocation and late-joiner sync on mocknet
+  meshbench propagate [flags] GossipSub propagation, revocation and late-joiner sync on mocknet, or with -procs one mesh daemon process per node
   meshbench fedsearch [flags] federated search latency, recall and dead peers over a trust graph on mocknet
   meshbench dht [flags]       node-record and topic-provider lookups in a private MESH DHT on mocknet
   meshbench directory-http [flags] signed HTTP search on a 100k-lesson directory at a fixed rate

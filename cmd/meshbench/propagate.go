@@ -25,7 +25,9 @@ import (
 
 // propagateResult is the JSON line of the propagate scenario.
 type propagateResult struct {
-	Scenario  string  `json:"scenario"`
+	Scenario string `json:"scenario"`
+	// Procs: every node was a mesh daemon process of its own (-procs).
+	Procs     bool    `json:"procs,omitempty"`
 	Nodes     int     `json:"nodes"`
 	LatencyMs int     `json:"latency_ms"`
 	Degree    float64 `json:"degree"`
@@ -60,6 +62,9 @@ type propagateConfig struct {
 	seed     uint64
 	timeout  time.Duration
 	disk     bool
+	procs    bool
+	mesh     string
+	args     []string // the flags given, for -procs to run itself again
 }
 
 func propagateFlags(fs *flag.FlagSet) func(*env) (any, error) {
@@ -71,7 +76,18 @@ func propagateFlags(fs *flag.FlagSet) func(*env) (any, error) {
 	fs.Uint64Var(&c.seed, "seed", 1, "seed for the graph and the publishers")
 	fs.DurationVar(&c.timeout, "timeout", 15*time.Second, "how long to wait for one message to reach every node")
 	fs.BoolVar(&c.disk, "disk", false, "give every node a repo on disk (pebble and an on-disk index, as a daemon has) instead of an in-memory store")
-	return func(e *env) (any, error) { return runPropagate(context.Background(), e, c) }
+	fs.BoolVar(&c.procs, "procs", false, "run every node as a mesh daemon process of its own, each behind a proxy that delays its links, in a network namespace (root; see propagateprocs.go)")
+	fs.StringVar(&c.mesh, "mesh", "", "with -procs: the mesh binary (default: go build ./cmd/mesh into a temporary directory)")
+	return func(e *env) (any, error) {
+		fs.Visit(func(f *flag.Flag) { c.args = append(c.args, "-"+f.Name+"="+f.Value.String()) })
+		if c.nodes < 3 || c.messages <= 0 || c.degree < 2 || c.latency < 0 {
+			return nil, errors.New("-nodes must be at least 3, -messages positive, -degree at least 2")
+		}
+		if c.procs {
+			return runPropagateProcs(context.Background(), e, c)
+		}
+		return runPropagate(context.Background(), e, c)
+	}
 }
 
 // benchNode is one node of the simulated network.
@@ -81,9 +97,6 @@ type benchNode struct {
 }
 
 func runPropagate(ctx context.Context, e *env, c propagateConfig) (*propagateResult, error) {
-	if c.nodes < 3 || c.messages <= 0 || c.degree < 2 || c.latency < 0 {
-		return nil, errors.New("-nodes must be at least 3, -messages positive, -degree at least 2")
-	}
 	rng := mrand.New(mrand.NewPCG(c.seed, c.seed^0x9e3779b97f4a7c15))
 	var repos string
 	if c.disk {

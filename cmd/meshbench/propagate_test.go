@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"os"
 	"testing"
 	"time"
 
+	"github.com/meshprotocol/mesh/internal/netns"
 	"github.com/meshprotocol/mesh/node"
 	"github.com/meshprotocol/mesh/node/nodetest"
 )
@@ -58,5 +60,31 @@ func TestMeshState(t *testing.T) {
 	}
 	if empty, below, parts := meshState(nodes, adj, "bench"); empty != 0 || below != 0 || parts != 1 {
 		t.Fatalf("a line: %d empty, %d below, %d parts; want 0, 0, 1", empty, below, parts)
+	}
+}
+
+// -procs: every node a mesh daemon process of its own, in a network
+// namespace; every message and revocation reaches every node, and the
+// connections are the graph's edges.
+func TestPropagateProcs(t *testing.T) {
+	if err := netns.Check(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("propagate -procs must run in CI: %v", err)
+		}
+		t.Skipf("skipping propagate -procs: %v", err)
+	}
+	m := lastJSON(t, "propagate", "-procs", "-nodes", "6", "-messages", "4", "-degree", "3")
+	positive(t, m, "bound_ms", "p50_ms", "revoke_p50_ms", "cpu_us_per_delivery", "rss_mb")
+	for _, k := range []string{"delivered", "revoke_delivered"} {
+		if m[k] != 1.0 {
+			t.Errorf("%s = %v, want 1", k, m[k])
+		}
+	}
+	if m["procs"] != true || m["late_joiner_consistent"] != true {
+		t.Errorf("got %v", m)
+	}
+	// Each hop waits for the proxy's delay: no message can beat the bound.
+	if m["p50_ms"].(float64) < m["bound_ms"].(float64) {
+		t.Errorf("p50 %v ms under the bound %v ms: the links are not delayed", m["p50_ms"], m["bound_ms"])
 	}
 }
