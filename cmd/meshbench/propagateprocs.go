@@ -439,9 +439,11 @@ func propagateDaemons(ctx context.Context, e *env, c propagateConfig) (*propagat
 	}
 	extra, missing := graphDiff(adj, conns)
 	e.logf("connections found: %d edges not in the graph, %d of the graph's missing", extra, missing)
-	settled := waitIdleOf(e, "the daemons' start-up work", 0.25, 60*time.Second, func() time.Duration { return daemonsCPU(ds) })
+	cpuOf := func() time.Duration { return daemonsCPU(ds) }
+	settled := waitIdleOf(e, "the daemons' start-up work", 0.25, 60*time.Second, cpuOf)
 
-	cpu0 := daemonsCPU(ds)
+	idle := idleCores(cpuOf, time.Second)
+	cpu0 := cpuOf()
 	var lat, revLat, bounds []float64
 	delivered, revDelivered := 0, 0
 	keys := make([]string, c.messages)
@@ -478,7 +480,7 @@ func propagateDaemons(ctx context.Context, e *env, c propagateConfig) (*propagat
 			revLat = append(revLat, float64(last.Sub(start).Microseconds())/1000)
 		}
 	}
-	cpu := daemonsCPU(ds) - cpu0
+	cpu := cpuAfterTail(cpu0, idle, cpuOf)
 	e.logf("revoked %d lessons", revoked)
 
 	// The late joiner connects to a few nodes and must become consistent:
