@@ -300,9 +300,6 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		if n.http, err = httpapi.Start(hc); err != nil {
 			return nil, fmt.Errorf("node: %w", err)
 		}
-		if cfg.APIOpen {
-			n.log.Warn("api open: the AMP routes (/amp/) answer every local user without the api token; any user of this machine can read and delete private records", "api", n.http.URL())
-		}
 	}
 	n.log.Info("node started", "peer", n.id.String(), "offline", cfg.Offline)
 	return n, nil

@@ -105,6 +105,9 @@ func Start(cfg Config) (*Server, error) {
 		ln.Close()
 		return nil, fmt.Errorf("httpapi: register metrics: %w", err)
 	}
+	if cfg.AMPOpen { // before the first request can be answered
+		s.log.Warn("api open: the AMP routes (/amp/) answer every local user without the api token; any user of this machine can read and delete private records", "api", s.url)
+	}
 	s.srv = &http.Server{
 		Handler:           s.m.wrap(newHandler(cfg.Backend, s.token, options{ampOpen: cfg.AMPOpen, metrics: cfg.Metrics, ui: cfg.UI})),
 		ReadHeaderTimeout: 10 * time.Second,
