@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -239,5 +240,31 @@ func TestFollowPersists(t *testing.T) {
 	topics, feeds, err := n2.Following(ctx)
 	if err != nil || fmt.Sprint(topics) != "[rust]" || len(feeds) != 1 || !strings.HasPrefix(feeds[0], "12D3KooW") {
 		t.Fatalf("following after restart: %v %v %v", topics, feeds, err)
+	}
+}
+
+// Peers says which followed topics' meshes hold each peer: three nodes
+// following "rust" hold each other in its mesh; "go", which only b
+// follows, puts nobody in a mesh.
+func TestPeersShowMesh(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	nodes := nodetest.Line(t, 3, "rust")
+	if err := nodes[1].Follow(ctx, "go"); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes {
+		nodetest.Eventually(t, "every peer of "+n.ID().String()+" in its rust mesh", func() bool {
+			ps, err := n.Peers(ctx)
+			if err != nil || len(ps) == 0 {
+				return false
+			}
+			for _, p := range ps {
+				if !slices.Equal(p.Mesh, []string{"rust"}) {
+					return false
+				}
+			}
+			return true
+		})
 	}
 }

@@ -203,8 +203,17 @@ func (n *Node) Peers(ctx context.Context) ([]api.PeerInfo, error) {
 		return nil, nil
 	}
 	var out []api.PeerInfo
+	mesh := map[peer.ID][]string{}
+	if n.ps != nil {
+		topics, _ := n.ps.Following()
+		for _, t := range topics {
+			for _, p := range n.ps.MeshPeers(t) {
+				mesh[p] = append(mesh[p], t)
+			}
+		}
+	}
 	for _, p := range n.host.Network().Peers() {
-		info := api.PeerInfo{ID: p.String()}
+		info := api.PeerInfo{ID: p.String(), Mesh: mesh[p]}
 		conns := n.host.Network().ConnsToPeer(p)
 		info.Relayed = p2paddr.RelayedOnly(conns)
 		info.Connection = "direct"

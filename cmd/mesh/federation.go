@@ -157,7 +157,11 @@ func peersCmd(g *globals) *cobra.Command {
 					return g.printJSON(ps)
 				}
 				for _, p := range ps {
-					g.printf("%s  %-8s %-7s %s\n", p.ID, p.Direction, peerHow(p), strings.Join(p.Addrs, " "))
+					mesh := ""
+					if len(p.Mesh) > 0 {
+						mesh = "  mesh: " + strings.Join(p.Mesh, ",")
+					}
+					g.printf("%s  %-8s %-7s %s%s\n", p.ID, p.Direction, peerHow(p), strings.Join(p.Addrs, " "), mesh)
 				}
 				g.printf("%s\n", plural(len(ps), "peer", "peers"))
 				return nil

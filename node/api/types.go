@@ -78,6 +78,10 @@ type PeerInfo struct {
 	// (DCUtR) from a relayed one.
 	HolePunched bool `json:"holePunched,omitempty"`
 	Kept        bool `json:"kept"` // redialled when the link drops
+	// Mesh are the followed topics whose GossipSub mesh holds the peer:
+	// this node sends it every message on them, not just gossip about
+	// them.
+	Mesh []string `json:"mesh,omitempty"`
 }
 
 // SyncProgress reports one page of a sync.
