@@ -158,7 +158,7 @@ func runPropagate(ctx context.Context, e *env, c propagateConfig) (*propagateRes
 	// first heartbeats still prune over-full meshes). Not every
 	// node reaches Dlo: a node whose peer pruned it from a mesh over Dhi
 	// may not graft that peer again for the prune backoff (a minute).
-	meshReady, err := waitMeshes(nodes[1:], adj[1:], "bench", 60*time.Second)
+	meshReady, err := waitMeshes(nodeMeshes(nodes[1:], "bench"), adj[1:], 60*time.Second)
 	if err != nil {
 		return nil, err
 	}
@@ -448,14 +448,41 @@ func rssMB() float64 {
 	return round(float64(st["VmRSS"])/1024, 1)
 }
 
+// meshReader reads each node's GossipSub mesh for a topic, as indexes
+// into the nodes (peers outside them left out).
+type meshReader func() ([][]int, error)
+
+// nodeMeshes reads the meshes of in-process nodes.
+func nodeMeshes(nodes []*node.Node, topic string) meshReader {
+	index := make(map[peer.ID]int, len(nodes))
+	for i, n := range nodes {
+		index[n.ID()] = i
+	}
+	return func() ([][]int, error) {
+		out := make([][]int, len(nodes))
+		for i, n := range nodes {
+			for _, p := range n.Pubsub().MeshPeers(topic) {
+				if j, ok := index[p]; ok {
+					out[i] = append(out[i], j)
+				}
+			}
+		}
+		return out, nil
+	}
+}
+
 // waitMeshes waits until meshState finds no empty mesh and one connected
 // part at every check throughout a GossipSub heartbeat, and returns how
 // long after the first check that began.
-func waitMeshes(nodes []*node.Node, adj []map[int]bool, topic string, timeout time.Duration) (time.Duration, error) {
+func waitMeshes(read meshReader, adj []map[int]bool, timeout time.Duration) (time.Duration, error) {
 	start := time.Now()
 	var since time.Time // when the meshes were last found joined, or zero
 	for {
-		empty, below, parts := meshState(nodes, adj, topic)
+		meshes, err := read()
+		if err != nil {
+			return 0, err
+		}
+		empty, below, parts := meshState(meshes, adj)
 		switch {
 		case empty > 0 || parts > 1:
 			since = time.Time{}
@@ -471,35 +498,28 @@ func waitMeshes(nodes []*node.Node, adj []map[int]bool, topic string, timeout ti
 	}
 }
 
-// meshState reports how far GossipSub's meshes for topic have formed
-// among nodes: how many nodes have an empty mesh, how many hold fewer
-// mesh peers than min(Dlo, their degree), and how many connected parts
-// the union of the meshes' edges has (1 once every message can reach
-// every node along meshes alone).
-func meshState(nodes []*node.Node, adj []map[int]bool, topic string) (empty, below, parts int) {
-	index := make(map[peer.ID]int, len(nodes))
-	for i, n := range nodes {
-		index[n.ID()] = i
-	}
+// meshState reports how far the meshes (each node's mesh peers, as
+// indexes) have formed over a graph: how many nodes have an empty mesh,
+// how many hold fewer mesh peers than min(Dlo, their degree), and how many
+// connected parts the union of the meshes' edges has (1 once every message
+// can reach every node along meshes alone).
+func meshState(meshes [][]int, adj []map[int]bool) (empty, below, parts int) {
 	dlo := pubsub.DefaultParams().Gossip.Dlo
-	links := make([][]int, len(nodes))
-	for i, n := range nodes {
-		mesh := n.Pubsub().MeshPeers(topic)
+	links := make([][]int, len(meshes))
+	for i, mesh := range meshes {
 		if len(mesh) == 0 {
 			empty++
 		}
 		if len(mesh) < min(dlo, len(adj[i])) {
 			below++
 		}
-		for _, p := range mesh {
-			if j, ok := index[p]; ok {
-				links[i] = append(links[i], j)
-				links[j] = append(links[j], i)
-			}
+		for _, j := range mesh {
+			links[i] = append(links[i], j)
+			links[j] = append(links[j], i)
 		}
 	}
-	seen := make([]bool, len(nodes))
-	for i := range nodes {
+	seen := make([]bool, len(meshes))
+	for i := range meshes {
 		if seen[i] {
 			continue
 		}

@@ -43,7 +43,9 @@ func TestMeshState(t *testing.T) {
 		}
 		adj[i] = map[int]bool{}
 	}
-	if empty, below, parts := meshState(nodes, adj, "bench"); empty != 4 || below != 0 || parts != 4 {
+	read := nodeMeshes(nodes, "bench")
+	meshes, _ := read()
+	if empty, below, parts := meshState(meshes, adj); empty != 4 || below != 0 || parts != 4 {
 		t.Fatalf("unconnected: %d empty, %d below, %d parts; want 4, 0, 4", empty, below, parts)
 	}
 	for i := 1; i < len(nodes); i++ {
@@ -55,10 +57,11 @@ func TestMeshState(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := waitMeshes(nodes, adj, "bench", time.Minute); err != nil {
+	if _, err := waitMeshes(read, adj, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if empty, below, parts := meshState(nodes, adj, "bench"); empty != 0 || below != 0 || parts != 1 {
+	meshes, _ = read()
+	if empty, below, parts := meshState(meshes, adj); empty != 0 || below != 0 || parts != 1 {
 		t.Fatalf("a line: %d empty, %d below, %d parts; want 0, 0, 1", empty, below, parts)
 	}
 }

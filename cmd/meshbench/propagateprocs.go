@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -430,9 +431,14 @@ func propagateDaemons(ctx context.Context, e *env, c propagateConfig) (*propagat
 	}); err != nil {
 		return nil, err
 	}
-	// GossipSub forms its meshes over a few heartbeats; then wait for the
-	// daemons' start-up work to end.
-	time.Sleep(5 * time.Second)
+	// Publishing starts once GossipSub's meshes carry a message everywhere
+	// (as in the in-process run, read from each daemon's peer list) and
+	// the daemons' start-up work has ended.
+	meshReady, err := waitMeshes(daemonMeshes(ctx, ds[1:], "bench"), adj[1:], 60*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	e.logf("meshes joined every node after %.0f ms", float64(meshReady.Microseconds())/1000)
 	conns, err := peerGraph(ctx, ds[1:])
 	if err != nil {
 		return nil, err
@@ -509,10 +515,11 @@ func propagateDaemons(ctx context.Context, e *env, c propagateConfig) (*propagat
 	sort.Float64s(revLat)
 	return &propagateResult{
 		Scenario: "propagate", Procs: true, Nodes: c.nodes, LatencyMs: int(c.latency.Milliseconds()),
-		Degree:   round(2*float64(len(edges)+extra-missing)/float64(online), 2),
-		BoundMs:  round(mean(bounds), 1),
-		SettleMs: round(float64(settled.Microseconds())/1000, 1),
-		P50Ms:    round(quantile(lat, 0.5), 1), P99Ms: round(quantile(lat, 0.99), 1),
+		Degree:      round(2*float64(len(edges)+extra-missing)/float64(online), 2),
+		BoundMs:     round(mean(bounds), 1),
+		MeshReadyMs: round(float64(meshReady.Microseconds())/1000, 1),
+		SettleMs:    round(float64(settled.Microseconds())/1000, 1),
+		P50Ms:       round(quantile(lat, 0.5), 1), P99Ms: round(quantile(lat, 0.99), 1),
 		Delivered:   round(float64(delivered)/float64(c.messages*(online-1)), 4),
 		RevokeP50Ms: round(quantile(revLat, 0.5), 1), RevokeP99Ms: round(quantile(revLat, 0.99), 1),
 		RevokeDeliv:  round(float64(revDelivered)/float64(revoked*(online-1)), 4),
@@ -569,6 +576,27 @@ func waitLate(events <-chan stored, keys []string, timeout time.Duration) (bool,
 		}
 	}
 	return true, last
+}
+
+// daemonMeshes reads the daemons' meshes for topic from their peer lists.
+func daemonMeshes(ctx context.Context, ds []*procDaemon, topic string) meshReader {
+	index := make(map[string]int, len(ds))
+	for i, d := range ds {
+		index[d.id] = i
+	}
+	return func() ([][]int, error) {
+		out := make([][]int, len(ds))
+		err := parallel(8, len(ds), func(i int) error {
+			peers, err := ds[i].c.Peers(ctx)
+			for _, p := range peers {
+				if j, ok := index[p.ID]; ok && slices.Contains(p.Mesh, topic) {
+					out[i] = append(out[i], j)
+				}
+			}
+			return err
+		})
+		return out, err
+	}
 }
 
 // peerGraph is the connection graph the daemons report, indexed as ds
