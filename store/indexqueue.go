@@ -26,11 +26,11 @@ import (
 const (
 	// indexDelay is how long a queued update may wait. 2 s rather than
 	// 0.5: with one mesh daemon process per node (meshbench propagate
-	// -procs, 100 daemons on 2 cores), a delivery's CPU fell from 4.4 to
-	// 2.3 ms and p50 from 249 to 142 ms; at 30 daemons, 2.4 to 1.7-2.0
-	// ms. Each apply is a segment that bleve persists (a file, two
-	// fsyncs) and merges later; in one process with in-memory indexes
-	// it made no difference.
+	// -procs, 100 daemons on 2 cores, CPU counted until the deferred index
+	// work is done), a delivery cost 2.2-2.3 ms of CPU instead of 3.3-3.5
+	// and p50 was 136-146 ms instead of 184-189. Each apply is a segment
+	// that bleve persists (a file, two fsyncs) and merges later; in one
+	// process with in-memory indexes it made no difference.
 	indexDelay = 2 * time.Second
 	// maxQueuedIndex caps the updates queued: the writer that reaches it
 	// applies the queue itself.
