@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -80,11 +81,8 @@ func runIdle(ctx context.Context, e *env, c idleConfig) (*idleResult, error) {
 	defer os.RemoveAll(tmp)
 	bin := c.mesh
 	if bin == "" {
-		bin = filepath.Join(tmp, "mesh")
-		e.logf("building mesh")
-		out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/meshprotocol/mesh/cmd/mesh").CombinedOutput()
-		if err != nil {
-			return nil, fmt.Errorf("go build: %v\n%s", err, out)
+		if bin, err = goBuild(ctx, e, tmp, "cmd/mesh"); err != nil {
+			return nil, err
 		}
 	}
 	repo := filepath.Join(tmp, "repo")
@@ -135,10 +133,9 @@ func runIdleFloor(ctx context.Context, e *env, c idleConfig) (*idleResult, error
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	bin := filepath.Join(tmp, "idlefloor")
-	e.logf("building idlefloor")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/meshprotocol/mesh/internal/idlefloor").CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("go build: %v\n%s", err, out)
+	bin, err := goBuild(ctx, e, tmp, "internal/idlefloor")
+	if err != nil {
+		return nil, err
 	}
 	cmd := exec.CommandContext(ctx, bin, filepath.Join(tmp, "repo"))
 	cmd.Stderr = os.Stderr
@@ -295,6 +292,17 @@ func waitAPI(repo string, timeout time.Duration) (string, error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return "", errors.New("the daemon's API did not come up")
+}
+
+// goBuild builds the package pkg of this module ("cmd/mesh") into dir and
+// returns the binary's path.
+func goBuild(ctx context.Context, e *env, dir, pkg string) (string, error) {
+	bin := filepath.Join(dir, path.Base(pkg))
+	e.logf("building %s", path.Base(pkg))
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/meshprotocol/mesh/"+pkg).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+	}
+	return bin, nil
 }
 
 // procStatus reads the kB fields of /proc/PID/status.

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -81,11 +80,8 @@ func runNAT(ctx context.Context, e *env, c natConfig) (*natResult, error) {
 	defer os.RemoveAll(tmp)
 	bin := c.mesh
 	if bin == "" {
-		bin = filepath.Join(tmp, "mesh")
-		e.logf("building mesh")
-		out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/meshprotocol/mesh/cmd/mesh").CombinedOutput()
-		if err != nil {
-			return nil, fmt.Errorf("go build: %v\n%s", err, out)
+		if bin, err = goBuild(ctx, e, tmp, "cmd/mesh"); err != nil {
+			return nil, err
 		}
 	}
 	res := &natResult{Scenario: "nat", Runs: c.runs}

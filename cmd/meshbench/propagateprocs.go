@@ -67,10 +67,9 @@ func runPropagateProcs(ctx context.Context, e *env, c propagateConfig) (*propaga
 			return nil, err
 		}
 		defer os.RemoveAll(tmp)
-		bin := filepath.Join(tmp, "mesh")
-		e.logf("building mesh")
-		if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/meshprotocol/mesh/cmd/mesh").CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("go build: %v\n%s", err, out)
+		bin, err := goBuild(ctx, e, tmp, "cmd/mesh")
+		if err != nil {
+			return nil, err
 		}
 		args = append(args, "-mesh", bin)
 	}
