@@ -53,6 +53,11 @@ type propagateResult struct {
 	// or revocation): what one hop of the network costs, summed over every
 	// node's validation, forwarding, storing and indexing.
 	CPUPerDelivery float64 `json:"cpu_us_per_delivery"`
+	// ProxyLateP99Ms and ProxyLateMaxMs (-procs only) say how late the
+	// delaying proxies' writes began over the publishing and revoking:
+	// what the harness itself added to the hops.
+	ProxyLateP99Ms float64 `json:"proxy_late_p99_ms,omitempty"`
+	ProxyLateMaxMs float64 `json:"proxy_late_max_ms,omitempty"`
 }
 
 type propagateConfig struct {

@@ -123,7 +123,7 @@ func isolateDaemons(ctx context.Context) error {
 // what flows either way by d. It dials from 127.3.x.y for a connection from
 // 127.1.x.y (libp2p dials from its listen address): the daemons limit
 // connections per IP address, as they would per peer.
-func delayProxy(l net.Listener, target string, d time.Duration) {
+func delayProxy(l net.Listener, target string, d time.Duration, late *lateness) {
 	for {
 		c, err := l.Accept()
 		if err != nil {
@@ -142,15 +142,16 @@ func delayProxy(l net.Listener, target string, d time.Duration) {
 				c.Close()
 				return
 			}
-			go delayCopy(t, c, d)
-			delayCopy(c, t, d)
+			go delayCopy(t, c, d, late)
+			delayCopy(c, t, d, late)
 		}()
 	}
 }
 
 // delayCopy copies src to dst, each read d later than it was read, then
-// closes both when src ends.
-func delayCopy(dst, src net.Conn, d time.Duration) {
+// closes both when src ends. late records how far past its due time each
+// write began.
+func delayCopy(dst, src net.Conn, d time.Duration, late *lateness) {
 	type chunk struct {
 		b   []byte
 		due time.Time
@@ -171,6 +172,7 @@ func delayCopy(dst, src net.Conn, d time.Duration) {
 	}()
 	for c := range ch {
 		time.Sleep(time.Until(c.due))
+		late.add(time.Since(c.due))
 		if _, err := dst.Write(c.b); err != nil {
 			break
 		}
@@ -179,6 +181,43 @@ func delayCopy(dst, src net.Conn, d time.Duration) {
 	src.Close()
 	for range ch { // let the reader end
 	}
+}
+
+// lateness keeps how late the proxies' writes began, in µs, from the
+// last reset on (at most a million samples): the harness's own share of
+// a hop, on the cores the daemons use too.
+type lateness struct {
+	mu sync.Mutex
+	us []int64
+}
+
+func (l *lateness) add(d time.Duration) {
+	l.mu.Lock()
+	if len(l.us) < 1<<20 {
+		l.us = append(l.us, d.Microseconds())
+	}
+	l.mu.Unlock()
+}
+
+func (l *lateness) reset() {
+	l.mu.Lock()
+	l.us = l.us[:0]
+	l.mu.Unlock()
+}
+
+// quantiles returns the p50, p99 and maximum in ms.
+func (l *lateness) quantiles() (p50, p99, mx float64) {
+	l.mu.Lock()
+	xs := make([]float64, len(l.us))
+	for i, u := range l.us {
+		xs[i] = float64(u) / 1000
+	}
+	l.mu.Unlock()
+	if len(xs) == 0 {
+		return 0, 0, 0
+	}
+	sort.Float64s(xs)
+	return quantile(xs, 0.5), quantile(xs, 0.99), xs[len(xs)-1]
 }
 
 // stored is one "stored received record" line of a daemon's log.
@@ -380,13 +419,14 @@ func propagateDaemons(ctx context.Context, e *env, c propagateConfig) (*propagat
 			}
 		}
 	}()
+	proxyLate := &lateness{}
 	for i := 0; i < total; i++ {
 		l, err := net.Listen("tcp", procsAddr(2, i))
 		if err != nil {
 			return nil, err
 		}
 		defer l.Close()
-		go delayProxy(l, procsAddr(1, i), c.latency)
+		go delayProxy(l, procsAddr(1, i), c.latency, proxyLate)
 	}
 	if err := parallel(8, total, func(i int) error {
 		d, err := startProcDaemon(ctx, c.mesh, filepath.Join(dir, strconv.Itoa(i)), i, events)
@@ -449,6 +489,7 @@ func propagateDaemons(ctx context.Context, e *env, c propagateConfig) (*propagat
 
 	idle := idleCores(cpuOf, time.Second)
 	cpu0 := cpuOf()
+	proxyLate.reset()
 	var lat, revLat, bounds []float64
 	delivered, revDelivered := 0, 0
 	keys := make([]string, c.messages)
@@ -485,6 +526,8 @@ func propagateDaemons(ctx context.Context, e *env, c propagateConfig) (*propagat
 			revLat = append(revLat, float64(last.Sub(start).Microseconds())/1000)
 		}
 	}
+	lateP50, lateP99, lateMax := proxyLate.quantiles()
+	e.logf("proxy writes late by p50 %.2f ms, p99 %.2f ms, max %.2f ms", lateP50, lateP99, lateMax)
 	cpu := cpuAfterTail(cpu0, idle, cpuOf)
 	e.logf("revoked %d lessons", revoked)
 
@@ -524,6 +567,7 @@ func propagateDaemons(ctx context.Context, e *env, c propagateConfig) (*propagat
 		RevokeDeliv:  round(float64(revDelivered)/float64(revoked*(online-1)), 4),
 		LateJoinerMs: round(float64(lateAt.Sub(start).Microseconds())/1000, 1), LateJoinerOK: lateOK, LateSyncPages: rounds,
 		RSSMB:          round(rss, 1),
+		ProxyLateP99Ms: round(lateP99, 2), ProxyLateMaxMs: round(lateMax, 2),
 		CPUPerDelivery: round(float64(cpu.Microseconds())/float64(max(delivered+revDelivered, 1)), 1),
 	}, nil
 }
