@@ -180,59 +180,24 @@ func runPropagate(ctx context.Context, e *env, c propagateConfig) (*propagateRes
 	idle := idleCores(cpuTime, time.Second)
 	stop := e.profile("propagate")
 	cpu0 := cpuTime()
-	publishers := make([]int, c.messages)
-	lessons := make([]*protocol.SignedLesson, c.messages)
-	var lat []float64
-	var bounds []float64
-	delivered := 0
-	for m := 0; m < c.messages; m++ {
-		p := rng.IntN(online) + 1
-		publishers[m] = p
-		bounds = append(bounds, float64(eccentricity(adj, p, 1))*float64(c.latency.Milliseconds()))
-		id, _, err := nodes[p].Put(ctx, &protocol.Lesson{Type: "lesson", Title: fmt.Sprintf("bench lesson %d", m), Content: "propagation benchmark lesson"})
-		if err != nil {
-			return nil, err
-		}
-		start := time.Now()
-		sl, err := nodes[p].Publish(ctx, id, api.PublishOptions{Visibility: "public", Topics: []string{"bench"}})
-		if err != nil {
-			return nil, err
-		}
-		lessons[m] = sl
-		key := sl.Key()
-		got, last := waitAll(ctx, nodes[1:], p-1, c.timeout, func(n *node.Node) bool {
-			_, ok := n.Store().HeldVersion(ctx, key)
-			return ok
+	publishers := drawPublishers(rng, c.messages, online)
+	ph, err := measurePhases(ctx, e, c, online, publishers,
+		func(p int) publisher { return nodes[p] },
+		func(p int) float64 { return float64(eccentricity(adj, p, 1)) * ms(c.latency) },
+		func(p int, key string, revocation bool) (int, time.Time) {
+			return waitAll(ctx, nodes[1:], p-1, c.timeout, func(n *node.Node) bool {
+				if revocation {
+					return n.Store().Revoked(ctx, key)
+				}
+				_, ok := n.Store().HeldVersion(ctx, key)
+				return ok
+			})
 		})
-		delivered += got
-		if got == online-1 {
-			lat = append(lat, float64(last.Sub(start).Microseconds())/1000)
-		}
-		e.logf("message %d from node %d: %d/%d nodes, last after %.1f ms (bound %.0f ms)", m, p, got, online-1, float64(last.Sub(start).Microseconds())/1000, bounds[m])
-	}
-
-	// Revoke half of the lessons.
-	var revLat []float64
-	revDelivered, revoked := 0, 0
-	for m := 0; m < c.messages; m += 2 {
-		p := publishers[m]
-		key := lessons[m].Key()
-		start := time.Now()
-		if _, err := nodes[p].Revoke(ctx, lessons[m].Lesson.ID, protocol.ReasonOutdated); err != nil {
-			return nil, err
-		}
-		revoked++
-		got, last := waitAll(ctx, nodes[1:], p-1, c.timeout, func(n *node.Node) bool {
-			return n.Store().Revoked(ctx, key)
-		})
-		revDelivered += got
-		if got == online-1 {
-			revLat = append(revLat, float64(last.Sub(start).Microseconds())/1000)
-		}
+	if err != nil {
+		return nil, err
 	}
 	cpu := cpuAfterTail(cpu0, idle, cpuTime)
 	stop()
-	e.logf("revoked %d lessons", revoked)
 
 	// The late joiner connects to a few nodes and must become consistent:
 	// every surviving lesson and every revocation.
@@ -248,8 +213,7 @@ func runPropagate(ctx context.Context, e *env, c propagateConfig) (*propagateRes
 		return nil, err
 	}
 	consistent := func() bool {
-		for m, sl := range lessons {
-			key := sl.Key()
+		for m, key := range ph.keys {
 			if m%2 == 0 {
 				if !late.Store().Revoked(ctx, key) {
 					return false
@@ -272,21 +236,100 @@ func runPropagate(ctx context.Context, e *env, c propagateConfig) (*propagateRes
 
 	rss := rssMB()
 	e.heapProfile("propagate")
-	sort.Float64s(lat)
-	sort.Float64s(revLat)
-	return &propagateResult{
+	res := &propagateResult{
 		Scenario: "propagate", Nodes: c.nodes, LatencyMs: int(c.latency.Milliseconds()),
-		Degree:  round(2*float64(edgeCount)/float64(online), 2),
-		BoundMs: round(mean(bounds), 1), MeshReadyMs: round(float64(meshReady.Microseconds())/1000, 1),
-		SettleMs: round(float64(settled.Microseconds())/1000, 1),
-		P50Ms:    round(quantile(lat, 0.5), 1), P99Ms: round(quantile(lat, 0.99), 1),
-		Delivered:   round(float64(delivered)/float64(c.messages*(online-1)), 4),
-		RevokeP50Ms: round(quantile(revLat, 0.5), 1), RevokeP99Ms: round(quantile(revLat, 0.99), 1),
-		RevokeDeliv:  round(float64(revDelivered)/float64(revoked*(online-1)), 4),
+		Degree:       round(2*float64(edgeCount)/float64(online), 2),
+		MeshReadyMs:  round(float64(meshReady.Microseconds())/1000, 1),
+		SettleMs:     round(float64(settled.Microseconds())/1000, 1),
 		LateJoinerMs: round(lateMs, 1), LateJoinerOK: got == 1 || consistent(), LateSyncPages: rounds,
-		RSSMB:          rss,
-		CPUPerDelivery: round(float64(cpu.Microseconds())/float64(max(delivered+revDelivered, 1)), 1),
-	}, nil
+		RSSMB: rss,
+	}
+	ph.fill(res, cpu)
+	return res, nil
+}
+
+// drawPublishers draws the publisher of each message among nodes 1..online.
+func drawPublishers(rng *mrand.Rand, messages, online int) []int {
+	publishers := make([]int, messages)
+	for m := range publishers {
+		publishers[m] = rng.IntN(online) + 1
+	}
+	return publishers
+}
+
+// publisher is what the measured phases ask of a publishing node: a
+// node.Node in process, or a daemon's httpapi.Client.
+type publisher interface {
+	Put(ctx context.Context, rec *protocol.Lesson) (string, bool, error)
+	Publish(ctx context.Context, id string, opts api.PublishOptions) (*protocol.SignedLesson, error)
+	Revoke(ctx context.Context, id, reason string) (*protocol.Revocation, error)
+}
+
+// phases is what the publishing and revoking phases measured.
+type phases struct {
+	keys                             []string // of each message's lesson
+	lat, revLat, bounds              []float64
+	delivered, revDelivered, revoked int
+	online, messages                 int
+}
+
+// measurePhases publishes one lesson from each of publishers in turn and
+// waits until it reaches the other online-1 nodes, then revokes every
+// other one the same way. nodeOf gives the publishing node, bound the
+// propagation bound from a publisher in ms, and wait how many of the
+// others stored a key (its revocation if revocation) and when the last
+// did.
+func measurePhases(ctx context.Context, e *env, c propagateConfig, online int, publishers []int,
+	nodeOf func(p int) publisher, bound func(p int) float64,
+	wait func(p int, key string, revocation bool) (int, time.Time)) (*phases, error) {
+	ph := &phases{keys: make([]string, len(publishers)), online: online, messages: len(publishers)}
+	ids := make([]string, len(publishers))
+	for m, p := range publishers {
+		ph.bounds = append(ph.bounds, bound(p))
+		id, _, err := nodeOf(p).Put(ctx, &protocol.Lesson{Type: "lesson", Title: fmt.Sprintf("bench lesson %d", m), Content: "propagation benchmark lesson"})
+		if err != nil {
+			return nil, err
+		}
+		start := time.Now()
+		sl, err := nodeOf(p).Publish(ctx, id, api.PublishOptions{Visibility: "public", Topics: []string{"bench"}})
+		if err != nil {
+			return nil, err
+		}
+		ids[m], ph.keys[m] = id, sl.Key()
+		got, last := wait(p, ph.keys[m], false)
+		ph.delivered += got
+		if got == online-1 {
+			ph.lat = append(ph.lat, ms(last.Sub(start)))
+		}
+		e.logf("message %d from node %d: %d/%d nodes, last after %.1f ms (bound %.0f ms)", m, p, got, online-1, ms(last.Sub(start)), ph.bounds[m])
+	}
+	for m := 0; m < len(publishers); m += 2 {
+		p := publishers[m]
+		start := time.Now()
+		if _, err := nodeOf(p).Revoke(ctx, ids[m], protocol.ReasonOutdated); err != nil {
+			return nil, err
+		}
+		ph.revoked++
+		got, last := wait(p, ph.keys[m], true)
+		ph.revDelivered += got
+		if got == online-1 {
+			ph.revLat = append(ph.revLat, ms(last.Sub(start)))
+		}
+	}
+	e.logf("revoked %d lessons", ph.revoked)
+	sort.Float64s(ph.lat)
+	sort.Float64s(ph.revLat)
+	return ph, nil
+}
+
+// fill sets res's figures of the phases, cpu being the CPU time they took.
+func (ph *phases) fill(res *propagateResult, cpu time.Duration) {
+	res.BoundMs = round(mean(ph.bounds), 1)
+	res.P50Ms, res.P99Ms = round(quantile(ph.lat, 0.5), 1), round(quantile(ph.lat, 0.99), 1)
+	res.Delivered = round(float64(ph.delivered)/float64(ph.messages*(ph.online-1)), 4)
+	res.RevokeP50Ms, res.RevokeP99Ms = round(quantile(ph.revLat, 0.5), 1), round(quantile(ph.revLat, 0.99), 1)
+	res.RevokeDeliv = round(float64(ph.revDelivered)/float64(ph.revoked*(ph.online-1)), 4)
+	res.CPUPerDelivery = round(float64(cpu.Microseconds())/float64(max(ph.delivered+ph.revDelivered, 1)), 1)
 }
 
 // withLateJoiner renumbers a graph's nodes from 1 and adds node 0, the

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	mrand "math/rand/v2"
 	"net"
 	"os"
@@ -20,9 +21,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/meshprotocol/mesh/node/api"
 	"github.com/meshprotocol/mesh/node/httpapi"
-	"github.com/meshprotocol/mesh/protocol"
 	"github.com/meshprotocol/mesh/trust"
 )
 
@@ -183,35 +182,32 @@ func delayCopy(dst, src net.Conn, d time.Duration, late *lateness) {
 	}
 }
 
-// lateness keeps how late the proxies' writes began, in µs, from the
+// lateness keeps how late the proxies' writes began, in ms, from the
 // last reset on (at most a million samples): the harness's own share of
 // a hop, on the cores the daemons use too.
 type lateness struct {
 	mu sync.Mutex
-	us []int64
+	ms []float64
 }
 
 func (l *lateness) add(d time.Duration) {
 	l.mu.Lock()
-	if len(l.us) < 1<<20 {
-		l.us = append(l.us, d.Microseconds())
+	if len(l.ms) < 1<<20 {
+		l.ms = append(l.ms, ms(d))
 	}
 	l.mu.Unlock()
 }
 
 func (l *lateness) reset() {
 	l.mu.Lock()
-	l.us = l.us[:0]
+	l.ms = l.ms[:0]
 	l.mu.Unlock()
 }
 
 // quantiles returns the p50, p99 and maximum in ms.
 func (l *lateness) quantiles() (p50, p99, mx float64) {
 	l.mu.Lock()
-	xs := make([]float64, len(l.us))
-	for i, u := range l.us {
-		xs[i] = float64(u) / 1000
-	}
+	xs := slices.Clone(l.ms)
 	l.mu.Unlock()
 	if len(xs) == 0 {
 		return 0, 0, 0
@@ -300,7 +296,7 @@ func startProcDaemon(ctx context.Context, bin, repo string, i int, events chan<-
 // readLog reads the daemon's output until it ends: it closes ready at
 // "daemon ready", sends each stored-record line to events and keeps the
 // last lines.
-func (d *procDaemon) readLog(r interface{ Read([]byte) (int, error) }, ready chan struct{}, events chan<- stored) {
+func (d *procDaemon) readLog(r io.Reader, ready chan struct{}, events chan<- stored) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	isReady := false
@@ -399,10 +395,7 @@ func propagateDaemons(ctx context.Context, e *env, c propagateConfig) (*propagat
 	rng := mrand.New(mrand.NewPCG(c.seed, c.seed^0x9e3779b97f4a7c15))
 	total, online := c.nodes+1, c.nodes
 	adj := withLateJoiner(randomGraph(rng, online, c.degree))
-	publishers := make([]int, c.messages)
-	for m := range publishers {
-		publishers[m] = rng.IntN(online) + 1
-	}
+	publishers := drawPublishers(rng, c.messages, online)
 	dir, err := os.MkdirTemp("", "meshbench-propagate-")
 	if err != nil {
 		return nil, err
@@ -490,46 +483,18 @@ func propagateDaemons(ctx context.Context, e *env, c propagateConfig) (*propagat
 	idle := idleCores(cpuOf, time.Second)
 	cpu0 := cpuOf()
 	proxyLate.reset()
-	var lat, revLat, bounds []float64
-	delivered, revDelivered := 0, 0
-	keys := make([]string, c.messages)
-	ids := make([]string, c.messages)
-	for m, p := range publishers {
-		bounds = append(bounds, float64(eccentricity(conns, p, 1))*float64(c.latency.Microseconds())/1000)
-		id, _, err := ds[p].c.Put(ctx, &protocol.Lesson{Type: "lesson", Title: fmt.Sprintf("bench lesson %d", m), Content: "propagation benchmark lesson"})
-		if err != nil {
-			return nil, err
-		}
-		start := time.Now()
-		sl, err := ds[p].c.Publish(ctx, id, api.PublishOptions{Visibility: "public", Topics: []string{"bench"}})
-		if err != nil {
-			return nil, err
-		}
-		ids[m], keys[m] = id, sl.Key()
-		got, last := waitStored(events, keys[m], false, online-1, c.timeout)
-		delivered += got
-		if got == online-1 {
-			lat = append(lat, float64(last.Sub(start).Microseconds())/1000)
-		}
-		e.logf("message %d from node %d: %d/%d nodes, last after %.1f ms (bound %.0f ms)", m, p, got, online-1, float64(last.Sub(start).Microseconds())/1000, bounds[m])
-	}
-	revoked := 0
-	for m := 0; m < c.messages; m += 2 {
-		start := time.Now()
-		if _, err := ds[publishers[m]].c.Revoke(ctx, ids[m], protocol.ReasonOutdated); err != nil {
-			return nil, err
-		}
-		revoked++
-		got, last := waitStored(events, keys[m], true, online-1, c.timeout)
-		revDelivered += got
-		if got == online-1 {
-			revLat = append(revLat, float64(last.Sub(start).Microseconds())/1000)
-		}
+	ph, err := measurePhases(ctx, e, c, online, publishers,
+		func(p int) publisher { return ds[p].c },
+		func(p int) float64 { return float64(eccentricity(conns, p, 1)) * ms(c.latency) },
+		func(_ int, key string, revocation bool) (int, time.Time) {
+			return waitStored(events, key, revocation, online-1, c.timeout)
+		})
+	if err != nil {
+		return nil, err
 	}
 	lateP50, lateP99, lateMax := proxyLate.quantiles()
 	e.logf("proxy writes late by p50 %.2f ms, p99 %.2f ms, max %.2f ms", lateP50, lateP99, lateMax)
 	cpu := cpuAfterTail(cpu0, idle, cpuOf)
-	e.logf("revoked %d lessons", revoked)
 
 	// The late joiner connects to a few nodes and must become consistent:
 	// every surviving lesson and every revocation.
@@ -540,12 +505,12 @@ func propagateDaemons(ctx context.Context, e *env, c propagateConfig) (*propagat
 			return nil, err
 		}
 	}
-	lateOK, lateAt := waitLate(events, keys, 2*c.timeout)
+	lateOK, lateAt := waitLate(events, ph.keys, 2*c.timeout)
 	rounds := 1
 	if !lateOK {
 		rounds = 2
 		_ = late.c.Sync(ctx, nil)
-		lateOK, _ = waitLate(events, keys, c.timeout)
+		lateOK, _ = waitLate(events, ph.keys, c.timeout)
 	}
 	var rss float64
 	for _, d := range ds {
@@ -553,23 +518,17 @@ func propagateDaemons(ctx context.Context, e *env, c propagateConfig) (*propagat
 			rss += float64(st["VmRSS"]) / 1024
 		}
 	}
-	sort.Float64s(lat)
-	sort.Float64s(revLat)
-	return &propagateResult{
+	res := &propagateResult{
 		Scenario: "propagate", Procs: true, Nodes: c.nodes, LatencyMs: int(c.latency.Milliseconds()),
-		Degree:      round(2*float64(len(edges)+extra-missing)/float64(online), 2),
-		BoundMs:     round(mean(bounds), 1),
-		MeshReadyMs: round(float64(meshReady.Microseconds())/1000, 1),
-		SettleMs:    round(float64(settled.Microseconds())/1000, 1),
-		P50Ms:       round(quantile(lat, 0.5), 1), P99Ms: round(quantile(lat, 0.99), 1),
-		Delivered:   round(float64(delivered)/float64(c.messages*(online-1)), 4),
-		RevokeP50Ms: round(quantile(revLat, 0.5), 1), RevokeP99Ms: round(quantile(revLat, 0.99), 1),
-		RevokeDeliv:  round(float64(revDelivered)/float64(revoked*(online-1)), 4),
+		Degree:       round(2*float64(len(edges)+extra-missing)/float64(online), 2),
+		MeshReadyMs:  round(float64(meshReady.Microseconds())/1000, 1),
+		SettleMs:     round(float64(settled.Microseconds())/1000, 1),
 		LateJoinerMs: round(float64(lateAt.Sub(start).Microseconds())/1000, 1), LateJoinerOK: lateOK, LateSyncPages: rounds,
 		RSSMB:          round(rss, 1),
 		ProxyLateP99Ms: round(lateP99, 2), ProxyLateMaxMs: round(lateMax, 2),
-		CPUPerDelivery: round(float64(cpu.Microseconds())/float64(max(delivered+revDelivered, 1)), 1),
-	}, nil
+	}
+	ph.fill(res, cpu)
+	return res, nil
 }
 
 // waitStored reads events until want nodes stored key (its revocation if
