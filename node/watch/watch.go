@@ -79,6 +79,10 @@ type Service struct {
 type entry struct {
 	w  api.Watch
 	sc *store.Scorer
+	// from is the end of the store's log when the query was added: it
+	// matches only what is logged after (0 for queries loaded at start,
+	// which begin at the log's end then, as the service does).
+	from uint64
 }
 
 // New loads the standing queries and starts following the store's log
@@ -239,6 +243,7 @@ func (s *Service) Add(ctx context.Context, spec api.WatchSpec) (*api.WatchAdded,
 	if err := s.saveLocked(ctx, ws); err != nil {
 		return nil, err
 	}
+	e.from = s.d.Store.LogEnd()
 	s.watches = ws
 	return out, nil
 }
@@ -293,6 +298,9 @@ type candidate struct {
 	key, publisher, origin string
 	topics                 []string
 	lesson                 *protocol.Lesson
+	// seq is the candidate's sync log entry; 0 for a record of this
+	// node's, matched as it is stored.
+	seq uint64
 }
 
 func (s *Service) loop() {
@@ -313,6 +321,17 @@ func (s *Service) loop() {
 // finds.
 func (s *Service) drain() {
 	for s.ctx.Err() == nil {
+		// With no standing query there is nothing to match: skip to the
+		// log's end without reading it (every received lesson would
+		// otherwise be read back and decoded for nothing). Under mu, so
+		// that a query added meanwhile sees every lesson logged after it.
+		s.mu.Lock()
+		if len(s.watches) == 0 {
+			s.cursor = s.d.Store.LogEnd()
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
 		entries, next, more, err := s.d.Store.Log(s.ctx, s.cursor, 0, store.LogFilter{})
 		if err != nil {
 			if s.ctx.Err() == nil {
@@ -332,7 +351,7 @@ func (s *Service) drain() {
 			}
 			rec := sl.Lesson
 			rec.Visibility = sl.Publication.Visibility
-			cands = append(cands, candidate{key: sl.Key(), publisher: sl.Signature.NodeID, origin: origin, topics: sl.Publication.Topics, lesson: &rec})
+			cands = append(cands, candidate{key: sl.Key(), publisher: sl.Signature.NodeID, origin: origin, topics: sl.Publication.Topics, lesson: &rec, seq: e.Seq})
 		}
 		s.mu.Lock()
 		s.cursor = next
@@ -381,6 +400,9 @@ func (s *Service) match(cands []candidate) {
 
 // accepts reports whether c matches the standing query.
 func (e *entry) accepts(c candidate, self string) bool {
+	if c.seq != 0 && c.seq <= e.from {
+		return false // logged before the query was added
+	}
 	if len(e.w.Sources) > 0 && !slices.ContainsFunc(e.w.Sources, func(src string) bool {
 		return src == c.publisher || (src == "self" && c.publisher == self)
 	}) {

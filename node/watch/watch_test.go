@@ -2,6 +2,7 @@ package watch_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"path/filepath"
@@ -128,5 +129,62 @@ func TestWatchService(t *testing.T) {
 	}
 	if ws := s.List(); len(ws) != 1 {
 		t.Fatalf("after Remove: %+v", ws)
+	}
+}
+
+// TestWatchMatchesFromItsAddition: a standing query matches the received
+// lessons logged after it was added, not one logged just before, even when
+// the service reads both after the addition; and a node with no standing
+// query skips its log without matching anything.
+func TestWatchMatchesFromItsAddition(t *testing.T) {
+	ctx := context.Background()
+	st, s := open(t, filepath.Join(t.TempDir(), "repo"), &follows{})
+	defer st.Close()
+	defer s.Close()
+	_, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(id string) {
+		t.Helper()
+		now := time.Now()
+		sl, err := protocol.Sign(priv, &protocol.Lesson{ID: id, Type: "lesson", Title: "linker memory " + id, Content: "the linker keeps every symbol", CreatedAt: now.UnixMilli()},
+			protocol.Publication{Visibility: protocol.VisibilityPublic, PublishedAt: now.UnixMilli()}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.PutRemote(ctx, sl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// With no query, the service reads past this lesson unmatched.
+	put("skipped")
+	waitCursor(t, s, st)
+
+	put("before")
+	w, err := s.Add(ctx, api.WatchSpec{Query: "linker"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put("after")
+	res, err := s.Poll(ctx, 0, 10, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Matches) != 1 || res.Matches[0].Watch != w.Watch.ID || res.Matches[0].Lesson.ID != "after" || res.Matches[0].Origin != "remote" {
+		t.Fatalf("matches: %+v", res.Matches)
+	}
+	if res, err := s.Poll(ctx, res.Next, 10, 200*time.Millisecond); err != nil || len(res.Matches) != 0 {
+		t.Fatalf("a lesson logged before the query matched it: %+v %v", res, err)
+	}
+}
+
+// waitCursor waits until the service has read the store's log to its end.
+func waitCursor(t *testing.T, s *watch.Service, st *store.Store) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); s.Cursor() != st.LogEnd(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the service read the log to %d, not to its end %d", s.Cursor(), st.LogEnd())
+		}
 	}
 }
