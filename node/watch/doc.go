@@ -10,9 +10,10 @@
 // matched against every standing query added before it was logged, with
 // the same analysis the index uses ([store.Scorer]), so a watch matches
 // exactly what a search of its text would find. With no standing query
-// the service skips the log unread. Matches are numbered and kept in memory, the last
-// api.MaxWatchBacklog of them, for pollers and streams (server-sent events
-// on the loopback API, mesh watch, the web UI, MCP's polling tool).
+// the service skips the log unread. Matches are numbered and kept in
+// memory, the last api.MaxWatchBacklog of them, for pollers and streams
+// (server-sent events on the loopback API, mesh watch, the web UI, MCP's
+// polling tool).
 //
 // The service depends on the small [Store] interface and the functions in
 // [Deps], never on the node.
