@@ -301,7 +301,7 @@ func measurePhases(ctx context.Context, e *env, c propagateConfig, online int, p
 		if got == online-1 {
 			ph.lat = append(ph.lat, ms(last.Sub(start)))
 		}
-		e.logf("message %d from node %d: %d/%d nodes, last after %.1f ms (bound %.0f ms)", m, p, got, online-1, ms(last.Sub(start)), ph.bounds[m])
+		e.logf("message %d from node %d at %s: %d/%d nodes, last after %.1f ms (bound %.0f ms)", m, p, sinceStart(start), got, online-1, ms(last.Sub(start)), ph.bounds[m])
 	}
 	for m := 0; m < len(publishers); m += 2 {
 		p := publishers[m]
@@ -315,11 +315,23 @@ func measurePhases(ctx context.Context, e *env, c propagateConfig, online int, p
 		if got == online-1 {
 			ph.revLat = append(ph.revLat, ms(last.Sub(start)))
 		}
+		e.logf("revocation of message %d at %s: %d/%d nodes, last after %.1f ms (bound %.0f ms)", m, sinceStart(start), got, online-1, ms(last.Sub(start)), ph.bounds[m])
 	}
 	e.logf("revoked %d lessons", ph.revoked)
 	sort.Float64s(ph.lat)
 	sort.Float64s(ph.revLat)
 	return ph, nil
+}
+
+// processStart is about when the process started: GODEBUG=gctrace=1 stamps
+// each collection with the seconds since then (@12.345s), and the
+// measured messages' log lines carry the same clock, so that the two can
+// be read side by side.
+var processStart = time.Now()
+
+// sinceStart formats t as seconds since processStart, as gctrace does.
+func sinceStart(t time.Time) string {
+	return fmt.Sprintf("@%.3fs", t.Sub(processStart).Seconds())
 }
 
 // fill sets res's figures of the phases, cpu being the CPU time they took.
