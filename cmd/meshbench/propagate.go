@@ -53,6 +53,11 @@ type propagateResult struct {
 	// or revocation): what one hop of the network costs, summed over every
 	// node's validation, forwarding, storing and indexing.
 	CPUPerDelivery float64 `json:"cpu_us_per_delivery"`
+	// DroppedRPCs (in one process only) is how many GossipSub RPCs the
+	// nodes dropped over the publishing and revoking because a peer's
+	// outbound queue was full: a lesson that reaches a node late may have
+	// been dropped on its way (pubsub.Stats.DroppedRPCs).
+	DroppedRPCs *int `json:"dropped_rpcs,omitempty"`
 	// ProxyLateP99Ms and ProxyLateMaxMs (-procs only) say how late the
 	// delaying proxies' writes began over the publishing and revoking:
 	// what the harness itself added to the hops.
@@ -179,6 +184,7 @@ func runPropagate(ctx context.Context, e *env, c propagateConfig) (*propagateRes
 	e.heapProfile("propagate-before") // with -pprof: what the run allocates is the difference
 	idle := idleCores(cpuTime, time.Second)
 	stop := e.profile("propagate")
+	drops0 := droppedRPCs(nodes)
 	cpu0 := cpuTime()
 	publishers := drawPublishers(rng, c.messages, online)
 	ph, err := measurePhases(ctx, e, c, online, publishers,
@@ -196,6 +202,7 @@ func runPropagate(ctx context.Context, e *env, c propagateConfig) (*propagateRes
 	if err != nil {
 		return nil, err
 	}
+	drops := droppedRPCs(nodes) - drops0
 	cpu := cpuAfterTail(cpu0, idle, cpuTime)
 	stop()
 
@@ -242,10 +249,19 @@ func runPropagate(ctx context.Context, e *env, c propagateConfig) (*propagateRes
 		MeshReadyMs:  round(float64(meshReady.Microseconds())/1000, 1),
 		SettleMs:     round(float64(settled.Microseconds())/1000, 1),
 		LateJoinerMs: round(lateMs, 1), LateJoinerOK: got == 1 || consistent(), LateSyncPages: rounds,
-		RSSMB: rss,
+		RSSMB: rss, DroppedRPCs: &drops,
 	}
 	ph.fill(res, cpu)
 	return res, nil
+}
+
+// droppedRPCs sums the GossipSub RPCs the nodes dropped so far.
+func droppedRPCs(nodes []*node.Node) int {
+	n := 0
+	for _, nd := range nodes {
+		n += nd.Pubsub().Stats().DroppedRPCs
+	}
+	return n
 }
 
 // drawPublishers draws the publisher of each message among nodes 1..online.
